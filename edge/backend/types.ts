@@ -1,0 +1,109 @@
+// Contract between the request pipeline and the backend pool (balancing, health, persistence,
+// peak queue). The pipeline only ever talks to a backend through BackendPool.
+export type BalanceAlgorithm = 'roundrobin' | 'leastconn' | 'source' | 'random' | 'first';
+export type ServerState = 'up' | 'down' | 'drain' | 'maint';
+
+/** Normalised (durations in ms, defaults applied) server configuration. */
+export interface ServerConfig {
+  name: string;
+  /** Origin, e.g. "http://127.0.0.1:8081" (no path). */
+  url: string;
+  weight: number;          // 0..256, default 1
+  maxconn: number;         // 0 = unlimited
+  slowstartMs: number;     // 0 = off
+  backup: boolean;
+  sendProxy: 'v2' | null;
+}
+
+export interface HealthConfig {
+  path: string;
+  intervalMs: number;
+  timeoutMs: number;
+  rise: number;
+  fall: number;
+  /** Accepted statuses; default 200–399. */
+  expectStatus: number[] | null;
+  /** Consecutive connect failures or 5xx from live traffic that mark a server down (0 = off). */
+  passiveFailures: number;
+}
+
+export interface BackendConfig {
+  name: string;
+  balance: BalanceAlgorithm;
+  health: HealthConfig | null;
+  sticky: { cookie: string; secret: string } | null;
+  queue: { max: number; timeoutMs: number };
+  servers: ServerConfig[];
+  timeouts: { connectMs: number; responseMs: number; idleMs: number };
+  retries: number;
+}
+
+/** Read-only view for the admin API and dashboard. */
+export interface ServerInfo {
+  backend: string;
+  name: string;
+  url: string;
+  state: ServerState;
+  /** Configured (or admin-set) weight. */
+  weight: number;
+  /** Weight in force now (lower during slow start). */
+  effectiveWeight: number;
+  backup: boolean;
+  active: number;
+  maxconn: number;
+  queued: number;
+  /** Requests served since start. */
+  total: number;
+  checkStatus: string | null;
+}
+
+export interface AcquireRequest {
+  /** Client key (IPv4 text or IPv6 prefix) for `source` hashing. */
+  clientKey: string;
+  /** Raw value of the sticky cookie sent by the client, if any. */
+  stickyCookie: string | undefined;
+  /** Queue priority class: lower runs first (checkout 0, browse 1, bots 2). Default 1. */
+  priority: number;
+  /** Servers not to pick again (retry on another server). */
+  exclude: readonly string[] | null;
+}
+
+export type AcquireError = 'no_server' | 'queue_full' | 'queue_timeout';
+
+/** Called exactly once, synchronously or later from the queue, unless the ticket is cancelled first. */
+export interface AcquireResult {
+  error: AcquireError | null;
+  /** Held slot; the caller must call pool.release(server, …) exactly once. */
+  server: LeasedServer | null;
+  /** Set-Cookie value to add to the response (sticky insert or rewrite), or null. */
+  setCookie: string | null;
+  /** Milliseconds spent waiting in the queue. */
+  queuedMs: number;
+}
+
+export interface LeasedServer {
+  readonly name: string;
+  readonly url: string;
+  readonly cfg: ServerConfig;
+}
+
+export interface AcquireTicket {
+  /** The client went away while queued: leave the queue, the callback will not run. */
+  cancel(): void;
+}
+
+export type ReleaseOutcome = 'ok' | 'connect_error' | 'http_5xx' | 'reset' | 'timeout' | 'aborted';
+
+export interface BackendPool {
+  readonly name: string;
+  acquire(req: AcquireRequest, cb: (r: AcquireResult) => void): AcquireTicket;
+  release(server: LeasedServer, outcome: ReleaseOutcome): void;
+  servers(): ServerInfo[];
+  queueLength(): number;
+  setState(server: string, state: ServerState): boolean;
+  setWeight(server: string, weight: number): boolean;
+  /** Start active health checks. */
+  start(): void;
+  /** Stop timers; pending queue entries get queue_timeout. */
+  stop(): void;
+}
