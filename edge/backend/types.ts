@@ -25,6 +25,9 @@ export interface HealthConfig {
   expectStatus: number[] | null;
   /** Consecutive connect failures or 5xx from live traffic that mark a server down (0 = off). */
   passiveFailures: number;
+  /** Without active checks (intervalMs 0 or empty path), a passively-downed server is put back
+   *  after this long. Default 10 000. (Added by the backend pool; optional.) */
+  passiveCooldownMs?: number;
 }
 
 export interface BackendConfig {
@@ -51,10 +54,18 @@ export interface ServerInfo {
   backup: boolean;
   active: number;
   maxconn: number;
+  /** Requests in the backend queue pinned to this server by their sticky cookie (HAProxy's
+   *  per-server queue); the whole backend queue is `backendQueued`. */
   queued: number;
   /** Requests served since start. */
   total: number;
   checkStatus: string | null;
+  /** In flight from this worker only (equals `active` unless counts are shared across workers). */
+  activeLocal: number;
+  /** Length of the backend queue (`queued` counts only requests pinned to this server). */
+  backendQueued: number;
+  /** Reason of the last state/weight change, e.g. "Layer4 connection problem: ECONNREFUSED; 2 consecutive failed checks". */
+  lastChange: string | null;
 }
 
 export interface AcquireRequest {
@@ -62,7 +73,8 @@ export interface AcquireRequest {
   clientKey: string;
   /** Raw value of the sticky cookie sent by the client, if any. */
   stickyCookie: string | undefined;
-  /** Queue priority class: lower runs first (checkout 0, browse 1, bots 2). Default 1. */
+  /** Queue priority class: lower runs first (checkout 0, browse 1, bots 2). Default 1.
+   *  Classes 0..7; other values are clamped. */
   priority: number;
   /** Servers not to pick again (retry on another server). */
   exclude: readonly string[] | null;

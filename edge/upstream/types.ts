@@ -10,6 +10,12 @@ export interface UpstreamRequest {
   headers: string[];
   /** -1: no body; -2: body of unknown length (sent chunked); ≥ 0: Content-Length. */
   bodyLength: number;
+  /**
+   * Optional (added by the upstream helper): bytes written at the start of each new connection, e.g. a
+   * PROXY protocol v2 header from buildProxyV2Header() for `send_proxy: v2`. Connections are pooled per
+   * (origin, header bytes), so a connection only ever carries requests of one client address.
+   */
+  proxyHeader?: Buffer;
 }
 
 export type UpstreamFailureKind =

@@ -1,0 +1,40 @@
+// Action stage: carries out what the connection guard or a rule decided — deny, tarpit, drop,
+// rate-limit (429 + Retry-After) and ban. All local replies of the pipeline go through here.
+
+export type ActionKind = 'deny' | 'tarpit' | 'drop' | 'ban' | 'rate_limit';
+
+/** A terminating decision, from the guard or from a rule. */
+export interface ActionSpec {
+  kind: ActionKind;
+  status: number;
+  body: string;
+  /** Seconds for Retry-After (429/503), 0 for none. */
+  retryAfterSec: number;
+  /** Tarpit hold or ban length. */
+  durationMs: number;
+  ruleId: string | null;
+  /** Where the decision came from, for events: 'guard', 'rules', 'ban'. */
+  source: string;
+  /** Counter values that fired, for the SOC event. */
+  counters: Record<string, number> | null;
+}
+
+export const DEFAULT_BODIES: Record<number, string> = {
+  400: 'Bad Request\n',
+  403: 'Forbidden\n',
+  408: 'Request Timeout\n',
+  429: 'Too Many Requests\n',
+  502: 'Bad Gateway: the server could not be reached or broke the connection\n',
+  503: 'Service Unavailable: every server is busy or down, try again shortly\n',
+  504: 'Gateway Timeout: the server did not answer in time\n',
+};
+
+export function bodyFor(status: number, body: string): string {
+  return body !== '' ? body : DEFAULT_BODIES[status] ?? `${status}\n`;
+}
+
+export function replyHeaders(spec: ActionSpec): string[] | null {
+  const h: string[] = ['content-type', 'text/plain; charset=utf-8', 'cache-control', 'no-store'];
+  if (spec.retryAfterSec > 0) h.push('retry-after', String(spec.retryAfterSec));
+  return h;
+}

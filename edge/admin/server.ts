@@ -1,0 +1,219 @@
+// The admin listener (node:http, loopback by default): dashboard at /, Prometheus at /metrics,
+// the JSON API under /api/, the live event feed at /api/events/ws, and /healthz.
+// Every route except /healthz and the dashboard's static files needs `Authorization: Bearer <token>`;
+// a missing or wrong token gets 401 and an `auth_failure` event.
+import { createServer } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer } from 'ws';
+import type { EventBus } from '../events.js';
+import { authFailureEvent, eventClient } from '../events/build.js';
+import { BlockStats } from '../events/stats.js';
+import { EventFeed, parseFilter } from '../events/ws-feed.js';
+import type { Metrics } from '../metrics.js';
+import { AdminApi, HttpError, readJson } from './api.js';
+import type { Call, Reply } from './api.js';
+import { TokenAuth, bearer, wsToken } from './auth.js';
+import { RateSampler } from './sampler.js';
+import { FileStateStore, MemoryStateStore, RedisStateStore } from './state-store.js';
+import type { StateStore } from './state-store.js';
+import { loadDashboard } from './static.js';
+import type { AdminTargets } from './targets.js';
+
+export interface AdminServerConfig {
+  /** host:port, e.g. "127.0.0.1:9090" or "[::1]:9090"; port 0 picks a free port. */
+  address: string;
+  /** Bearer token (≥ 16 chars), audit name "admin". */
+  token: string;
+  /** More named tokens (name → token); the name is the audit `who`. */
+  tokens?: Record<string, string>;
+  /** JSON file for runtime bans / rule modes (used when redisUrl is absent). */
+  stateFile?: string;
+  /** Persist runtime edits in Redis instead (shared by all nodes). */
+  redisUrl?: string;
+  /** Redis key prefix for the state hashes (default "portcullis:admin:"). */
+  statePrefix?: string;
+}
+
+export interface AdminServer {
+  port: number;
+  /** http://host:port */
+  url: string;
+  /** Where runtime edits are persisted: file, redis or memory. */
+  persistence: 'file' | 'redis' | 'memory';
+  /** Re-apply persisted bans and rule modes (also done at start and on every ok `reload` event). */
+  reapply(): Promise<{ bans: number; modes: number; missingRules: string[] }>;
+  close(): Promise<void>;
+}
+
+export function parseAddress(address: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(address.trim());
+  if (!m) throw new Error(`admin.address "${address}": expected host:port, e.g. 127.0.0.1:9090`);
+  const port = Number(m[3]);
+  if (port > 65535) throw new Error(`admin.address "${address}": port ${port} is above 65535`);
+  const host = m[1] ?? (m[2] === '' ? '127.0.0.1' : m[2]);
+  return { host, port };
+}
+
+const SECURITY_HEADERS: Record<string, string> = {
+  'x-content-type-options': 'nosniff',
+  'x-frame-options': 'DENY',
+  'referrer-policy': 'no-referrer',
+  'cache-control': 'no-store',
+};
+// The dashboard loads only its own files: no CDN, no inline script, no external font.
+const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+
+export async function startAdminServer(cfg: AdminServerConfig, targets: AdminTargets, bus: EventBus, metrics: Metrics): Promise<AdminServer> {
+  const { host, port } = parseAddress(cfg.address);
+  const auth = new TokenAuth(cfg.token, cfg.tokens);
+  const store: StateStore = cfg.redisUrl ? new RedisStateStore(cfg.redisUrl, cfg.statePrefix)
+    : cfg.stateFile ? new FileStateStore(cfg.stateFile) : new MemoryStateStore();
+  const files = loadDashboard();
+  const feed = new EventFeed(bus);
+  const blocks = new BlockStats(bus);
+  const sampler = new RateSampler(metrics, blocks);
+  metrics.bind({
+    pools: () => targets.pools(),
+    tables: () => targets.tables.tables(),
+    redisState: () => targets.redisState(),
+  });
+  const removeSinkSource = metrics.addSinkSource(() => [feed.stats(), blocks.stats()]);
+  const api = new AdminApi({ targets, bus, metrics, store, feed, blocks, sampler, startedAt: Date.now() });
+
+  // Bans count for the gauge is refreshed by the sampler (ban lists may be asynchronous).
+  let banCount = 0;
+  metrics.bind({ bans: () => banCount });
+  const refreshBans = (): void => {
+    Promise.resolve().then(() => targets.bans.list()).then((l) => { banCount = l.length; }, () => undefined);
+  };
+  const banTimer = setInterval(refreshBans, 1000);
+  banTimer.unref();
+  refreshBans();
+
+  // Persisted edits are applied before the listener opens, so the first request already sees them.
+  await api.reapply();
+  // A reload from anywhere (SIGHUP, file watch, API) rebuilds the ruleset with its file modes:
+  // put the operator's overrides back. Cheap check first: this listener runs inside emit().
+  let reapplying = false;
+  const unsubscribe = bus.subscribe((ev) => {
+    if (ev.type !== 'reload' || ev.ok !== true || reapplying) return;
+    reapplying = true;
+    setImmediate(() => { api.reapply().catch(() => undefined).finally(() => { reapplying = false; }); });
+  });
+  sampler.start();
+
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: 64 * 1024,
+    handleProtocols: (protocols) => (protocols.has('portcullis') ? 'portcullis' : false),
+  });
+
+  const unauthorized = (req: IncomingMessage, path: string, reason: string): void => {
+    bus.emit(authFailureEvent({ client: eventClient(req.socket.remoteAddress ?? '?'), method: req.method ?? '?', path, reason }));
+  };
+
+  const send = (res: ServerResponse, r: Reply): void => {
+    const isText = typeof r.body === 'string' || Buffer.isBuffer(r.body);
+    const payload = isText ? (r.body as string | Buffer) : JSON.stringify(r.body);
+    res.writeHead(r.status, {
+      ...SECURITY_HEADERS,
+      'content-type': r.type ?? (isText ? 'text/plain; charset=utf-8' : 'application/json; charset=utf-8'),
+      'content-length': Buffer.byteLength(payload),
+    });
+    res.end(payload);
+  };
+
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const url = new URL(req.url ?? '/', 'http://admin');
+    const path = url.pathname;
+    const method = req.method ?? 'GET';
+    if (path === '/healthz' && (method === 'GET' || method === 'HEAD')) {
+      const ready = targets.ready();
+      send(res, { status: ready ? 200 : 503, body: { status: ready ? 'ready' : 'starting', node: bus.node } });
+      return;
+    }
+    const file = method === 'GET' ? files.get(path) : undefined;
+    if (file !== undefined) {
+      res.writeHead(200, { ...SECURITY_HEADERS, 'content-security-policy': CSP, 'content-type': file.type, 'content-length': file.body.length });
+      res.end(file.body);
+      return;
+    }
+    const presented = bearer(req.headers.authorization);
+    const who = auth.check(presented);
+    if (who === null) {
+      unauthorized(req, path, presented === null ? 'missing token' : 'wrong token');
+      res.setHeader('www-authenticate', 'Bearer realm="portcullis-admin"');
+      send(res, { status: 401, body: { error: 'unauthorized' } });
+      return;
+    }
+    const m = api.match(method, path);
+    if (m === null) throw new HttpError(404, `no route ${method} ${path}`);
+    const call: Call = {
+      method, params: m.params, query: url.searchParams, who, ip: req.socket.remoteAddress ?? '?',
+      body: () => readJson(req),
+    };
+    send(res, await m.handler(call));
+  };
+
+  const server = createServer((req, res) => {
+    handle(req, res).catch((e: unknown) => {
+      const status = e instanceof HttpError ? e.status : 500;
+      const msg = e instanceof Error ? e.message : String(e);
+      if (!res.headersSent) send(res, { status, body: { error: msg } });
+      else res.destroy();
+    });
+  });
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 30_000;
+
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const url = new URL(req.url ?? '/', 'http://admin');
+    if (url.pathname !== '/api/events/ws') {
+      socket.end('HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+      return;
+    }
+    const protoHeader = req.headers['sec-websocket-protocol'];
+    const token = wsToken(Array.isArray(protoHeader) ? protoHeader.join(',') : protoHeader, req.headers.authorization, url.searchParams);
+    if (auth.check(token) === null) {
+      unauthorized(req, url.pathname, token === null ? 'missing token' : 'wrong token');
+      socket.end('HTTP/1.1 401 Unauthorized\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+      return;
+    }
+    const filter = parseFilter({ type: url.searchParams.get('type') ?? undefined, rule: url.searchParams.get('rule') ?? undefined, client: url.searchParams.get('client') ?? undefined, node: url.searchParams.get('node') ?? undefined });
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      feed.add(ws, filter);
+      ws.send(JSON.stringify({ kind: 'hello', node: bus.node }));
+    });
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => { server.off('error', reject); resolve(); });
+  });
+  const addr = server.address();
+  const boundPort = typeof addr === 'object' && addr !== null ? addr.port : port;
+  const urlHost = host.includes(':') ? `[${host}]` : host;
+
+  return {
+    port: boundPort,
+    url: `http://${urlHost}:${boundPort}`,
+    persistence: store.kind,
+    reapply: () => api.reapply(),
+    async close(): Promise<void> {
+      sampler.stop();
+      clearInterval(banTimer);
+      unsubscribe();
+      removeSinkSource();
+      feed.stop();
+      blocks.stop();
+      for (const c of wss.clients) c.terminate();
+      wss.close();
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      await store.close();
+    },
+  };
+}

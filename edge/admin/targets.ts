@@ -1,0 +1,78 @@
+// What the admin API acts on. The edge (edge/main wiring) implements these narrow interfaces over
+// its pools, stick tables, guard and rule manager; the admin server never reaches into them
+// otherwise. Methods may return a value or a promise (Redis-backed tables are asynchronous).
+import type { BackendPool } from '../backend/types.js';
+import type { RuleMode } from '../events/schema.js';
+
+export type MaybePromise<T> = T | Promise<T>;
+
+export interface BanEntry {
+  key: string;
+  reason: string;
+  /** Wall-clock ms when the ban ends; null = until removed. */
+  expiresAt: number | null;
+  /** Who or what set it: a rule id, "admin", a token name. */
+  source?: string | null;
+}
+
+export interface BanControl {
+  list(): MaybePromise<BanEntry[]>;
+  /** ttlMs null = until removed. Replaces an existing ban of the same key. */
+  add(key: string, ttlMs: number | null, reason: string, source: string): MaybePromise<void>;
+  /** False when the key was not banned. */
+  remove(key: string): MaybePromise<boolean>;
+}
+
+export interface TableInfo { name: string; size: number; capacity?: number | null }
+
+/** A stick-table entry: counter name (http_req_rate, conn_cur …) → value. */
+export type TableEntry = Record<string, number>;
+
+export interface TableControl {
+  tables(): TableInfo[];
+  /** null when the table or the key does not exist. */
+  lookup(table: string, key: string): MaybePromise<TableEntry | null>;
+  /** False when the table or the key does not exist. */
+  clear(table: string, key: string): MaybePromise<boolean>;
+  /** Top n keys by one stored counter; throws (→ 400) for an unknown counter. null: unknown table. */
+  top(table: string, by: string, n: number): MaybePromise<{ key: string; values: TableEntry }[] | null>;
+}
+
+export interface RuleInfo {
+  id: string;
+  mode: RuleMode;
+  action?: string;
+  /** Where it is declared, e.g. "rules/shop.rules:12". */
+  source?: string;
+  description?: string;
+}
+
+export interface ReloadResult { ok: boolean; errors: string[]; hash: string | null }
+
+export interface RuleControl {
+  list(): RuleInfo[];
+  /** Re-read and compile the rule files; on errors the running ruleset stays. */
+  reload(): Promise<ReloadResult>;
+  /** False when no rule has this id. */
+  setMode(id: string, mode: RuleMode): boolean;
+}
+
+/** Extra numbers the edge reports in /api/stats. */
+export interface EdgeStats {
+  /** Ruleset / config generation hash in force. */
+  configHash?: string | null;
+  /** Anything else worth showing (name → number or text). */
+  [key: string]: unknown;
+}
+
+export interface AdminTargets {
+  pools(): BackendPool[];
+  bans: BanControl;
+  tables: TableControl;
+  /** null when no rule files are configured. */
+  rules: RuleControl | null;
+  stats(): EdgeStats;
+  /** True once the listeners are bound and the first ruleset/health pass is done (/healthz 200). */
+  ready(): boolean;
+  redisState(): 'ok' | 'degraded' | 'off';
+}

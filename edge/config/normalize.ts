@@ -1,0 +1,137 @@
+// Raw (validated) config → EdgeConfig with defaults applied and durations in ms.
+// Sections owned by other modules are normalised by those modules (sections.ts).
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { BackendConfig, ServerConfig, HealthConfig, BalanceAlgorithm } from '../backend/types.js';
+
+export interface ListenConfig { host: string; port: number; name: string }
+
+export interface EdgeTimeouts {
+  connectMs: number;
+  serverMs: number;
+  serverIdleMs: number;
+  clientBodyFirstByteMs: number;
+  clientBodyGraceMs: number;
+  clientBodyMinRate: number;
+  clientBodyMs: number;
+  clientWriteStallMs: number;
+  tarpitMs: number;
+  gracefulStopMs: number;
+}
+
+export interface RequestLimits { maxUrl: number; maxHeaderBytes: number; maxHeaders: number; maxBody: number }
+
+export interface EdgeConfig {
+  file: string;
+  baseDir: string;
+  nodeId: string;
+  listen: ListenConfig[];
+  admin: { host: string; port: number; token: string; stateFile: string | null } | null;
+  workers: number;
+  backends: BackendConfig[];
+  defaultBackend: string;
+  timeouts: EdgeTimeouts;
+  requestLimits: RequestLimits;
+  tarpitMaxConcurrent: number;
+  accessLog: { path: string };
+  upstream: { client: 'h1' | 'undici'; connections: number };
+  /** Sections normalised by their owning modules (see sections.ts), keyed by section name. */
+  sections: Record<string, unknown>;
+}
+
+type Raw = Record<string, unknown>;
+const obj = (v: unknown): Raw => (v !== null && typeof v === 'object' ? (v as Raw) : {});
+const num = (v: unknown, d: number): number => (typeof v === 'number' ? v : d);
+const str = (v: unknown, d: string): string => (typeof v === 'string' ? v : d);
+
+export function splitAddress(address: string): { host: string; port: number } {
+  const i = address.lastIndexOf(':');
+  let host = address.slice(0, i);
+  if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
+  return { host, port: Number(address.slice(i + 1)) };
+}
+
+export function normalizeConfig(raw: Raw, where: { file: string; baseDir: string }): EdgeConfig {
+  const t = obj(raw.timeouts);
+  const timeouts: EdgeTimeouts = {
+    connectMs: num(t.connect, 2000),
+    serverMs: num(t.server, 30_000),
+    serverIdleMs: num(t.server_idle, 30_000),
+    clientBodyFirstByteMs: num(t.client_body_first_byte, 10_000),
+    clientBodyGraceMs: num(t.client_body_grace, 5000),
+    clientBodyMinRate: num(t.client_body_min_rate, 1024),
+    clientBodyMs: num(t.client_body, 60_000),
+    clientWriteStallMs: num(t.client_write_stall, 30_000),
+    tarpitMs: num(t.tarpit, 5000),
+    gracefulStopMs: num(t.graceful_stop, 10_000),
+  };
+  const backendsRaw = obj(raw.backends);
+  const backends = Object.keys(backendsRaw).map((name) => normalizeBackend(name, obj(backendsRaw[name]), timeouts));
+  const limits = obj(raw.limits);
+  const rl = obj(limits.request);
+  const admin = raw.admin === undefined ? null : obj(raw.admin);
+  const adminAddr = admin ? splitAddress(str(admin.address, '127.0.0.1:9090')) : null;
+  const up = obj(raw.upstream);
+  return {
+    file: where.file,
+    baseDir: where.baseDir,
+    nodeId: str(raw.node_id, hostname()),
+    listen: (raw.listen as Raw[]).map((l, i) => ({ ...splitAddress(String(l.address)), name: str(l.name, i === 0 ? 'main' : `listen${i}`) })),
+    admin: admin && adminAddr ? { ...adminAddr, token: str(admin.token, ''), stateFile: typeof admin.state_file === 'string' ? admin.state_file : null } : null,
+    workers: num(raw.workers, 1),
+    backends,
+    defaultBackend: str(raw.default_backend, backends[0].name),
+    timeouts,
+    requestLimits: {
+      maxUrl: num(rl.max_url, 8192),
+      maxHeaderBytes: num(rl.max_header_bytes, 32 * 1024),
+      maxHeaders: num(rl.max_headers, 48),
+      maxBody: num(rl.max_body, 100 * 1024 * 1024),
+    },
+    tarpitMaxConcurrent: num(obj(limits.tarpit).max_concurrent, 1000),
+    accessLog: { path: str(obj(raw.access_log).path, 'stdout') },
+    upstream: { client: up.client === 'undici' ? 'undici' : 'h1', connections: num(up.connections, 256) },
+    sections: {},
+  };
+}
+
+function normalizeBackend(name: string, b: Raw, edge: EdgeTimeouts): BackendConfig {
+  const h = b.health === undefined ? null : obj(b.health);
+  const health: HealthConfig | null = h === null ? null : {
+    path: str(h.path, '/'),
+    intervalMs: num(h.interval, 2000),
+    timeoutMs: num(h.timeout, 1000),
+    rise: num(h.rise, 2),
+    fall: num(h.fall, 3),
+    expectStatus: Array.isArray(h.expect_status) ? (h.expect_status as number[]) : null,
+    passiveFailures: num(h.passive_failures, 3),
+  };
+  const sticky = b.sticky === undefined ? null : obj(b.sticky);
+  const q = obj(b.queue);
+  const t = obj(b.timeouts);
+  const servers: ServerConfig[] = (b.servers as Raw[]).map((s) => ({
+    name: String(s.name),
+    url: String(s.url).replace(/\/$/, ''),
+    weight: num(s.weight, 1),
+    maxconn: num(s.maxconn, 0),
+    slowstartMs: num(s.slowstart, 0),
+    backup: s.backup === true,
+    sendProxy: s.send_proxy === 'v2' ? 'v2' : null,
+  }));
+  return {
+    name,
+    balance: str(b.balance, 'roundrobin') as BalanceAlgorithm,
+    health,
+    // Without a configured secret each start picks a random key: cookies then survive reloads of the
+    // process but not restarts, and do not work across nodes — the README says to set one.
+    sticky: sticky === null ? null : { cookie: str(sticky.cookie, 'PCSRV'), secret: str(sticky.secret, randomBytes(32).toString('hex')) },
+    queue: { max: num(q.max, 1000), timeoutMs: num(q.timeout, 5000) },
+    servers,
+    timeouts: {
+      connectMs: num(t.connect, edge.connectMs),
+      responseMs: num(t.server, edge.serverMs),
+      idleMs: num(t.server_idle, edge.serverIdleMs),
+    },
+    retries: num(b.retries, 1),
+  };
+}

@@ -1,0 +1,159 @@
+// The configuration's JSON Schema, kept in the repo and printed by `portcullis schema` for editors.
+// Sections owned by other modules (limits.client, tables, shared, geo, …) contribute their own
+// fragments; this file composes them. Numbers marked `x-unit` accept "5s" / "10mb" strings, which
+// the loader converts to ms / bytes before validation.
+export type JsonSchema = Record<string, unknown>;
+
+export const duration = (description: string, dflt?: string): JsonSchema => ({
+  type: 'number', minimum: 0, 'x-unit': 'duration', description, ...(dflt !== undefined ? { default: dflt } : {}),
+});
+export const size = (description: string, dflt?: string): JsonSchema => ({
+  type: 'integer', minimum: 0, 'x-unit': 'size', description, ...(dflt !== undefined ? { default: dflt } : {}),
+});
+
+const address: JsonSchema = {
+  type: 'string',
+  pattern: '^(\\[[0-9a-fA-F:.]+\\]|[0-9.]+|[A-Za-z0-9.-]+):[0-9]{1,5}$',
+  description: 'host:port; IPv6 as [::1]:8080. Always give a host: a bare port would bind every interface.',
+};
+
+const upstreamTimeouts: JsonSchema = {
+  type: 'object', additionalProperties: false,
+  properties: {
+    connect: duration('TCP connect to a server (HAProxy timeout connect)', '2s'),
+    server: duration('Wait for the response head after the request was sent (timeout server)', '30s'),
+    server_idle: duration('Longest pause inside a response body from the server', '30s'),
+  },
+};
+
+const serverSchema: JsonSchema = {
+  type: 'object', additionalProperties: false, required: ['name', 'url'],
+  properties: {
+    name: { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,64}$' },
+    url: { type: 'string', pattern: '^http://[^/?#\\s]+/?$', description: 'http://host:port of the origin' },
+    weight: { type: 'integer', minimum: 0, maximum: 256, default: 1 },
+    maxconn: { type: 'integer', minimum: 0, default: 0, description: '0 = unlimited' },
+    slowstart: duration('Ramp the weight up over this time after the server comes back', '0s'),
+    backup: { type: 'boolean', default: false, description: 'Second site: used only while every primary is down' },
+    send_proxy: { enum: ['v2'], description: 'Send a PROXY protocol v2 header with the client address' },
+  },
+};
+
+const backendSchema: JsonSchema = {
+  type: 'object', additionalProperties: false, required: ['servers'],
+  properties: {
+    balance: { enum: ['roundrobin', 'leastconn', 'source', 'random', 'first'], default: 'roundrobin' },
+    health: {
+      type: 'object', additionalProperties: false,
+      properties: {
+        path: { type: 'string', pattern: '^/', default: '/' },
+        interval: duration('Time between active checks', '2s'),
+        timeout: duration('Check timeout', '1s'),
+        rise: { type: 'integer', minimum: 1, default: 2 },
+        fall: { type: 'integer', minimum: 1, default: 3 },
+        expect_status: { type: 'array', items: { type: 'integer', minimum: 100, maximum: 599 } },
+        passive_failures: { type: 'integer', minimum: 0, default: 3, description: 'Consecutive connect failures or 5xx that mark a server down (0 = off)' },
+      },
+    },
+    sticky: {
+      type: 'object', additionalProperties: false, required: ['cookie'],
+      properties: {
+        cookie: { type: 'string', pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$" },
+        secret: { type: 'string', minLength: 16, description: 'HMAC key for the cookie; default: random per start (set it when several nodes share clients)' },
+      },
+    },
+    queue: {
+      type: 'object', additionalProperties: false,
+      properties: {
+        max: { type: 'integer', minimum: 0, default: 1000 },
+        timeout: duration('Longest wait in the queue before 503', '5s'),
+      },
+    },
+    retries: { type: 'integer', minimum: 0, maximum: 3, default: 1 },
+    timeouts: upstreamTimeouts,
+    servers: { type: 'array', minItems: 1, items: serverSchema },
+  },
+};
+
+export interface SchemaFragments {
+  /** Extra properties of the top-level object (tables, shared, geo, trusted_proxies, rules …). */
+  top: Record<string, JsonSchema>;
+  /** Extra properties of `limits` (client, global, connection …). */
+  limits: Record<string, JsonSchema>;
+}
+
+export function buildSchema(fragments: SchemaFragments): JsonSchema {
+  return {
+    $schema: 'http://json-schema.org/draft-07/schema#',
+    $id: 'https://portcullis.dev/schema/config.json',
+    title: 'Portcullis configuration',
+    type: 'object',
+    additionalProperties: false,
+    required: ['listen', 'backends'],
+    properties: {
+      listen: {
+        type: 'array', minItems: 1,
+        items: {
+          type: 'object', additionalProperties: false, required: ['address'],
+          properties: { address, name: { type: 'string' } },
+        },
+      },
+      admin: {
+        type: 'object', additionalProperties: false,
+        properties: {
+          address: { ...address, default: '127.0.0.1:9090' },
+          token: { type: 'string', minLength: 16, description: 'Bearer token; use ${ENV} substitution' },
+          state_file: { type: 'string' },
+        },
+      },
+      workers: { type: 'integer', minimum: 1, maximum: 64, default: 1 },
+      node_id: { type: 'string', description: 'Name of this edge node in events and shared counters (default: hostname)' },
+      backends: { type: 'object', minProperties: 1, additionalProperties: backendSchema, propertyNames: { pattern: '^[A-Za-z0-9_.-]{1,64}$' } },
+      default_backend: { type: 'string' },
+      timeouts: {
+        type: 'object', additionalProperties: false,
+        properties: {
+          ...(upstreamTimeouts.properties as Record<string, JsonSchema>),
+          client_body_first_byte: duration('After the request head: first body byte', '10s'),
+          client_body_grace: duration('Time before the minimum body rate applies', '5s'),
+          client_body_min_rate: size('Minimum average body rate in bytes/s after the grace period', '1kb'),
+          client_body: duration('Whole request body', '60s'),
+          client_write_stall: duration('Slow read: longest stall writing the response to the client', '30s'),
+          tarpit: duration('Default tarpit hold time', '5s'),
+          graceful_stop: duration('How long in-flight requests may finish after SIGTERM', '10s'),
+        },
+      },
+      limits: {
+        type: 'object', additionalProperties: false,
+        properties: {
+          request: {
+            type: 'object', additionalProperties: false,
+            properties: {
+              max_url: size('Longest request target (path + query)', '8kb'),
+              max_header_bytes: size('Largest request head (sum of names and values)', '32kb'),
+              max_headers: { type: 'integer', minimum: 1, maximum: 48, default: 48, description: 'uWS 20.43 itself hangs above 48 fields' },
+              max_body: size('Largest request body (413 above)', '100mb'),
+            },
+          },
+          tarpit: {
+            type: 'object', additionalProperties: false,
+            properties: { max_concurrent: { type: 'integer', minimum: 0, default: 1000, description: 'Above this, tarpit falls back to deny' } },
+          },
+          ...fragments.limits,
+        },
+      },
+      access_log: {
+        type: 'object', additionalProperties: false,
+        properties: { path: { type: 'string', default: 'stdout', description: '"stdout", "off" or a file path' } },
+      },
+      upstream: {
+        type: 'object', additionalProperties: false,
+        properties: {
+          client: { enum: ['h1', 'undici'], default: 'h1' },
+          connections: { type: 'integer', minimum: 1, default: 256, description: 'Upstream connections per server per worker' },
+        },
+      },
+      ...fragments.top,
+    },
+  };
+}

@@ -1,0 +1,267 @@
+// Portcullis dashboard. Plain browser JavaScript, no build step, no external resources.
+// Data: GET /api/stats every second (numbers, series, servers, tops) and the WebSocket feed
+// /api/events/ws (live events, filtered server-side). The token lives in sessionStorage only and is
+// sent as a Bearer header (and as a `token.<t>` WebSocket sub-protocol, since browsers cannot set
+// headers on a WebSocket). Every value from the server goes into the page through textContent.
+/* global uPlot */
+(function () {
+  'use strict';
+  var TOKEN_KEY = 'portcullisToken';
+  var MAX_EVENT_ROWS = 200;
+  var RULE_SERIES = 6;
+  var COLORS = ['#4fa3ff', '#52c41a', '#f0b429', '#ff6b6b', '#b37feb', '#36cfc9', '#ff9c6e'];
+  var $ = function (id) { return document.getElementById(id); };
+  var token = sessionStorage.getItem(TOKEN_KEY);
+  var pollTimer = null;
+  var ws = null;
+  var wsRetry = null;
+  var rateChart = null;
+  var blockChart = null;
+  var blockRules = '';
+  var eventCount = 0;
+
+  function api(method, path, body) {
+    var init = { method: method, headers: { authorization: 'Bearer ' + token } };
+    if (body !== undefined) { init.headers['content-type'] = 'application/json'; init.body = JSON.stringify(body); }
+    return fetch(path, init).then(function (r) {
+      if (r.status === 401) { logout('token refused'); throw new Error('unauthorized'); }
+      return r.json().then(function (j) {
+        if (!r.ok) throw new Error(j && j.error ? j.error : 'HTTP ' + r.status);
+        return j;
+      });
+    });
+  }
+
+  function toast(msg) {
+    var t = $('toast'); t.textContent = msg;
+    setTimeout(function () { if (t.textContent === msg) t.textContent = ''; }, 4000);
+  }
+
+  function act(method, path, body, okMsg) {
+    return api(method, path, body).then(function () { toast(okMsg); return poll(); }, function (e) { toast('failed: ' + e.message); });
+  }
+
+  function el(tag, text, cls) {
+    var e = document.createElement(tag);
+    if (text !== undefined && text !== null) e.textContent = String(text);
+    if (cls) e.className = cls;
+    return e;
+  }
+  function button(label, id, onClick) {
+    var b = el('button', label); b.type = 'button'; if (id) b.id = id;
+    b.addEventListener('click', onClick); return b;
+  }
+  function fill(tableId, rows) {
+    var tb = $(tableId).tBodies[0];
+    while (tb.firstChild) tb.removeChild(tb.firstChild);
+    rows.forEach(function (cells) {
+      var tr = document.createElement('tr');
+      cells.forEach(function (c) {
+        var td = document.createElement('td');
+        if (c instanceof Node) td.appendChild(c); else td.textContent = c === null || c === undefined ? '–' : String(c);
+        tr.appendChild(td);
+      });
+      tb.appendChild(tr);
+    });
+  }
+  function fmtNum(n) { return n === null || n === undefined ? '–' : Number(n).toLocaleString('en-US'); }
+  function fmtSec(s) { if (s === null || s === undefined) return '–'; if (!isFinite(s)) return '>30 s'; return s < 1 ? Math.round(s * 1000) + ' ms' : s + ' s'; }
+  function fmtUptime(s) { var h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60); return h + 'h ' + m + 'm ' + (s % 60) + 's'; }
+  function safeId(s) { return String(s).replace(/[^A-Za-z0-9_-]/g, '_'); }
+
+  // ---- charts ------------------------------------------------------------------------------
+  function chartWidth(id) { return Math.max(300, $(id).clientWidth || 500); }
+  function makeRateChart() {
+    var opts = {
+      width: chartWidth('chart-rate'), height: 200,
+      scales: { x: { time: true } },
+      series: [{}, { label: 'req/s', stroke: COLORS[0], width: 2 }, { label: '2xx', stroke: COLORS[1] }, { label: '3xx', stroke: COLORS[5] },
+        { label: '4xx', stroke: COLORS[2] }, { label: '5xx', stroke: COLORS[3] }, { label: 'blocked', stroke: COLORS[4], dash: [4, 3] }],
+      axes: [{ stroke: '#8b96a3', grid: { stroke: '#2a333d' } }, { stroke: '#8b96a3', grid: { stroke: '#2a333d' } }],
+    };
+    rateChart = new uPlot(opts, [[], [], [], [], [], [], []], $('chart-rate'));
+  }
+  function updateRateChart(h) {
+    if (!rateChart) makeRateChart();
+    rateChart.setData([h.map(function (p) { return p.t; }), h.map(function (p) { return p.rps; }), h.map(function (p) { return p.s2xx; }),
+      h.map(function (p) { return p.s3xx; }), h.map(function (p) { return p.s4xx; }), h.map(function (p) { return p.s5xx; }), h.map(function (p) { return p.blocked; })]);
+  }
+  function updateBlockChart(blocks) {
+    var hist = blocks.history;
+    var rules = blocks.topRules.slice(0, RULE_SERIES).map(function (r) { return r.key; });
+    var sig = rules.join('\u0000');
+    if (blockChart === null || sig !== blockRules) {
+      if (blockChart) blockChart.destroy();
+      var series = [{}].concat(rules.map(function (r, i) { return { label: r, stroke: COLORS[i % COLORS.length], width: 2 }; }));
+      if (rules.length === 0) series.push({ label: 'blocked', stroke: COLORS[3] });
+      blockChart = new uPlot({ width: chartWidth('chart-blocked'), height: 200, scales: { x: { time: true } }, series: series,
+        axes: [{ stroke: '#8b96a3', grid: { stroke: '#2a333d' } }, { stroke: '#8b96a3', grid: { stroke: '#2a333d' } }] },
+        [[]].concat(series.slice(1).map(function () { return []; })), $('chart-blocked'));
+      blockRules = sig;
+    }
+    var data = [hist.map(function (p) { return p.t; })];
+    if (rules.length === 0) data.push(hist.map(function (p) { return p.blocked; }));
+    rules.forEach(function (r) { data.push(hist.map(function (p) { return p.byRule[r] || 0; })); });
+    blockChart.setData(data);
+  }
+
+  // ---- stats -------------------------------------------------------------------------------
+  function render(s) {
+    $('node').textContent = s.node;
+    $('uptime').textContent = fmtUptime(s.uptimeSec);
+    $('ready').textContent = s.ready ? 'yes' : 'no';
+    $('redis').textContent = s.redis;
+    var last = s.history.length ? s.history[s.history.length - 1] : null;
+    $('kpi-rps').textContent = fmtNum(last ? last.rps : 0);
+    $('kpi-blocked').textContent = fmtNum(last ? last.blocked : 0);
+    $('kpi-total').textContent = fmtNum(s.requests.total);
+    $('kpi-blocked-window').textContent = fmtNum(s.blocks.blocked);
+    $('kpi-p95').textContent = fmtSec(s.requests.latency.p95);
+    $('kpi-conns').textContent = fmtNum(s.connections);
+    $('kpi-bans').textContent = fmtNum(s.bans);
+    $('kpi-table').textContent = fmtNum(s.tables.reduce(function (a, t) { return a + t.size; }, 0));
+    $('kpi-dropped').textContent = fmtNum(s.events.sinks.reduce(function (a, x) { return a + x.dropped; }, 0) + s.events.wsClientDrops);
+    updateRateChart(s.history);
+    updateBlockChart(s.blocks);
+
+    fill('top-rules', s.blocks.topRules.map(function (r) { return [r.key, r.count]; }));
+    fill('top-clients', s.blocks.topClients.map(function (r) {
+      return [r.key, r.count, button('ban', 'ban-' + safeId(r.key), function () { ban(r.key, '10m', 'dashboard: top blocked client'); })];
+    }));
+    fill('top-countries', s.blocks.topCountries.map(function (r) { return [r.key, r.count]; }));
+    fill('top-asns', s.blocks.topAsns.map(function (r) { return [r.key, r.count]; }));
+
+    var queue = {};
+    s.queues.forEach(function (q) { queue[q.backend] = q.length; });
+    fill('servers', s.servers.map(function (v) {
+      var base = '/api/servers/' + encodeURIComponent(v.backend) + '/' + encodeURIComponent(v.name);
+      var id = safeId(v.backend + '-' + v.name);
+      var actions = document.createElement('span');
+      actions.appendChild(button('drain', 'drain-' + id, function () { act('POST', base + '/drain', undefined, 'draining ' + v.backend + '/' + v.name); }));
+      actions.appendChild(button('ready', 'ready-' + id, function () { act('POST', base + '/ready', undefined, v.backend + '/' + v.name + ' ready'); }));
+      actions.appendChild(button('maint', 'maint-' + id, function () { act('POST', base + '/maint', undefined, v.backend + '/' + v.name + ' in maintenance'); }));
+      var w = el('input'); w.type = 'number'; w.min = '0'; w.max = '256'; w.value = String(v.weight); w.size = 3; w.id = 'weight-' + id; w.className = 'weight';
+      actions.appendChild(w);
+      actions.appendChild(button('set weight', 'setweight-' + id, function () { act('PUT', base + '/weight', { weight: Number(w.value) }, 'weight set'); }));
+      return [v.backend, v.name, el('span', v.state, 'state-' + v.state), v.weight, v.active, v.queued, v.total, v.checkStatus, actions];
+    }));
+
+    fill('tables', s.tables.map(function (t) { return [t.name, t.size]; }));
+    fill('rules', s.rules.list.map(function (r) {
+      var sel = el('select'); sel.id = 'mode-' + safeId(r.id);
+      ['enforce', 'log_only', 'off'].forEach(function (m) { var o = el('option', m); o.value = m; if (m === r.mode) o.selected = true; sel.appendChild(o); });
+      sel.addEventListener('change', function () { act('PUT', '/api/rules/' + encodeURIComponent(r.id) + '/mode', { mode: sel.value }, r.id + ' → ' + sel.value); });
+      return [r.id, r.mode, r.action, sel];
+    }));
+  }
+
+  function renderBans(list) {
+    fill('bans', list.map(function (b) {
+      return [b.key, b.reason, b.ttl === null ? 'none' : b.ttl + ' s', b.source,
+        button('unban', 'unban-' + safeId(b.key), function () { act('DELETE', '/api/bans/' + encodeURIComponent(b.key), undefined, 'unbanned ' + b.key); })];
+    }));
+  }
+
+  function ban(key, ttl, reason) {
+    var n = Number(ttl);
+    return act('POST', '/api/bans', { key: key, ttl: isFinite(n) && ttl !== '' ? n : ttl, reason: reason }, 'banned ' + key);
+  }
+
+  function poll() {
+    return Promise.all([api('GET', '/api/stats'), api('GET', '/api/bans')]).then(function (r) { render(r[0]); renderBans(r[1]); }, function () { /* next tick retries */ });
+  }
+
+  // ---- live events -------------------------------------------------------------------------
+  function currentFilter() {
+    return { type: $('filter-type').value, rule: $('filter-rule').value.trim(), client: $('filter-client').value.trim() };
+  }
+  function detail(e) {
+    switch (e.type) {
+      case 'health': return e.backend + '/' + e.server + ' ' + e.from + ' → ' + e.to;
+      case 'redis': return 'state ' + e.state + (e.reason ? ' (' + e.reason + ')' : '');
+      case 'reload': return (e.ok ? 'ok' : 'failed: ' + (e.errors || []).join('; ')) + (e.hash ? ' ' + e.hash : '');
+      case 'admin': return e.who + ': ' + e.what + ' ' + (e.target || '') + ' ' + JSON.stringify(e.before) + ' → ' + JSON.stringify(e.after);
+      case 'ban': case 'unban': return e.key + (e.ttl ? ' ttl ' + e.ttl + ' s' : '') + (e.reason ? ' — ' + e.reason : '');
+      default:
+        var c = e.counters ? Object.keys(e.counters).map(function (k) { return k + '=' + e.counters[k]; }).join(' ') : '';
+        return [e.reason, c].filter(Boolean).join(' ');
+    }
+  }
+  function addEvent(e) {
+    var tb = $('events').tBodies[0];
+    var tr = document.createElement('tr');
+    var c = e.client || {};
+    var rq = e.request ? e.request.method + ' ' + e.request.host + e.request.path : null;
+    [String(e.time || '').slice(11, 23), e.node, el('span', e.type, 't-' + e.type), c.ip, c.country, c.asn, e.rule, e.mode, e.status, e.term, rq, detail(e)]
+      .forEach(function (v) { var td = document.createElement('td'); if (v instanceof Node) td.appendChild(v); else td.textContent = v === null || v === undefined ? '–' : String(v); tr.appendChild(td); });
+    tb.insertBefore(tr, tb.firstChild);
+    while (tb.rows.length > MAX_EVENT_ROWS) tb.deleteRow(tb.rows.length - 1);
+    eventCount++;
+    $('event-count').textContent = eventCount + ' events';
+  }
+  function connectFeed() {
+    var f = currentFilter();
+    var q = new URLSearchParams();
+    if (f.type) q.set('type', f.type); if (f.rule) q.set('rule', f.rule); if (f.client) q.set('client', f.client);
+    var proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
+    ws = new WebSocket(proto + '//' + location.host + '/api/events/ws?' + q.toString(), ['portcullis', 'token.' + token]);
+    ws.onopen = function () { $('feed-state').textContent = 'live'; };
+    ws.onmessage = function (m) {
+      var e; try { e = JSON.parse(m.data); } catch (x) { return; }
+      if (e.kind) return; // hello / filter acknowledgements
+      addEvent(e);
+    };
+    ws.onclose = function () {
+      $('feed-state').textContent = 'reconnecting';
+      if (token && !wsRetry) wsRetry = setTimeout(function () { wsRetry = null; if (token) connectFeed(); }, 2000);
+    };
+  }
+  function loadRecent() {
+    var f = currentFilter();
+    var q = new URLSearchParams({ limit: '100' });
+    if (f.type) q.set('type', f.type); if (f.rule) q.set('rule', f.rule); if (f.client) q.set('client', f.client);
+    return api('GET', '/api/events/recent?' + q.toString()).then(function (list) { list.forEach(addEvent); }, function () {});
+  }
+
+  // ---- session -----------------------------------------------------------------------------
+  function start() {
+    $('login').hidden = true; $('app').hidden = false;
+    poll();
+    pollTimer = setInterval(poll, 1000);
+    loadRecent().then(connectFeed);
+  }
+  function logout(reason) {
+    sessionStorage.removeItem(TOKEN_KEY); token = null;
+    if (pollTimer) clearInterval(pollTimer); pollTimer = null;
+    if (ws) { ws.onclose = null; ws.close(); ws = null; }
+    $('app').hidden = true; $('login').hidden = false;
+    $('login-error').textContent = reason || '';
+  }
+
+  $('login-form').addEventListener('submit', function (ev) {
+    ev.preventDefault();
+    token = $('token').value.trim();
+    fetch('/api/stats', { headers: { authorization: 'Bearer ' + token } }).then(function (r) {
+      if (r.status === 200) { sessionStorage.setItem(TOKEN_KEY, token); $('login-error').textContent = ''; start(); }
+      else { token = null; $('login-error').textContent = r.status === 401 ? 'Wrong token' : 'Error ' + r.status; }
+    }, function () { $('login-error').textContent = 'Admin listener unreachable'; });
+  });
+  $('logout').addEventListener('click', function () { logout(''); });
+  $('ban-form').addEventListener('submit', function (ev) {
+    ev.preventDefault();
+    ban($('ban-key').value.trim(), $('ban-ttl').value.trim(), $('ban-reason').value.trim() || 'dashboard');
+  });
+  $('rules-reload').addEventListener('click', function () { act('POST', '/api/rules/reload', undefined, 'rules reloaded'); });
+  $('event-filter').addEventListener('submit', function (ev) {
+    ev.preventDefault();
+    if (ws && ws.readyState === 1) ws.send(JSON.stringify({ filter: currentFilter() }));
+    var tb = $('events').tBodies[0]; while (tb.firstChild) tb.removeChild(tb.firstChild);
+    eventCount = 0; loadRecent();
+  });
+  window.addEventListener('resize', function () {
+    if (rateChart) rateChart.setSize({ width: chartWidth('chart-rate'), height: 200 });
+    if (blockChart) blockChart.setSize({ width: chartWidth('chart-blocked'), height: 200 });
+  });
+
+  if (token) start();
+})();

@@ -1,0 +1,46 @@
+// Events as JSON lines for a SIEM, through pino on an asynchronous sonic-boom destination
+// (large writes, flushed on stop). Each line is exactly the event object: pino's own level and
+// time keys are switched off because the event carries `time` and `type`.
+import pino from 'pino';
+import type { EdgeEvent } from '../events.js';
+import { BufferedSink } from './ring.js';
+
+export interface LogSinkOptions {
+  /** `stdout`, `stderr` or a file path (appended, directories created). */
+  destination: string;
+  /** Events held while the writer catches up (default 16384). */
+  capacity?: number;
+  /** Bytes sonic-boom may buffer before it drops lines (default 16 MiB). */
+  maxBufferBytes?: number;
+}
+
+export class LogSink extends BufferedSink {
+  private readonly dest: pino.DestinationStream & { flushSync(): void; flush(cb?: (err?: Error) => unknown): void; end(): void; on(ev: string, fn: (...a: unknown[]) => void): unknown };
+  private readonly logger: pino.Logger;
+
+  constructor(opts: LogSinkOptions) {
+    super('log', opts.capacity ?? 16384, 1024);
+    const target: number | string = opts.destination === 'stdout' ? 1 : opts.destination === 'stderr' ? 2 : opts.destination;
+    const d = pino.destination({
+      dest: target, sync: false, minLength: 4096, maxLength: opts.maxBufferBytes ?? 16 * 1024 * 1024, mkdir: typeof target === 'string',
+    });
+    this.dest = d as unknown as LogSink['dest'];
+    // sonic-boom drops a write when its buffer is over maxLength; count it as a lost event.
+    this.dest.on('drop', () => { this.lost(1); });
+    this.logger = pino({ base: null, timestamp: false, formatters: { level: () => ({}) } }, d);
+  }
+
+  protected process(batch: EdgeEvent[]): void {
+    for (let i = 0; i < batch.length; i++) this.logger.info(batch[i]);
+  }
+
+  /** Write what is queued and close the file. */
+  async stop(): Promise<void> {
+    this.markClosed();
+    await this.flushRing();
+    await new Promise<void>((resolve) => {
+      this.dest.flush(() => resolve());
+    }).catch(() => undefined);
+    try { this.dest.end(); } catch { /* already closed */ }
+  }
+}

@@ -1,0 +1,252 @@
+// Upstream stage: one ForwardAttempt per try on a server. It bridges the client (ClientIO) and the
+// upstream client (UpstreamStream) both ways with back-pressure, strips hop-by-hop headers, adds
+// X-Forwarded-*, and reports the outcome (for passive health, retries and the access log).
+import type { Transaction } from './transaction.js';
+import type { RequestBodySink, ResponseDrainSink } from './exchange.js';
+import type { UpstreamClient, UpstreamFailure, UpstreamSink, UpstreamStream, UpstreamTimeouts } from './upstream/types.js';
+import type { BackendPool, LeasedServer, ReleaseOutcome } from './backend/types.js';
+import type { Clock } from './clock.js';
+
+/** Request headers that never cross the proxy (RFC 9110 §7.6.1) or that we set ourselves. */
+const REQUEST_SKIP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding',
+  'upgrade', 'proxy-authorization', 'content-length', 'expect', 'x-forwarded-for', 'x-forwarded-proto',
+  'x-forwarded-host', 'x-request-id', 'forwarded', 'http2-settings']);
+/** Response headers that never cross the proxy; uWS writes its own Content-Length/Date/Transfer-Encoding. */
+const RESPONSE_SKIP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding',
+  'upgrade', 'proxy-authenticate', 'content-length', 'date']);
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'PUT', 'DELETE', 'OPTIONS', 'TRACE']);
+/** Request body bytes kept for a retry after a connect failure; beyond this a body request is not retried. */
+const REPLAY_LIMIT = 64 * 1024;
+
+/** What a ForwardAttempt needs from the pipeline (one object per generation, not per request). */
+export interface ForwardHost {
+  readonly client: UpstreamClient;
+  readonly clock: Clock;
+  /** The attempt failed before any response byte reached the client: retry or answer 502/504. */
+  attemptFailed(tx: Transaction, attempt: ForwardAttempt, err: UpstreamFailure): void;
+  /** The exchange is over (response complete, client gone, or upstream broke after the head). */
+  attemptDone(tx: Transaction, attempt: ForwardAttempt): void;
+}
+
+export class ForwardAttempt implements UpstreamSink, RequestBodySink, ResponseDrainSink {
+  stream: UpstreamStream | null = null;
+  finished = false;
+  /** Response status from the server, 0 before the head arrived. */
+  upstreamStatus = 0;
+  outcome: ReleaseOutcome = 'ok';
+  /** Body chunks kept for a replay on retry; null once the body outgrew REPLAY_LIMIT. */
+  replay: Buffer[] | null;
+  private replayBytes = 0;
+  private bodyEnded = false;
+  private tSent = 0;
+
+  constructor(
+    readonly tx: Transaction,
+    readonly pool: BackendPool,
+    readonly server: LeasedServer,
+    private readonly host: ForwardHost,
+    private readonly timeouts: UpstreamTimeouts,
+    private readonly requestHeaders: string[],
+    replay: Buffer[] | null,
+  ) {
+    this.replay = replay;
+  }
+
+  start(): void {
+    const tx = this.tx;
+    this.tSent = this.host.clock.now();
+    this.stream = this.host.client.request(this.server.url, {
+      method: tx.method,
+      path: tx.query === '' ? tx.path : `${tx.path}?${tx.query}`,
+      headers: this.requestHeaders,
+      bodyLength: tx.bodyLength,
+    }, this.timeouts, this);
+    if (tx.bodyLength === -1) return;
+    // A retry starts with what the previous attempt had taken from the client.
+    const replay = this.replay;
+    this.replay = [];
+    if (replay !== null) for (const c of replay) this.onClientBody(c, false);
+    if (this.replayComplete) {
+      this.bodyEnded = true;
+      this.stream.endBody();
+      return;
+    }
+    tx.io.attachBody(this);
+  }
+
+  /** True when the replayed chunks already hold the whole body (set by the pipeline on retry). */
+  replayComplete = false;
+
+  onClientBody(chunk: Buffer, last: boolean): boolean {
+    const stream = this.stream;
+    if (stream === null || this.finished) return true;
+    if (this.replay !== null) {
+      this.replayBytes += chunk.length;
+      if (this.replayBytes > REPLAY_LIMIT) this.replay = null; else this.replay.push(chunk);
+    }
+    let ok = true;
+    if (chunk.length > 0) ok = stream.writeBody(chunk);
+    if (last && !this.bodyEnded) { this.bodyEnded = true; stream.endBody(); }
+    return ok;
+  }
+
+  onBodyDrain(): void {
+    if (!this.finished) this.tx.io.resumeBody();
+  }
+
+  onResponseStart(status: number, headers: string[]): void {
+    if (this.finished) return;
+    const tx = this.tx;
+    const now = this.host.clock.now();
+    tx.Tr = Math.round(now - this.tSent);
+    this.upstreamStatus = status;
+    tx.status = status;
+    if (status >= 500) this.outcome = 'http_5xx';
+    let length = -1;
+    let connectionNamed: string | null = null;
+    const out: string[] = [];
+    for (let i = 0; i < headers.length; i += 2) {
+      const name = headers[i];
+      if (name === 'content-length') { length = Number(headers[i + 1]); continue; }
+      if (name === 'connection') { connectionNamed = connectionNamed === null ? headers[i + 1] : `${connectionNamed},${headers[i + 1]}`; continue; }
+      if (RESPONSE_SKIP.has(name)) continue;
+      out.push(name, headers[i + 1]);
+    }
+    const filtered = connectionNamed === null ? out : dropNamed(out, connectionNamed);
+    const extra = tx.extraResponseHeaders;
+    if (extra !== null) for (let i = 0; i < extra.length; i++) filtered.push(extra[i]);
+    const noBody = tx.method === 'HEAD' || status === 204 || status === 304;
+    tx.io.startResponse(status, filtered, noBody ? length : length, noBody, this);
+    if (noBody) {
+      // The body (if the server sent one anyway) is dropped; the response is complete for the client.
+      this.finish();
+    }
+  }
+
+  onResponseData(chunk: Buffer): boolean {
+    if (this.finished) return true;
+    const tx = this.tx;
+    tx.bytesOut += chunk.length;
+    const ok = tx.io.writeResponseBody(chunk);
+    if (!ok) tx.writeStallSince = this.host.clock.now();
+    return ok;
+  }
+
+  onClientDrain(): void {
+    if (this.finished) return;
+    this.tx.writeStallSince = 0;
+    this.stream?.resume();
+  }
+
+  onResponseEnd(): void {
+    if (this.finished) return;
+    if (!this.tx.io.aborted) this.tx.io.endResponse();
+    this.finish();
+  }
+
+  onError(err: UpstreamFailure): void {
+    if (this.finished) return;
+    this.outcome = err.kind === 'connect' || err.kind === 'timeout_connect' ? 'connect_error'
+      : err.kind === 'reset' ? 'reset' : err.kind === 'protocol' ? 'http_5xx' : 'timeout';
+    if (!this.tx.io.responseStarted) {
+      this.finished = true;
+      this.host.attemptFailed(this.tx, this, err);
+      return;
+    }
+    // The head is out: the only honest signal left to the client is closing the connection.
+    this.tx.term = err.kind.startsWith('timeout') ? 'sD' : 'SD';
+    this.tx.io.close();
+    this.finish();
+  }
+
+  /** May this failed attempt be retried on another server? */
+  retryable(err: UpstreamFailure): boolean {
+    const tx = this.tx;
+    if (tx.bodyLength !== -1 && this.replay === null) return false; // body no longer replayable
+    if (!err.requestSent && (err.kind === 'connect' || err.kind === 'timeout_connect')) return true;
+    // Idempotent requests may also be retried after a reset once sent; a POST whose body was sent never.
+    return err.kind === 'reset' && IDEMPOTENT.has(tx.method) && this.upstreamStatus === 0;
+  }
+
+  /** Client went away or a deadline fired: cancel the upstream side. */
+  cancel(outcome: ReleaseOutcome): void {
+    if (this.finished) return;
+    this.outcome = outcome;
+    this.stream?.abort();
+    this.finish();
+  }
+
+  private finish(): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.host.attemptDone(this.tx, this);
+  }
+}
+
+function dropNamed(headers: string[], connection: string): string[] {
+  const named = new Set(connection.toLowerCase().split(',').map((s) => s.trim()).filter(Boolean));
+  const out: string[] = [];
+  for (let i = 0; i < headers.length; i += 2) if (!named.has(headers[i])) out.push(headers[i], headers[i + 1]);
+  return out;
+}
+
+/**
+ * Builds the header list sent to the server: client headers minus hop-by-hop (and those the
+ * Connection header names), plus X-Forwarded-For/-Proto/-Host and X-Request-Id.
+ */
+export function upstreamHeaders(tx: Transaction, setHeaders: readonly string[] | null, removeHeaders: readonly string[] | null): string[] {
+  const h = tx.headers;
+  const out: string[] = [];
+  let connection: string | null = null;
+  for (let i = 0; i < h.length; i += 2) {
+    const name = h[i];
+    if (name === 'connection') { connection = connection === null ? h[i + 1] : `${connection},${h[i + 1]}`; continue; }
+    if (REQUEST_SKIP.has(name) || name.startsWith('proxy-')) continue;
+    out.push(name, h[i + 1]);
+  }
+  let list = connection === null ? out : dropNamed(out, connection);
+  if (removeHeaders !== null || setHeaders !== null) list = applyHeaderOps(list, setHeaders, removeHeaders);
+  list.push(
+    'x-forwarded-for', tx.viaTrustedProxy && tx.xff !== undefined ? `${tx.xff}, ${peerText(tx)}` : tx.clientIp,
+    'x-forwarded-proto', tx.viaTrustedProxy && tx.forwardedProto !== '' ? tx.forwardedProto : tx.tls ? 'https' : 'http',
+    'x-forwarded-host', tx.host,
+    'x-request-id', tx.id,
+  );
+  return list;
+}
+
+function applyHeaderOps(list: string[], set: readonly string[] | null, remove: readonly string[] | null): string[] {
+  const drop = new Set<string>();
+  if (remove !== null) for (const r of remove) drop.add(r.toLowerCase());
+  if (set !== null) for (let i = 0; i < set.length; i += 2) drop.add(set[i].toLowerCase());
+  const out: string[] = [];
+  for (let i = 0; i < list.length; i += 2) if (!drop.has(list[i])) out.push(list[i], list[i + 1]);
+  if (set !== null) for (let i = 0; i < set.length; i += 2) out.push(set[i].toLowerCase(), set[i + 1]);
+  return out;
+}
+
+/** The TCP peer's address as text (the last hop when the client came through a trusted proxy). */
+export function peerText(tx: Transaction): string {
+  return addressText(tx.remote);
+}
+
+/** 4 or 16 address bytes → text; IPv4-mapped IPv6 becomes dotted IPv4. */
+export function addressText(b: Uint8Array): string {
+  if (b.length === 4) return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
+  if (b.length !== 16) return '';
+  let mapped = b[10] === 0xff && b[11] === 0xff;
+  for (let i = 0; i < 10 && mapped; i++) if (b[i] !== 0) mapped = false;
+  if (mapped) return `${b[12]}.${b[13]}.${b[14]}.${b[15]}`;
+  const parts: string[] = [];
+  for (let i = 0; i < 16; i += 2) parts.push(((b[i] << 8) | b[i + 1]).toString(16));
+  // RFC 5952: compress the longest run of zero groups.
+  let best = -1, bestLen = 0;
+  for (let i = 0; i < 8;) {
+    if (parts[i] !== '0') { i++; continue; }
+    let j = i; while (j < 8 && parts[j] === '0') j++;
+    if (j - i > bestLen && j - i > 1) { best = i; bestLen = j - i; }
+    i = j;
+  }
+  if (best < 0) return parts.join(':');
+  return `${parts.slice(0, best).join(':')}::${parts.slice(best + bestLen).join(':')}`;
+}

@@ -1,0 +1,290 @@
+// Prometheus metrics (prom-client registry served at /metrics on the admin listener).
+//
+// Per-request cost matters: prom-client hashes the label set on every inc()/observe(), even on a
+// child from labels(). So the pipeline increments plain numbers in cells that are looked up once
+// per label combination and cached (nested Maps + an array indexed by status, no string built per
+// request); the numbers are copied into prom-client at scrape time (collect()). Gauges that
+// describe state (queue length, active connections per server, stick-table size, bans, Redis) are
+// read from the bound sources at scrape time too.
+import client from 'prom-client';
+import type { SinkStats } from './events/ring.js';
+
+/** What the metrics read at scrape time; the admin server binds these from its targets. */
+export interface MetricsSources {
+  pools(): readonly PoolView[];
+  tables(): readonly { name: string; size: number }[];
+  bans(): number;
+  redisState(): 'ok' | 'degraded' | 'off';
+}
+
+/** The part of edge/backend/types.ts BackendPool the metrics read. */
+export interface PoolView {
+  readonly name: string;
+  servers(): readonly { name: string; state: string; weight: number; active: number; queued: number }[];
+  queueLength(): number;
+}
+
+/** Latency buckets in seconds (HAProxy-like spread: 1 ms … 30 s). */
+export const LATENCY_BUCKETS: readonly number[] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+interface LatencyCell { backend: string; buckets: Float64Array; sum: number; count: number }
+interface CountCell { labels: Record<string, string>; value: number }
+
+const NONE = '-';
+
+export class Metrics {
+  readonly registry = new client.Registry();
+  private readonly reqCells = new Map<string, Map<string, (CountCell | undefined)[]>>();
+  private readonly reqList: CountCell[] = [];
+  private readonly latCells = new Map<string, LatencyCell>();
+  private readonly ruleCells = new Map<string, Map<string, Map<string, CountCell>>>();
+  private readonly ruleList: CountCell[] = [];
+  private readonly guardCells = new Map<string, CountCell>();
+  private readonly queueTimeoutCells = new Map<string, CountCell>();
+  private readonly queueFullCells = new Map<string, CountCell>();
+  private readonly upstreamErrCells = new Map<string, Map<string, CountCell>>();
+  private readonly upstreamErrList: CountCell[] = [];
+  private sources: Partial<MetricsSources> = {};
+  private readonly sinkSources: (() => readonly SinkStats[])[] = [];
+  private readonly sinkReported = new Map<string, number>();
+
+  // Plain totals for /api/stats (rates are derived by the sampler in the admin server).
+  requests = 0;
+  readonly byClass = new Float64Array(6); // index = status / 100 (0 = unknown)
+  ruleHits = 0;
+  blocked = 0;
+  guardRejects = 0;
+  queueTimeouts = 0;
+  connectionsActive = 0;
+  readonly latencyAll: LatencyCell = { backend: '*', buckets: new Float64Array(LATENCY_BUCKETS.length), sum: 0, count: 0 };
+
+  constructor(opts: { prefix?: string; defaultMetrics?: boolean } = {}) {
+    const p = opts.prefix ?? 'portcullis_';
+    const reg = this.registry;
+    const self = this;
+    const cellCounter = (name: string, help: string, labelNames: string[], cells: () => Iterable<CountCell>): void => {
+      new client.Counter({
+        name: p + name, help, labelNames, registers: [reg],
+        collect(this: client.Counter<string>) {
+          this.reset();
+          for (const c of cells()) this.inc(c.labels, c.value);
+        },
+      });
+    };
+    cellCounter('http_requests_total', 'HTTP requests answered, by backend, server and status code (backend/server "-" when answered by the edge itself, e.g. a deny)',
+      ['backend', 'server', 'code'], () => this.reqList);
+    cellCounter('rule_hits_total', 'Rule matches by rule id, mode (enforce, log_only) and action', ['rule', 'mode', 'action'], () => this.ruleList);
+    cellCounter('guard_rejections_total', 'Connections or requests refused by the connection guard, by reason', ['reason'], () => this.guardCells.values());
+    cellCounter('queue_timeouts_total', 'Requests that waited in a backend queue longer than timeout queue (503 sQ)', ['backend'], () => this.queueTimeoutCells.values());
+    cellCounter('queue_full_total', 'Requests refused because the backend queue was full (503 sQ)', ['backend'], () => this.queueFullCells.values());
+    cellCounter('upstream_errors_total', 'Upstream failures by backend and kind (connect, reset, timeout_*, protocol)', ['backend', 'kind'], () => this.upstreamErrList);
+
+    reg.registerMetric(new CellHistogram(p + 'http_request_duration_seconds',
+      'Time from request head to end of response (HAProxy Ta), by backend', () => this.latCells.values()) as unknown as client.Metric);
+
+    new client.Gauge({
+      name: p + 'client_connections_active', help: 'Client connections open on the edge listeners', registers: [reg],
+      collect(this: client.Gauge<string>) { this.set(self.connectionsActive); },
+    });
+    new client.Gauge({
+      name: p + 'backend_queue_length', help: 'Requests waiting in the backend queue', labelNames: ['backend'], registers: [reg],
+      collect(this: client.Gauge<string>) {
+        this.reset();
+        for (const pool of self.sources.pools?.() ?? []) this.set({ backend: pool.name }, pool.queueLength());
+      },
+    });
+    new client.Gauge({
+      name: p + 'server_active_connections', help: 'Requests in flight to each server', labelNames: ['backend', 'server'], registers: [reg],
+      collect(this: client.Gauge<string>) {
+        this.reset();
+        for (const pool of self.sources.pools?.() ?? []) for (const s of pool.servers()) this.set({ backend: pool.name, server: s.name }, s.active);
+      },
+    });
+    new client.Gauge({
+      name: p + 'server_weight', help: 'Configured or admin-set server weight', labelNames: ['backend', 'server'], registers: [reg],
+      collect(this: client.Gauge<string>) {
+        this.reset();
+        for (const pool of self.sources.pools?.() ?? []) for (const s of pool.servers()) this.set({ backend: pool.name, server: s.name }, s.weight);
+      },
+    });
+    new client.Gauge({
+      name: p + 'server_up', help: 'Server state: 1 when up (takes new traffic), 0 when down, drain or maint; `state` label names it',
+      labelNames: ['backend', 'server', 'state'], registers: [reg],
+      collect(this: client.Gauge<string>) {
+        this.reset();
+        for (const pool of self.sources.pools?.() ?? []) for (const s of pool.servers()) this.set({ backend: pool.name, server: s.name, state: s.state }, s.state === 'up' ? 1 : 0);
+      },
+    });
+    new client.Gauge({
+      name: p + 'stick_table_entries', help: 'Entries in each stick table (local node)', labelNames: ['table'], registers: [reg],
+      collect(this: client.Gauge<string>) {
+        this.reset();
+        for (const t of self.sources.tables?.() ?? []) this.set({ table: t.name }, t.size);
+      },
+    });
+    new client.Gauge({
+      name: p + 'bans_active', help: 'Keys banned now', registers: [reg],
+      collect(this: client.Gauge<string>) { this.set(self.sources.bans?.() ?? 0); },
+    });
+    new client.Gauge({
+      name: p + 'redis_up', help: 'Shared-counter Redis: 1 ok, 0 degraded (local-only counters), -1 not configured', registers: [reg],
+      collect(this: client.Gauge<string>) {
+        const s = self.sources.redisState?.() ?? 'off';
+        this.set(s === 'ok' ? 1 : s === 'degraded' ? 0 : -1);
+      },
+    });
+    new client.Counter({
+      name: p + 'events_dropped_total', help: 'Security events a sink dropped because it fell behind or was down, by sink', labelNames: ['sink'], registers: [reg],
+      collect(this: client.Counter<string>) {
+        for (const src of self.sinkSources) for (const s of src()) {
+          const prev = self.sinkReported.get(s.name) ?? 0;
+          if (s.dropped > prev) { this.inc({ sink: s.name }, s.dropped - prev); self.sinkReported.set(s.name, s.dropped); }
+          else this.inc({ sink: s.name }, 0);
+        }
+      },
+    });
+    if (opts.defaultMetrics === true) client.collectDefaultMetrics({ register: reg, prefix: p });
+  }
+
+  /** Attach (or replace) the state sources read at scrape time. */
+  bind(sources: Partial<MetricsSources>): void { this.sources = { ...this.sources, ...sources }; }
+
+  /** Report drops of a set of event sinks (events_dropped_total). */
+  addSinkSource(fn: () => readonly SinkStats[]): () => void {
+    this.sinkSources.push(fn);
+    return () => { const i = this.sinkSources.indexOf(fn); if (i >= 0) this.sinkSources.splice(i, 1); };
+  }
+
+  sinkStats(): SinkStats[] {
+    const out: SinkStats[] = [];
+    for (const src of this.sinkSources) out.push(...src());
+    return out;
+  }
+
+  // ---- per-request calls -------------------------------------------------------------------
+
+  /** One finished request. `backend`/`server` null when the edge answered itself (deny, 503 …). */
+  request(backend: string | null, server: string | null, status: number, seconds: number): void {
+    const b = backend ?? NONE;
+    const s = server ?? NONE;
+    let bm = this.reqCells.get(b);
+    if (bm === undefined) { bm = new Map(); this.reqCells.set(b, bm); }
+    let arr = bm.get(s);
+    if (arr === undefined) { arr = new Array<CountCell | undefined>(600); bm.set(s, arr); }
+    const code = status >= 100 && status < 600 ? status | 0 : 0;
+    let cell = arr[code];
+    if (cell === undefined) {
+      cell = { labels: { backend: b, server: s, code: String(code) }, value: 0 };
+      arr[code] = cell;
+      this.reqList.push(cell);
+    }
+    cell.value++;
+    this.requests++;
+    this.byClass[code === 0 ? 0 : (code / 100) | 0]++;
+    if (backend === null && status >= 400) this.blocked++;
+    let lat = this.latCells.get(b);
+    if (lat === undefined) { lat = { backend: b, buckets: new Float64Array(LATENCY_BUCKETS.length), sum: 0, count: 0 }; this.latCells.set(b, lat); }
+    observe(lat, seconds);
+    observe(this.latencyAll, seconds);
+  }
+
+  /** A rule matched (whatever the mode: log_only hits are counted too). */
+  ruleHit(rule: string, mode: string, action: string): void {
+    let mm = this.ruleCells.get(rule);
+    if (mm === undefined) { mm = new Map(); this.ruleCells.set(rule, mm); }
+    let am = mm.get(mode);
+    if (am === undefined) { am = new Map(); mm.set(mode, am); }
+    let cell = am.get(action);
+    if (cell === undefined) {
+      cell = { labels: { rule, mode, action }, value: 0 };
+      am.set(action, cell);
+      this.ruleList.push(cell);
+    }
+    cell.value++;
+    this.ruleHits++;
+  }
+
+  guardReject(reason: string): void {
+    this.guardRejects++;
+    labelled(this.guardCells, 'reason', reason).value++;
+  }
+
+  queueTimeout(backend: string): void {
+    this.queueTimeouts++;
+    labelled(this.queueTimeoutCells, 'backend', backend).value++;
+  }
+
+  queueFull(backend: string): void { labelled(this.queueFullCells, 'backend', backend).value++; }
+
+  upstreamError(backend: string, kind: string): void {
+    let m = this.upstreamErrCells.get(backend);
+    if (m === undefined) { m = new Map(); this.upstreamErrCells.set(backend, m); }
+    let cell = m.get(kind);
+    if (cell === undefined) { cell = { labels: { backend, kind }, value: 0 }; m.set(kind, cell); this.upstreamErrList.push(cell); }
+    cell.value++;
+  }
+
+  connectionOpened(): void { this.connectionsActive++; }
+  connectionClosed(): void { if (this.connectionsActive > 0) this.connectionsActive--; }
+
+  /** Latency quantile (seconds) over all requests since start, from the histogram buckets. */
+  latencyQuantile(q: number): number | null {
+    return quantile(this.latencyAll, q);
+  }
+
+  /** Prometheus text exposition. */
+  async text(): Promise<string> { return this.registry.metrics(); }
+  get contentType(): string { return this.registry.contentType; }
+}
+
+function labelled(m: Map<string, CountCell>, label: string, value: string): CountCell {
+  let cell = m.get(value);
+  if (cell === undefined) { cell = { labels: { [label]: value }, value: 0 }; m.set(value, cell); }
+  return cell;
+}
+
+function observe(c: LatencyCell, v: number): void {
+  const n = LATENCY_BUCKETS.length;
+  for (let i = 0; i < n; i++) {
+    if (v <= LATENCY_BUCKETS[i]) { c.buckets[i]++; break; }
+  }
+  c.sum += v;
+  c.count++;
+}
+
+/** Upper bound of the bucket holding quantile q (what Prometheus' histogram_quantile approximates). */
+export function quantile(c: LatencyCell, q: number): number | null {
+  if (c.count === 0) return null;
+  const target = q * c.count;
+  let acc = 0;
+  for (let i = 0; i < LATENCY_BUCKETS.length; i++) {
+    acc += c.buckets[i];
+    if (acc >= target) return LATENCY_BUCKETS[i];
+  }
+  return Infinity;
+}
+
+/**
+ * A histogram whose buckets live in our own cells (see the header comment); prom-client's
+ * registry only needs `name`, `help`, `type` and an async `get()` returning its values.
+ */
+class CellHistogram {
+  readonly type = 'histogram';
+  readonly aggregator = 'sum';
+  constructor(readonly name: string, readonly help: string, private readonly cells: () => Iterable<LatencyCell>) {}
+  async get(): Promise<{ name: string; help: string; type: string; aggregator: string; values: { metricName: string; labels: Record<string, string | number>; value: number }[] }> {
+    const values: { metricName: string; labels: Record<string, string | number>; value: number }[] = [];
+    for (const c of this.cells()) {
+      let acc = 0;
+      for (let i = 0; i < LATENCY_BUCKETS.length; i++) {
+        acc += c.buckets[i];
+        values.push({ metricName: `${this.name}_bucket`, labels: { backend: c.backend, le: LATENCY_BUCKETS[i] }, value: acc });
+      }
+      values.push({ metricName: `${this.name}_bucket`, labels: { backend: c.backend, le: '+Inf' }, value: c.count });
+      values.push({ metricName: `${this.name}_sum`, labels: { backend: c.backend }, value: c.sum });
+      values.push({ metricName: `${this.name}_count`, labels: { backend: c.backend }, value: c.count });
+    }
+    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values };
+  }
+  reset(): void { /* cells are owned by Metrics */ }
+}

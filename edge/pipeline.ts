@@ -1,0 +1,319 @@
+// The request pipeline: accept → connection guard → client identity → rules → action → balancer →
+// upstream → response → events. Each stage is a named interface owned by its module; this file only
+// sequences them and keeps per-request bookkeeping (deadlines, retries, the access line).
+import { randomBytes } from 'node:crypto';
+import type { Transaction } from './transaction.js';
+import type { RequestHandler } from './listener.js';
+import type { EdgeConfig } from './config/normalize.js';
+import type { AcquireResult, BackendConfig, BackendPool } from './backend/types.js';
+import type { UpstreamClient, UpstreamFailure } from './upstream/types.js';
+import type { Clock } from './clock.js';
+import type { EventBus } from './events.js';
+import type { AccessLog } from './accesslog.js';
+import { ForwardAttempt, upstreamHeaders, type ForwardHost } from './forward.js';
+import { bodyFor, replyHeaders, type ActionSpec } from './act.js';
+
+/** Client identity stage: fills tx.clientIp / clientKey / viaTrustedProxy. False → 400. */
+export interface IdentityStage {
+  resolve(tx: Transaction): boolean;
+}
+
+/** Connection guard stage (built-in per-client policy, bans, global cap). */
+export interface GuardStage {
+  /** null = admitted (finish() will be called), else the action to take. */
+  admit(tx: Transaction, now: number): ActionSpec | null;
+  finish(tx: Transaction, now: number): void;
+  /** Ban a client key (from a rule's ban action). */
+  ban(key: string, durationMs: number, reason: string, ruleId: string | null): void;
+}
+
+/** Rules stage: evaluates the active ruleset. Sets tx.ruleId/ruleMode/routeBackend/priority/extra headers. */
+export interface RulesStage {
+  evaluate(tx: Transaction, now: number): ActionSpec | null;
+  /** Request header operations decided for this transaction (flat set list, remove list). */
+  requestHeaderOps(tx: Transaction): { set: readonly string[] | null; remove: readonly string[] | null };
+}
+
+/** Per-request observations for metrics (the SOC module implements it). */
+export interface RequestObserver {
+  request(tx: Transaction, now: number): void;
+  action(tx: Transaction, spec: ActionSpec, mode: string): void;
+}
+
+export interface PipelineDeps {
+  cfg: EdgeConfig;
+  clock: Clock;
+  bus: EventBus;
+  log: AccessLog;
+  pools: Map<string, BackendPool>;
+  client: UpstreamClient;
+  identity: IdentityStage;
+  guard: GuardStage | null;
+  rules: RulesStage | null;
+  observer: RequestObserver | null;
+}
+
+const RETRY_AFTER_QUEUE = 5;
+
+export class Pipeline implements RequestHandler, ForwardHost {
+  readonly client: UpstreamClient;
+  readonly clock: Clock;
+  /** Requests between accept and the end of the response. */
+  inFlight = 0;
+  private readonly active = new Set<Transaction>();
+  private readonly backends = new Map<string, BackendConfig>();
+  private readonly idPrefix = randomBytes(4).toString('hex');
+  private idSeq = 0;
+  private tarpits = 0;
+  private deadlineTimer: NodeJS.Timeout;
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(private readonly deps: PipelineDeps) {
+    this.client = deps.client;
+    this.clock = deps.clock;
+    for (const b of deps.cfg.backends) this.backends.set(b.name, b);
+    // One coarse scan for every request deadline (body first byte, body rate, whole body, slow read):
+    // no timer per request.
+    this.deadlineTimer = setInterval(() => this.checkDeadlines(), 250);
+    this.deadlineTimer.unref();
+  }
+
+  close(): void { clearInterval(this.deadlineTimer); }
+
+  /** Resolves when no request is in flight (graceful stop). */
+  whenIdle(): Promise<void> {
+    if (this.inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  // ---- accept stage entry (called by the listener) ----
+  handle(tx: Transaction): void {
+    this.inFlight++;
+    this.active.add(tx);
+    tx.id = tx.viaTrustedProxy && tx.clientRequestId !== '' ? tx.clientRequestId : `${this.idPrefix}-${(++this.idSeq).toString(36)}`;
+    const now = tx.t0;
+    const d = this.deps;
+    if (!d.identity.resolve(tx)) {
+      this.localReply(tx, 400, 'Bad Request: unusable client address\n', null, true, 'PR');
+      return;
+    }
+    if (tx.viaTrustedProxy && tx.clientRequestId !== '') tx.id = tx.clientRequestId;
+    if (d.guard !== null) {
+      const verdict = d.guard.admit(tx, now);
+      if (verdict !== null) { this.act(tx, verdict, 'enforce'); return; }
+      tx.guardAdmitted = true;
+    }
+    if (d.rules !== null) {
+      const decision = d.rules.evaluate(tx, now);
+      if (decision !== null) { this.act(tx, decision, tx.ruleMode ?? 'enforce'); return; }
+    }
+    this.balance(tx);
+  }
+
+  rejected(tx: Transaction, status: number, reason: string): void {
+    // Head rejected by the listener (framing, sizes) or an internal error: no stage ran.
+    if (tx.clientIp === '') this.deps.identity.resolve(tx);
+    this.deps.bus.emit({ type: status >= 500 ? 'error' : 'guard', reason, status, client: { address: tx.clientIp },
+      request: { method: tx.method, host: tx.host, path: tx.path }, term: tx.term });
+    if (!this.active.has(tx)) { tx.status = status; this.deps.log.write(tx, this.clock.now()); }
+  }
+
+  // ---- action stage ----
+  private act(tx: Transaction, spec: ActionSpec, mode: string): void {
+    const d = this.deps;
+    tx.action = spec.kind;
+    if (spec.ruleId !== null) tx.ruleId = spec.ruleId;
+    d.observer?.action(tx, spec, mode);
+    const eventType = spec.kind === 'rate_limit' ? 'rate_limit' : spec.kind;
+    d.bus.emit({
+      type: eventType, source: spec.source, rule: spec.ruleId, mode, action: spec.kind, status: spec.kind === 'drop' ? 0 : spec.status,
+      client: { address: tx.clientIp, key: tx.clientKey, country: tx.country, asn: tx.asn },
+      request: { method: tx.method, host: tx.host, path: tx.path, user_agent: tx.userAgent, id: tx.id },
+      counters: spec.counters, term: spec.kind === 'tarpit' ? 'PT' : 'PR',
+    });
+    switch (spec.kind) {
+      case 'drop':
+        tx.status = 0;
+        tx.term = 'PR';
+        tx.io.close();
+        this.finish(tx);
+        return;
+      case 'ban':
+        if (d.guard !== null) d.guard.ban(tx.clientKey, spec.durationMs, `rule ${spec.ruleId ?? ''}`, spec.ruleId);
+        this.localReply(tx, spec.status, bodyFor(spec.status, spec.body), replyHeaders(spec), true, 'PR');
+        return;
+      case 'tarpit':
+        if (this.tarpits >= d.cfg.tarpitMaxConcurrent) {
+          // Tarpits hold memory and sockets: beyond the cap, answer at once.
+          this.localReply(tx, spec.status, bodyFor(spec.status, spec.body), replyHeaders(spec), true, 'PR');
+          return;
+        }
+        this.tarpits++;
+        tx.tarpit = setTimeout(() => {
+          tx.tarpit = null;
+          this.tarpits--;
+          this.localReply(tx, spec.status, bodyFor(spec.status, spec.body), replyHeaders(spec), true, 'PT');
+        }, spec.durationMs > 0 ? spec.durationMs : d.cfg.timeouts.tarpitMs);
+        return;
+      default:
+        this.localReply(tx, spec.status, bodyFor(spec.status, spec.body), replyHeaders(spec), spec.kind !== 'rate_limit', 'PR');
+    }
+  }
+
+  // ---- balancer stage ----
+  private balance(tx: Transaction): void {
+    const name = tx.routeBackend ?? this.deps.cfg.defaultBackend;
+    const pool = this.deps.pools.get(name);
+    if (pool === undefined) {
+      this.localReply(tx, 503, `Service Unavailable: no backend "${name}"\n`, null, false, 'IC');
+      return;
+    }
+    tx.backend = name;
+    this.acquire(tx, pool, null, false);
+  }
+
+  private acquire(tx: Transaction, pool: BackendPool, replay: Buffer[] | null, replayComplete: boolean): void {
+    const t = this.clock.now();
+    const cookieName = this.backends.get(pool.name)?.sticky?.cookie;
+    tx.ticket = pool.acquire({
+      clientKey: tx.clientKey,
+      stickyCookie: cookieName !== undefined && tx.cookie !== '' ? cookieValue(tx.cookie, cookieName) : undefined,
+      priority: tx.priority,
+      exclude: tx.tried,
+    }, (r: AcquireResult) => this.acquired(tx, pool, r, t, replay, replayComplete));
+  }
+
+  private acquired(tx: Transaction, pool: BackendPool, r: AcquireResult, t: number, replay: Buffer[] | null, replayComplete: boolean): void {
+    tx.ticket = null;
+    tx.Tw = Math.max(tx.Tw, 0) + Math.round(r.queuedMs ?? this.clock.now() - t);
+    if (r.error !== null || r.server === null) {
+      if (tx.io.aborted) { this.finish(tx); return; }
+      const queued = r.error === 'queue_timeout' || r.error === 'queue_full';
+      this.deps.bus.emit({ type: 'queue', backend: pool.name, reason: r.error, client: { address: tx.clientIp } });
+      this.localReply(tx, 503, bodyFor(503, ''), ['content-type', 'text/plain; charset=utf-8', 'retry-after', String(RETRY_AFTER_QUEUE)], false, queued ? 'sQ' : 'SC');
+      return;
+    }
+    if (tx.io.aborted) { pool.release(r.server, 'aborted'); this.finish(tx); return; }
+    tx.server = r.server;
+    if (r.setCookie !== null) {
+      if (tx.extraResponseHeaders === null) tx.extraResponseHeaders = [];
+      tx.extraResponseHeaders.push('set-cookie', r.setCookie);
+    }
+    const b = this.backends.get(pool.name) as BackendConfig;
+    const ops = this.deps.rules?.requestHeaderOps(tx);
+    const attempt = new ForwardAttempt(tx, pool, r.server, this, b.timeouts, upstreamHeaders(tx, ops?.set ?? null, ops?.remove ?? null), replay);
+    attempt.replayComplete = replayComplete;
+    tx.attempt = attempt;
+    attempt.start();
+  }
+
+  // ---- upstream stage callbacks (ForwardHost) ----
+  attemptFailed(tx: Transaction, attempt: ForwardAttempt, err: UpstreamFailure): void {
+    attempt.pool.release(attempt.server, attempt.outcome);
+    tx.attempt = null;
+    if (tx.io.aborted) { this.finish(tx); return; }
+    const b = this.backends.get(attempt.pool.name) as BackendConfig;
+    if (tx.retries < b.retries && attempt.retryable(err)) {
+      tx.retries++;
+      (tx.tried ??= []).push(attempt.server.name);
+      this.acquire(tx, attempt.pool, attempt.replay, tx.bodyComplete);
+      return;
+    }
+    const timeout = err.kind === 'timeout_response' || err.kind === 'timeout_connect' || err.kind === 'timeout_idle';
+    const term = err.kind === 'timeout_connect' ? 'sC' : timeout ? 'sH' : err.kind === 'connect' ? 'SC' : 'SH';
+    const status = timeout ? 504 : 502;
+    this.deps.bus.emit({ type: 'error', reason: `upstream ${err.kind}: ${err.message}`, backend: attempt.pool.name, server: attempt.server.name, status, request: { id: tx.id } });
+    this.localReply(tx, status, bodyFor(status, ''), ['content-type', 'text/plain; charset=utf-8'], false, term);
+  }
+
+  attemptDone(tx: Transaction, attempt: ForwardAttempt): void {
+    attempt.pool.release(attempt.server, attempt.outcome);
+    tx.attempt = null;
+    if (tx.term === '--' && tx.io.aborted) tx.term = 'CD';
+    this.finish(tx);
+  }
+
+  /** The client went away (uWS onAborted). */
+  clientAborted(tx: Transaction): void {
+    if (tx.done) return;
+    if (tx.tarpit !== null) { clearTimeout(tx.tarpit); tx.tarpit = null; this.tarpits--; tx.term = 'CT'; this.finish(tx); return; }
+    if (tx.ticket !== null) { tx.ticket.cancel(); tx.ticket = null; tx.term = 'CQ'; this.finish(tx); return; }
+    const a = tx.attempt;
+    if (a !== null) { if (tx.term === '--') tx.term = tx.io.responseStarted ? 'CD' : 'CH'; a.cancel('aborted'); return; }
+    if (!this.active.has(tx)) return;
+    if (tx.term === '--') tx.term = 'CR';
+    this.finish(tx);
+  }
+
+  // ---- deadlines ----
+  private checkDeadlines(): void {
+    const now = this.clock.now();
+    const t = this.deps.cfg.timeouts;
+    for (const tx of this.active) {
+      if (tx.done) continue;
+      let reason = '';
+      if (!tx.bodyComplete) {
+        const elapsed = now - tx.t0;
+        if (tx.bytesIn === 0 && elapsed > t.clientBodyFirstByteMs) reason = 'client_body_first_byte';
+        else if (elapsed > t.clientBodyMs) reason = 'client_body';
+        else if (elapsed > t.clientBodyGraceMs && tx.bytesIn / (elapsed / 1000) < t.clientBodyMinRate) reason = 'client_body_min_rate';
+      }
+      if (reason === '' && tx.writeStallSince !== 0 && now - tx.writeStallSince > t.clientWriteStallMs) reason = 'client_write_stall';
+      if (reason !== '') this.expire(tx, reason);
+    }
+  }
+
+  private expire(tx: Transaction, reason: string): void {
+    this.deps.bus.emit({ type: 'deadline', reason, client: { address: tx.clientIp, key: tx.clientKey },
+      request: { method: tx.method, host: tx.host, path: tx.path, id: tx.id }, bytes_in: tx.bytesIn, bytes_out: tx.bytesOut });
+    const responding = tx.io.responseStarted;
+    tx.term = responding ? 'cD' : 'cR';
+    if (tx.ticket !== null) { tx.ticket.cancel(); tx.ticket = null; }
+    if (tx.tarpit !== null) { clearTimeout(tx.tarpit); tx.tarpit = null; this.tarpits--; }
+    const a = tx.attempt;
+    if (!responding) {
+      tx.status = 408;
+      // Reply first: the attempt's cancel finishes the transaction.
+      tx.io.reply(408, ['content-type', 'text/plain; charset=utf-8'], bodyFor(408, ''), true);
+    } else tx.io.close();
+    if (a !== null) a.cancel('aborted'); else this.finish(tx);
+  }
+
+  // ---- response + events ----
+  private localReply(tx: Transaction, status: number, body: string, headers: string[] | null, close: boolean, term: string): void {
+    tx.status = status;
+    tx.term = term;
+    if (!tx.io.aborted) tx.io.reply(status, headers, body, close);
+    this.finish(tx);
+  }
+
+  private finish(tx: Transaction): void {
+    if (tx.done) return;
+    tx.done = true;
+    this.active.delete(tx);
+    const now = this.clock.now();
+    tx.Ta = Math.round(now - tx.t0);
+    if (tx.guardAdmitted) this.deps.guard?.finish(tx, now);
+    this.deps.observer?.request(tx, now);
+    this.deps.log.write(tx, now);
+    if (--this.inFlight === 0 && this.idleWaiters.length > 0) {
+      const w = this.idleWaiters; this.idleWaiters = [];
+      for (const f of w) f();
+    }
+  }
+}
+
+/** Value of cookie `name` in a Cookie header, without allocating a parsed map. */
+export function cookieValue(header: string, name: string): string | undefined {
+  let i = 0;
+  while (i < header.length) {
+    while (header.charCodeAt(i) === 32) i++;
+    const eq = header.indexOf('=', i);
+    if (eq < 0) return undefined;
+    let end = header.indexOf(';', eq);
+    if (end < 0) end = header.length;
+    if (eq - i === name.length && header.startsWith(name, i)) return header.slice(eq + 1, end).trim();
+    i = end + 1;
+  }
+  return undefined;
+}

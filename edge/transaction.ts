@@ -1,0 +1,85 @@
+// One Transaction per request (HAProxy's word), created in full by the listener so that its shape
+// never changes. Each stage writes only its own fields; the request head is read-only after accept.
+import type { ClientIO } from './exchange.js';
+import type { LeasedServer, AcquireTicket } from './backend/types.js';
+import type { ForwardAttempt } from './forward.js';
+
+/** Two letters, HAProxy §8.5: cause (C client, S server, P proxy, R resource, I internal, c/s timeouts, - normal), phase (R request, Q queue, C connect, H headers, D data, L last, T tarpit, - none). */
+export type TermState = string;
+
+export class Transaction {
+  // --- request head (accept stage) ---
+  readonly t0: number;
+  id = '';
+  method = '';
+  /** Path without the query, as the client sent it. */
+  path = '';
+  /** Query without '?', as the client sent it ('' when absent). */
+  query = '';
+  host = '';
+  /** Flat [name, value, …] with lower-case names, in client order (hop-by-hop included). */
+  headers: string[] = [];
+  /** -1 no body, -2 chunked, ≥ 0 Content-Length. */
+  bodyLength = -1;
+  remote: Uint8Array = EMPTY;
+  listener = '';
+  tls = false;
+  /** Set by the listener when the last request body byte arrived (or there is no body). */
+  bodyComplete = false;
+  /** Monotonic ms since which response writes to the client are blocked (slow reader), 0 when not. */
+  writeStallSince = 0;
+  userAgent = '';
+  cookie = '';
+  xff: string | undefined = undefined;
+  clientRequestId = '';
+  forwardedProto = '';
+
+  // --- client identity ---
+  clientIp = '';
+  clientKey = '';
+  viaTrustedProxy = false;
+
+  // --- geo (only when a rule needs it) ---
+  country: string | null = null;
+  asn: number | null = null;
+
+  // --- rules / action ---
+  ruleId: string | null = null;
+  ruleMode: string | null = null;
+  action = '';
+  routeBackend: string | null = null;
+  priority = 1;
+  /** Extra response headers (rules' set-header, sticky cookie) as a flat list. */
+  extraResponseHeaders: string[] | null = null;
+  /** Admitted by the connection guard: finish() must be reported. */
+  guardAdmitted = false;
+
+  // --- balancing / upstream ---
+  backend = '';
+  server: LeasedServer | null = null;
+  ticket: AcquireTicket | null = null;
+  attempt: ForwardAttempt | null = null;
+  /** Pending tarpit timer. */
+  tarpit: NodeJS.Timeout | null = null;
+  retries = 0;
+  /** Servers already tried (for retries). */
+  tried: string[] | null = null;
+
+  // --- response / accounting ---
+  status = 0;
+  bytesIn = 0;
+  bytesOut = 0;
+  term: TermState = '--';
+  /** HAProxy timers (ms): Tw queue wait, Tc connect+send, Tr response head, Ta total. */
+  Tw = -1;
+  Tc = -1;
+  Tr = -1;
+  Ta = -1;
+  done = false;
+
+  constructor(readonly io: ClientIO, now: number) {
+    this.t0 = now;
+  }
+}
+
+const EMPTY = new Uint8Array(0);

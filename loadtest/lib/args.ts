@@ -1,0 +1,63 @@
+// Command-line parsing for `npm run loadtest -- <scenario> [--vs haproxy,nginx] [--duration 30s] …`.
+import { parseDuration } from './util.js';
+import { resultsDir } from './paths.js';
+import type { RunOptions } from './scenario.js';
+import type { ProxyKind } from './proxy-spec.js';
+
+export const USAGE = `usage: npm run loadtest -- <scenario> [options]
+scenarios: throughput peak flood botnet slowloris failover redis-outage rules   (or: list)
+options:
+  --vs haproxy[,nginx]   also run HAProxy and/or nginx with the equivalent generated config
+  --duration 30s         length of the run (throughput/rules: of each measured round)
+  --rounds N             interleaved A/B rounds for throughput and rules (default 5)
+  --connections N        wrk connections for throughput and rules (default 64)
+  --out DIR              where results go (default loadtest/results)
+  --no-pin               do not pin proxy and load generator to separate cores
+  --only-vs              skip Portcullis (only the --vs proxies)`;
+
+export class UsageError extends Error {}
+
+export function parseArgs(argv: readonly string[], defaultDurationMs: (scenario: string) => number): RunOptions {
+  let scenario = '';
+  const opts: Omit<RunOptions, 'scenario' | 'durationMs'> & { durationMs: number | null } = {
+    vs: [], durationMs: null, rounds: 5, connections: 64, outDir: resultsDir, pin: true, skipPortcullis: false,
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const value = (): string => {
+      const v = a.includes('=') ? a.slice(a.indexOf('=') + 1) : argv[++i];
+      if (v === undefined || v === '') throw new UsageError(`${a.split('=')[0]} needs a value`);
+      return v;
+    };
+    const flag = a.split('=')[0];
+    switch (flag) {
+      case '--vs': {
+        const list = value().split(',').map((s) => s.trim()).filter(Boolean);
+        for (const k of list) if (k !== 'haproxy' && k !== 'nginx') throw new UsageError(`--vs: unknown proxy "${k}" (haproxy or nginx)`);
+        opts.vs = [...new Set(list)] as ProxyKind[];
+        break;
+      }
+      case '--duration': try { opts.durationMs = parseDuration(value(), '--duration'); } catch (e) { throw new UsageError((e as Error).message); } break;
+      case '--rounds': opts.rounds = positiveInt(value(), '--rounds'); break;
+      case '--connections': opts.connections = positiveInt(value(), '--connections'); break;
+      case '--out': opts.outDir = value(); break;
+      case '--no-pin': opts.pin = false; break;
+      case '--only-vs': opts.skipPortcullis = true; break;
+      case '-h': case '--help': throw new UsageError('');
+      default:
+        if (a.startsWith('-')) throw new UsageError(`unknown option ${a}`);
+        if (scenario) throw new UsageError(`one scenario at a time (got "${scenario}" and "${a}")`);
+        scenario = a;
+    }
+  }
+  if (!scenario) throw new UsageError('name a scenario');
+  if (opts.skipPortcullis && opts.vs.length === 0) throw new UsageError('--only-vs needs --vs');
+  if (opts.durationMs !== null && opts.durationMs < 1000) throw new UsageError('--duration must be at least 1s');
+  return { ...opts, scenario, durationMs: opts.durationMs ?? defaultDurationMs(scenario) };
+}
+
+function positiveInt(text: string, what: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`${what}: expected a positive integer, got "${text}"`);
+  return n;
+}

@@ -1,0 +1,90 @@
+// Starts Portcullis, HAProxy or nginx with a generated config, waits until it serves, and reports
+// its CPU time and memory (summed over its process tree).
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { request } from 'node:http';
+import { randomBytes } from 'node:crypto';
+import { startProcess, stopProcess, killProcess, type Managed } from './procs.js';
+import { treeUsage, type TreeUsage } from './procstat.js';
+import { portcullisConfig, haproxyConfig, nginxConfig, priorityRules, ADMIN_TOKEN_ENV } from './config-gen.js';
+import { portcullisBin } from './paths.js';
+import { sleep } from './util.js';
+import type { ProxyKind, ProxySpec } from './proxy-spec.js';
+
+export interface RunningProxy {
+  kind: ProxyKind;
+  /** Label used in tables ("portcullis", "portcullis-node2", "haproxy" …). */
+  label: string;
+  spec: ProxySpec;
+  proc: Managed;
+  pid: number;
+  url: string;
+  configFile: string;
+  adminToken: string;
+}
+
+/** Status of a GET (or -1 on connection failure / timeout). */
+export function httpStatus(url: string, headers: Record<string, string> = {}, timeoutMs = 1000): Promise<number> {
+  return new Promise((resolve) => {
+    const req = request(url, { method: 'GET', headers, agent: false, timeout: timeoutMs }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? -1));
+      res.on('error', () => resolve(-1));
+    });
+    req.on('timeout', () => { req.destroy(); resolve(-1); });
+    req.on('error', () => resolve(-1));
+    req.end();
+  });
+}
+
+export function writeProxyConfig(kind: ProxyKind, spec: ProxySpec, label: string): string {
+  mkdirSync(spec.dir, { recursive: true });
+  const runAsRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  if (kind === 'portcullis' && spec.priorityPathPrefix) {
+    const rules = join(spec.dir, 'priority.rules');
+    writeFileSync(rules, priorityRules(spec.priorityPathPrefix));
+    spec = { ...spec, rulesFiles: [...spec.rulesFiles, rules] };
+  }
+  const [name, text] = kind === 'portcullis' ? [`${label}.yaml`, portcullisConfig(spec)]
+    : kind === 'haproxy' ? [`${label}.cfg`, haproxyConfig(spec)]
+      : [`${label}.conf`, nginxConfig(spec, runAsRoot)];
+  if (kind === 'nginx') for (const sub of ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(join(spec.dir, sub), { recursive: true });
+  const file = join(spec.dir, name);
+  writeFileSync(file, text);
+  return file;
+}
+
+function commandFor(kind: ProxyKind, file: string, dir: string): [string, string[]] {
+  if (kind === 'portcullis') return [portcullisBin, ['run', '--config', file]];
+  if (kind === 'haproxy') return ['haproxy', ['-db', '-f', file]];
+  return ['nginx', ['-p', dir, '-c', file]];
+}
+
+/** Starts one proxy; `cpu` pins it (and every thread/child) with taskset. */
+export async function startProxy(kind: ProxyKind, spec: ProxySpec, opts: { cpu?: string; label?: string; readyTimeoutMs?: number } = {}): Promise<RunningProxy> {
+  const label = opts.label ?? kind;
+  const file = writeProxyConfig(kind, spec, label);
+  const [cmd, args] = commandFor(kind, file, spec.dir);
+  const adminToken = randomBytes(16).toString('hex');
+  const env = { ...process.env, [ADMIN_TOKEN_ENV]: adminToken };
+  const full: [string, string[]] = opts.cpu ? ['taskset', ['-c', opts.cpu, cmd, ...args]] : [cmd, args];
+  const proc = startProcess(label, full[0], full[1], { env, cwd: spec.dir });
+  const url = `http://127.0.0.1:${spec.listenPort}`;
+  const readyUrl = kind === 'portcullis' ? `http://127.0.0.1:${spec.adminPort}/healthz` : `${url}/health`;
+  const deadline = Date.now() + (opts.readyTimeoutMs ?? 15_000);
+  for (;;) {
+    if (proc.exited) throw new Error(`${label} exited during start-up (config ${file}):\n${proc.tail.join('\n')}`);
+    if (await httpStatus(readyUrl, {}, 500) === 200) break;
+    if (Date.now() > deadline) {
+      await stopProcess(proc);
+      throw new Error(`${label} did not answer 200 on ${readyUrl} within ${(opts.readyTimeoutMs ?? 15_000) / 1000}s (config ${file}):\n${proc.tail.join('\n')}`);
+    }
+    await sleep(100);
+  }
+  return { kind, label, spec, proc, pid: proc.child.pid as number, url, configFile: file, adminToken };
+}
+
+export function proxyUsage(p: RunningProxy): TreeUsage { return treeUsage(p.pid); }
+
+export async function stopProxy(p: RunningProxy): Promise<void> { await stopProcess(p.proc, 5000); }
+export async function crashProxy(p: RunningProxy): Promise<void> { await killProcess(p.proc); }

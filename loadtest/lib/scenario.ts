@@ -1,0 +1,68 @@
+// What a scenario is, what it gets from the runner, and what it hands back.
+import type { ProxyKind } from './proxy-spec.js';
+
+export interface RunOptions {
+  scenario: string;
+  /** Comparison proxies (portcullis always runs). */
+  vs: ProxyKind[];
+  durationMs: number;
+  /** Interleaved rounds for A/B scenarios (throughput, rules). */
+  rounds: number;
+  /** wrk connections for throughput-style scenarios. */
+  connections: number;
+  outDir: string;
+  /** Pin proxy and load generator to separate cores (default on when the machine has ≥ 2). */
+  pin: boolean;
+  /** Skip Portcullis (only the --vs proxies), e.g. while bin/portcullis is not built. */
+  skipPortcullis: boolean;
+}
+
+export interface ChartSeries { name: string; points: [number, number][] }
+export interface Chart {
+  title: string;
+  kind: 'line' | 'bar';
+  xLabel: string;
+  yLabel: string;
+  series: ChartSeries[];
+  /** For bar charts: category labels (x = index). */
+  categories?: string[];
+}
+
+export interface ScenarioResult {
+  /** One sentence: the figure that matters. */
+  headline: string;
+  /** Summary table, first row is the header. */
+  table: string[][];
+  charts: Chart[];
+  /** What was configured (limits, rates, counts) — recorded with the numbers. */
+  settings: Record<string, unknown>;
+  /** Raw numbers, per proxy / round. */
+  raw: Record<string, unknown>;
+  /** Caveats and readings. */
+  notes: string[];
+}
+
+export interface ScenarioContext {
+  opts: RunOptions;
+  /** Proxies to run, in order: portcullis first (unless skipped), then --vs. */
+  proxies: ProxyKind[];
+  /** Scratch directory for configs and pid files (removed afterwards). */
+  workDir: string;
+  /** CPU list for proxies and for load generators/origins (undefined = unpinned). */
+  proxyCpu?: string;
+  loadCpu?: string;
+  /** Installs the provider of the periodic status line. */
+  setStatus(provider: () => string): void;
+  log(message: string): void;
+}
+
+export interface Scenario {
+  name: string;
+  description: string;
+  defaultDurationMs: number;
+  /** External tools it needs, given the options. */
+  tools(opts: RunOptions): string[];
+  /** Proxies it can compare (others in --vs are ignored with a note). */
+  supports: readonly ProxyKind[];
+  run(ctx: ScenarioContext): Promise<ScenarioResult>;
+}

@@ -1,0 +1,622 @@
+// Semantic checks over all parsed files at once (one namespace across files). Reports every
+// problem it finds instead of stopping at the first: unknown names with did-you-mean hints, type
+// errors, and/or mixed without parentheses, redeclared names, `!=` on maybe-missing fields,
+// rules shadowed by an earlier terminating rule, unused declarations, always-true/false tests.
+import type { ActionCall, CounterDecl, CondDecl, Expr, FileAst, ListDecl, RuleDecl, TestDecl, Value } from './ast.js';
+import type { Diagnostic, SourceFile, Span } from './diagnostics.js';
+import { compileSafeRegex, type SafeRegex } from './safe-regex.js';
+import { parseCidr, parseIp } from './ip.js';
+import { printExpr } from './print.js';
+import {
+  FIELDS, FUNCTION_NAMES, LIST_TYPES, MODES, PRIORITY_CLASSES, didYouMean, listElementType, lookupField,
+  strictestMode, type ListType, type RuleMode, type ValueType,
+} from './scheme.js';
+
+export interface ParsedFile { ast: FileAst; source: SourceFile }
+
+export interface ListSym { decl: ListDecl; src: SourceFile; type: ListType; isMap: boolean; used: boolean }
+export interface CounterSym { decl: CounterDecl; src: SourceFile; index: number; used: boolean }
+export interface CondSym { decl: CondDecl; src: SourceFile; used: boolean }
+export interface RuleSym { decl: RuleDecl; src: SourceFile; index: number; fileMode: RuleMode; mode: RuleMode; terminating: string | null }
+export interface TestSym { decl: TestDecl; src: SourceFile }
+
+/** The checked program: symbol tables the compiler and test runner work from. */
+export interface Program {
+  files: ParsedFile[];
+  lists: Map<string, ListSym>;
+  counters: Map<string, CounterSym>;
+  conds: Map<string, CondSym>;
+  rules: RuleSym[];
+  tests: TestSym[];
+  /** Regexes compiled (and validated) during checking, keyed by the pattern's AST node. */
+  regexes: Map<Value, SafeRegex>;
+}
+
+export const TERMINATING_ACTIONS = new Set(['allow', 'deny', 'tarpit', 'drop', 'ban', 'rate_limit']);
+export const EFFECT_ACTIONS = new Set(['route', 'set_request_header', 'remove_request_header', 'set_response_header', 'remove_response_header', 'priority', 'log']);
+const ALL_ACTIONS = [...TERMINATING_ACTIONS, ...EFFECT_ACTIONS];
+const ACTION_ALIASES: Record<string, string> = {
+  block: 'deny(403)', reject: 'deny(403)', challenge: 'deny(403) (challenges are not supported)', tarpit_for: 'tarpit(30s)',
+  ratelimit: 'rate_limit(10s)', rate_limited: 'rate_limit(10s)', use_backend: 'route("backend")', set_header: 'set_request_header("name", "value")',
+  del_header: 'remove_request_header("name")', set_priority: 'priority(checkout)', reject_connection: 'drop',
+};
+const FIELD_ALIASES: Record<string, string> = {
+  src: 'ip.src', 'ip.source': 'ip.src', path: 'http.path', 'http.request.uri.path': 'http.path', 'http.uri.path': 'http.path',
+  'http.request.method': 'http.method', method: 'http.method', host: 'http.host', 'http.request.headers': 'http.headers',
+  hdr: 'http.headers', 'req.hdr': 'http.headers', 'http.header': 'http.headers', 'http.cookie': 'http.cookies',
+  'http.request.cookies': 'http.cookies', 'http.request.uri.args': 'http.args', 'http.request.uri.query': 'http.query',
+  'ip.src.country': 'geo.country', 'ip.geoip.country': 'geo.country', 'ip.src.asnum': 'geo.asn', 'ip.geoip.asnum': 'geo.asn',
+  user_agent: 'http.user_agent', 'http.useragent': 'http.user_agent', 'http.user-agent': 'http.user_agent', sni: 'tls.sni', 'ssl.sni': 'tls.sni',
+};
+const HEADER_TOKEN = /^[!#$%&'*+.^`|~0-9A-Za-z-]+$/;
+
+interface VType { type: ValueType | 'set' | 'list' | 'dur' | null; multi: boolean; missing: boolean; constant: boolean; lowered?: boolean }
+const BAD: VType = { type: null, multi: false, missing: false, constant: false };
+
+export function checkProgram(files: ParsedFile[]): { program: Program; diagnostics: Diagnostic[] } {
+  return new Checker(files).run();
+}
+
+class Checker {
+  private diags: Diagnostic[] = [];
+  private program: Program;
+  private src!: SourceFile;
+  /** Where a name was first declared, for "first declared at" hints. */
+  private declared = new Map<string, string>();
+
+  constructor(files: ParsedFile[]) {
+    this.program = { files, lists: new Map(), counters: new Map(), conds: new Map(), rules: [], tests: [], regexes: new Map() };
+  }
+
+  private err(code: string, span: Span, msg: string, hint?: string): void { this.diags.push(this.src.diag('error', code, span, msg, hint)); }
+  private warn(code: string, span: Span, msg: string, hint?: string): void { this.diags.push(this.src.diag('warning', code, span, msg, hint)); }
+  private where(span: Span): string { const p = this.src.position(span.start); return `${this.src.name}:${p.line}:${p.col}`; }
+
+  run(): { program: Program; diagnostics: Diagnostic[] } {
+    const P = this.program;
+    // Pass 1: declarations, so later references work regardless of order across files.
+    for (const f of P.files) {
+      this.src = f.source;
+      const a = f.ast;
+      if (!a.version) this.err('E_VERSION', { start: 0, end: 0 }, 'missing "version 1" at the top of the file', 'the first line of every rule file is: version 1');
+      else if (a.version.value !== 1) this.err('E_VERSION', a.version.span, `unsupported rule file version ${a.version.value}`, 'this engine reads version 1');
+      if (a.mode && !MODES.includes(a.mode.value as RuleMode)) this.err('E_MODE', a.mode.span, `unknown mode "${a.mode.value}"`, 'use enforce, log_only or off');
+      for (const l of a.lists) this.declare(l.name, l.nameSpan, () => {
+        const t = l.type === 'cidr' ? 'ip' : l.type;
+        if (!LIST_TYPES.includes(l.type)) {
+          const dm = didYouMean(l.type, LIST_TYPES);
+          this.err('E_TYPE', l.typeSpan, `unknown ${l.k} type "${l.type}"`, dm ? `did you mean "${dm}"?` : `${l.k} types: ip (or cidr), string, asn, country`);
+        } else if (l.k === 'map' && t !== 'ip' && t !== 'string') {
+          this.err('E_TYPE', l.typeSpan, `maps are keyed by ip or string, not ${l.type}`);
+        }
+        P.lists.set(l.name, { decl: l, src: f.source, type: t as ListType, isMap: l.k === 'map', used: false });
+      });
+      for (const c of a.counters) this.declare(c.name, c.nameSpan, () => {
+        P.counters.set(c.name, { decl: c, src: f.source, index: P.counters.size, used: false });
+      });
+      for (const c of a.conds) this.declare(c.name, c.nameSpan, () => {
+        if (lookupField(c.name)) this.err('E_REDECLARED', c.nameSpan, `condition name "${c.name}" is a field name`, 'pick another name');
+        P.conds.set(c.name, { decl: c, src: f.source, used: false });
+      });
+    }
+    // Pass 2: bodies.
+    const ruleIds = new Map<string, string>();
+    const testNames = new Map<string, string>();
+    for (const f of P.files) {
+      this.src = f.source;
+      const fileMode = (f.ast.mode && MODES.includes(f.ast.mode.value as RuleMode) ? f.ast.mode.value : 'enforce') as RuleMode;
+      for (const c of f.ast.counters) this.checkCounter(c);
+      for (const c of f.ast.conds) this.checkExpr(c.expr);
+      for (const r of f.ast.rules) {
+        const prev = ruleIds.get(r.id);
+        if (prev) this.err('E_REDECLARED', r.idSpan, `rule "${r.id}" is declared twice`, `first declared at ${prev}`);
+        else ruleIds.set(r.id, this.where(r.idSpan));
+        if (r.id === '' || r.id.length > 128 || /[\s"]/.test(r.id)) this.err('E_RULE_ID', r.idSpan, 'rule ids are 1-128 characters without spaces or quotes');
+        let mode: RuleMode = fileMode;
+        if (r.mode !== null) {
+          if (!MODES.includes(r.mode as RuleMode)) this.err('E_MODE', r.modeSpan ?? r.idSpan, `unknown mode "${r.mode}"`, 'use enforce, log_only or off');
+          else mode = strictestMode(fileMode, r.mode as RuleMode);
+        }
+        if (r.when) {
+          this.checkExpr(r.when);
+          this.constantWarning(r.when);
+        }
+        const terminating = this.checkActions(r);
+        P.rules.push({ decl: r, src: f.source, index: P.rules.length, fileMode, mode, terminating });
+      }
+      for (const t of f.ast.tests) {
+        const prev = testNames.get(t.name);
+        if (prev) this.err('E_REDECLARED', t.nameSpan, `test "${t.name}" is declared twice`, `first declared at ${prev}`);
+        else testNames.set(t.name, this.where(t.nameSpan));
+        P.tests.push({ decl: t, src: f.source });
+      }
+    }
+    for (const t of P.tests) { this.src = t.src; this.checkTest(t.decl, ruleIds); }
+    this.checkCycles();
+    this.checkShadowing();
+    for (const l of P.lists.values()) if (!l.used) { this.src = l.src; this.warn('W_UNUSED_LIST', l.decl.nameSpan, `${l.decl.k} "${l.decl.name}" is never used`, 'remove it or reference it with $' + l.decl.name); }
+    for (const c of P.counters.values()) if (!c.used) { this.src = c.src; this.warn('W_UNUSED_COUNTER', c.decl.nameSpan, `counter "${c.decl.name}" is never read`, `read it in a rule: rate(${c.decl.name}) > 100`); }
+    for (const c of P.conds.values()) if (!c.used) { this.src = c.src; this.warn('W_UNUSED_COND', c.decl.nameSpan, `condition "${c.decl.name}" is never used`); }
+    return { program: P, diagnostics: this.diags };
+  }
+
+  private declare(name: string, span: Span, fn: () => void): void {
+    const prev = this.declared.get(name);
+    if (prev) { this.err('E_REDECLARED', span, `"${name}" is already declared`, `first declared at ${prev}; names are not merged (unlike HAProxy acl lines), pick another name`); return; }
+    this.declared.set(name, this.where(span));
+    fn();
+  }
+
+  // ---- values ---------------------------------------------------------------------------
+
+  private unknownField(name: string, span: Span): VType {
+    const alias = FIELD_ALIASES[name];
+    const dm = alias ?? didYouMean(name, [...FIELDS.map((x) => x.name), ...this.program.conds.keys()]);
+    this.err('E_UNKNOWN_FIELD', span, `unknown field \`${name}\``, dm ? `did you mean \`${dm}\`?` : `fields: ${FIELDS.map((x) => x.name).join(', ')}`);
+    return BAD;
+  }
+
+  private valueType(v: Value, inCounter = false): VType {
+    switch (v.k) {
+      case 'str': return { type: 'string', multi: false, missing: false, constant: true };
+      case 'int': return { type: 'int', multi: false, missing: false, constant: true };
+      case 'ip': {
+        if (!parseCidr(v.text) && !parseIp(v.text)) { this.err('E_BAD_IP', v.span, `"${v.text}" is not an IP address or CIDR`); return BAD; }
+        return { type: 'ip', multi: false, missing: false, constant: true };
+      }
+      case 'dur': return { type: 'dur', multi: false, missing: false, constant: true };
+      case 'listref': return { type: 'list', multi: false, missing: false, constant: true };
+      case 'set': return { type: 'set', multi: false, missing: false, constant: true };
+      case 'field': {
+        const f = lookupField(v.name);
+        if (!f) {
+          if (this.program.conds.has(v.name)) { this.err('E_TYPE', v.span, `"${v.name}" is a condition, not a value`, 'use it on its own: when ' + v.name + ' and …'); return BAD; }
+          if (this.program.counters.has(v.name)) { this.err('E_TYPE', v.span, `"${v.name}" is a counter`, `read it with rate(${v.name})`); return BAD; }
+          return this.unknownField(v.name, v.span);
+        }
+        if (f.indexed && !v.index) { this.err('E_TYPE', v.span, `\`${f.name}\` needs a name`, `for example ${f.name}["${f.indexed === 'header' ? 'x-api-key' : 'id'}"]`); return BAD; }
+        if (!f.indexed && v.index) { this.err('E_TYPE', v.span, `\`${f.name}\` cannot be indexed`); return BAD; }
+        if (f.indexed === 'header' && v.index) {
+          if (!HEADER_TOKEN.test(v.index.value)) this.err('E_HEADER_NAME', v.index.span, `"${v.index.value}" is not a valid header name`);
+          else if (v.index.value.includes('_')) this.warn('W_HEADER_NAME', v.index.span, `header name "${v.index.value}" contains "_"`, `proxies often drop such headers; did you mean "${v.index.value.replace(/_/g, '-')}"?`);
+        }
+        return { type: f.type, multi: f.indexed !== null, missing: f.maybeMissing, constant: false };
+      }
+      case 'call': return this.callType(v, inCounter);
+    }
+  }
+
+  private callType(v: Extract<Value, { k: 'call' }>, inCounter: boolean): VType {
+    const P = this.program;
+    if (!FUNCTION_NAMES.has(v.name)) {
+      const dm = didYouMean(v.name, FUNCTION_NAMES);
+      this.err('E_UNKNOWN_FUNCTION', v.nameSpan, `unknown function \`${v.name}()\``, dm ? `did you mean \`${dm}()\`?` : 'functions: lower, upper, len, count, rate, map');
+      return BAD;
+    }
+    const arity = v.name === 'map' ? 2 : 1;
+    if (v.args.length !== arity) { this.err('E_ARITY', v.span, `${v.name}() takes ${arity} argument${arity > 1 ? 's' : ''}, got ${v.args.length}`); return BAD; }
+    const a0 = v.args[0];
+    switch (v.name) {
+      case 'rate': {
+        if (inCounter) { this.err('E_TYPE', v.span, 'rate() cannot be used inside a counter declaration', 'counters are updated before rules run; read them in rules'); return BAD; }
+        if (a0.k !== 'field' || a0.index) { this.err('E_TYPE', a0.span, 'rate() takes a counter name'); return BAD; }
+        const c = P.counters.get(a0.name);
+        if (!c) {
+          const dm = didYouMean(a0.name, P.counters.keys());
+          this.err('E_UNKNOWN_COUNTER', a0.span, `unknown counter "${a0.name}"`, dm ? `did you mean "${dm}"?` : 'declare it: counter ' + a0.name + ' { key = ip.src  window = 10s }');
+          return BAD;
+        }
+        c.used = true;
+        return { type: 'int', multi: false, missing: true, constant: false };
+      }
+      case 'map': {
+        if (a0.k !== 'listref') { this.err('E_TYPE', a0.span, 'map() takes a $map as its first argument'); return BAD; }
+        const m = P.lists.get(a0.name);
+        if (!m || !m.isMap) { this.err('E_UNKNOWN_LIST', a0.span, `unknown map "$${a0.name}"`, m ? `"${a0.name}" is a list; use: value in $${a0.name}` : undefined); return BAD; }
+        m.used = true;
+        const kt = this.valueType(v.args[1], inCounter);
+        if (kt.type === null) return BAD;
+        const want = m.type === 'ip' ? 'ip' : 'string';
+        if (kt.type !== want || kt.multi) { this.err('E_TYPE', v.args[1].span, `map $${a0.name} is keyed by ${want}, got ${this.describe(kt)}`); return BAD; }
+        return { type: 'string', multi: false, missing: true, constant: false };
+      }
+      case 'count': {
+        const t = this.valueType(a0, inCounter);
+        if (t.type === null) return BAD;
+        if (!t.multi) { this.err('E_TYPE', a0.span, 'count() takes http.headers[…], http.args[…] or http.cookies[…]'); return BAD; }
+        return { type: 'int', multi: false, missing: false, constant: false };
+      }
+      default: {
+        const t = this.valueType(a0, inCounter);
+        if (t.type === null) return BAD;
+        if (t.type !== 'string') { this.err('E_TYPE', a0.span, `${v.name}() takes a string, got ${this.describe(t)}`); return BAD; }
+        if (v.name === 'len') return { type: 'int', multi: t.multi, missing: t.missing, constant: t.constant };
+        return { type: 'string', multi: t.multi, missing: t.missing, constant: t.constant, lowered: v.name === 'lower' };
+      }
+    }
+  }
+
+  private describe(t: VType): string {
+    if (t.type === 'list') return 'a list';
+    if (t.type === 'set') return 'a set';
+    if (t.type === 'dur') return 'a duration';
+    return `${t.multi ? 'several ' : ''}${t.type ?? 'unknown'}`;
+  }
+
+  // ---- expressions ----------------------------------------------------------------------
+
+  checkExpr(e: Expr): void {
+    switch (e.k) {
+      case 'bool': return;
+      case 'not': this.checkExpr(e.e); return;
+      case 'and': case 'or': {
+        for (const it of e.items) {
+          if ((it.k === 'and' || it.k === 'or') && it.k !== e.k && !it.paren) {
+            this.err('E_MIXED_AND_OR', e.span, '"and" and "or" mixed without parentheses', `add parentheses to say which you mean, e.g. (${printExpr(it)}) ${e.k} …`);
+            break;
+          }
+        }
+        for (const it of e.items) this.checkExpr(it);
+        this.contradiction(e);
+        return;
+      }
+      case 'ref': {
+        const c = this.program.conds.get(e.name);
+        if (c) { c.used = true; return; }
+        if (lookupField(e.name)) { this.err('E_TYPE', e.span, `field \`${e.name}\` used as a condition`, `compare it (${e.name} == …) or test presence (${e.name} exists)`); return; }
+        const alias = FIELD_ALIASES[e.name];
+        const dm = alias ?? didYouMean(e.name, [...this.program.conds.keys(), ...FIELDS.map((x) => x.name)]);
+        this.err('E_UNKNOWN_NAME', e.span, `unknown condition or field \`${e.name}\``, dm ? `did you mean \`${dm}\`?` : undefined);
+        return;
+      }
+      case 'exists': {
+        const t = this.valueType(e.v);
+        if (t.type !== null && t.constant) this.err('E_TYPE', e.v.span, '"exists" needs a field');
+        else if (t.type !== null && !t.missing) this.warn('W_ALWAYS_TRUE', e.span, `${printExpr(e)} is always true`, 'this field is always present');
+        return;
+      }
+      case 'cmp': this.checkCmp(e); return;
+    }
+  }
+
+  private checkCmp(e: Extract<Expr, { k: 'cmp' }>): void {
+    const lt = this.valueType(e.left);
+    if (lt.type === null) { if (e.right.k !== 'set' && e.right.k !== 'listref') this.valueType(e.right); return; }
+    if (lt.constant) { this.err('E_TYPE', e.left.span, 'the left side of a comparison must read the request', 'put the field on the left: http.path == "/x"'); return; }
+    if (lt.type === 'list' || lt.type === 'set' || lt.type === 'dur') { this.err('E_TYPE', e.left.span, `cannot compare ${this.describe(lt)}`); return; }
+    const r = e.right;
+    const op = e.op;
+    if (op === '!=' && lt.missing) {
+      this.warn('W_NE_MISSING', e.opSpan, `"!=" on a value that may be missing is false when it is missing`,
+        `write "not (${printExpr({ ...e, op: '==' })})" to also match requests where it is missing`);
+    }
+    if (op === 'in') return this.checkIn(e, lt);
+    if (op === 'contains_any') {
+      if (lt.type !== 'string') { this.err('E_TYPE', e.left.span, `contains_any needs a string, got ${this.describe(lt)}`); return; }
+      if (r.k !== 'set') { this.err('E_TYPE', r.span, 'contains_any takes a set of strings: {"a" "b"}'); return; }
+      if (r.items.length === 0) this.warn('W_ALWAYS_FALSE', e.span, 'contains_any with an empty set never matches');
+      for (const it of r.items) {
+        if (it.k !== 'str') { this.err('E_TYPE', it.span, 'contains_any takes strings'); continue; }
+        if (it.value === '') this.warn('W_ALWAYS_TRUE', it.span, 'an empty string is contained in every value');
+        if (lt.lowered && it.value !== it.value.toLowerCase()) this.warn('W_ALWAYS_FALSE', it.span, `"${it.value}" has upper-case letters but the value is lower()-ed`, `write "${it.value.toLowerCase()}"`);
+      }
+      return;
+    }
+    if (r.k === 'set' || r.k === 'listref') { this.err('E_TYPE', r.span, `"${op}" cannot take ${r.k === 'set' ? 'a set' : 'a list'}`, 'use "in"'); return; }
+    const rt = this.valueType(r);
+    if (rt.type === null) return;
+    if (op === 'matches') {
+      if (lt.type !== 'string') { this.err('E_TYPE', e.left.span, `matches needs a string, got ${this.describe(lt)}`); return; }
+      if (r.k !== 'str') { this.err('E_TYPE', r.span, 'matches takes a regular expression in a string literal'); return; }
+      const res = compileSafeRegex(r.value);
+      if (!res.ok) {
+        // Offsets inside the pattern map to the source only when the literal has no escapes; else underline the literal.
+        const raw = this.src.text.slice(r.span.start + 1, r.span.end - 1);
+        const span = res.offset !== undefined && raw === r.value ? { start: r.span.start + 1 + res.offset, end: r.span.start + 2 + res.offset } : r.span;
+        this.err('E_REGEX', span, `invalid or unsafe regex: ${res.error}`, 'the regex engine is linear-time: no backreferences or lookaround; prefer starts_with/contains when you can');
+      } else {
+        this.program.regexes.set(r, res.re);
+        if (/^[\w\-/.]+$/.test(r.value)) this.warn('W_PREFER_LITERAL', r.span, 'this regex is a plain substring', `use: contains "${r.value}"`);
+      }
+      return;
+    }
+    if (op === '<' || op === '<=' || op === '>' || op === '>=') {
+      if (lt.type !== 'int' || rt.type !== 'int' || rt.multi) { this.err('E_TYPE', e.span, `"${op}" compares integers, got ${this.describe(lt)} and ${this.describe(rt)}`); return; }
+      if (r.k === 'int' && !lt.multi) {
+        // Field values that are never negative: counts, lengths, rates, ASNs, content length.
+        if ((op === '<' && r.value <= 0) || (op === '<=' && r.value < 0)) this.warn('W_ALWAYS_FALSE', e.span, `${printExpr(e)} is always false`, 'this value is never negative');
+        if ((op === '>=' && r.value <= 0) || (op === '>' && r.value < 0)) this.warn('W_ALWAYS_TRUE', e.span, `${printExpr(e)} is always true when the value is present`);
+      }
+      return;
+    }
+    if (op === '==' || op === '!=') {
+      if (lt.type === 'ip') {
+        if (r.k === 'ip' || r.k === 'str') {
+          const txt = r.k === 'ip' ? r.text : r.value;
+          if (txt.includes('/')) { this.err('E_TYPE', r.span, `"${op}" compares single addresses, not CIDR ranges`, `use: ip.src in {${txt}}`); return; }
+          if (!parseIp(txt)) { this.err('E_BAD_IP', r.span, `"${txt}" is not an IP address`); return; }
+          return;
+        }
+        this.err('E_TYPE', r.span, 'ip.src compares with an address literal'); return;
+      }
+      if (rt.type === 'ip' && lt.type === 'string') { this.err('E_TYPE', r.span, 'compare addresses with ip.src; quote the value to compare text'); return; }
+      if (lt.type !== rt.type || rt.multi) { this.err('E_TYPE', e.span, `cannot compare ${this.describe(lt)} with ${this.describe(rt)}`); return; }
+      if (r.k === 'str') this.caseWarning(e, r.value, lt);
+      return;
+    }
+    // starts_with / ends_with / contains
+    if (lt.type !== 'string' || rt.type !== 'string' || rt.multi) { this.err('E_TYPE', e.span, `"${op}" works on strings, got ${this.describe(lt)} and ${this.describe(rt)}`); return; }
+    if (r.k === 'str') {
+      if (r.value === '') this.warn('W_ALWAYS_TRUE', e.span, `${printExpr(e)} is true for every present value`);
+      this.caseWarning(e, r.value, lt);
+    }
+  }
+
+  /** Literals that can never equal a value known to be lower-/upper-case. */
+  private caseWarning(e: Extract<Expr, { k: 'cmp' }>, lit: string, lt: VType): void {
+    const left = e.left;
+    const name = left.k === 'field' ? left.name : '';
+    if (lt.lowered || name === 'http.host') {
+      if (lit !== lit.toLowerCase()) this.warn('W_ALWAYS_FALSE', e.right.span, `"${lit}" has upper-case letters but ${lt.lowered ? 'the value is lower()-ed' : 'http.host is lower-case'}`, `write "${lit.toLowerCase()}"`);
+    } else if (name === 'http.method' || name === 'geo.country') {
+      if (lit !== lit.toUpperCase()) this.warn('W_ALWAYS_FALSE', e.right.span, `${name} is upper-case, "${lit}" never matches`, `write "${lit.toUpperCase()}"`);
+    }
+  }
+
+  private checkIn(e: Extract<Expr, { k: 'cmp' }>, lt: VType): void {
+    const r = e.right;
+    if (r.k === 'listref') {
+      const l = this.program.lists.get(r.name);
+      if (!l) {
+        const dm = didYouMean(r.name, [...this.program.lists.keys()]);
+        this.err('E_UNKNOWN_LIST', r.span, `unknown list "$${r.name}"`, dm ? `did you mean "$${dm}"?` : `declare it: list ${r.name} : string = file("lists/${r.name}.txt")`);
+        return;
+      }
+      l.used = true;
+      if (l.isMap) { this.err('E_TYPE', r.span, `$${r.name} is a map`, `look values up with map($${r.name}, …)`); return; }
+      const want = listElementType(l.type);
+      if (lt.type !== want) this.err('E_TYPE', e.span, `$${r.name} is a list of ${l.type} but the value is ${this.describe(lt)}`);
+      return;
+    }
+    if (r.k !== 'set') { this.err('E_TYPE', r.span, '"in" takes a set {…} or a $list'); return; }
+    if (r.items.length === 0) this.warn('W_ALWAYS_FALSE', e.span, '"in" with an empty set never matches');
+    for (const it of r.items) {
+      if (lt.type === 'ip') {
+        const txt = it.k === 'ip' ? it.text : it.k === 'str' ? it.value : null;
+        if (txt === null || (!parseCidr(txt) && !parseIp(txt))) this.err(txt === null ? 'E_TYPE' : 'E_BAD_IP', it.span, `expected an IP address or CIDR, got ${txt ?? it.k}`);
+      } else if (lt.type === 'int') {
+        if (it.k !== 'int') this.err('E_TYPE', it.span, 'expected an integer in this set');
+      } else {
+        if (it.k !== 'str') { this.err('E_TYPE', it.span, 'expected a quoted string in this set', it.k === 'ip' ? 'compare addresses with ip.src' : undefined); continue; }
+        this.caseWarning(e, it.value, lt);
+      }
+    }
+  }
+
+  private constantWarning(e: Expr): void {
+    if (e.k === 'bool') this.warn(e.value ? 'W_ALWAYS_TRUE' : 'W_ALWAYS_FALSE', e.span, `condition is always ${e.value}`, e.value ? 'leave out "when" for a rule that applies to every request' : 'set mode = off to disable a rule');
+  }
+
+  /** `a and not a` is always false; `a or not a` always true. */
+  private contradiction(e: Extract<Expr, { k: 'and' | 'or' }>): void {
+    const plain = new Set<string>();
+    const negated = new Set<string>();
+    for (const it of e.items) {
+      if (it.k === 'not') negated.add(printExpr(it.e)); else plain.add(printExpr(it));
+    }
+    for (const p of plain) {
+      if (negated.has(p)) {
+        if (e.k === 'and') this.warn('W_ALWAYS_FALSE', e.span, `condition is always false: it requires both ${p} and not ${p}`);
+        else this.warn('W_ALWAYS_TRUE', e.span, `condition is always true: ${p} or not ${p}`);
+        return;
+      }
+    }
+  }
+
+  // ---- declarations ---------------------------------------------------------------------
+
+  private checkCounter(c: CounterDecl): void {
+    for (const k of c.keys) {
+      const t = this.valueType(k, true);
+      if (t.type === null) continue;
+      if (t.constant) this.err('E_TYPE', k.span, 'a counter key must read the request', 'for example: key = ip.src');
+      else if (t.type === 'list' || t.type === 'set' || t.type === 'dur') this.err('E_TYPE', k.span, 'a counter key is a value such as ip.src or http.headers["x-api-key"]');
+    }
+    if (c.windowMs < 100 || c.windowMs > 86_400_000) this.err('E_RANGE', c.windowSpan, 'counter window must be between 100ms and 1d');
+    if (c.countWhen) this.checkCounterExpr(c.countWhen);
+  }
+  private checkCounterExpr(e: Expr): void {
+    // rate() is refused inside counters (they are updated before rules run).
+    const visit = (x: Expr): void => {
+      if (x.k === 'cmp') {
+        for (const v of [x.left, x.right]) if (v.k === 'call' && v.name === 'rate') { this.err('E_TYPE', v.span, 'rate() cannot be used inside a counter declaration', 'counters are updated before rules run; read them in rules'); return; }
+      }
+      if (x.k === 'and' || x.k === 'or') x.items.forEach(visit);
+      if (x.k === 'not') visit(x.e);
+    };
+    visit(e);
+    this.checkExpr(e);
+  }
+
+  private checkActions(r: RuleDecl): string | null {
+    let terminating: string | null = null;
+    const seen = new Set<string>();
+    if (r.actions.length === 0) this.err('E_SYNTAX', r.idSpan, `rule "${r.id}" has no "then" actions`, 'for example: then deny(403)');
+    for (const a of r.actions) {
+      if (!this.checkAction(a, false)) continue;
+      if (TERMINATING_ACTIONS.has(a.name)) {
+        if (terminating) this.err('E_ACTIONS', a.span, `rule has two terminating actions (${terminating} and ${a.name})`, 'a rule ends the request at most once; split it into two rules');
+        else terminating = a.name;
+      } else if (a.name === 'route' || a.name === 'priority') {
+        if (seen.has(a.name)) this.err('E_ACTIONS', a.span, `${a.name}() given twice in one rule`);
+        seen.add(a.name);
+      }
+    }
+    return terminating;
+  }
+
+  /** Validates an action call; shared with test expectations (`expectOnly` allows omitted args). */
+  checkAction(a: ActionCall, expectOnly: boolean): boolean {
+    if (!ALL_ACTIONS.includes(a.name)) {
+      const hint = ACTION_ALIASES[a.name] ? `write ${ACTION_ALIASES[a.name]}` : (() => { const d = didYouMean(a.name, ALL_ACTIONS); return d ? `did you mean ${d}?` : `actions: ${ALL_ACTIONS.join(', ')}`; })();
+      this.err('E_UNKNOWN_ACTION', a.nameSpan, `unknown action "${a.name}"`, hint);
+      return false;
+    }
+    const args = a.args;
+    const bad = (msg: string, span: Span = a.span, hint?: string): false => { this.err('E_ACTION_ARGS', span, msg, hint); return false; };
+    const allowNamed = a.name === 'rate_limit' ? ['retry_after', 'status', 'body'] : a.name === 'deny' ? ['status', 'body'] : a.name === 'tarpit' || a.name === 'ban' ? ['status'] : [];
+    for (const n of a.named) if (!allowNamed.includes(n.name)) return bad(`${a.name}() has no "${n.name}" argument`, n.span, allowNamed.length ? `arguments: ${allowNamed.join(', ')}` : undefined);
+    const status = (v: Value | undefined, lo = 400, hi = 599): boolean => {
+      if (v === undefined) return true;
+      if (v.k !== 'int' || v.value < lo || v.value > hi) { bad(`status must be an integer ${lo}-${hi}`, v.span); return false; }
+      return true;
+    };
+    const dur = (v: Value | undefined, max: number, what: string): boolean => {
+      if (v === undefined) { if (expectOnly) return true; bad(`${a.name}() needs a ${what} duration`, a.span, `for example ${a.name}(30s)`); return false; }
+      if (v.k !== 'dur' || v.ms <= 0 || v.ms > max) { bad(`${what} must be a duration between 1ms and ${max / 1000}s`, v.span); return false; }
+      return true;
+    };
+    const str = (v: Value | undefined, what: string, max = 65536): boolean => {
+      if (v === undefined) { if (expectOnly) return true; bad(`${a.name}() needs ${what}`); return false; }
+      if (v.k !== 'str' || v.value.length > max) { bad(`${what} must be a quoted string${max < 65536 ? ` of at most ${max} characters` : ''}`, v.span); return false; }
+      return true;
+    };
+    const named = (n: string) => a.named.find((x) => x.name === n)?.value;
+    const maxArgs = (n: number) => args.length > n ? bad(`${a.name}() takes at most ${n} argument${n === 1 ? '' : 's'}`, args[n].span) : true;
+    switch (a.name) {
+      case 'allow': case 'drop': return maxArgs(0);
+      case 'deny':
+        return maxArgs(2) && status(args[0] ?? named('status')) && (args[1] ?? named('body') ? str(args[1] ?? named('body'), 'the body') : true);
+      case 'tarpit': return maxArgs(2) && dur(args[0], 300_000, 'tarpit delay') && status(args[1] ?? named('status'));
+      case 'ban': return maxArgs(2) && dur(args[0], 7 * 86_400_000, 'ban') && status(args[1] ?? named('status'));
+      case 'rate_limit': return maxArgs(1) && dur(args[0] ?? named('retry_after'), 86_400_000, 'retry_after') && status(named('status'), 400, 599) && (named('body') ? str(named('body'), 'the body') : true);
+      case 'route': return maxArgs(1) && str(args[0], 'a backend name', 256);
+      case 'priority': {
+        if (!maxArgs(1)) return false;
+        const v = args[0];
+        if (v === undefined) return expectOnly ? true : bad('priority() needs a class', a.span, `classes: ${Object.keys(PRIORITY_CLASSES).join(', ')} or 0-9`);
+        const name = v.k === 'field' && !v.index ? v.name : v.k === 'str' ? v.value : null;
+        if (name !== null && PRIORITY_CLASSES[name] !== undefined) return true;
+        if (v.k === 'int' && v.value >= 0 && v.value <= 9) return true;
+        return bad('unknown priority class', v.span, `classes: ${Object.keys(PRIORITY_CLASSES).join(', ')} or 0-9 (lower runs first)`);
+      }
+      case 'set_request_header': case 'set_response_header': case 'remove_request_header': case 'remove_response_header': {
+        const isSet = a.name.startsWith('set');
+        if (!maxArgs(isSet ? 2 : 1) || !str(args[0], 'a header name', 256)) return false;
+        const n = args[0];
+        if (n && n.k === 'str' && !HEADER_TOKEN.test(n.value)) return bad(`"${n.value}" is not a valid header name`, n.span);
+        if (isSet) {
+          if (!str(args[1], 'a header value', 8192)) return false;
+          const v = args[1];
+          if (v && v.k === 'str' && /[\r\n\0]/.test(v.value)) return bad('header values cannot contain CR, LF or NUL', v.span);
+        }
+        return true;
+      }
+      case 'log': return maxArgs(1) && (args[0] ? str(args[0], 'a log message', 1024) : true);
+    }
+    return true;
+  }
+
+  private checkTest(t: TestDecl, ruleIds: Map<string, string>): void {
+    let sawRequest = false;
+    const known = ['ip', 'method', 'host', 'path', 'time', 'sni', 'listener', 'content_length'];
+    const ruleRef = (id: string, span: Span) => {
+      if (!ruleIds.has(id)) {
+        const dm = didYouMean(id, ruleIds.keys());
+        this.err('E_UNKNOWN_RULE', span, `no rule "${id}"`, dm ? `did you mean "${dm}"?` : undefined);
+      }
+    };
+    for (const s of t.steps) {
+      if (s.k === 'request') {
+        sawRequest = true;
+        for (const f of s.req.fields) {
+          if (!known.includes(f.name)) { const dm = didYouMean(f.name, known); this.err('E_TEST', f.span, `unknown request setting "${f.name}"`, dm ? `did you mean "${dm}"?` : `settings: ${known.join(', ')}, header "…" = "…", geo { country asn }`); continue; }
+          const v = f.value;
+          if (f.name === 'content_length') { if (v.k !== 'int') this.err('E_TEST', v.span, 'content_length takes an integer'); continue; }
+          if (v.k !== 'str' && !(f.name === 'ip' && v.k === 'ip')) { this.err('E_TEST', v.span, `${f.name} takes a quoted string`); continue; }
+          const txt = v.k === 'str' ? v.value : v.k === 'ip' ? v.text : '';
+          if (f.name === 'ip' && !parseIp(txt)) this.err('E_BAD_IP', v.span, `"${txt}" is not an IP address`);
+          if (f.name === 'time' && Number.isNaN(Date.parse(txt))) this.err('E_TEST', v.span, `"${txt}" is not a date-time`, 'use ISO 8601, e.g. "2024-11-29T18:30:00Z"');
+        }
+        for (const g of s.req.geo) {
+          if (g.name === 'country') { if (g.value.k !== 'str' || !/^[A-Z]{2}$/.test(g.value.value)) this.err('E_TEST', g.value.span, 'country takes a two-letter upper-case code such as "DE"'); }
+          else if (g.name === 'asn') { if (g.value.k !== 'int') this.err('E_TEST', g.value.span, 'asn takes an integer'); }
+          else this.err('E_TEST', g.span, `unknown geo setting "${g.name}"`, 'geo { country = "DE"  asn = 64500 }');
+        }
+      } else if (s.k === 'expect') {
+        if (!sawRequest) this.err('E_TEST', s.span, 'expect comes before any request');
+        const w = s.what;
+        if (w.k === 'verdict' || w.k === 'would') {
+          if (w.k === 'verdict' && !TERMINATING_ACTIONS.has(w.action.name) && this.checkAction(w.action, true)) {
+            this.err('E_TEST', w.action.nameSpan, `"${w.action.name}" is not a verdict`, `expect allow, deny(…), tarpit(…), drop, ban(…) or rate_limit(…); use "expect route"/"expect priority"/"expect header" for ${w.action.name}`);
+          } else this.checkAction(w.action, true);
+          if (w.by !== null && w.bySpan) ruleRef(w.by, w.bySpan);
+        } else if (w.k === 'priority') {
+          if (PRIORITY_CLASSES[w.cls] === undefined && !/^[0-9]$/.test(w.cls)) this.err('E_TEST', w.span, `unknown priority class "${w.cls}"`);
+        }
+      }
+    }
+    if (!sawRequest) this.err('E_TEST', t.nameSpan, `test "${t.name}" sends no request`);
+  }
+
+  private checkCycles(): void {
+    const state = new Map<string, number>(); // 1 visiting, 2 done
+    const refs = (e: Expr, out: string[]): void => {
+      if (e.k === 'ref') out.push(e.name);
+      else if (e.k === 'not') refs(e.e, out);
+      else if (e.k === 'and' || e.k === 'or') for (const i of e.items) refs(i, out);
+    };
+    const visit = (name: string): boolean => {
+      const s = state.get(name);
+      if (s === 1) return true;
+      if (s === 2) return false;
+      const c = this.program.conds.get(name);
+      if (!c) return false;
+      state.set(name, 1);
+      const out: string[] = [];
+      refs(c.decl.expr, out);
+      for (const r of out) if (visit(r)) {
+        this.src = c.src;
+        this.err('E_CYCLE', c.decl.nameSpan, `condition "${name}" refers to itself through "${r}"`);
+        state.set(name, 2);
+        return false;
+      }
+      state.set(name, 2);
+      return false;
+    };
+    for (const n of this.program.conds.keys()) visit(n);
+  }
+
+  /** A rule is shadowed when an earlier enforced terminating rule matches a superset of its requests. */
+  private checkShadowing(): void {
+    const rules = this.program.rules;
+    for (let j = 1; j < rules.length; j++) {
+      const b = rules[j];
+      if (b.mode === 'off') continue;
+      for (let i = 0; i < j; i++) {
+        const a = rules[i];
+        if (!a.terminating || a.mode !== 'enforce') continue;
+        if (subsumes(a.decl.when, b.decl.when)) {
+          this.src = b.src;
+          const p = a.src.position(a.decl.idSpan.start);
+          this.warn('W_SHADOWED', b.decl.idSpan, `rule "${b.decl.id}" never runs: rule "${a.decl.id}" before it ${a.terminating === 'allow' ? 'allows' : 'ends'} every request it matches`,
+            `"${a.decl.id}" is at ${a.src.name}:${p.line}:${p.col}; move this rule above it or narrow "${a.decl.id}"`);
+          break;
+        }
+      }
+    }
+  }
+}
+
+/** True when every request matching `b` also matches `a` (conservative, structural). */
+function subsumes(a: Expr | null, b: Expr | null): boolean {
+  if (a === null) return true;
+  if (b === null) return false;
+  const pa = printExpr(a), pb = printExpr(b);
+  if (pa === pb) return true;
+  const conj = (e: Expr): string[] => (e.k === 'and' ? e.items.map(printExpr) : [printExpr(e)]);
+  const bc = new Set(conj(b));
+  if (conj(a).every((x) => bc.has(x))) return true;
+  if (a.k === 'or' && a.items.some((x) => printExpr(x) === pb)) return true;
+  return false;
+}

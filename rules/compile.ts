@@ -1,0 +1,474 @@
+// Compiles a checked Program into closures over an EvalContext (wirefilter's compiler step).
+// Literals are specialised at load time: string sets become Set lookups, CIDR sets become an IpTrie
+// (or a short byte-compare list), contains_any becomes a multi-literal matcher, regexes are compiled
+// once by the linear engine. Function results (lower(), rate() …) are cached per evaluation by their
+// canonical text, so 100 rules reading lower(http.user_agent) lower-case it once.
+import type { ActionCall, Expr, Value } from './ast.js';
+import type { Program, RuleSym } from './checker.js';
+import { TERMINATING_ACTIONS } from './checker.js';
+import { EvalContext, MultiIndex, UNSET, type Scalar } from './context.js';
+import type { ActionKind, HeaderOp, TerminalAction } from './decision.js';
+import { IpTrie, parseCidr, parseIp } from './ip.js';
+import { compileLiterals } from './multi-literal.js';
+import { printAction, printValue } from './print.js';
+import { lookupField, PRIORITY_CLASSES, type RuleMode } from './scheme.js';
+
+export type Pred = (c: EvalContext) => boolean;
+type Getter = (c: EvalContext) => Scalar;
+type MultiGetter = (c: EvalContext) => readonly Scalar[] | null;
+type G = { multi: false; get: Getter } | { multi: true; get: MultiGetter };
+
+/** A loaded list (membership) or map (lookup); implemented by rules/lists.ts. */
+export interface ListLike { readonly size: number; has(value: string): boolean; hasIpBytes?(b: Uint8Array): boolean; hasAsn?(asn: number): boolean }
+export interface MapLike { get(key: string): string | undefined; getIpBytes?(b: Uint8Array): string | undefined }
+export type LoadedData = ListLike | MapLike;
+
+export interface Effect {
+  kind: 'route' | 'priority' | 'req_header' | 'resp_header' | 'log';
+  text: string;
+  num: number;
+  header: HeaderOp | null;
+}
+
+export interface CompiledRule {
+  readonly id: string;
+  readonly index: number;
+  readonly file: string;
+  readonly line: number;
+  readonly test: Pred;
+  readonly terminal: TerminalAction | null;
+  readonly effects: readonly Effect[];
+  /** Mode from the file: strictest of the file mode and the rule's own `mode =`. */
+  readonly declaredMode: RuleMode;
+  /** Effective mode (declared, or a runtime override). */
+  mode: RuleMode;
+  /** Counter indexes this rule's condition reads (reported in decisions). */
+  readonly counters: readonly number[];
+  /** "deny(403)" / "route(\"b\") log" for would-have records and explain. */
+  readonly actionText: string;
+}
+
+export interface CompiledCounter {
+  readonly name: string;
+  readonly index: number;
+  readonly windowMs: number;
+  readonly key: readonly G[];
+  readonly countWhen: Pred | null;
+}
+
+export interface CompiledProgram {
+  rules: CompiledRule[];
+  counters: CompiledCounter[];
+  newContext(): EvalContext;
+  usedFields: Set<string>;
+  /** Compile one expression against the same context layout (explain uses it per node). */
+  compileExpr(e: Expr): Pred;
+  compileValue(v: Value): G;
+}
+
+const SMALL_IP_SET = 8;
+
+export function compileProgram(program: Program, data: ReadonlyMap<string, LoadedData>): CompiledProgram {
+  const index = new MultiIndex();
+  const cacheSlots = new Map<string, number>();
+  const usedFields = new Set<string>();
+  const condCache = new Map<string, Pred>();
+  const counterIdx = new Map<string, number>();
+  for (const c of program.counters.values()) counterIdx.set(c.decl.name, c.index);
+  const counterWindows: number[] = [];
+  for (const c of program.counters.values()) counterWindows[c.index] = c.decl.windowMs;
+  const counterNames: string[] = [];
+  for (const c of program.counters.values()) counterNames[c.index] = c.decl.name;
+
+  const cacheSlot = (v: Value): number => {
+    const key = printValue(v);
+    let s = cacheSlots.get(key);
+    if (s === undefined) { s = cacheSlots.size; cacheSlots.set(key, s); }
+    return s;
+  };
+
+  function value(v: Value): G {
+    switch (v.k) {
+      case 'str': { const s = v.value; return { multi: false, get: () => s }; }
+      case 'int': { const n = v.value; return { multi: false, get: () => n }; }
+      case 'ip': { const t = v.text; return { multi: false, get: () => t }; }
+      case 'dur': { const n = v.ms; return { multi: false, get: () => n }; }
+      case 'field': {
+        const f = lookupField(v.name);
+        if (!f) throw new Error(`unchecked field ${v.name}`);
+        usedFields.add(f.name);
+        if (f.indexed && v.index) {
+          const slot = index.slotFor(f.indexed, v.index.value);
+          if (f.indexed === 'header') return { multi: true, get: (c) => c.headerValues(slot) };
+          if (f.indexed === 'arg') return { multi: true, get: (c) => c.argValues(slot) };
+          return { multi: true, get: (c) => c.cookieValues(slot) };
+        }
+        const slot = f.slot;
+        if (slot === 2 || slot === 3 || slot === 6) return { multi: false, get: (c) => c.get(slot) };
+        return { multi: false, get: (c) => c.slots[slot] };
+      }
+      case 'call': return call(v);
+      default: throw new Error(`value ${v.k} cannot be read`);
+    }
+  }
+
+  function call(v: Extract<Value, { k: 'call' }>): G {
+    const slot = cacheSlot(v);
+    switch (v.name) {
+      case 'rate': {
+        const a0 = v.args[0];
+        const ci = counterIdx.get(a0.k === 'field' ? a0.name : '') ?? -1;
+        const name = counterNames[ci], win = counterWindows[ci];
+        return {
+          multi: false, get: (c) => {
+            const cached = c.cache[slot];
+            if (cached !== UNSET) return cached as Scalar;
+            const key = c.counterKeys[ci];
+            const r = key === null ? null : c.counters.rate(name, key, win, c.now);
+            c.cache[slot] = r;
+            return r;
+          },
+        };
+      }
+      case 'count': {
+        const g = value(v.args[0]);
+        if (!g.multi) throw new Error('count() of a scalar');
+        const mg = g.get;
+        return { multi: false, get: (c) => { const vs = mg(c); return vs === null ? 0 : vs.length; } };
+      }
+      case 'map': {
+        const a0 = v.args[0];
+        const m = data.get(a0.k === 'listref' ? a0.name : '') as MapLike | undefined;
+        if (!m) throw new Error('map not loaded');
+        const g = value(v.args[1]);
+        if (g.multi) throw new Error('map() of several values');
+        const kg = g.get;
+        const ipKey = v.args[1].k === 'field' && v.args[1].name === 'ip.src' && m.getIpBytes ? m.getIpBytes.bind(m) : null;
+        return {
+          multi: false, get: (c) => {
+            const cached = c.cache[slot];
+            if (cached !== UNSET) return cached as Scalar;
+            let r: Scalar;
+            if (ipKey !== null) { const b = c.ipBytes(); r = b === null ? null : (ipKey(b) ?? null); }
+            else { const k = kg(c); r = k === null ? null : (m.get(String(k)) ?? null); }
+            c.cache[slot] = r;
+            return r;
+          },
+        };
+      }
+      default: {
+        const g = value(v.args[0]);
+        const fn: (s: string) => Scalar = v.name === 'lower' ? (s) => s.toLowerCase() : v.name === 'upper' ? (s) => s.toUpperCase() : (s) => s.length;
+        if (g.multi) {
+          const mg = g.get;
+          return {
+            multi: true, get: (c) => {
+              const cached = c.cache[slot];
+              if (cached !== UNSET) return cached as Scalar[] | null;
+              const vs = mg(c);
+              const r = vs === null ? null : vs.map((x) => fn(String(x)));
+              c.cache[slot] = r;
+              return r;
+            },
+          };
+        }
+        const sg = g.get;
+        return {
+          multi: false, get: (c) => {
+            const cached = c.cache[slot];
+            if (cached !== UNSET) return cached as Scalar;
+            const x = sg(c);
+            const r = x === null ? null : fn(String(x));
+            c.cache[slot] = r;
+            return r;
+          },
+        };
+      }
+    }
+  }
+
+  /** Lift a per-value test over a scalar or multi-valued getter (multi: any value matches). */
+  function lift(g: G, test: (x: Scalar) => boolean): Pred {
+    if (!g.multi) {
+      const get = g.get;
+      return (c) => { const x = get(c); return x !== null && test(x); };
+    }
+    const get = g.get;
+    return (c) => {
+      const xs = get(c);
+      if (xs === null) return false;
+      for (let i = 0; i < xs.length; i++) { const x = xs[i]; if (x !== null && test(x)) return true; }
+      return false;
+    };
+  }
+
+  function ipSet(items: readonly string[]): (b: Uint8Array) => boolean {
+    const parsed = items.map((t) => parseCidr(t) ?? (() => { const b = parseIp(t); return b ? { bytes: b, prefix: b.length * 8 } : null; })()).filter((x): x is { bytes: Uint8Array; prefix: number } => x !== null);
+    if (parsed.length > SMALL_IP_SET) {
+      const trie = new IpTrie<true>();
+      for (const p of parsed) trie.insert(p.bytes, p.prefix, true);
+      trie.lookup(new Uint8Array(4)); // build now, not on the first request
+      return (b) => trie.lookup(b) !== undefined;
+    }
+    return (b) => {
+      for (let k = 0; k < parsed.length; k++) {
+        const p = parsed[k];
+        if (p.bytes.length !== b.length) continue;
+        let bits = p.prefix, i = 0, ok = true;
+        while (bits >= 8) { if (p.bytes[i] !== b[i]) { ok = false; break; } i++; bits -= 8; }
+        if (ok && bits > 0) { const mask = (0xff << (8 - bits)) & 0xff; if ((p.bytes[i] & mask) !== (b[i] & mask)) ok = false; }
+        if (ok) return true;
+      }
+      return false;
+    };
+  }
+
+  function cmp(e: Extract<Expr, { k: 'cmp' }>): Pred {
+    const g = value(e.left);
+    const r = e.right;
+    const leftIsIp = e.left.k === 'field' && e.left.name === 'ip.src';
+    // ---- ip.src
+    if (leftIsIp) {
+      if (e.op === 'in' && r.k === 'set') {
+        const test = ipSet(r.items.map((x) => (x.k === 'ip' ? x.text : x.k === 'str' ? x.value : '')));
+        return (c) => { const b = c.ipBytes(); return b !== null && test(b); };
+      }
+      if (e.op === 'in' && r.k === 'listref') {
+        const l = data.get(r.name) as ListLike;
+        if (l.hasIpBytes) {
+          const hasBytes = l.hasIpBytes.bind(l);
+          return (c) => { const b = c.ipBytes(); return b !== null && hasBytes(b); };
+        }
+        return (c) => l.has(c.input.ip);
+      }
+      const want = parseIp(r.k === 'ip' ? r.text : r.k === 'str' ? r.value : '');
+      if (!want) throw new Error('bad ip literal');
+      const eq = (c: EvalContext) => {
+        const b = c.ipBytes();
+        if (b === null || b.length !== want.length) return false;
+        for (let i = 0; i < b.length; i++) if (b[i] !== want[i]) return false;
+        return true;
+      };
+      return e.op === '==' ? eq : (c) => c.ipBytes() !== null && !eq(c);
+    }
+    switch (e.op) {
+      case 'in': {
+        if (r.k === 'listref') {
+          const l = data.get(r.name) as ListLike;
+          if (l.hasAsn && !g.multi) {
+            const hasAsn = l.hasAsn.bind(l), get = g.get;
+            return (c) => { const x = get(c); return typeof x === 'number' && hasAsn(x); };
+          }
+          return lift(g, (x) => l.has(String(x)));
+        }
+        if (r.k !== 'set') throw new Error('in without set');
+        const set = new Set<Scalar>();
+        for (const x of r.items) if (x.k === 'str' || x.k === 'int') set.add(x.value);
+        if (!g.multi) { const get = g.get; return (c) => set.has(get(c)); }
+        return lift(g, (x) => set.has(x));
+      }
+      case 'contains_any': {
+        if (r.k !== 'set') throw new Error('contains_any without set');
+        const m = compileLiterals(r.items.map((x) => (x.k === 'str' ? x.value : '')));
+        return lift(g, (x) => m.test(x as string));
+      }
+      case 'matches': {
+        const re = program.regexes.get(r);
+        if (!re) throw new Error('regex not compiled');
+        return lift(g, (x) => re.test(x as string));
+      }
+      default: break;
+    }
+    // Binary comparisons: literal right side specialises; otherwise compare two values.
+    if (r.k === 'str' || r.k === 'int') {
+      const lit = r.value;
+      const s = lit as string, n = lit as number;
+      if (!g.multi) {
+        const get = g.get;
+        switch (e.op) {
+          case '==': return (c) => get(c) === lit;
+          case '!=': return (c) => { const x = get(c); return x !== null && x !== lit; };
+          case '<': return (c) => { const x = get(c); return x !== null && (x as number) < n; };
+          case '<=': return (c) => { const x = get(c); return x !== null && (x as number) <= n; };
+          case '>': return (c) => { const x = get(c); return x !== null && (x as number) > n; };
+          case '>=': return (c) => { const x = get(c); return x !== null && (x as number) >= n; };
+          case 'starts_with': return (c) => { const x = get(c); return x !== null && (x as string).startsWith(s); };
+          case 'ends_with': return (c) => { const x = get(c); return x !== null && (x as string).endsWith(s); };
+          case 'contains': return (c) => { const x = get(c); return x !== null && (x as string).includes(s); };
+          default: break;
+        }
+      }
+      if (e.op === '!=') {
+        // present and no value equals
+        const mg = g.get as MultiGetter;
+        return (c) => { const xs = mg(c); return xs !== null && !xs.includes(lit); };
+      }
+      return lift(g, binary(e.op, () => lit));
+    }
+    const rg = value(r);
+    if (rg.multi) throw new Error('multi right side');
+    const rget = rg.get;
+    // value-to-value: evaluate the right side once per comparison
+    if (!g.multi) {
+      const get = g.get;
+      const op = binaryOp(e.op);
+      return (c) => { const x = get(c); const y = rget(c); return x !== null && y !== null && op(x, y); };
+    }
+    const op = binaryOp(e.op);
+    const mg = g.get;
+    if (e.op === '!=') return (c) => { const xs = mg(c); const y = rget(c); return xs !== null && y !== null && !xs.includes(y); };
+    return (c) => {
+      const xs = mg(c); const y = rget(c);
+      if (xs === null || y === null) return false;
+      for (const x of xs) if (x !== null && op(x, y)) return true;
+      return false;
+    };
+  }
+
+  function binary(op: string, rhs: () => Scalar): (x: Scalar) => boolean {
+    const f = binaryOp(op);
+    const y = rhs();
+    return (x) => y !== null && f(x as NonNullable<Scalar>, y);
+  }
+
+  function expr(e: Expr): Pred {
+    switch (e.k) {
+      case 'bool': { const v = e.value; return () => v; }
+      case 'not': { const a = expr(e.e); return (c) => !a(c); }
+      case 'ref': {
+        let p = condCache.get(e.name);
+        if (!p) {
+          const sym = program.conds.get(e.name);
+          if (!sym) throw new Error(`unknown condition ${e.name}`);
+          p = expr(sym.decl.expr);
+          condCache.set(e.name, p);
+        }
+        return p;
+      }
+      case 'exists': {
+        const g = value(e.v);
+        const get = g.get as (c: EvalContext) => unknown;
+        return (c) => get(c) !== null;
+      }
+      case 'cmp': return cmp(e);
+      case 'and': {
+        const ps = e.items.map(expr);
+        if (ps.length === 2) { const [a, b] = ps; return (c) => a(c) && b(c); }
+        if (ps.length === 3) { const [a, b, d] = ps; return (c) => a(c) && b(c) && d(c); }
+        return (c) => { for (let i = 0; i < ps.length; i++) if (!ps[i](c)) return false; return true; };
+      }
+      case 'or': {
+        const ps = e.items.map(expr);
+        if (ps.length === 2) { const [a, b] = ps; return (c) => a(c) || b(c); }
+        return (c) => { for (let i = 0; i < ps.length; i++) if (ps[i](c)) return true; return false; };
+      }
+    }
+  }
+
+  const counters: CompiledCounter[] = [];
+  for (const c of program.counters.values()) {
+    counters[c.index] = { name: c.decl.name, index: c.index, windowMs: c.decl.windowMs, key: c.decl.keys.map(value), countWhen: c.decl.countWhen ? expr(c.decl.countWhen) : null };
+  }
+
+  const rules: CompiledRule[] = program.rules.map((r) => compileRule(r));
+  function compileRule(r: RuleSym): CompiledRule {
+    const test: Pred = r.decl.when ? expr(r.decl.when) : () => true;
+    const read: number[] = [];
+    if (r.decl.when) collectRates(r.decl.when, program, read, new Set());
+    let terminal: TerminalAction | null = null;
+    const effects: Effect[] = [];
+    for (const a of r.decl.actions) {
+      if (TERMINATING_ACTIONS.has(a.name)) terminal = terminalAction(a);
+      else effects.push(effect(a));
+    }
+    const pos = r.src.position(r.decl.idSpan.start);
+    return {
+      id: r.decl.id, index: r.index, file: r.src.name, line: pos.line, test, terminal, effects,
+      declaredMode: r.mode, mode: r.mode, counters: read,
+      actionText: r.decl.actions.map(printAction).join(' '),
+    };
+  }
+
+  return {
+    rules, counters, usedFields,
+    newContext: () => new EvalContext(index, cacheSlots.size, counters.length),
+    compileExpr: expr,
+    compileValue: value,
+  };
+}
+
+function binaryOp(op: string): (x: NonNullable<Scalar>, y: NonNullable<Scalar>) => boolean {
+  switch (op) {
+    case '==': return (x, y) => x === y;
+    case '!=': return (x, y) => x !== y;
+    case '<': return (x, y) => x < y;
+    case '<=': return (x, y) => x <= y;
+    case '>': return (x, y) => x > y;
+    case '>=': return (x, y) => x >= y;
+    case 'starts_with': return (x, y) => String(x).startsWith(String(y));
+    case 'ends_with': return (x, y) => String(x).endsWith(String(y));
+    case 'contains': return (x, y) => String(x).includes(String(y));
+    default: return () => false;
+  }
+}
+
+/** Counter indexes read (through rate()) by an expression, following named conditions. */
+function collectRates(e: Expr, program: Program, out: number[], seen: Set<string>): void {
+  const val = (v: Value): void => {
+    if (v.k === 'call') {
+      if (v.name === 'rate' && v.args[0]?.k === 'field') {
+        const c = program.counters.get(v.args[0].name);
+        if (c && !out.includes(c.index)) out.push(c.index);
+      }
+      v.args.forEach(val);
+    }
+  };
+  switch (e.k) {
+    case 'cmp': val(e.left); val(e.right); return;
+    case 'exists': val(e.v); return;
+    case 'not': collectRates(e.e, program, out, seen); return;
+    case 'and': case 'or': for (const i of e.items) collectRates(i, program, out, seen); return;
+    case 'ref': {
+      if (seen.has(e.name)) return;
+      seen.add(e.name);
+      const c = program.conds.get(e.name);
+      if (c) collectRates(c.decl.expr, program, out, seen);
+      return;
+    }
+    default: return;
+  }
+}
+
+function terminalAction(a: ActionCall): TerminalAction {
+  const named = (n: string) => a.named.find((x) => x.name === n)?.value;
+  const num = (v: Value | undefined, d: number) => (v && (v.k === 'int' || v.k === 'dur') ? (v.k === 'int' ? v.value : v.ms) : d);
+  const str = (v: Value | undefined) => (v && v.k === 'str' ? v.value : null);
+  const kind = a.name as ActionKind;
+  switch (kind) {
+    case 'allow': case 'drop': return Object.freeze({ kind, status: 0, body: null, durationMs: 0, retryAfterSec: 0 });
+    case 'deny': return Object.freeze({ kind, status: num(a.args[0] ?? named('status'), 403), body: str(a.args[1] ?? named('body')), durationMs: 0, retryAfterSec: 0 });
+    case 'tarpit': case 'ban': return Object.freeze({ kind, status: num(a.args[1] ?? named('status'), 403), body: null, durationMs: num(a.args[0], 0), retryAfterSec: 0 });
+    case 'rate_limit': {
+      const ms = num(a.args[0] ?? named('retry_after'), 1000);
+      return Object.freeze({ kind, status: num(named('status'), 429), body: str(named('body')), durationMs: 0, retryAfterSec: Math.max(1, Math.ceil(ms / 1000)) });
+    }
+  }
+}
+
+function effect(a: ActionCall): Effect {
+  const s = (i: number) => { const v = a.args[i]; return v && v.k === 'str' ? v.value : ''; };
+  switch (a.name) {
+    case 'route': return { kind: 'route', text: s(0), num: 0, header: null };
+    case 'priority': {
+      const v = a.args[0];
+      const name = v.k === 'field' ? v.name : v.k === 'str' ? v.value : String(v.k === 'int' ? v.value : '');
+      const n = PRIORITY_CLASSES[name] ?? (v.k === 'int' ? v.value : 1);
+      return { kind: 'priority', text: name, num: n, header: null };
+    }
+    case 'set_request_header': return { kind: 'req_header', text: '', num: 0, header: Object.freeze({ name: s(0).toLowerCase(), value: s(1) }) };
+    case 'remove_request_header': return { kind: 'req_header', text: '', num: 0, header: Object.freeze({ name: s(0).toLowerCase(), value: null }) };
+    case 'set_response_header': return { kind: 'resp_header', text: '', num: 0, header: Object.freeze({ name: s(0).toLowerCase(), value: s(1) }) };
+    case 'remove_response_header': return { kind: 'resp_header', text: '', num: 0, header: Object.freeze({ name: s(0).toLowerCase(), value: null }) };
+    default: return { kind: 'log', text: a.args[0] && a.args[0].k === 'str' ? a.args[0].value : '', num: 0, header: null };
+  }
+}

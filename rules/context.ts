@@ -1,0 +1,177 @@
+// Per-evaluation state: the fixed slot array of scalar field values plus lazily derived values
+// (normalised path, header/arg/cookie lookups, lower()-ed strings, counter rates). One context
+// object is owned by each compiled ruleset and reset per evaluation (evaluation is synchronous),
+// so a request that matches nothing allocates nothing but what lazy derivations need.
+import type { CounterStore } from '../edge/stick/counter-store.js';
+import type { RuleInput } from './input.js';
+import { parseIp } from './ip.js';
+import { normalizePath } from './normalize.js';
+import { SCALAR_SLOTS, SLOT } from './scheme.js';
+
+export type Scalar = string | number | null;
+export const UNSET = Symbol('unset');
+
+/** Names of the header/arg/cookie values the compiled rules read, each with a multi slot. */
+export class MultiIndex {
+  readonly headers = new Map<string, number>();
+  readonly args = new Map<string, number>();
+  readonly cookies = new Map<string, number>();
+  size = 0;
+  slotFor(kind: 'header' | 'arg' | 'cookie', name: string): number {
+    const m = kind === 'header' ? this.headers : kind === 'arg' ? this.args : this.cookies;
+    const key = kind === 'arg' ? name : name.toLowerCase();
+    let s = m.get(key);
+    if (s === undefined) { s = this.size++; m.set(key, s); }
+    return s;
+  }
+}
+
+function decodeComponent(s: string): string {
+  if (s.indexOf('%') < 0 && s.indexOf('+') < 0) return s;
+  try { return decodeURIComponent(s.replace(/\+/g, ' ')); } catch { return s; }
+}
+
+export class EvalContext {
+  input!: RuleInput;
+  now = 0;
+  counters!: CounterStore;
+  readonly slots: Scalar[] = new Array<Scalar>(SCALAR_SLOTS).fill(null);
+  private lazyDone = 0; // bitmask of computed lazy slots
+  private ipParsed: Uint8Array | null | undefined = undefined;
+  readonly multi: (string[] | null)[];
+  private headersDone = false;
+  private argsDone = false;
+  private cookiesDone = false;
+  /** Derived values (function results, rates) by cache slot. */
+  readonly cache: unknown[];
+  /** Counter keys of this request (null when a key part is missing). */
+  readonly counterKeys: (string | null)[];
+
+  constructor(private readonly index: MultiIndex, cacheSize: number, counterCount: number) {
+    this.multi = new Array<string[] | null>(index.size).fill(null);
+    this.cache = new Array<unknown>(cacheSize).fill(UNSET);
+    this.counterKeys = new Array<string | null>(counterCount).fill(null);
+  }
+
+  reset(input: RuleInput, now: number, counters: CounterStore): void {
+    this.input = input;
+    this.now = now;
+    this.counters = counters;
+    const s = this.slots;
+    s[SLOT.IP] = input.ip;
+    s[SLOT.METHOD] = input.method;
+    s[SLOT.RAW_PATH] = input.path;
+    s[SLOT.QUERY] = input.query;
+    s[SLOT.CONTENT_LENGTH] = input.contentLength >= 0 ? input.contentLength : null;
+    s[SLOT.SNI] = input.sni;
+    s[SLOT.LISTENER] = input.listener;
+    s[SLOT.COUNTRY] = input.country;
+    s[SLOT.ASN] = input.asn;
+    s[SLOT.HOUR] = Math.floor(now / 3_600_000) % 24;
+    s[SLOT.WEEKDAY] = (Math.floor(now / 86_400_000) + 4) % 7; // 1970-01-01 was a Thursday
+    this.lazyDone = 0;
+    this.ipParsed = undefined;
+    this.headersDone = false;
+    this.argsDone = false;
+    this.cookiesDone = false;
+    const c = this.cache;
+    for (let i = 0; i < c.length; i++) c[i] = UNSET;
+  }
+
+  /** Scalar field value; host, path and user agent are derived on first use. */
+  get(slot: number): Scalar {
+    if (slot === SLOT.HOST || slot === SLOT.PATH || slot === SLOT.USER_AGENT) {
+      const bit = 1 << slot;
+      if ((this.lazyDone & bit) === 0) {
+        this.lazyDone |= bit;
+        this.slots[slot] = slot === SLOT.HOST ? hostOnly(this.input.host) : slot === SLOT.PATH ? normalizePath(this.input.path) : this.firstHeader('user-agent');
+      }
+    }
+    return this.slots[slot];
+  }
+
+  ipBytes(): Uint8Array | null {
+    if (this.ipParsed === undefined) this.ipParsed = parseIp(this.input.ip);
+    return this.ipParsed;
+  }
+
+  private firstHeader(name: string): string | null {
+    const h = this.input.headers;
+    for (let i = 0; i + 1 < h.length; i += 2) if (h[i] === name) return h[i + 1];
+    return null;
+  }
+
+  headerValues(slot: number): string[] | null {
+    if (!this.headersDone) {
+      this.headersDone = true;
+      const m = this.index.headers;
+      for (const s of m.values()) this.multi[s] = null;
+      const h = this.input.headers;
+      for (let i = 0; i + 1 < h.length; i += 2) {
+        const s = m.get(h[i]);
+        if (s !== undefined) (this.multi[s] ??= []).push(h[i + 1]);
+      }
+    }
+    return this.multi[slot];
+  }
+
+  argValues(slot: number): string[] | null {
+    if (!this.argsDone) {
+      this.argsDone = true;
+      const m = this.index.args;
+      for (const s of m.values()) this.multi[s] = null;
+      const q = this.input.query;
+      if (q !== '') {
+        let start = 0;
+        while (start <= q.length) {
+          let end = q.indexOf('&', start);
+          if (end < 0) end = q.length;
+          if (end > start) {
+            const eq = q.indexOf('=', start);
+            const hasEq = eq >= 0 && eq < end;
+            const name = decodeComponent(q.slice(start, hasEq ? eq : end));
+            const s = m.get(name);
+            if (s !== undefined) (this.multi[s] ??= []).push(hasEq ? decodeComponent(q.slice(eq + 1, end)) : '');
+          }
+          start = end + 1;
+        }
+      }
+    }
+    return this.multi[slot];
+  }
+
+  cookieValues(slot: number): string[] | null {
+    if (!this.cookiesDone) {
+      this.cookiesDone = true;
+      const m = this.index.cookies;
+      for (const s of m.values()) this.multi[s] = null;
+      const h = this.input.headers;
+      for (let i = 0; i + 1 < h.length; i += 2) {
+        if (h[i] !== 'cookie') continue;
+        const v = h[i + 1];
+        let start = 0;
+        while (start < v.length) {
+          let end = v.indexOf(';', start);
+          if (end < 0) end = v.length;
+          const eq = v.indexOf('=', start);
+          if (eq > start && eq < end) {
+            const name = v.slice(start, eq).trim().toLowerCase();
+            const s = m.get(name);
+            if (s !== undefined) (this.multi[s] ??= []).push(v.slice(eq + 1, end).trim());
+          }
+          start = end + 1;
+        }
+      }
+    }
+    return this.multi[slot];
+  }
+}
+
+/** Lower-cased host without port; "[v6]:port" keeps the bracketed address. */
+export function hostOnly(host: string): string {
+  let h = host;
+  if (h.charCodeAt(0) === 91) { const e = h.indexOf(']'); if (e > 0) h = h.slice(0, e + 1); }
+  else { const c = h.lastIndexOf(':'); if (c >= 0 && h.indexOf(':') === c) h = h.slice(0, c); }
+  if (h.length > 0 && h.charCodeAt(h.length - 1) === 46) h = h.slice(0, -1); // trailing dot
+  return h.toLowerCase();
+}

@@ -1,0 +1,70 @@
+// Multi-literal substring matching for `contains_any`: a handful of needles use indexOf (fastest for
+// small sets); larger sets use an Aho-Corasick automaton so the cost is one pass over the input
+// regardless of the number of needles.
+
+export interface LiteralMatcher { test(haystack: string): boolean }
+
+const SMALL = 6;
+
+export function compileLiterals(needles: readonly string[]): LiteralMatcher {
+  const uniq = [...new Set(needles)];
+  if (uniq.some((n) => n === '')) return { test: () => true };
+  if (uniq.length <= SMALL) {
+    return {
+      test(h: string): boolean {
+        for (let i = 0; i < uniq.length; i++) if (h.includes(uniq[i])) return true;
+        return false;
+      },
+    };
+  }
+  return new AhoCorasick(uniq);
+}
+
+/** Aho-Corasick over UTF-16 code units with sparse (Map) transitions and failure links. */
+class AhoCorasick implements LiteralMatcher {
+  private readonly next: Map<number, number>[] = [new Map()];
+  private readonly fail: number[] = [0];
+  private readonly out: boolean[] = [false];
+
+  constructor(needles: readonly string[]) {
+    for (const w of needles) {
+      let s = 0;
+      for (let i = 0; i < w.length; i++) {
+        const c = w.charCodeAt(i);
+        let t = this.next[s].get(c);
+        if (t === undefined) {
+          t = this.next.length;
+          this.next.push(new Map()); this.fail.push(0); this.out.push(false);
+          this.next[s].set(c, t);
+        }
+        s = t;
+      }
+      this.out[s] = true;
+    }
+    const queue: number[] = [];
+    for (const t of this.next[0].values()) queue.push(t);
+    for (let qi = 0; qi < queue.length; qi++) {
+      const s = queue[qi];
+      for (const [c, t] of this.next[s]) {
+        let f = this.fail[s];
+        while (f !== 0 && !this.next[f].has(c)) f = this.fail[f];
+        const ft = this.next[f].get(c);
+        this.fail[t] = ft !== undefined && ft !== t ? ft : 0;
+        if (this.out[this.fail[t]]) this.out[t] = true;
+        queue.push(t);
+      }
+    }
+  }
+
+  test(h: string): boolean {
+    let s = 0;
+    for (let i = 0; i < h.length; i++) {
+      const c = h.charCodeAt(i);
+      let t = this.next[s].get(c);
+      while (t === undefined && s !== 0) { s = this.fail[s]; t = this.next[s].get(c); }
+      s = t ?? 0;
+      if (this.out[s]) return true;
+    }
+    return false;
+  }
+}

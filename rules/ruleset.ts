@@ -1,0 +1,177 @@
+// A compiled, immutable-by-default ruleset: evaluate() runs rules in file order, the first
+// terminating action of an enforced rule wins, log_only rules record what they would have done.
+// Counters are updated first (HAProxy track-sc at the start of the request), then read by rate().
+// Modes can be switched at runtime per rule (setMode) without recompiling.
+import type { Program } from './checker.js';
+import type { CompiledProgram, CompiledRule, Effect } from './compile.js';
+import type { EvalContext } from './context.js';
+import { type CounterHit, type Decision, describeAction, type HeaderOp, type LogMark, type LogOnlyHit, noDecision, type TerminalAction } from './decision.js';
+import type { EvalEnv, RuleInput } from './input.js';
+import { MODES, type RuleMode } from './scheme.js';
+
+export interface CounterInfo { readonly name: string; readonly windowMs: number }
+export interface RuleInfo { readonly id: string; readonly file: string; readonly line: number; readonly mode: RuleMode; readonly declaredMode: RuleMode; readonly actions: string }
+
+/** Mutable accumulator used while one evaluation collects effects (allocated only on a match). */
+class Acc {
+  matched: string[] = [];
+  logOnly: LogOnlyHit[] = [];
+  backend: string | null = null;
+  priority: number | null = null;
+  priorityClass: string | null = null;
+  requestHeaders: HeaderOp[] = [];
+  responseHeaders: HeaderOp[] = [];
+  logs: LogMark[] = [];
+  counters: CounterHit[] = [];
+}
+
+export class Ruleset {
+  readonly hash: string;
+  /** Fields the rules read; the edge skips geo lookups when geo.* is absent. */
+  readonly usedFields: ReadonlySet<string>;
+  readonly needsCountry: boolean;
+  readonly needsAsn: boolean;
+  readonly files: readonly string[];
+  private readonly rules: CompiledRule[];
+  private readonly byId = new Map<string, CompiledRule>();
+  private readonly ctx: EvalContext;
+  private readonly none: Decision;
+  private busy = false;
+
+  constructor(readonly compiled: CompiledProgram, readonly program: Program, hash: string) {
+    this.hash = hash;
+    this.rules = compiled.rules;
+    for (const r of this.rules) this.byId.set(r.id, r);
+    this.usedFields = compiled.usedFields;
+    this.needsCountry = compiled.usedFields.has('geo.country');
+    this.needsAsn = compiled.usedFields.has('geo.asn');
+    this.files = program.files.map((f) => f.source.name);
+    this.ctx = compiled.newContext();
+    this.none = noDecision(hash);
+  }
+
+  get counters(): readonly CounterInfo[] { return this.compiled.counters.map((c) => ({ name: c.name, windowMs: c.windowMs })); }
+  get ruleCount(): number { return this.rules.length; }
+
+  rulesInfo(): RuleInfo[] {
+    return this.rules.map((r) => ({ id: r.id, file: r.file, line: r.line, mode: r.mode, declaredMode: r.declaredMode, actions: r.actionText }));
+  }
+
+  /** Switch a rule's mode at runtime. Returns false when no rule has that id or the mode is unknown. */
+  setMode(ruleId: string, mode: RuleMode | null): boolean {
+    const r = this.byId.get(ruleId);
+    if (!r) return false;
+    if (mode === null) { r.mode = r.declaredMode; return true; }
+    if (!MODES.includes(mode)) return false;
+    r.mode = mode;
+    return true;
+  }
+  getMode(ruleId: string): RuleMode | null { return this.byId.get(ruleId)?.mode ?? null; }
+  hasRule(ruleId: string): boolean { return this.byId.has(ruleId); }
+
+  /** Set every rule of one file to a mode (null restores the declared modes). */
+  setFileMode(file: string, mode: RuleMode | null): number {
+    let n = 0;
+    for (const r of this.rules) if (r.file === file) { this.setMode(r.id, mode); n++; }
+    return n;
+  }
+
+  evaluate(input: RuleInput, env: EvalEnv): Decision {
+    // The shared context makes evaluation non-reentrant; a nested call (only possible from a
+    // CounterStore calling back into the ruleset) gets its own context.
+    const c = this.busy ? this.compiled.newContext() : this.ctx;
+    const wasBusy = this.busy;
+    this.busy = true;
+    try {
+      return this.run(c, input, env);
+    } finally {
+      this.busy = wasBusy;
+    }
+  }
+
+  private run(c: EvalContext, input: RuleInput, env: EvalEnv): Decision {
+    c.reset(input, env.now, env.counters);
+    this.updateCounters(c);
+    let acc: Acc | null = null;
+    const rules = this.rules;
+    for (let i = 0; i < rules.length; i++) {
+      const r = rules[i];
+      if (r.mode === 'off' || !r.test(c)) continue;
+      acc ??= new Acc();
+      this.recordCounters(c, r, acc);
+      if (r.mode === 'log_only') {
+        acc.logOnly.push(Object.freeze({ ruleId: r.id, wouldHave: `would have ${r.actionText}`, action: r.terminal }));
+        continue;
+      }
+      acc.matched.push(r.id);
+      for (let k = 0; k < r.effects.length; k++) applyEffect(acc, r.effects[k], r.id);
+      if (r.terminal !== null) return this.finish(acc, r.terminal, r.id, r.mode);
+    }
+    return acc === null ? this.none : this.finish(acc, null, null, null);
+  }
+
+  /**
+   * A fresh context loaded with `input`, counters keyed but not counted (explain reads the
+   * values a request would see without changing any counter).
+   */
+  inspectContext(input: RuleInput, env: EvalEnv): EvalContext {
+    const c = this.compiled.newContext();
+    c.reset(input, env.now, env.counters);
+    const counters = this.compiled.counters;
+    for (let i = 0; i < counters.length; i++) {
+      let key: string | null = '';
+      for (let j = 0; j < counters[i].key.length; j++) {
+        const v = counters[i].key[j].get(c);
+        if (v === null || (Array.isArray(v) && v.length === 0)) { key = null; break; }
+        key += (j > 0 ? '\u001f' : '') + (Array.isArray(v) ? v.join(',') : String(v));
+      }
+      c.counterKeys[i] = key;
+    }
+    return c;
+  }
+
+  private updateCounters(c: EvalContext): void {
+    const counters = this.compiled.counters;
+    for (let i = 0; i < counters.length; i++) {
+      const k = counters[i];
+      let key: string | null = '';
+      for (let j = 0; j < k.key.length; j++) {
+        const g = k.key[j];
+        const v = g.get(c);
+        if (v === null || (Array.isArray(v) && v.length === 0)) { key = null; break; }
+        key += (j > 0 ? '\u001f' : '') + (Array.isArray(v) ? v.join(',') : String(v));
+      }
+      c.counterKeys[i] = key;
+      if (key !== null && (k.countWhen === null || k.countWhen(c))) c.counters.add(k.name, key, k.windowMs, 1, c.now);
+    }
+  }
+
+  private recordCounters(c: EvalContext, r: CompiledRule, acc: Acc): void {
+    for (let i = 0; i < r.counters.length; i++) {
+      const k = this.compiled.counters[r.counters[i]];
+      const key = c.counterKeys[k.index];
+      if (key === null) continue;
+      acc.counters.push(Object.freeze({ counter: k.name, key, value: c.counters.rate(k.name, key, k.windowMs, c.now), windowMs: k.windowMs, ruleId: r.id }));
+    }
+  }
+
+  private finish(acc: Acc, action: TerminalAction | null, ruleId: string | null, mode: RuleMode | null): Decision {
+    return Object.freeze({
+      action, ruleId, mode, rulesetHash: this.hash, matched: acc.matched, logOnly: acc.logOnly, backend: acc.backend,
+      priority: acc.priority, priorityClass: acc.priorityClass, requestHeaders: acc.requestHeaders,
+      responseHeaders: acc.responseHeaders, logs: acc.logs, counters: acc.counters,
+    });
+  }
+}
+
+function applyEffect(acc: Acc, e: Effect, ruleId: string): void {
+  switch (e.kind) {
+    case 'route': if (acc.backend === null) acc.backend = e.text; return;
+    case 'priority': if (acc.priority === null) { acc.priority = e.num; acc.priorityClass = e.text; } return;
+    case 'req_header': acc.requestHeaders.push(e.header!); return;
+    case 'resp_header': acc.responseHeaders.push(e.header!); return;
+    case 'log': acc.logs.push({ ruleId, message: e.text }); return;
+  }
+}
+
+export { describeAction };

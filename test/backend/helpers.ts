@@ -1,0 +1,129 @@
+// Shared fixtures for the backend pool tests: config builders, a synchronous acquire helper and
+// real loopback origin servers whose health endpoint can be switched or killed.
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { EventBus, type EdgeEvent } from '../../edge/events.js';
+import { ManualClock } from '../../edge/clock.js';
+import { createBackendPool } from '../../edge/backend/pool.js';
+import type {
+  AcquireRequest, AcquireResult, BackendConfig, BackendPool, HealthConfig, ServerConfig,
+} from '../../edge/backend/types.js';
+
+export function server(name: string, over: Partial<ServerConfig> = {}): ServerConfig {
+  return { name, url: `http://127.0.0.1:${over.url === undefined ? 1 : 0}`, weight: 1, maxconn: 0, slowstartMs: 0, backup: false, sendProxy: null, ...over };
+}
+
+export function backend(servers: ServerConfig[], over: Partial<BackendConfig> = {}): BackendConfig {
+  return {
+    name: 'shop',
+    balance: 'roundrobin',
+    health: null,
+    sticky: null,
+    queue: { max: 1000, timeoutMs: 5000 },
+    servers,
+    timeouts: { connectMs: 1000, responseMs: 5000, idleMs: 5000 },
+    retries: 1,
+    ...over,
+  };
+}
+
+export function health(over: Partial<HealthConfig> = {}): HealthConfig {
+  return { path: '/health', intervalMs: 40, timeoutMs: 200, rise: 2, fall: 2, expectStatus: null, passiveFailures: 0, ...over };
+}
+
+export interface Harness {
+  pool: BackendPool;
+  bus: EventBus;
+  clock: ManualClock;
+  events: EdgeEvent[];
+}
+
+export function harness(cfg: BackendConfig): Harness {
+  const bus = new EventBus();
+  const clock = new ManualClock();
+  const events: EdgeEvent[] = [];
+  bus.subscribe((e) => { events.push(e); });
+  return { pool: createBackendPool(cfg, { bus, clock }), bus, clock, events };
+}
+
+export function req(over: Partial<AcquireRequest> = {}): AcquireRequest {
+  return { clientKey: '192.0.2.1', stickyCookie: undefined, priority: 1, exclude: null, ...over };
+}
+
+/** Acquire that must answer synchronously. */
+export function acquireNow(pool: BackendPool, r: AcquireRequest = req()): AcquireResult {
+  let got: AcquireResult | null = null;
+  pool.acquire(r, (x) => { got = x; });
+  if (got === null) throw new Error('acquire did not answer synchronously (queued)');
+  return got;
+}
+
+/** Acquire then release at once; returns the server name (or the error). */
+export function pickName(pool: BackendPool, r: AcquireRequest = req()): string {
+  const x = acquireNow(pool, r);
+  if (x.server === null) return `error:${x.error}`;
+  pool.release(x.server, 'ok');
+  return x.server.name;
+}
+
+export function countPicks(pool: BackendPool, n: number, mk: (i: number) => AcquireRequest = () => req()): Map<string, number> {
+  const m = new Map<string, number>();
+  for (let i = 0; i < n; i++) {
+    const name = pickName(pool, mk(i));
+    m.set(name, (m.get(name) ?? 0) + 1);
+  }
+  return m;
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export async function waitFor(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}`);
+    await sleep(5);
+  }
+}
+
+/** A real origin on loopback. `healthStatus` is what GET /health answers; 0 = never answer. */
+export class Origin {
+  healthStatus = 200;
+  healthHits = 0;
+  inflight = 0;
+  maxInflight = 0;
+  port = 0;
+  private srv: http.Server | null = null;
+
+  get url(): string { return `http://127.0.0.1:${this.port}`; }
+
+  async start(port = 0): Promise<this> {
+    const srv = http.createServer((rq, rs) => {
+      if (rq.url === '/health') {
+        this.healthHits++;
+        if (this.healthStatus === 0) return; // hang: let the check time out
+        rs.writeHead(this.healthStatus).end('health');
+        return;
+      }
+      // /work?ms=N: hold the request N ms, tracking concurrency as the origin sees it
+      this.inflight++;
+      if (this.inflight > this.maxInflight) this.maxInflight = this.inflight;
+      const ms = Number(new URL(rq.url ?? '/', 'http://x').searchParams.get('ms') ?? '0');
+      setTimeout(() => { this.inflight--; rs.end('ok'); }, ms);
+    });
+    await new Promise<void>((resolve, reject) => {
+      srv.once('error', reject);
+      srv.listen(port, '127.0.0.1', () => resolve());
+    });
+    this.port = (srv.address() as AddressInfo).port;
+    this.srv = srv;
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    const srv = this.srv;
+    if (srv === null) return;
+    this.srv = null;
+    srv.closeAllConnections();
+    await new Promise<void>((r) => srv.close(() => r()));
+  }
+}
