@@ -187,8 +187,11 @@ export function normalizeConnectionLimits(raw: unknown, key = 'limits.connection
   };
 }
 
-/** One `listen:` entry: `{ address: "127.0.0.1:8080" }` (or the bare string). */
-export type ListenEntry = { address: string } | string;
+/**
+ * One `listen:` entry: raw `{ address: "127.0.0.1:8080" }` (or the bare string), or the loader's
+ * normalised `{ host, port }`.
+ */
+export type ListenEntry = { address: string } | { port: number } | string;
 
 /** TCP port of a listen address: "127.0.0.1:8080", "[::1]:8443", "0.0.0.0:80", ":8080", "8080". */
 export function listenPort(address: string, key: string): number {
@@ -208,9 +211,13 @@ export function listenPorts(listen: unknown, key = 'listen'): number[] {
   if (!Array.isArray(listen) || listen.length === 0) throw new FirewallConfigError(key, 'expected a non-empty list of { address: "host:port" }');
   const ports: number[] = [];
   listen.forEach((entry: unknown, i) => {
-    const address = typeof entry === 'string' ? entry : isPlainObject(entry) && typeof entry.address === 'string' ? entry.address : null;
-    if (address === null) throw new FirewallConfigError(`${key}[${i}].address`, 'expected "host:port"');
-    const port = listenPort(address, `${key}[${i}].address`);
+    let port: number;
+    if (typeof entry === 'string') port = listenPort(entry, `${key}[${i}].address`);
+    else if (isPlainObject(entry) && typeof entry.address === 'string') port = listenPort(entry.address, `${key}[${i}].address`);
+    else if (isPlainObject(entry) && typeof entry.port === 'number') {
+      port = entry.port;
+      if (!Number.isInteger(port) || port < 1 || port > 65535) throw new FirewallConfigError(`${key}[${i}].port`, `not a TCP port: ${port}`);
+    } else throw new FirewallConfigError(`${key}[${i}].address`, 'expected "host:port"');
     if (!ports.includes(port)) ports.push(port);
   });
   return ports.sort((a, b) => a - b);

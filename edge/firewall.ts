@@ -12,20 +12,40 @@ export * from './firewall-config.js';
 export * from './firewall-nft.js';
 export * from './firewall-render.js';
 
-/** The parts of the main config the firewall reads (raw or already normalised by the loader). */
+/**
+ * The parts of the main config the firewall reads. Two shapes are accepted:
+ * - raw (as in the YAML): `{ listen: [{ address }], trusted_proxies, limits: { connection, client } }`;
+ * - the loader's EdgeConfig: `{ listen: [{ host, port }], sections: { connection, trusted_proxies } }`
+ *   where `sections.connection` is this module's normaliser output (or raw) for `limits.connection`.
+ */
 export interface FirewallConfigSource {
   listen?: unknown;
   trusted_proxies?: unknown;
-  limits?: { connection?: unknown } | null;
+  limits?: { connection?: unknown; client?: unknown } | null;
+  sections?: Record<string, unknown>;
+}
+
+function pick(...values: unknown[]): unknown {
+  return values.find((v) => v !== undefined && v !== null);
 }
 
 /** Builds the renderer's input from a whole Portcullis config object. Throws FirewallConfigError. */
 export function firewallInputFromConfig(cfg: FirewallConfigSource): FirewallInput {
-  const limits = cfg.limits === undefined || cfg.limits === null ? undefined : cfg.limits.connection;
+  const limits = cfg.limits ?? undefined;
+  const sections = cfg.sections ?? {};
+  let connection = pick(limits?.connection, sections.connection);
+  // Without its own ipv6_prefix, the kernel groups IPv6 clients like the in-app identity does.
+  const clientPrefix = pick(
+    typeof limits?.client === 'object' && limits.client !== null ? (limits.client as Record<string, unknown>).ipv6_prefix : undefined,
+    sections.ipv6_prefix,
+  );
+  if (typeof clientPrefix === 'number' && (connection === undefined || (typeof connection === 'object' && connection !== null && !Array.isArray(connection) && !('ipv6_prefix' in connection)))) {
+    connection = { ...(connection as object | undefined), ipv6_prefix: clientPrefix };
+  }
   return {
     ports: listenPorts(cfg.listen),
-    limits: normalizeConnectionLimits(limits),
-    trustedProxies: normalizeCidrList(cfg.trusted_proxies, 'trusted_proxies'),
+    limits: normalizeConnectionLimits(connection),
+    trustedProxies: normalizeCidrList(pick(cfg.trusted_proxies, sections.trusted_proxies), 'trusted_proxies'),
   };
 }
 

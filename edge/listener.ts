@@ -77,7 +77,15 @@ class UwsExchange implements ClientIO {
   private drain: ResponseDrainSink | null = null;
   private chunk: Buffer = EMPTY_BUF;
   private writeOk = true;
+  private headPending = false;
+  private headStatus = 0;
+  private headHeaders: readonly string[] = [];
+  private headNoBody = false;
   tx: Transaction | null = null;
+  private readonly corkedEnd = (): void => {
+    if (this.headPending) this.corkedHead();
+    this.res.end();
+  };
 
   constructor(private readonly res: HttpResponse) {}
 
@@ -168,10 +176,30 @@ class UwsExchange implements ClientIO {
     this.drain = drain;
     this.total = contentLength;
     if (this.paused && this.bodyEnded) { this.paused = false; this.res.resume(); }
-    startRes = this.res; startStatus = status; startHeaders = headers; startNoBody = noBody; startLength = contentLength;
-    this.res.cork(corkedStart);
-    if (noBody) { this.finished = true; return; }
+    this.headStatus = status;
+    this.headHeaders = headers;
+    this.headNoBody = noBody;
+    if (noBody) {
+      this.res.cork(this.corkedHead);
+      this.finished = true;
+      return;
+    }
+    // The head goes out together with the first body bytes: two small packets would meet Nagle and
+    // delayed ACKs on the client side. If no body byte comes this turn of the loop, flush it anyway.
+    this.headPending = true;
+    pendingHeads.push(this);
+    if (pendingHeads.length === 1) setImmediate(flushPendingHeads);
     this.res.onWritable(this.onWritable);
+  }
+
+  /** Writes the response head if it is still held back (inside a cork). */
+  private readonly corkedHead = (): void => {
+    this.headPending = false;
+    writeHead(this.res, this.headStatus, this.headHeaders, this.headNoBody, this.total);
+  };
+
+  flushHead(): void {
+    if (this.headPending && !this.finished) this.res.cork(this.corkedHead);
   }
 
   writeResponseBody(chunk: Buffer): boolean {
@@ -193,15 +221,21 @@ class UwsExchange implements ClientIO {
     return this.writeOk;
   }
 
-  private readonly corkedTryEnd = (): void => { tryEndResult = this.res.tryEnd(this.chunk, this.total); };
-  private readonly corkedWrite = (): void => { if (!this.res.write(this.chunk)) this.writeOk = false; };
+  private readonly corkedTryEnd = (): void => {
+    if (this.headPending) this.corkedHead();
+    tryEndResult = this.res.tryEnd(this.chunk, this.total);
+  };
+  private readonly corkedWrite = (): void => {
+    if (this.headPending) this.corkedHead();
+    if (!this.res.write(this.chunk)) this.writeOk = false;
+  };
 
   endResponse(): void {
     if (this.finished) return;
     this.finished = true;
-    if (this.total >= 0) { this.res.close(); return; } // Content-Length not reached: never pad, close
-    endRes = this.res;
-    this.res.cork(corkedEnd);
+    if (this.total > 0) { this.res.close(); return; } // Content-Length not reached: never pad, close
+    if (this.total === 0) { this.chunk = EMPTY_BUF; this.res.cork(this.corkedTryEnd); return; }
+    this.res.cork(this.corkedEnd);
   }
 
   close(): void {
@@ -226,28 +260,26 @@ function corkedReply(): void {
   res.end(replyBody, replyClose);
   replyRes = null;
 }
-let startRes: HttpResponse | null = null;
-let startStatus = 0;
-let startHeaders: readonly string[] = [];
-let startNoBody = false;
-let startLength = -1;
-function corkedStart(): void {
-  const res = startRes as HttpResponse;
-  res.writeStatus(statusLine(startStatus));
-  const h = startHeaders;
+function writeHead(res: HttpResponse, status: number, h: readonly string[], noBody: boolean, length: number): void {
+  res.writeStatus(statusLine(status));
   for (let i = 0; i < h.length; i += 2) {
     if (RESPONSE_SKIP.has(h[i])) continue;
     writeSafeHeader(res, h[i], h[i + 1]);
   }
-  if (startNoBody) {
+  if (noBody) {
     // endWithoutBody(n) aborts the process in 20.43: write the length by hand, then no argument.
-    if (startLength >= 0) res.writeHeader('content-length', String(startLength));
+    if (length >= 0) res.writeHeader('content-length', String(length));
     res.endWithoutBody();
   }
-  startRes = null;
 }
-let endRes: HttpResponse | null = null;
-function corkedEnd(): void { (endRes as HttpResponse).end(); endRes = null; }
+
+/** Exchanges whose response head waits for the first body bytes (flushed at the latest next loop turn). */
+let pendingHeads: UwsExchange[] = [];
+function flushPendingHeads(): void {
+  const list = pendingHeads;
+  pendingHeads = [];
+  for (const ex of list) ex.flushHead();
+}
 
 function writeSafeHeader(res: HttpResponse, name: string, value: string): void {
   // writeHeader does no validation (response splitting, uws-notes §4): never let CR/LF/NUL through.

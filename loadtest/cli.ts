@@ -3,7 +3,7 @@
 // Checks prerequisites, runs one scenario, stops everything it started (also on Ctrl-C or error),
 // prints the summary and writes JSON + HTML to loadtest/results/.
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir, cpus } from 'node:os';
+import { tmpdir, cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs, USAGE, UsageError } from './lib/args.js';
 import { SCENARIOS } from './scenarios/index.js';
@@ -55,18 +55,25 @@ async function main(argv: string[]): Promise<number> {
     if (statusProvider) process.stderr.write(`[${scenario.name} ${t}s] ${statusProvider()}\n`);
   }, 2000);
   statusTimer.unref();
+  const extraNotes = new Set<string>();
   const ctx: ScenarioContext = {
     opts, proxies, workDir,
     proxyCpu: pinned ? '1' : undefined,
     loadCpu: pinned ? '0' : undefined,
     setStatus: (p) => { statusProvider = p; },
     log: (m) => process.stderr.write(`[${scenario.name}] ${m}\n`),
+    note: (m) => { if (!extraNotes.has(m)) process.stderr.write(`[${scenario.name}] note: ${m}\n`); extraNotes.add(m); },
   };
   // The harness itself (load generator, origins it forks) stays off the proxy's core.
   if (pinned) pin(process.pid, '0');
   console.error(`running ${scenario.name} against ${proxies.join(', ')}${pinned ? ' (proxy on cpu 1, load on cpu 0)' : ' (unpinned)'}; results → ${opts.outDir}`);
   try {
+    const loadBefore = loadavg();
+    if (loadBefore[0] > 1) ctx.note(`machine was busy at start (load average ${loadBefore.map((x) => x.toFixed(2)).join(' ')}): absolute numbers are depressed; compare ratios of interleaved rounds`);
     const result = await scenario.run(ctx);
+    result.notes.push(...extraNotes);
+    result.settings.loadAverageBefore = loadBefore;
+    result.settings.loadAverageAfter = loadavg();
     const rec: RunRecord = {
       scenario: scenario.name,
       startedAt: startedAt.toISOString(),
@@ -87,8 +94,9 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-main(process.argv.slice(2)).then((code) => { process.exitCode = code; }, async (err: Error) => {
+// Exit explicitly: load-generator sockets the proxies never closed must not keep the run alive.
+main(process.argv.slice(2)).then((code) => process.exit(code), async (err: Error) => {
   console.error(`error: ${err.message}`);
   await stopAll();
-  process.exitCode = 1;
+  process.exit(1);
 });

@@ -203,13 +203,16 @@ export function formatIp(b: Uint8Array): string {
 // lookups rebuilds the table each time, so build first, then look up (as the list loader does).
 
 const NONE = -1;
+/** Addresses covered by an IPv4 prefix of each length. */
+const BLOCK_SIZE = Float64Array.from({ length: 33 }, (_, p) => 2 ** (32 - p));
+/** IPv4 entries pack (value index << 6 | prefix) into a uint32, so at most 2^26 inserts. */
+const MAX_V4_INSERTS = 1 << 26;
 
 export class IpTrie<V> {
   private values: V[] = [];
   // Pending IPv4 prefixes, kept in insertion order.
   private v4Start = new Uint32Array(1024);
-  private v4Prefix = new Uint8Array(1024);
-  private v4ValueIdx = new Int32Array(1024); // index into values (also the insertion ordinal)
+  private v4Aux = new Uint32Array(1024); // value index << 6 | prefix length
   private v4Count = 0;
   // Pending IPv6 prefixes (rarer and smaller; built with BigInt).
   private v6: { start: bigint; prefix: number; value: number; seq: number }[] = [];
@@ -261,15 +264,14 @@ export class IpTrie<V> {
   }
 
   private pushV4(start: number, prefix: number, valueIndex: number): void {
+    if (valueIndex >= MAX_V4_INSERTS) throw new RangeError(`IpTrie holds at most ${MAX_V4_INSERTS} inserts`);
     if (this.v4Count === this.v4Start.length) {
       const cap = this.v4Count * 2;
       const s = new Uint32Array(cap); s.set(this.v4Start); this.v4Start = s;
-      const p = new Uint8Array(cap); p.set(this.v4Prefix); this.v4Prefix = p;
-      const v = new Int32Array(cap); v.set(this.v4ValueIdx.subarray(0, this.v4Count)); this.v4ValueIdx = v;
+      const a = new Uint32Array(cap); a.set(this.v4Aux); this.v4Aux = a;
     }
     this.v4Start[this.v4Count] = start;
-    this.v4Prefix[this.v4Count] = prefix;
-    this.v4ValueIdx[this.v4Count] = valueIndex;
+    this.v4Aux[this.v4Count] = ((valueIndex << 6) | prefix) >>> 0;
     this.v4Count++;
   }
 
@@ -344,7 +346,9 @@ export class IpTrie<V> {
 
   private buildV4(): void {
     const n = this.v4Count;
-    const order = sortV4(this.v4Start, this.v4Prefix, n);
+    const sorted = sortV4(this.v4Start, this.v4Aux, n);
+    const starts = sorted.start;
+    const aux = sorted.aux;
     // Sweep in (start, prefix) order. CIDRs are nested or disjoint, so a stack of open prefixes
     // (at most 33 deep) gives the innermost value at every boundary. emit() is inlined twice below
     // as writes to bounds/vals: a range start replaces a boundary at the same address, and equal
@@ -357,28 +361,21 @@ export class IpTrie<V> {
     const stackEnd = new Float64Array(34);
     const stackVal = new Int32Array(34);
     let sp = 0;
-    const starts = this.v4Start;
-    const prefixes = this.v4Prefix;
-    const vidx = this.v4ValueIdx;
     const dups = this.dupPairs;
     let distinct = 0;
     for (let r = 0; r <= n; r++) {
       let s: number;
       let v = NONE;
       if (r < n) {
-        const i = order[r]!;
-        s = starts[i]!;
-        const p = prefixes[i]!;
+        s = starts[r]!;
+        const p = aux[r]! & 63;
         // Stable order: among equal prefixes the last inserted comes last and wins.
-        if (r + 1 < n) {
-          const j = order[r + 1]!;
-          if (starts[j] === s && prefixes[j] === p) {
-            dups.push([vidx[i]!, vidx[j]!]);
-            continue;
-          }
+        if (r + 1 < n && starts[r + 1] === s && (aux[r + 1]! & 63) === p) {
+          dups.push([aux[r]! >>> 6, aux[r + 1]! >>> 6]);
+          continue;
         }
         distinct++;
-        v = vidx[i]!;
+        v = aux[r]! >>> 6;
         // close prefixes that end at or before s
         while (sp > 0 && stackEnd[sp - 1]! <= s) {
           sp--;
@@ -391,7 +388,7 @@ export class IpTrie<V> {
             } else if (vals[len - 1] !== val) { bounds[len] = pos; vals[len] = val; len++; }
           }
         }
-        stackEnd[sp] = s + 2 ** (32 - p);
+        stackEnd[sp] = s + BLOCK_SIZE[p]!;
         stackVal[sp] = v;
         sp++;
         if (bounds[len - 1] === s) {
@@ -470,33 +467,38 @@ export class IpTrie<V> {
 }
 
 /**
- * Stable LSD radix sort of entry indexes by (start, prefix): counting sorts by prefix, then the low
- * 16 bits of start, then the high 16 bits. Stability keeps insertion order among equal keys.
- * Written without callbacks: this runs over every entry of million-line lists.
+ * Stable LSD radix sort of (start, aux) pairs where aux = valueIndex << 6 | prefix: counting sorts by
+ * prefix, then the low 16 bits of start, then the high 16 bits. Data is moved rather than an index
+ * permutation so that every pass, and the sweep after it, reads memory sequentially (random
+ * gathers over million-entry arrays cost more than the sort itself). Stability keeps insertion
+ * order among equal keys. Returns the sorted arrays (which may be the input buffers).
  */
-function sortV4(start: Uint32Array, prefix: Uint8Array, n: number): Uint32Array {
-  const a = new Uint32Array(n);
-  const b = new Uint32Array(n);
+function sortV4(start: Uint32Array, aux: Uint32Array, n: number): { start: Uint32Array; aux: Uint32Array } {
+  let s1: Uint32Array = start.subarray(0, n);
+  let a1: Uint32Array = aux.subarray(0, n);
+  let s2: Uint32Array = new Uint32Array(n);
+  let a2: Uint32Array = new Uint32Array(n);
   const count = new Uint32Array(65537);
-  // Pass 1: by prefix (0..32), identity order in.
-  for (let i = 0; i < n; i++) count[prefix[i]! + 1]!++;
-  for (let k = 0; k < 33; k++) count[k + 1]! += count[k]!;
-  for (let i = 0; i < n; i++) b[count[prefix[i]!]!++] = i;
-  // Pass 2: by low 16 bits of start.
-  count.fill(0);
-  for (let r = 0; r < n; r++) count[(start[b[r]!]! & 0xffff) + 1]!++;
-  for (let k = 0; k < 65536; k++) count[k + 1]! += count[k]!;
-  for (let r = 0; r < n; r++) {
-    const i = b[r]!;
-    a[count[start[i]! & 0xffff]!++] = i;
+  for (let pass = 0; pass < 3; pass++) {
+    count.fill(0);
+    if (pass === 0) {
+      for (let r = 0; r < n; r++) count[(a1[r]! & 63) + 1]!++;
+      for (let k = 0; k < 33; k++) count[k + 1]! += count[k]!;
+      for (let r = 0; r < n; r++) {
+        const d = count[a1[r]! & 63]!++;
+        s2[d] = s1[r]!; a2[d] = a1[r]!;
+      }
+    } else {
+      const shift = pass === 1 ? 0 : 16;
+      for (let r = 0; r < n; r++) count[((s1[r]! >>> shift) & 0xffff) + 1]!++;
+      for (let k = 0; k < 65536; k++) count[k + 1]! += count[k]!;
+      for (let r = 0; r < n; r++) {
+        const d = count[(s1[r]! >>> shift) & 0xffff]!++;
+        s2[d] = s1[r]!; a2[d] = a1[r]!;
+      }
+    }
+    const ts = s1; s1 = s2; s2 = pass === 0 ? new Uint32Array(n) : ts;
+    const ta = a1; a1 = a2; a2 = pass === 0 ? new Uint32Array(n) : ta;
   }
-  // Pass 3: by high 16 bits of start.
-  count.fill(0);
-  for (let r = 0; r < n; r++) count[(start[a[r]!]! >>> 16) + 1]!++;
-  for (let k = 0; k < 65536; k++) count[k + 1]! += count[k]!;
-  for (let r = 0; r < n; r++) {
-    const i = a[r]!;
-    b[count[start[i]! >>> 16]!++] = i;
-  }
-  return b;
+  return { start: s1, aux: a1 };
 }

@@ -68,3 +68,59 @@ class AhoCorasick implements LiteralMatcher {
     return false;
   }
 }
+
+/**
+ * Aho-Corasick that reports every needle found (by id), for the rule dispatcher: one pass over a
+ * value finds all `contains` rules that can match it.
+ */
+export class NeedleIndex {
+  private readonly next: Map<number, number>[] = [new Map()];
+  private readonly fail: number[] = [0];
+  private readonly outs: number[][] = [[]];
+
+  constructor(needles: readonly string[]) {
+    needles.forEach((w, id) => {
+      let s = 0;
+      for (let i = 0; i < w.length; i++) {
+        const c = w.charCodeAt(i);
+        let t = this.next[s].get(c);
+        if (t === undefined) {
+          t = this.next.length;
+          this.next.push(new Map()); this.fail.push(0); this.outs.push([]);
+          this.next[s].set(c, t);
+        }
+        s = t;
+      }
+      this.outs[s].push(id);
+    });
+    const queue: number[] = [];
+    for (const t of this.next[0].values()) queue.push(t);
+    for (let qi = 0; qi < queue.length; qi++) {
+      const s = queue[qi];
+      for (const [c, t] of this.next[s]) {
+        let f = this.fail[s];
+        while (f !== 0 && !this.next[f].has(c)) f = this.fail[f];
+        const ft = this.next[f].get(c);
+        this.fail[t] = ft !== undefined && ft !== t ? ft : 0;
+        const inherited = this.outs[this.fail[t]];
+        if (inherited.length) this.outs[t] = [...this.outs[t], ...inherited];
+        queue.push(t);
+      }
+    }
+  }
+
+  /** Calls `hit(id)` for every needle occurrence (ids may repeat). Empty needles are reported by the root. */
+  scan(h: string, hit: (id: number) => void): void {
+    const root = this.outs[0];
+    for (let k = 0; k < root.length; k++) hit(root[k]);
+    let s = 0;
+    for (let i = 0; i < h.length; i++) {
+      const c = h.charCodeAt(i);
+      let t = this.next[s].get(c);
+      while (t === undefined && s !== 0) { s = this.fail[s]; t = this.next[s].get(c); }
+      s = t ?? 0;
+      const o = this.outs[s];
+      for (let k = 0; k < o.length; k++) hit(o[k]);
+    }
+  }
+}

@@ -5,6 +5,7 @@
 import type { Program } from './checker.js';
 import type { CompiledProgram, CompiledRule, Effect } from './compile.js';
 import type { EvalContext } from './context.js';
+import { buildDispatch, Collector, type Dispatch } from './dispatch.js';
 import { type CounterHit, type Decision, describeAction, type HeaderOp, type LogMark, type LogOnlyHit, noDecision, type TerminalAction } from './decision.js';
 import type { EvalEnv, RuleInput } from './input.js';
 import { MODES, type RuleMode } from './scheme.js';
@@ -38,7 +39,10 @@ export class Ruleset {
   private readonly none: Decision;
   private busy = false;
 
-  constructor(readonly compiled: CompiledProgram, readonly program: Program, hash: string) {
+  private readonly dispatch: Dispatch | null;
+  private readonly collector: Collector;
+
+  constructor(readonly compiled: CompiledProgram, readonly program: Program, hash: string, opts: { index?: boolean } = {}) {
     this.hash = hash;
     this.rules = compiled.rules;
     for (const r of this.rules) this.byId.set(r.id, r);
@@ -46,6 +50,8 @@ export class Ruleset {
     this.needsCountry = compiled.usedFields.has('geo.country');
     this.needsAsn = compiled.usedFields.has('geo.asn');
     this.files = program.files.map((f) => f.source.name);
+    this.dispatch = opts.index === false ? null : buildDispatch(program, compiled);
+    this.collector = new Collector(this.rules.length);
     this.ctx = compiled.newContext();
     this.none = noDecision(hash);
   }
@@ -76,6 +82,15 @@ export class Ruleset {
     return n;
   }
 
+  /** Same result as evaluate(), visiting every rule (no dispatch index); for tests and benchmarks. */
+  evaluateLinear(input: RuleInput, env: EvalEnv): Decision {
+    const c = this.compiled.newContext();
+    return this.run(c, input, env, false);
+  }
+
+  /** Number of rules the dispatch index can skip (0 when the index is off). */
+  get indexedRules(): number { return this.dispatch?.guarded ?? 0; }
+
   evaluate(input: RuleInput, env: EvalEnv): Decision {
     // The shared context makes evaluation non-reentrant; a nested call (only possible from a
     // CounterStore calling back into the ruleset) gets its own context.
@@ -83,31 +98,57 @@ export class Ruleset {
     const wasBusy = this.busy;
     this.busy = true;
     try {
-      return this.run(c, input, env);
+      return this.run(c, input, env, !wasBusy);
     } finally {
       this.busy = wasBusy;
     }
   }
 
-  private run(c: EvalContext, input: RuleInput, env: EvalEnv): Decision {
+  private run(c: EvalContext, input: RuleInput, env: EvalEnv, indexed: boolean): Decision {
     c.reset(input, env.now, env.counters);
     this.updateCounters(c);
     let acc: Acc | null = null;
     const rules = this.rules;
-    for (let i = 0; i < rules.length; i++) {
-      const r = rules[i];
+    const dispatch = indexed ? this.dispatch : null;
+    if (dispatch === null) {
+      for (let i = 0; i < rules.length; i++) {
+        const r = rules[i];
+        if (r.mode === 'off' || !r.test(c)) continue;
+        acc ??= new Acc();
+        const d = this.onMatch(r, c, acc);
+        if (d !== null) return d;
+      }
+      return acc === null ? this.none : this.finish(acc, null, null, null);
+    }
+    // Indexed: evaluate only candidate rules (guard may be true) and unguarded rules, in file order.
+    const col = this.collector;
+    col.n = 0;
+    const probes = dispatch.probes;
+    for (let p = 0; p < probes.length; p++) probes[p].probe(c, col);
+    const n = col.finish();
+    const cand = col.buf;
+    const ung = dispatch.unguarded;
+    let i = 0, j = 0;
+    while (i < n || j < ung.length) {
+      const idx = j >= ung.length || (i < n && cand[i] < ung[j]) ? cand[i++] : ung[j++];
+      const r = rules[idx];
       if (r.mode === 'off' || !r.test(c)) continue;
       acc ??= new Acc();
-      this.recordCounters(c, r, acc);
-      if (r.mode === 'log_only') {
-        acc.logOnly.push(Object.freeze({ ruleId: r.id, wouldHave: `would have ${r.actionText}`, action: r.terminal }));
-        continue;
-      }
-      acc.matched.push(r.id);
-      for (let k = 0; k < r.effects.length; k++) applyEffect(acc, r.effects[k], r.id);
-      if (r.terminal !== null) return this.finish(acc, r.terminal, r.id, r.mode);
+      const d = this.onMatch(r, c, acc);
+      if (d !== null) return d;
     }
     return acc === null ? this.none : this.finish(acc, null, null, null);
+  }
+
+  private onMatch(r: CompiledRule, c: EvalContext, acc: Acc): Decision | null {
+    this.recordCounters(c, r, acc);
+    if (r.mode === 'log_only') {
+      acc.logOnly.push(Object.freeze({ ruleId: r.id, wouldHave: `would have ${r.actionText}`, action: r.terminal }));
+      return null;
+    }
+    acc.matched.push(r.id);
+    for (let k = 0; k < r.effects.length; k++) applyEffect(acc, r.effects[k], r.id);
+    return r.terminal !== null ? this.finish(acc, r.terminal, r.id, r.mode) : null;
   }
 
   /**

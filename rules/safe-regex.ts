@@ -597,10 +597,11 @@ class LinearRegex implements SafeRegex {
     this.table = new Int32Array(Math.min(64, this.maxStates) * this.nc).fill(T_UNKNOWN);
     this.endAccept = new Int8Array(Math.min(64, this.maxStates)).fill(-1);
     let useful = false;
-    for (const prevWord of [false, true]) {
-      for (const nextWord of [false, true]) {
-        const len = this.close([nfa.start], 1, false, false, prevWord, nextWord);
-        for (let i = 0; i < len; i++) if (nfa.op[this.closure[i]!] !== OP_ASSERT) useful = true;
+    for (const atEnd of [false, true]) {
+      for (const prevWord of [false, true]) {
+        for (const nextWord of [false, true]) {
+          if (this.close([nfa.start], 1, false, atEnd, prevWord, nextWord) > 0) useful = true;
+        }
       }
     }
     this.reseed = useful;

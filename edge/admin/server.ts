@@ -92,7 +92,17 @@ export async function startAdminServer(cfg: AdminServerConfig, targets: AdminTar
   refreshBans();
 
   // Persisted edits are applied before the listener opens, so the first request already sees them.
-  await api.reapply();
+  // A bad state file stops the start (clear message) and leaves nothing running.
+  try {
+    await api.reapply();
+  } catch (e) {
+    clearInterval(banTimer);
+    removeSinkSource();
+    feed.stop();
+    blocks.stop();
+    await store.close().catch(() => undefined);
+    throw e;
+  }
   // A reload from anywhere (SIGHUP, file watch, API) rebuilds the ruleset with its file modes:
   // put the operator's overrides back. Cheap check first: this listener runs inside emit().
   let reapplying = false;

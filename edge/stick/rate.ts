@@ -90,6 +90,8 @@ export class RateColumn {
 
   add(slot: number, delta: number, now: number): void {
     this.roll(slot, now);
+    // The bucket's first event (not its first read) anchors the spread of its events.
+    if (this.cur[slot] === 0) this.first[2 * slot] = this.offset(now);
     this.cur[slot] += delta;
   }
 

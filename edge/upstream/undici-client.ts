@@ -102,7 +102,8 @@ class UndiciExchange implements UpstreamStream, Dispatcher.DispatchHandler {
     if (this.finished) return;
     this.finished = true;
     if (this.body !== null) this.body.destroy();
-    const kind = failureKind(err.code, this.started);
+    // llhttp failures surface as HTTPParserError (code HPE_*, sometimes none) or SocketError 'bad response'
+    const kind = err.name === 'HTTPParserError' || err.message === 'bad response' ? 'protocol' : failureKind(err.code, this.started);
     const sent = kind === 'connect' || kind === 'timeout_connect' ? false : this.started;
     this.sink.onError({ kind, requestSent: sent, message: err.code !== undefined ? `${err.code}: ${err.message}` : err.message });
   }

@@ -30,7 +30,9 @@ export async function newSpec(ctx: ScenarioContext, label: string, servers: Serv
 
 export async function startTarget(ctx: ScenarioContext, kind: ProxyKind, spec: ProxySpec, label: string = kind): Promise<RunningProxy> {
   ctx.log(`starting ${label} on :${spec.listenPort}`);
-  return startProxy(kind, spec, { cpu: ctx.proxyCpu, label });
+  const p = await startProxy(kind, spec, { cpu: ctx.proxyCpu, label });
+  if (p.unsupported.length) ctx.note(`${label}: this Portcullis build does not accept ${p.unsupported.join(', ')} (per \`portcullis schema\`), so the run had none of it — its numbers do not include that feature`);
+  return p;
 }
 
 /** Headers wrk sends: a browser-like request, so rule sets that block empty user agents do not fire. */

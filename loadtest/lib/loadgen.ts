@@ -79,15 +79,19 @@ export interface ClassSummary {
   timeline: [number, number][];
 }
 
+const IDLE_REUSE_MS = 4000;
+
 export interface ShopRequest { method: 'GET' | 'POST'; path: string; body?: string; recorder: Recorder; /** A second recorder (e.g. all legit traffic). */ also?: Recorder }
 
 /** A browser-like client: one source address, a cookie jar, up to maxConns keep-alive connections. */
 export class Shopper {
   private readonly idle: ClientConn[] = [];
+  /** When each idle connection was parked: reusing one the proxy is about to close races with its FIN. */
+  private readonly idleSince = new Map<ClientConn, number>();
   private open = 0;
   private readonly waiting: ShopRequest[] = [];
   cookie: string | null = null;
-  /** Which origin served each response (for stickiness checks). */
+  /** Which origin served each response sent with the sticky cookie (for stickiness checks). */
   readonly origins = new Map<string, number>();
   stopped = false;
 
@@ -95,8 +99,15 @@ export class Shopper {
 
   submit(req: ShopRequest): void {
     if (this.stopped) return;
-    const conn = this.idle.pop();
-    if (conn) { void this.run(conn, req); return; }
+    let conn = this.idle.pop();
+    // Browsers drop idle connections before the server's keep-alive timeout (≥ 10 s on all three proxies).
+    while (conn && (conn.closed || performance.now() - (this.idleSince.get(conn) ?? 0) > IDLE_REUSE_MS)) {
+      this.idleSince.delete(conn);
+      conn.destroy();
+      this.open--;
+      conn = this.idle.pop();
+    }
+    if (conn) { this.idleSince.delete(conn); void this.run(conn, req); return; }
     if (this.open < this.maxConns) {
       this.open++;
       void this.run(new ClientConn(this.port, this.address), req);
@@ -106,6 +117,7 @@ export class Shopper {
   }
 
   private async run(conn: ClientConn, req: ShopRequest): Promise<void> {
+    const hadCookie = this.cookie !== null;
     const headers: Record<string, string> = this.cookie ? { Cookie: this.cookie } : {};
     const raw = rawRequest(req.method, req.path, 'shop.test', headers, req.body);
     const t0 = performance.now();
@@ -118,7 +130,7 @@ export class Shopper {
       req.recorder.ok(reply.status, now - t0, now);
       req.also?.ok(reply.status, now - t0, now);
       if (reply.setCookie) this.cookie = reply.setCookie.split(';')[0];
-      if (reply.origin) this.origins.set(reply.origin, (this.origins.get(reply.origin) ?? 0) + 1);
+      if (reply.origin && hadCookie) this.origins.set(reply.origin, (this.origins.get(reply.origin) ?? 0) + 1);
     } catch (e) {
       const now = performance.now();
       const kind = e instanceof ClientError ? e.kind : 'error';
@@ -133,7 +145,7 @@ export class Shopper {
       this.submit(next);
       return;
     }
-    if (reusable) this.idle.push(conn);
+    if (reusable) { this.idle.push(conn); this.idleSince.set(conn, performance.now()); }
   }
 
   close(): void {

@@ -6,7 +6,8 @@ import { request } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { startProcess, stopProcess, killProcess, type Managed } from './procs.js';
 import { treeUsage, type TreeUsage } from './procstat.js';
-import { portcullisConfig, haproxyConfig, nginxConfig, priorityRules, ADMIN_TOKEN_ENV } from './config-gen.js';
+import { spawnSync } from 'node:child_process';
+import { portcullisConfig, haproxyConfig, nginxConfig, priorityRules, schemaKeys, unsupportedKeys, ADMIN_TOKEN_ENV, type PortcullisKeys } from './config-gen.js';
 import { portcullisBin } from './paths.js';
 import { sleep } from './util.js';
 import type { ProxyKind, ProxySpec } from './proxy-spec.js';
@@ -21,6 +22,8 @@ export interface RunningProxy {
   url: string;
   configFile: string;
   adminToken: string;
+  /** Keys the scenario wanted but this Portcullis build does not know (left out of its config). */
+  unsupported: string[];
 }
 
 /** Status of a GET (or -1 on connection failure / timeout). */
@@ -37,7 +40,16 @@ export function httpStatus(url: string, headers: Record<string, string> = {}, ti
   });
 }
 
-export function writeProxyConfig(kind: ProxyKind, spec: ProxySpec, label: string): string {
+let cachedKeys: PortcullisKeys | undefined;
+/** Keys the installed Portcullis build accepts (from `portcullis schema`; null if it cannot say). */
+export function portcullisKeys(): PortcullisKeys {
+  if (cachedKeys !== undefined) return cachedKeys;
+  const r = spawnSync(portcullisBin, ['schema'], { encoding: 'utf8', timeout: 15_000 });
+  try { cachedKeys = r.status === 0 ? schemaKeys(JSON.parse(r.stdout)) : null; } catch { cachedKeys = null; }
+  return cachedKeys;
+}
+
+export function writeProxyConfig(kind: ProxyKind, spec: ProxySpec, label: string): { file: string; spec: ProxySpec } {
   mkdirSync(spec.dir, { recursive: true });
   const runAsRoot = typeof process.getuid === 'function' && process.getuid() === 0;
   if (kind === 'portcullis' && spec.priorityPathPrefix) {
@@ -45,13 +57,13 @@ export function writeProxyConfig(kind: ProxyKind, spec: ProxySpec, label: string
     writeFileSync(rules, priorityRules(spec.priorityPathPrefix));
     spec = { ...spec, rulesFiles: [...spec.rulesFiles, rules] };
   }
-  const [name, text] = kind === 'portcullis' ? [`${label}.yaml`, portcullisConfig(spec)]
+  const [name, text] = kind === 'portcullis' ? [`${label}.yaml`, portcullisConfig(spec, portcullisKeys())]
     : kind === 'haproxy' ? [`${label}.cfg`, haproxyConfig(spec)]
       : [`${label}.conf`, nginxConfig(spec, runAsRoot)];
   if (kind === 'nginx') for (const sub of ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(join(spec.dir, sub), { recursive: true });
   const file = join(spec.dir, name);
   writeFileSync(file, text);
-  return file;
+  return { file, spec };
 }
 
 function commandFor(kind: ProxyKind, file: string, dir: string): [string, string[]] {
@@ -63,7 +75,8 @@ function commandFor(kind: ProxyKind, file: string, dir: string): [string, string
 /** Starts one proxy; `cpu` pins it (and every thread/child) with taskset. */
 export async function startProxy(kind: ProxyKind, spec: ProxySpec, opts: { cpu?: string; label?: string; readyTimeoutMs?: number } = {}): Promise<RunningProxy> {
   const label = opts.label ?? kind;
-  const file = writeProxyConfig(kind, spec, label);
+  const written = writeProxyConfig(kind, spec, label);
+  const file = written.file;
   const [cmd, args] = commandFor(kind, file, spec.dir);
   const adminToken = randomBytes(16).toString('hex');
   const env = { ...process.env, [ADMIN_TOKEN_ENV]: adminToken };
@@ -75,13 +88,16 @@ export async function startProxy(kind: ProxyKind, spec: ProxySpec, opts: { cpu?:
   for (;;) {
     if (proc.exited) throw new Error(`${label} exited during start-up (config ${file}):\n${proc.tail.join('\n')}`);
     if (await httpStatus(readyUrl, {}, 500) === 200) break;
+    // Until the admin API answers, a request proxied through to the origin's /health proves it serves.
+    if (kind === 'portcullis' && await httpStatus(`${url}/health`, {}, 500) === 200) break;
     if (Date.now() > deadline) {
       await stopProcess(proc);
       throw new Error(`${label} did not answer 200 on ${readyUrl} within ${(opts.readyTimeoutMs ?? 15_000) / 1000}s (config ${file}):\n${proc.tail.join('\n')}`);
     }
     await sleep(100);
   }
-  return { kind, label, spec, proc, pid: proc.child.pid as number, url, configFile: file, adminToken };
+  const unsupported = kind === 'portcullis' ? unsupportedKeys(written.spec, portcullisKeys()) : [];
+  return { kind, label, spec, proc, pid: proc.child.pid as number, url, configFile: file, adminToken, unsupported };
 }
 
 export function proxyUsage(p: RunningProxy): TreeUsage { return treeUsage(p.pid); }

@@ -54,6 +54,8 @@ export interface ScenarioContext {
   /** Installs the provider of the periodic status line. */
   setStatus(provider: () => string): void;
   log(message: string): void;
+  /** Adds a caveat to the run's notes (e.g. a config key this Portcullis build does not support). */
+  note(message: string): void;
 }
 
 export interface Scenario {

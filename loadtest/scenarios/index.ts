@@ -2,7 +2,8 @@
 import type { Scenario } from '../lib/scenario.js';
 import { throughput } from './throughput.js';
 import { peak } from './peak.js';
+import { flood } from './flood.js';
 
 export const SCENARIOS: Record<string, Scenario> = Object.fromEntries(
-  [throughput, peak].map((s) => [s.name, s]),
+  [throughput, peak, flood].map((s) => [s.name, s]),
 );

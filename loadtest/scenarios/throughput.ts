@@ -23,11 +23,16 @@ export const throughput: Scenario = {
     const ratios: Record<string, number> = {};
     if (ctx.proxies.includes('portcullis')) {
       for (const other of ctx.proxies.filter((k) => k !== 'portcullis')) ratios[`portcullis/${other}`] = pairedRatio(samples, 'portcullis', other);
-      if (ratios['portcullis/haproxy'] !== undefined) headline = `Portcullis reaches ${ratios['portcullis/haproxy']}× HAProxy's req/s (median of ${opts.rounds} paired rounds); ${headline}`;
+      const pc = summary.find((s) => s.label === 'portcullis');
+      const hp = summary.find((s) => s.label === 'haproxy');
+      if (pc && hp && ratios['portcullis/haproxy'] !== undefined) {
+        ratios['cpuPerRequest portcullis/haproxy'] = Math.round((pc.cpuUsPerRequest / hp.cpuUsPerRequest) * 1000) / 1000;
+        headline = `Portcullis reaches ${ratios['portcullis/haproxy']}× HAProxy's req/s (median of ${opts.rounds} paired rounds) and spends ${ratios['cpuPerRequest portcullis/haproxy']}× its CPU per request; ${headline}`;
+      }
     }
     for (const s of summary) if (s.errors > 0) notes.push(`${s.label}: ${s.errors} non-2xx responses or socket errors during measured rounds — its numbers are not clean`);
     notes.push('CPU µs/request = (utime+stime of the proxy process tree over the round) ÷ requests wrk completed; 10 ms tick resolution.');
-    notes.push('Portcullis runs with its per-client counters on (limits set out of reach) and its access log to /dev/null; HAProxy and nginx have no per-client tracking and no access log.');
+    notes.push('Portcullis gets per-client limits set out of reach (its counters still run) and its access log to /dev/null; HAProxy and nginx have no per-client tracking and no access log. If the load generator\'s core is saturated (see load average), req/s ratios understate the gap and CPU µs/request is the better comparison.');
     return {
       headline,
       table: variantTable(summary, ctx.proxies.includes('haproxy') ? 'haproxy' : null, 'HAProxy'),

@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import {
-  applyFirewall, listFirewall, normalizeConnectionLimits, removeFirewall, renderFirewall, type FirewallInput,
+  applyFirewall, listFirewall, normalizeConnectionLimits, removeFirewall, renderFirewall, runFirewallCli, type FirewallInput,
 } from '../../edge/firewall.js';
 import type { OpenResult } from './netns-agent.js';
 
@@ -221,6 +221,31 @@ describe('nftables connection guard in a network namespace', () => {
     await new Promise((r) => setTimeout(r, 1100));
     const later = await open(CLIENT4_A, 5, { hold: false });
     assert.equal(later.ok, 5, `refilled after a second: ${JSON.stringify(later)}`);
+  });
+
+  it('CLI: --check, --apply, --status and --remove against a namespace', async (t) => {
+    if (skipReason !== null) { t.skip(`skipped: ${skipReason}`); return; }
+    await removeFirewall({ netns: SRV });
+    const out: string[] = [];
+    const io = { out: (s: string) => { out.push(s); }, err: (s: string) => { out.push(s); } };
+    const load = (): unknown => ({ listen: [{ address: `${SERVER4}:${PROTECTED}` }], trusted_proxies: [`${CLIENT4_B}`], limits: { connection: { concurrent: 2, rate: false, action: 'reject' } } });
+    assert.equal(await runFirewallCli(['--config', 'c.yaml', '--check', '--netns', SRV], load, io), 0);
+    assert.equal(await listFirewall({ netns: SRV }), null, '--check installs nothing');
+    assert.equal(await runFirewallCli(['--config', 'c.yaml', '--apply', '--netns', SRV], load, io), 0);
+    assert.equal(await runFirewallCli(['--config', 'c.yaml', '--apply', '--netns', SRV], load, io), 0);
+    out.length = 0;
+    assert.equal(await runFirewallCli(['--status', '--netns', SRV], load, io), 0);
+    assert.match(out.join(''), /ct count over 2 \} counter packets 0 bytes 0 reject with tcp reset/);
+    try {
+      const a = await open(CLIENT4_A, 3);
+      const trusted = await open(CLIENT4_B, 3);
+      assert.deepEqual(a, { ok: 2, refused: 1, timeout: 0, other: 0 });
+      assert.equal(trusted.ok, 3, 'trusted_proxies are exempt from per-source limits');
+    } finally { await closeAll(); }
+    assert.equal(await runFirewallCli(['--remove', '--netns', SRV], load, io), 0);
+    out.length = 0;
+    assert.equal(await runFirewallCli(['--status', '--netns', SRV], load, io), 0);
+    assert.match(out.join(''), /table inet portcullis is not installed/);
   });
 
   it('the kernel accepts the default ruleset (nft -c)', async (t) => {

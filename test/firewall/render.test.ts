@@ -141,6 +141,27 @@ describe('renderFirewall', () => {
   });
 });
 
+describe('firewallInputFromConfig', () => {
+  it('reads the loader\'s normalised EdgeConfig shape (listen host/port, sections)', () => {
+    const connection = normalizeConnectionLimits({ concurrent: 7 });
+    const input = firewallInputFromConfig({
+      listen: [{ host: '127.0.0.1', port: 8443, name: 'tls' }, { host: '::', port: 8080, name: 'main' }],
+      sections: { connection, trusted_proxies: ['10.0.0.0/8'] },
+    } as never);
+    assert.deepEqual(input.ports, [8080, 8443]);
+    assert.equal(input.limits.concurrent, 7);
+    assert.deepEqual(input.trustedProxies, ['10.0.0.0/8']);
+  });
+
+  it('groups IPv6 like the in-app identity (limits.client.ipv6_prefix) unless told otherwise', () => {
+    const base = { listen: ['127.0.0.1:80'] };
+    assert.equal(firewallInputFromConfig({ ...base, limits: { client: { ipv6_prefix: 56 } } }).limits.ipv6_prefix, 56);
+    assert.equal(firewallInputFromConfig({ ...base, limits: { client: { ipv6_prefix: 56 }, connection: { ipv6_prefix: 48 } } }).limits.ipv6_prefix, 48);
+    assert.equal(firewallInputFromConfig({ ...base, sections: { ipv6_prefix: 60 } }).limits.ipv6_prefix, 60);
+    assert.equal(firewallInputFromConfig(base).limits.ipv6_prefix, 64);
+  });
+});
+
 describe('nftRate', () => {
   it('uses the first unit with a whole-number rate, else per day rounded up', () => {
     assert.deepEqual(nftRate(50, 1000), { rate: 50, unit: 'second' });
@@ -237,7 +258,8 @@ describe('CIDRs and listen addresses', () => {
     assert.throws(() => listenPorts([{ address: '127.0.0.1' }]), /^FirewallConfigError: listen\[0\]\.address|listen\[0\]\.address: no TCP port/);
     assert.throws(() => listenPorts([{ address: '127.0.0.1:8080' }, { address: 'x:70000' }]), /listen\[1\]\.address: no TCP port/);
     assert.throws(() => listenPorts([]), /listen: expected a non-empty list/);
-    assert.throws(() => listenPorts([{ port: 80 }]), /listen\[0\]\.address: expected "host:port"/);
+    assert.throws(() => listenPorts([{ port: 0 }]), /listen\[0\]\.port: not a TCP port/);
+    assert.throws(() => listenPorts([{ name: 'x' }]), /listen\[0\]\.address: expected "host:port"/);
   });
 });
 

@@ -18,7 +18,7 @@ export class FakePool implements BackendPool {
   constructor(readonly name: string, servers: string[]) {
     this.infos = servers.map((s, i) => ({
       backend: name, name: s, url: `http://127.0.0.1:${8081 + i}`, state: 'up', weight: 1, effectiveWeight: 1,
-      backup: false, active: 0, maxconn: 0, queued: 0, total: 0, checkStatus: 'L7OK',
+      backup: false, active: 0, maxconn: 0, queued: 0, total: 0, checkStatus: 'L7OK', activeLocal: 0, backendQueued: 0, lastChange: null,
     }));
   }
   acquire(_req: AcquireRequest, cb: (r: AcquireResult) => void): AcquireTicket {
@@ -26,7 +26,7 @@ export class FakePool implements BackendPool {
     return { cancel: () => undefined };
   }
   release(_s: LeasedServer): void { /* nothing leased */ }
-  servers(): ServerInfo[] { return this.infos.map((s) => ({ ...s, queued: this.queued })); }
+  servers(): ServerInfo[] { return this.infos.map((s) => ({ ...s, backendQueued: this.queued })); }
   queueLength(): number { return this.queued; }
   setState(server: string, state: ServerState): boolean {
     const s = this.infos.find((x) => x.name === server);

@@ -1,0 +1,170 @@
+// Shared test helpers for the upstream clients: a collecting sink and loopback origins.
+import net from 'node:net';
+import http from 'node:http';
+import type { UpstreamClient, UpstreamFailure, UpstreamRequest, UpstreamSink, UpstreamStream, UpstreamTimeouts } from '../../edge/upstream/types.js';
+import { H1Pool } from '../../edge/upstream/h1pool.js';
+import { UndiciClient } from '../../edge/upstream/undici-client.js';
+
+export const T: UpstreamTimeouts = { connectMs: 2000, responseMs: 5000, idleMs: 5000 };
+
+export interface ClientCase { name: string; make(): UpstreamClient }
+export const CLIENTS: ClientCase[] = [
+  { name: 'h1pool', make: () => new H1Pool({ tickMs: 50 }) },
+  { name: 'undici', make: () => new UndiciClient() },
+];
+
+/** Records every sink call; `done` settles on end or error. */
+export class CollectSink implements UpstreamSink {
+  status = 0;
+  headers: string[] = [];
+  chunks: Buffer[] = [];
+  bytes = 0;
+  error: UpstreamFailure | null = null;
+  ended = false;
+  drains = 0;
+  calls: string[] = [];
+  keepBody = true;
+  /** What onResponseData returns (false = back-pressure). */
+  accept = true;
+  readonly done: Promise<void>;
+  private settle!: () => void;
+  onData: ((chunk: Buffer) => void) | null = null;
+  onDrain: (() => void) | null = null;
+
+  constructor() {
+    this.done = new Promise<void>((r) => { this.settle = r; });
+  }
+  onResponseStart(status: number, headers: string[]): void {
+    this.calls.push('start');
+    this.status = status;
+    this.headers = headers;
+  }
+  onResponseData(chunk: Buffer): boolean {
+    this.calls.push('data');
+    this.bytes += chunk.length;
+    if (this.keepBody) this.chunks.push(Buffer.from(chunk));
+    this.onData?.(chunk);
+    return this.accept;
+  }
+  onResponseEnd(): void {
+    this.calls.push('end');
+    this.ended = true;
+    this.settle();
+  }
+  onError(err: UpstreamFailure): void {
+    this.calls.push('error');
+    this.error = err;
+    this.settle();
+  }
+  onBodyDrain(): void {
+    this.drains++;
+    this.onDrain?.();
+  }
+  get body(): string { return Buffer.concat(this.chunks).toString('latin1'); }
+  header(name: string): string | undefined {
+    for (let i = 0; i < this.headers.length; i += 2) if (this.headers[i] === name) return this.headers[i + 1];
+    return undefined;
+  }
+}
+
+export function get(path = '/', extra: string[] = []): UpstreamRequest {
+  return { method: 'GET', path, headers: ['host', 'origin.test', ...extra], bodyLength: -1 };
+}
+
+export async function fetchOnce(client: UpstreamClient, origin: string, req: UpstreamRequest, timeouts = T, body?: Buffer[]): Promise<CollectSink> {
+  const sink = new CollectSink();
+  const st = client.request(origin, req, timeouts, sink);
+  if (body !== undefined) {
+    for (const b of body) st.writeBody(b);
+    st.endBody();
+  }
+  await sink.done;
+  return sink;
+}
+
+/** Write `total` bytes of body honouring back-pressure; resolves with how often writeBody said "full". */
+export function pumpBody(st: UpstreamStream, sink: CollectSink, total: number, chunkSize = 64 * 1024): Promise<number> {
+  return new Promise((resolve) => {
+    let sent = 0;
+    let refusals = 0;
+    const chunk = Buffer.alloc(chunkSize, 0x61);
+    const pump = (): void => {
+      while (sent < total) {
+        const n = Math.min(chunkSize, total - sent);
+        sent += n;
+        const ok = st.writeBody(n === chunkSize ? chunk : chunk.subarray(0, n));
+        if (!ok) { refusals++; return; }
+      }
+      st.endBody();
+      resolve(refusals);
+    };
+    sink.onDrain = pump;
+    pump();
+  });
+}
+
+export interface Origin {
+  url: string;
+  port: number;
+  connections: number;
+  sockets: Set<net.Socket>;
+  close(): Promise<void>;
+}
+
+export async function listen(server: net.Server): Promise<Origin> {
+  const o: Origin = { url: '', port: 0, connections: 0, sockets: new Set(), close: async () => {} };
+  server.on('connection', (s: net.Socket) => {
+    o.connections++;
+    o.sockets.add(s);
+    s.on('close', () => o.sockets.delete(s));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  o.port = (server.address() as net.AddressInfo).port;
+  o.url = `http://127.0.0.1:${o.port}`;
+  o.close = () => new Promise<void>((r) => {
+    for (const s of o.sockets) s.destroy();
+    server.close(() => r());
+  });
+  return o;
+}
+
+export function httpOrigin(handler: http.RequestListener): Promise<Origin> {
+  const srv = http.createServer(handler);
+  srv.keepAliveTimeout = 10_000;
+  return listen(srv);
+}
+
+/**
+ * Raw origin: `onRequest(socket, head)` is called for each request head (body bytes, if any, are
+ * ignored unless the handler reads them) so tests can answer with exact bytes.
+ */
+export function rawOrigin(onRequest: (s: net.Socket, head: string, n: number) => void): Promise<Origin> {
+  let count = 0;
+  const srv = net.createServer((s) => {
+    let acc = '';
+    s.on('error', () => {});
+    s.on('data', (d: Buffer) => {
+      acc += d.toString('latin1');
+      let i = acc.indexOf('\r\n\r\n');
+      while (i !== -1) {
+        const head = acc.slice(0, i + 4);
+        acc = acc.slice(i + 4);
+        onRequest(s, head, count++);
+        i = acc.indexOf('\r\n\r\n');
+      }
+    });
+  });
+  return listen(srv);
+}
+
+export async function freePort(): Promise<number> {
+  const srv = net.createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+  const port = (srv.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => srv.close(() => r()));
+  return port;
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
