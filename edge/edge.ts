@@ -60,7 +60,7 @@ export async function startEdge(cfg: EdgeConfig, opts: EdgeOptions = {}): Promis
   const client = opts.client ?? createUpstreamClient(cfg);
   const log: AccessLog = openAccessLog(cfg.accessLog.path, cfg.nodeId);
   const trusted = (cfg.sections.trusted_proxies as string[] | undefined) ?? [];
-  const v6prefix = (cfg.sections.ipv6_prefix as number | undefined) ?? 64;
+  const v6prefix = (cfg.sections.client as { ipv6Prefix?: number } | undefined)?.ipv6Prefix ?? 64;
   const identity = new IdentityAdapter(compileIdentity({ trustedProxies: trusted, ipv6Prefix: v6prefix }));
   const pipeline = new Pipeline({
     cfg, clock, bus, log, pools, client, identity,

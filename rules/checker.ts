@@ -48,7 +48,7 @@ const FIELD_ALIASES: Record<string, string> = {
   'ip.src.country': 'geo.country', 'ip.geoip.country': 'geo.country', 'ip.src.asnum': 'geo.asn', 'ip.geoip.asnum': 'geo.asn',
   user_agent: 'http.user_agent', 'http.useragent': 'http.user_agent', 'http.user-agent': 'http.user_agent', sni: 'tls.sni', 'ssl.sni': 'tls.sni',
 };
-const HEADER_TOKEN = /^[!#$%&'*+.^`|~0-9A-Za-z-]+$/;
+const HEADER_TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
 interface VType { type: ValueType | 'set' | 'list' | 'dur' | null; multi: boolean; missing: boolean; constant: boolean; lowered?: boolean }
 const BAD: VType = { type: null, multi: false, missing: false, constant: false };

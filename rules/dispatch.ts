@@ -13,7 +13,7 @@ import { IpTrie, parseCidr, parseIp } from './ip.js';
 import { NeedleIndex } from './multi-literal.js';
 import { printValue } from './print.js';
 
-type Kind = 'eq' | 'prefix' | 'suffix' | 'contains' | 'ip';
+type Kind = 'eq' | 'prefix' | 'suffix' | 'contains' | 'ip' | 'gt' | 'lt';
 interface Atom { kind: Kind; left: Value; lits: (string | number)[]; rule: number }
 
 type Getter = (c: EvalContext) => Scalar | readonly Scalar[] | null;
@@ -114,6 +114,33 @@ class ContainsProbe implements Probe {
   }
 }
 
+/** Integer bounds: `gt` holds rules needing x >= bound, `lt` rules needing x <= bound. */
+class ThresholdProbe implements Probe {
+  private readonly bounds: Float64Array;
+  private readonly rules: Int32Array;
+  constructor(private readonly get: Getter, atoms: Atom[], private readonly gt: boolean) {
+    const pairs = atoms.flatMap((a) => a.lits.map((l) => [Number(l), a.rule] as const)).sort((x, y) => x[0] - y[0]);
+    this.bounds = Float64Array.from(pairs.map((p) => p[0]));
+    this.rules = Int32Array.from(pairs.map((p) => p[1]));
+  }
+  probe(c: EvalContext, out: Collector): void {
+    forEachValue(this.get(c), (x) => {
+      if (typeof x !== 'number') return;
+      const b = this.bounds;
+      // first index with bound > x
+      let lo = 0, hi = b.length;
+      while (lo < hi) { const mid = (lo + hi) >> 1; if (b[mid] <= x) lo = mid + 1; else hi = mid; }
+      if (this.gt) { for (let i = 0; i < lo; i++) out.add(this.rules[i]); }
+      else {
+        // rules with bound >= x: first index with bound >= x
+        let l2 = 0, h2 = b.length;
+        while (l2 < h2) { const mid = (l2 + h2) >> 1; if (b[mid] < x) l2 = mid + 1; else h2 = mid; }
+        for (let i = l2; i < b.length; i++) out.add(this.rules[i]);
+      }
+    });
+  }
+}
+
 /** ip.src in {…}: every prefix stores the rules of itself and of all shorter prefixes covering it. */
 class IpProbe implements Probe {
   private readonly trie = new IpTrie<Int32Array>();
@@ -161,7 +188,7 @@ export interface Dispatch {
   readonly guarded: number;
 }
 
-const RANK: Record<Kind, number> = { eq: 0, ip: 1, prefix: 2, suffix: 3, contains: 4 };
+const RANK: Record<Kind, number> = { eq: 0, ip: 1, prefix: 2, suffix: 3, gt: 3, lt: 3, contains: 4 };
 
 export function buildDispatch(program: Program, compiled: CompiledProgram): Dispatch | null {
   const atoms: Atom[] = [];
@@ -185,6 +212,7 @@ export function buildDispatch(program: Program, compiled: CompiledProgram): Disp
     if (a0.kind === 'ip') { probes.push(new IpProbe(group)); continue; }
     const get = compiled.compileValue(a0.left).get as Getter;
     if (a0.kind === 'eq') probes.push(new EqProbe(get, group));
+    else if (a0.kind === 'gt' || a0.kind === 'lt') probes.push(new ThresholdProbe(get, group, a0.kind === 'gt'));
     else if (a0.kind === 'prefix' || a0.kind === 'suffix') probes.push(new AffixProbe(get, group, a0.kind === 'suffix'));
     else probes.push(new ContainsProbe(get, group));
   }
@@ -228,6 +256,10 @@ function atomOf(e: Extract<Expr, { k: 'cmp' }>, rule: number): Atom[] | null {
     if (e.op === '==' && (r.k === 'ip' || r.k === 'str')) return [{ kind: 'ip', left, lits: [r.k === 'ip' ? r.text : r.value], rule }];
     return null;
   }
+  // x > N (or >= N): candidates are rules with threshold below x. Strict bounds are widened by one
+  // (x > N ⇔ x >= N + 1 for integers) so one sorted table serves both.
+  if (r.k === 'int' && (e.op === '>' || e.op === '>=')) return [{ kind: 'gt', left, lits: [e.op === '>' ? r.value + 1 : r.value], rule }];
+  if (r.k === 'int' && (e.op === '<' || e.op === '<=')) return [{ kind: 'lt', left, lits: [e.op === '<' ? r.value - 1 : r.value], rule }];
   if (e.op === '==' && (r.k === 'str' || r.k === 'int')) return [{ kind: 'eq', left, lits: [r.value], rule }];
   if (e.op === 'in' && r.k === 'set' && r.items.length > 0 && r.items.every((x) => x.k === 'str' || x.k === 'int')) {
     return [{ kind: 'eq', left, lits: r.items.map((x) => (x.k === 'str' || x.k === 'int' ? x.value : '')), rule }];

@@ -511,7 +511,7 @@ export function loadMap(path: string, keyType: MapKeyType, opts: ListLoadOptions
     }
     return true;
   });
-  if (keyType === 'ip' && d.list.length === 0) {
+  if (keyType === 'ip') {
     for (const [first, second] of trie.duplicates()) {
       addDiag(d, lineOfInsert[second]!, 1, `duplicate key (same prefix as line ${lineOfInsert[first]!})`);
     }

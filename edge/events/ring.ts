@@ -69,7 +69,8 @@ export interface SinkStats {
   name: string;
   /** Events accepted into the sink's ring. */
   accepted: number;
-  /** Events dropped because the ring was full (the sink fell behind) or the sink was down. */
+  /** Events lost: the ring was full (the sink fell behind), the sink was down, or a write failed.
+   *  Once the ring is empty: written + dropped = events offered. */
   dropped: number;
   /** Events the sink finished writing/sending. */
   written: number;

@@ -41,12 +41,19 @@ export function httpStatus(url: string, headers: Record<string, string> = {}, ti
 }
 
 let cachedKeys: PortcullisKeys | undefined;
-/** Keys the installed Portcullis build accepts (from `portcullis schema`; null if it cannot say). */
+/** Keys the installed Portcullis build accepts (from `portcullis schema`). */
 export function portcullisKeys(): PortcullisKeys {
   if (cachedKeys !== undefined) return cachedKeys;
-  const r = spawnSync(portcullisBin, ['schema'], { encoding: 'utf8', timeout: 15_000 });
-  try { cachedKeys = r.status === 0 ? schemaKeys(JSON.parse(r.stdout)) : null; } catch { cachedKeys = null; }
-  return cachedKeys;
+  let problem = '';
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const r = spawnSync(portcullisBin, ['schema'], { encoding: 'utf8', timeout: 30_000 });
+    try {
+      if (r.status === 0) { cachedKeys = schemaKeys(JSON.parse(r.stdout)); return cachedKeys; }
+      problem = `exit ${r.status}: ${(r.stderr || r.stdout || '').slice(0, 500)}`;
+    } catch (e) { problem = `unreadable output: ${(e as Error).message}`; }
+    spawnSync('sleep', ['1']); // e.g. dist/ being rebuilt right now
+  }
+  throw new Error(`\`${portcullisBin} schema\` failed (${problem}); the harness needs it to know which config keys this build accepts`);
 }
 
 export function writeProxyConfig(kind: ProxyKind, spec: ProxySpec, label: string): { file: string; spec: ProxySpec } {

@@ -4,7 +4,7 @@
 import { attackLoop, drain, openLoop, Recorder } from '../lib/loadgen.js';
 import { configTexts, forEachProxy, interleavedWrk, newSpec, pairedRatio, serversFor, startOrigins, startTarget, variantTable } from '../lib/harness.js';
 import { rawRequest } from '../lib/client.js';
-import { proxyUsage, stopProxy } from '../lib/proxies.js';
+import { portcullisKeys, proxyUsage, stopProxy } from '../lib/proxies.js';
 import { stopOrigins } from '../lib/origins.js';
 import { ShopTraffic } from '../lib/shop.js';
 import { redisPing, redisTarget } from '../lib/redis.js';
@@ -70,7 +70,9 @@ export const flood: Scenario = {
     let shared: Record<string, unknown> | null = null;
     const redis = redisTarget();
     if (ctx.proxies.includes('portcullis')) {
-      if (!(await redisPing(redis.host, redis.port))) notes.push(`local vs Redis-shared throughput skipped: no Redis at ${redis.url}`);
+      const keys = portcullisKeys();
+      if (keys && !keys.has('shared')) notes.push('local vs Redis-shared throughput skipped: this Portcullis build has no `shared` config key yet');
+      else if (!(await redisPing(redis.host, redis.port))) notes.push(`local vs Redis-shared throughput skipped: no Redis at ${redis.url}`);
       else {
         const origins = await startOrigins(ctx, 1);
         const local = await startTarget(ctx, 'portcullis', await newSpec(ctx, 'portcullis-local', serversFor(origins), (s) => { s.clientLimits = NO_LIMITS; }), 'portcullis-local');

@@ -3,7 +3,9 @@ import type { Scenario } from '../lib/scenario.js';
 import { throughput } from './throughput.js';
 import { peak } from './peak.js';
 import { flood } from './flood.js';
+import { botnet } from './botnet.js';
+import { slowloris } from './slowloris.js';
 
 export const SCENARIOS: Record<string, Scenario> = Object.fromEntries(
-  [throughput, peak, flood].map((s) => [s.name, s]),
+  [throughput, peak, flood, botnet, slowloris].map((s) => [s.name, s]),
 );

@@ -73,7 +73,7 @@ function startClient(): void {
 async function open(local: string, count: number, opts: { port?: number; hold?: boolean; timeoutMs?: number } = {}): Promise<OpenResult> {
   const host = local.includes(':') ? SERVER6 : SERVER4;
   return (await client!.request({
-    op: 'open', host, port: opts.port ?? PROTECTED, local, count, hold: opts.hold ?? true, timeoutMs: opts.timeoutMs ?? 800,
+    op: 'open', host, port: opts.port ?? PROTECTED, local, count, hold: opts.hold ?? true, timeoutMs: opts.timeoutMs ?? 1500,
   })) as OpenResult;
 }
 

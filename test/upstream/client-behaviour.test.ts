@@ -1,10 +1,12 @@
 // Behaviour every UpstreamClient must show (h1pool and undici), against real loopback origins.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { UpstreamClient } from '../../edge/upstream/types.js';
+import { buildProxyV2Header } from '../../edge/upstream/h1-proxy-v2.js';
 import {
-  CLIENTS, CollectSink, T, fetchOnce, freePort, get, httpOrigin, pumpBody, rawOrigin, sleep, type Origin,
+  CLIENTS, CollectSink, blackholeListener, T, fetchOnce, freePort, get, httpOrigin, listen, pumpBody, rawOrigin, sleep, type Origin,
 } from './helpers.js';
 
 const MB = 1024 * 1024;
@@ -161,6 +163,19 @@ for (const cc of CLIENTS) {
       assert.deepEqual(s.calls, ['error']);
     });
 
+    it('connect that never completes → timeout_connect, requestSent false', async (t) => {
+      const bh = await blackholeListener();
+      if (bh === null) { t.skip('skipped: python3 needed for a full accept queue'); return; }
+      try {
+        const t0 = Date.now();
+        const s = await fetchOnce(client, bh.url, get('/'), { connectMs: 300, responseMs: 5000, idleMs: 5000 });
+        assert.equal(s.error?.kind, 'timeout_connect');
+        assert.equal(s.error?.requestSent, false);
+        const took = Date.now() - t0;
+        assert.ok(took >= 250 && took < 5000, `took ${took} ms`);
+      } finally { bh.close(); }
+    });
+
     it('origin resets mid-response → reset, requestSent true', async () => {
       const raw = await rawOrigin((sock) => {
         sock.write('HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\npartial');
@@ -231,6 +246,23 @@ for (const cc of CLIENTS) {
         const s = await fetchOnce(client, raw.url, get('/'));
         assert.equal(s.error, null);
         assert.equal(s.body, 'until the end');
+      } finally { await raw.close(); }
+    });
+
+    it('proxyHeader (send_proxy v2) is written first on the connection', async () => {
+      let got = '';
+      // not rawOrigin: the PROXY v2 signature itself starts with CRLFCRLF
+      const raw = await listen(net.createServer((sock) => {
+        sock.on('data', (d: Buffer) => {
+          got += d.toString('latin1');
+          if (got.endsWith('\r\n\r\n') && got.includes('GET')) sock.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
+        });
+      }));
+      try {
+        const ph = buildProxyV2Header({ srcAddress: '203.0.113.7', srcPort: 4242, dstAddress: '127.0.0.1', dstPort: 8080 });
+        const s = await fetchOnce(client, raw.url, { ...get('/p'), proxyHeader: ph });
+        assert.equal(s.body, 'ok');
+        assert.ok(got.startsWith(ph.toString('latin1') + 'GET /p HTTP/1.1\r\n'), JSON.stringify(got.slice(0, 40)));
       } finally { await raw.close(); }
     });
 

@@ -6,7 +6,7 @@ import type net from 'node:net';
 import { H1Pool, H1RequestError } from '../../edge/upstream/h1pool.js';
 import { ResponseParser, type ResponseParserHandler } from '../../edge/upstream/h1-parser.js';
 import { buildProxyV2Header } from '../../edge/upstream/h1-proxy-v2.js';
-import { CollectSink, T, fetchOnce, get, httpOrigin, listen, rawOrigin, sleep } from './helpers.js';
+import { CollectSink, T, fetchOnce, get, httpOrigin, listen, pumpBody, rawOrigin, sleep } from './helpers.js';
 
 const pool = new H1Pool({ tickMs: 50 });
 after(() => pool.close());
@@ -228,6 +228,44 @@ describe('h1pool connection reuse', () => {
       await capped.close();
       await origin.close();
     }
+  });
+
+  it('a request body written while waiting for a socket is held, then drained onto it', async () => {
+    const origin = await httpOrigin((req, res) => {
+      let n = 0;
+      req.on('data', (c: Buffer) => { n += c.length; });
+      req.on('end', () => setTimeout(() => res.end(req.url + ':' + n), 50));
+    });
+    const capped = new H1Pool({ maxConnectionsPerOrigin: 1, tickMs: 50 });
+    try {
+      const first = new CollectSink();
+      capped.request(origin.url, get('/first'), T, first);
+      const second = new CollectSink();
+      const st = capped.request(origin.url, { method: 'POST', path: '/second', headers: ['host', 'o'], bodyLength: 6 }, T, second);
+      assert.equal(st.writeBody(Buffer.from('abc')), false, 'no socket yet: back-pressure');
+      await new Promise<void>((r) => { second.onDrain = r; });
+      assert.equal(first.ended, true, 'drained once the first request released the socket');
+      st.writeBody(Buffer.from('def'));
+      st.endBody();
+      await second.done;
+      assert.equal(second.body, '/second:6');
+      assert.equal(origin.connections, 1);
+    } finally {
+      await capped.close();
+      await origin.close();
+    }
+  });
+
+  it('an origin that stops reading the request body → timeout_idle', async () => {
+    const raw = await rawOrigin((sock) => { sock.pause(); });
+    try {
+      const sink = new CollectSink();
+      const st = pool.request(raw.url, { method: 'PUT', path: '/', headers: ['host', 'o'], bodyLength: -2 }, { connectMs: 1000, responseMs: 5000, idleMs: 300 }, sink);
+      void pumpBody(st, sink, 64 * 1024 * 1024);
+      await sink.done;
+      assert.equal(sink.error?.kind, 'timeout_idle');
+      assert.equal(sink.error?.requestSent, true);
+    } finally { await raw.close(); }
   });
 
   it('closes idle sockets after idleSocketTimeoutMs', async () => {

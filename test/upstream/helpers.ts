@@ -1,5 +1,6 @@
 // Shared test helpers for the upstream clients: a collecting sink and loopback origins.
 import net from 'node:net';
+import { spawn, spawnSync } from 'node:child_process';
 import http from 'node:http';
 import type { UpstreamClient, UpstreamFailure, UpstreamRequest, UpstreamSink, UpstreamStream, UpstreamTimeouts } from '../../edge/upstream/types.js';
 import { H1Pool } from '../../edge/upstream/h1pool.js';
@@ -167,4 +168,31 @@ export async function freePort(): Promise<number> {
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+/**
+ * A loopback listener whose accept queue is full, so a further connect() never completes (SYNs are
+ * dropped): the only way to get a connect timeout without leaving 127.0.0.1. Needs python3 (Node always
+ * accepts). Returns null when python3 is missing.
+ */
+export async function blackholeListener(): Promise<{ url: string; close(): void } | null> {
+  if (spawnSync('python3', ['-c', 'pass']).status !== 0) return null;
+  const py = spawn('python3', ['-c', [
+    'import socket, sys',
+    's = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(0)',
+    'print(s.getsockname()[1], flush=True)',
+    'sys.stdin.read()',
+  ].join('\n')], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const port = await new Promise<number>((r) => py.stdout.once('data', (d: Buffer) => r(Number(String(d).trim()))));
+  const fillers: net.Socket[] = [];
+  for (let i = 0; i < 4; i++) {
+    const f = net.connect(port, '127.0.0.1');
+    f.on('error', () => {});
+    fillers.push(f);
+    await sleep(30);
+  }
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: () => { for (const f of fillers) f.destroy(); py.kill(); },
+  };
 }

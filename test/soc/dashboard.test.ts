@@ -1,0 +1,117 @@
+// Why: the SOC acts from the dashboard. In a real headless Chromium it must log in with the
+// token, show numbers that move while traffic flows, show live events, and its buttons must reach
+// the edge: ban a client, drain a server, flip a rule's mode. A screenshot goes to test-output/.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+import { EventBus } from '../../edge/events.js';
+import { blockEvent, eventClient, eventRequest, healthEvent } from '../../edge/events/build.js';
+import { Metrics } from '../../edge/metrics.js';
+import { startAdminServer } from '../../edge/admin/server.js';
+import { TOKEN, fakeTargets, waitFor } from './fakes.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+
+test('dashboard in headless Chromium: live numbers, events, ban / drain / rule-mode buttons', async (t) => {
+  if (!existsSync(CHROMIUM)) { t.skip(`skipped: chromium not installed at ${CHROMIUM} (apt-get install -y chromium)`); return; }
+  const bus = new EventBus({ node: 'dash-node' });
+  const metrics = new Metrics();
+  const f = fakeTargets(bus);
+  f.tables.data.get('clients')?.set('203.0.113.50', { http_req_rate: 300 });
+  const admin = await startAdminServer({ address: '127.0.0.1:0', token: TOKEN }, f.targets, bus, metrics);
+  t.after(() => admin.close());
+
+  // Synthetic traffic: requests through the metrics, blocks through the bus, every 50 ms.
+  const attackers = [eventClient('203.0.113.50', null, 'NL', 64496), eventClient('198.51.100.23', null, 'BR', 64511)];
+  let n = 0;
+  const traffic = setInterval(() => {
+    for (let i = 0; i < 20; i++) metrics.request('app', i % 2 ? 's1' : 's2', i % 7 === 0 ? 404 : 200, 0.002 + i / 1000);
+    for (let i = 0; i < 3; i++) metrics.request(null, null, 403, 0.0001);
+    const c = attackers[n++ % 2];
+    bus.emit(blockEvent('deny', { client: c, request: eventRequest('GET', 'shop.example', '/wp-login.php', 'curl/8', `r${n}`), rule: n % 3 ? 'php-probe' : 'scraper', status: 403, term: 'PR', counters: { http_req_rate: 100 + n } }));
+    metrics.ruleHit('php-probe', 'enforce', 'deny');
+  }, 50);
+  t.after(() => clearInterval(traffic));
+
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+  t.after(() => browser.close());
+  const page = await browser.newPage({ viewport: { width: 1400, height: 1500 } });
+  const problems: string[] = [];
+  page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+  page.on('console', (m) => { if (m.type() === 'error') problems.push(`console: ${m.text()}`); });
+  page.on('request', (r) => { if (!r.url().startsWith(admin.url)) problems.push(`external request: ${r.url()}`); });
+
+  await page.goto(admin.url + '/');
+  // A wrong token is refused on the login form.
+  await page.fill('#token', 'definitely-not-the-token');
+  await page.click('#login-button');
+  await page.waitForFunction(() => (document.getElementById('login-error')?.textContent ?? '') !== '');
+  assert.equal(await page.textContent('#login-error'), 'Wrong token');
+
+  await page.fill('#token', TOKEN);
+  await page.click('#login-button');
+  await page.waitForSelector('#app:not([hidden])');
+  assert.equal(await page.evaluate(() => sessionStorage.getItem('portcullisToken')), TOKEN);
+
+  const num = async (sel: string): Promise<number> => Number(((await page.textContent(sel)) ?? '').replace(/[^0-9.]/g, ''));
+  await page.waitForFunction(() => Number((document.getElementById('kpi-total')?.textContent ?? '0').replace(/\D/g, '')) > 0);
+  const total1 = await num('#kpi-total');
+  await page.waitForFunction(() => Number((document.getElementById('kpi-rps')?.textContent ?? '0').replace(/\D/g, '')) > 0, undefined, { timeout: 5000 });
+  await new Promise((r) => setTimeout(r, 1500));
+  const total2 = await num('#kpi-total');
+  assert.ok(total2 > total1, `requests total moves: ${total1} → ${total2}`);
+  assert.ok(await num('#kpi-rps') > 0, 'request rate shown');
+  assert.equal(await page.textContent('#node'), 'dash-node');
+
+  // Live events arrive over the WebSocket feed.
+  await page.waitForFunction(() => (document.querySelector('#events tbody')?.children.length ?? 0) >= 3);
+  const firstRow = await page.textContent('#events tbody tr');
+  assert.match(firstRow ?? '', /deny/);
+  bus.emit(healthEvent({ backend: 'app', server: 's2', from: 'up', to: 'down', check: 'L4CON' }));
+  await page.waitForFunction(() => /app\/s2 up → down/.test(document.querySelector('#events tbody')?.textContent ?? ''));
+
+  // Top blocked clients (after the sampler closed a second), with a ban button.
+  await page.waitForSelector('#ban-203_0_113_50', { timeout: 5000 });
+  assert.match((await page.textContent('#top-clients')) ?? '', /203\.0\.113\.50/);
+  assert.match((await page.textContent('#top-countries')) ?? '', /NL/);
+  await page.click('#ban-203_0_113_50');
+  await waitFor(() => f.bans.isBanned('203.0.113.50'), 5000, 'ban reached the bans target');
+  assert.equal(f.bans.map.get('203.0.113.50')?.source, 'admin');
+  await page.waitForSelector('#unban-203_0_113_50');
+
+  // Unban from the bans table.
+  await page.click('#unban-203_0_113_50');
+  await waitFor(() => !f.bans.isBanned('203.0.113.50'), 5000, 'unban reached the bans target');
+
+  // Ban form.
+  await page.fill('#ban-key', '192.0.2.200');
+  await page.fill('#ban-ttl', '30m');
+  await page.click('#ban-add');
+  await waitFor(() => f.bans.isBanned('192.0.2.200'), 5000, 'ban form');
+
+  // Drain a server, then make it ready again.
+  await page.click('#drain-app-s1');
+  await waitFor(() => f.pool.servers()[0].state === 'drain', 5000, 'drain reached the pool');
+  await page.waitForFunction(() => /drain/.test(document.querySelector('#servers tbody tr')?.textContent ?? ''));
+
+  // Rule mode select.
+  await page.selectOption('#mode-php-probe', 'enforce');
+  await waitFor(() => f.rules.mode('php-probe') === 'enforce', 5000, 'rule mode reached the rules');
+
+  // Event filter (server-side): only health events from now on.
+  await page.selectOption('#filter-type', 'health');
+  await page.click('#event-filter button[type=submit]');
+  await new Promise((r) => setTimeout(r, 300));
+  bus.emit(healthEvent({ backend: 'app', server: 's1', from: 'drain', to: 'up', check: null }));
+  await page.waitForFunction(() => /app\/s1 drain → up/.test(document.querySelector('#events tbody')?.textContent ?? ''));
+  const types = await page.$$eval('#events tbody tr td:nth-child(3)', (tds) => tds.map((td) => td.textContent));
+  assert.ok(types.length > 0 && types.every((x) => x === 'health'), `only health rows after filtering: ${types.join(',')}`);
+
+  const outDir = join(process.cwd(), 'test-output');
+  mkdirSync(outDir, { recursive: true });
+  await page.screenshot({ path: join(outDir, 'dashboard.png'), fullPage: true });
+  assert.ok(existsSync(join(outDir, 'dashboard.png')));
+  assert.deepEqual(problems, [], 'no page errors, no console errors (CSP), no external requests');
+});

@@ -1,0 +1,145 @@
+// Counters summed across nodes and bans shared through a real Redis (REDIS_URL or 127.0.0.1:6379).
+// Two independent node instances in one process, each with its own ioredis connections and node id.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Redis } from 'ioredis';
+import { ClientGuard, guardConfigFrom, GUARD_ADMIT, GUARD_BANNED } from '../../edge/guard.js';
+import { normalizeShared } from '../../edge/stick/config.js';
+import type { SharedConfig } from '../../edge/stick/config.js';
+import { RedisShare } from '../../edge/stick/redis.js';
+import { BanList } from '../../edge/stick/bans.js';
+import { StickCounterStore } from '../../edge/stick/counter-store.js';
+import { EventBus } from '../../edge/events.js';
+import type { EdgeEvent } from '../../edge/events.js';
+
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const prefix = `pctest${process.pid}x${Date.now()}`;
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function redisReachable(): Promise<boolean> {
+  const r = new Redis(REDIS_URL, { lazyConnect: true, connectTimeout: 1000, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  r.on('error', () => {});
+  try { await r.connect(); await r.ping(); return true; } catch { return false; } finally { r.disconnect(); }
+}
+
+interface Node { share: RedisShare; bans: BanList; guard: ClientGuard; events: EdgeEvent[]; cfg: SharedConfig }
+
+async function startNode(id: string, limits: unknown, extraPrefix = ''): Promise<Node> {
+  const cfg = normalizeShared({ redis: REDIS_URL, node_count: 2, node_id: id, sync_interval: 100, prefix: prefix + extraPrefix })!;
+  const bus = new EventBus();
+  const events: EdgeEvent[] = [];
+  bus.subscribe((e) => events.push(e));
+  const share = new RedisShare(cfg, { bus });
+  const bans = new BanList({ shared: cfg, client: share.client, bus });
+  await bans.start();
+  const guard = new ClientGuard(guardConfigFrom(limits as { client?: unknown }, cfg), { share, bans, bus });
+  share.start();
+  const t0 = Date.now();
+  while (share.degraded && Date.now() - t0 < 3000) await sleep(20);
+  assert.equal(share.state, 'ok', `node ${id} reached Redis`);
+  return { share, bans, guard, events, cfg };
+}
+async function stop(...nodes: Node[]): Promise<void> {
+  for (const n of nodes) { await n.bans.close(); await n.share.close(); }
+}
+
+test('shared through Redis', async (t) => {
+  if (!(await redisReachable())) { t.skip('skipped: no redis'); return; }
+
+  await t.test('two nodes, one client split evenly: at most 1.1 × L + 5 per window', async () => {
+    const L = 100, windowMs = 2000;
+    const limits = { client: { requests: { limit: L, window: windowMs }, in_flight: 0 } };
+    const a = await startNode('node-a', limits, ':sum');
+    const b = await startNode('node-b', limits, ':sum');
+    try {
+      const key = '203.0.113.77';
+      let admitted = 0, attempts = 0;
+      const t0 = Date.now();
+      while (Date.now() - t0 < windowMs) {
+        for (const n of [a, b]) {
+          attempts++;
+          if (n.guard.admit(key, Date.now()) === GUARD_ADMIT) { admitted++; n.guard.finish(key, 200, 0, 0, Date.now()); }
+        }
+        await sleep(1);
+      }
+      assert.ok(attempts > 1000, `flood of ${attempts}`);
+      assert.ok(admitted <= 1.1 * L + 5, `admitted ${admitted} in one window, limit ${L} (HAProxy peers would allow ${2 * L})`);
+      assert.ok(admitted >= 0.8 * L, `admitted ${admitted}: the summed limit still lets the client use its budget`);
+      // Both nodes now see (about) the whole count.
+      await sleep(250);
+      for (const n of [a, b]) {
+        const r = n.guard.rateOf(key, Date.now());
+        assert.ok(r >= admitted * 0.5 && r <= admitted + 1, `node view ${r} of ${admitted}`);
+      }
+    } finally { await stop(a, b); }
+  });
+
+  await t.test('a ban set on node A blocks on node B within 1 s, survives a restart, expires by itself', async () => {
+    const limits = { client: { in_flight: 0 } };
+    const a = await startNode('node-a', limits, ':ban');
+    const b = await startNode('node-b', limits, ':ban');
+    try {
+      const key = '198.51.100.66';
+      assert.equal(b.guard.admit(key, Date.now()), GUARD_ADMIT);
+      b.guard.finish(key, 200, 0, 0, Date.now());
+      const t0 = Date.now();
+      a.bans.add(key, 3000, { reason: 'scanner', ruleId: 'r42', by: 'test' });
+      while (b.guard.admit(key, Date.now()) !== GUARD_BANNED) {
+        b.guard.finish(key, 200, 0, 0, Date.now());
+        assert.ok(Date.now() - t0 < 1000, 'ban not visible on node B within 1 s');
+        await sleep(5);
+      }
+      const seenMs = Date.now() - t0;
+      assert.ok(seenMs < 1000, `visible after ${seenMs} ms`);
+      const info = b.bans.isBanned(key, Date.now())!;
+      assert.deepEqual([info.reason, info.ruleId, info.by, info.node], ['scanner', 'r42', 'test', 'node-a']);
+      assert.ok(a.events.some((e) => e.type === 'ban' && e.key === key && e.source === 'local'));
+      // A restarted edge (fresh BanList) reloads it from Redis.
+      const c = await startNode('node-c', limits, ':ban');
+      assert.ok(c.bans.isBanned(key, Date.now()), 'ban reloaded after restart');
+      assert.equal(c.bans.list().length, 1);
+      await stop(c);
+      // Removal propagates.
+      a.bans.add('192.0.2.9', 60_000, { reason: 'x', by: 'test' });
+      await sleep(200);
+      assert.ok(b.bans.isBanned('192.0.2.9', Date.now()));
+      a.bans.remove('192.0.2.9', 'admin');
+      await sleep(200);
+      assert.equal(b.bans.isBanned('192.0.2.9', Date.now()), null, 'unban reached node B');
+      // Expiry by itself.
+      await sleep(Math.max(0, 3100 - (Date.now() - t0)));
+      assert.equal(b.bans.isBanned(key, Date.now()), null, 'expired on B');
+      assert.equal(a.guard.admit(key, Date.now()), GUARD_ADMIT);
+    } finally { await stop(a, b); }
+  });
+
+  await t.test('rule counters (CounterStore) are summed across nodes', async () => {
+    const mk = async (id: string): Promise<{ share: RedisShare; store: StickCounterStore }> => {
+      const cfg = normalizeShared({ redis: REDIS_URL, node_count: 2, node_id: id, sync_interval: 100, prefix: `${prefix}:cs` })!;
+      const share = new RedisShare(cfg);
+      share.start();
+      const t0 = Date.now();
+      while (share.degraded && Date.now() - t0 < 3000) await sleep(20);
+      return { share, store: new StickCounterStore({ share }) };
+    };
+    const a = await mk('a'), b = await mk('b');
+    try {
+      const now = Date.now();
+      for (let i = 0; i < 30; i++) a.store.add('login_fail', 'user:alice', 60_000, 1, now);
+      for (let i = 0; i < 20; i++) b.store.add('login_fail', 'user:alice', 60_000, 1, now);
+      b.store.rate('login_fail', 'user:alice', 60_000, now);
+      a.store.rate('login_fail', 'user:alice', 60_000, now);
+      await sleep(350);
+      const ra = a.store.rate('login_fail', 'user:alice', 60_000, Date.now());
+      const rb = b.store.rate('login_fail', 'user:alice', 60_000, Date.now());
+      assert.equal(Math.round(ra), 50);
+      assert.equal(Math.round(rb), 50);
+    } finally { await a.share.close(); await b.share.close(); }
+  });
+
+  // Leave no test keys behind.
+  const r = new Redis(REDIS_URL);
+  const keys = await r.keys(`{${prefix}*`);
+  if (keys.length) await r.del(...keys);
+  r.disconnect();
+});
