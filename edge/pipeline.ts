@@ -175,16 +175,20 @@ export class Pipeline implements RequestHandler, ForwardHost {
   private acquire(tx: Transaction, pool: BackendPool, replay: Buffer[] | null, replayComplete: boolean): void {
     const t = this.clock.now();
     const cookieName = this.backends.get(pool.name)?.sticky?.cookie;
-    tx.ticket = pool.acquire({
+    tx.waiting = true;
+    const ticket = pool.acquire({
       clientKey: tx.clientKey,
       stickyCookie: cookieName !== undefined && tx.cookie !== '' ? cookieValue(tx.cookie, cookieName) : undefined,
       priority: tx.priority,
       exclude: tx.tried,
     }, (r: AcquireResult) => this.acquired(tx, pool, r, t, replay, replayComplete));
+    // The callback may already have run (a free slot): only a request still waiting holds a ticket.
+    if (tx.waiting) tx.ticket = ticket;
   }
 
   private acquired(tx: Transaction, pool: BackendPool, r: AcquireResult, t: number, replay: Buffer[] | null, replayComplete: boolean): void {
     tx.ticket = null;
+    tx.waiting = false;
     tx.Tw = Math.max(tx.Tw, 0) + Math.round(r.queuedMs ?? this.clock.now() - t);
     if (r.error !== null || r.server === null) {
       if (tx.io.aborted) { this.finish(tx); return; }

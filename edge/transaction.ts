@@ -58,6 +58,8 @@ export class Transaction {
   backend = '';
   server: LeasedServer | null = null;
   ticket: AcquireTicket | null = null;
+  /** Between pool.acquire() and its callback. */
+  waiting = false;
   attempt: ForwardAttempt | null = null;
   /** Pending tarpit timer. */
   tarpit: NodeJS.Timeout | null = null;

@@ -120,7 +120,10 @@ async function main(): Promise<void> {
   const durMs = arg('duration', 3000);
   const conc = arg('concurrency', 64);
   const child = fork(fileURLToPath(import.meta.url), ['origin'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  const port = await new Promise<number>((resolve) => child.once('message', (m: { port: number }) => resolve(m.port)));
+  const port = await new Promise<number>((resolve, reject) => {
+    child.once('message', (m: { port: number }) => resolve(m.port));
+    child.once('exit', (code) => reject(new Error(`origin process exited (code ${code}) before listening`)));
+  });
   const pinned = pin(0, child.pid ?? 0) && pin(1, process.pid);
   const host = `127.0.0.1:${port}`;
   const origin = `http://${host}`;
@@ -145,11 +148,17 @@ async function main(): Promise<void> {
   console.log(`median h1pool: ${a.rps.toFixed(0)} req/s, ${a.cpu.toFixed(1)} µs CPU/req`);
   console.log(`median undici: ${b.rps.toFixed(0)} req/s, ${b.cpu.toFixed(1)} µs CPU/req`);
   console.log(`ratio h1pool/undici: ${(a.rps / b.rps).toFixed(2)}× req/s, ${(a.cpu / b.cpu).toFixed(2)}× CPU per request`);
+  finished = true;
   await h1.close();
   await und.close();
   child.disconnect();
   child.kill();
 }
 
+let finished = false;
 if (process.argv[2] === 'origin') runOrigin();
-else main().catch((e: unknown) => { console.error(e); process.exit(1); });
+else {
+  // a request that never completes would drain the event loop and end the run silently: say so
+  process.on('exit', () => { if (!finished) { console.error('upstream-bench: exited before finishing (a request never completed)'); process.exitCode = 1; } });
+  main().catch((e: unknown) => { console.error(e); process.exit(1); });
+}

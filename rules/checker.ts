@@ -609,14 +609,23 @@ class Checker {
 }
 
 /** True when every request matching `b` also matches `a` (conservative, structural). */
+interface Shape { text: string; conj: Set<string>; alts: Set<string> }
+const shapes = new WeakMap<Expr, Shape>();
+function shape(e: Expr): Shape {
+  let s = shapes.get(e);
+  if (!s) {
+    s = { text: printExpr(e), conj: new Set(e.k === 'and' ? e.items.map(printExpr) : [printExpr(e)]), alts: new Set(e.k === 'or' ? e.items.map(printExpr) : []) };
+    shapes.set(e, s);
+  }
+  return s;
+}
 function subsumes(a: Expr | null, b: Expr | null): boolean {
   if (a === null) return true;
   if (b === null) return false;
-  const pa = printExpr(a), pb = printExpr(b);
-  if (pa === pb) return true;
-  const conj = (e: Expr): string[] => (e.k === 'and' ? e.items.map(printExpr) : [printExpr(e)]);
-  const bc = new Set(conj(b));
-  if (conj(a).every((x) => bc.has(x))) return true;
-  if (a.k === 'or' && a.items.some((x) => printExpr(x) === pb)) return true;
-  return false;
+  const sa = shape(a), sb = shape(b);
+  if (sa.text === sb.text) return true;
+  let all = true;
+  for (const x of sa.conj) if (!sb.conj.has(x)) { all = false; break; }
+  if (all) return true;
+  return sa.alts.has(sb.text);
 }

@@ -476,6 +476,18 @@ export function loadMap(path: string, keyType: MapKeyType, opts: ListLoadOptions
       addDiag(d, line, 1, `map has more than ${maxEntries} entries (the configured limit)`);
       return false;
     }
+    // Fast path for the common `a.b.c.d/n value` line: no key string is allocated.
+    if (keyType === 'ip') {
+      let ke = s;
+      while (ke < e && !isBlank(text.charCodeAt(ke))) ke++;
+      let vs = ke;
+      while (vs < e && isBlank(text.charCodeAt(vs))) vs++;
+      if (vs > ke && vs < e && text.charCodeAt(vs) !== 34 && fastV4Cidr(text, s, ke)) {
+        trie.insertV4(fastStart, fastPrefix, text.slice(vs, e));
+        lineOfInsert.push(line);
+        return true;
+      }
+    }
     const key = readToken(text, s, e);
     if ('error' in key) { addDiag(d, line, colOf(text, key.at), key.error); return true; }
     let vs = key.end;

@@ -109,12 +109,52 @@ export class NeedleIndex {
     }
   }
 
+  /** Dense ASCII transition table (state * 128 + char), failure links folded in; null if too big. */
+  private dfa: Int32Array | null = null;
+  private hasOut: Uint8Array | null = null;
+
+  private buildDfa(): void {
+    const n = this.next.length;
+    if (n * 128 > 4_000_000) return;
+    const dfa = new Int32Array(n * 128);
+    // BFS order guarantees fail[s] is filled before s.
+    const order: number[] = [0];
+    for (let qi = 0; qi < order.length; qi++) for (const t of this.next[order[qi]].values()) order.push(t);
+    for (const s of order) {
+      for (let c = 0; c < 128; c++) {
+        const t = this.next[s].get(c);
+        dfa[s * 128 + c] = t !== undefined ? t : s === 0 ? 0 : dfa[this.fail[s] * 128 + c];
+      }
+    }
+    this.dfa = dfa;
+    this.hasOut = Uint8Array.from(this.outs, (o) => (o.length > 0 ? 1 : 0));
+  }
+
   /** Calls `hit(id)` for every needle occurrence (ids may repeat). Empty needles are reported by the root. */
   scan(h: string, hit: (id: number) => void): void {
     const root = this.outs[0];
     for (let k = 0; k < root.length; k++) hit(root[k]);
-    let s = 0;
-    for (let i = 0; i < h.length; i++) {
+    if (this.dfa === null && this.hasOut === null) { this.buildDfa(); if (this.dfa === null) this.hasOut = new Uint8Array(0); }
+    const dfa = this.dfa;
+    if (dfa !== null) {
+      const hasOut = this.hasOut!;
+      let s = 0, i = 0;
+      for (; i < h.length; i++) {
+        const c = h.charCodeAt(i);
+        if (c >= 128) break; // non-ASCII: continue on the sparse automaton below
+        s = dfa[s * 128 + c];
+        if (hasOut[s] === 1) { const o = this.outs[s]; for (let k = 0; k < o.length; k++) hit(o[k]); }
+      }
+      if (i === h.length) return;
+      this.scanFrom(h, i, s, hit);
+      return;
+    }
+    this.scanFrom(h, 0, 0, hit);
+  }
+
+  private scanFrom(h: string, start: number, state: number, hit: (id: number) => void): void {
+    let s = state;
+    for (let i = start; i < h.length; i++) {
       const c = h.charCodeAt(i);
       let t = this.next[s].get(c);
       while (t === undefined && s !== 0) { s = this.fail[s]; t = this.next[s].get(c); }

@@ -483,7 +483,9 @@ class Parser {
   private setLiteral(): Value {
     const open = this.next();
     const items: Value[] = [];
+    this.enter(open);
     while (!this.isPunct('}')) {
+      if (this.isPunct('{')) { this.diags.push(this.src.diag('error', 'E_SYNTAX', this.t, 'sets cannot be nested')); throw new Abort(); }
       const v = this.value();
       if (v.k === 'set' || v.k === 'listref' || v.k === 'call' || v.k === 'field') {
         this.diags.push(this.src.diag('error', 'E_SYNTAX', v.span, 'sets hold literals only (strings, numbers, addresses)'));
@@ -493,6 +495,7 @@ class Parser {
       if (this.isPunct(',')) this.next();
     }
     this.next();
+    this.depth--;
     return { k: 'set', items, span: this.span(open.start) };
   }
 }

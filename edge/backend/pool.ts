@@ -281,10 +281,11 @@ class Pool implements BackendPool {
     }
   }
 
+  /** The tick keeps the process alive only while requests wait (they have deadlines to meet);
+   *  a pending cool-down alone does not hold an exiting process. */
   private ensureHousekeeping(): void {
-    if (this.housekeeping !== null) return;
-    this.housekeeping = setInterval(() => this.tick(), HOUSEKEEPING_MS);
-    this.housekeeping.unref();
+    if (this.housekeeping === null) this.housekeeping = setInterval(() => this.tick(), HOUSEKEEPING_MS);
+    if (this.queue.size > 0) this.housekeeping.ref(); else this.housekeeping.unref();
   }
 
   /** Coarse timer: expire queue entries past their deadline, end cool-downs, and (with shared
@@ -297,9 +298,12 @@ class Pool implements BackendPool {
       this.deliver(w, { error: 'queue_timeout', server: null, setCookie: null, queuedMs: now - w.enqueuedAt });
     }
     if (this.sharedCounts && this.queue.size > 0) this.dispatchQueue();
-    if (this.queue.size === 0 && this.coolingDown === 0 && this.housekeeping !== null) {
+    if (this.housekeeping === null) return;
+    if (this.queue.size === 0 && this.coolingDown === 0) {
       clearInterval(this.housekeeping);
       this.housekeeping = null;
+    } else if (this.queue.size === 0) {
+      this.housekeeping.unref();
     }
   }
 

@@ -143,7 +143,8 @@
       var w = el('input'); w.type = 'number'; w.min = '0'; w.max = '256'; w.value = String(v.weight); w.size = 3; w.id = 'weight-' + id; w.className = 'weight';
       actions.appendChild(w);
       actions.appendChild(button('set weight', 'setweight-' + id, function () { act('PUT', base + '/weight', { weight: Number(w.value) }, 'weight set'); }));
-      return [v.backend, v.name, el('span', v.state, 'state-' + v.state), v.weight, v.active, v.queued, v.total, v.checkStatus, actions];
+      var q = queue[v.backend] !== undefined ? queue[v.backend] : v.queued;
+      return [v.backend, v.name, el('span', v.state, 'state-' + v.state), v.weight, v.active, q, v.total, v.checkStatus, actions];
     }));
 
     fill('tables', s.tables.map(function (t) { return [t.name, t.size]; }));
@@ -164,7 +165,8 @@
 
   function ban(key, ttl, reason) {
     var n = Number(ttl);
-    return act('POST', '/api/bans', { key: key, ttl: isFinite(n) && ttl !== '' ? n : ttl, reason: reason }, 'banned ' + key);
+    var t = ttl === '' ? null : isFinite(n) ? n : ttl;
+    return act('POST', '/api/bans', { key: key, ttl: t, reason: reason }, 'banned ' + key);
   }
 
   function poll() {

@@ -28,6 +28,8 @@ export class RateColumn {
   readonly rPrev: Float32Array;
   readonly synced: Float32Array;
   readonly syncedPrev: Float32Array;
+  /** Events pushed by the most recent sync round (what another node may not have pulled yet). */
+  readonly lastPush: Float32Array;
 
   constructor(readonly name: string, capacity: number, periodMs: number, shared: boolean, now: number) {
     if (!(periodMs >= 1)) throw new Error(`rate ${name}: period must be ≥ 1 ms`);
@@ -43,6 +45,7 @@ export class RateColumn {
     this.rPrev = new Float32Array(n);
     this.synced = new Float32Array(n);
     this.syncedPrev = new Float32Array(n);
+    this.lastPush = new Float32Array(n);
   }
 
   /** Relative bucket index of `now`. */
@@ -53,7 +56,7 @@ export class RateColumn {
     this.bucket[slot] = this.rel(now);
     this.cur[slot] = 0; this.prev[slot] = 0;
     this.first[2 * slot] = this.offset(now); this.first[2 * slot + 1] = 0;
-    if (this.shared) { this.rCur[slot] = 0; this.rPrev[slot] = 0; this.synced[slot] = 0; this.syncedPrev[slot] = 0; }
+    if (this.shared) { this.rCur[slot] = 0; this.rPrev[slot] = 0; this.synced[slot] = 0; this.syncedPrev[slot] = 0; this.lastPush[slot] = 0; }
   }
 
   private offset(now: number): number {
@@ -120,16 +123,20 @@ export class RateColumn {
   }
 
   /**
-   * Conservative global estimate for admission: assumes each of the other `contributors - 1` nodes
-   * may have let through as much as we did since our last sync. With every node deciding on this,
-   * an evenly split client can't overshoot the limit by more than the sync skew.
+   * Conservative global estimate for admission. Besides the global total from our last sync and our
+   * own unsynced events, it assumes each other node may hold as many unsynced events as we do, plus
+   * as many as we pushed last round (a push of theirs we have not pulled yet, because the nodes'
+   * sync timers are not aligned). With every node deciding on this, an evenly split client stays
+   * within ~1.1 × limit; a client on one node can still burst to about limit / (2 × node_count)
+   * between two syncs and reaches the full limit within a few sync rounds.
    */
   projected(slot: number, now: number, contributors: number): number {
     this.roll(slot, now);
     const w = this.prevWeight(slot, now);
     if (!this.shared) return this.cur[slot] + this.prev[slot] * w;
     const unsynced = (this.cur[slot] - this.synced[slot]) + (this.prev[slot] - this.syncedPrev[slot]) * w;
-    return this.cur[slot] + this.rCur[slot] + (this.prev[slot] + this.rPrev[slot]) * w + (contributors - 1) * unsynced;
+    return this.cur[slot] + this.rCur[slot] + (this.prev[slot] + this.rPrev[slot]) * w
+      + (contributors - 1) * (unsynced + this.lastPush[slot]);
   }
 
   /**

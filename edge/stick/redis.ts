@@ -201,8 +201,10 @@ export class RedisShare {
             cmds.pcsync(this.counterKey(table.name, col, abs, key), this.counterKey(table.name, col, abs - 1, key), Math.max(0, dCur), Math.max(0, dPrev), ttl);
             if (dCur > 0) col.synced[s] += dCur;
             if (dPrev > 0) col.syncedPrev[s] += dPrev;
+            col.lastPush[s] = Math.max(0, dCur) + Math.max(0, dPrev);
             pending.push({ table, slot: s, key, col, bucket: b, dCur: Math.max(0, dCur), dPrev: Math.max(0, dPrev) });
           }
+          table.cooled(s);
         }
       }
       if (pending.length === 0) pipe.ping();
@@ -244,6 +246,7 @@ export class RedisShare {
   private revert(p: Pending): void {
     const { table, slot: s, col } = p;
     if (table.keyAt(s) !== p.key) return;
+    col.lastPush[s] = 0;
     if (col.bucket[s] === p.bucket) {
       col.synced[s] -= p.dCur;
       col.syncedPrev[s] -= p.dPrev;

@@ -21,6 +21,7 @@ export interface StickTableOptions {
 }
 
 const NONE = -1;
+const HOT_ROUNDS = 5;
 
 export class StickTable {
   readonly name: string;
@@ -56,6 +57,8 @@ export class StickTable {
 
   /** Slots whose shared counters changed or were read since the last sync (RedisShare drains it). */
   readonly dirtyFlag: Uint8Array;
+  /** Sync rounds a slot keeps being pulled after its last use (to see the other nodes' pushes). */
+  readonly hot: Uint8Array;
   readonly dirtyList: Int32Array;
   dirtyCount = 0;
 
@@ -91,6 +94,7 @@ export class StickTable {
     this.bytesOutRate = col('bytes_out_rate', s.bytesOutRateMs, false);
     this.dirtyFlag = new Uint8Array(this.shared ? n : 0);
     this.dirtyList = new Int32Array(this.shared ? n : 0);
+    this.hot = new Uint8Array(this.shared ? n : 0);
   }
 
   /** Adds (or returns) a named rate column, e.g. a rule `counter`. Allocates `size` entries once. */
@@ -168,7 +172,17 @@ export class StickTable {
   }
 
   markDirty(slot: number): void {
-    if (this.shared && this.dirtyFlag[slot] === 0) { this.dirtyFlag[slot] = 1; this.dirtyList[this.dirtyCount++] = slot; }
+    if (!this.shared) return;
+    this.hot[slot] = HOT_ROUNDS;
+    if (this.dirtyFlag[slot] === 0) { this.dirtyFlag[slot] = 1; this.dirtyList[this.dirtyCount++] = slot; }
+  }
+
+  /** Called by the sync for each slot it handled: keep pulling a recently used slot a few rounds. */
+  cooled(slot: number): void {
+    if (this.hot[slot] > 1) {
+      this.hot[slot]--;
+      if (this.dirtyFlag[slot] === 0) { this.dirtyFlag[slot] = 1; this.dirtyList[this.dirtyCount++] = slot; }
+    } else this.hot[slot] = 0;
   }
 
   // ------------------------------------------------------------------ HAProxy-style data access

@@ -10,7 +10,7 @@ import type {
 
 export interface UndiciClientOptions {
   /** Sockets per origin (Pool `connections`). Default 256. */
-  connectionsPerOrigin?: number;
+  maxConnectionsPerOrigin?: number;
   /** Close keep-alive sockets unused this long. Default 4000. */
   idleSocketTimeoutMs?: number;
   /** Largest response head. Default 65536. */
@@ -166,7 +166,7 @@ export class UndiciClient implements UpstreamClient {
   private readonly maxHeaderBytes: number;
 
   constructor(opts: UndiciClientOptions = {}) {
-    this.connections = opts.connectionsPerOrigin ?? 256;
+    this.connections = opts.maxConnectionsPerOrigin ?? 256;
     this.keepAliveMs = opts.idleSocketTimeoutMs ?? 4000;
     this.maxHeaderBytes = opts.maxHeaderBytes ?? 65536;
   }

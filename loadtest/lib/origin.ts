@@ -51,6 +51,7 @@ export class Origin {
   private secondMax = 0;
   private secondRequests = 0;
   private ticker: NodeJS.Timeout | null = null;
+  private readonly bigBodies = new Map<number, Buffer>();
 
   constructor(private readonly opts: OriginOptions) {
     const body = Buffer.alloc(opts.bodyBytes ?? 100, 'x');
@@ -146,8 +147,11 @@ export class Origin {
     if (path === '/health') { socket.write(this.healthResponse); return false; }
     if (path.startsWith('/big')) {
       const m = /bytes=(\d+)/.exec(path);
-      const big = Buffer.alloc(Number(m ? m[1] : 8 << 20), 'b');
-      socket.write(response('200 OK', big, this.opts.name, close));
+      const size = Math.min(Number(m ? m[1] : 8 << 20), 256 << 20);
+      // One buffer per size, shared by every response: slow readers must not make the origin allocate.
+      let big = this.bigBodies.get(size);
+      if (!big) { big = response('200 OK', Buffer.alloc(size, 'b'), this.opts.name, false); this.bigBodies.set(size, big); }
+      socket.write(big);
       if (close) socket.end();
       return false;
     }

@@ -5,7 +5,10 @@ import { peak } from './peak.js';
 import { flood } from './flood.js';
 import { botnet } from './botnet.js';
 import { slowloris } from './slowloris.js';
+import { failover } from './failover.js';
+import { redisOutage } from './redis-outage.js';
+import { rules } from './rules.js';
 
 export const SCENARIOS: Record<string, Scenario> = Object.fromEntries(
-  [throughput, peak, flood, botnet, slowloris].map((s) => [s.name, s]),
+  [throughput, peak, flood, botnet, slowloris, failover, redisOutage, rules].map((s) => [s.name, s]),
 );

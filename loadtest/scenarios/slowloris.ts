@@ -11,7 +11,7 @@ import { loopbackAddress, median, round } from '../lib/util.js';
 import type { Scenario, ScenarioContext, ScenarioResult } from '../lib/scenario.js';
 
 export type SlowKind = 'slow-headers' | 'slow-body' | 'slow-read';
-export const SLOW = { 'slow-headers': 200, 'slow-body': 100, 'slow-read': 50, perAddress: 2, shoppers: 300, legitRate: 150, dripMs: 1000, bigBytes: 8 << 20 };
+export const SLOW = { 'slow-headers': 200, 'slow-body': 100, 'slow-read': 50, perAddress: 2, shoppers: 300, legitRate: 150, dripMs: 1000, bigBytes: 64 << 20 };
 
 interface SlowStats { opened: number; closedByProxy: number; lifetimesMs: number[]; openAtEnd: number; answered: Record<string, number> }
 
@@ -120,7 +120,7 @@ export const slowloris: Scenario = {
       ],
     }));
     const notes = [
-      `${SLOW['slow-headers']} slow-header, ${SLOW['slow-body']} slow-body (10 B/s of a 1 MB body) and ${SLOW['slow-read']} slow-read (never read an ${SLOW.bigBytes >> 20} MB response) connections, ${SLOW.perAddress} per address, reopened as soon as the proxy closes one; ${SLOW.shoppers} shoppers at ${SLOW.legitRate} req/s.`,
+      `${SLOW['slow-headers']} slow-header, ${SLOW['slow-body']} slow-body (10 B/s of a 1 MB body) and ${SLOW['slow-read']} slow-read (never read a ${SLOW.bigBytes >> 20} MB response, more than loopback socket buffers absorb) connections, ${SLOW.perAddress} per address, reopened as soon as the proxy closes one; ${SLOW.shoppers} shoppers at ${SLOW.legitRate} req/s.`,
       'HAProxy: timeout http-request 10s, timeout client 10s; nginx: client_header_timeout / client_body_timeout / send_timeout 10s; Portcullis: its built-in deadlines (uWS closes an incomplete head after 8–12 s; body and slow-read deadlines from its defaults).',
       '"closed" counts connections the proxy ended during the run; a median life close to the run length with few closes means the proxy let them sit.',
     ];

@@ -81,6 +81,7 @@ test('worker threads sharing one SharedArrayBuffer: the origin never sees more t
     const results = await Promise.all(workers.map((w) => new Promise<{ over?: number; failed?: number; error?: string }>((resolve, reject) => {
       w.once('message', resolve);
       w.once('error', reject);
+      w.once('exit', (code) => reject(new Error(`worker exited (${code}) without reporting`)));
     })));
     for (const r of results) {
       assert.equal(r.error, undefined, r.error);

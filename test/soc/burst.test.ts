@@ -40,9 +40,15 @@ test('100,000 events in a tight loop: cheap emit, bounded rings, drops counted',
   const N = 100_000;
   // Events are built before timing: the measured cost is what emit() adds to the request path.
   const evs = Array.from({ length: N }, (_, i) => makeEvent(i));
-  const t0 = process.hrtime.bigint();
-  for (let i = 0; i < N; i++) bus.emit(evs[i]);
-  const perEmitNs = Number(process.hrtime.bigint() - t0) / N;
+  // Timed in chunks of 10k; the median chunk is reported, so a descheduled moment on a busy CI box
+  // does not decide the result.
+  const chunkNs: number[] = [];
+  for (let c = 0; c < N; c += 10_000) {
+    const t0 = process.hrtime.bigint();
+    for (let i = c; i < c + 10_000; i++) bus.emit(evs[i]);
+    chunkNs.push(Number(process.hrtime.bigint() - t0) / 10_000);
+  }
+  const perEmitNs = chunkNs.sort((a, b) => a - b)[chunkNs.length >> 1];
   console.log(`emit with ${redis ? 4 : 3} sinks: ${perEmitNs.toFixed(0)} ns/event (${(1e9 / perEmitNs / 1e6).toFixed(1)} M events/s)`);
   // 100k events/s leaves 10 µs per event; emit must take well under half of it even on a loaded
   // CI box (typically 50-150 ns per sink on an idle core). A sink writing synchronously would not.

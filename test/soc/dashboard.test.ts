@@ -43,22 +43,37 @@ test('dashboard in headless Chromium: live numbers, events, ban / drain / rule-m
   page.on('console', (m) => { if (m.type() === 'error') problems.push(`console: ${m.text()}`); });
   page.on('request', (r) => { if (!r.url().startsWith(admin.url)) problems.push(`external request: ${r.url()}`); });
 
+  /** Poll an element's text (no page-side eval: the dashboard's CSP forbids it). */
+  const waitText = async (sel: string, pred: (text: string) => boolean, timeoutMs = 8000): Promise<string> => {
+    const t0 = Date.now();
+    for (;;) {
+      const text = (await page.textContent(sel).catch(() => null)) ?? '';
+      if (pred(text)) return text;
+      if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting on ${sel}; text is ${JSON.stringify(text.slice(0, 200))}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+
   await page.goto(admin.url + '/');
   // A wrong token is refused on the login form.
   await page.fill('#token', 'definitely-not-the-token');
   await page.click('#login-button');
-  await page.waitForFunction(() => (document.getElementById('login-error')?.textContent ?? '') !== '');
+  await waitText('#login-error', (x) => x !== '');
   assert.equal(await page.textContent('#login-error'), 'Wrong token');
+  // The browser logs the refused attempt's 401 as a console error: expected, not a problem.
+  const refused = problems.filter((p) => /401/.test(p));
+  assert.equal(refused.length, 1, `one 401 for the wrong token: ${problems.join(' | ')}`);
+  problems.length = 0;
 
   await page.fill('#token', TOKEN);
   await page.click('#login-button');
   await page.waitForSelector('#app:not([hidden])');
-  assert.equal(await page.evaluate(() => sessionStorage.getItem('portcullisToken')), TOKEN);
+  assert.equal(await page.evaluate(() => (globalThis as unknown as { sessionStorage: { getItem(k: string): string | null } }).sessionStorage.getItem('portcullisToken')), TOKEN);
 
   const num = async (sel: string): Promise<number> => Number(((await page.textContent(sel)) ?? '').replace(/[^0-9.]/g, ''));
-  await page.waitForFunction(() => Number((document.getElementById('kpi-total')?.textContent ?? '0').replace(/\D/g, '')) > 0);
+  await waitText('#kpi-total', (x) => Number(x.replace(/\D/g, '')) > 0);
   const total1 = await num('#kpi-total');
-  await page.waitForFunction(() => Number((document.getElementById('kpi-rps')?.textContent ?? '0').replace(/\D/g, '')) > 0, undefined, { timeout: 5000 });
+  await waitText('#kpi-rps', (x) => Number(x.replace(/\D/g, '')) > 0);
   await new Promise((r) => setTimeout(r, 1500));
   const total2 = await num('#kpi-total');
   assert.ok(total2 > total1, `requests total moves: ${total1} → ${total2}`);
@@ -66,11 +81,11 @@ test('dashboard in headless Chromium: live numbers, events, ban / drain / rule-m
   assert.equal(await page.textContent('#node'), 'dash-node');
 
   // Live events arrive over the WebSocket feed.
-  await page.waitForFunction(() => (document.querySelector('#events tbody')?.children.length ?? 0) >= 3);
+  await page.locator('#events tbody tr').nth(2).waitFor();
   const firstRow = await page.textContent('#events tbody tr');
   assert.match(firstRow ?? '', /deny/);
   bus.emit(healthEvent({ backend: 'app', server: 's2', from: 'up', to: 'down', check: 'L4CON' }));
-  await page.waitForFunction(() => /app\/s2 up → down/.test(document.querySelector('#events tbody')?.textContent ?? ''));
+  await waitText('#events tbody', (x) => /app\/s2 up → down/.test(x));
 
   // Top blocked clients (after the sampler closed a second), with a ban button.
   await page.waitForSelector('#ban-203_0_113_50', { timeout: 5000 });
@@ -94,7 +109,7 @@ test('dashboard in headless Chromium: live numbers, events, ban / drain / rule-m
   // Drain a server, then make it ready again.
   await page.click('#drain-app-s1');
   await waitFor(() => f.pool.servers()[0].state === 'drain', 5000, 'drain reached the pool');
-  await page.waitForFunction(() => /drain/.test(document.querySelector('#servers tbody tr')?.textContent ?? ''));
+  await waitText('#servers tbody tr', (x) => /drain/.test(x));
 
   // Rule mode select.
   await page.selectOption('#mode-php-probe', 'enforce');
@@ -105,7 +120,7 @@ test('dashboard in headless Chromium: live numbers, events, ban / drain / rule-m
   await page.click('#event-filter button[type=submit]');
   await new Promise((r) => setTimeout(r, 300));
   bus.emit(healthEvent({ backend: 'app', server: 's1', from: 'drain', to: 'up', check: null }));
-  await page.waitForFunction(() => /app\/s1 drain → up/.test(document.querySelector('#events tbody')?.textContent ?? ''));
+  await waitText('#events tbody', (x) => /app\/s1 drain → up/.test(x));
   const types = await page.$$eval('#events tbody tr td:nth-child(3)', (tds) => tds.map((td) => td.textContent));
   assert.ok(types.length > 0 && types.every((x) => x === 'health'), `only health rows after filtering: ${types.join(',')}`);
 
@@ -113,5 +128,5 @@ test('dashboard in headless Chromium: live numbers, events, ban / drain / rule-m
   mkdirSync(outDir, { recursive: true });
   await page.screenshot({ path: join(outDir, 'dashboard.png'), fullPage: true });
   assert.ok(existsSync(join(outDir, 'dashboard.png')));
-  assert.deepEqual(problems, [], 'no page errors, no console errors (CSP), no external requests');
+  assert.deepEqual(problems, [], `no page errors, no console errors (CSP), no external requests: ${problems.join(' | ')}`);
 });

@@ -65,12 +65,6 @@ test('shared through Redis', async (t) => {
       assert.ok(attempts > 1000, `flood of ${attempts}`);
       assert.ok(admitted <= 1.1 * L + 5, `admitted ${admitted} in one window, limit ${L} (HAProxy peers would allow ${2 * L})`);
       assert.ok(admitted >= 0.8 * L, `admitted ${admitted}: the summed limit still lets the client use its budget`);
-      // Both nodes now see (about) the whole count.
-      await sleep(250);
-      for (const n of [a, b]) {
-        const r = n.guard.rateOf(key, Date.now());
-        assert.ok(r >= admitted * 0.5 && r <= admitted + 1, `node view ${r} of ${admitted}`);
-      }
     } finally { await stop(a, b); }
   });
 

@@ -1,0 +1,41 @@
+// rules: what the example e-shop rule set costs. Portcullis with examples/rules/shop.rules vs the same
+// config without rules, interleaved wrk rounds on one core, on a path the rules do not block.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { configTexts, interleavedWrk, newSpec, pairedRatio, serversFor, startOrigins, startTarget, variantCharts, variantTable } from '../lib/harness.js';
+import { repoRoot } from '../lib/paths.js';
+import { portcullisKeys } from '../lib/proxies.js';
+import { round } from '../lib/util.js';
+import type { Scenario, ScenarioContext, ScenarioResult } from '../lib/scenario.js';
+
+export const RULES_FILE = join(repoRoot, 'examples', 'rules', 'shop.rules');
+export const RULES_PATH = '/product/42?ref=home';
+
+export const rules: Scenario = {
+  name: 'rules',
+  description: 'throughput with the example e-shop rule set vs no rules (Portcullis only, interleaved rounds)',
+  defaultDurationMs: 10_000,
+  supports: ['portcullis'],
+  tools: () => ['wrk'],
+  async run(ctx: ScenarioContext): Promise<ScenarioResult> {
+    const keys = portcullisKeys();
+    if (keys && !keys.has('rules')) throw new Error('this Portcullis build has no `rules` config key (per `portcullis schema`): there is no rule set to measure yet');
+    if (!existsSync(RULES_FILE)) throw new Error(`${RULES_FILE} not found: the rules scenario measures the example e-shop rule set that the rule-language work ships`);
+    const origins = await startOrigins(ctx, 1);
+    const plain = await startTarget(ctx, 'portcullis', await newSpec(ctx, 'no-rules', serversFor(origins)), 'no-rules');
+    const withRules = await startTarget(ctx, 'portcullis', await newSpec(ctx, 'shop-rules', serversFor(origins), (s) => { s.rulesFiles = [RULES_FILE]; }), 'shop-rules');
+    const { opts } = ctx;
+    const { samples, summary } = await interleavedWrk(ctx, [{ label: 'no-rules', proxy: plain }, { label: 'shop-rules', proxy: withRules }], { rounds: opts.rounds, durationMs: opts.durationMs, connections: opts.connections, path: RULES_PATH });
+    const ratio = pairedRatio(samples, 'shop-rules', 'no-rules');
+    const notes = [`wrk -t1 -c${opts.connections} GET ${RULES_PATH} with a browser User-Agent; ${opts.rounds} interleaved rounds of ${opts.durationMs / 1000}s; target: the rule set costs ≤ 10% throughput.`];
+    for (const s of summary) if (s.errors > 0) notes.push(`${s.label}: ${s.errors} non-2xx responses or socket errors — the rule set may be answering the benchmark request itself; the comparison is not clean`);
+    return {
+      headline: `The example rule set keeps ${round(ratio * 100, 1)}% of rule-less throughput (costs ${round((1 - ratio) * 100, 1)}%; median of ${opts.rounds} paired rounds)`,
+      table: variantTable(summary, 'no-rules', 'no rules'),
+      charts: variantCharts(samples, summary),
+      settings: { rulesFile: 'examples/rules/shop.rules', path: RULES_PATH, connections: opts.connections, rounds: opts.rounds, roundDurationMs: opts.durationMs, configs: configTexts([plain, withRules]) },
+      raw: { ratio, summary, samples },
+      notes,
+    };
+  },
+};

@@ -1,0 +1,147 @@
+// Unit tests of the harness's own logic: wrk report parsing, arguments, durations, /proc parsing,
+// statistics and the result files.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseWrkOutput, parseWrkTime, wrkCommand } from '../../loadtest/lib/wrk.js';
+import { parseArgs, UsageError } from '../../loadtest/lib/args.js';
+import { loopbackAddress, median, parseDuration, percentileSorted, formatDuration } from '../../loadtest/lib/util.js';
+import { parseStat } from '../../loadtest/lib/procstat.js';
+import { chartSvg, renderHtml, timestampForFile, writeRecord, type RunRecord } from '../../loadtest/lib/report.js';
+import { phaseCounts } from '../../loadtest/scenarios/redis-outage.js';
+import { floodAllowance } from '../../loadtest/scenarios/flood.js';
+import { peakCapacity } from '../../loadtest/scenarios/peak.js';
+import { SCENARIOS } from '../../loadtest/scenarios/index.js';
+
+const WRK_OUT = `Running 10s test @ http://127.0.0.1:8080/
+  1 threads and 64 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     1.52ms  310.45us  14.20ms   91.37%
+    Req/Sec    42.31k     1.12k   44.02k    76.00%
+  Latency Distribution
+     50%    1.47ms
+     75%    1.60ms
+     90%    1.78ms
+     99%    2.61ms
+  421046 requests in 10.00s, 73.49MB read
+  Socket errors: connect 0, read 3, write 0, timeout 2
+  Non-2xx or 3xx responses: 17
+Requests/sec:  42097.18
+Transfer/sec:      7.35MB
+`;
+
+test('wrk report with --latency is parsed into numbers in milliseconds', () => {
+  const r = parseWrkOutput(WRK_OUT);
+  assert.equal(r.requests, 421046);
+  assert.equal(r.durationSec, 10);
+  assert.equal(r.requestsPerSec, 42097.18);
+  assert.equal(r.latencyMs.avg, 1.52);
+  assert.ok(Math.abs(r.latencyMs.stdev - 0.31045) < 1e-9);
+  assert.equal(r.latencyMs.max, 14.2);
+  assert.deepEqual([r.latencyMs.p50, r.latencyMs.p75, r.latencyMs.p90, r.latencyMs.p99], [1.47, 1.6, 1.78, 2.61]);
+  assert.deepEqual(r.socketErrors, { connect: 0, read: 3, write: 0, timeout: 2 });
+  assert.equal(r.non2xx, 17);
+  assert.ok(Math.abs(r.bytesRead - 73.49 * 1024 * 1024) < 1);
+});
+
+test('wrk times in us, ms, s and m all convert; garbage is an error', () => {
+  assert.equal(parseWrkTime('250.00us'), 0.25);
+  assert.equal(parseWrkTime('2.00s'), 2000);
+  assert.equal(parseWrkTime('1.50m'), 90_000);
+  assert.throws(() => parseWrkTime('fast'), /cannot read the time "fast"/);
+});
+
+test('a wrk report without socket errors or non-2xx lines counts zero of each', () => {
+  const clean = WRK_OUT.replace(/ {2}Socket errors.*\n/, '').replace(/ {2}Non-2xx.*\n/, '');
+  const r = parseWrkOutput(clean);
+  assert.deepEqual(r.socketErrors, { connect: 0, read: 0, write: 0, timeout: 0 });
+  assert.equal(r.non2xx, 0);
+});
+
+test('a wrk report without the latency table says --latency is missing', () => {
+  const noDist = WRK_OUT.replace(/ {2}Latency Distribution[\s\S]*?99%.*\n/, '');
+  assert.throws(() => parseWrkOutput(noDist), /--latency/);
+  assert.throws(() => parseWrkOutput('connection refused'), /no Latency line/);
+});
+
+test('wrk command line: pinned with taskset, one thread, latency table, headers', () => {
+  const cmd = wrkCommand({ url: 'http://127.0.0.1:1/', connections: 64, durationMs: 3000, cpu: '0', headers: { 'User-Agent': 'x' } });
+  assert.deepEqual(cmd.slice(0, 3), ['taskset', '-c', '0']);
+  assert.ok(cmd.includes('--latency') && cmd.includes('-t1') && cmd.includes('-c64') && cmd.includes('-d3s'));
+  assert.equal(cmd[cmd.indexOf('-H') + 1], 'User-Agent: x');
+  assert.equal(cmd[cmd.length - 1], 'http://127.0.0.1:1/');
+});
+
+test('arguments: scenario, --vs list, duration, rounds; mistakes are usage errors', () => {
+  const o = parseArgs(['throughput', '--vs', 'haproxy,nginx', '--duration', '30s', '--rounds=3'], () => 10_000);
+  assert.equal(o.scenario, 'throughput');
+  assert.deepEqual(o.vs, ['haproxy', 'nginx']);
+  assert.equal(o.durationMs, 30_000);
+  assert.equal(o.rounds, 3);
+  assert.equal(o.connections, 64);
+  assert.equal(parseArgs(['peak'], () => 12_345).durationMs, 12_345);
+  assert.throws(() => parseArgs(['peak', '--vs', 'envoy'], () => 1), (e: unknown) => e instanceof UsageError && /unknown proxy "envoy"/.test(e.message));
+  assert.throws(() => parseArgs(['peak', '--duration', 'soon'], () => 1), /expected a duration/);
+  assert.throws(() => parseArgs(['peak', '--rounds', '0'], () => 1), /positive integer/);
+  assert.throws(() => parseArgs(['peak', 'flood'], () => 1), /one scenario at a time/);
+  assert.throws(() => parseArgs([], () => 1), /name a scenario/);
+  assert.throws(() => parseArgs(['peak', '--only-vs'], () => 1), /--only-vs needs --vs/);
+});
+
+test('every scenario the issue names is registered', () => {
+  assert.deepEqual(Object.keys(SCENARIOS).sort(), ['botnet', 'failover', 'flood', 'peak', 'redis-outage', 'rules', 'slowloris', 'throughput']);
+  for (const s of Object.values(SCENARIOS)) assert.ok(s.defaultDurationMs >= 5000 && s.defaultDurationMs <= 60_000, `${s.name} is bounded in time`);
+});
+
+test('durations, percentiles, medians and client addresses', () => {
+  assert.equal(parseDuration('500ms'), 500);
+  assert.equal(parseDuration('2m'), 120_000);
+  assert.equal(parseDuration('7'), 7000);
+  assert.equal(formatDuration(5000), '5s');
+  assert.equal(formatDuration(1500), '1500ms');
+  assert.equal(median([5, 1, 3]), 3);
+  assert.equal(median([4, 1, 3, 2]), 2.5);
+  const sorted = Float64Array.from({ length: 100 }, (_, i) => i + 1);
+  assert.equal(percentileSorted(sorted, 50), 50);
+  assert.equal(percentileSorted(sorted, 99), 99);
+  assert.equal(loopbackAddress(40, 0), '127.40.0.2');
+  const many = new Set(Array.from({ length: 2000 }, (_, i) => loopbackAddress(77, i)));
+  assert.equal(many.size, 2000, '2,000 distinct addresses');
+  for (const a of many) assert.match(a, /^127\.77\.\d{1,3}\.\d{1,3}$/);
+  assert.throws(() => loopbackAddress(0, 1), /block/);
+});
+
+test('/proc/<pid>/stat parsing survives spaces and parentheses in the command name', () => {
+  const line = '1234 (node (worker) x) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 11 0 100 1000 100';
+  assert.deepEqual(parseStat(line), { ppid: 1, utime: 250, stime: 75 });
+});
+
+test('scenario arithmetic: capacity, allowance, per-phase counts', () => {
+  assert.equal(peakCapacity({ origins: 2, latencyMs: 50, maxconn: 10, shoppers: 1, queueMax: 1, queueTimeoutMs: 1, startFactor: 1, endFactor: 1 }), 400);
+  assert.equal(floodAllowance(20_000, { attackers: 3, connectionsPerAttacker: 1, shoppers: 1, legitRate: 1, limit: 100, windowMs: 10_000, inFlight: 1, origins: 1 }), 900);
+  const tl: [number, number][] = Array.from({ length: 9 }, (_, i) => [i + 1, 0]);
+  assert.deepEqual(phaseCounts(tl, 3, 6), [6, 15, 24]);
+});
+
+test('results: JSON and a self-contained HTML file named by scenario and time', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'lt-report-'));
+  try {
+    const rec: RunRecord = {
+      scenario: 'throughput', startedAt: '2025-11-26T04:05:06.789Z', finishedAt: '2025-11-26T04:06:00.000Z', command: 'npm run loadtest -- throughput',
+      options: { scenario: 'throughput', vs: ['haproxy'], durationMs: 1000, rounds: 1, connections: 64, outDir: dir, pin: true, skipPortcullis: false },
+      machine: { nproc: 2, cpuModel: 'Test <CPU>', memoryMB: 1, kernel: 'k', gitCommit: 'abc', versions: { node: 'v20' } },
+      result: { headline: 'h', table: [['proxy', 'req/s'], ['haproxy', '100']], charts: [{ title: 'c', kind: 'bar', xLabel: '', yLabel: 'req/s', categories: ['haproxy'], series: [{ name: 's', points: [[0, 100]] }] }], settings: {}, raw: { x: 1 }, notes: ['n'] },
+    };
+    assert.equal(timestampForFile(new Date(rec.startedAt)), '2025-11-26T04-05-06Z');
+    const files = writeRecord(rec, dir);
+    assert.match(files.json, /throughput-2025-11-26T04-05-06Z\.json$/);
+    assert.deepEqual(JSON.parse(readFileSync(files.json, 'utf8')).result.raw, { x: 1 });
+    const html = readFileSync(files.html, 'utf8');
+    assert.ok(html.includes('<svg') && html.includes('Test &lt;CPU&gt;'), 'inline chart, escaped text');
+    assert.ok(!/<script|https?:\/\/(?!www\.w3\.org)/.test(html), 'no scripts or external resources');
+    assert.equal(renderHtml(rec), html);
+    assert.match(chartSvg({ title: 't', kind: 'line', xLabel: 'x', yLabel: 'y', series: [{ name: 'a', points: [[0, 1], [1, 2]] }] }), /<path d="M/);
+  } finally { rmSync(dir, { recursive: true, force: true }); }
+});

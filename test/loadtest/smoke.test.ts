@@ -1,0 +1,90 @@
+// The harness's moving parts against real sockets: the origin server and the source-address client,
+// and a short `throughput` run through bin/portcullis so the harness cannot rot.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Origin } from '../../loadtest/lib/origin.js';
+import { ClientConn, ClientError, rawRequest } from '../../loadtest/lib/client.js';
+import { checkPortcullis, checkTools } from '../../loadtest/lib/prereq.js';
+import { portcullisBin, repoRoot } from '../../loadtest/lib/paths.js';
+
+test('origin answers 100 bytes over keep-alive to a client bound to its own 127.x address, and counts concurrency', async () => {
+  const origin = new Origin({ name: 'o1', port: 0, latencyMs: 30 });
+  const port = await origin.listen();
+  try {
+    const a = new ClientConn(port, '127.9.0.1');
+    const b = new ClientConn(port, '127.9.0.2');
+    const [ra, rb] = await Promise.all([a.send(rawRequest('GET', '/product/1', 'x'), 2000), b.send(rawRequest('POST', '/checkout/x', 'x', {}, 'a=1'), 2000)]);
+    assert.equal(ra.status, 200);
+    assert.equal(ra.bytes, 100);
+    assert.equal(ra.origin, 'o1');
+    assert.equal(rb.status, 200);
+    const again = await a.send(rawRequest('GET', '/product/2', 'x'), 2000);
+    assert.equal(again.status, 200, 'same connection reused');
+    assert.equal(origin.stats.maxInFlight, 2, 'two requests were in flight at once');
+    assert.equal(origin.stats.maxConnections, 2);
+    assert.equal(origin.stats.requests, 3);
+    assert.deepEqual(origin.stats.byPrefix, { '/product': 2, '/checkout': 1 });
+    a.destroy(); b.destroy();
+  } finally { origin.close(); }
+});
+
+test('client reads chunked and close-delimited bodies and reports resets and timeouts by kind', async () => {
+  let mode = 'chunked';
+  const srv = createServer((s) => {
+    s.on('data', () => {
+      if (mode === 'chunked') s.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nSet-Cookie: PCSRV=abc; Path=/\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n');
+      else if (mode === 'close') s.end('HTTP/1.1 503 Service Unavailable\r\n\r\nbusy, come back');
+      else if (mode === 'reset') s.destroy();
+      // 'silent': never answer
+    });
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+  const port = (srv.address() as { port: number }).port;
+  try {
+    const c = new ClientConn(port, '127.9.0.3');
+    const r1 = await c.send(rawRequest('GET', '/', 'x'), 2000);
+    assert.deepEqual([r1.status, r1.bytes, r1.setCookie], [200, 11, 'PCSRV=abc; Path=/']);
+    const r2 = await c.send(rawRequest('GET', '/', 'x'), 2000);
+    assert.equal(r2.bytes, 11, 'keep-alive after a chunked body');
+    mode = 'close';
+    const r3 = await c.send(rawRequest('GET', '/', 'x'), 2000);
+    assert.deepEqual([r3.status, r3.bytes, r3.close], [503, 15, true]);
+    mode = 'reset';
+    await assert.rejects(new ClientConn(port, '127.9.0.4').send(rawRequest('GET', '/', 'x'), 2000), (e: unknown) => e instanceof ClientError && e.kind === 'reset');
+    mode = 'silent';
+    await assert.rejects(new ClientConn(port, '127.9.0.5').send(rawRequest('GET', '/', 'x'), 200), (e: unknown) => e instanceof ClientError && e.kind === 'timeout');
+  } finally { srv.close(); }
+});
+
+test('a short throughput run through bin/portcullis writes its results', { timeout: 60_000 }, async (t) => {
+  const bin = checkPortcullis(portcullisBin);
+  if (!bin.ok) { t.skip(`skipped: ${bin.message}`); return; }
+  const tools = checkTools(['wrk']);
+  if (!tools.ok) { t.skip(`skipped: ${tools.message.split('\n')[0]} (apt-get install -y wrk)`); return; }
+  const cli = join(repoRoot, 'dist', 'loadtest', 'cli.js');
+  assert.ok(existsSync(cli), 'compiled harness exists');
+  const out = mkdtempSync(join(tmpdir(), 'lt-smoke-'));
+  try {
+    const child = spawn(process.execPath, [cli, 'throughput', '--duration', '1s', '--rounds', '1', '--connections', '16', '--out', out], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let text = '';
+    child.stdout.on('data', (d: Buffer) => { text += d.toString(); });
+    child.stderr.on('data', (d: Buffer) => { text += d.toString(); });
+    const code = await new Promise<number | null>((r) => child.on('close', r));
+    assert.equal(code, 0, `harness failed:\n${text}`);
+    assert.match(text, /portcullis\s+\d+/, 'summary table has a portcullis row');
+    const files = readdirSync(out);
+    const json = files.find((f) => /^throughput-.*\.json$/.test(f));
+    assert.ok(json && files.some((f) => /^throughput-.*\.html$/.test(f)), `JSON and HTML written: ${files.join(', ')}`);
+    const rec = JSON.parse(readFileSync(join(out, json), 'utf8'));
+    const pc = rec.result.raw.summary.find((s: { label: string }) => s.label === 'portcullis');
+    assert.ok(pc.requestsPerSec > 0, 'requests went through Portcullis');
+    assert.equal(pc.errors, 0, 'no errors on a plain GET');
+    assert.ok(pc.cpuUsPerRequest > 0 && pc.rssMB > 0, 'CPU and RSS measured');
+    assert.equal(rec.machine.nproc > 0 && typeof rec.machine.versions.node, 'string');
+  } finally { rmSync(out, { recursive: true, force: true }); }
+});

@@ -1,0 +1,148 @@
+// Redis trouble never fails a request: kill a redis-server this test started on a free port under
+// load → every admit answers at once, limits continue locally at limit / node_count, `degraded` is
+// reported; restart it → the nodes reconnect and summing resumes.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import net from 'node:net';
+import { ClientGuard, guardConfigFrom, GUARD_ADMIT, GUARD_CLIENT_RATE } from '../../edge/guard.js';
+import { normalizeShared } from '../../edge/stick/config.js';
+import { RedisShare } from '../../edge/stick/redis.js';
+import { BanList } from '../../edge/stick/bans.js';
+import { EventBus } from '../../edge/events.js';
+import type { EdgeEvent } from '../../edge/events.js';
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const p = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(p));
+    }).on('error', reject);
+  });
+}
+
+async function startRedis(port: number): Promise<ChildProcess> {
+  const p = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+  const t0 = Date.now();
+  while (Date.now() - t0 < 5000) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const c = net.connect(port, '127.0.0.1', () => { c.end(); resolve(true); }).on('error', () => resolve(false));
+    });
+    if (ok) return p;
+    await sleep(50);
+  }
+  p.kill('SIGKILL');
+  throw new Error('redis-server did not start');
+}
+function stopRedis(p: ChildProcess): Promise<void> {
+  return new Promise((resolve) => { if (p.exitCode !== null) { resolve(); return; } p.once('exit', () => resolve()); p.kill('SIGKILL'); });
+}
+
+test('Redis killed under load: no failed admit, local limit = limit / node_count, degraded reported; back: summing resumes', async (t) => {
+  if (spawnSync('redis-server', ['--version']).status !== 0) { t.skip('skipped: no redis'); return; }
+  const port = await freePort();
+  let redis = await startRedis(port);
+  const L = 100;
+  const nodes: { share: RedisShare; guard: ClientGuard; bans: BanList; events: EdgeEvent[] }[] = [];
+  try {
+    for (const id of ['a', 'b']) {
+      const cfg = normalizeShared({ redis: `redis://127.0.0.1:${port}`, node_count: 2, node_id: id, sync_interval: 100, command_timeout: 100 })!;
+      const bus = new EventBus();
+      const events: EdgeEvent[] = [];
+      bus.subscribe((e) => events.push(e));
+      const share = new RedisShare(cfg, { bus });
+      const bans = new BanList({ shared: cfg, client: share.client, bus });
+      await bans.start();
+      const guard = new ClientGuard(guardConfigFrom({ client: { requests: { limit: L, window: '5s' }, in_flight: 10 } }, cfg), { share, bans, bus });
+      share.start();
+      nodes.push({ share, guard, bans, events });
+    }
+    const [a, b] = nodes;
+    const t0 = Date.now();
+    while ((a.share.degraded || b.share.degraded) && Date.now() - t0 < 3000) await sleep(20);
+    assert.equal(a.share.state, 'ok');
+
+    // Legit load: 40 clients, a few requests a second each, on both nodes, for the whole test.
+    let failed = 0, served = 0, worstAdmitMs = 0, worstLoopGapMs = 0;
+    let running = true;
+    const load = (async () => {
+      let i = 0, last = performance.now();
+      while (running) {
+        const gap = performance.now() - last;
+        if (gap > worstLoopGapMs) worstLoopGapMs = gap;
+        for (let k = 0; k < 4; k++) {
+          const key = `10.1.0.${i++ % 40}`;
+          const n = nodes[i & 1];
+          const s = performance.now();
+          let v: number;
+          try { v = n.guard.admit(key, Date.now()); } catch { v = -1; }
+          const took = performance.now() - s;
+          if (took > worstAdmitMs) worstAdmitMs = took;
+          if (v === GUARD_ADMIT) { served++; n.guard.finish(key, 200, 100, 1000, Date.now()); } else failed++;
+        }
+        last = performance.now();
+        await sleep(20);
+      }
+    })();
+
+    await sleep(300);
+    await stopRedis(redis); // kill -9 under load
+    const killedAt = Date.now();
+    while (((a.share.state as string) !== 'degraded' || b.share.state !== 'degraded') && Date.now() - killedAt < 2000) await sleep(10);
+    assert.equal(a.share.state as string, 'degraded');
+    assert.equal(b.share.state as string, 'degraded');
+    assert.ok(a.events.some((e) => e.type === 'redis' && e.state === 'degraded'), 'degraded event');
+
+    // Local enforcement: a flooding client on node A gets limit / node_count.
+    let floodA = 0;
+    for (let i = 0; i < 300; i++) {
+      const v = a.guard.admit('203.0.113.200', Date.now());
+      if (v === GUARD_ADMIT) { floodA++; a.guard.finish('203.0.113.200', 200, 0, 0, Date.now()); } else assert.equal(v, GUARD_CLIENT_RATE);
+    }
+    assert.ok(floodA >= L / 2 - 1 && floodA <= L / 2 + 1, `degraded node admitted ${floodA}, expected ${L / 2}`);
+    // Bans still work locally (and are written when Redis is back).
+    a.bans.add('203.0.113.201', 60_000, { reason: 'outage test', by: 'test' });
+    await sleep(500);
+
+    // Redis back on the same port: reconnect, ok reported, summing resumes.
+    redis = await startRedis(port);
+    const backAt = Date.now();
+    while ((a.share.state !== 'ok' || b.share.state !== 'ok') && Date.now() - backAt < 5000) await sleep(20);
+    assert.equal(a.share.state as string, 'ok', 'node A back to ok');
+    assert.equal(b.share.state as string, 'ok', 'node B back to ok');
+    assert.ok(a.events.some((e) => e.type === 'redis' && e.state === 'ok' && Date.parse(String(e.time)) >= backAt - 100), 'ok event');
+    const backMs = Date.now() - backAt;
+
+    // Summed again: a client on node A alone can use the whole limit (not limit / 2) …
+    const key = '203.0.113.210';
+    let onA = 0;
+    for (let i = 0; i < 40 && onA < L; i++) {
+      for (let j = 0; j < 20; j++) if (a.guard.admit(key, Date.now()) === GUARD_ADMIT) { onA++; a.guard.finish(key, 200, 0, 0, Date.now()); }
+      await sleep(50);
+    }
+    assert.ok(onA > L / 2 + 10 && onA <= L + 5, `node A alone admitted ${onA} after recovery`);
+    // … and node B sees A's count through Redis, so it refuses the same client.
+    b.guard.admit(key, Date.now()) === GUARD_ADMIT && b.guard.finish(key, 200, 0, 0, Date.now());
+    await sleep(300);
+    let onB = 0;
+    for (let i = 0; i < 50; i++) if (b.guard.admit(key, Date.now()) === GUARD_ADMIT) { onB++; b.guard.finish(key, 200, 0, 0, Date.now()); }
+    assert.ok(onA + onB <= 1.1 * L + 5, `A ${onA} + B ${onB} within the summed limit`);
+    // The ban set during the outage reached Redis and node B.
+    await sleep(300);
+    assert.ok(b.bans.isBanned('203.0.113.201', Date.now()), 'ban written after reconnect');
+
+    running = false;
+    await load;
+    assert.equal(failed, 0, `legit requests refused: ${failed} of ${served + failed}`);
+    assert.ok(served > 100);
+    assert.ok(worstAdmitMs < 10, `slowest admit ${worstAdmitMs.toFixed(2)} ms`);
+    assert.ok(worstLoopGapMs < 300, `event loop never stalled (worst gap ${worstLoopGapMs.toFixed(0)} ms)`);
+    t.diagnostic(`recovered ${backMs} ms after restart; worst admit ${worstAdmitMs.toFixed(3)} ms; served ${served}`);
+  } finally {
+    for (const n of nodes) { await n.bans.close(); await n.share.close(); }
+    await stopRedis(redis);
+  }
+});
