@@ -17,6 +17,11 @@ export interface ActionSpec {
   source: string;
   /** Counter values that fired, for the SOC event. */
   counters: Record<string, number> | null;
+  /** Why, in a word (guard: banned, client_rate, client_in_flight, global_in_flight). */
+  reason?: string;
+  /** Event type to emit (default: the action kind). */
+  eventType?: string;
+  rulesetHash?: string;
 }
 
 export const DEFAULT_BODIES: Record<number, string> = {

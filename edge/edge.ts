@@ -1,16 +1,25 @@
-// Assembles one edge from an EdgeConfig: backend pools, upstream client, pipeline stages,
-// listeners, access log and events; and stops it gracefully.
+// Assembles one edge from an EdgeConfig: shared state (Redis, bans, stick tables), the connection
+// guard, rules and geo, backend pools, upstream client, pipeline, listeners, access log, events and
+// metrics; and stops it gracefully. The admin listener is started by process.ts (main thread only).
 import { systemClock, type Clock } from './clock.js';
 import { EventBus } from './events.js';
 import type { EdgeConfig } from './config/normalize.js';
+import type { RulesSection } from './config/sections.js';
 import { openListener, setAbortHook, type RunningListener } from './listener.js';
 import { Pipeline, type GuardStage, type IdentityStage, type RulesStage, type RequestObserver } from './pipeline.js';
 import { openAccessLog, type AccessLog } from './accesslog.js';
-import { createBackendPool } from './backend/index.js';
+import { createBackendPool, createSharedActiveCounts, type SharedActiveCounts } from './backend/index.js';
 import type { BackendPool } from './backend/types.js';
 import type { UpstreamClient } from './upstream/types.js';
 import { H1Pool } from './upstream/h1pool.js';
+import { UndiciClient } from './upstream/undici-client.js';
 import { compileIdentity, resolveClient, type IdentityConfig } from './identity.js';
+import { ClientGuard, type GuardConfig } from './guard.js';
+import { RedisShare, BanList, StickCounterStore, type SharedConfig, type TableConfig, type ClientLimits, type GlobalLimits, type GuardMemory } from './stick/index.js';
+import { GuardAdapter, RulesAdapter } from './stages.js';
+import { RuleManager } from '../rules/manager.js';
+import { openGeo, type GeoLookup, type GeoOptions } from '../geo/index.js';
+import { reloadEvent, lifecycleEvent, errorEvent } from './events/build.js';
 import type { Transaction } from './transaction.js';
 
 export interface EdgeOptions {
@@ -18,10 +27,12 @@ export interface EdgeOptions {
   bus?: EventBus;
   /** Worker threads share the port (SO_REUSEPORT); a single process takes it exclusively. */
   exclusivePort?: boolean;
-  guard?: GuardStage | null;
-  rules?: RulesStage | null;
   observer?: RequestObserver | null;
   client?: UpstreamClient;
+  /** Shared memory from the main thread when running `workers: N` (see process.ts). */
+  shared?: Record<string, unknown>;
+  /** 0 for the main thread. */
+  workerIndex?: number;
 }
 
 export interface RunningEdge {
@@ -30,6 +41,12 @@ export interface RunningEdge {
   readonly pools: Map<string, BackendPool>;
   readonly listeners: RunningListener[];
   readonly pipeline: Pipeline;
+  readonly guard: ClientGuard;
+  readonly bans: BanList;
+  readonly share: RedisShare | null;
+  readonly counters: StickCounterStore;
+  readonly rules: RuleManager | null;
+  readonly geo: GeoLookup | null;
   ready: boolean;
   /** Stop accepting, let in-flight requests finish up to the graceful deadline, then close. */
   stop(): Promise<void>;
@@ -49,58 +66,109 @@ class IdentityAdapter implements IdentityStage {
 }
 
 export function createUpstreamClient(cfg: EdgeConfig): UpstreamClient {
-  return new H1Pool({ maxConnectionsPerOrigin: cfg.upstream.connections });
+  const opts = { maxConnectionsPerOrigin: cfg.upstream.connections };
+  return cfg.upstream.client === 'undici' ? new UndiciClient(opts) : new H1Pool(opts);
+}
+
+export function guardConfigOf(cfg: EdgeConfig): GuardConfig {
+  return {
+    client: cfg.sections.client as ClientLimits,
+    global: cfg.sections.global as GlobalLimits,
+    shared: (cfg.sections.shared as SharedConfig | null) ?? null,
+    workers: cfg.workers,
+  };
+}
+
+/** Shared memory the main thread creates once and hands to every worker (guard counters, maxconn). */
+export function createSharedMemory(cfg: EdgeConfig): Record<string, unknown> {
+  const shared: Record<string, unknown> = { guard: ClientGuard.createShared(guardConfigOf(cfg)) };
+  for (const b of cfg.backends) shared[`backend:${b.name}`] = createSharedActiveCounts(b);
+  return shared;
 }
 
 export async function startEdge(cfg: EdgeConfig, opts: EdgeOptions = {}): Promise<RunningEdge> {
   const clock = opts.clock ?? systemClock;
-  const bus = opts.bus ?? new EventBus();
-  const pools = new Map<string, BackendPool>();
-  for (const b of cfg.backends) pools.set(b.name, createBackendPool(b, { bus, clock }));
-  const client = opts.client ?? createUpstreamClient(cfg);
-  const log: AccessLog = openAccessLog(cfg.accessLog.path, cfg.nodeId);
-  const trusted = (cfg.sections.trusted_proxies as string[] | undefined) ?? [];
-  const v6prefix = (cfg.sections.client as { ipv6Prefix?: number } | undefined)?.ipv6Prefix ?? 64;
-  const identity = new IdentityAdapter(compileIdentity({ trustedProxies: trusted, ipv6Prefix: v6prefix }));
-  const pipeline = new Pipeline({
-    cfg, clock, bus, log, pools, client, identity,
-    guard: opts.guard ?? null,
-    rules: opts.rules ?? null,
-    observer: opts.observer ?? null,
-  });
-  setAbortHook((tx) => pipeline.clientAborted(tx));
-  for (const p of pools.values()) p.start();
-  const listeners: RunningListener[] = [];
+  const bus = opts.bus ?? new EventBus({ node: cfg.nodeId });
+  const workers = cfg.workers;
+  const shared = opts.shared ?? (workers > 1 ? createSharedMemory(cfg) : {});
+  const cleanups: (() => unknown)[] = [];
   try {
-    for (const l of cfg.listen) {
-      listeners.push(await openListener({ host: l.host, port: l.port, name: l.name, limits: cfg.requestLimits, clock, exclusive: opts.exclusivePort ?? true }, pipeline));
+    // --- shared state: Redis counters, bans, stick tables ---
+    const sharedCfg = (cfg.sections.shared as SharedConfig | null) ?? null;
+    const share = sharedCfg ? new RedisShare(sharedCfg, { bus, workers }) : null;
+    if (share) { share.start(); cleanups.push(() => share.close()); }
+    const bans = new BanList({ shared: sharedCfg, client: share?.client, bus, nodeId: cfg.nodeId, channel: workers > 1 ? `portcullis-bans-${process.pid}` : undefined });
+    await bans.start();
+    cleanups.push(() => bans.close());
+    const guard = new ClientGuard(guardConfigOf(cfg), { memory: shared.guard as GuardMemory | undefined, bans, share: share ?? undefined, bus });
+    const counters = new StickCounterStore({ tables: (cfg.sections.tables as TableConfig[] | undefined) ?? [], share });
+
+    // --- rules and geo ---
+    const rulesCfg = (cfg.sections.rules as RulesSection | null | undefined) ?? null;
+    let rules: RuleManager | null = null;
+    if (rulesCfg !== null) {
+      rules = new RuleManager({
+        files: rulesCfg.files, configDir: cfg.baseDir, runTests: rulesCfg.runTests,
+        onEvent: (ev) => bus.emit(reloadEvent({ ok: ev.ok, errors: ev.errors, hash: ev.hash, what: ev.reason })),
+      });
+      const first = await rules.reload('initial');
+      if (!first.ok) throw new Error(`rules: the rule files do not load:\n${first.errors.join('\n')}`);
+      if (rulesCfg.watch && (opts.workerIndex ?? 0) === 0) rules.watch();
+      const manager = rules;
+      cleanups.push(() => manager.close());
     }
+    let geo: GeoLookup | null = null;
+    const needsGeo = rules !== null && (rules.current().needsCountry || rules.current().needsAsn);
+    if (needsGeo || cfg.sections.geo !== undefined && (cfg.sections.geo as GeoOptions).countryDb !== undefined) {
+      geo = await openGeo({ ...(cfg.sections.geo as GeoOptions), onReload: (e) => { if (!e.ok) bus.emit(errorEvent(`geo ${e.source} reload failed: ${e.error ?? ''}`)); } });
+      const g = geo;
+      cleanups.push(() => g.close());
+    }
+
+    // --- backends, upstream, pipeline ---
+    const pools = new Map<string, BackendPool>();
+    for (const b of cfg.backends) pools.set(b.name, createBackendPool(b, { bus, clock }, shared[`backend:${b.name}`] as SharedActiveCounts | undefined));
+    const client = opts.client ?? createUpstreamClient(cfg);
+    cleanups.push(() => client.close());
+    const log: AccessLog = openAccessLog(cfg.accessLog.path, cfg.nodeId);
+    const trusted = (cfg.sections.trusted_proxies as string[] | undefined) ?? [];
+    const identity = new IdentityAdapter(compileIdentity({ trustedProxies: trusted, ipv6Prefix: cfg.sections.ipv6_prefix as number }));
+    const guardStage: GuardStage = new GuardAdapter(guard, bans);
+    const rulesStage: RulesStage | null = rules !== null ? new RulesAdapter(rules, counters, geo, bus) : null;
+    const pipeline = new Pipeline({ cfg, clock, bus, log, pools, client, identity, guard: guardStage, rules: rulesStage, observer: opts.observer ?? null });
+    cleanups.push(() => pipeline.close());
+    setAbortHook((tx) => pipeline.clientAborted(tx));
+    for (const p of pools.values()) { p.start(); cleanups.push(() => p.stop()); }
+
+    const listeners: RunningListener[] = [];
+    for (const l of cfg.listen) {
+      const running = await openListener({ host: l.host, port: l.port, name: l.name, limits: cfg.requestLimits, clock, exclusive: opts.exclusivePort ?? true }, pipeline);
+      listeners.push(running);
+      cleanups.push(() => running.stopAccepting());
+    }
+
+    let stopping: Promise<void> | null = null;
+    const edge: RunningEdge = {
+      cfg, bus, pools, listeners, pipeline, guard, bans, share, counters, rules, geo, ready: true,
+      stop(): Promise<void> {
+        if (stopping) return stopping;
+        edge.ready = false;
+        stopping = (async () => {
+          for (const l of listeners) l.stopAccepting();
+          bus.emit(lifecycleEvent('stopping', `in flight: ${pipeline.inFlight}`));
+          const deadline = new Promise<void>((r) => setTimeout(r, cfg.timeouts.gracefulStopMs).unref());
+          await Promise.race([pipeline.whenIdle(), deadline]);
+          for (const c of cleanups.reverse()) await c();
+          await log.flush();
+          bus.emit(lifecycleEvent('stopped'));
+        })();
+        return stopping;
+      },
+    };
+    bus.emit(lifecycleEvent('ready', `listening on ${listeners.map((l) => l.port).join(', ')}`));
+    return edge;
   } catch (err) {
-    for (const l of listeners) l.stopAccepting();
-    for (const p of pools.values()) p.stop();
-    pipeline.close();
-    await client.close();
+    for (const c of cleanups.reverse()) { try { await c(); } catch { /* already failing */ } }
     throw err;
   }
-  let stopping: Promise<void> | null = null;
-  const edge: RunningEdge = {
-    cfg, bus, pools, listeners, pipeline, ready: true,
-    stop(): Promise<void> {
-      if (stopping) return stopping;
-      edge.ready = false;
-      stopping = (async () => {
-        for (const l of listeners) l.stopAccepting();
-        bus.emit({ type: 'lifecycle', state: 'stopping', in_flight: pipeline.inFlight });
-        const deadline = new Promise<void>((r) => setTimeout(r, cfg.timeouts.gracefulStopMs).unref());
-        await Promise.race([pipeline.whenIdle(), deadline]);
-        for (const p of pools.values()) p.stop();
-        pipeline.close();
-        await client.close();
-        await log.flush();
-      })();
-      return stopping;
-    },
-  };
-  bus.emit({ type: 'lifecycle', state: 'ready', listen: listeners.map((l) => l.port) });
-  return edge;
 }

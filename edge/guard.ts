@@ -26,6 +26,7 @@ import type { RateColumn } from './stick/rate.js';
 import type { BanList, BanInfo } from './stick/bans.js';
 import type { RedisShare } from './stick/redis.js';
 import { GuardCounters, createGuardMemory } from './stick/shared-memory.js';
+import { fnv1a } from './stick/keys.js';
 import type { GuardMemory } from './stick/shared-memory.js';
 
 export {
@@ -90,6 +91,8 @@ export class ClientGuard {
   private readonly counters: GuardCounters;
   private readonly reqRate: RateColumn;
   private readonly errRate: RateColumn;
+  private readonly bytesInRate: RateColumn;
+  private readonly bytesOutRate: RateColumn;
   private readonly bans: BanList | null;
   private readonly share: RedisShare | null;
   private readonly statuses: Int32Array;
@@ -114,16 +117,19 @@ export class ClientGuard {
     const now = opts.now ?? Date.now();
     const mem = opts.memory ?? ClientGuard.createShared(cfg);
     if (mem.windowMs !== cfg.client.requests.windowMs) throw new Error('guard memory was created for another limits.client.requests.window');
-    this.counters = new GuardCounters(mem);
+    // Plain (non-atomic) access is only safe when this guard is the memory's only user.
+    this.counters = new GuardCounters(mem, opts.memory !== undefined || (cfg.workers ?? 1) > 1);
     this.bans = opts.bans ?? null;
     this.share = opts.share ?? null;
     const w = cfg.client.requests.windowMs;
     this.table = new StickTable({
       name: 'client', size: cfg.client.tableSize, expireMs: Math.max(60_000, 2 * w), keyLength: 64,
       store: { connCur: false, connRateMs: 0, httpReqRateMs: w, httpErrRateMs: w, bytesInRateMs: w, bytesOutRateMs: w, gpc: 0, gpt: 0 },
-    }, { shared: this.share !== null, now });
+    }, { shared: this.share !== null, sharedRates: ['http_req_rate'], syncKeys: this.share?.cfg.syncKeys, now });
     this.reqRate = this.table.httpReqRate as RateColumn;
     this.errRate = this.table.httpErrRate as RateColumn;
+    this.bytesInRate = this.table.bytesInRate as RateColumn;
+    this.bytesOutRate = this.table.bytesOutRate as RateColumn;
     if (this.share) this.share.attach(this.table);
     this.statuses = Int32Array.from([0, cfg.client.banStatus, cfg.global.status, 429, cfg.client.requests.status]);
     this.rateLimit = cfg.client.requests.limit;
@@ -158,62 +164,63 @@ export class ClientGuard {
   admit(clientKey: string, now: number): GuardVerdict {
     if (this.bans !== null) {
       const ban = this.bans.isBanned(clientKey, now);
-      if (ban !== null) { this.lastBan = ban; return this.reject(GUARD_BANNED, clientKey, now, false, false); }
+      if (ban !== null) { this.lastBan = ban; return this.reject(GUARD_BANNED, clientKey, fnv1a(clientKey), now, false, false); }
     }
     const c = this.counters;
-    if (!c.tryEnterGlobal(this.globalInFlight)) return this.reject(GUARD_GLOBAL_IN_FLIGHT, clientKey, now, false, false);
-    c.locate(clientKey);
-    if (!c.tryEnter(this.clientInFlight)) return this.reject(GUARD_CLIENT_IN_FLIGHT, clientKey, now, true, false);
+    const h = fnv1a(clientKey); // one pass over the key: count-min rows and the table index
+    if (!c.tryEnterGlobal(this.globalInFlight)) return this.reject(GUARD_GLOBAL_IN_FLIGHT, clientKey, h, now, false, false);
+    c.locateHashed(h);
+    if (!c.tryEnter(this.clientInFlight)) return this.reject(GUARD_CLIENT_IN_FLIGHT, clientKey, h, now, true, false);
     const limit = this.rateLimit;
     const share = this.share;
+    const t = this.table;
     if (share !== null && !share.degraded) {
-      const s = this.table.slot(clientKey, now);
-      this.table.markDirty(s); // pull the global total next sync even if we reject
+      const s = t.slotHashed(clientKey, h, now);
       if (limit > 0) {
         const est = this.reqRate.projected(s, now, share.contributors);
         if (est >= limit) {
+          t.markDirty(s); // keep pulling the global total while we reject
           this.retryAfter = retrySeconds(this.reqRate.msUntilBelow(s, now, limit, est));
-          return this.reject(GUARD_CLIENT_RATE, clientKey, now, true, true);
+          return this.reject(GUARD_CLIENT_RATE, clientKey, h, now, true, true);
         }
       }
       c.hit(now);
-      this.reqRate.add(s, 1, now);
+      this.reqRate.add(s, 1, now); // also queues it for the next sync round
       return GUARD_ADMIT;
     }
     if (limit > 0) {
       const local = this.localRateLimit;
       if (c.rate(now) >= local) {
         this.retryAfter = retrySeconds(c.msUntilBelow(now, local));
-        return this.reject(GUARD_CLIENT_RATE, clientKey, now, true, true);
+        return this.reject(GUARD_CLIENT_RATE, clientKey, h, now, true, true);
       }
     }
     c.hit(now);
     // Keep the per-client table (and, when shared, the pending Redis delta) up to date.
-    const s = this.table.slot(clientKey, now);
-    this.table.add(s, this.reqRate, 1, now);
+    this.reqRate.add(t.slotHashed(clientKey, h, now), 1, now);
     return GUARD_ADMIT;
   }
 
   /** Call once per admitted request when it ends (any outcome); status 0 if no response was sent. */
   finish(clientKey: string, status: number, bytesIn: number, bytesOut: number, now: number): void {
     const c = this.counters;
+    const h = fnv1a(clientKey);
     c.leaveGlobal();
-    c.locate(clientKey);
+    c.locateHashed(h);
     c.leave();
     const t = this.table;
-    const s = t.slot(clientKey, now);
-    if (status >= 400 || status === 0) t.add(s, this.errRate, 1, now);
-    if (bytesIn > 0) t.add(s, t.bytesInRate, bytesIn, now);
-    if (bytesOut > 0) t.add(s, t.bytesOutRate, bytesOut, now);
+    const s = t.slotHashed(clientKey, h, now);
+    if (status >= 400 || status === 0) this.errRate.add(s, 1, now);
+    if (bytesIn > 0) this.bytesInRate.add(s, bytesIn, now);
+    if (bytesOut > 0) this.bytesOutRate.add(s, bytesOut, now);
   }
 
-  private reject(v: GuardVerdict, key: string, now: number, leaveGlobal: boolean, leaveClient: boolean): GuardVerdict {
+  private reject(v: GuardVerdict, key: string, h: number, now: number, leaveGlobal: boolean, leaveClient: boolean): GuardVerdict {
     if (leaveClient) this.counters.leave();
     if (leaveGlobal) this.counters.leaveGlobal();
     this.rejected[v]++;
     // A 4xx/5xx answered to the client counts in its http_err_rate (HAProxy counts denies too).
-    const s = this.table.slot(key, now);
-    this.table.add(s, this.errRate, 1, now);
+    this.errRate.add(this.table.slotHashed(key, h, now), 1, now);
     return v;
   }
 }

@@ -395,10 +395,12 @@ export function openListener(opts: ListenerOptions, handler: RequestHandler): Pr
   return new Promise((resolve, reject) => {
     const cb = (ls: us_listen_socket | false): void => {
       if (!ls) { reject(new Error(`cannot listen on ${opts.host}:${opts.port} (address in use or not available)`)); return; }
+      let open = true;
       resolve({
         port: mod.us_socket_local_port(ls),
         name: listenerName,
-        stopAccepting: () => mod.us_listen_socket_close(ls),
+        // Closing a listen socket twice segfaults uSockets: close it exactly once.
+        stopAccepting: () => { if (open) { open = false; mod.us_listen_socket_close(ls); } },
       });
     };
     if (opts.exclusive) {

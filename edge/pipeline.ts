@@ -8,10 +8,12 @@ import type { EdgeConfig } from './config/normalize.js';
 import type { AcquireResult, BackendConfig, BackendPool } from './backend/types.js';
 import type { UpstreamClient, UpstreamFailure } from './upstream/types.js';
 import type { Clock } from './clock.js';
-import type { EventBus } from './events.js';
+import type { EventBus, EdgeEvent } from './events.js';
 import type { AccessLog } from './accesslog.js';
 import { ForwardAttempt, upstreamHeaders, type ForwardHost } from './forward.js';
 import { bodyFor, replyHeaders, type ActionSpec } from './act.js';
+import { blockEvent, deadlineEvent, errorEvent, eventClient, eventRequest, guardEvent, queueEvent } from './events/build.js';
+import type { RuleMode } from './events/schema.js';
 
 /** Client identity stage: fills tx.clientIp / clientKey / viaTrustedProxy. False → 400. */
 export interface IdentityStage {
@@ -38,6 +40,8 @@ export interface RulesStage {
 export interface RequestObserver {
   request(tx: Transaction, now: number): void;
   action(tx: Transaction, spec: ActionSpec, mode: string): void;
+  upstreamError(backend: string, kind: string): void;
+  queueRejected(backend: string, reason: string): void;
 }
 
 export interface PipelineDeps {
@@ -113,8 +117,10 @@ export class Pipeline implements RequestHandler, ForwardHost {
   rejected(tx: Transaction, status: number, reason: string): void {
     // Head rejected by the listener (framing, sizes) or an internal error: no stage ran.
     if (tx.clientIp === '') this.deps.identity.resolve(tx);
-    this.deps.bus.emit({ type: status >= 500 ? 'error' : 'guard', reason, status, client: { address: tx.clientIp },
-      request: { method: tx.method, host: tx.host, path: tx.path }, term: tx.term });
+    const client = clientOf(tx);
+    const request = requestOf(tx);
+    this.deps.bus.emit(status >= 500 ? errorEvent(reason, { client, request, status, term: tx.term })
+      : guardEvent({ client, reason, status, term: tx.term, request }));
     if (!this.active.has(tx)) { tx.status = status; this.deps.log.write(tx, this.clock.now()); }
   }
 
@@ -124,13 +130,21 @@ export class Pipeline implements RequestHandler, ForwardHost {
     tx.action = spec.kind;
     if (spec.ruleId !== null) tx.ruleId = spec.ruleId;
     d.observer?.action(tx, spec, mode);
-    const eventType = spec.kind === 'rate_limit' ? 'rate_limit' : spec.kind;
-    d.bus.emit({
-      type: eventType, source: spec.source, rule: spec.ruleId, mode, action: spec.kind, status: spec.kind === 'drop' ? 0 : spec.status,
-      client: { address: tx.clientIp, key: tx.clientKey, country: tx.country, asn: tx.asn },
-      request: { method: tx.method, host: tx.host, path: tx.path, user_agent: tx.userAgent, id: tx.id },
-      counters: spec.counters, term: spec.kind === 'tarpit' ? 'PT' : 'PR',
-    });
+    if (d.bus.hasListeners) {
+      const client = clientOf(tx);
+      const request = requestOf(tx);
+      const term = spec.kind === 'tarpit' ? 'PT' : 'PR';
+      const status = spec.kind === 'drop' ? null : spec.status;
+      if (spec.eventType === 'guard') {
+        d.bus.emit(guardEvent({ client, reason: spec.reason ?? 'guard', status, term, request, counters: spec.counters }));
+      } else {
+        const type = spec.kind === 'ban' ? 'deny' : spec.kind === 'rate_limit' ? 'rate_limit' : spec.kind;
+        d.bus.emit(blockEvent(type, {
+          client, request, rule: spec.ruleId, mode: mode as RuleMode, action: spec.kind, status, term,
+          counters: spec.counters, reason: spec.reason ?? null,
+        }));
+      }
+    }
     switch (spec.kind) {
       case 'drop':
         tx.status = 0;
@@ -193,7 +207,8 @@ export class Pipeline implements RequestHandler, ForwardHost {
     if (r.error !== null || r.server === null) {
       if (tx.io.aborted) { this.finish(tx); return; }
       const queued = r.error === 'queue_timeout' || r.error === 'queue_full';
-      this.deps.bus.emit({ type: 'queue', backend: pool.name, reason: r.error, client: { address: tx.clientIp } });
+      this.deps.observer?.queueRejected(pool.name, r.error ?? 'no_server');
+      this.deps.bus.emit(queueEvent({ backend: pool.name, reason: r.error ?? 'no_server', queuedMs: r.queuedMs, client: clientOf(tx), request: requestOf(tx), status: 503, term: queued ? 'sQ' : 'SC' }));
       this.localReply(tx, 503, bodyFor(503, ''), ['content-type', 'text/plain; charset=utf-8', 'retry-after', String(RETRY_AFTER_QUEUE)], false, queued ? 'sQ' : 'SC');
       return;
     }
@@ -226,7 +241,8 @@ export class Pipeline implements RequestHandler, ForwardHost {
     const timeout = err.kind === 'timeout_response' || err.kind === 'timeout_connect' || err.kind === 'timeout_idle';
     const term = err.kind === 'timeout_connect' ? 'sC' : timeout ? 'sH' : err.kind === 'connect' ? 'SC' : 'SH';
     const status = timeout ? 504 : 502;
-    this.deps.bus.emit({ type: 'error', reason: `upstream ${err.kind}: ${err.message}`, backend: attempt.pool.name, server: attempt.server.name, status, request: { id: tx.id } });
+    this.deps.observer?.upstreamError(attempt.pool.name, err.kind);
+    this.deps.bus.emit(errorEvent(`upstream ${err.kind}: ${err.message}`, { client: clientOf(tx), request: requestOf(tx), status, term, backend: attempt.pool.name, server: attempt.server.name }));
     this.localReply(tx, status, bodyFor(status, ''), ['content-type', 'text/plain; charset=utf-8'], false, term);
   }
 
@@ -268,10 +284,9 @@ export class Pipeline implements RequestHandler, ForwardHost {
   }
 
   private expire(tx: Transaction, reason: string): void {
-    this.deps.bus.emit({ type: 'deadline', reason, client: { address: tx.clientIp, key: tx.clientKey },
-      request: { method: tx.method, host: tx.host, path: tx.path, id: tx.id }, bytes_in: tx.bytesIn, bytes_out: tx.bytesOut });
     const responding = tx.io.responseStarted;
     tx.term = responding ? 'cD' : 'cR';
+    this.deps.bus.emit(deadlineEvent({ client: clientOf(tx), reason, term: tx.term, status: responding ? null : 408, request: requestOf(tx) }));
     if (tx.ticket !== null) { tx.ticket.cancel(); tx.ticket = null; }
     if (tx.tarpit !== null) { clearTimeout(tx.tarpit); tx.tarpit = null; this.tarpits--; }
     const a = tx.attempt;
@@ -320,4 +335,12 @@ export function cookieValue(header: string, name: string): string | undefined {
     i = end + 1;
   }
   return undefined;
+}
+
+function clientOf(tx: Transaction) {
+  return eventClient(tx.clientIp, tx.clientKey || null, tx.country, tx.asn);
+}
+
+function requestOf(tx: Transaction) {
+  return eventRequest(tx.method, tx.host, tx.path, tx.userAgent || null, tx.id);
 }

@@ -1,24 +1,69 @@
-// A running edge process: the edge itself, the admin listener, signals (SIGTERM/SIGINT graceful stop,
-// SIGHUP reload) and the last line of defence against a crash from one bad request.
+// A running edge process: the edge itself (plus N-1 worker threads with `workers: N`), the admin
+// listener, signals (SIGTERM/SIGINT graceful stop) and the last line of defence against a crash
+// from one bad request. The main thread supervises its workers and restarts one that dies.
+import { Worker } from 'node:worker_threads';
+import { fileURLToPath } from 'node:url';
 import { startEdge, type RunningEdge } from './edge.js';
 import type { EdgeConfig } from './config/normalize.js';
 
-export async function runEdgeProcess(cfg: EdgeConfig): Promise<RunningEdge> {
+const WORKER_ENTRY = fileURLToPath(new URL('./worker.js', import.meta.url));
+
+function logLine(level: number, msg: string, extra: Record<string, unknown> = {}): void {
+  process.stderr.write(`${JSON.stringify({ level, time: new Date().toISOString(), msg, ...extra })}\n`);
+}
+
+export interface EdgeProcess {
+  edge: RunningEdge;
+  workers: () => number;
+  stop(): Promise<void>;
+}
+
+export async function runEdgeProcess(cfg: EdgeConfig, opts: { handleSignals?: boolean } = {}): Promise<EdgeProcess> {
   // An exception escaping one request's handling must not take every other request down.
-  process.on('uncaughtException', (err) => {
-    process.stderr.write(`${JSON.stringify({ level: 50, time: new Date().toISOString(), msg: 'uncaught exception (process kept alive)', err: String(err?.stack ?? err) })}\n`);
+  process.on('uncaughtException', (err) => logLine(50, 'uncaught exception (process kept alive)', { err: String(err?.stack ?? err) }));
+  process.on('unhandledRejection', (err) => logLine(50, 'unhandled rejection (process kept alive)', { err: String((err as Error)?.stack ?? err) }));
+  const shared: Record<string, unknown> = {};
+  const edge = await startEdge(cfg, { exclusivePort: cfg.workers === 1, shared, workerIndex: 0 });
+
+  let stopping = false;
+  const workers = new Map<number, Worker>();
+  const spawnWorker = (index: number): Promise<void> => new Promise((resolve, reject) => {
+    const w = new Worker(WORKER_ENTRY, { workerData: { configFile: cfg.file, index, shared } });
+    workers.set(index, w);
+    let ready = false;
+    w.on('message', (m: { type: string; error?: string }) => {
+      if (m.type === 'ready') { ready = true; resolve(); }
+      if (m.type === 'failed') reject(new Error(`worker ${index}: ${m.error}`));
+    });
+    w.on('error', (err) => logLine(50, `worker ${index} crashed`, { err: String(err.stack ?? err) }));
+    w.on('exit', (code) => {
+      workers.delete(index);
+      if (stopping) return;
+      if (!ready) { reject(new Error(`worker ${index} exited with ${code} before it was ready`)); return; }
+      // Supervisor: a worker that died (native abort, OOM) is replaced; its connections are lost, others are not.
+      logLine(40, `worker ${index} exited with ${code}; restarting it`);
+      edge.bus.emit({ type: 'lifecycle', state: 'worker_restart', worker: index, code });
+      setTimeout(() => { if (!stopping) spawnWorker(index).catch((e) => logLine(50, String(e))); }, 200);
+    });
   });
-  process.on('unhandledRejection', (err) => {
-    process.stderr.write(`${JSON.stringify({ level: 50, time: new Date().toISOString(), msg: 'unhandled rejection (process kept alive)', err: String((err as Error)?.stack ?? err) })}\n`);
-  });
-  const edge = await startEdge(cfg, { exclusivePort: cfg.workers === 1 });
-  const stop = async (signal: string) => {
-    process.stderr.write(`portcullis: ${signal}: stopping (in-flight ${edge.pipeline.inFlight}, up to ${cfg.timeouts.gracefulStopMs} ms)\n`);
-    await edge.stop();
-    process.exit(0);
+  for (let i = 1; i < cfg.workers; i++) await spawnWorker(i);
+
+  const stop = async (): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    const exits = [...workers.values()].map((w) => new Promise<void>((r) => { w.once('exit', () => r()); w.postMessage({ type: 'stop' }); }));
+    await Promise.all([edge.stop(), ...exits]);
   };
-  process.once('SIGTERM', () => void stop('SIGTERM'));
-  process.once('SIGINT', () => void stop('SIGINT'));
-  process.stderr.write(`portcullis: listening on ${edge.listeners.map((l) => `${cfg.listen.find((c) => c.name === l.name)?.host}:${l.port}`).join(', ')}\n`);
-  return edge;
+  if (opts.handleSignals !== false) {
+    const onSignal = async (signal: string) => {
+      process.stderr.write(`portcullis: ${signal}: stopping (in-flight ${edge.pipeline.inFlight}, up to ${cfg.timeouts.gracefulStopMs} ms)\n`);
+      await stop();
+      process.exit(0);
+    };
+    process.once('SIGTERM', () => void onSignal('SIGTERM'));
+    process.once('SIGINT', () => void onSignal('SIGINT'));
+  }
+  process.stderr.write(`portcullis: listening on ${edge.listeners.map((l) => `${cfg.listen.find((c) => c.name === l.name)?.host}:${l.port}`).join(', ')}` +
+    `${cfg.workers > 1 ? ` (${cfg.workers} workers)` : ''}\n`);
+  return { edge, workers: () => workers.size + 1, stop };
 }

@@ -133,7 +133,7 @@ class GeoReaders implements GeoLookup {
     const b = typeof ip === 'string' ? parseIp(ip) : null;
     if (b === null) return NO_RESULT;
     // Canonical text: IPv4-mapped IPv6 becomes dotted IPv4, which mmdb readers expect.
-    const text = formatIp(b);
+    const text = b.length === 4 && ip.indexOf(':') < 0 ? ip : formatIp(b);
     let country: string | null = null;
     let asn: number | null = null;
     let asOrg: string | null = null;

@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { parseArgs, USAGE, UsageError } from './lib/args.js';
 import { SCENARIOS } from './scenarios/index.js';
 import { checkPortcullis, checkTools } from './lib/prereq.js';
-import { portcullisBin, repoRoot } from './lib/paths.js';
+import { portcullisBin, repoRoot, resultsDir } from './lib/paths.js';
+import { latestRecords, recordsMarkdown, updateMarkdownFile } from './lib/summary-md.js';
 import { machineInfo } from './lib/machine.js';
 import { stopAll } from './lib/procs.js';
 import { pin } from './lib/procstat.js';
@@ -17,6 +18,12 @@ import type { ScenarioContext } from './lib/scenario.js';
 import type { ProxyKind } from './lib/proxy-spec.js';
 
 async function main(argv: string[]): Promise<number> {
+  if (argv[0] === 'report') {
+    // Markdown of the latest result per scenario; --write puts it into BENCHMARKS.md.
+    const md = recordsMarkdown(latestRecords(resultsDir));
+    if (argv.includes('--write')) { updateMarkdownFile(join(repoRoot, 'BENCHMARKS.md'), md); console.log('updated BENCHMARKS.md'); } else console.log(md);
+    return 0;
+  }
   if (argv[0] === 'list') {
     for (const s of Object.values(SCENARIOS)) console.log(`${s.name.padEnd(13)} ${s.description}`);
     return 0;

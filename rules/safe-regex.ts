@@ -579,6 +579,7 @@ class LinearRegex implements SafeRegex {
   private endAccept: Int8Array; // -1 unknown, 0 no, 1 yes
   private readonly index = new Map<string, number>();
   private startState = -1;
+  private dead = -1;
   private readonly mark: Int32Array;
   private gen = 1;
   private readonly stack: Int32Array;
@@ -614,6 +615,7 @@ class LinearRegex implements SafeRegex {
     this.index.clear();
     this.table.fill(T_UNKNOWN);
     this.endAccept.fill(-1);
+    this.dead = -1;
     this.startState = this.intern(Int32Array.of(this.nfa.start), CTX_AT_START);
   }
 
@@ -666,6 +668,8 @@ class LinearRegex implements SafeRegex {
       ea.set(this.endAccept);
       this.endAccept = ea;
     }
+    // With no NFA states left and no re-seeding (a ^-anchored pattern that failed), nothing can match.
+    if (set.length === 0) this.dead = id;
     this.stateSets.push(set);
     this.stateCtx.push(ctx);
     this.index.set(key, id);
@@ -683,7 +687,10 @@ class LinearRegex implements SafeRegex {
     const nextStates: number[] = [];
     for (let i = 0; i < len; i++) {
       const q = this.closure[i]!;
-      if (op[q] === OP_MATCH) return T_MATCH;
+      if (op[q] === OP_MATCH) {
+        this.table[s * this.nc + k] = T_MATCH;
+        return T_MATCH;
+      }
       if (member[arg[q]!]![k] === 1) nextStates.push(next1[q]!);
     }
     if (this.reseed) nextStates.push(this.nfa.start);
@@ -740,6 +747,7 @@ class LinearRegex implements SafeRegex {
         table = this.table; // may have grown or been flushed
       }
       if (t === T_MATCH) return true;
+      if (t === this.dead) return false;
       s = t;
     }
     // At a cut, a match completed before the cut still counts (the real next unit decides \b),

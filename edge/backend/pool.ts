@@ -104,6 +104,8 @@ class Pool implements BackendPool {
     if (this.coolingDown > 0) this.reviveCooled(now);
     const tier = this.currentTier();
     if (tier === null) return this.failNow(cb, 'no_server');
+    // With shared counts, a slot freed by another worker goes to our waiters before a newcomer.
+    if (this.sharedCounts && this.queue.size > 0) this.dispatchQueue();
     const epoch = this.stamp(req.exclude);
     let pinned: ServerRuntime | null = null;
     if (this.sticky !== null && req.stickyCookie !== undefined) {

@@ -26,7 +26,7 @@ export interface EdgeConfig {
   baseDir: string;
   nodeId: string;
   listen: ListenConfig[];
-  admin: { host: string; port: number; token: string; stateFile: string | null } | null;
+  admin: { host: string; port: number; token: string; tokens: Record<string, string>; stateFile: string | null } | null;
   workers: number;
   backends: BackendConfig[];
   defaultBackend: string;
@@ -77,7 +77,10 @@ export function normalizeConfig(raw: Raw, where: { file: string; baseDir: string
     baseDir: where.baseDir,
     nodeId: str(raw.node_id, hostname()),
     listen: (raw.listen as Raw[]).map((l, i) => ({ ...splitAddress(String(l.address)), name: str(l.name, i === 0 ? 'main' : `listen${i}`) })),
-    admin: admin && adminAddr ? { ...adminAddr, token: str(admin.token, ''), stateFile: typeof admin.state_file === 'string' ? admin.state_file : null } : null,
+    admin: admin && adminAddr ? {
+      ...adminAddr, token: str(admin.token, ''), tokens: obj(admin.tokens) as Record<string, string>,
+      stateFile: typeof admin.state_file === 'string' ? admin.state_file : null,
+    } : null,
     workers: num(raw.workers, 1),
     backends,
     defaultBackend: str(raw.default_backend, backends[0].name),
@@ -105,6 +108,7 @@ function normalizeBackend(name: string, b: Raw, edge: EdgeTimeouts): BackendConf
     fall: num(h.fall, 3),
     expectStatus: Array.isArray(h.expect_status) ? (h.expect_status as number[]) : null,
     passiveFailures: num(h.passive_failures, 3),
+    passiveCooldownMs: num(h.passive_cooldown, 10_000),
   };
   const sticky = b.sticky === undefined ? null : obj(b.sticky);
   const q = obj(b.queue);

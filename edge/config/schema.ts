@@ -53,6 +53,7 @@ const backendSchema: JsonSchema = {
         fall: { type: 'integer', minimum: 1, default: 3 },
         expect_status: { type: 'array', items: { type: 'integer', minimum: 100, maximum: 599 } },
         passive_failures: { type: 'integer', minimum: 0, default: 3, description: 'Consecutive connect failures or 5xx that mark a server down (0 = off)' },
+        passive_cooldown: duration('Without active checks: how long a passively failed server stays down', '10s'),
       },
     },
     sticky: {
@@ -103,7 +104,8 @@ export function buildSchema(fragments: SchemaFragments): JsonSchema {
         properties: {
           address: { ...address, default: '127.0.0.1:9090' },
           token: { type: 'string', minLength: 16, description: 'Bearer token; use ${ENV} substitution' },
-          state_file: { type: 'string' },
+          state_file: { type: 'string', description: 'Where runtime bans and rule modes persist without Redis (default: portcullis.state.json next to the config)' },
+          tokens: { type: 'object', additionalProperties: { type: 'string', minLength: 16 }, description: 'Extra named tokens (name → token); the name appears in audit events' },
         },
       },
       workers: { type: 'integer', minimum: 1, maximum: 64, default: 1 },

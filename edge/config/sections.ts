@@ -5,6 +5,34 @@ import type { EdgeConfig } from './normalize.js';
 import { connectionLimitsSchema, normalizeConnectionLimits } from '../firewall-config.js';
 import { clientLimitsSchema, normalizeClientLimits, globalLimitsSchema, normalizeGlobalLimits, tablesSchema, normalizeTables, sharedSchema, normalizeShared } from '../stick/config.js';
 import { trustedProxiesSchema, normalizeTrustedProxies } from '../identity.js';
+import { geoConfigSchema, normalizeGeoConfig } from '../../geo/config.js';
+import { resolve } from 'node:path';
+import { duration } from './schema.js';
+
+/** `rules:` — rule files for the rule language (docs/rules.md). */
+export interface RulesSection { files: string[]; watch: boolean; runTests: boolean }
+const rulesSchema: JsonSchema = {
+  type: 'object', additionalProperties: false, required: ['files'],
+  description: 'Rule files (docs/rules.md), evaluated in order; reloaded on change, SIGHUP or POST /api/rules/reload',
+  properties: {
+    files: { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 }, description: 'Paths relative to the config file' },
+    watch: { type: 'boolean', default: true, description: 'Reload when a rule or list file changes' },
+    run_tests: { type: 'boolean', default: true, description: 'Run the files\' inline tests before a reload takes effect' },
+  },
+};
+
+/** `events:` — where security events go besides the admin WebSocket feed. */
+export interface EventsSection { log: string | null; redisStream: string; streamMaxLen: number; capacity: number }
+const eventsSchema: JsonSchema = {
+  type: 'object', additionalProperties: false,
+  properties: {
+    log: { type: 'string', default: 'stdout', description: '"stdout", "stderr", "off" or a file path: one JSON line per event (for a SIEM)' },
+    redis_stream: { type: 'string', default: 'portcullis:events', description: 'Redis Stream shared by every node (when shared.redis is set)' },
+    stream_maxlen: { type: 'integer', minimum: 100, default: 100000 },
+    capacity: { type: 'integer', minimum: 64, default: 16384, description: 'Events buffered per sink before dropping (never blocks requests)' },
+  },
+};
+void duration;
 
 interface Section {
   /** Where the fragment goes: a top-level key or a key under `limits`. */
@@ -23,6 +51,22 @@ const SECTIONS: Section[] = [
   { at: 'top', key: 'trusted_proxies', name: 'trusted_proxies', schema: trustedProxiesSchema as unknown as JsonSchema, normalize: (raw) => normalizeTrustedProxies(raw) },
   { at: 'top', key: 'tables', name: 'tables', schema: tablesSchema, normalize: (raw) => normalizeTables(raw) },
   { at: 'top', key: 'shared', name: 'shared', schema: sharedSchema, normalize: (raw, cfg) => normalizeShared(raw, cfg.nodeId) },
+  { at: 'top', key: 'geo', name: 'geo', schema: geoConfigSchema as unknown as JsonSchema, normalize: (raw, cfg) => normalizeGeoConfig(raw, cfg.baseDir) },
+  {
+    at: 'top', key: 'rules', name: 'rules', schema: rulesSchema,
+    normalize: (raw, cfg): RulesSection | null => {
+      if (raw === undefined || raw === null) return null;
+      const r = raw as { files: string[]; watch?: boolean; run_tests?: boolean };
+      return { files: r.files.map((f) => resolve(cfg.baseDir, f)), watch: r.watch !== false, runTests: r.run_tests !== false };
+    },
+  },
+  {
+    at: 'top', key: 'events', name: 'events', schema: eventsSchema,
+    normalize: (raw): EventsSection => {
+      const r = (raw ?? {}) as { log?: string; redis_stream?: string; stream_maxlen?: number; capacity?: number };
+      return { log: r.log === 'off' ? null : r.log ?? 'stdout', redisStream: r.redis_stream ?? 'portcullis:events', streamMaxLen: r.stream_maxlen ?? 100000, capacity: r.capacity ?? 16384 };
+    },
+  },
 ];
 
 export function sectionFragments(): SchemaFragments {

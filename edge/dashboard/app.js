@@ -177,6 +177,12 @@
   function currentFilter() {
     return { type: $('filter-type').value, rule: $('filter-rule').value.trim(), client: $('filter-client').value.trim() };
   }
+  function matchesFilter(f, e) {
+    if (f.type && e.type !== f.type) return false;
+    if (f.rule && e.rule !== f.rule) return false;
+    if (f.client) { var c = e.client || {}; if (c.ip !== f.client && c.key !== f.client && e.key !== f.client) return false; }
+    return true;
+  }
   function detail(e) {
     switch (e.type) {
       case 'health': return e.backend + '/' + e.server + ' ' + e.from + ' → ' + e.to;
@@ -211,7 +217,8 @@
     ws.onmessage = function (m) {
       var e; try { e = JSON.parse(m.data); } catch (x) { return; }
       if (e.kind) return; // hello / filter acknowledgements
-      addEvent(e);
+      // Events already in flight when the filter changed: the server filters, this only trims them.
+      if (matchesFilter(currentFilter(), e)) addEvent(e);
     };
     ws.onclose = function () {
       $('feed-state').textContent = 'reconnecting';

@@ -25,7 +25,7 @@ export const DEFAULTS = {
   },
   global: { inFlight: 10_000, status: 503 },
   table: { size: 100_000, expireMs: 600_000, keyLength: 128 },
-  shared: { nodeCount: 1, syncIntervalMs: 200, commandTimeoutMs: 250, banRefreshMs: 5_000, prefix: 'portcullis' },
+  shared: { nodeCount: 1, syncIntervalMs: 200, commandTimeoutMs: 250, syncTimeoutMs: 1_000, syncKeys: 100_000, banRefreshMs: 5_000, prefix: 'portcullis' },
 } as const;
 
 // ---------------------------------------------------------------------------------------------
@@ -217,7 +217,9 @@ export function normalizeTables(raw: unknown, path = 'tables'): TableConfig[] {
 //     node_count: 2          # edge nodes sharing it: local limit = limit / node_count while Redis is down
 //     node_id: edge-a        # default: top-level node_id, else hostname-pid
 //     sync_interval: 200ms   # how often deltas are pushed and totals pulled (one pipeline per tick)
-//     command_timeout: 250ms # a slow Redis is treated as down after this
+//     command_timeout: 250ms # a slow Redis is treated as down after this (ban writes, reconnect checks)
+//     sync_timeout: 1s       # a sync round (own connection, never on the request path) slower than this fails
+//     sync_keys: 100000      # most keys per table summed at once; beyond, a key is held to limit / node_count
 //     ban_refresh: 5s        # full ban list reload (pub/sub carries changes within ~ms)
 //     prefix: portcullis     # key prefix; all keys of one prefix share one Cluster hash slot
 
@@ -233,6 +235,10 @@ export interface SharedConfig {
   nodeId: string;
   syncIntervalMs: number;
   commandTimeoutMs: number;
+  /** Timeout of one sync round on the dedicated sync connection. */
+  syncTimeoutMs: number;
+  /** Most keys per table in Redis summing at once (SyncPool capacity). */
+  syncKeys: number;
   banRefreshMs: number;
   prefix: string;
 }
@@ -263,6 +269,8 @@ export const sharedSchema: JsonSchema = {
     node_id: { type: 'string', pattern: '^[A-Za-z0-9_.:-]{1,64}$' },
     sync_interval: duration('Push local deltas / pull totals this often', '200ms'),
     command_timeout: duration('A Redis command slower than this counts as a failure', '250ms'),
+    sync_timeout: duration('A sync round (dedicated connection, off the request path) slower than this fails and marks Redis degraded', '1s'),
+    sync_keys: { type: 'integer', minimum: 100, maximum: 10_000_000, default: DEFAULTS.shared.syncKeys, description: 'Most keys per table summed across nodes at once; a key beyond it is held to limit / node_count on this node' },
     ban_refresh: duration('Full reload of the ban list from Redis', '5s'),
     prefix: { type: 'string', pattern: '^[A-Za-z0-9_.:-]{1,64}$', default: 'portcullis' },
   },
@@ -278,6 +286,8 @@ export function normalizeShared(raw: unknown, fallbackNodeId?: string, path = 's
     nodeId: typeof o.node_id === 'string' ? o.node_id : fallbackNodeId ?? `${process.env.HOSTNAME ?? 'node'}-${process.pid}`,
     syncIntervalMs: dur(o.sync_interval, d.syncIntervalMs, `${path}.sync_interval`, 10),
     commandTimeoutMs: dur(o.command_timeout, d.commandTimeoutMs, `${path}.command_timeout`, 10),
+    syncTimeoutMs: dur(o.sync_timeout, d.syncTimeoutMs, `${path}.sync_timeout`, 10),
+    syncKeys: int(o.sync_keys, d.syncKeys, `${path}.sync_keys`, 100, 10_000_000),
     banRefreshMs: dur(o.ban_refresh, d.banRefreshMs, `${path}.ban_refresh`, 100),
     prefix: typeof o.prefix === 'string' ? o.prefix : d.prefix,
   };

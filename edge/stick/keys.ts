@@ -25,3 +25,14 @@ export function boundKey(key: string, max: number): string {
   const b = fnv1a(key, 0x9747b28c).toString(16).padStart(8, '0');
   return `${key.slice(0, Math.max(0, max - 17))}#${a}${b}`;
 }
+
+/**
+ * A second, independent-enough 32-bit hash derived from fnv1a's result (Kirsch–Mitzenmacher style
+ * double hashing), so a key is read only once per request for both count-min rows and the table index.
+ */
+export function rehash(h: number): number {
+  h = Math.imul(h ^ 0x9e3779b9, 0x85ebca6b);
+  h ^= h >>> 13; h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}

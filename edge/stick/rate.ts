@@ -1,18 +1,32 @@
 // One sliding-window rate column of a stick table, stored as struct-of-arrays (one entry per slot).
 //
-// Sliding window by two-bucket interpolation (HAProxy freq_ctr): buckets are aligned on the wall
-// clock (floor(now / period)) so every node names the same bucket in Redis. The estimate is
+// Local count — sliding window by two-bucket interpolation (HAProxy freq_ctr): buckets are aligned
+// on the wall clock (floor(now / period)). The estimate is
 //   cur + prev × (share of the previous bucket still inside the window).
 // Refinement: plain interpolation assumes the previous bucket's events were spread over the whole
 // bucket; a client that started late in it (a fresh flood) would then get up to 2× the limit in its
 // first window. We remember when the key's first event of each bucket happened and spread the
-// previous bucket's events only over [first event, bucket end]. For steady traffic this is exactly
-// the classic formula; for a fresh burst the window count never exceeds the limit.
+// previous bucket's events only over [first event, bucket end].
 //
-// Shared (Redis) columns also keep, per slot, the other nodes' counts (rCur/rPrev, from the last sync)
-// and how much of our own count was already pushed (synced/syncedPrev).
+// Global count (shared columns, summed across nodes through Redis): Redis keeps, per key, the
+// events of every node in SLICES slices of period / SLICES (a hash slice → count). A sync round
+// pushes our new events into the current slice and pulls back the sum of the slices
+// [current − SLICES, current], which covers the whole window ending now plus at most one slice: it
+// can over-count by one slice, never under-count — so no sliding window gets more than the limit
+// from uneven traffic inside a bucket (the two-bucket approximation can, by up to ~45 %).
+// Per key in sync (see SyncPool) we keep: `pulled` (that global sum at the last pull, ours included),
+// `pending` (our events not yet acknowledged by Redis) and `lastPush` (what the last round pushed).
+//   best      = pulled + pending
+//   projected = best + (contributors − 1) × (pending + lastPush)
+// The projection assumes every other party (node × worker) holds as many unsynced events as we do,
+// plus as many as we pushed last round (a push of theirs we have not pulled yet, because the nodes'
+// timers are not aligned). A key without a pull yet (new, or the pool was full) is held to
+// local × contributors — the same as limit / node_count while Redis is down.
+import type { SyncPool } from './sync-pool.js';
 
 const FIRST_SCALE = 65536;
+/** Slices per window in Redis (over-count at most 1/SLICES of a window, for at most one slice). */
+export const SLICES = 10;
 
 export class RateColumn {
   readonly periodMs: number;
@@ -24,14 +38,21 @@ export class RateColumn {
   /** [2·slot] first event offset in the current bucket, [2·slot+1] in the previous one (× period/65536). */
   readonly first: Uint16Array;
   readonly shared: boolean;
-  readonly rCur: Float32Array;
-  readonly rPrev: Float32Array;
-  readonly synced: Float32Array;
-  readonly syncedPrev: Float32Array;
-  /** Events pushed by the most recent sync round (what another node may not have pulled yet). */
+  /** Length of one Redis slice (period / SLICES). */
+  readonly sliceMs: number;
+  /** Absolute slice index of relative slice 0. */
+  readonly sliceBase: number;
+  /** Sync pool of the table (shared columns); per-entry arrays below are indexed by pool entry. */
+  readonly pool: SyncPool | null;
+  readonly pulled: Float32Array;
+  /** Relative slice at the last successful pull; −1: never pulled. */
+  readonly pulledAt: Int32Array;
+  readonly pending: Float32Array;
+  /** Part of `pending` carried by the sync round in flight. */
+  readonly inflight: Float32Array;
   readonly lastPush: Float32Array;
 
-  constructor(readonly name: string, capacity: number, periodMs: number, shared: boolean, now: number) {
+  constructor(readonly name: string, capacity: number, periodMs: number, shared: boolean, now: number, pool: SyncPool | null = null) {
     if (!(periodMs >= 1)) throw new Error(`rate ${name}: period must be ≥ 1 ms`);
     this.periodMs = periodMs;
     this.base = Math.floor(now / periodMs) - 4;
@@ -39,24 +60,29 @@ export class RateColumn {
     this.cur = new Float32Array(capacity);
     this.prev = new Float32Array(capacity);
     this.first = new Uint16Array(capacity * 2);
-    this.shared = shared;
-    const n = shared ? capacity : 0;
-    this.rCur = new Float32Array(n);
-    this.rPrev = new Float32Array(n);
-    this.synced = new Float32Array(n);
-    this.syncedPrev = new Float32Array(n);
+    this.shared = shared && pool !== null;
+    this.sliceMs = periodMs / SLICES;
+    this.sliceBase = Math.floor(now / this.sliceMs) - 4 * SLICES;
+    this.pool = this.shared ? pool : null;
+    const n = this.pool ? this.pool.capacity : 0;
+    this.pulled = new Float32Array(n);
+    this.pulledAt = new Int32Array(n).fill(-1);
+    this.pending = new Float32Array(n);
+    this.inflight = new Float32Array(n);
     this.lastPush = new Float32Array(n);
+    if (this.pool) this.pool.onTake((e) => { this.pulled[e] = 0; this.pulledAt[e] = -1; this.pending[e] = 0; this.inflight[e] = 0; this.lastPush[e] = 0; });
   }
 
   /** Relative bucket index of `now`. */
   rel(now: number): number { return Math.floor(now / this.periodMs) - this.base; }
+  /** Relative slice index of `now` (absolute = sliceBase + relative). */
+  relSlice(now: number): number { return Math.floor(now / this.sliceMs) - this.sliceBase; }
 
-  /** Clean slate for a (re)used slot. */
+  /** Clean slate for a (re)used slot (its sync entry, if any, is reset by the pool when retaken). */
   clear(slot: number, now: number): void {
     this.bucket[slot] = this.rel(now);
     this.cur[slot] = 0; this.prev[slot] = 0;
     this.first[2 * slot] = this.offset(now); this.first[2 * slot + 1] = 0;
-    if (this.shared) { this.rCur[slot] = 0; this.rPrev[slot] = 0; this.synced[slot] = 0; this.syncedPrev[slot] = 0; this.lastPush[slot] = 0; }
   }
 
   private offset(now: number): number {
@@ -73,29 +99,28 @@ export class RateColumn {
     if (b === was + 1) {
       this.prev[slot] = this.cur[slot];
       this.first[2 * slot + 1] = this.first[2 * slot];
-      if (this.shared) {
-        this.rPrev[slot] = this.rCur[slot];
-        // Unpushed events of the old bucket stay pending (prev - syncedPrev) and go to its Redis key.
-        this.syncedPrev[slot] = this.synced[slot];
-      }
     } else if (b > was) {
       this.prev[slot] = 0; this.first[2 * slot + 1] = 0;
-      if (this.shared) { this.rPrev[slot] = 0; this.syncedPrev[slot] = 0; }
     } else {
       return was; // clock went backwards: keep counting in the newer bucket
     }
     this.cur[slot] = 0;
     this.first[2 * slot] = this.offset(now);
-    if (this.shared) { this.rCur[slot] = 0; this.synced[slot] = 0; }
     this.bucket[slot] = b;
     return b;
   }
 
+  /** Counts `delta` events; a shared column also queues them for the next sync round. */
   add(slot: number, delta: number, now: number): void {
     this.roll(slot, now);
     // The bucket's first event (not its first read) anchors the spread of its events.
     if (this.cur[slot] === 0) this.first[2 * slot] = this.offset(now);
     this.cur[slot] += delta;
+    const pool = this.pool;
+    if (pool !== null) {
+      const e = pool.touch(slot);
+      if (e >= 0) this.pending[e] += delta;
+    }
   }
 
   /** Weight of the previous bucket in the window ending at `now` (after roll). */
@@ -114,39 +139,48 @@ export class RateColumn {
     return this.cur[slot] + this.prev[slot] * this.prevWeight(slot, now);
   }
 
-  /** Best estimate of the global count: ours (all of it) + the other nodes' as of the last sync. */
+  /** Sync entry of the slot with a usable pull (not older than one window), else −1. */
+  private synced(slot: number, now: number): number {
+    const pool = this.pool;
+    if (pool === null) return -1;
+    const e = pool.entryOf[slot];
+    if (e < 0) return -1;
+    const at = this.pulledAt[e];
+    return at >= 0 && this.relSlice(now) - at <= SLICES ? e : -1;
+  }
+
+  /** Best estimate of the global count: the last pulled global sum + our events since. */
   best(slot: number, now: number): number {
-    this.roll(slot, now);
-    if (!this.shared) return this.cur[slot] + this.prev[slot] * this.prevWeight(slot, now);
-    const w = this.prevWeight(slot, now);
-    return this.cur[slot] + this.rCur[slot] + (this.prev[slot] + this.rPrev[slot]) * w;
+    const e = this.synced(slot, now);
+    if (e < 0) return this.local(slot, now);
+    return this.pulled[e] + this.pending[e];
   }
 
   /**
-   * Conservative global estimate for admission. Besides the global total from our last sync and our
-   * own unsynced events, it assumes each other node may hold as many unsynced events as we do, plus
-   * as many as we pushed last round (a push of theirs we have not pulled yet, because the nodes'
-   * sync timers are not aligned). With every node deciding on this, an evenly split client stays
-   * within ~1.1 × limit; a client on one node can still burst to about limit / (2 × node_count)
-   * between two syncs and reaches the full limit within a few sync rounds.
+   * Conservative global estimate for admission (see the header): with every node deciding on it,
+   * an evenly split client stays within ~1.1 × limit in every sliding window.
    */
   projected(slot: number, now: number, contributors: number): number {
-    this.roll(slot, now);
-    const w = this.prevWeight(slot, now);
-    if (!this.shared) return this.cur[slot] + this.prev[slot] * w;
-    const unsynced = (this.cur[slot] - this.synced[slot]) + (this.prev[slot] - this.syncedPrev[slot]) * w;
-    return this.cur[slot] + this.rCur[slot] + (this.prev[slot] + this.rPrev[slot]) * w
-      + (contributors - 1) * (unsynced + this.lastPush[slot]);
+    const e = this.synced(slot, now);
+    if (e < 0) return this.pool === null ? this.local(slot, now) : this.local(slot, now) * contributors;
+    const p = this.pending[e];
+    return this.pulled[e] + p + (contributors - 1) * (p + this.lastPush[e]);
   }
 
   /**
    * Milliseconds until the window count drops below `limit` if nothing more arrives (for
-   * Retry-After). Upper-bounded by the time both buckets have left the window.
+   * Retry-After). Upper-bounded by the time every counted event has left the window.
    */
   msUntilBelow(slot: number, now: number, limit: number, count: number): number {
     const p = this.periodMs;
+    if (this.synced(slot, now) >= 0) {
+      // Global count: assume its events are spread over the window (+ one slice).
+      if (count < limit) return 0;
+      const span = p + this.sliceMs;
+      return Math.min(span, Math.ceil(((count - limit + 1) / count) * span));
+    }
     const start = (this.base + this.bucket[slot]) * p;
-    const cur = this.cur[slot] + (this.shared ? this.rCur[slot] : 0);
+    const cur = this.cur[slot];
     const toNext = start + p - now;
     if (cur >= limit) return toNext + p; // the current bucket alone is over: wait until it leaves
     // Remaining count falls as the previous bucket slides out; linear from now to bucket end.

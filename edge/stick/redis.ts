@@ -1,55 +1,68 @@
 // Counters summed across edge nodes through Redis, without a Redis round trip on the request path.
 //
-// Every `sync_interval` (200 ms) one pipeline carries, for each stick-table slot whose shared
-// counters changed or were read since the last tick, one small Lua call per rate column:
-//   INCRBY <bucket key> <our new events>; INCRBY <previous bucket key> <late events>; read both totals.
-// Bucket keys are aligned on the wall clock (`floor(now / period)`), so all nodes add into the same
-// key and the reply is the global total; keys expire by themselves (2 periods + 10 s).
-// The request path then decides on: global total from the last sync + our unsynced delta (see
-// RateColumn.projected).
+// The request path decides locally (RateColumn.projected) and never waits for Redis. Every
+// `sync_interval` (200 ms) one background round, on its own connection (`sync_timeout`, 1 s), sends
+// one pipeline holding one Lua call per <= 1,000 keys per shared column. For each key that changed or
+// was read recently (SyncPool: hot keys only) the script adds our new events into the current slice
+// of the key's Redis hash (field = slice index, period / 10 per slice) and returns the sum of the
+// slices still in the window: the global count, every node included. Slices are aligned on the
+// wall clock, so every node adds into the same fields; old fields are dropped by the script and
+// each hash expires by itself (2 periods + 10 s after its last write).
 //
-// Redis trouble never fails a request: commands never queue (enableOfflineQueue: false), time out
-// after `command_timeout`, a sync never overlaps the previous one, and while Redis is unreachable
-// the share reports `degraded` and callers enforce limit / node_count on local counts. Unsynced
-// deltas stay pending and are pushed once Redis answers again, so summing resumes by itself.
+// Redis trouble never fails a request: commands never queue (enableOfflineQueue: false), a round
+// never overlaps the previous one and is abandoned after `sync_timeout`, and while Redis is
+// unreachable the share reports `degraded` and callers enforce limit / node_count on local counts.
+// Unsent events stay pending and are pushed once Redis answers again, so summing resumes by itself.
 //
 // Config (`shared:`), documented for the README:
 //   redis: "redis://[:password@]host:port[/db]"        single Redis (rediss:// for TLS)
-//        | { sentinels: ["h1:26379", …], name: mymaster, password?, sentinel_password? }
-//        | { cluster: ["h1:7000", …], password? }      all keys of one `prefix` use one hash slot
+//        | { sentinels: ["h1:26379", ...], name: mymaster, password?, sentinel_password? }
+//        | { cluster: ["h1:7000", ...], password? }    all keys of one `prefix` use one hash slot
 //   node_count: 1          edge nodes sharing the Redis (local limit = limit / node_count while degraded)
 //   node_id: hostname-pid  name of this node in events
-//   sync_interval: 200ms   command_timeout: 250ms   ban_refresh: 5s   prefix: portcullis
+//   sync_interval: 200ms   command_timeout: 250ms   sync_timeout: 1s   sync_keys: 100000
+//   ban_refresh: 5s        prefix: portcullis
 import { Redis, Cluster } from 'ioredis';
 import type { RedisOptions, ClusterOptions } from 'ioredis';
 import type { EventBus } from '../events.js';
 import type { SharedConfig } from './config.js';
 import type { StickTable } from './table.js';
 import type { RateColumn } from './rate.js';
+import { SLICES } from './rate.js';
+import type { SyncPool } from './sync-pool.js';
 
 export type RedisClient = Redis | Cluster;
 
+/** Keys per Lua call: bounds how long one call holds Redis (a few ms). */
+const CHUNK = 1000;
+
+// KEYS: one hash per key. ARGV: current slice, slices per window, ttl ms, then one delta per key.
+// Returns, per key, the sum of its slices from (current - SLICES) on (a node whose clock runs ahead
+// may have written a "future" slice: counted, which errs on the safe side).
 const SYNC_LUA = `
-local d1 = tonumber(ARGV[1])
-local d2 = tonumber(ARGV[2])
-local c, p
-if d1 > 0 then
-  c = redis.call('INCRBY', KEYS[1], d1)
-  redis.call('PEXPIRE', KEYS[1], ARGV[3])
-else
-  c = tonumber(redis.call('GET', KEYS[1]) or '0')
+local slice = tonumber(ARGV[1])
+local oldest = slice - tonumber(ARGV[2])
+local ttl = ARGV[3]
+local out = {}
+for i = 1, #KEYS do
+  local k = KEYS[i]
+  local d = tonumber(ARGV[3 + i])
+  if d > 0 then
+    redis.call('HINCRBY', k, ARGV[1], d)
+    redis.call('PEXPIRE', k, ttl)
+  end
+  local f = redis.call('HGETALL', k)
+  local sum = 0
+  for j = 1, #f, 2 do
+    if tonumber(f[j]) < oldest then redis.call('HDEL', k, f[j]) else sum = sum + tonumber(f[j + 1]) end
+  end
+  out[i] = sum
 end
-if d2 > 0 then
-  p = redis.call('INCRBY', KEYS[2], d2)
-  redis.call('PEXPIRE', KEYS[2], ARGV[3])
-else
-  p = tonumber(redis.call('GET', KEYS[2]) or '0')
-end
-return {c, p}
+return out
 `;
 
 interface SyncCommands {
-  pcsync(curKey: string, prevKey: string, dCur: number, dPrev: number, ttlMs: number): unknown;
+  pcwin(numKeys: number, keys: string[], args: (string | number)[]): unknown;
 }
 
 /** Creates an ioredis client that can never stall a caller: no offline queue, short timeouts. */
@@ -85,33 +98,49 @@ export function createRedis(cfg: Pick<SharedConfig, 'redis' | 'commandTimeoutMs'
   }
   // An unhandled 'error' event would crash the process; connection errors are reported via state.
   client.on('error', () => { /* state changes are tracked through 'ready'/'close' and sync results */ });
-  client.defineCommand('pcsync', { numberOfKeys: 2, lua: SYNC_LUA });
+  client.defineCommand('pcwin', { lua: SYNC_LUA });
   return client;
-}
-
-interface Pending {
-  table: StickTable; slot: number; key: string; col: RateColumn; bucket: number; dCur: number; dPrev: number;
 }
 
 export interface RedisShareOptions {
   bus?: EventBus;
   /** Counting parties per node (uWS workers each sync on their own): projected = … × node_count × workers. */
   workers?: number;
-  /** Use this client instead of creating one (tests, or to share one connection with BanList). */
+  /** Use this client for general commands (ban list, tests) instead of creating one. */
   client?: RedisClient;
+  /** Connection for sync rounds; default: a dedicated one (created, or duplicated from `client`). */
+  syncClient?: RedisClient;
   now?: () => number;
+}
+
+/** Per attached table: its shared columns and the reusable buffers of one round. */
+interface TableSync {
+  table: StickTable;
+  pool: SyncPool;
+  cols: RateColumn[];
+  /** Redis key prefix per column. */
+  prefixes: string[];
+  /** Relative slice each column was pushed in this round. */
+  slices: Int32Array;
+  entries: Int32Array;
+  gens: Uint32Array;
+  n: number;
 }
 
 export class RedisShare {
   readonly cfg: SharedConfig;
+  /** General-purpose connection (ban list, admin). */
   readonly client: RedisClient;
+  /** Dedicated connection for sync rounds (its own, longer timeout). */
+  readonly syncClient: RedisClient;
   readonly nodeId: string;
   /** Parties whose unsynced counts the projection assumes (node_count × workers). */
   readonly contributors: number;
   private readonly ownsClient: boolean;
+  private readonly ownsSync: boolean;
   private readonly bus: EventBus | undefined;
   private readonly now: () => number;
-  private readonly tables: StickTable[] = [];
+  private readonly tables: TableSync[] = [];
   private timer: NodeJS.Timeout | null = null;
   private syncing = false;
   private syncStarted = 0;
@@ -124,7 +153,10 @@ export class RedisShare {
   syncs = 0;
   syncFailures = 0;
   lastSyncMs = 0;
+  /** Lua calls in the last round. */
   lastSyncCommands = 0;
+  /** Keys pushed/pulled in the last round. */
+  lastSyncKeys = 0;
 
   constructor(cfg: SharedConfig, opts: RedisShareOptions = {}) {
     this.cfg = cfg;
@@ -134,8 +166,10 @@ export class RedisShare {
     this.contributors = cfg.nodeCount * Math.max(1, opts.workers ?? 1);
     this.ownsClient = opts.client === undefined;
     this.client = opts.client ?? createRedis(cfg);
-    this.client.on('close', () => this.setState(false, 'connection closed'));
-    this.client.on('ready', () => { void this.syncNow(); });
+    this.ownsSync = opts.syncClient === undefined;
+    this.syncClient = opts.syncClient ?? (opts.client !== undefined ? duplicateForSync(opts.client, cfg) : createRedis(cfg, { commandTimeout: cfg.syncTimeoutMs }));
+    this.syncClient.on('close', () => this.setState(false, 'connection closed'));
+    this.syncClient.on('ready', () => { void this.syncNow(); });
   }
 
   /** `true` while counts are not being summed (Redis down, slow or not yet reached). */
@@ -144,8 +178,14 @@ export class RedisShare {
   get state(): 'ok' | 'degraded' { return this.okState ? 'ok' : 'degraded'; }
 
   attach(table: StickTable): void {
-    if (!table.shared) throw new Error(`table ${table.name}: create it with { shared: true } to share it`);
-    if (!this.tables.includes(table)) this.tables.push(table);
+    if (!table.shared || table.pool === null) throw new Error(`table ${table.name}: create it with { shared: true } to share it`);
+    if (this.tables.some((t) => t.table === table)) return;
+    const cols = [...table.rates.values()].filter((c) => c.shared);
+    const cap = table.pool.capacity;
+    this.tables.push({
+      table, pool: table.pool, cols, prefixes: cols.map((c) => this.windowKey(table.name, c, '')),
+      slices: new Int32Array(cols.length), entries: new Int32Array(cap), gens: new Uint32Array(cap), n: 0,
+    });
   }
 
   start(): void {
@@ -158,12 +198,13 @@ export class RedisShare {
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    if (this.ownsSync) this.syncClient.disconnect();
     if (this.ownsClient) this.client.disconnect();
   }
 
-  counterKey(table: string, col: RateColumn, absBucket: number, key: string): string {
-    const p = this.cfg.prefix;
-    return `{${p}}:c:${table}:${col.name}:${col.periodMs}:${absBucket}:${key}`;
+  /** Redis hash holding the slices of one key of a shared column. */
+  windowKey(table: string, col: RateColumn, key: string): string {
+    return `{${this.cfg.prefix}}:w:${table}:${col.name}:${col.periodMs}:${key}`;
   }
 
   /** One sync round: push deltas, pull totals. Never throws; never overlaps itself. */
@@ -171,58 +212,61 @@ export class RedisShare {
     const now = this.now();
     if (this.closed) return;
     if (this.syncing) {
-      // A stuck round (should not happen with commandTimeout) still flips us to degraded.
-      if (now - this.syncStarted > this.cfg.syncIntervalMs * 2 + this.cfg.commandTimeoutMs) this.setState(false, 'sync stalled');
+      // A stuck round (should not happen with the timeout) still flips us to degraded.
+      if (now - this.syncStarted > this.cfg.syncIntervalMs * 2 + this.cfg.syncTimeoutMs) this.setState(false, 'sync stalled');
       return;
     }
-    if (this.client.status !== 'ready') { this.setState(false, `redis ${this.client.status}`); return; }
+    if (this.syncClient.status !== 'ready') { this.setState(false, `redis ${this.syncClient.status}`); return; }
     this.syncing = true;
     this.syncStarted = now;
-    const pending: Pending[] = [];
+    let calls = 0, keys = 0;
     try {
-      const pipe = this.client.pipeline();
+      const pipe = this.syncClient.pipeline();
       const cmds = pipe as unknown as SyncCommands;
-      for (const table of this.tables) {
-        const list = table.dirtyList;
-        const n = table.dirtyCount;
-        table.dirtyCount = 0;
-        for (let i = 0; i < n; i++) {
-          const s = list[i];
-          table.dirtyFlag[s] = 0;
-          const key = table.keyAt(s);
-          if (key === undefined) continue;
-          for (const col of table.rates.values()) {
-            if (!col.shared) continue;
-            const b = col.roll(s, now);
-            const dCur = Math.floor(col.cur[s] - col.synced[s]);
-            const dPrev = Math.floor(col.prev[s] - col.syncedPrev[s]);
-            const abs = col.base + b;
-            const ttl = col.periodMs * 2 + 10_000;
-            cmds.pcsync(this.counterKey(table.name, col, abs, key), this.counterKey(table.name, col, abs - 1, key), Math.max(0, dCur), Math.max(0, dPrev), ttl);
-            if (dCur > 0) col.synced[s] += dCur;
-            if (dPrev > 0) col.syncedPrev[s] += dPrev;
-            col.lastPush[s] = Math.max(0, dCur) + Math.max(0, dPrev);
-            pending.push({ table, slot: s, key, col, bucket: b, dCur: Math.max(0, dCur), dPrev: Math.max(0, dPrev) });
+      for (const ts of this.tables) {
+        const { pool, table, entries, gens } = ts;
+        const drained = pool.drain(entries);
+        let n = 0;
+        for (let i = 0; i < drained; i++) {
+          const e = entries[i];
+          if (pool.slotOf[e] < 0) continue; // freed while queued
+          if (pool.hot[e] > 0) pool.hot[e]--;
+          entries[n] = e; gens[n] = pool.gen[e]; n++;
+        }
+        ts.n = n;
+        keys += n;
+        for (let c = 0; c < ts.cols.length; c++) {
+          const col = ts.cols[c];
+          const rel = col.relSlice(now);
+          ts.slices[c] = rel;
+          const head = [col.sliceBase + rel, SLICES, col.periodMs * 2 + 10_000];
+          for (let from = 0; from < n; from += CHUNK) {
+            const to = Math.min(n, from + CHUNK);
+            const ks = new Array<string>(to - from);
+            const args: (string | number)[] = head.slice();
+            for (let i = from; i < to; i++) {
+              const e = entries[i];
+              const d = Math.max(0, Math.floor(col.pending[e]));
+              col.inflight[e] = d;
+              ks[i - from] = ts.prefixes[c] + (table.keyAt(pool.slotOf[e]) as string);
+              args.push(d);
+            }
+            cmds.pcwin(ks.length, ks, args);
+            calls++;
           }
-          table.cooled(s);
         }
       }
-      if (pending.length === 0) pipe.ping();
+      if (calls === 0) pipe.ping();
       const started = Date.now();
-      const replies = await withTimeout(pipe.exec(), this.cfg.commandTimeoutMs * 2);
+      const replies = await withTimeout(pipe.exec(), this.cfg.syncTimeoutMs);
       this.lastSyncMs = Date.now() - started;
-      this.lastSyncCommands = pending.length;
-      let failed = replies === null;
-      for (let i = 0; i < pending.length; i++) {
-        const r = replies?.[i];
-        if (!r || r[0]) { failed = true; this.revert(pending[i]); continue; }
-        this.apply(pending[i], r[1]);
-      }
-      if (pending.length === 0 && (!replies || replies[0]?.[0])) failed = true;
-      if (failed) { this.syncFailures++; this.setState(false, 'sync failed'); }
+      this.lastSyncCommands = calls;
+      this.lastSyncKeys = keys;
+      const failed = this.apply(replies, calls);
+      if (failed) { this.syncFailures++; this.setState(false, replies === null ? 'sync timed out' : 'sync failed'); }
       else { this.syncs++; this.setState(true, 'synced'); }
     } catch {
-      for (const p of pending) this.revert(p);
+      this.apply(null, calls);
       this.syncFailures++;
       this.setState(false, 'sync failed');
     } finally {
@@ -230,42 +274,71 @@ export class RedisShare {
     }
   }
 
-  private apply(p: Pending, reply: unknown): void {
-    const { table, slot: s, col } = p;
-    if (table.keyAt(s) !== p.key || !Array.isArray(reply)) return; // slot was reused meanwhile
-    const c = Number(reply[0]), pr = Number(reply[1]);
-    if (col.bucket[s] === p.bucket) {
-      col.rCur[s] = Math.max(0, c - col.synced[s]);
-      col.rPrev[s] = Math.max(0, pr - col.syncedPrev[s]);
-    } else if (col.bucket[s] === p.bucket + 1) {
-      col.rPrev[s] = Math.max(0, c - col.syncedPrev[s]);
+  /**
+   * Takes a round's replies (null: none). A pushed delta leaves `pending` only once Redis has
+   * acknowledged it, so a failed or timed-out round is simply sent again (an ack lost after Redis
+   * applied it can over-count once — the safe direction). Returns whether anything failed.
+   */
+  private apply(replies: [Error | null, unknown][] | null, calls: number): boolean {
+    let failed = replies === null || (calls === 0 && replies[0]?.[0] != null);
+    let r = 0;
+    for (const ts of this.tables) {
+      const { pool, entries, gens, n } = ts;
+      for (let c = 0; c < ts.cols.length; c++) {
+        const col = ts.cols[c];
+        const at = ts.slices[c];
+        for (let from = 0; from < n; from += CHUNK) {
+          const to = Math.min(n, from + CHUNK);
+          const reply = replies?.[r++];
+          const sums = reply && !reply[0] && Array.isArray(reply[1]) ? (reply[1] as unknown[]) : null;
+          if (sums === null) failed = true;
+          for (let i = from; i < to; i++) {
+            const e = entries[i];
+            if (gens[i] !== pool.gen[e]) continue; // entry given to another key meanwhile
+            if (sums !== null) {
+              const d = col.inflight[e];
+              col.pending[e] -= d;
+              col.lastPush[e] = d;
+              col.pulled[e] = Number(sums[i - from]);
+              col.pulledAt[e] = at;
+            }
+            col.inflight[e] = 0;
+          }
+        }
+      }
+      // Still hot or something left to push: next round again; else the entry goes back to the pool.
+      for (let i = 0; i < n; i++) {
+        const e = entries[i];
+        if (gens[i] !== pool.gen[e]) continue;
+        let left = pool.hot[e] > 0;
+        for (let c = 0; !left && c < ts.cols.length; c++) if (ts.cols[c].pending[e] >= 1) left = true;
+        if (left) pool.requeue(e); else pool.releaseEntry(e);
+      }
+      ts.n = 0;
     }
-  }
-
-  /** The push failed: the events are unsynced again and will go with the next round. */
-  private revert(p: Pending): void {
-    const { table, slot: s, col } = p;
-    if (table.keyAt(s) !== p.key) return;
-    col.lastPush[s] = 0;
-    if (col.bucket[s] === p.bucket) {
-      col.synced[s] -= p.dCur;
-      col.syncedPrev[s] -= p.dPrev;
-    } else if (col.bucket[s] === p.bucket + 1) {
-      col.syncedPrev[s] -= p.dCur;
-    }
-    table.markDirty(s);
+    return failed;
   }
 
   private setState(ok: boolean, why: string): void {
     this.okState = ok;
     if (ok) this.everOk = true;
     // The very first connection attempt is not "trouble" yet.
-    else if (!this.everOk && this.client.status === 'connecting') return;
+    else if (!this.everOk && this.syncClient.status === 'connecting') return;
     const st = ok ? 'ok' : 'degraded';
     if (st === this.reported) return;
     this.reported = st;
     this.bus?.emit({ type: 'redis', state: st, node: this.nodeId, reason: why });
   }
+}
+
+/** A second connection to the same target for sync rounds, with the sync timeout. */
+function duplicateForSync(client: RedisClient, cfg: SharedConfig): RedisClient {
+  const dup = client instanceof Cluster
+    ? client.duplicate(undefined, { redisOptions: { ...client.options.redisOptions, commandTimeout: cfg.syncTimeoutMs } })
+    : client.duplicate({ commandTimeout: cfg.syncTimeoutMs });
+  dup.on('error', () => { /* state is tracked through 'ready'/'close' and round results */ });
+  dup.defineCommand('pcwin', { lua: SYNC_LUA });
+  return dup;
 }
 
 async function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | null> {

@@ -8,7 +8,7 @@
 // `bucket tag (8 bits) << 24 | count (24 bits)`, updated by compare-and-swap, plus the offset of the
 // bucket's first event (same refinement as RateColumn). Word 0 of the buffer is the node-wide
 // number of requests in flight.
-import { fnv1a } from './keys.js';
+import { fnv1a, rehash } from './keys.js';
 
 const HEADER = 16; // Int32 words before the rows
 const ENTRY = 5; // inflight, rate even, rate odd, first even, first odd
@@ -36,7 +36,11 @@ export class GuardCounters {
   e1 = 0;
   e2 = 0;
 
-  constructor(mem: GuardMemory) {
+  /** false with one thread: plain reads/writes, several times faster than Atomics on a SAB. */
+  private readonly atomic: boolean;
+
+  constructor(mem: GuardMemory, atomic = true) {
+    this.atomic = atomic;
     this.a = new Int32Array(mem.buffer);
     this.mask = mem.slots - 1;
     this.row2 = HEADER + mem.slots * ENTRY;
@@ -44,34 +48,38 @@ export class GuardCounters {
   }
 
   /** Hashes `key` to its two entries (kept in e1/e2 for the calls that follow). */
-  locate(key: string): void {
-    this.e1 = HEADER + (fnv1a(key, 0x811c9dc5) & this.mask) * ENTRY;
-    this.e2 = this.row2 + (fnv1a(key, 0x2c1b3c6d) & this.mask) * ENTRY;
+  locate(key: string): void { this.locateHashed(fnv1a(key)); }
+
+  /** locate() for a caller that already has fnv1a(key); the second row uses a derived hash. */
+  locateHashed(h: number): void {
+    this.e1 = HEADER + (h & this.mask) * ENTRY;
+    this.e2 = this.row2 + (rehash(h) & this.mask) * ENTRY;
   }
 
   // ---------------------------------------------------------------- node-wide in flight
 
   /** +1 node-wide in flight unless that exceeds `cap` (0 = no cap). */
   tryEnterGlobal(cap: number): boolean {
-    const v = Atomics.add(this.a, 0, 1) + 1;
-    if (cap > 0 && v > cap) { Atomics.sub(this.a, 0, 1); return false; }
+    const v = this.atomic ? Atomics.add(this.a, 0, 1) + 1 : ++this.a[0];
+    if (cap > 0 && v > cap) { this.leaveGlobal(); return false; }
     return true;
   }
-  leaveGlobal(): void { Atomics.sub(this.a, 0, 1); }
+  leaveGlobal(): void { if (this.atomic) Atomics.sub(this.a, 0, 1); else this.a[0]--; }
   get globalInFlight(): number { return Atomics.load(this.a, 0); }
 
   // ---------------------------------------------------------------- per-client in flight (located key)
 
   /** +1 in flight for the located key unless the new value exceeds `limit` (0 = no limit). */
   tryEnter(limit: number): boolean {
-    const x = Atomics.add(this.a, this.e1, 1) + 1;
-    const y = Atomics.add(this.a, this.e2, 1) + 1;
+    const a = this.a;
+    const x = this.atomic ? Atomics.add(a, this.e1, 1) + 1 : ++a[this.e1];
+    const y = this.atomic ? Atomics.add(a, this.e2, 1) + 1 : ++a[this.e2];
     if (limit > 0 && (x < y ? x : y) > limit) { this.leave(); return false; }
     return true;
   }
   leave(): void {
-    Atomics.sub(this.a, this.e1, 1);
-    Atomics.sub(this.a, this.e2, 1);
+    if (this.atomic) { Atomics.sub(this.a, this.e1, 1); Atomics.sub(this.a, this.e2, 1); }
+    else { this.a[this.e1]--; this.a[this.e2]--; }
   }
   inFlight(): number {
     const x = Atomics.load(this.a, this.e1), y = Atomics.load(this.a, this.e2);
@@ -106,7 +114,7 @@ export class GuardCounters {
   }
 
   private count(e: number, b: number): number {
-    const w = Atomics.load(this.a, e + 1 + (b & 1));
+    const w = this.atomic ? Atomics.load(this.a, e + 1 + (b & 1)) : this.a[e + 1 + (b & 1)];
     return (w >>> 24) === (b & 255) ? w & COUNT_MASK : 0;
   }
 
@@ -117,7 +125,8 @@ export class GuardCounters {
     const prev = this.count(e, b - 1);
     if (prev === 0) return cur;
     const covered = p - (now - b * p);
-    const span = p - (Atomics.load(this.a, e + 3 + ((b - 1) & 1)) * p) / FIRST_SCALE;
+    const f = this.atomic ? Atomics.load(this.a, e + 3 + ((b - 1) & 1)) : this.a[e + 3 + ((b - 1) & 1)];
+    const span = p - (f * p) / FIRST_SCALE;
     return cur + prev * (covered >= span ? 1 : covered / span);
   }
 
@@ -126,6 +135,13 @@ export class GuardCounters {
     const b = Math.floor(now / p);
     const i = e + 1 + (b & 1);
     const tag = (b & 255) << 24;
+    if (!this.atomic) {
+      const w = this.a[i];
+      if ((w >>> 24) === (b & 255)) { if ((w & COUNT_MASK) !== COUNT_MASK) this.a[i] = w + 1; return; }
+      this.a[i] = tag | 1;
+      this.a[e + 3 + (b & 1)] = Math.min(FIRST_SCALE - 1, Math.floor(((now - b * p) / p) * FIRST_SCALE));
+      return;
+    }
     for (;;) {
       const w = Atomics.load(this.a, i);
       let next: number;

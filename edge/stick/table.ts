@@ -1,8 +1,10 @@
 // A stick table in the style of HAProxy's `stick-table ... store conn_cur,http_req_rate(10s),…`:
 // bounded (`size`), entries expire `expire` after their last use, and when full the least recently
-// used key is evicted. Counters are struct-of-arrays on typed arrays, indexed by a slot number; a
-// Map<string, slot> finds the slot. ~100 bytes of typed arrays per key with the default store, so a
-// million keys stay well under 200 MB (loadtest/stick-memory.ts prints the figure).
+// used key is evicted. Counters are struct-of-arrays on typed arrays, indexed by a slot number; an
+// open-addressing hash index on typed arrays (FNV-1a, linear probing, load ≤ 0.5) finds the slot —
+// ~12 bytes per key instead of a Map's ~33, and the guard hashes a key once for both its
+// shared-memory counters and this index (slotHashed). ~150 bytes per key with the default store,
+// so a million keys stay under 200 MB, shared or not (loadtest/stick-memory.ts prints the figure).
 //
 // Bans do not live here (see bans.ts): a table entry can be evicted, a ban can't, so an evicted key
 // never comes back with a clean slate while its ban runs. gpc/gpt values follow HAProxy: they are
@@ -10,18 +12,22 @@
 import type { StoreSpec, TableConfig } from './config.js';
 import { DEFAULT_STORE, parseStore } from './config.js';
 import { RateColumn } from './rate.js';
-import { boundKey } from './keys.js';
+import { boundKey, fnv1a } from './keys.js';
+import { SyncPool } from './sync-pool.js';
 
 export type StandardRate = 'conn_rate' | 'http_req_rate' | 'http_err_rate' | 'bytes_in_rate' | 'bytes_out_rate';
 
 export interface StickTableOptions {
   /** Rate columns take part in Redis summing (a RedisShare attaches the table). */
   shared?: boolean;
+  /** Which standard rate columns are summed when shared (default conn_rate, http_req_rate, http_err_rate). */
+  sharedRates?: readonly StandardRate[];
+  /** Most keys in Redis summing at once (shared.sync_keys; default 100,000, at most `size`). */
+  syncKeys?: number;
   now?: number;
 }
 
 const NONE = -1;
-const HOT_ROUNDS = 5;
 
 export class StickTable {
   readonly name: string;
@@ -31,7 +37,11 @@ export class StickTable {
   readonly store: StoreSpec;
   readonly shared: boolean;
 
-  private readonly index = new Map<string, number>();
+  // Hash index: idx[i] = slot + 1 (0 = empty), probed linearly from hash & idxMask.
+  private readonly idx: Int32Array;
+  private readonly idxMask: number;
+  private readonly hashOf: Uint32Array;
+  private live = 0;
   private readonly keys: (string | undefined)[];
   private readonly lruPrev: Int32Array;
   private readonly lruNext: Int32Array;
@@ -55,12 +65,8 @@ export class StickTable {
   readonly bytesInRate: RateColumn | null;
   readonly bytesOutRate: RateColumn | null;
 
-  /** Slots whose shared counters changed or were read since the last sync (RedisShare drains it). */
-  readonly dirtyFlag: Uint8Array;
-  /** Sync rounds a slot keeps being pulled after its last use (to see the other nodes' pushes). */
-  readonly hot: Uint8Array;
-  readonly dirtyList: Int32Array;
-  dirtyCount = 0;
+  /** Keys in Redis summing and their sync state (null unless shared). */
+  readonly pool: SyncPool | null;
 
   /** Keys evicted while still fresh (table full). */
   evictions = 0;
@@ -74,6 +80,11 @@ export class StickTable {
     this.store = cfg.store ?? parseStore(DEFAULT_STORE, `tables.${cfg.name}.store`);
     this.shared = opts.shared === true;
     const n = this.size;
+    let cap = 16;
+    while (cap < 2 * n) cap *= 2;
+    this.idx = new Int32Array(cap);
+    this.idxMask = cap - 1;
+    this.hashOf = new Uint32Array(n);
     this.keys = new Array<string | undefined>(n);
     this.lruPrev = new Int32Array(n);
     this.lruNext = new Int32Array(n);
@@ -81,20 +92,19 @@ export class StickTable {
     this.lastSeen = new Uint32Array(n);
     this.t0 = now;
     this.expireSec = Math.max(1, Math.ceil(this.expireMs / 1000));
+    this.pool = this.shared ? new SyncPool(n, opts.syncKeys ?? 100_000) : null;
     const s = this.store;
     this.connCur = s.connCur ? new Int32Array(n) : null;
     this.gpc = s.gpc > 0 ? new Float64Array(n * s.gpc) : null;
     this.gpt = s.gpt > 0 ? new Int32Array(n * s.gpt) : null;
     // Byte rates stay per node (they describe this node's load); event rates are summed when shared.
-    const col = (name: StandardRate, ms: number, sum: boolean): RateColumn | null => (ms > 0 ? this.newRateColumn(name, ms, now, sum) : null);
-    this.connRate = col('conn_rate', s.connRateMs, true);
-    this.httpReqRate = col('http_req_rate', s.httpReqRateMs, true);
-    this.httpErrRate = col('http_err_rate', s.httpErrRateMs, true);
-    this.bytesInRate = col('bytes_in_rate', s.bytesInRateMs, false);
-    this.bytesOutRate = col('bytes_out_rate', s.bytesOutRateMs, false);
-    this.dirtyFlag = new Uint8Array(this.shared ? n : 0);
-    this.dirtyList = new Int32Array(this.shared ? n : 0);
-    this.hot = new Uint8Array(this.shared ? n : 0);
+    const summed: readonly StandardRate[] = opts.sharedRates ?? ['conn_rate', 'http_req_rate', 'http_err_rate'];
+    const col = (name: StandardRate, ms: number): RateColumn | null => (ms > 0 ? this.newRateColumn(name, ms, now, summed.includes(name)) : null);
+    this.connRate = col('conn_rate', s.connRateMs);
+    this.httpReqRate = col('http_req_rate', s.httpReqRateMs);
+    this.httpErrRate = col('http_err_rate', s.httpErrRateMs);
+    this.bytesInRate = col('bytes_in_rate', s.bytesInRateMs);
+    this.bytesOutRate = col('bytes_out_rate', s.bytesOutRateMs);
   }
 
   /** Adds (or returns) a named rate column, e.g. a rule `counter`. Allocates `size` entries once. */
@@ -108,31 +118,41 @@ export class StickTable {
   }
 
   private newRateColumn(name: string, periodMs: number, now: number, sum = true): RateColumn {
-    const c = new RateColumn(name, this.size, periodMs, this.shared && sum, now);
+    const c = new RateColumn(name, this.size, periodMs, this.shared && sum, now, this.pool);
     this.rates.set(name, c);
     // Slots already in use start from zero in the new column (their bucket = now).
     for (let s = 0; s < this.used; s++) c.clear(s, now);
     return c;
   }
 
-  get count(): number { return this.index.size; }
+  get count(): number { return this.live; }
 
   /** Bounded key (long keys → prefix + hash) as stored in this table. */
   keyOf(key: string): string { return key.length > this.keyLength ? boundKey(key, this.keyLength) : key; }
 
   /** Slot of `key`, or -1. Does not refresh its use. */
   peek(key: string, now: number): number {
-    const s = this.index.get(this.keyOf(key));
-    if (s === undefined) return NONE;
+    const k = this.keyOf(key);
+    const s = this.find(k, fnv1a(k));
+    if (s === NONE) return NONE;
     if (this.expired(s, now)) { this.release(s); return NONE; }
     return s;
   }
 
   /** Slot of `key`, created if needed (evicting the least recently used key when full); marks it used. */
   slot(key: string, now: number): number {
-    const k = key.length > this.keyLength ? boundKey(key, this.keyLength) : key;
-    let s = this.index.get(k);
-    if (s !== undefined) {
+    if (key.length > this.keyLength) key = boundKey(key, this.keyLength);
+    return this.slotHashed(key, fnv1a(key), now);
+  }
+
+  /**
+   * slot() for a caller that already has fnv1a(key) (the guard hashes once per request). A key
+   * longer than keyLength is bounded and hashed again here.
+   */
+  slotHashed(key: string, hash: number, now: number): number {
+    if (key.length > this.keyLength) { key = boundKey(key, this.keyLength); hash = fnv1a(key); }
+    let s = this.find(key, hash);
+    if (s !== NONE) {
       if (this.expired(s, now)) this.resetSlot(s, now);
       this.touch(s, now);
       return s;
@@ -141,13 +161,13 @@ export class StickTable {
     if (this.freeCount > 0) s = this.freeList[--this.freeCount];
     else if (this.used < this.size) s = this.used++;
     else {
-      s = this.tail;
       this.evictions++;
-      this.release(s);
+      this.release(this.tail);
       s = this.freeList[--this.freeCount];
     }
-    this.keys[s] = k;
-    this.index.set(k, s);
+    this.keys[s] = key;
+    this.hashOf[s] = hash;
+    this.insert(s, hash);
     this.resetSlot(s, now);
     this.linkHead(s);
     this.lastSeen[s] = this.sec(now);
@@ -165,26 +185,17 @@ export class StickTable {
 
   /** Drops a key (e.g. `clear table`); returns whether it existed. */
   delete(key: string): boolean {
-    const s = this.index.get(this.keyOf(key));
-    if (s === undefined) return false;
+    const k = this.keyOf(key);
+    const s = this.find(k, fnv1a(k));
+    if (s === NONE) return false;
     this.release(s);
     return true;
   }
 
+  /** Queues the slot for the next sync round (pull the other nodes' counts even without new events). */
   markDirty(slot: number): void {
-    if (!this.shared) return;
-    this.hot[slot] = HOT_ROUNDS;
-    if (this.dirtyFlag[slot] === 0) { this.dirtyFlag[slot] = 1; this.dirtyList[this.dirtyCount++] = slot; }
+    if (this.pool !== null) this.pool.touch(slot);
   }
-
-  /** Called by the sync for each slot it handled: keep pulling a recently used slot a few rounds. */
-  cooled(slot: number): void {
-    if (this.hot[slot] > 1) {
-      this.hot[slot]--;
-      if (this.dirtyFlag[slot] === 0) { this.dirtyFlag[slot] = 1; this.dirtyList[this.dirtyCount++] = slot; }
-    } else this.hot[slot] = 0;
-  }
-
   // ------------------------------------------------------------------ HAProxy-style data access
 
   /** One more connection / request in flight for this slot (conn_cur). */
@@ -198,9 +209,7 @@ export class StickTable {
   }
   /** Counts `delta` events in a rate column for the slot. */
   add(slot: number, col: RateColumn | null, delta: number, now: number): void {
-    if (!col) return;
-    col.add(slot, delta, now);
-    if (col.shared) this.markDirty(slot);
+    if (col !== null) col.add(slot, delta, now);
   }
 
   /** Best estimate of the column's window count for the slot (global when shared). */
@@ -251,6 +260,7 @@ export class StickTable {
     if (this.gpc) this.gpc.fill(0, s * this.store.gpc, (s + 1) * this.store.gpc);
     if (this.gpt) this.gpt.fill(0, s * this.store.gpt, (s + 1) * this.store.gpt);
     for (const col of this.rates.values()) col.clear(s, now);
+    this.pool?.releaseSlot(s); // an expired key re-used starts its sync state afresh
   }
 
   private touch(s: number, now: number): void {
@@ -276,10 +286,48 @@ export class StickTable {
   }
 
   private release(s: number): void {
-    const k = this.keys[s];
-    if (k !== undefined) this.index.delete(k);
+    if (this.keys[s] !== undefined) this.remove(s);
     this.keys[s] = undefined;
     this.unlink(s);
+    this.pool?.releaseSlot(s);
     this.freeList[this.freeCount++] = s;
+  }
+
+  // Hash index (linear probing; deletion by backward shift keeps probe chains intact).
+
+  private find(key: string, hash: number): number {
+    const idx = this.idx, mask = this.idxMask;
+    for (let i = hash & mask; ; i = (i + 1) & mask) {
+      const v = idx[i];
+      if (v === 0) return NONE;
+      const s = v - 1;
+      if (this.hashOf[s] === hash && this.keys[s] === key) return s;
+    }
+  }
+
+  private insert(s: number, hash: number): void {
+    const idx = this.idx, mask = this.idxMask;
+    let i = hash & mask;
+    while (idx[i] !== 0) i = (i + 1) & mask;
+    idx[i] = s + 1;
+    this.live++;
+  }
+
+  private remove(s: number): void {
+    const idx = this.idx, mask = this.idxMask;
+    let i = this.hashOf[s] & mask;
+    while (idx[i] !== s + 1) i = (i + 1) & mask;
+    // Backward-shift: move later members of the chain into the hole when their home allows it.
+    let j = i;
+    for (;;) {
+      j = (j + 1) & mask;
+      const v = idx[j];
+      if (v === 0) break;
+      const home = this.hashOf[v - 1] & mask;
+      // Move v into hole i unless its home lies cyclically in (i, j].
+      if (i <= j ? (home <= i || home > j) : (home <= i && home > j)) { idx[i] = v; i = j; }
+    }
+    idx[i] = 0;
+    this.live--;
   }
 }

@@ -12,6 +12,15 @@
 // the request is replayable (idempotent method, no body), the request is retried once on a fresh
 // connection, like undici. Otherwise the failure is reported as 'reset' with requestSent true (the
 // caller's retry policy decides); 'connect' is reported only when the socket never connected.
+//
+// Timeouts (UpstreamTimeouts, 0 = off, resolution ±tickMs): connectMs from socket creation;
+// responseMs from the moment the whole request is written (head, or head + body terminator);
+// idleMs between response body bytes (suspended while the caller has paused us) and, during an
+// upload, between a refused writeBody() and the socket's 'drain'. A request queued behind the
+// per-origin cap has no timer here: the caller's queue timeout applies.
+//
+// Sink callbacks must not throw: an exception is re-thrown from the socket event after the socket is
+// destroyed and the exchange is ended (no further sink calls), so the pool stays consistent.
 
 import net from 'node:net';
 import type {
@@ -310,6 +319,8 @@ class Conn implements ResponseParserHandler {
     this.pending = null;
     this.eof = false;
     this.activity = false;
+    // a response only completes after resume(), so a pooled socket is never paused; stay defensive
+    if (this.paused) { this.paused = false; this.socket.resume(); }
     if (this.connected) this.setDeadline(T_NONE, 0);
     ex.writeHead(this.socket);
     if (ex.paused) this.pauseReading();
@@ -353,7 +364,18 @@ class Conn implements ResponseParserHandler {
   private process(buf: Buffer): void {
     const p = this.parser;
     this.inProcess = true;
-    const n = p.execute(buf);
+    let n: number;
+    try {
+      n = p.execute(buf);
+    } catch (err) {
+      // a sink callback threw: never reuse a half-parsed socket, end the exchange, let the error surface
+      this.inProcess = false;
+      const ex = this.ex;
+      this.ex = null;
+      if (ex !== null) { ex.finished = true; ex.conn = null; }
+      this.destroy();
+      throw err;
+    }
     this.inProcess = false;
     const ex = this.ex;
     if (ex === null) return; // aborted inside a sink callback

@@ -5,7 +5,8 @@ import type { RunOptions } from './scenario.js';
 import type { ProxyKind } from './proxy-spec.js';
 
 export const USAGE = `usage: npm run loadtest -- <scenario> [options]
-scenarios: throughput peak flood botnet slowloris failover redis-outage rules   (or: list)
+scenarios: throughput peak flood botnet slowloris failover redis-outage rules
+other:     list | report [--write]   (report: latest result per scenario as Markdown; --write updates BENCHMARKS.md)
 options:
   --vs haproxy[,nginx]   also run HAProxy and/or nginx with the equivalent generated config
   --duration 30s         length of the run (throughput/rules: of each measured round)

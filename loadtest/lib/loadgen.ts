@@ -129,7 +129,9 @@ export class Shopper {
       const now = performance.now();
       req.recorder.ok(reply.status, now - t0, now);
       req.also?.ok(reply.status, now - t0, now);
-      if (reply.setCookie) this.cookie = reply.setCookie.split(';')[0];
+      // A request sent before the first cookie arrived must not replace it (a browser would, but it
+      // would also not send six first requests at once); a rewrite on a cookie-carrying request is kept.
+      if (reply.setCookie && (hadCookie || this.cookie === null)) this.cookie = reply.setCookie.split(';')[0];
       if (reply.origin && hadCookie) this.origins.set(reply.origin, (this.origins.get(reply.origin) ?? 0) + 1);
     } catch (e) {
       const now = performance.now();

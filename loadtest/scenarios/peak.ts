@@ -73,7 +73,7 @@ export const peak: Scenario = {
     const table = [['proxy', 'legit ok %', 'checkout ok %', 'checkout p99 ms', 'browse ok %', 'browse p99 ms', 'first failure', 'fast failures', 'max origin conc', 'sticky breaks']];
     for (const [k, r] of Object.entries(per)) {
       table.push([k, String(r.all.successRate), String(r.classes.checkout.successRate), String(r.classes.checkout.p99Ms), String(r.classes.browse.successRate), String(r.classes.browse.p99Ms),
-        r.firstFailureSec === null ? 'none' : `${r.firstFailureSec}s (${r.loadAtFirstFailure}× cap)`, String(r.fastFailures), `${r.maxOriginInFlight}/${PEAK.maxconn}`, `${round(r.stickinessBreaks * 100, 2)}%`]);
+        r.firstFailureSec === null ? 'none' : `${r.firstFailureSec}s (${r.loadAtFirstFailure}× cap)`, String(r.fastFailures), `${r.maxOriginInFlight}/${PEAK.maxconn}`, Number.isFinite(r.stickinessBreaks) ? `${round(r.stickinessBreaks * 100, 2)}%` : 'n/a (no cookie)']);
     }
     const charts: Chart[] = [];
     for (const [k, r] of Object.entries(per)) {

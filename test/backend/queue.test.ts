@@ -167,3 +167,22 @@ test('1,000 concurrent acquirers, maxconn 10 per server, random hold times on a 
     await Promise.all(origins.map((o) => o.stop()));
   }
 });
+
+test('waiter callbacks that release at once (re-entrant) drain the whole queue in order; a throwing callback is reported', () => {
+  const { pool, events } = harness(oneSlot());
+  const hold = acquireNow(pool);
+  const order: number[] = [];
+  for (let i = 0; i < 4; i++) {
+    pool.acquire(req(), (r) => {
+      order.push(i);
+      pool.release(r.server!, 'ok');
+      if (i === 2) throw new Error('pipeline bug');
+    });
+  }
+  pool.release(hold.server!, 'ok');
+  assert.deepEqual(order, [0, 1, 2, 3]);
+  assert.equal(pool.queueLength(), 0);
+  assert.equal(pool.servers()[0]!.active, 0);
+  const err = events.find((e) => e.type === 'error');
+  assert.ok(err && String(err.message).includes('pipeline bug'));
+});

@@ -21,6 +21,7 @@ async function edge(t: { after(fn: () => unknown): void }, backend: string): Pro
   const px = await startTestEdge(`
 listen: [{ address: "127.0.0.1:{{PORT}}" }]
 access_log: { path: "off" }
+limits: { client: { requests: { limit: 0 }, in_flight: 0 } }
 backends:
   shop:
 ${backend}

@@ -14,6 +14,7 @@ test('a server killed mid-run is marked down (passive, then active) with no fail
   const px = await startTestEdge(`
 listen: [{ address: "127.0.0.1:{{PORT}}" }]
 access_log: { path: "off" }
+limits: { client: { requests: { limit: 0 }, in_flight: 0 } }
 backends:
   shop:
     health: { path: /health, interval: 200ms, timeout: 200ms, rise: 2, fall: 2, passive_failures: 2 }
@@ -69,6 +70,7 @@ test('connect failure is retried on another server; a POST whose body was sent i
   const refused = await startTestEdge(`
 listen: [{ address: "127.0.0.1:{{PORT}}" }]
 access_log: { path: "off" }
+limits: { client: { requests: { limit: 0 }, in_flight: 0 } }
 backends:
   refused:
     retries: 1
@@ -80,6 +82,7 @@ backends:
   const resets = await startTestEdge(`
 listen: [{ address: "127.0.0.1:{{PORT}}" }]
 access_log: { path: "off" }
+limits: { client: { requests: { limit: 0 }, in_flight: 0 } }
 backends:
   resets:
     balance: first
@@ -109,6 +112,7 @@ test('upstream timeout gives 504 with a clear body', async (t) => {
   const px = await startTestEdge(`
 listen: [{ address: "127.0.0.1:{{PORT}}" }]
 access_log: { path: "off" }
+limits: { client: { requests: { limit: 0 }, in_flight: 0 } }
 backends:
   shop:
     retries: 0

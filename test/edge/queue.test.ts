@@ -14,6 +14,7 @@ test('concurrency far above maxconn: servers never exceed maxconn, everyone serv
   const px = await startTestEdge(`
 listen: [{ address: "127.0.0.1:{{PORT}}" }]
 access_log: { path: "off" }
+limits: { client: { requests: { limit: 0 }, in_flight: 0 } }
 backends:
   shop:
     queue: { max: 1000, timeout: 20s }
@@ -41,6 +42,7 @@ test('queue timeout answers 503 with Retry-After; beyond queue.max, 503 at once'
   const px = await startTestEdge(`
 listen: [{ address: "127.0.0.1:{{PORT}}" }]
 access_log: { path: "off" }
+limits: { client: { requests: { limit: 0 }, in_flight: 0 } }
 backends:
   shop:
     queue: { max: 2, timeout: 300ms }

@@ -17,6 +17,7 @@ function edgeYaml(url: string): string {
   return `
 listen: [{ address: "127.0.0.1:{{PORT}}" }]
 access_log: { path: "off" }
+limits: { client: { requests: { limit: 0 }, in_flight: 0 } }
 timeouts: { client_write_stall: 30s }
 backends:
   shop:

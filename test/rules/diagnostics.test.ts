@@ -129,3 +129,24 @@ test('list paths outside the config directory are refused', () => {
   assert.equal(r.ruleset, null);
   assert.ok(r.diagnostics.some((x) => x.code === 'E_LIST'));
 });
+
+test('list problems: unused and empty lists warn; bad entries name the list file and line', async () => {
+  const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const { tmpdir } = await import('node:os');
+  const dir = mkdtempSync(join(tmpdir(), 'portcullis-rules-lists-'));
+  try {
+    writeFileSync(join(dir, 'empty.txt'), '# nothing yet\n');
+    writeFileSync(join(dir, 'bad.cidr'), '192.0.2.0/24\n10.0.0.300\n');
+    const ok = loadRulesetFromSources([{ name: 'p.rules', configDir: dir, text: 'version 1\nlist unused : ip = file("empty.txt")\nlist e : ip = file("empty.txt")\nrule "a" { when ip.src in $e then deny(403) }\n' }]);
+    assert.ok(ok.ruleset);
+    assert.equal(ok.diagnostics.find((d) => d.code === 'W_UNUSED_LIST')?.spanText, 'unused');
+    assert.ok(ok.diagnostics.some((d) => d.code === 'W_EMPTY_LIST' && d.spanText === '"empty.txt"'));
+    const bad = loadRulesetFromSources([{ name: 'p.rules', configDir: dir, text: 'version 1\nlist b : ip = file("bad.cidr")\nrule "a" { when ip.src in $b then deny(403) }\n' }]);
+    assert.equal(bad.ruleset, null);
+    const entry = bad.diagnostics.find((d) => d.code === 'E_LIST' && d.line === 2 && d.file.endsWith('bad.cidr'));
+    assert.ok(entry, bad.diagnostics.map((d) => `${d.file}:${d.line} ${d.message}`).join('\n'));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -1,0 +1,121 @@
+// Adapters that plug the DoS shield (edge/guard.ts, edge/stick/) and the rule language (rules/) into
+// the pipeline's stage interfaces. Each adapter only translates: the policy lives in its module.
+import { GUARD_REASONS, type ClientGuard, type GuardVerdict } from './guard.js';
+import type { BanList } from './stick/bans.js';
+import type { CounterStore } from './stick/counter-store.js';
+import type { GuardStage, RulesStage } from './pipeline.js';
+import type { ActionSpec, ActionKind } from './act.js';
+import type { Transaction } from './transaction.js';
+import type { EventBus } from './events.js';
+import type { RuleManager } from '../rules/manager.js';
+import type { RuleInput } from '../rules/input.js';
+import type { Decision, HeaderOp } from '../rules/decision.js';
+import type { GeoLookup } from '../geo/lookup.js';
+import { blockEvent, eventClient, eventRequest } from './events/build.js';
+
+const GUARD_KIND: readonly ActionKind[] = ['deny', 'deny', 'deny', 'deny', 'rate_limit'];
+
+export class GuardAdapter implements GuardStage {
+  constructor(private readonly guard: ClientGuard, private readonly bans: BanList | null) {}
+
+  admit(tx: Transaction, now: number): ActionSpec | null {
+    const v: GuardVerdict = this.guard.admit(tx.clientKey, now);
+    if (v === 0) return null;
+    const reason = GUARD_REASONS[v];
+    const counters: Record<string, number> = { in_flight: this.guard.inFlightOf(tx.clientKey), http_req_rate: this.guard.rateOf(tx.clientKey, now) };
+    const ban = v === 1 ? this.guard.lastBan : null;
+    return {
+      kind: GUARD_KIND[v],
+      status: this.guard.statusOf(v),
+      body: '',
+      retryAfterSec: v === 4 ? this.guard.retryAfter : v === 3 || v === 2 ? 1 : 0,
+      durationMs: 0,
+      ruleId: ban?.ruleId ?? null,
+      source: 'guard',
+      reason: reason.reason,
+      eventType: reason.event === 'ban' ? 'deny' : reason.event,
+      counters,
+    };
+  }
+
+  finish(tx: Transaction, now: number): void {
+    this.guard.finish(tx.clientKey, tx.status, tx.bytesIn, tx.bytesOut, now);
+  }
+
+  ban(key: string, durationMs: number, reason: string, ruleId: string | null): void {
+    if (this.bans !== null) this.bans.add(key, durationMs, { reason, ruleId, by: ruleId !== null ? `rule:${ruleId}` : 'edge' });
+  }
+}
+
+/** Per-transaction request-header operations decided by the rules (read by the balancer stage). */
+const headerOps = new WeakMap<Transaction, { set: string[] | null; remove: string[] | null }>();
+const NO_OPS = { set: null, remove: null };
+
+export class RulesAdapter implements RulesStage {
+  constructor(
+    private readonly manager: RuleManager,
+    private readonly counters: CounterStore,
+    private readonly geo: GeoLookup | null,
+    private readonly bus: EventBus,
+  ) {}
+
+  evaluate(tx: Transaction, now: number): ActionSpec | null {
+    const ruleset = this.manager.current();
+    if (this.geo !== null && (ruleset.needsCountry || ruleset.needsAsn)) {
+      const g = this.geo.lookup(tx.clientIp);
+      tx.country = g.country;
+      tx.asn = g.asn;
+    }
+    const input: RuleInput = {
+      ip: tx.clientIp, method: tx.method, host: tx.host, path: tx.path, query: tx.query, headers: tx.headers,
+      sni: null, listener: tx.listener, country: tx.country, asn: tx.asn,
+      contentLength: tx.bodyLength >= 0 ? tx.bodyLength : -1,
+    };
+    const d: Decision = ruleset.evaluate(input, { now, counters: this.counters });
+    if (d.logOnly.length > 0) this.reportLogOnly(tx, d);
+    if (d.backend !== null) tx.routeBackend = d.backend;
+    if (d.priority !== null) tx.priority = d.priority;
+    if (d.responseHeaders.length > 0) {
+      const extra = tx.extraResponseHeaders ?? (tx.extraResponseHeaders = []);
+      for (const op of d.responseHeaders) if (op.value !== null) extra.push(op.name.toLowerCase(), op.value);
+    }
+    if (d.requestHeaders.length > 0) headerOps.set(tx, splitOps(d.requestHeaders));
+    const a = d.action;
+    if (a === null) return null;
+    tx.ruleId = d.ruleId;
+    tx.ruleMode = d.mode;
+    if (a.kind === 'allow') return null;
+    let counters: Record<string, number> | null = null;
+    if (d.counters.length > 0) { counters = {}; for (const c of d.counters) counters[c.counter] = c.value; }
+    return {
+      kind: a.kind, status: a.status, body: a.body ?? '', retryAfterSec: a.retryAfterSec, durationMs: a.durationMs,
+      ruleId: d.ruleId, source: 'rules', reason: `rule ${d.ruleId ?? ''}`, eventType: a.kind, counters,
+      rulesetHash: d.rulesetHash,
+    };
+  }
+
+  requestHeaderOps(tx: Transaction): { set: readonly string[] | null; remove: readonly string[] | null } {
+    return headerOps.get(tx) ?? NO_OPS;
+  }
+
+  private reportLogOnly(tx: Transaction, d: Decision): void {
+    for (const hit of d.logOnly) {
+      this.bus.emit(blockEvent('log_only', {
+        client: eventClient(tx.clientIp, tx.clientKey, tx.country, tx.asn),
+        request: eventRequest(tx.method, tx.host, tx.path, tx.userAgent || null, tx.id),
+        rule: hit.ruleId, mode: 'log_only', action: hit.action?.kind ?? 'log', status: hit.action?.status ?? null,
+        term: '--', reason: hit.wouldHave,
+      }));
+    }
+  }
+}
+
+function splitOps(ops: readonly HeaderOp[]): { set: string[] | null; remove: string[] | null } {
+  let set: string[] | null = null;
+  let remove: string[] | null = null;
+  for (const op of ops) {
+    if (op.value === null) (remove ??= []).push(op.name);
+    else (set ??= []).push(op.name, op.value);
+  }
+  return { set, remove };
+}
