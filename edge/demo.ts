@@ -35,7 +35,8 @@ async function demo(): Promise<void> {
   process.stderr.write(`
 Portcullis demo is up.
   curl -i http://127.0.0.1:8080/                       # balanced over web1/web2 (sticky cookie PCSRV)
-  curl -i http://127.0.0.1:8080/wp-login.php            # blocked by the example rules
+  curl -i -A sqlmap http://127.0.0.1:8080/              # blocked by examples/rules/shop.rules (ua-scanners)
+  curl -i http://127.0.0.1:8080/admin                   # 404 outside the office networks
   curl -s -H 'Authorization: Bearer ${token}' http://127.0.0.1:9090/api/servers
   dashboard: http://127.0.0.1:9090/  (token: ${token})
 Ctrl-C stops everything.

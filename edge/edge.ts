@@ -108,7 +108,8 @@ export async function startEdge(cfg: EdgeConfig, opts: EdgeOptions = {}): Promis
     let rules: RuleManager | null = null;
     if (rulesCfg !== null) {
       rules = new RuleManager({
-        files: rulesCfg.files, configDir: cfg.baseDir, runTests: rulesCfg.runTests,
+        // Lists resolve (and are confined) relative to each rule file's own directory.
+        files: rulesCfg.files, runTests: rulesCfg.runTests,
         onEvent: (ev) => bus.emit(reloadEvent({ ok: ev.ok, errors: ev.errors, hash: ev.hash, what: ev.reason })),
       });
       const first = await rules.reload('initial');

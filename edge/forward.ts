@@ -55,12 +55,22 @@ export class ForwardAttempt implements UpstreamSink, RequestBodySink, ResponseDr
   start(): void {
     const tx = this.tx;
     this.tSent = this.host.clock.now();
-    this.stream = this.host.client.request(this.server.url, {
-      method: tx.method,
-      path: tx.query === '' ? tx.path : `${tx.path}?${tx.query}`,
-      headers: this.requestHeaders,
-      bodyLength: tx.bodyLength,
-    }, this.timeouts, this);
+    try {
+      this.stream = this.host.client.request(this.server.url, {
+        method: tx.method,
+        path: tx.query === '' ? tx.path : `${tx.path}?${tx.query}`,
+        headers: this.requestHeaders,
+        bodyLength: tx.bodyLength,
+      }, this.timeouts, this);
+    } catch (err) {
+      // The upstream client refused to serialise this request (or has a bug). It fails this request
+      // alone (5xx, error event) and must not escape: after a queue wait this runs inside another
+      // request's release. The server is not to blame, so no health penalty ('aborted').
+      this.outcome = 'aborted';
+      this.finished = true;
+      this.host.attemptFailed(tx, this, { kind: 'protocol', requestSent: false, message: `request not sent: ${(err as Error)?.message ?? String(err)}` });
+      return;
+    }
     if (tx.bodyLength === -1) return;
     // A retry starts with what the previous attempt had taken from the client.
     const replay = this.replay;
@@ -104,12 +114,13 @@ export class ForwardAttempt implements UpstreamSink, RequestBodySink, ResponseDr
     if (status >= 500) this.outcome = 'http_5xx';
     let length = -1;
     let connectionNamed: string | null = null;
+    const drop = tx.dropResponseHeaders;
     const out: string[] = [];
     for (let i = 0; i < headers.length; i += 2) {
       const name = headers[i];
       if (name === 'content-length') { length = Number(headers[i + 1]); continue; }
       if (name === 'connection') { connectionNamed = connectionNamed === null ? headers[i + 1] : `${connectionNamed},${headers[i + 1]}`; continue; }
-      if (RESPONSE_SKIP.has(name)) continue;
+      if (RESPONSE_SKIP.has(name) || (drop !== null && drop.has(name))) continue;
       out.push(name, headers[i + 1]);
     }
     const filtered = connectionNamed === null ? out : dropNamed(out, connectionNamed);

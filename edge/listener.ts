@@ -54,6 +54,15 @@ const PIECE = 16 * 1024 - 64;
 /** Body bytes held while no upstream is attached yet (queue wait, pending stage); beyond it we pause the client. */
 const EARLY_BODY_LIMIT = 64 * 1024;
 const BAD_HEADER_VALUE = /[\r\n\0]/;
+// uWS hands us header values and the URL decoded from UTF-8, and our upstream client writes the head
+// as latin1: U+010A would leave as a bare LF (header injection towards the origin, measured). So a
+// request value may hold HTAB, SP..~ and U+0080..U+00FF only; controls, DEL and wider chars are 400.
+const BAD_REQUEST_VALUE = /[\x00-\x08\x0a-\x1f\x7f\u0100-\uffff]/;
+// origin-form is ASCII visible characters only, and never a fragment ('#' would let `/admin#x`
+// pass a `== "/admin"` rule and reach /admin on origins that strip fragments).
+const BAD_TARGET = /[^\x21\x22\x24-\x7e]/;
+// Host = uri-host [":" port] (RFC 3986 reg-name or IP literal): no '@', '/', spaces or controls.
+const HOST_OK = /^(?:[A-Za-z0-9._~!$&'()*+,;=%-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$/;
 const EMPTY_BUF = Buffer.alloc(0);
 
 /** Response headers uWS writes itself or that must not cross the proxy (uws-notes §10.9). */
@@ -289,14 +298,27 @@ function writeSafeHeader(res: HttpResponse, name: string, value: string): void {
 
 let abortHook: ((tx: Transaction) => void) | null = null;
 
+/** Rejected heads answered on the next loop turn (see the reject branch in openListener). */
+let pendingRejects: { ex: UwsExchange; status: number; body: string }[] = [];
+function deferReject(ex: UwsExchange, status: number, body: string): void {
+  pendingRejects.push({ ex, status, body });
+  if (pendingRejects.length === 1) setImmediate(flushRejects);
+}
+function flushRejects(): void {
+  const list = pendingRejects;
+  pendingRejects = [];
+  for (const r of list) if (!r.ex.aborted) r.ex.reply(r.status, null, r.body, true);
+}
+
 // --- head copy: module-level collector so req.forEach takes no closure per request ---
 let collectTx: Transaction | null = null;
 let collectHeaders: string[] = [];
-let seenHost = 0, seenCL = 0, seenTE = 0, headerBytes = 0;
+let seenHost = 0, seenCL = 0, seenTE = 0, headerBytes = 0, badValue = '';
 let valCL = '', valTE = '';
 function collectHeader(name: string, value: string): void {
   collectHeaders.push(name, value);
   headerBytes += name.length + value.length + 4;
+  if (badValue === '' && BAD_REQUEST_VALUE.test(value)) badValue = name;
   const tx = collectTx as Transaction;
   switch (name) {
     case 'host': seenHost++; tx.host = value; break;
@@ -349,7 +371,7 @@ export function openListener(opts: ListenerOptions, handler: RequestHandler): Pr
     tx.path = req.getUrl();
     tx.query = req.getQuery() ?? '';
     tx.remote = new Uint8Array(res.getRemoteAddress().slice(0));
-    collectTx = tx; collectHeaders = []; seenHost = 0; seenCL = 0; seenTE = 0; headerBytes = 0; valCL = ''; valTE = '';
+    collectTx = tx; collectHeaders = []; seenHost = 0; seenCL = 0; seenTE = 0; headerBytes = 0; valCL = ''; valTE = ''; badValue = '';
     req.forEach(collectHeader);
     tx.headers = collectHeaders;
     collectTx = null;
@@ -364,6 +386,9 @@ export function openListener(opts: ListenerOptions, handler: RequestHandler): Pr
     else if (seenTE === 1 && valTE.toLowerCase() !== 'chunked') { reject = 400; reason = 'Transfer-Encoding other than chunked'; }
     else if (seenCL === 1 && !DECIMAL.test(valCL)) { reject = 400; reason = 'Content-Length is not a plain decimal'; }
     else if (tx.path.charCodeAt(0) !== 47 /* / */) { reject = 400; reason = 'request target is not origin-form'; }
+    else if (BAD_TARGET.test(tx.path) || BAD_TARGET.test(tx.query)) { reject = 400; reason = 'request target has a fragment, a control or a non-ASCII character'; }
+    else if (badValue !== '') { reject = 400; reason = `header ${badValue} has a control or non-latin1 character`; }
+    else if (!HOST_OK.test(tx.host)) { reject = 400; reason = 'Host is not a valid host[:port]'; }
     else if (urlLength > limits.maxUrl) { reject = 414; reason = 'request target too long'; }
     else if (collectHeaders.length / 2 > limits.maxHeaders) { reject = 431; reason = 'too many header fields'; }
     else if (headerBytes > limits.maxHeaderBytes) { reject = 431; reason = 'request header block too large'; }
@@ -376,7 +401,10 @@ export function openListener(opts: ListenerOptions, handler: RequestHandler): Pr
       tx.status = reject;
       tx.term = 'PR';
       handler.rejected(tx, reject, reason);
-      ex.reply(reject, null, `${STATUS_CODES[reject] ?? 'Bad Request'}: ${reason}\n`, true);
+      // Deferred on purpose: a synchronous answer lets uWS go on parsing bytes pipelined behind this
+      // request (a smuggled request after a doubled Content-Length was forwarded, measured). Left
+      // unanswered for this turn, uWS closes the connection if more requests follow (HttpContext.h:149).
+      deferReject(ex, reject, `${STATUS_CODES[reject] ?? 'Bad Request'}: ${reason}\n`);
       return;
     }
     try {

@@ -3,8 +3,16 @@
 // from one bad request. The main thread supervises its workers and restarts one that dies.
 import { Worker } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
-import { startEdge, type RunningEdge } from './edge.js';
+import { dirname, join } from 'node:path';
+import { startEdge, createSharedMemory, type RunningEdge } from './edge.js';
 import type { EdgeConfig } from './config/normalize.js';
+import type { EventsSection } from './config/sections.js';
+import type { SharedConfig } from './stick/config.js';
+import { EventBus } from './events.js';
+import { Metrics } from './metrics.js';
+import { startEventSinks } from './events/index.js';
+import { startAdminServer, type AdminServer } from './admin/server.js';
+import { adminTargetsFor, bindMetricSources, MetricsObserver } from './ops.js';
 
 const WORKER_ENTRY = fileURLToPath(new URL('./worker.js', import.meta.url));
 
@@ -14,6 +22,8 @@ function logLine(level: number, msg: string, extra: Record<string, unknown> = {}
 
 export interface EdgeProcess {
   edge: RunningEdge;
+  admin: AdminServer | null;
+  metrics: Metrics;
   workers: () => number;
   stop(): Promise<void>;
 }
@@ -22,8 +32,29 @@ export async function runEdgeProcess(cfg: EdgeConfig, opts: { handleSignals?: bo
   // An exception escaping one request's handling must not take every other request down.
   process.on('uncaughtException', (err) => logLine(50, 'uncaught exception (process kept alive)', { err: String(err?.stack ?? err) }));
   process.on('unhandledRejection', (err) => logLine(50, 'unhandled rejection (process kept alive)', { err: String((err as Error)?.stack ?? err) }));
-  const shared: Record<string, unknown> = {};
-  const edge = await startEdge(cfg, { exclusivePort: cfg.workers === 1, shared, workerIndex: 0 });
+  const shared: Record<string, unknown> = cfg.workers > 1 ? createSharedMemory(cfg) : {};
+  const bus = new EventBus({ node: cfg.nodeId });
+  const metrics = new Metrics();
+  const eventsCfg = cfg.sections.events as EventsSection;
+  const sharedCfg = (cfg.sections.shared as SharedConfig | null) ?? null;
+  const redisUrl = sharedCfg !== null && typeof sharedCfg.redis === 'string' ? sharedCfg.redis : undefined;
+  const sinks = startEventSinks(bus, {
+    log: eventsCfg.log,
+    redis: redisUrl !== undefined ? { url: redisUrl, stream: eventsCfg.redisStream, maxLen: eventsCfg.streamMaxLen } : null,
+    capacity: eventsCfg.capacity,
+  }, metrics);
+  const edge = await startEdge(cfg, { exclusivePort: cfg.workers === 1, shared, workerIndex: 0, bus, observer: new MetricsObserver(metrics) });
+  bindMetricSources(metrics, edge);
+  let admin: AdminServer | null = null;
+  if (cfg.admin !== null) {
+    admin = await startAdminServer({
+      address: `${cfg.admin.host.includes(':') ? `[${cfg.admin.host}]` : cfg.admin.host}:${cfg.admin.port}`,
+      token: cfg.admin.token,
+      tokens: cfg.admin.tokens,
+      stateFile: cfg.admin.stateFile ?? join(dirname(cfg.file), 'portcullis.state.json'),
+      redisUrl,
+    }, adminTargetsFor(edge), bus, metrics);
+  }
 
   let stopping = false;
   const workers = new Map<number, Worker>();
@@ -53,6 +84,8 @@ export async function runEdgeProcess(cfg: EdgeConfig, opts: { handleSignals?: bo
     stopping = true;
     const exits = [...workers.values()].map((w) => new Promise<void>((r) => { w.once('exit', () => r()); w.postMessage({ type: 'stop' }); }));
     await Promise.all([edge.stop(), ...exits]);
+    await admin?.close();
+    await sinks.stop();
   };
   if (opts.handleSignals !== false) {
     const onSignal = async (signal: string) => {
@@ -65,5 +98,5 @@ export async function runEdgeProcess(cfg: EdgeConfig, opts: { handleSignals?: bo
   }
   process.stderr.write(`portcullis: listening on ${edge.listeners.map((l) => `${cfg.listen.find((c) => c.name === l.name)?.host}:${l.port}`).join(', ')}` +
     `${cfg.workers > 1 ? ` (${cfg.workers} workers)` : ''}\n`);
-  return { edge, workers: () => workers.size + 1, stop };
+  return { edge, admin, metrics, workers: () => workers.size + 1, stop };
 }

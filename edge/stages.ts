@@ -77,7 +77,12 @@ export class RulesAdapter implements RulesStage {
     if (d.priority !== null) tx.priority = d.priority;
     if (d.responseHeaders.length > 0) {
       const extra = tx.extraResponseHeaders ?? (tx.extraResponseHeaders = []);
-      for (const op of d.responseHeaders) if (op.value !== null) extra.push(op.name.toLowerCase(), op.value);
+      const drop = tx.dropResponseHeaders ?? (tx.dropResponseHeaders = new Set());
+      for (const op of d.responseHeaders) {
+        const name = op.name.toLowerCase();
+        drop.add(name); // set replaces the server's value, remove drops it
+        if (op.value !== null) extra.push(name, op.value);
+      }
     }
     if (d.requestHeaders.length > 0) headerOps.set(tx, splitOps(d.requestHeaders));
     const a = d.action;

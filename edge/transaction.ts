@@ -51,6 +51,8 @@ export class Transaction {
   priority = 1;
   /** Extra response headers (rules' set-header, sticky cookie) as a flat list. */
   extraResponseHeaders: string[] | null = null;
+  /** Response header names to drop from the server's answer (rules' remove/set ops replace them). */
+  dropResponseHeaders: Set<string> | null = null;
   /** Admitted by the connection guard: finish() must be reported. */
   guardAdmitted = false;
 

@@ -50,7 +50,7 @@ console.log(JSON.stringify({
   shared_ops_per_s: Math.round(sharedOps),
   shared_vs_local: Math.round((sharedOps / localOps) * 100) / 100,
   redis_state: state, syncs: share.syncs, sync_failures: share.syncFailures,
-  last_sync_ms: share.lastSyncMs, last_sync_keys: share.lastSyncCommands,
+  last_sync_ms: share.lastSyncMs, last_sync_keys: share.lastSyncKeys, last_sync_lua_calls: share.lastSyncCommands,
   ns_per_admit_finish_local: Math.round(1e9 / localOps), ns_per_admit_finish_shared: Math.round(1e9 / sharedOps),
   ...(note ? { note } : {}),
 }));

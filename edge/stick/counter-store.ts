@@ -13,9 +13,10 @@ export interface CounterStore {
 // ---------------------------------------------------------------------------------------------
 // The stick-table store: one bounded StickTable per counter (sized by `tables.<counter name>` when
 // configured, else 100,000 keys), a sliding-window column per window. With a RedisShare the counts
-// are summed across nodes; rate() then returns the projected global count (global total from the
-// last sync + our unsynced events × node_count·workers), or — while Redis is degraded — our local
-// count × node_count, which is the same as holding each node to threshold / node_count.
+// are summed across nodes; rate() then returns the projected global count (RateColumn.projected:
+// global sum at the last sync + our unsynced events, with a margin for the other nodes' unsynced
+// ones), or — while Redis is degraded — our local count × node_count, which is the same as holding
+// each node to threshold / node_count.
 import type { TableConfig } from './config.js';
 import { StickTable } from './table.js';
 import type { RateColumn } from './rate.js';
@@ -89,7 +90,7 @@ export class StickCounterStore implements CounterStore {
         name, size: cfg?.size ?? this.defaultSize, keyLength: cfg?.keyLength ?? 128,
         expireMs: Math.max(cfg?.expireMs ?? 0, 2 * windowMs, 60_000),
         store: { connCur: false, connRateMs: 0, httpReqRateMs: 0, httpErrRateMs: 0, bytesInRateMs: 0, bytesOutRateMs: 0, gpc: 0, gpt: 0 },
-      }, { shared: this.share !== null, now: this.t0 });
+      }, { shared: this.share !== null, syncKeys: this.share?.cfg.syncKeys, now: this.t0 });
       this.share?.attach(table);
     }
     const col = table.rateColumn(`w${windowMs}`, windowMs, this.t0);

@@ -125,6 +125,8 @@ interface TableSync {
   entries: Int32Array;
   gens: Uint32Array;
   n: number;
+  /** table.rates.size when cols was computed. */
+  colCount: number;
 }
 
 export class RedisShare {
@@ -180,12 +182,19 @@ export class RedisShare {
   attach(table: StickTable): void {
     if (!table.shared || table.pool === null) throw new Error(`table ${table.name}: create it with { shared: true } to share it`);
     if (this.tables.some((t) => t.table === table)) return;
-    const cols = [...table.rates.values()].filter((c) => c.shared);
     const cap = table.pool.capacity;
-    this.tables.push({
-      table, pool: table.pool, cols, prefixes: cols.map((c) => this.windowKey(table.name, c, '')),
-      slices: new Int32Array(cols.length), entries: new Int32Array(cap), gens: new Uint32Array(cap), n: 0,
-    });
+    const ts: TableSync = { table, pool: table.pool, cols: [], prefixes: [], slices: new Int32Array(0), entries: new Int32Array(cap), gens: new Uint32Array(cap), n: 0, colCount: -1 };
+    this.tables.push(ts);
+    this.columnsOf(ts);
+  }
+
+  /** Shared columns of a table (a rule counter may add one after attach). */
+  private columnsOf(ts: TableSync): void {
+    if (ts.colCount === ts.table.rates.size) return;
+    ts.cols = [...ts.table.rates.values()].filter((c) => c.shared);
+    ts.prefixes = ts.cols.map((c) => this.windowKey(ts.table.name, c, ''));
+    ts.slices = new Int32Array(ts.cols.length);
+    ts.colCount = ts.table.rates.size;
   }
 
   start(): void {
@@ -224,6 +233,7 @@ export class RedisShare {
       const pipe = this.syncClient.pipeline();
       const cmds = pipe as unknown as SyncCommands;
       for (const ts of this.tables) {
+        this.columnsOf(ts);
         const { pool, table, entries, gens } = ts;
         const drained = pool.drain(entries);
         let n = 0;
