@@ -1,19 +1,22 @@
-// One JSON line per request, written asynchronously (pino on a sonic-boom destination in chunks of
-// ≥ 4 KB): nothing synchronous on the request path. The line has a fixed shape (HAProxy's timers and
-// termination state), never a header map.
+// One JSON line per request, formatted by pino and written asynchronously in large batches
+// (edge/logdest.ts): nothing synchronous on the request path. The line has a fixed shape (HAProxy's
+// timers and termination state), never a header map.
 import { pino, type Logger } from 'pino';
 import type { Transaction } from './transaction.js';
+import { BatchedDestination } from './logdest.js';
 
 export interface AccessLog {
   write(tx: Transaction, now: number): void;
   flush(): Promise<void>;
+  /** Lines dropped because the log could not keep up. */
+  dropped(): number;
 }
 
-const noop: AccessLog = { write() {}, flush: async () => {} };
+const noop: AccessLog = { write() {}, flush: async () => {}, dropped: () => 0 };
 
 export function openAccessLog(path: string, nodeId: string): AccessLog {
   if (path === 'off' || path === '') return noop;
-  const dest = pino.destination({ dest: path === 'stdout' ? 1 : path, sync: false, minLength: 4096, mkdir: true });
+  const dest = new BatchedDestination(path);
   const logger: Logger = pino({ base: { node: nodeId, log: 'access' }, timestamp: pino.stdTimeFunctions.isoTime, messageKey: 'msg' }, dest);
   return {
     write(tx: Transaction, now: number): void {
@@ -36,10 +39,10 @@ export function openAccessLog(path: string, nodeId: string): AccessLog {
         request_id: tx.id,
       });
     },
-    flush(): Promise<void> {
-      return new Promise((resolve) => {
-        try { dest.flush((_err?: Error) => resolve()); } catch { resolve(); }
-      });
+    async flush(): Promise<void> {
+      await dest.drain();
+      dest.close();
     },
+    dropped: () => dest.dropped,
   };
 }

@@ -21,6 +21,8 @@ import { RuleManager } from '../rules/manager.js';
 import { openGeo, type GeoLookup, type GeoOptions } from '../geo/index.js';
 import { reloadEvent, lifecycleEvent, errorEvent } from './events/build.js';
 import type { Transaction } from './transaction.js';
+import { registerListenerAddress } from './forward.js';
+import { WebSocketRuntime } from './websocket.js';
 
 export interface EdgeOptions {
   clock?: Clock;
@@ -47,6 +49,8 @@ export interface RunningEdge {
   readonly counters: StickCounterStore;
   readonly rules: RuleManager | null;
   readonly geo: GeoLookup | null;
+  /** WebSocket tunnels of this edge (per-client counts, close-all on stop). */
+  readonly websocket: WebSocketRuntime;
   ready: boolean;
   /** Stop accepting, let in-flight requests finish up to the graceful deadline, then close. */
   stop(): Promise<void>;
@@ -142,20 +146,29 @@ export async function startEdge(cfg: EdgeConfig, opts: EdgeOptions = {}): Promis
     for (const p of pools.values()) { p.start(); cleanups.push(() => p.stop()); }
 
     const listeners: RunningListener[] = [];
+    const websocket = new WebSocketRuntime(cfg.websocket);
+    cleanups.push(() => websocket.closeAll());
     for (const l of cfg.listen) {
-      const running = await openListener({ host: l.host, port: l.port, name: l.name, limits: cfg.requestLimits, clock, exclusive: opts.exclusivePort ?? true }, pipeline);
+      const running = await openListener({
+        host: l.host, port: l.port, name: l.name, limits: cfg.requestLimits, clock, exclusive: opts.exclusivePort ?? true,
+        tls: l.tls, redirectHttps: l.redirectHttps, websocket,
+        onTlsReload: (r) => bus.emit(reloadEvent({ ok: r.ok, errors: r.errors, hash: null, what: `tls certificates of listener ${l.name}${r.changed.length > 0 ? `: ${r.changed.join(', ')}` : ''}` })),
+      }, pipeline);
       listeners.push(running);
+      registerListenerAddress(l.name, l.host, running.port);
       cleanups.push(() => running.stopAccepting());
     }
 
     let stopping: Promise<void> | null = null;
     const edge: RunningEdge = {
-      cfg, bus, pools, listeners, pipeline, guard, bans, share, counters, rules, geo, ready: true,
+      cfg, bus, pools, listeners, pipeline, guard, bans, share, counters, rules, geo, websocket, ready: true,
       stop(): Promise<void> {
         if (stopping) return stopping;
         edge.ready = false;
         stopping = (async () => {
           for (const l of listeners) l.stopAccepting();
+          // Tunnels can live for hours: tell both sides we are going away rather than wait for them.
+          websocket.closeAll();
           bus.emit(lifecycleEvent('stopping', `in flight: ${pipeline.inFlight}`));
           const deadline = new Promise<void>((r) => setTimeout(r, cfg.timeouts.gracefulStopMs).unref());
           await Promise.race([pipeline.whenIdle(), deadline]);

@@ -6,6 +6,9 @@ import type { RequestBodySink, ResponseDrainSink } from './exchange.js';
 import type { UpstreamClient, UpstreamFailure, UpstreamSink, UpstreamStream, UpstreamTimeouts } from './upstream/types.js';
 import type { BackendPool, LeasedServer, ReleaseOutcome } from './backend/types.js';
 import type { Clock } from './clock.js';
+import { isIP } from 'node:net';
+import { buildProxyV2Header } from './upstream/h1-proxy-v2.js';
+import { isUpgradeIO, WsTunnel, type TunnelHost } from './websocket.js';
 
 /** Request headers that never cross the proxy (RFC 9110 §7.6.1) or that we set ourselves. */
 const REQUEST_SKIP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding',
@@ -28,8 +31,10 @@ export interface ForwardHost {
   attemptDone(tx: Transaction, attempt: ForwardAttempt): void;
 }
 
-export class ForwardAttempt implements UpstreamSink, RequestBodySink, ResponseDrainSink {
+export class ForwardAttempt implements UpstreamSink, RequestBodySink, ResponseDrainSink, TunnelHost {
   stream: UpstreamStream | null = null;
+  /** Set instead of `stream` when the request is a WebSocket upgrade (edge/websocket.ts). */
+  tunnel: WsTunnel | null = null;
   finished = false;
   /** Response status from the server, 0 before the head arrived. */
   upstreamStatus = 0;
@@ -56,11 +61,19 @@ export class ForwardAttempt implements UpstreamSink, RequestBodySink, ResponseDr
     const tx = this.tx;
     this.tSent = this.host.clock.now();
     try {
+      // send_proxy: v2 — the origin learns the client address from a PROXY header on the connection.
+      const proxyHeader = this.server.cfg.sendProxy === 'v2' ? proxyHeaderFor(tx) : undefined;
+      if (isUpgradeIO(tx.io)) {
+        this.tunnel = new WsTunnel(tx, tx.io, this.server.url, this.requestHeaders, this.timeouts, proxyHeader, this);
+        this.tunnel.start();
+        return;
+      }
       this.stream = this.host.client.request(this.server.url, {
         method: tx.method,
         path: tx.query === '' ? tx.path : `${tx.path}?${tx.query}`,
         headers: this.requestHeaders,
         bodyLength: tx.bodyLength,
+        ...(proxyHeader !== undefined ? { proxyHeader } : {}),
       }, this.timeouts, this);
     } catch (err) {
       // The upstream client refused to serialise this request (or has a bug). It fails this request
@@ -184,6 +197,21 @@ export class ForwardAttempt implements UpstreamSink, RequestBodySink, ResponseDr
     if (this.finished) return;
     this.outcome = outcome;
     this.stream?.abort();
+    if (this.tunnel !== null) { const t = this.tunnel; this.tunnel = null; t.cancel(); }
+    this.finish();
+  }
+
+  // ---- WebSocket tunnel (TunnelHost) ----
+  tunnelFailed(err: UpstreamFailure): void {
+    if (this.finished) return;
+    this.tunnel = null;
+    this.outcome = err.kind === 'connect' || err.kind === 'timeout_connect' ? 'connect_error' : err.kind === 'reset' ? 'reset' : 'timeout';
+    this.finished = true;
+    this.host.attemptFailed(this.tx, this, err);
+  }
+
+  tunnelDone(): void {
+    this.tunnel = null;
     this.finish();
   }
 
@@ -260,4 +288,20 @@ export function addressText(b: Uint8Array): string {
   }
   if (best < 0) return parts.join(':');
   return `${parts.slice(0, best).join(':')}::${parts.slice(best + bestLen).join(':')}`;
+}
+
+/** Address the client connected to, per listener name (set by the edge once a listener is open). */
+const listenerAddresses = new Map<string, { host: string; port: number }>();
+export function registerListenerAddress(name: string, host: string, port: number): void {
+  listenerAddresses.set(name, { host, port });
+}
+
+/** PROXY v2 header for `send_proxy: v2`: source = the client (as identified), destination = our listener. */
+export function proxyHeaderFor(tx: Transaction): Buffer {
+  const l = listenerAddresses.get(tx.listener);
+  const src = tx.clientIp !== '' ? tx.clientIp : addressText(tx.remote);
+  const v4 = isIP(src) === 4;
+  // A listener bound to a name (or unknown) is reported as the unspecified address of the client's family.
+  const dst = l !== undefined && isIP(l.host) !== 0 ? l.host : v4 ? '0.0.0.0' : '::';
+  return buildProxyV2Header({ srcAddress: src, srcPort: 0, dstAddress: dst, dstPort: l?.port ?? 0 });
 }

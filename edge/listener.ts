@@ -5,11 +5,13 @@
 // in written headers. Moving to a newer uWS core should touch this file only.
 import { createRequire } from 'node:module';
 import { STATUS_CODES } from 'node:http';
-import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket } from 'uWebSockets.js';
+import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket, us_socket_context_t, WebSocket, WebSocketBehavior } from 'uWebSockets.js';
 import type { ClientIO, RequestBodySink, ResponseDrainSink } from './exchange.js';
 import { Transaction } from './transaction.js';
 import type { RequestLimits } from './config/normalize.js';
 import type { Clock } from './clock.js';
+import { TlsCertificates, hstsValue, type CertificateHost, type RedirectHttpsConfig, type TlsConfig, type TlsReloadResult, type UwsCertFiles } from './tls.js';
+import { uwsIdleTimeoutSec, type ClientSocket, type UpgradeIO, type WebSocketRuntime, type WsTunnel } from './websocket.js';
 
 type UwsModule = typeof import('uWebSockets.js');
 const require = createRequire(import.meta.url);
@@ -43,6 +45,8 @@ export interface RequestHandler {
   handle(tx: Transaction): void;
   /** A request failed the head checks (for logging and per-client error counting). */
   rejected(tx: Transaction, status: number, reason: string): void;
+  /** The body outgrew limits.request.max_body while streaming (chunked): answer 413 / close, cancel upstream. */
+  bodyTooLarge(tx: Transaction): void;
 }
 
 const STATUS_LINE: string[] = [];
@@ -91,12 +95,17 @@ class UwsExchange implements ClientIO {
   private headHeaders: readonly string[] = [];
   private headNoBody = false;
   tx: Transaction | null = null;
+  /** limits.request.max_body and who to tell when a streamed (chunked) body goes beyond it. */
+  maxBody = Infinity;
+  handler: RequestHandler | null = null;
+  private overLimit = false;
   private readonly corkedEnd = (): void => {
     if (this.headPending) this.corkedHead();
     this.res.end();
   };
 
-  constructor(private readonly res: HttpResponse) {}
+  /** `always`: listener-wide response headers (Strict-Transport-Security on TLS listeners). */
+  constructor(protected readonly res: HttpResponse, readonly always: readonly string[] = NO_HEADERS) {}
 
   readonly onAborted = (): void => {
     this.aborted = true;
@@ -109,8 +118,18 @@ class UwsExchange implements ClientIO {
     // ab is detached when this callback returns: copy now (uws-notes §4).
     const chunk = ab.byteLength === 0 ? EMPTY_BUF : Buffer.from(ab.slice(0));
     if (last) this.bodyEnded = true;
+    if (this.overLimit) return; // already answered 413: drop the rest
     const tx = this.tx;
-    if (tx !== null) { tx.bytesIn += chunk.length; if (last) tx.bodyComplete = true; }
+    if (tx !== null) {
+      tx.bytesIn += chunk.length;
+      if (last) tx.bodyComplete = true;
+      // Content-Length is checked on the head; a chunked body only shows its size as it streams.
+      if (tx.bytesIn > this.maxBody) {
+        this.overLimit = true;
+        this.handler?.bodyTooLarge(tx);
+        return;
+      }
+    }
     const sink = this.bodySink;
     if (sink === null) {
       if (chunk.length > 0 || last) {
@@ -175,7 +194,7 @@ class UwsExchange implements ClientIO {
     this.finished = true;
     this.responseStarted = true;
     if (this.paused) { this.paused = false; this.res.resume(); } // pause() also stops writes
-    replyStatus = status; replyHeaders = headers; replyBody = body; replyClose = close; replyRes = this.res;
+    replyStatus = status; replyHeaders = headers; replyBody = body; replyClose = close; replyRes = this.res; replyAlways = this.always;
     this.res.cork(corkedReply);
   }
 
@@ -204,7 +223,7 @@ class UwsExchange implements ClientIO {
   /** Writes the response head if it is still held back (inside a cork). */
   private readonly corkedHead = (): void => {
     this.headPending = false;
-    writeHead(this.res, this.headStatus, this.headHeaders, this.headNoBody, this.total);
+    writeHead(this.res, this.headStatus, this.headHeaders, this.headNoBody, this.total, this.always);
   };
 
   flushHead(): void {
@@ -254,6 +273,55 @@ class UwsExchange implements ClientIO {
   }
 }
 
+/** Per-connection data of a proxied WebSocket (uWS userData). */
+interface TunnelData { tunnel: WsTunnel; sock: UwsClientSocket | null }
+
+/** An upgrade request: an exchange until the server accepted, then a uWS WebSocket (ClientSocket). */
+class UwsUpgradeExchange extends UwsExchange implements UpgradeIO {
+  readonly upgrade = true as const;
+  key = '';
+  protocols = '';
+  constructor(res: HttpResponse, always: readonly string[], private readonly ctx: us_socket_context_t, readonly runtime: WebSocketRuntime) {
+    super(res, always);
+  }
+
+  accept(tunnel: WsTunnel, protocol: string): boolean {
+    if (this.aborted || this.finished) return false;
+    this.finished = true;
+    this.responseStarted = true;
+    const res = this.res;
+    // uWS echoes the protocol we pass: give it the server's choice, not the client's list (uws-notes §7).
+    res.cork(() => res.upgrade<TunnelData>({ tunnel, sock: null }, this.key, protocol, '', this.ctx));
+    return true;
+  }
+}
+
+/** The client's uWS WebSocket as the tunnel sees it; every call is safe after the close. */
+class UwsClientSocket implements ClientSocket {
+  closed = false;
+  constructor(private readonly ws: WebSocket<TunnelData>) {}
+  send(data: Buffer, binary: boolean): number { return this.closed ? 1 : this.ws.send(data, binary, false); }
+  end(code: number, reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.ws.end(code, reason);
+  }
+  bufferedAmount(): number { return this.closed ? 0 : this.ws.getBufferedAmount(); }
+}
+
+/** ACME HTTP-01 challenges must reach the backend over plain HTTP even with redirect_https. */
+const ACME_PREFIX = '/.well-known/acme-challenge/';
+
+function redirectToHttps(ex: UwsExchange, tx: Transaction, r: RedirectHttpsConfig): void {
+  // tx.host passed HOST_OK and tx.path/query BAD_TARGET: no CR/LF can reach the Location header.
+  const h = tx.host;
+  const hostname = h.startsWith('[') ? h.slice(0, h.indexOf(']') + 1) : h.split(':')[0];
+  const location = `https://${hostname}${r.port === null ? '' : `:${r.port}`}${tx.path}${tx.query === '' ? '' : `?${tx.query}`}`;
+  const code = r.code ?? (tx.method === 'GET' || tx.method === 'HEAD' ? 301 : 308);
+  tx.status = code;
+  ex.reply(code, ['location', location, 'content-type', 'text/plain; charset=utf-8'], `Moved to ${location}\n`, false);
+}
+
 // Module-level state for corked callbacks: one function object for every request, no closure each.
 let tryEndResult: [boolean, boolean] = [true, false];
 let replyRes: HttpResponse | null = null;
@@ -261,18 +329,24 @@ let replyStatus = 0;
 let replyHeaders: readonly string[] | null = null;
 let replyBody = '';
 let replyClose = false;
+let replyAlways: readonly string[] = [];
+const NO_HEADERS: readonly string[] = [];
 function corkedReply(): void {
   const res = replyRes as HttpResponse;
   res.writeStatus(statusLine(replyStatus));
+  const a = replyAlways;
+  for (let i = 0; i < a.length; i += 2) res.writeHeader(a[i], a[i + 1]);
   const h = replyHeaders;
   if (h !== null) for (let i = 0; i < h.length; i += 2) writeSafeHeader(res, h[i], h[i + 1]);
   res.end(replyBody, replyClose);
   replyRes = null;
 }
-function writeHead(res: HttpResponse, status: number, h: readonly string[], noBody: boolean, length: number): void {
+function writeHead(res: HttpResponse, status: number, h: readonly string[], noBody: boolean, length: number, always: readonly string[]): void {
   res.writeStatus(statusLine(status));
+  for (let i = 0; i < always.length; i += 2) res.writeHeader(always[i], always[i + 1]);
   for (let i = 0; i < h.length; i += 2) {
     if (RESPONSE_SKIP.has(h[i])) continue;
+    if (always.length !== 0 && h[i] === 'strict-transport-security') continue; // ours replaces the server's
     writeSafeHeader(res, h[i], h[i + 1]);
   }
   if (noBody) {
@@ -341,6 +415,14 @@ export interface ListenerOptions {
   clock: Clock;
   /** Exclusive port (no SO_REUSEPORT) for single-thread runs; false for worker threads sharing it. */
   exclusive: boolean;
+  /** Terminate TLS with these certificates (edge/tls.ts). */
+  tls?: TlsConfig | null;
+  /** Plain listener: redirect every request to https:// (edge/tls.ts). */
+  redirectHttps?: RedirectHttpsConfig | null;
+  /** WebSocket tunnels (edge/websocket.ts); null = upgrade requests are forwarded as plain HTTP. */
+  websocket?: WebSocketRuntime | null;
+  /** A certificate reload happened (files changed or reloadTls()), for events. */
+  onTlsReload?: (r: TlsReloadResult) => void;
 }
 
 export interface RunningListener {
@@ -348,6 +430,8 @@ export interface RunningListener {
   readonly name: string;
   /** Stop accepting new connections (in-flight requests continue). */
   stopAccepting(): void;
+  /** Re-read the certificate files now (TLS listeners; null otherwise). Invalid files keep the old certificate. */
+  reloadTls(): TlsReloadResult | null;
 }
 
 export function setAbortHook(fn: (tx: Transaction) => void): void { abortHook = fn; }
@@ -355,17 +439,35 @@ export function setAbortHook(fn: (tx: Transaction) => void): void { abortHook = 
 /** Opens one uWS listener. The handler gets every request whose head passed the checks. */
 export function openListener(opts: ListenerOptions, handler: RequestHandler): Promise<RunningListener> {
   const mod = loadUws();
-  const app: TemplatedApp = mod.App();
   const limits = opts.limits;
   const clock = opts.clock;
   const listenerName = opts.name;
+  const tlsCfg = opts.tls ?? null;
+  const isTls = tlsCfg !== null;
+  const redirect = isTls ? null : opts.redirectHttps ?? null;
+  const always: readonly string[] = tlsCfg?.hsts ? ['strict-transport-security', hstsValue(tlsCfg.hsts)] : NO_HEADERS;
+  const wsRuntime = opts.websocket !== undefined && opts.websocket !== null && opts.websocket.limits.enabled ? opts.websocket : null;
 
   const onRequest = (res: HttpResponse, req: HttpRequest): void => {
-    const ex = new UwsExchange(res);
+    const ex = new UwsExchange(res, always);
     res.onAborted(ex.onAborted); // first, before anything can throw or return (uws-notes §4)
+    acceptRequest(ex, res, req, false);
+  };
+  const onUpgrade = (res: HttpResponse, req: HttpRequest, ctx: us_socket_context_t): void => {
+    const ex = new UwsUpgradeExchange(res, always, ctx, wsRuntime as WebSocketRuntime);
+    res.onAborted(ex.onAborted); // first (uws-notes §4)
+    ex.key = req.getHeader('sec-websocket-key');
+    ex.protocols = req.getHeader('sec-websocket-protocol');
+    acceptRequest(ex, res, req, true);
+  };
+
+  const acceptRequest = (ex: UwsExchange, res: HttpResponse, req: HttpRequest, upgrade: boolean): void => {
     const tx = new Transaction(ex, clock.now());
     ex.tx = tx;
+    ex.maxBody = limits.maxBody;
+    ex.handler = handler;
     tx.listener = listenerName;
+    tx.tls = isTls;
     // req is only valid synchronously: copy everything now. getMethod() lower-cases in place.
     tx.method = req.getCaseSensitiveMethod();
     tx.path = req.getUrl();
@@ -375,7 +477,8 @@ export function openListener(opts: ListenerOptions, handler: RequestHandler): Pr
     req.forEach(collectHeader);
     tx.headers = collectHeaders;
     collectTx = null;
-    res.onData(ex.onData); // always: it also arms uWS's own body-rate floor (uws-notes §2)
+    // always (except upgrades, which carry no body): it also arms uWS's own body-rate floor (uws-notes §2)
+    if (!upgrade) res.onData(ex.onData);
 
     let reject = 0, reason = '';
     const urlLength = tx.path.length + tx.query.length;
@@ -392,6 +495,7 @@ export function openListener(opts: ListenerOptions, handler: RequestHandler): Pr
     else if (urlLength > limits.maxUrl) { reject = 414; reason = 'request target too long'; }
     else if (collectHeaders.length / 2 > limits.maxHeaders) { reject = 431; reason = 'too many header fields'; }
     else if (headerBytes > limits.maxHeaderBytes) { reject = 431; reason = 'request header block too large'; }
+    if (reject === 0 && upgrade && (seenCL === 1 || seenTE === 1)) { reject = 400; reason = 'upgrade request with a body'; }
     if (reject === 0) {
       tx.bodyLength = seenTE === 1 ? -2 : seenCL === 1 ? Number(valCL) : -1;
       if (tx.bodyLength === -1 || tx.bodyLength === 0) tx.bodyComplete = true;
@@ -407,6 +511,7 @@ export function openListener(opts: ListenerOptions, handler: RequestHandler): Pr
       deferReject(ex, reject, `${STATUS_CODES[reject] ?? 'Bad Request'}: ${reason}\n`);
       return;
     }
+    if (redirect !== null && !tx.path.startsWith(ACME_PREFIX)) { redirectToHttps(ex, tx, redirect); return; }
     try {
       handler.handle(tx);
     } catch (err) {
@@ -418,23 +523,128 @@ export function openListener(opts: ListenerOptions, handler: RequestHandler): Pr
       else if (!ex.aborted) ex.close();
     }
   };
-  app.any('/*', onRequest);
 
-  return new Promise((resolve, reject) => {
-    const cb = (ls: us_listen_socket | false): void => {
-      if (!ls) { reject(new Error(`cannot listen on ${opts.host}:${opts.port} (address in use or not available)`)); return; }
-      let open = true;
-      resolve({
-        port: mod.us_socket_local_port(ls),
-        name: listenerName,
-        // Closing a listen socket twice segfaults uSockets: close it exactly once.
-        stopAccepting: () => { if (open) { open = false; mod.us_listen_socket_close(ls); } },
-      });
-    };
+  // --- WebSocket route: upgrade requests run the same head checks and pipeline, then tunnel ---
+  const wsBehavior: WebSocketBehavior<TunnelData> | null = wsRuntime === null ? null : {
+    compression: 0, // permessage-deflate is negotiated per hop; off towards clients (no zip bombs)
+    maxPayloadLength: wsRuntime.limits.maxMessage,
+    maxBackpressure: wsRuntime.limits.maxBackpressure,
+    closeOnBackpressureLimit: 1,
+    // Only a liveness check (with pings); the message idle timeout is ours. Always in 0|9..960.
+    idleTimeout: uwsIdleTimeoutSec(wsRuntime.limits.idleTimeoutMs),
+    sendPingsAutomatically: true,
+    upgrade: onUpgrade,
+    open: (ws) => { const d = ws.getUserData(); d.sock = new UwsClientSocket(ws); d.tunnel.clientOpen(d.sock); },
+    // The ArrayBuffer is detached when the callback returns: copy (uws-notes §7).
+    message: (ws, ab, isBinary) => { ws.getUserData().tunnel.clientMessage(Buffer.from(ab.slice(0)), isBinary); },
+    drain: (ws) => { ws.getUserData().tunnel.clientDrain(); },
+    close: (ws, code, ab) => {
+      const d = ws.getUserData();
+      if (d.sock !== null) d.sock.closed = true;
+      d.tunnel.clientClosed(code, Buffer.from(ab.slice(0)));
+    },
+  };
+  const routes = (r: TemplatedApp): void => {
+    if (wsBehavior !== null) r.ws('/*', wsBehavior);
+    r.any('/*', onRequest);
+  };
+
+  // --- TLS: default certificate in SSLApp, every name (SNI) with its own router (uws-notes §6) ---
+  const certs = tlsCfg === null ? null : new TlsCertificates(tlsCfg, opts.onTlsReload);
+  const makeApp = (defaultFiles: UwsCertFiles | null): TemplatedApp => {
+    const a = defaultFiles === null ? mod.App() : mod.SSLApp(defaultFiles);
+    routes(a);
+    return a;
+  };
+  let app: TemplatedApp;
+  try {
+    app = makeApp(certs === null ? null : certs.load());
+  } catch (err) {
+    certs?.close();
+    return Promise.reject(err);
+  }
+  /** Apps replaced by a default-certificate reload: kept referenced while their connections live. */
+  const retired: TemplatedApp[] = [];
+  let listenSocket: us_listen_socket | null = null;
+  let open = true;
+  const listenNow = (a: TemplatedApp, port: number): us_listen_socket | false => {
+    let result: us_listen_socket | false = false;
+    const cb = (ls: us_listen_socket | false): void => { result = ls; };
     if (opts.exclusive) {
       // Exclusive: no other process can bind the port with SO_REUSEPORT and steal connections (uws-notes §5).
       const exclusive = (mod as unknown as { LIBUS_LISTEN_EXCLUSIVE_PORT: number }).LIBUS_LISTEN_EXCLUSIVE_PORT;
-      (app as unknown as { listen(h: string, p: number, o: number, c: typeof cb): void }).listen(opts.host, opts.port, exclusive, cb);
-    } else app.listen(opts.host, opts.port, cb);
+      (a as unknown as { listen(h: string, p: number, o: number, c: typeof cb): void }).listen(opts.host, port, exclusive, cb);
+    } else a.listen(opts.host, port, cb);
+    return result; // uWS calls back synchronously
+  };
+  const installed = new Set<string>();
+  const host: CertificateHost = {
+    setServerName(name, files) {
+      if (installed.has(name)) app.removeServerName(name);
+      app.addServerName(name, files);
+      installed.add(name);
+      routes(app.domain(name)); // the per-name router starts empty
+    },
+    removeServerName(name) {
+      if (!installed.delete(name)) return;
+      app.removeServerName(name);
+    },
+    replaceDefault(files) {
+      // The default certificate lives in the SSLApp itself: build a new app with every name and
+      // route, then move the port over. Old connections stay on the old app until they end.
+      if (certs === null || listenSocket === null || !open) return;
+      const next = makeApp(files);
+      for (const { name, files: f } of certs.serverNames()) { next.addServerName(name, f); routes(next.domain(name)); }
+      const port = mod.us_socket_local_port(listenSocket);
+      const old = listenSocket;
+      let ls: us_listen_socket | false;
+      if (opts.exclusive) {
+        mod.us_listen_socket_close(old); // an exclusive port cannot be bound twice: swap in the same tick
+        ls = listenNow(next, port);
+        if (!ls) { listenSocket = listenNow(app, port) || null; throw new Error(`tls: cannot re-listen on ${opts.host}:${port} with the new default certificate`); }
+      } else {
+        ls = listenNow(next, port);
+        if (!ls) throw new Error(`tls: cannot listen on ${opts.host}:${port} with the new default certificate`);
+        mod.us_listen_socket_close(old);
+      }
+      retired.push(app);
+      app = next;
+      listenSocket = ls;
+    },
+  };
+  if (certs !== null) {
+    try {
+      certs.attach(host);
+    } catch (err) {
+      certs.close();
+      return Promise.reject(err);
+    }
+  }
+
+  const ls = listenNow(app, opts.port);
+  if (!ls) {
+    certs?.close();
+    return Promise.reject(new Error(`cannot listen on ${opts.host}:${opts.port} (address in use or not available)`));
+  }
+  listenSocket = ls;
+  certs?.watch();
+  return Promise.resolve({
+    port: mod.us_socket_local_port(ls),
+    name: listenerName,
+    // Closing a listen socket twice segfaults uSockets: close it exactly once.
+    stopAccepting: () => {
+      if (!open) return;
+      open = false;
+      if (listenSocket !== null) mod.us_listen_socket_close(listenSocket);
+      listenSocket = null;
+      certs?.close();
+      void retired;
+    },
+    reloadTls: () => {
+      if (certs === null || !open) return null;
+      const r = certs.reload();
+      opts.onTlsReload?.(r);
+      return r;
+    },
   });
 }

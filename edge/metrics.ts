@@ -27,8 +27,30 @@ export interface PoolView {
 /** Latency buckets in seconds (HAProxy-like spread: 1 ms … 30 s). */
 export const LATENCY_BUCKETS: readonly number[] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
-interface LatencyCell { backend: string; buckets: Float64Array; sum: number; count: number }
-interface CountCell { labels: Record<string, string>; value: number }
+interface LatencyCell { backend: string; buckets: Float64Array; sum: number; count: number; sent?: { buckets: Float64Array; sum: number; count: number } }
+/** `sent`: the value already reported to the main thread (worker threads, see takeDelta). */
+interface CountCell { labels: Record<string, string>; value: number; sent?: number }
+
+/**
+ * Counter increments a worker thread reports to the main thread (whose registry /metrics serves).
+ * Tuples keep the message small: labels…, increment.
+ */
+export interface MetricsDelta {
+  req: [backend: string, server: string, code: number, n: number][];
+  rules: [rule: string, mode: string, action: string, n: number][];
+  guard: [reason: string, n: number][];
+  queueTimeout: [backend: string, n: number][];
+  queueFull: [backend: string, n: number][];
+  upstream: [backend: string, kind: string, n: number][];
+  /** backend, bucket increments, sum increment, count increment */
+  latency: [backend: string, buckets: number[], sum: number, count: number][];
+}
+
+function unsent(c: CountCell): number {
+  const n = c.value - (c.sent ?? 0);
+  c.sent = c.value;
+  return n;
+}
 
 const NONE = '-';
 
@@ -165,6 +187,18 @@ export class Metrics {
 
   /** One finished request. `backend`/`server` null when the edge answered itself (deny, 503 …). */
   request(backend: string | null, server: string | null, status: number, seconds: number): void {
+    this.countRequest(backend, server, status);
+    observe(this.latencyCell(backend ?? NONE), seconds);
+    observe(this.latencyAll, seconds);
+  }
+
+  private latencyCell(b: string): LatencyCell {
+    let lat = this.latCells.get(b);
+    if (lat === undefined) { lat = { backend: b, buckets: new Float64Array(LATENCY_BUCKETS.length), sum: 0, count: 0 }; this.latCells.set(b, lat); }
+    return lat;
+  }
+
+  private countRequest(backend: string | null, server: string | null, status: number): void {
     const b = backend ?? NONE;
     const s = server ?? NONE;
     let bm = this.reqCells.get(b);
@@ -182,10 +216,6 @@ export class Metrics {
     this.requests++;
     this.byClass[code === 0 ? 0 : (code / 100) | 0]++;
     if (backend === null && status >= 400) this.blocked++;
-    let lat = this.latCells.get(b);
-    if (lat === undefined) { lat = { backend: b, buckets: new Float64Array(LATENCY_BUCKETS.length), sum: 0, count: 0 }; this.latCells.set(b, lat); }
-    observe(lat, seconds);
-    observe(this.latencyAll, seconds);
   }
 
   /** A rule matched (whatever the mode: log_only hits are counted too). */
@@ -226,6 +256,50 @@ export class Metrics {
 
   connectionOpened(): void { this.connectionsActive++; }
   connectionClosed(): void { if (this.connectionsActive > 0) this.connectionsActive--; }
+
+  // ---- worker threads ----------------------------------------------------------------------
+
+  /** Increments since the last call (a worker thread posts them to the main thread); null if none. */
+  takeDelta(): MetricsDelta | null {
+    const d: MetricsDelta = { req: [], rules: [], guard: [], queueTimeout: [], queueFull: [], upstream: [], latency: [] };
+    let any = false;
+    for (const c of this.reqList) { const n = unsent(c); if (n > 0) { d.req.push([c.labels.backend, c.labels.server, Number(c.labels.code), n]); any = true; } }
+    for (const c of this.ruleList) { const n = unsent(c); if (n > 0) { d.rules.push([c.labels.rule, c.labels.mode, c.labels.action, n]); any = true; } }
+    for (const c of this.guardCells.values()) { const n = unsent(c); if (n > 0) { d.guard.push([c.labels.reason, n]); any = true; } }
+    for (const c of this.queueTimeoutCells.values()) { const n = unsent(c); if (n > 0) { d.queueTimeout.push([c.labels.backend, n]); any = true; } }
+    for (const c of this.queueFullCells.values()) { const n = unsent(c); if (n > 0) { d.queueFull.push([c.labels.backend, n]); any = true; } }
+    for (const c of this.upstreamErrList) { const n = unsent(c); if (n > 0) { d.upstream.push([c.labels.backend, c.labels.kind, n]); any = true; } }
+    for (const c of this.latCells.values()) {
+      const sent = c.sent ?? (c.sent = { buckets: new Float64Array(LATENCY_BUCKETS.length), sum: 0, count: 0 });
+      if (c.count === sent.count) continue;
+      const b: number[] = [];
+      for (let i = 0; i < c.buckets.length; i++) { b.push(c.buckets[i] - sent.buckets[i]); sent.buckets[i] = c.buckets[i]; }
+      d.latency.push([c.backend, b, c.sum - sent.sum, c.count - sent.count]);
+      sent.sum = c.sum;
+      sent.count = c.count;
+      any = true;
+    }
+    return any ? d : null;
+  }
+
+  /** Add a worker thread's increments (main thread). */
+  addDelta(d: MetricsDelta): void {
+    for (const [backend, server, code, n] of d.req) {
+      for (let i = 0; i < n; i++) this.countRequest(backend === NONE ? null : backend, server === NONE ? null : server, code);
+    }
+    for (const [rule, mode, action, n] of d.rules) for (let i = 0; i < n; i++) this.ruleHit(rule, mode, action);
+    for (const [reason, n] of d.guard) for (let i = 0; i < n; i++) this.guardReject(reason);
+    for (const [backend, n] of d.queueTimeout) for (let i = 0; i < n; i++) this.queueTimeout(backend);
+    for (const [backend, n] of d.queueFull) for (let i = 0; i < n; i++) this.queueFull(backend);
+    for (const [backend, kind, n] of d.upstream) for (let i = 0; i < n; i++) this.upstreamError(backend, kind);
+    for (const [backend, buckets, sum, count] of d.latency) {
+      for (const c of [this.latencyCell(backend), this.latencyAll]) {
+        for (let i = 0; i < buckets.length && i < c.buckets.length; i++) c.buckets[i] += buckets[i];
+        c.sum += sum;
+        c.count += count;
+      }
+    }
+  }
 
   /** Latency quantile (seconds) over all requests since start, from the histogram buckets. */
   latencyQuantile(q: number): number | null {

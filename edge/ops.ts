@@ -8,14 +8,17 @@ import type { RequestObserver } from './pipeline.js';
 import type { Transaction } from './transaction.js';
 import type { ActionSpec } from './act.js';
 import type { RuleMode } from './events/schema.js';
+import type { BackendPool, ServerState } from './backend/types.js';
 
 /** A ban without an end: the admin API's "until removed" (100 years). */
 const FOREVER_MS = 100 * 365 * 24 * 3600 * 1000;
 
-export function adminTargetsFor(edge: RunningEdge): AdminTargets {
+export function adminTargetsFor(edge: RunningEdge, fanout: WorkerFanout | null = null): AdminTargets {
   const table = edge.guard.table;
+  // With worker threads every admin change made here is also sent to each worker (fanout).
+  const pools = fanout === null ? [...edge.pools.values()] : [...edge.pools.values()].map((p) => fanoutPool(p, fanout));
   return {
-    pools: () => [...edge.pools.values()],
+    pools: () => pools,
     bans: {
       list: (): BanEntry[] => edge.bans.list().map((b) => ({
         key: b.key, reason: b.reason, expiresAt: b.until - Date.now() > FOREVER_MS / 2 ? null : b.until, source: b.by,
@@ -26,7 +29,11 @@ export function adminTargetsFor(edge: RunningEdge): AdminTargets {
     tables: {
       tables: () => [{ name: 'client', size: table.count, capacity: table.size }],
       lookup: (name, key) => (name === 'client' ? table.entry(key, Date.now()) : null),
-      clear: (name, key) => (name === 'client' ? table.delete(key) : false),
+      clear: (name, key) => {
+        if (name !== 'client') return false;
+        fanout?.send({ type: 'table-clear', key });
+        return table.delete(key);
+      },
       top: (name, by, n) => {
         if (name !== 'client') return null;
         const now = Date.now();
@@ -45,9 +52,14 @@ export function adminTargetsFor(edge: RunningEdge): AdminTargets {
       list: () => edge.rules!.current().rulesInfo().map((r) => ({ id: r.id, mode: r.mode as RuleMode, action: r.actions, source: `${r.file}:${r.line}` })),
       reload: async () => {
         const r = await edge.rules!.reload('admin');
+        if (r.ok) fanout?.send({ type: 'rules-reload' });
         return { ok: r.ok, errors: r.errors, hash: r.hash };
       },
-      setMode: (id, mode) => edge.rules!.setMode(id, mode),
+      setMode: (id, mode) => {
+        const ok = edge.rules!.setMode(id, mode);
+        if (ok) fanout?.send({ type: 'rule-mode', id, mode });
+        return ok;
+      },
     },
     stats: () => ({
       configHash: edge.rules?.current().hash ?? null,
@@ -72,6 +84,10 @@ export class MetricsObserver implements RequestObserver {
     else this.metrics.ruleHit(spec.ruleId ?? '', mode, spec.kind);
   }
   upstreamError(backend: string, kind: string): void { this.metrics.upstreamError(backend, kind); }
+  rejected(tx: Transaction, reason: string, now: number): void {
+    this.metrics.guardReject(reason);
+    this.request(tx, now);
+  }
   queueRejected(backend: string, reason: string): void {
     if (reason === 'queue_full') this.metrics.queueFull(backend);
     else if (reason === 'queue_timeout') this.metrics.queueTimeout(backend);
@@ -79,6 +95,10 @@ export class MetricsObserver implements RequestObserver {
 }
 
 export function bindMetricSources(metrics: Metrics, edge: RunningEdge): void {
+  // log_only hits never reach the action stage (the request goes on): count them from their events.
+  edge.bus.subscribe((ev) => {
+    if (ev.type === 'log_only') metrics.ruleHit(String(ev.rule ?? ''), 'log_only', String(ev.action ?? 'log'));
+  });
   metrics.bind({
     pools: () => [...edge.pools.values()],
     tables: () => [{ name: 'client', size: edge.guard.table.count }],
@@ -92,4 +112,85 @@ function tableKeys(table: RunningEdge['guard']['table']): Iterable<string> {
   const t = table as unknown as { storedKeys?: () => Iterable<string> };
   if (typeof t.storedKeys !== 'function') throw new Error('this stick table cannot list its keys');
   return t.storedKeys();
+}
+
+// ---- worker threads (`workers: N`) ----------------------------------------------------------
+// The admin API runs in the main thread only. Each change it makes to a server (drain, maint,
+// ready, weight), a rule mode, the ruleset or a stick-table key is sent to every worker as one of
+// these messages over the Worker's postMessage; bans travel on their own (BroadcastChannel or Redis).
+
+export type WorkerCommand =
+  | { type: 'server-state'; backend: string; server: string; state: ServerState }
+  | { type: 'server-weight'; backend: string; server: string; weight: number }
+  | { type: 'rule-mode'; id: string; mode: RuleMode }
+  | { type: 'rules-reload' }
+  | { type: 'table-clear'; key: string };
+
+export interface CommandPort { postMessage(msg: unknown): void }
+
+/**
+ * Sends admin changes to every worker and remembers the latest of each (per server, per rule), so a
+ * worker that starts or is restarted later gets the same state before it serves traffic.
+ */
+export class WorkerFanout {
+  private readonly ports = new Set<CommandPort>();
+  private readonly journal = new Map<string, WorkerCommand>();
+
+  /** A new worker: replay the journal to it, then keep it informed. */
+  attach(port: CommandPort): void {
+    for (const cmd of this.journal.values()) port.postMessage(cmd);
+    this.ports.add(port);
+  }
+
+  detach(port: CommandPort): void { this.ports.delete(port); }
+
+  /** Commands in the journal (what a new worker is told). */
+  get remembered(): number { return this.journal.size; }
+
+  send(cmd: WorkerCommand): void {
+    const key = cmd.type === 'server-state' || cmd.type === 'server-weight' ? `${cmd.type}:${cmd.backend}/${cmd.server}`
+      : cmd.type === 'rule-mode' ? `rule-mode:${cmd.id}` : null;
+    if (key !== null) this.journal.set(key, cmd);
+    for (const p of this.ports) p.postMessage(cmd);
+  }
+}
+
+/** A pool whose admin setters also reach every worker. Everything else is the pool itself. */
+function fanoutPool(pool: BackendPool, fanout: WorkerFanout): BackendPool {
+  return {
+    get name() { return pool.name; },
+    acquire: (req, cb) => pool.acquire(req, cb),
+    release: (server, outcome) => pool.release(server, outcome),
+    servers: () => pool.servers(),
+    queueLength: () => pool.queueLength(),
+    setState: (server, state) => {
+      const ok = pool.setState(server, state);
+      if (ok) fanout.send({ type: 'server-state', backend: pool.name, server, state });
+      return ok;
+    },
+    setWeight: (server, weight) => {
+      const ok = pool.setWeight(server, weight);
+      if (ok) fanout.send({ type: 'server-weight', backend: pool.name, server, weight });
+      return ok;
+    },
+    start: () => pool.start(),
+    stop: () => pool.stop(),
+  };
+}
+
+/** Applies one command from the main thread inside a worker. Unknown targets are ignored (logged by the caller). */
+export async function applyWorkerCommand(edge: RunningEdge, cmd: WorkerCommand): Promise<boolean> {
+  switch (cmd.type) {
+    case 'server-state': return edge.pools.get(cmd.backend)?.setState(cmd.server, cmd.state) ?? false;
+    case 'server-weight': return edge.pools.get(cmd.backend)?.setWeight(cmd.server, cmd.weight) ?? false;
+    case 'rule-mode': return edge.rules?.setMode(cmd.id, cmd.mode) ?? false;
+    case 'rules-reload': return edge.rules !== null && (await edge.rules.reload('admin')).ok;
+    case 'table-clear': return edge.guard.table.delete(cmd.key);
+    default: return false;
+  }
+}
+
+export function isWorkerCommand(m: unknown): m is WorkerCommand {
+  const t = (m as { type?: unknown } | null)?.type;
+  return t === 'server-state' || t === 'server-weight' || t === 'rule-mode' || t === 'rules-reload' || t === 'table-clear';
 }

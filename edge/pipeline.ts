@@ -42,6 +42,8 @@ export interface RequestObserver {
   action(tx: Transaction, spec: ActionSpec, mode: string): void;
   upstreamError(backend: string, kind: string): void;
   queueRejected(backend: string, reason: string): void;
+  /** A request head the listener refused before any stage ran (counted as a guard rejection). */
+  rejected?(tx: Transaction, reason: string, now: number): void;
 }
 
 export interface PipelineDeps {
@@ -121,7 +123,12 @@ export class Pipeline implements RequestHandler, ForwardHost {
     const request = requestOf(tx);
     this.deps.bus.emit(status >= 500 ? errorEvent(reason, { client, request, status, term: tx.term })
       : guardEvent({ client, reason, status, term: tx.term, request }));
-    if (!this.active.has(tx)) { tx.status = status; this.deps.log.write(tx, this.clock.now()); }
+    if (!this.active.has(tx)) {
+      tx.status = status;
+      const now = this.clock.now();
+      this.deps.observer?.rejected?.(tx, status < 500 ? reason : 'internal_error', now);
+      this.deps.log.write(tx, now);
+    }
   }
 
   // ---- action stage ----
@@ -287,13 +294,28 @@ export class Pipeline implements RequestHandler, ForwardHost {
     const responding = tx.io.responseStarted;
     tx.term = responding ? 'cD' : 'cR';
     this.deps.bus.emit(deadlineEvent({ client: clientOf(tx), reason, term: tx.term, status: responding ? null : 408, request: requestOf(tx) }));
+    this.cutOff(tx, 408);
+  }
+
+  /** A streamed (chunked) request body went beyond limits.request.max_body (called by the listener). */
+  bodyTooLarge(tx: Transaction): void {
+    if (tx.done || !this.active.has(tx)) return; // a head already rejected by the listener: nothing to undo
+    const responding = tx.io.responseStarted;
+    tx.term = responding ? 'PD' : 'PR';
+    this.deps.bus.emit(guardEvent({ client: clientOf(tx), reason: 'body_too_large', status: responding ? null : 413, term: tx.term, request: requestOf(tx) }));
+    this.cutOff(tx, 413);
+  }
+
+  /** Ends a transaction the proxy gives up on: `status` if no response started, else close. */
+  private cutOff(tx: Transaction, status: number): void {
+    const responding = tx.io.responseStarted;
     if (tx.ticket !== null) { tx.ticket.cancel(); tx.ticket = null; }
     if (tx.tarpit !== null) { clearTimeout(tx.tarpit); tx.tarpit = null; this.tarpits--; }
     const a = tx.attempt;
     if (!responding) {
-      tx.status = 408;
+      tx.status = status;
       // Reply first: the attempt's cancel finishes the transaction.
-      tx.io.reply(408, ['content-type', 'text/plain; charset=utf-8'], bodyFor(408, ''), true);
+      tx.io.reply(status, ['content-type', 'text/plain; charset=utf-8'], bodyFor(status, ''), true);
     } else tx.io.close();
     if (a !== null) a.cancel('aborted'); else this.finish(tx);
   }

@@ -12,7 +12,9 @@ import { EventBus } from './events.js';
 import { Metrics } from './metrics.js';
 import { startEventSinks } from './events/index.js';
 import { startAdminServer, type AdminServer } from './admin/server.js';
-import { adminTargetsFor, bindMetricSources, MetricsObserver } from './ops.js';
+import { adminTargetsFor, bindMetricSources, MetricsObserver, WorkerFanout } from './ops.js';
+import type { WorkerReport } from './worker.js';
+import { lifecycleEvent } from './events/build.js';
 
 const WORKER_ENTRY = fileURLToPath(new URL('./worker.js', import.meta.url));
 
@@ -37,7 +39,12 @@ export async function runEdgeProcess(cfg: EdgeConfig, opts: { handleSignals?: bo
   const metrics = new Metrics();
   const eventsCfg = cfg.sections.events as EventsSection;
   const sharedCfg = (cfg.sections.shared as SharedConfig | null) ?? null;
-  const redisUrl = sharedCfg !== null && typeof sharedCfg.redis === 'string' ? sharedCfg.redis : undefined;
+  // shared.redis is normalised to a target ({kind: 'url', url} | sentinel | cluster). The event stream
+  // and the admin state store connect by URL; with sentinel/cluster they stay local (said at start).
+  const redisUrl = sharedCfg !== null && sharedCfg.redis.kind === 'url' ? sharedCfg.redis.url : undefined;
+  if (sharedCfg !== null && redisUrl === undefined) {
+    logLine(40, `shared.redis is a ${sharedCfg.redis.kind}: the event stream and admin state use the local node only (state file)`);
+  }
   const sinks = startEventSinks(bus, {
     log: eventsCfg.log,
     redis: redisUrl !== undefined ? { url: redisUrl, stream: eventsCfg.redisStream, maxLen: eventsCfg.streamMaxLen } : null,
@@ -45,6 +52,10 @@ export async function runEdgeProcess(cfg: EdgeConfig, opts: { handleSignals?: bo
   }, metrics);
   const edge = await startEdge(cfg, { exclusivePort: cfg.workers === 1, shared, workerIndex: 0, bus, observer: new MetricsObserver(metrics) });
   bindMetricSources(metrics, edge);
+  // Admin changes reach every worker thread (ops.ts WorkerFanout); their events and counters come back.
+  const fanout = cfg.workers > 1 ? new WorkerFanout() : null;
+  const forwarded = { name: 'workers', accepted: 0, dropped: 0, written: 0, pending: 0 };
+  if (fanout !== null) metrics.addSinkSource(() => [forwarded]);
   let admin: AdminServer | null = null;
   if (cfg.admin !== null) {
     admin = await startAdminServer({
@@ -53,7 +64,7 @@ export async function runEdgeProcess(cfg: EdgeConfig, opts: { handleSignals?: bo
       tokens: cfg.admin.tokens,
       stateFile: cfg.admin.stateFile ?? join(dirname(cfg.file), 'portcullis.state.json'),
       redisUrl,
-    }, adminTargetsFor(edge), bus, metrics);
+    }, adminTargetsFor(edge, fanout), bus, metrics);
   }
 
   let stopping = false;
@@ -61,19 +72,31 @@ export async function runEdgeProcess(cfg: EdgeConfig, opts: { handleSignals?: bo
   const spawnWorker = (index: number): Promise<void> => new Promise((resolve, reject) => {
     const w = new Worker(WORKER_ENTRY, { workerData: { configFile: cfg.file, index, shared } });
     workers.set(index, w);
+    // Attached before it is ready: the worker reads the replayed admin state before serving traffic.
+    fanout?.attach(w);
     let ready = false;
-    w.on('message', (m: { type: string; error?: string }) => {
+    w.on('message', (m: { type: string; error?: string } | WorkerReport) => {
+      if (m.type === 'events') {
+        const r = m as Extract<WorkerReport, { type: 'events' }>;
+        forwarded.accepted += r.events.length;
+        forwarded.written += r.events.length;
+        forwarded.dropped += r.dropped;
+        for (const ev of r.events) edge.bus.emit(ev);
+        return;
+      }
+      if (m.type === 'metrics') { metrics.addDelta((m as Extract<WorkerReport, { type: 'metrics' }>).delta); return; }
       if (m.type === 'ready') { ready = true; resolve(); }
-      if (m.type === 'failed') reject(new Error(`worker ${index}: ${m.error}`));
+      if (m.type === 'failed') reject(new Error(`worker ${index}: ${(m as { error?: string }).error}`));
     });
     w.on('error', (err) => logLine(50, `worker ${index} crashed`, { err: String(err.stack ?? err) }));
     w.on('exit', (code) => {
       workers.delete(index);
+      fanout?.detach(w);
       if (stopping) return;
       if (!ready) { reject(new Error(`worker ${index} exited with ${code} before it was ready`)); return; }
       // Supervisor: a worker that died (native abort, OOM) is replaced; its connections are lost, others are not.
       logLine(40, `worker ${index} exited with ${code}; restarting it`);
-      edge.bus.emit({ type: 'lifecycle', state: 'worker_restart', worker: index, code });
+      edge.bus.emit(lifecycleEvent('worker_restart', `worker ${index} exited with code ${code}`));
       setTimeout(() => { if (!stopping) spawnWorker(index).catch((e) => logLine(50, String(e))); }, 200);
     });
   });

@@ -280,11 +280,15 @@ export class AdminApi {
     const state = await this.d.store.load();
     const now = Date.now();
     let bans = 0;
+    // A ban still running (a reload does not touch bans) is left alone: re-adding it would only
+    // emit a second `ban` event for the same ban.
+    const live = new Set((await this.d.targets.bans.list()).map((b) => b.key));
     for (const [key, b] of Object.entries(state.bans)) {
       const ttl = b.expiresAt === null ? null : b.expiresAt - now;
       if (ttl !== null && ttl <= 0) continue;
-      await this.d.targets.bans.add(key, ttl, b.reason, b.source);
       bans++;
+      if (live.has(key)) continue;
+      await this.d.targets.bans.add(key, ttl, b.reason, b.source);
     }
     let modes = 0;
     const missingRules: string[] = [];

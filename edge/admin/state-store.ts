@@ -7,6 +7,7 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { Redis } from 'ioredis';
+import { closeRedis } from '../events/redis-sink.js';
 import { RULE_MODES } from '../events/schema.js';
 import type { RuleMode } from '../events/schema.js';
 
@@ -130,7 +131,7 @@ export class RedisStateStore implements StateStore {
   async deleteBan(key: string): Promise<void> { await this.redis.hdel(this.bansKey, key); }
   async putMode(rule: string, mode: RuleMode): Promise<void> { await this.redis.hset(this.modesKey, rule, mode); }
   async deleteMode(rule: string): Promise<void> { await this.redis.hdel(this.modesKey, rule); }
-  async close(): Promise<void> { await this.redis.quit().catch(() => this.redis.disconnect()); }
+  async close(): Promise<void> { await closeRedis(this.redis); }
 }
 
 function safeJson(v: string): unknown { try { return JSON.parse(v); } catch { return null; } }

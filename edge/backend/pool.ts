@@ -3,6 +3,7 @@
 // path is synchronous and allocation-light; timers exist only for health checks and one coarse
 // housekeeping tick (queue timeouts, passive cool-down) that runs only while there is work for it.
 import type { EventBus } from '../events.js';
+import { errorEvent, healthEvent } from '../events/build.js';
 import type { Clock } from '../clock.js';
 import type {
   AcquireError, AcquireRequest, AcquireResult, AcquireTicket, BackendConfig, BackendPool,
@@ -271,7 +272,7 @@ class Pool implements BackendPool {
       w.cb(r);
     } catch (err) {
       // The pipeline's callback must not throw; if it does, keep the pool consistent and say so.
-      this.bus.emit({ type: 'error', backend: this.name, where: 'backend queue callback', message: err instanceof Error ? err.message : String(err) });
+      this.bus.emit(errorEvent(`backend queue callback: ${err instanceof Error ? err.message : String(err)}`, { backend: this.name }));
     }
   }
 
@@ -406,7 +407,7 @@ class Pool implements BackendPool {
     s.lastReason = reason;
     const to = s.state;
     if (from !== to) {
-      this.bus.emit({ type: 'health', backend: this.name, server: s.name, from, to, reason, check });
+      this.bus.emit(healthEvent({ backend: this.name, server: s.name, from, to, reason, check }));
     }
     if (this.queue.size > 0) this.dispatchQueue();
   }

@@ -3,8 +3,16 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { BackendConfig, ServerConfig, HealthConfig, BalanceAlgorithm } from '../backend/types.js';
+import { normalizeTls, normalizeRedirect, type TlsConfig, type RedirectHttpsConfig } from '../tls.js';
+import { normalizeWebSocketLimits, type WebSocketLimits } from '../websocket.js';
 
-export interface ListenConfig { host: string; port: number; name: string }
+export interface ListenConfig {
+  host: string; port: number; name: string;
+  /** TLS termination (null = plain HTTP). */
+  tls: TlsConfig | null;
+  /** Plain listener answering every request with a redirect to https:// (null = off). */
+  redirectHttps: RedirectHttpsConfig | null;
+}
 
 export interface EdgeTimeouts {
   connectMs: number;
@@ -33,6 +41,8 @@ export interface EdgeConfig {
   timeouts: EdgeTimeouts;
   requestLimits: RequestLimits;
   tarpitMaxConcurrent: number;
+  /** limits.websocket: WebSocket tunnels. */
+  websocket: WebSocketLimits;
   accessLog: { path: string };
   upstream: { client: 'h1' | 'undici'; connections: number };
   /** Sections normalised by their owning modules (see sections.ts), keyed by section name. */
@@ -76,7 +86,10 @@ export function normalizeConfig(raw: Raw, where: { file: string; baseDir: string
     file: where.file,
     baseDir: where.baseDir,
     nodeId: str(raw.node_id, hostname()),
-    listen: (raw.listen as Raw[]).map((l, i) => ({ ...splitAddress(String(l.address)), name: str(l.name, i === 0 ? 'main' : `listen${i}`) })),
+    listen: (raw.listen as Raw[]).map((l, i) => ({
+      ...splitAddress(String(l.address)), name: str(l.name, i === 0 ? 'main' : `listen${i}`),
+      tls: normalizeTls(l.tls, where.baseDir, l.hsts), redirectHttps: normalizeRedirect(l.redirect_https),
+    })),
     admin: admin && adminAddr ? {
       ...adminAddr, token: str(admin.token, ''), tokens: obj(admin.tokens) as Record<string, string>,
       stateFile: typeof admin.state_file === 'string' ? admin.state_file : null,
@@ -92,6 +105,7 @@ export function normalizeConfig(raw: Raw, where: { file: string; baseDir: string
       maxBody: num(rl.max_body, 100 * 1024 * 1024),
     },
     tarpitMaxConcurrent: num(obj(limits.tarpit).max_concurrent, 1000),
+    websocket: normalizeWebSocketLimits(limits.websocket),
     accessLog: { path: str(obj(raw.access_log).path, 'stdout') },
     upstream: { client: up.client === 'undici' ? 'undici' : 'h1', connections: num(up.connections, 256) },
     sections: {},

@@ -2,6 +2,9 @@
 // Sections owned by other modules (limits.client, tables, shared, geo, …) contribute their own
 // fragments; this file composes them. Numbers marked `x-unit` accept "5s" / "10mb" strings, which
 // the loader converts to ms / bytes before validation.
+import { tlsListenSchema, hstsSchema, redirectHttpsSchema, acceptProxySchema } from '../tls.js';
+import { websocketLimitsSchema } from '../websocket.js';
+
 export type JsonSchema = Record<string, unknown>;
 
 export const duration = (description: string, dflt?: string): JsonSchema => ({
@@ -96,7 +99,13 @@ export function buildSchema(fragments: SchemaFragments): JsonSchema {
         type: 'array', minItems: 1,
         items: {
           type: 'object', additionalProperties: false, required: ['address'],
-          properties: { address, name: { type: 'string' } },
+          properties: {
+            address, name: { type: 'string' },
+            tls: tlsListenSchema,
+            hsts: hstsSchema,
+            redirect_https: redirectHttpsSchema,
+            accept_proxy: acceptProxySchema,
+          },
         },
       },
       admin: {
@@ -141,6 +150,7 @@ export function buildSchema(fragments: SchemaFragments): JsonSchema {
             type: 'object', additionalProperties: false,
             properties: { max_concurrent: { type: 'integer', minimum: 0, default: 1000, description: 'Above this, tarpit falls back to deny' } },
           },
+          websocket: websocketLimitsSchema,
           ...fragments.limits,
         },
       },

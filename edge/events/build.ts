@@ -3,7 +3,7 @@
 // (same keys in the same order: cheap to serialise, stable for a SIEM). `time` and `node` are
 // stamped by EventBus.emit.
 import type { EventType } from '../events.js';
-import type { EventClient, EventRequest, RuleMode, SecurityEvent, TermState } from './schema.js';
+import type { EventClient, EventRequest, HealthCheck, RuleMode, SecurityEvent, TermState } from './schema.js';
 
 export type SecurityEventDraft = Omit<SecurityEvent, 'time' | 'node'> & {
   time?: string;
@@ -85,7 +85,7 @@ export function deadlineEvent(f: { client: EventClient; reason: string; term: Te
 }
 
 /** A key was banned (by a rule, a limiter or an operator). ttlSec null = until removed. */
-export function banEvent(f: { key: string; ttlSec: number | null; reason: string; rule?: string | null; client?: EventClient | null; counters?: Record<string, number> | null; table?: string | null }): SecurityEventDraft {
+export function banEvent(f: { key: string; ttlSec: number | null; reason: string; rule?: string | null; client?: EventClient | null; counters?: Record<string, number> | null; table?: string | null; who?: string }): SecurityEventDraft {
   const ev = draft('ban');
   ev.client = f.client ?? null;
   ev.rule = f.rule ?? null;
@@ -95,20 +95,38 @@ export function banEvent(f: { key: string; ttlSec: number | null; reason: string
   ev.key = f.key;
   ev.ttl = f.ttlSec === null ? null : Math.max(0, Math.round(f.ttlSec));
   ev.table = f.table ?? null;
+  if (f.who !== undefined) ev.who = f.who;
   return ev;
 }
 
-export function unbanEvent(f: { key: string; reason: string; table?: string | null }): SecurityEventDraft {
+/** Ban length for an event: seconds, or null for a ban "until removed" (≥ 50 years). */
+export function banTtlSec(ttlMs: number): number | null {
+  return ttlMs >= 50 * 365 * 86400_000 ? null : Math.max(0, Math.round(ttlMs / 1000));
+}
+
+/** Reason text of a ban another node set, applied here (recognised by isRemoteBanEvent). */
+export function remoteBanReason(node: string, reason: string): string { return `from ${node}: ${reason}`; }
+export function remoteUnbanReason(node: string): string { return `removed on ${node}`; }
+
+/** A ban/unban event that only reports applying another node's change (worker threads skip it). */
+export function isRemoteBanEvent(ev: { type: string; reason?: unknown }): boolean {
+  const r = typeof ev.reason === 'string' ? ev.reason : '';
+  return (ev.type === 'ban' && r.startsWith('from ')) || (ev.type === 'unban' && r.startsWith('removed on '));
+}
+
+/** A ban ended: removed by someone (`who`) or expired (reason `expired`). */
+export function unbanEvent(f: { key: string; reason: string; table?: string | null; who?: string }): SecurityEventDraft {
   const ev = draft('unban');
   ev.action = 'unban';
   ev.reason = f.reason;
   ev.key = f.key;
   ev.table = f.table ?? null;
+  if (f.who !== undefined) ev.who = f.who;
   return ev;
 }
 
 /** A server changed state (health check, passive failure, admin). */
-export function healthEvent(f: { backend: string; server: string; from: string; to: string; check?: string | null; reason?: string | null }): SecurityEventDraft {
+export function healthEvent(f: { backend: string; server: string; from: string; to: string; check?: HealthCheck | null; reason?: string | null }): SecurityEventDraft {
   const ev = draft('health');
   ev.reason = f.reason ?? null;
   ev.backend = f.backend;
@@ -189,8 +207,8 @@ export function errorEvent(reason: string, f: { client?: EventClient | null; req
   return ev;
 }
 
-/** The edge started, became ready or is stopping. */
-export function lifecycleEvent(what: 'start' | 'ready' | 'stopping' | 'stopped', reason?: string | null): SecurityEventDraft {
+/** The edge started, became ready or is stopping; a worker thread died and is being replaced. */
+export function lifecycleEvent(what: 'start' | 'ready' | 'stopping' | 'stopped' | 'worker_restart', reason?: string | null): SecurityEventDraft {
   const ev = draft('lifecycle');
   ev.action = what;
   ev.reason = reason ?? null;

@@ -15,6 +15,9 @@ export interface LogSinkOptions {
   maxBufferBytes?: number;
 }
 
+/** Longest time an event waits in the write buffer (ms). */
+const FLUSH_MS = 200;
+
 export class LogSink extends BufferedSink {
   private readonly dest: pino.DestinationStream & { flush(cb?: (err?: Error) => unknown): void; end(): void; write(s: string): boolean; on(ev: string, fn: (...a: unknown[]) => void): unknown };
 
@@ -23,6 +26,10 @@ export class LogSink extends BufferedSink {
     const target: number | string = opts.destination === 'stdout' ? 1 : opts.destination === 'stderr' ? 2 : opts.destination;
     const d = pino.destination({
       dest: target, sync: false, minLength: 4096, maxLength: opts.maxBufferBytes ?? 16 * 1024 * 1024, mkdir: typeof target === 'string',
+      // Writes wait until minLength bytes are buffered: without a periodic flush a lone event (one
+      // ban at night) would sit in memory until the next few kB of events. A SIEM tailing the file
+      // sees every event within FLUSH_MS.
+      periodicFlush: FLUSH_MS,
     });
     this.dest = d as unknown as LogSink['dest'];
     // sonic-boom drops a write when its buffer is over maxLength; count it as a lost event.

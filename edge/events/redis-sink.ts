@@ -119,9 +119,24 @@ export class RedisStreamSink extends BufferedSink {
     this.stopping = true;
     await this.flushRing();
     this.reader?.disconnect();
-    await this.readLoop?.catch(() => undefined);
-    await this.writer.quit().catch(() => this.writer.disconnect());
+    // An XREAD queued while Redis is down is not rejected by disconnect(): do not wait on it forever.
+    if (this.readLoop !== null) await Promise.race([this.readLoop.catch(() => undefined), sleep(1000)]);
+    await closeRedis(this.writer);
   }
+}
+
+/**
+ * QUIT when connected (pending replies arrive first), else drop the connection at once: a QUIT sent
+ * to a Redis that is down waits in the offline queue for a reconnect that may never come, and a
+ * graceful stop must not hang on it. QUIT itself gets at most `ms`.
+ */
+export async function closeRedis(client: { status: string; quit(): Promise<unknown>; disconnect(): void }, ms = 1000): Promise<void> {
+  if (client.status !== 'ready') { client.disconnect(); return; }
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<void>((resolve) => { timer = setTimeout(resolve, ms); });
+  await Promise.race([client.quit().catch(() => undefined), timeout]);
+  clearTimeout(timer);
+  client.disconnect();
 }
 
 function sleep(ms: number): Promise<void> { return new Promise((r) => setTimeout(r, ms)); }

@@ -19,6 +19,13 @@ export interface EventClient {
   asn: number | null;
 }
 
+/** Health-check summary of a `health` event: HAProxy check status (L4CON, L7STS, L7OK …, or ADMIN / PASSIVE / COOLDOWN for non-check causes), HTTP code, check duration. */
+export interface HealthCheck {
+  status: string;
+  code: number | null;
+  durationMs: number;
+}
+
 export interface EventRequest {
   method: string;
   host: string;
@@ -49,7 +56,7 @@ export interface SecurityEvent {
   server?: string;
   from?: string;
   to?: string;
-  check?: string | null;
+  check?: HealthCheck | null;
   state?: 'ok' | 'degraded' | 'off';
   ok?: boolean;
   errors?: string[];
@@ -93,7 +100,10 @@ const common = {
   }),
   counters: nullable({ type: 'object', additionalProperties: { type: 'number' } }),
   reason: nullable(str),
-  backend: str, server: str, from: str, to: str, check: nullable(str),
+  backend: str, server: str, from: str, to: str, check: nullable({
+    type: 'object', additionalProperties: false, required: ['status', 'code', 'durationMs'],
+    properties: { status: str, code: nullable({ type: 'integer' }), durationMs: { type: 'number', minimum: 0 } },
+  }),
   state: { enum: ['ok', 'degraded', 'off'] },
   ok: { type: 'boolean' },
   errors: { type: 'array', items: str },

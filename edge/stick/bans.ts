@@ -13,6 +13,7 @@
 import { BroadcastChannel } from 'node:worker_threads';
 import { randomUUID } from 'node:crypto';
 import type { EventBus } from '../events.js';
+import { banEvent, banTtlSec, unbanEvent, remoteBanReason, remoteUnbanReason } from '../events/build.js';
 import type { SharedConfig } from './config.js';
 import { Cluster } from 'ioredis';
 import { createRedis } from './redis.js';
@@ -128,7 +129,7 @@ export class BanList {
     const at = this.now();
     const ban: BanInfo = { key, until: at + Math.max(0, ttlMs), reason: meta.reason, ruleId: meta.ruleId ?? null, by: meta.by, at, node: this.nodeId };
     this.put(ban);
-    this.bus?.emit({ type: 'ban', key, until: new Date(ban.until).toISOString(), ttl_ms: ttlMs, reason: ban.reason, rule: ban.ruleId, by: ban.by, node: this.nodeId, source: 'local' });
+    this.bus?.emit(banEvent({ key, ttlSec: banTtlSec(ttlMs), reason: ban.reason, rule: ban.ruleId, who: ban.by }));
     this.broadcast({ op: 'add', key, ban, node: this.nodeId, origin: this.origin });
     if (this.client) { this.pending.set(key, ban); void this.flush(); }
     return ban;
@@ -136,7 +137,7 @@ export class BanList {
 
   remove(key: string, by: string): boolean {
     const had = this.bans.delete(key);
-    this.bus?.emit({ type: 'unban', key, by, node: this.nodeId, source: 'local', existed: had });
+    if (had) this.bus?.emit(unbanEvent({ key, reason: 'removed', who: by }));
     this.broadcast({ op: 'remove', key, node: this.nodeId, by, origin: this.origin });
     if (this.client) { this.pending.set(key, null); void this.flush(); }
     return had;
@@ -148,7 +149,7 @@ export class BanList {
     if (b === undefined) return null;
     if (b.until > now) return b;
     this.bans.delete(key);
-    if (b.node === this.nodeId) this.bus?.emit({ type: 'unban', key, by: 'expiry', node: this.nodeId, source: 'local' });
+    if (b.node === this.nodeId) this.bus?.emit(unbanEvent({ key, reason: 'expired', who: 'expiry' }));
     return null;
   }
 
@@ -222,9 +223,10 @@ export class BanList {
     if (!m || m.origin === this.origin || typeof m.key !== 'string') return;
     if (m.op === 'add' && m.ban && m.ban.until > this.now()) {
       this.put(m.ban);
-      this.bus?.emit({ type: 'ban', key: m.key, until: new Date(m.ban.until).toISOString(), reason: m.ban.reason, rule: m.ban.ruleId, by: m.ban.by, node: m.ban.node, source: 'remote' });
+      // Reported once, by the thread that set it; another node's ban is reported as applied here.
+      if (m.ban.node !== this.nodeId) this.bus?.emit(banEvent({ key: m.key, ttlSec: banTtlSec(m.ban.until - this.now()), reason: remoteBanReason(m.ban.node, m.ban.reason), rule: m.ban.ruleId, who: m.ban.by }));
     } else if (m.op === 'remove') {
-      if (this.bans.delete(m.key)) this.bus?.emit({ type: 'unban', key: m.key, by: m.by ?? 'remote', node: m.node, source: 'remote' });
+      if (this.bans.delete(m.key) && m.node !== this.nodeId) this.bus?.emit(unbanEvent({ key: m.key, reason: remoteUnbanReason(m.node), who: m.by ?? 'remote' }));
     }
   }
 

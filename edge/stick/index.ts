@@ -2,7 +2,8 @@
 export * from './config.js';
 export { StickTable } from './table.js';
 export type { StickTableOptions, StandardRate } from './table.js';
-export { RateColumn } from './rate.js';
+export { RateColumn, SLICES } from './rate.js';
+export { SyncPool, HOT_ROUNDS } from './sync-pool.js';
 export { RedisShare, createRedis } from './redis.js';
 export type { RedisClient, RedisShareOptions } from './redis.js';
 export { BanList } from './bans.js';
@@ -11,4 +12,4 @@ export { StickCounterStore } from './counter-store.js';
 export type { CounterStore, StickCounterStoreOptions } from './counter-store.js';
 export { GuardCounters, createGuardMemory } from './shared-memory.js';
 export type { GuardMemory } from './shared-memory.js';
-export { fnv1a, boundKey } from './keys.js';
+export { fnv1a, rehash, boundKey } from './keys.js';

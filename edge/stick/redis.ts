@@ -25,6 +25,7 @@
 import { Redis, Cluster } from 'ioredis';
 import type { RedisOptions, ClusterOptions } from 'ioredis';
 import type { EventBus } from '../events.js';
+import { redisEvent } from '../events/build.js';
 import type { SharedConfig } from './config.js';
 import type { StickTable } from './table.js';
 import type { RateColumn } from './rate.js';
@@ -337,7 +338,7 @@ export class RedisShare {
     const st = ok ? 'ok' : 'degraded';
     if (st === this.reported) return;
     this.reported = st;
-    this.bus?.emit({ type: 'redis', state: st, node: this.nodeId, reason: why });
+    this.bus?.emit(redisEvent(st, why));
   }
 }
 

@@ -7,6 +7,7 @@ import { startProxy, proxyUsage, type RunningProxy } from './proxies.js';
 import { baseSpec, type ProxyKind, type ProxySpec, type ServerSpec } from './proxy-spec.js';
 import { freePort, median, round } from './util.js';
 import { runWrk, type WrkResult } from './wrk.js';
+import { rotatingClosedLoop } from './loadgen.js';
 import type { Chart, ScenarioContext } from './scenario.js';
 
 export async function startOrigins(ctx: ScenarioContext, count: number, opts: { latencyMs?: number; prefix?: string } = {}): Promise<OriginHandle[]> {
@@ -40,6 +41,9 @@ export const WRK_HEADERS = { 'User-Agent': 'Mozilla/5.0 (X11; Linux x86_64) port
 
 export interface Variant { label: string; proxy: RunningProxy }
 
+/** wrk (one source address) or the Node generator rotating over many addresses (for per-IP rules). */
+export type Driver = { kind: 'wrk' } | { kind: 'rotating'; block: number; addresses: number; requestsPerConnection: number };
+
 export interface RoundSample {
   round: number;
   label: string;
@@ -64,7 +68,15 @@ export interface VariantSummary {
  * Runs wrk against each variant in turn, `rounds` times, rotating the order every round so drift
  * (thermal, noisy neighbours) hits every variant alike. Returns every sample and per-variant medians.
  */
-export async function interleavedWrk(ctx: ScenarioContext, variants: readonly Variant[], o: { rounds: number; durationMs: number; connections: number; path?: string; warmupMs?: number }): Promise<{ samples: RoundSample[]; summary: VariantSummary[] }> {
+export async function interleavedWrk(ctx: ScenarioContext, variants: readonly Variant[], o: { rounds: number; durationMs: number; connections: number; path?: string; warmupMs?: number; driver?: Driver }): Promise<{ samples: RoundSample[]; summary: VariantSummary[] }> {
+  const drive = (v: Variant, durationMs: number): Promise<WrkResult & { command: string[] }> => {
+    if (o.driver?.kind === 'rotating') {
+      const d = o.driver;
+      return rotatingClosedLoop({ port: v.proxy.spec.listenPort, path: o.path ?? '/', connections: o.connections, block: d.block, addresses: d.addresses, requestsPerConnection: d.requestsPerConnection, durationMs })
+        .then((r) => ({ ...r, command: [`node load generator: ${o.connections} connections rotating over ${d.addresses} addresses 127.${d.block}.x.y, ${d.requestsPerConnection} requests per connection`] }));
+    }
+    return runWrk({ url: `${v.proxy.url}${o.path ?? '/'}`, connections: o.connections, durationMs, cpu: ctx.loadCpu, headers: WRK_HEADERS });
+  };
   const samples: RoundSample[] = [];
   let current = '';
   ctx.setStatus(() => `round ${samples.length ? samples[samples.length - 1].round : 1}/${o.rounds}: ${current} … ` +
@@ -72,14 +84,14 @@ export async function interleavedWrk(ctx: ScenarioContext, variants: readonly Va
   // Warm-up: JIT and connection pools, not recorded.
   for (const v of variants) {
     current = `warm-up ${v.label}`;
-    await runWrk({ url: `${v.proxy.url}${o.path ?? '/'}`, connections: o.connections, durationMs: o.warmupMs ?? 2000, cpu: ctx.loadCpu, headers: WRK_HEADERS });
+    await drive(v, o.warmupMs ?? 2000);
   }
   for (let r = 1; r <= o.rounds; r++) {
     const order = variants.map((_, i) => variants[(i + r - 1) % variants.length]);
     for (const v of order) {
       current = v.label;
       const before = proxyUsage(v.proxy);
-      const wrk = await runWrk({ url: `${v.proxy.url}${o.path ?? '/'}`, connections: o.connections, durationMs: o.durationMs, cpu: ctx.loadCpu, headers: WRK_HEADERS });
+      const wrk = await drive(v, o.durationMs);
       const after = proxyUsage(v.proxy);
       const cpuSeconds = after.cpuSeconds - before.cpuSeconds;
       samples.push({ round: r, label: v.label, wrk, cpuSeconds: round(cpuSeconds, 3), cpuUsPerRequest: round((cpuSeconds * 1e6) / Math.max(1, wrk.requests), 2), rssMB: round(after.rssMB, 1) });

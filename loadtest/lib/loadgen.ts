@@ -1,7 +1,7 @@
 // Multi-address load generation: shoppers (open-loop arrivals, cookie jar, a few keep-alive
 // connections each, like a browser) and attackers (closed loop, as fast as the proxy answers).
 import { ClientConn, ClientError, rawRequest, type Reply } from './client.js';
-import { percentileSorted, round } from './util.js';
+import { loopbackAddress, percentileSorted, round } from './util.js';
 
 /** Per traffic class: statuses, errors, latencies and a per-second timeline. */
 export class Recorder {
@@ -216,4 +216,70 @@ export async function drain(recorders: readonly Recorder[], maxMs: number): Prom
   const deadline = Date.now() + maxMs;
   const pending = () => recorders.reduce((a, r) => a + r.sent - r.completed - Object.values(r.errors).reduce((x, y) => x + y, 0), 0);
   while (pending() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+}
+
+export interface RotatingOptions {
+  port: number;
+  path: string;
+  connections: number;
+  /** Second octet of the source addresses and how many distinct addresses to cycle through. */
+  block: number;
+  addresses: number;
+  /** Requests per connection before it is closed and the slot moves on to the next address. */
+  requestsPerConnection: number;
+  durationMs: number;
+}
+
+/**
+ * Closed-loop keep-alive load like wrk, but from many source addresses: each of `connections` slots
+ * sends back-to-back requests, and every `requestsPerConnection` requests reconnects from the next
+ * address. Per-client rules then see many moderate clients instead of one enormous one.
+ */
+export async function rotatingClosedLoop(o: RotatingOptions): Promise<WrkLike> {
+  const rec = new Recorder('rotating', performance.now());
+  const raw = rawRequest('GET', o.path, 'shop.test', { Accept: 'text/html' });
+  const start = performance.now();
+  const end = start + o.durationMs;
+  let nextAddress = 0;
+  const slot = async (): Promise<void> => {
+    while (performance.now() < end) {
+      const conn = new ClientConn(o.port, loopbackAddress(o.block, nextAddress++ % o.addresses));
+      try {
+        for (let i = 0; i < o.requestsPerConnection && performance.now() < end; i++) {
+          const t0 = performance.now();
+          const r = await conn.send(raw, 10_000);
+          const now = performance.now();
+          rec.ok(r.status, now - t0, now);
+          if (r.close) break;
+        }
+      } catch (e) {
+        rec.fail(e instanceof ClientError ? e.kind : 'error', performance.now());
+      } finally { conn.destroy(); }
+    }
+  };
+  await Promise.all(Array.from({ length: o.connections }, slot));
+  const elapsed = (performance.now() - start) / 1000;
+  const s = rec.summary();
+  const sorted = Float64Array.from(rec.latencies).sort();
+  const errs = s.errors;
+  return {
+    requests: s.requests,
+    durationSec: round(elapsed, 2),
+    requestsPerSec: round(s.requests / elapsed, 2),
+    latencyMs: { avg: round(rec.latencies.reduce((a, b) => a + b, 0) / Math.max(1, rec.latencies.length), 3), stdev: NaN, max: s.maxMs, p50: s.p50Ms, p75: round(percentileSorted(sorted, 75), 2), p90: round(percentileSorted(sorted, 90), 2), p99: s.p99Ms },
+    socketErrors: { connect: errs.connect ?? 0, read: (errs.reset ?? 0) + (errs.error ?? 0), write: 0, timeout: errs.timeout ?? 0 },
+    non2xx: s.requests - s.succeeded - Object.values(errs).reduce((a, b) => a + b, 0),
+    bytesRead: NaN,
+  };
+}
+
+/** Same shape as a parsed wrk report, so both drivers feed one comparison. */
+export interface WrkLike {
+  requests: number;
+  durationSec: number;
+  requestsPerSec: number;
+  latencyMs: { avg: number; stdev: number; max: number; p50: number; p75: number; p90: number; p99: number };
+  socketErrors: { connect: number; read: number; write: number; timeout: number };
+  non2xx: number;
+  bytesRead: number;
 }

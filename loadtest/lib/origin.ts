@@ -138,13 +138,14 @@ export class Origin {
   /** Answers one request; returns true when the answer is delayed (the connection is busy until done()). */
   private answer(socket: Socket, path: string, close: boolean, done: () => void): boolean {
     const s = this.stats;
+    // Health checks are answered but not counted: "requests" means traffic the proxy forwarded.
+    if (path === '/health') { socket.write(this.healthResponse); return false; }
     s.requests++;
     this.secondRequests++;
     if (path !== '/') {
       const pre = prefixOf(path);
       s.byPrefix[pre] = (s.byPrefix[pre] ?? 0) + 1;
     }
-    if (path === '/health') { socket.write(this.healthResponse); return false; }
     if (path.startsWith('/big')) {
       const m = /bytes=(\d+)/.exec(path);
       const size = Math.min(Number(m ? m[1] : 8 << 20), 256 << 20);

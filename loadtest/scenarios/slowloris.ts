@@ -2,6 +2,7 @@
 // read a large response — alongside legit shoppers. Legit success and p99, how long the proxy let each
 // kind of slow connection live, and its memory (slow readers must not make it buffer whole responses).
 import { connect, type Socket } from 'node:net';
+import { readFileSync } from 'node:fs';
 import { drain, openLoop } from '../lib/loadgen.js';
 import { configTexts, forEachProxy, newSpec, serversFor, startOrigins, startTarget } from '../lib/harness.js';
 import { proxyUsage, stopProxy } from '../lib/proxies.js';
@@ -15,10 +16,36 @@ export const SLOW = { 'slow-headers': 200, 'slow-body': 100, 'slow-read': 50, pe
 
 interface SlowStats { opened: number; closedByProxy: number; lifetimesMs: number[]; openAtEnd: number; answered: Record<string, number> }
 
+/** "127.88.0.2", 40000 → "0200587F:9C40", the way /proc/net/tcp writes a local IPv4 endpoint. */
+export function procNetEndpoint(address: string, port: number): string {
+  const hex = address.split('.').reverse().map((o) => Number(o).toString(16).padStart(2, '0')).join('').toUpperCase();
+  return `${hex}:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+}
+
+/** Local endpoints whose TCP state is CLOSE_WAIT (the peer sent FIN and we have not read up to it). */
+export function closeWaitEndpoints(procNetTcp: string): Set<string> {
+  const out = new Set<string>();
+  for (const line of procNetTcp.split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f[3] === '08') out.add(f[1]);
+  }
+  return out;
+}
+
 /** Keeps `count` slow connections of one kind open until stop(), reopening any the proxy closes. */
 function slowAttack(kind: SlowKind, count: number, block: number, port: number, stats: SlowStats, stopped: () => boolean): { sockets: Set<Socket>; done: Promise<void> } {
   const sockets = new Set<Socket>();
   let pending = 0;
+  // A paused socket never reports the proxy's FIN (Node emits 'end'/'close' only once the data before it
+  // is read), so slow readers are checked in /proc/net/tcp: CLOSE_WAIT means the proxy closed it.
+  const finCheck = kind === 'slow-read' ? setInterval(() => {
+    let table = '';
+    try { table = readFileSync('/proc/net/tcp', 'utf8'); } catch { return; }
+    const closed = closeWaitEndpoints(table);
+    for (const sock of sockets) {
+      if (sock.localAddress && sock.localPort && closed.has(procNetEndpoint(sock.localAddress, sock.localPort))) sock.destroy();
+    }
+  }, 1000) : null;
   let resolveDone: () => void = () => undefined;
   const done = new Promise<void>((r) => { resolveDone = r; });
   const open = (i: number): void => {
@@ -56,7 +83,7 @@ function slowAttack(kind: SlowKind, count: number, block: number, port: number, 
         stats.closedByProxy++;
         stats.lifetimesMs.push(performance.now() - born);
         setTimeout(() => open(i), 200); // the attacker comes straight back
-      } else if (pending === 0) resolveDone();
+      } else if (pending === 0) { if (finCheck) clearInterval(finCheck); resolveDone(); }
     });
   };
   for (let i = 0; i < count; i++) open(i);

@@ -36,13 +36,16 @@ export interface RawOrigin {
   readonly framingErrors: string[];
   /** Every byte received on every connection, concatenated. */
   allBytes(): Buffer;
+  /** Writes raw bytes on connection `conn` (e.g. the late answer to a request replied with null). */
+  send(conn: number, bytes: string | Buffer): void;
   /** Waits until at least `n` requests arrived (or `ms` passed). */
   waitFor(n: number, ms?: number): Promise<boolean>;
   close(): Promise<void>;
 }
 
-const OK = 'HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 2\r\n\r\nok';
-export const okReply: RawReply = () => OK;
+const OK_HEAD = 'HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 2\r\n\r\n';
+/** 200 "ok" (head only for HEAD). */
+export const okReply: RawReply = (r) => (r.method === 'HEAD' ? OK_HEAD : `${OK_HEAD}ok`);
 
 class StrictReader {
   private buf: Buffer = Buffer.alloc(0);
@@ -133,10 +136,12 @@ export async function startRawOrigin(reply: RawReply = okReply): Promise<RawOrig
   const connections: Buffer[] = [];
   const framingErrors: string[] = [];
   const sockets = new Set<Socket>();
+  const byIndex: Socket[] = [];
   let waiters: (() => void)[] = [];
   const server: Server = createServer((s) => {
     const index = connections.length;
     connections.push(Buffer.alloc(0));
+    byIndex[index] = s;
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
     s.on('error', () => {});
@@ -162,6 +167,10 @@ export async function startRawOrigin(reply: RawReply = okReply): Promise<RawOrig
     connections,
     framingErrors,
     allBytes: () => Buffer.concat(connections),
+    send(conn: number, bytes: string | Buffer): void {
+      const s = byIndex[conn];
+      if (s !== undefined && !s.destroyed) s.write(bytes);
+    },
     waitFor(n: number, ms = 2000): Promise<boolean> {
       if (requests.length >= n) return Promise.resolve(true);
       return new Promise((resolve) => {

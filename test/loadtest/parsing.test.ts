@@ -11,6 +11,7 @@ import { loopbackAddress, median, parseDuration, percentileSorted, formatDuratio
 import { parseStat } from '../../loadtest/lib/procstat.js';
 import { chartSvg, renderHtml, timestampForFile, writeRecord, type RunRecord } from '../../loadtest/lib/report.js';
 import { phaseCounts } from '../../loadtest/scenarios/redis-outage.js';
+import { closeWaitEndpoints, procNetEndpoint } from '../../loadtest/scenarios/slowloris.js';
 import { floodAllowance } from '../../loadtest/scenarios/flood.js';
 import { peakCapacity } from '../../loadtest/scenarios/peak.js';
 import { SCENARIOS } from '../../loadtest/scenarios/index.js';
@@ -144,4 +145,13 @@ test('results: JSON and a self-contained HTML file named by scenario and time', 
     assert.equal(renderHtml(rec), html);
     assert.match(chartSvg({ title: 't', kind: 'line', xLabel: 'x', yLabel: 'y', series: [{ name: 'a', points: [[0, 1], [1, 2]] }] }), /<path d="M/);
   } finally { rmSync(dir, { recursive: true, force: true }); }
+});
+
+test('slow readers: /proc/net/tcp endpoints in CLOSE_WAIT are found by address and port', () => {
+  assert.equal(procNetEndpoint('127.88.0.2', 40000), '0200587F:9C40');
+  const table = `  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0200587F:9C40 0100007F:1F90 08 00000000:00000000 00:00000000 00000000     0        0 1 1 0 20 4 30 10 -1
+   1: 0300587F:9C41 0100007F:1F90 01 00000000:00000000 00:00000000 00000000     0        0 2 1 0 20 4 30 10 -1
+`;
+  assert.deepEqual([...closeWaitEndpoints(table)], ['0200587F:9C40']);
 });

@@ -28,6 +28,8 @@ test('origin answers 100 bytes over keep-alive to a client bound to its own 127.
     assert.equal(origin.stats.maxInFlight, 2, 'two requests were in flight at once');
     assert.equal(origin.stats.maxConnections, 2);
     assert.equal(origin.stats.requests, 3);
+    assert.equal((await a.send(rawRequest('GET', '/health', 'x'), 2000)).status, 200);
+    assert.equal(origin.stats.requests, 3, 'health checks are not counted as forwarded traffic');
     assert.deepEqual(origin.stats.byPrefix, { '/product': 2, '/checkout': 1 });
     a.destroy(); b.destroy();
   } finally { origin.close(); }

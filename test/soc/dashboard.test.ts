@@ -84,7 +84,7 @@ test('dashboard in headless Chromium: live numbers, events, ban / drain / rule-m
   await page.locator('#events tbody tr').nth(2).waitFor();
   const firstRow = await page.textContent('#events tbody tr');
   assert.match(firstRow ?? '', /deny/);
-  bus.emit(healthEvent({ backend: 'app', server: 's2', from: 'up', to: 'down', check: 'L4CON' }));
+  bus.emit(healthEvent({ backend: 'app', server: 's2', from: 'up', to: 'down', check: { status: 'L4CON', code: null, durationMs: 3 } }));
   await waitText('#events tbody', (x) => /app\/s2 up → down/.test(x));
 
   // Top blocked clients (after the sampler closed a second), with a ban button.

@@ -55,7 +55,7 @@ test('an event emitted on node B appears in node A\'s WebSocket feed (one shared
   t.after(() => { for (const f of [all, onlyHealth, onlyClient]) f.ws.close(); });
 
   b.bus.emit(deny('198.51.100.9', 'scraper'));
-  b.bus.emit(healthEvent({ backend: 'app', server: 's2', from: 'up', to: 'down', check: 'L4CON' }));
+  b.bus.emit(healthEvent({ backend: 'app', server: 's2', from: 'up', to: 'down', check: { status: 'L4CON', code: null, durationMs: 3 } }));
   b.bus.emit(deny('192.0.2.1', 'php-probe'));
   a.bus.emit(deny('192.0.2.2', 'local-rule'));
 

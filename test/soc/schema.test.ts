@@ -31,7 +31,7 @@ export function everyEvent(): EdgeEvent[] {
     b.banEvent({ key: '203.0.113.7', ttlSec: 600, reason: 'http_req_rate above 100', rule: 'scraper', client, counters: { http_req_rate: 130 }, table: 'clients' }),
     b.banEvent({ key: '2001:db8:1::/64', ttlSec: null, reason: 'admin' }),
     b.unbanEvent({ key: '203.0.113.7', reason: 'expired' }),
-    b.healthEvent({ backend: 'app', server: 's1', from: 'up', to: 'down', check: 'L4CON', reason: 'connection refused' }),
+    b.healthEvent({ backend: 'app', server: 's1', from: 'up', to: 'down', check: { status: 'L4CON', code: null, durationMs: 3 }, reason: 'connection refused' }),
     b.redisEvent('degraded', 'ECONNREFUSED'),
     b.redisEvent('ok'),
     b.reloadEvent({ ok: true, errors: [], hash: 'a1b2c3' }),

@@ -158,3 +158,42 @@ test('config normalisers: defaults, durations, clear errors', () => {
   assert.throws(() => parseStore(['http_req_rate'], 'tables.x.store'), /tables\.x\.store\[0\]/);
   assert.equal(normalizeTables({ ip: { size: 10 } })[0].store.httpReqRateMs, 10_000);
 });
+
+test('hash index: random inserts, lookups, deletes, expiry and evictions agree with a Map model', () => {
+  // A tiny table forces long probe chains, wrap-around and backward-shift deletion.
+  let now = 1_700_000_000_000;
+  const size = 50;
+  const t = new StickTable(normalizeTable('t', { size, expire: '5s', store: ['gpc(1)'] }), { now });
+  const model = new Map<string, { v: number; seen: number }>();
+  let seed = 7;
+  const rnd = (n: number): number => { seed = (Math.imul(seed, 1103515245) + 12345) >>> 0; return seed % n; };
+  for (let step = 0; step < 20_000; step++) {
+    const k = `k${rnd(120)}`;
+    const op = rnd(10);
+    if (step % 500 === 0) now += 1000;
+    // Model expiry: entries unused for ≥ 5 s are gone.
+    for (const [mk, e] of model) if (Math.floor((now - e.seen) / 1000) >= 5) model.delete(mk);
+    if (op < 6) {
+      if (!model.has(k) && model.size >= size) {
+        // LRU eviction: the least recently seen goes.
+        let lru = '', ls = Infinity;
+        for (const [mk, e] of model) if (e.seen < ls) { ls = e.seen; lru = mk; }
+        model.delete(lru);
+      }
+      const s = t.slot(k, now);
+      const e = model.get(k) ?? { v: 0, seen: now };
+      model.delete(k); // re-insert keeps Map order = recency for ties
+      e.v++; e.seen = now;
+      model.set(k, e);
+      t.incGpc(s, 0, 1);
+      assert.equal(t.getGpc(s, 0), e.v, `value of ${k} at step ${step}`);
+    } else if (op < 8) {
+      assert.equal(t.delete(k), model.delete(k), `delete ${k} at step ${step}`);
+    } else {
+      const s = t.peek(k, now);
+      assert.equal(s >= 0, model.has(k), `peek ${k} at step ${step}`);
+      if (s >= 0) assert.equal(t.getGpc(s, 0), model.get(k)!.v);
+    }
+    assert.equal(t.count, model.size, `count at step ${step}`);
+  }
+});

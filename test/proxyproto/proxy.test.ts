@@ -1,0 +1,168 @@
+// Why: origins that want the real client address get it in a PROXY v2 header (`send_proxy: v2`),
+// on connections that only ever carry that client's requests; and incoming PROXY protocol is
+// refused at config time because this uWS build lets any client spoof it (uws-notes §3).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
+import WebSocket from 'ws';
+import { startTestEdge } from '../harness/edge.js';
+import { httpClient } from '../harness/client.js';
+import { loadConfigText } from '../../edge/config/load.js';
+
+const SIGNATURE = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a]);
+
+interface ProxyConn {
+  /** null when the connection did not start with a PROXY v2 header. */
+  header: { command: number; family: number; src: string; dst: string; srcPort: number; dstPort: number } | null;
+  requests: string[];
+}
+
+/** Raw-socket origin: parses an optional PROXY v2 header, then answers each HTTP request with 200 and the source address. */
+async function startProxyOrigin(): Promise<{ url: string; conns: ProxyConn[]; close(): Promise<void> }> {
+  const conns: ProxyConn[] = [];
+  const sockets = new Set<Socket>();
+  const server = createServer((s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+    s.on('error', () => {});
+    const conn: ProxyConn = { header: null, requests: [] };
+    conns.push(conn);
+    let buf = Buffer.alloc(0);
+    let headerDone = false;
+    s.on('data', (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      if (!headerDone) {
+        if (buf.length < 16) return;
+        if (buf.subarray(0, 12).equals(SIGNATURE)) {
+          const len = buf.readUInt16BE(14);
+          if (buf.length < 16 + len) return;
+          const family = buf[13];
+          const body = buf.subarray(16, 16 + len);
+          const ip = (b: Buffer): string => (b.length === 4 ? [...b].join('.') : (b.toString('hex').match(/.{4}/g) as string[]).join(':'));
+          const alen = family === 0x11 ? 4 : 16;
+          conn.header = {
+            command: buf[12], family,
+            src: ip(body.subarray(0, alen)), dst: ip(body.subarray(alen, 2 * alen)),
+            srcPort: body.readUInt16BE(2 * alen), dstPort: body.readUInt16BE(2 * alen + 2),
+          };
+          buf = buf.subarray(16 + len);
+        }
+        headerDone = true;
+      }
+      for (;;) {
+        const end = buf.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        const head = buf.subarray(0, end).toString('latin1');
+        buf = buf.subarray(end + 4);
+        conn.requests.push(head.split('\r\n')[0]);
+        const body = `src=${conn.header?.src ?? 'none'}\n`;
+        s.write(`HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: ${body.length}\r\n\r\n${body}`);
+      }
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, conns,
+    close: () => new Promise<void>((r) => { for (const s of sockets) s.destroy(); server.close(() => r()); }),
+  };
+}
+
+for (const client of ['h1', 'undici'] as const) {
+  test(`send_proxy: v2 (${client} upstream client): the origin gets the client address first, one connection per client`, async (t) => {
+    const o = await startProxyOrigin();
+    t.after(() => o.close());
+    const plain = await startProxyOrigin();
+    t.after(() => plain.close());
+    const px = await startTestEdge(`
+listen: [{ address: "127.0.0.1:{{PORT}}" }]
+access_log: { path: "off" }
+upstream: { client: ${client} }
+trusted_proxies: ["127.0.0.1"]
+default_backend: shop
+backends:
+  shop:
+    servers: [{ name: pp, url: "${o.url}", send_proxy: v2 }]
+  plain:
+    servers: [{ name: np, url: "${plain.url}" }]
+`);
+    t.after(() => px.stop());
+    const c = httpClient({ connections: 1 });
+    t.after(() => c.close());
+    // Direct client (127.0.0.1) twice, then two clients behind the trusted proxy (XFF).
+    const r1 = await c.get(`${px.url}/a`);
+    assert.equal(r1.status, 200);
+    assert.equal(r1.body, 'src=127.0.0.1\n');
+    assert.equal((await c.get(`${px.url}/b`)).status, 200);
+    const r3 = await c.get(`${px.url}/c`, { 'x-forwarded-for': '203.0.113.9' });
+    assert.equal(r3.body, 'src=203.0.113.9\n');
+    const r4 = await c.get(`${px.url}/d`, { 'x-forwarded-for': '2001:db8::7' });
+    assert.equal(r4.body, 'src=2001:0db8:0000:0000:0000:0000:0000:0007\n');
+
+    const byClient = new Map<string, string[]>();
+    for (const conn of o.conns) {
+      assert.ok(conn.header !== null, 'every connection starts with a PROXY v2 header');
+      assert.equal(conn.header.command, 0x21, 'version 2, command PROXY');
+      byClient.set(conn.header.src, [...(byClient.get(conn.header.src) ?? []), ...conn.requests]);
+      if (conn.header.family === 0x11) {
+        assert.equal(conn.header.dst, '127.0.0.1');
+        assert.equal(conn.header.dstPort, px.port, 'destination = the edge listener');
+      }
+    }
+    assert.deepEqual(byClient.get('127.0.0.1'), ['GET /a HTTP/1.1', 'GET /b HTTP/1.1'], 'same client reuses its connection');
+    assert.deepEqual(byClient.get('203.0.113.9'), ['GET /c HTTP/1.1']);
+    assert.equal(o.conns.filter((x) => x.header?.src === '127.0.0.1').length, 1);
+    assert.equal(o.conns.length, 3, 'one upstream connection per client address');
+  });
+}
+
+test('a server without send_proxy gets no PROXY header', async (t) => {
+  const o = await startProxyOrigin();
+  t.after(() => o.close());
+  const px = await startTestEdge(`
+listen: [{ address: "127.0.0.1:{{PORT}}" }]
+access_log: { path: "off" }
+backends: { shop: { servers: [{ name: np, url: "${o.url}" }] } }
+`);
+  t.after(() => px.stop());
+  const c = httpClient({ connections: 1 });
+  t.after(() => c.close());
+  const r = await c.get(`${px.url}/x`);
+  assert.equal(r.body, 'src=none\n');
+  assert.equal(o.conns[0].header, null);
+});
+
+test('send_proxy: v2 also applies to WebSocket tunnels (the header precedes the upgrade request)', async (t) => {
+  // The raw origin answers the upgrade with a plain 200 — enough to see what arrived first.
+  const o = await startProxyOrigin();
+  t.after(() => o.close());
+  const px = await startTestEdge(`
+listen: [{ address: "127.0.0.1:{{PORT}}" }]
+access_log: { path: "off" }
+backends: { shop: { servers: [{ name: pp, url: "${o.url}", send_proxy: v2, }] } }
+`);
+  t.after(() => px.stop());
+  const status = await new Promise<number>((resolve) => {
+    const ws = new WebSocket(`ws://127.0.0.1:${px.port}/socket`, { headers: { host: 'shop.test' } });
+    ws.on('unexpected-response', (_q, res) => { resolve(res.statusCode ?? 0); ws.terminate(); });
+    ws.on('error', () => resolve(-1));
+  });
+  assert.equal(status, 200, 'the origin\'s non-101 answer is relayed');
+  assert.equal(o.conns[0].header?.src, '127.0.0.1');
+  assert.equal(o.conns[0].requests[0], 'GET /socket HTTP/1.1');
+});
+
+test('incoming PROXY protocol (accept_proxy) is refused with file:line:key and the reason', () => {
+  const yaml = `listen:
+  - address: "127.0.0.1:8080"
+    accept_proxy: true
+backends: { s: { servers: [{ name: a, url: "http://127.0.0.1:1" }] } }
+`;
+  assert.throws(() => loadConfigText(yaml, 'edge.yaml', {}), (e: Error) => {
+    assert.match(e.message, /^edge\.yaml:3: listen\[0\]\.accept_proxy: PROXY protocol on incoming connections is refused: /);
+    assert.match(e.message, /any client could spoof its address/);
+    return true;
+  });
+  // accept_proxy: false is accepted (explicitly off).
+  const cfg = loadConfigText(yaml.replace('accept_proxy: true', 'accept_proxy: false'), 'edge.yaml', {});
+  assert.equal(cfg.listen.length, 1);
+});

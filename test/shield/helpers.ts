@@ -1,0 +1,149 @@
+// Shared pieces of the DoS-shield tests: a private redis-server on a free port (so a test may kill
+// it without touching anyone else's Redis), sequential GETs from a chosen 127.x source address with
+// latency records, percentiles, and admin-API calls with the test token.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { connect } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Agent, request } from 'undici';
+import { freePort } from '../harness/edge.js';
+import { ADMIN_TOKEN } from '../harness/process.js';
+
+export { sleep };
+
+/** true when a PING gets +PONG within timeoutMs. */
+export function redisPing(port: number, host = '127.0.0.1', timeoutMs = 500): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect({ host, port });
+    const done = (ok: boolean): void => { clearTimeout(t); s.destroy(); resolve(ok); };
+    const t = setTimeout(() => done(false), timeoutMs);
+    s.on('connect', () => s.write('PING\r\n'));
+    s.on('data', (d: Buffer) => done(d.toString().startsWith('+PONG')));
+    s.on('error', () => done(false));
+  });
+}
+
+export function haveRedisServer(): boolean {
+  return spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).status === 0;
+}
+
+export interface PrivateRedis {
+  port: number;
+  url: string;
+  /** SIGKILL (a crash: no clean shutdown, clients see resets). */
+  kill(): Promise<void>;
+  /** Start again on the same port (after kill). */
+  restart(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** A redis-server on a free port with persistence off; null when none can be started. */
+export async function startPrivateRedis(): Promise<PrivateRedis | null> {
+  if (!haveRedisServer()) return null;
+  const port = await freePort();
+  let child: ChildProcess | null = null;
+  const launch = async (): Promise<boolean> => {
+    const c = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+    child = c;
+    for (let i = 0; i < 100; i++) {
+      if (await redisPing(port, '127.0.0.1', 300)) return true;
+      if (c.exitCode !== null) return false;
+      await sleep(50);
+    }
+    return false;
+  };
+  const halt = async (signal: NodeJS.Signals): Promise<void> => {
+    const c = child as ChildProcess | null;
+    child = null;
+    if (c === null || c.exitCode !== null || c.signalCode !== null) return;
+    const exited = new Promise<void>((r) => c.once('exit', () => r()));
+    c.kill(signal);
+    await exited;
+  };
+  if (!(await launch())) { await halt('SIGKILL'); return null; }
+  return {
+    port, url: `redis://127.0.0.1:${port}`,
+    kill: () => halt('SIGKILL'),
+    async restart() { if (!(await launch())) throw new Error(`redis-server did not restart on ${port}`); },
+    stop: () => halt('SIGTERM'),
+  };
+}
+
+export interface Sample { status: number; ms: number; retryAfter: string | undefined }
+
+/** A keep-alive client bound to one source address (127.x.y.z is local on Linux without setup). */
+export class SourceClient {
+  readonly agent: Agent;
+  constructor(readonly localAddress: string, connections = 4) {
+    this.agent = new Agent({ localAddress, connections, keepAliveTimeout: 4000, headersTimeout: 20_000, bodyTimeout: 20_000 });
+  }
+  async get(url: string, headers: Record<string, string> = {}): Promise<Sample> {
+    const t0 = performance.now();
+    try {
+      const r = await request(url, { dispatcher: this.agent, headers });
+      await r.body.dump();
+      const ra = r.headers['retry-after'];
+      return { status: r.statusCode, ms: performance.now() - t0, retryAfter: Array.isArray(ra) ? ra[0] : ra };
+    } catch {
+      return { status: 0, ms: performance.now() - t0, retryAfter: undefined };
+    }
+  }
+  close(): Promise<void> { return this.agent.close(); }
+}
+
+/** Sequential GETs until stop() is called; every answer recorded (status 0 = connection failure). */
+export function legitLoop(client: SourceClient, url: string, pauseMs = 20): { samples: Sample[]; stop(): Promise<void> } {
+  const samples: Sample[] = [];
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      samples.push(await client.get(url));
+      if (pauseMs > 0) await sleep(pauseMs);
+    }
+  })();
+  return { samples, async stop() { running = false; await loop; } };
+}
+
+export function percentile(values: number[], p: number): number {
+  if (values.length === 0) return NaN;
+  const s = [...values].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)];
+}
+
+export function summarize(samples: Sample[]): { n: number; ok: number; okRate: number; p50: number; p99: number; statuses: Record<number, number> } {
+  const statuses: Record<number, number> = {};
+  for (const s of samples) statuses[s.status] = (statuses[s.status] ?? 0) + 1;
+  const ok = statuses[200] ?? 0;
+  const ms = samples.map((s) => s.ms);
+  return { n: samples.length, ok, okRate: samples.length === 0 ? 0 : ok / samples.length, p50: percentile(ms, 50), p99: percentile(ms, 99), statuses };
+}
+
+/** Admin API call with the harness token. */
+export async function admin(adminPort: number, method: string, path: string, body?: unknown): Promise<{ status: number; json: unknown; text: string }> {
+  const r = await request(`http://127.0.0.1:${adminPort}${path}`, {
+    method: method as 'GET',
+    headers: { authorization: `Bearer ${ADMIN_TOKEN}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await r.body.text();
+  let json: unknown = null;
+  try { json = JSON.parse(text); } catch { /* metrics text */ }
+  return { status: r.statusCode, json, text };
+}
+
+/** Value of one Prometheus sample line (`name value` or `name{…} value`), NaN when absent. */
+export function metricValue(text: string, name: string): number {
+  for (const line of text.split('\n')) {
+    if (line.startsWith(`${name} `) || line.startsWith(`${name}{`)) return Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return NaN;
+}
+
+/** Polls until fn() is true or timeoutMs passes; returns the elapsed ms, or -1 on timeout. */
+export async function waitFor(fn: () => boolean | Promise<boolean>, timeoutMs: number, everyMs = 25): Promise<number> {
+  const t0 = performance.now();
+  while (performance.now() - t0 < timeoutMs) {
+    if (await fn()) return performance.now() - t0;
+    await sleep(everyMs);
+  }
+  return -1;
+}

@@ -1,0 +1,149 @@
+// Why: HAProxy peers overwrite each other's counters, so an attacker spread over N edge nodes gets N
+// times the limit. Ours are summed through Redis: a client alternating between two nodes must be
+// held near the one limit, a ban set on one node must block on the other within a second, and
+// Redis dying must never fail a request — each node falls back to limit / node_count on its own
+// counts, says so (event + metric), and resumes summing when Redis is back.
+// Each test starts its own redis-server on a free port (persistence off), so keys never collide
+// and the test may kill it.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { startOrigin } from '../harness/origin.js';
+import { spawnEdge, ADMIN_TOKEN } from '../harness/process.js';
+import { SourceClient, admin, legitLoop, metricValue, startPrivateRedis, summarize, waitFor } from './helpers.js';
+
+function nodeYaml(origin: string, redisUrl: string, nodeId: string, limit: number, window: string, eventsLog: string, nodeCount = 2): string {
+  return `
+listen: [{ address: "127.0.0.1:{{PORT}}" }]
+admin: { address: "127.0.0.1:{{ADMIN_PORT}}", token: "${ADMIN_TOKEN}" }
+access_log: { path: "off" }
+node_id: ${nodeId}
+events: { log: "${eventsLog}" }
+limits:
+  client: { requests: { limit: ${limit}, window: ${window}, status: 429 }, in_flight: 0 }
+shared: { redis: "${redisUrl}", node_count: ${nodeCount} }
+backends:
+  shop:
+    servers: [{ name: web, url: "${origin}" }]
+`;
+}
+
+const redisUp = async (adminPort: number): Promise<number> => metricValue((await admin(adminPort, 'GET', '/metrics')).text, 'portcullis_redis_up');
+
+/** Sequential requests from one address for `ms`, round-robin over `urls`; returns the 200 count and total. */
+async function flood(client: SourceClient, urls: string[], ms: number): Promise<{ ok: number; total: number; other: number }> {
+  const end = performance.now() + ms;
+  let ok = 0, total = 0, other = 0;
+  while (performance.now() < end) {
+    const r = await client.get(`${urls[total % urls.length]}/flood`);
+    total++;
+    if (r.status === 200) ok++; else if (r.status !== 429) other++;
+  }
+  return { ok, total, other };
+}
+
+test('two nodes, one Redis: a client alternating between them is held at the summed limit; a ban on A blocks on B within 1 s', async (t) => {
+  const redis = await startPrivateRedis();
+  if (redis === null) { t.skip('skipped: no redis'); return; }
+  t.after(() => redis.stop());
+  const o = await startOrigin('web');
+  t.after(() => o.close());
+  const L = 100;
+  const dir = mkdtempSync(join(tmpdir(), 'pc-shield-'));
+  const [a, b] = await Promise.all([
+    spawnEdge(nodeYaml(o.url, redis.url, 'edge-a', L, '4s', join(dir, 'a.jsonl'))),
+    spawnEdge(nodeYaml(o.url, redis.url, 'edge-b', L, '4s', join(dir, 'b.jsonl'))),
+  ]);
+  t.after(() => Promise.all([a.stop(), b.stop()]));
+  assert.ok(await waitFor(async () => (await redisUp(a.adminPort)) === 1 && (await redisUp(b.adminPort)) === 1, 5000) >= 0, 'both nodes report Redis up');
+
+  const c = new SourceClient('127.0.0.101', 1);
+  t.after(() => c.close());
+  // one window, alternating node by node
+  const r = await flood(c, [a.url, b.url], 4000);
+  t.diagnostic(`alternating client: ${r.ok} × 200 of ${r.total} in one 4 s window (limit ${L}, bound ${1.1 * L + 5})`);
+  assert.equal(r.other, 0, 'only 200 or 429');
+  assert.ok(r.total > 2 * L, `the client sent ${r.total} requests: enough to exceed the limit twice`);
+  assert.ok(r.ok <= 1.1 * L + 5, `${r.ok} requests got through (bound ${1.1 * L + 5}); unsummed counters would allow ${2 * L}`);
+  assert.ok(r.ok >= 0.9 * L, `${r.ok} got through: the limit is ${L}, not tighter`);
+  // the other node's view: Redis holds the summed counter
+  const keys = spawnSync('redis-cli', ['-p', String(redis.port), '--scan', '--pattern', 'portcullis*'], { encoding: 'utf8' }).stdout;
+  assert.match(keys, /127\.0\.0\.101/, `shared counter keys in Redis: ${keys}`);
+
+  // ban on A, seen on B
+  const victim = new SourceClient('127.0.0.102', 1);
+  const bystander = new SourceClient('127.0.0.103', 1);
+  t.after(() => Promise.all([victim.close(), bystander.close()]));
+  assert.equal((await victim.get(`${b.url}/`)).status, 200);
+  const added = await admin(a.adminPort, 'POST', '/api/bans', { key: '127.0.0.102', ttl: 60, reason: 'cross-node' });
+  assert.equal(added.status, 201, added.text);
+  const t0 = performance.now();
+  const seen = await waitFor(async () => (await victim.get(`${b.url}/`)).status === 403, 3000, 20);
+  assert.ok(seen >= 0, 'the ban never reached node B');
+  const elapsed = performance.now() - t0;
+  t.diagnostic(`ban set on A blocked on B after ${elapsed.toFixed(0)} ms`);
+  assert.ok(elapsed < 1000, `ban took ${elapsed.toFixed(0)} ms to reach node B`);
+  assert.equal((await victim.get(`${a.url}/`)).status, 403);
+  assert.equal((await bystander.get(`${b.url}/`)).status, 200);
+});
+
+test('Redis killed under load: no legit request fails, local limit = limit / node_count, degraded reported; restarted: summing resumes', async (t) => {
+  const redis = await startPrivateRedis();
+  if (redis === null) { t.skip('skipped: no redis'); return; }
+  t.after(() => redis.stop());
+  const o = await startOrigin('web');
+  t.after(() => o.close());
+  const L = 200;
+  const dir = mkdtempSync(join(tmpdir(), 'pc-shield-'));
+  const eventsLog = join(dir, 'events.jsonl');
+  const px = await spawnEdge(nodeYaml(o.url, redis.url, 'edge-solo', L, '4s', eventsLog));
+  let stopped = false;
+  t.after(() => (stopped ? undefined : px.stop()));
+  assert.ok(await waitFor(async () => (await redisUp(px.adminPort)) === 1, 5000) >= 0, 'Redis up at start');
+
+  // legit shoppers from four addresses, ~15 req/s each: far below limit / node_count
+  const shoppers = [111, 112, 113, 114].map((n) => new SourceClient(`127.0.0.${n}`, 1));
+  t.after(() => Promise.all(shoppers.map((s) => s.close())));
+  const loops = shoppers.map((s) => legitLoop(s, `${px.url}/shop`, 60));
+
+  // summed mode: one node with node_count 2 lets a fresh flooder have the whole limit
+  const before = await flood(new SourceClient('127.0.1.1', 1), [px.url], 1200);
+  assert.ok(before.ok >= 0.9 * L && before.ok <= 1.1 * L + 5, `Redis up: ${before.ok} of ${before.total} got through (limit ${L})`);
+
+  await redis.kill();
+  const down = await waitFor(async () => (await redisUp(px.adminPort)) === 0, 5000, 50);
+  assert.ok(down >= 0, 'portcullis_redis_up never went to 0');
+  t.diagnostic(`degraded reported ${down.toFixed(0)} ms after the kill`);
+  const degraded = await flood(new SourceClient('127.0.1.2', 1), [px.url], 1200);
+  t.diagnostic(`Redis down: flooder got ${degraded.ok} of ${degraded.total}`);
+  assert.ok(degraded.total > L, 'the flooder kept being answered while Redis was down');
+  assert.equal(degraded.other, 0);
+  assert.ok(degraded.ok >= 0.9 * (L / 2) && degraded.ok <= 1.1 * (L / 2) + 5, `Redis down: ${degraded.ok} got through (limit / node_count = ${L / 2})`);
+
+  await redis.restart();
+  const up = await waitFor(async () => (await redisUp(px.adminPort)) === 1, 8000, 50);
+  assert.ok(up >= 0, 'portcullis_redis_up never came back to 1');
+  t.diagnostic(`ok again ${up.toFixed(0)} ms after the restart`);
+  const after = await flood(new SourceClient('127.0.1.3', 1), [px.url], 1200);
+  assert.ok(after.ok >= 0.9 * L && after.ok <= 1.1 * L + 5, `Redis back: ${after.ok} got through — summed limit ${L} again, not ${L / 2}`);
+  const keys = spawnSync('redis-cli', ['-p', String(redis.port), '--scan', '--pattern', 'portcullis*'], { encoding: 'utf8' }).stdout;
+  assert.match(keys, /127\.0\.1\.3/, 'counts are written to the restarted Redis');
+
+  const legit = loops.map((l) => l.samples);
+  await Promise.all(loops.map((l) => l.stop()));
+  const stats = summarize(legit.flat());
+  t.diagnostic(`legit: ${stats.n} requests, ${JSON.stringify(stats.statuses)}, p99 ${stats.p99.toFixed(1)} ms`);
+  assert.ok(stats.n > 100);
+  assert.equal(stats.ok, stats.n, `failed legit requests: ${JSON.stringify(stats.statuses)}`);
+
+  stopped = true;
+  await px.stop(); // flushes the event log
+  const states = readFileSync(eventsLog, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { type: string; state?: string })
+    .filter((e) => e.type === 'redis').map((e) => e.state);
+  const firstDegraded = states.indexOf('degraded');
+  assert.ok(firstDegraded >= 0, `redis events: ${JSON.stringify(states)}`);
+  assert.ok(states.indexOf('ok', firstDegraded) > firstDegraded, `ok after degraded: ${JSON.stringify(states)}`);
+});

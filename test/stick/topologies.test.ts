@@ -1,0 +1,181 @@
+// `shared.redis` through Redis Sentinel and Redis Cluster, end to end against real servers this test
+// starts on free ports (redis-server from PATH): two edge nodes sum a client's counts and see each
+// other's bans. Every process started here is stopped at the end.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import net from 'node:net';
+import { ClientGuard, guardConfigFrom, GUARD_ADMIT, GUARD_BANNED } from '../../edge/guard.js';
+import { normalizeShared } from '../../edge/stick/config.js';
+import type { SharedConfig } from '../../edge/stick/config.js';
+import { RedisShare } from '../../edge/stick/redis.js';
+import { BanList } from '../../edge/stick/bans.js';
+import { StickCounterStore } from '../../edge/stick/counter-store.js';
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const hasRedis = spawnSync('redis-server', ['--version']).status === 0 && spawnSync('redis-cli', ['--version']).status === 0;
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const p = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(p));
+    }).on('error', reject);
+  });
+}
+
+async function waitPort(port: number, ms = 5000): Promise<void> {
+  const t0 = Date.now();
+  while (Date.now() - t0 < ms) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const c = net.connect(port, '127.0.0.1', () => { c.end(); resolve(true); }).on('error', () => resolve(false));
+    });
+    if (ok) return;
+    await sleep(30);
+  }
+  throw new Error(`nothing listens on ${port}`);
+}
+
+const procs: ChildProcess[] = [];
+function start(args: string[], cwd: string): ChildProcess {
+  const p = spawn('redis-server', args, { cwd, stdio: 'ignore' });
+  procs.push(p);
+  return p;
+}
+async function stopAll(): Promise<void> {
+  await Promise.all(procs.splice(0).map((p) => new Promise<void>((resolve) => {
+    if (p.exitCode !== null || p.signalCode !== null) { resolve(); return; }
+    p.once('exit', () => resolve());
+    p.kill('SIGKILL');
+  })));
+}
+function cli(port: number, ...args: string[]): string {
+  return spawnSync('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...args], { encoding: 'utf8' }).stdout;
+}
+
+interface Node { share: RedisShare; bans: BanList; guard: ClientGuard; store: StickCounterStore }
+
+async function node(redis: unknown, id: string, prefix: string, L: number): Promise<Node> {
+  const cfg: SharedConfig = normalizeShared({ redis, node_count: 2, node_id: id, sync_interval: 100, prefix })!;
+  const share = new RedisShare(cfg);
+  const bans = new BanList({ shared: cfg, client: share.client });
+  await bans.start();
+  const guard = new ClientGuard(guardConfigFrom({ client: { requests: { limit: L, window: 2000 }, in_flight: 0 } }, cfg), { share, bans });
+  const store = new StickCounterStore({ share });
+  share.start();
+  const t0 = Date.now();
+  while (share.degraded && Date.now() - t0 < 5000) await sleep(20);
+  assert.equal(share.state, 'ok', `node ${id} reached Redis through ${JSON.stringify(redis)}`);
+  return { share, bans, guard, store };
+}
+
+/** The same end-to-end checks for any topology: summed counts (guard + rule counters), bans. */
+async function checkSharing(a: Node, b: Node, L: number): Promise<void> {
+  // Guard: one client alternating between the nodes gets the summed limit, not L per node.
+  const key = '203.0.113.50';
+  const admittedAt: number[] = [];
+  const t0 = Date.now();
+  while (Date.now() - t0 < 3000) {
+    for (const n of [a, b]) {
+      const now = Date.now();
+      if (n.guard.admit(key, now) === GUARD_ADMIT) { admittedAt.push(now); n.guard.finish(key, 200, 0, 0, now); }
+    }
+    await sleep(1);
+  }
+  let worst = 0;
+  for (let i = 0, j = 0; i < admittedAt.length; i++) {
+    while (admittedAt[i] - admittedAt[j] >= 2000) j++;
+    worst = Math.max(worst, i - j + 1);
+  }
+  assert.ok(worst <= 1.1 * L + 5, `worst 2 s window admitted ${worst}, limit ${L} summed over 2 nodes`);
+  assert.ok(admittedAt.length >= 0.8 * L, `admitted ${admittedAt.length}`);
+  // Rule counters: 30 on A + 20 on B = 50 seen on both.
+  const now = Date.now();
+  for (let i = 0; i < 30; i++) a.store.add('login_fail', 'user:bob', 60_000, 1, now);
+  for (let i = 0; i < 20; i++) b.store.add('login_fail', 'user:bob', 60_000, 1, now);
+  await sleep(400);
+  assert.equal(Math.round(a.store.rate('login_fail', 'user:bob', 60_000, Date.now())), 50);
+  assert.equal(Math.round(b.store.rate('login_fail', 'user:bob', 60_000, Date.now())), 50);
+  // Bans propagate within 1 s.
+  const banned = '198.51.100.23';
+  const t1 = Date.now();
+  a.bans.add(banned, 30_000, { reason: 'topology test', by: 'test' });
+  while (b.guard.admit(banned, Date.now()) !== GUARD_BANNED) {
+    b.guard.finish(banned, 200, 0, 0, Date.now());
+    assert.ok(Date.now() - t1 < 1000, 'ban not on node B within 1 s');
+    await sleep(5);
+  }
+  assert.equal(a.share.syncFailures + b.share.syncFailures, 0, 'no failed sync round');
+}
+
+async function stopNodes(...nodes: Node[]): Promise<void> {
+  for (const n of nodes) { await n.bans.close(); await n.share.close(); }
+}
+
+test('Redis Sentinel: shared.redis { sentinels, name } finds the master and sums counts, bans propagate', async (t) => {
+  if (!hasRedis) { t.skip('skipped: no redis'); return; }
+  const dir = mkdtempSync(path.join(tmpdir(), 'pc-sentinel-'));
+  const nodes: Node[] = [];
+  try {
+    const master = await freePort();
+    start(['--port', String(master), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], dir);
+    await waitPort(master);
+    const sport = await freePort();
+    const conf = path.join(dir, 'sentinel.conf');
+    writeFileSync(conf, [
+      `port ${sport}`, 'bind 127.0.0.1', `dir ${dir}`,
+      `sentinel monitor pcmaster 127.0.0.1 ${master} 1`,
+      'sentinel down-after-milliseconds pcmaster 5000',
+    ].join('\n') + '\n');
+    start([conf, '--sentinel'], dir);
+    await waitPort(sport);
+    // The sentinel knows the master before the edge asks it.
+    for (let i = 0; i < 50 && !cli(sport, 'SENTINEL', 'get-master-addr-by-name', 'pcmaster').includes(String(master)); i++) await sleep(50);
+    const redis = { sentinels: [`127.0.0.1:${sport}`], name: 'pcmaster' };
+    const a = await node(redis, 'sa', 'pcsent', 100); nodes.push(a);
+    const b = await node(redis, 'sb', 'pcsent', 100); nodes.push(b);
+    // Only the sentinel's port was configured: the connections landed on the master it named.
+    const stream = (a.share.syncClient as unknown as { stream?: net.Socket }).stream;
+    assert.equal(stream?.remotePort, master, 'sync connection is on the master found through Sentinel');
+    await checkSharing(a, b, 100);
+    // The counts really are in the master.
+    assert.ok(Number(cli(master, 'DBSIZE').trim()) > 0, 'keys written to the master');
+  } finally {
+    await stopNodes(...nodes);
+    await stopAll();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('Redis Cluster (3 masters): shared.redis { cluster } sums counts, bans propagate', async (t) => {
+  if (!hasRedis) { t.skip('skipped: no redis'); return; }
+  const dir = mkdtempSync(path.join(tmpdir(), 'pc-cluster-'));
+  const nodes: Node[] = [];
+  try {
+    const ports = [await freePort(), await freePort(), await freePort()];
+    for (const p of ports) {
+      start(['--port', String(p), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
+        '--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${p}.conf`, '--cluster-node-timeout', '5000'], dir);
+    }
+    for (const p of ports) await waitPort(p);
+    const created = spawnSync('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], { encoding: 'utf8', timeout: 20_000 });
+    assert.equal(created.status, 0, `redis-cli --cluster create: ${created.stdout}${created.stderr}`);
+    for (let i = 0; i < 100 && !ports.every((p) => cli(p, 'CLUSTER', 'INFO').includes('cluster_state:ok')); i++) await sleep(100);
+    assert.ok(ports.every((p) => cli(p, 'CLUSTER', 'INFO').includes('cluster_state:ok')), 'cluster is up');
+    const redis = { cluster: ports.map((p) => `127.0.0.1:${p}`) };
+    const a = await node(redis, 'ca', 'pcclu', 100); nodes.push(a);
+    const b = await node(redis, 'cb', 'pcclu', 100); nodes.push(b);
+    await checkSharing(a, b, 100);
+    // All keys of one prefix live in one hash slot, on exactly one of the masters.
+    const holding = ports.filter((p) => Number(cli(p, 'DBSIZE').trim()) > 0);
+    assert.equal(holding.length, 1, `keys on ${holding.length} masters`);
+  } finally {
+    await stopNodes(...nodes);
+    await stopAll();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
