@@ -193,6 +193,18 @@ class UwsExchange implements ClientIO {
     if (this.finished) return;
     this.finished = true;
     this.responseStarted = true;
+    if (close && handlerDepth > 0) {
+      // Answered from inside the request handler: uWS would still parse bytes pipelined behind this
+      // request. Answer on the next loop turn instead, so that "close" means nothing else is read.
+      deferReply(this, status, headers, body);
+      return;
+    }
+    this.writeReply(status, headers, body, close);
+  }
+
+  /** Writes a complete reply now (corked). */
+  writeReply(status: number, headers: readonly string[] | null, body: string, close: boolean): void {
+    if (this.aborted) return;
     if (this.paused) { this.paused = false; this.res.resume(); } // pause() also stops writes
     replyStatus = status; replyHeaders = headers; replyBody = body; replyClose = close; replyRes = this.res; replyAlways = this.always;
     this.res.cork(corkedReply);
@@ -372,16 +384,22 @@ function writeSafeHeader(res: HttpResponse, name: string, value: string): void {
 
 let abortHook: ((tx: Transaction) => void) | null = null;
 
-/** Rejected heads answered on the next loop turn (see the reject branch in openListener). */
-let pendingRejects: { ex: UwsExchange; status: number; body: string }[] = [];
-function deferReject(ex: UwsExchange, status: number, body: string): void {
-  pendingRejects.push({ ex, status, body });
-  if (pendingRejects.length === 1) setImmediate(flushRejects);
+/** Closing replies given inside the request handler, answered on the next loop turn (see reply()). */
+let handlerDepth = 0;
+let pendingReplies: { ex: UwsExchange; status: number; headers: readonly string[] | null; body: string }[] = [];
+function deferReply(ex: UwsExchange, status: number, headers: readonly string[] | null, body: string): void {
+  pendingReplies.push({ ex, status, headers, body });
+  if (pendingReplies.length === 1) setImmediate(flushReplies);
 }
-function flushRejects(): void {
-  const list = pendingRejects;
-  pendingRejects = [];
-  for (const r of list) if (!r.ex.aborted) r.ex.reply(r.status, null, r.body, true);
+function flushReplies(): void {
+  const list = pendingReplies;
+  pendingReplies = [];
+  for (const r of list) r.ex.writeReply(r.status, r.headers, r.body, true);
+}
+function deferReject(ex: UwsExchange, status: number, body: string): void {
+  ex.finished = true;
+  ex.responseStarted = true;
+  deferReply(ex, status, null, body);
 }
 
 // --- head copy: module-level collector so req.forEach takes no closure per request ---
@@ -512,6 +530,7 @@ export function openListener(opts: ListenerOptions, handler: RequestHandler): Pr
       return;
     }
     if (redirect !== null && !tx.path.startsWith(ACME_PREFIX)) { redirectToHttps(ex, tx, redirect); return; }
+    handlerDepth++;
     try {
       handler.handle(tx);
     } catch (err) {
@@ -521,6 +540,8 @@ export function openListener(opts: ListenerOptions, handler: RequestHandler): Pr
       handler.rejected(tx, 500, `internal error: ${(err as Error).message}`);
       if (!ex.aborted && !ex.responseStarted) ex.reply(500, null, 'Internal Server Error\n', true);
       else if (!ex.aborted) ex.close();
+    } finally {
+      handlerDepth--;
     }
   };
 

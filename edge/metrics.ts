@@ -15,6 +15,8 @@ export interface MetricsSources {
   tables(): readonly { name: string; size: number }[];
   bans(): number;
   redisState(): 'ok' | 'degraded' | 'off';
+  /** Client requests in flight now (the edge's own count; else connectionOpened/Closed are used). */
+  inFlight(): number;
 }
 
 /** The part of edge/backend/types.ts BackendPool the metrics read. */
@@ -105,8 +107,8 @@ export class Metrics {
       'Time from request head to end of response (HAProxy Ta), by backend', () => this.latCells.values()) as unknown as client.Metric);
 
     new client.Gauge({
-      name: p + 'client_connections_active', help: 'Client connections open on the edge listeners', registers: [reg],
-      collect(this: client.Gauge<string>) { this.set(self.connectionsActive); },
+      name: p + 'client_connections_active', help: 'Client requests in flight on the edge listeners (between request head and end of response)', registers: [reg],
+      collect(this: client.Gauge<string>) { this.set(self.activeNow); },
     });
     new client.Gauge({
       name: p + 'backend_queue_length', help: 'Requests waiting in the backend queue', labelNames: ['backend'], registers: [reg],
@@ -253,6 +255,9 @@ export class Metrics {
     if (cell === undefined) { cell = { labels: { backend, kind }, value: 0 }; m.set(kind, cell); this.upstreamErrList.push(cell); }
     cell.value++;
   }
+
+  /** Client requests/connections active now: the edge's in-flight count when bound. */
+  get activeNow(): number { return this.sources.inFlight?.() ?? this.connectionsActive; }
 
   connectionOpened(): void { this.connectionsActive++; }
   connectionClosed(): void { if (this.connectionsActive > 0) this.connectionsActive--; }

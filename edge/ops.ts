@@ -104,6 +104,7 @@ export function bindMetricSources(metrics: Metrics, edge: RunningEdge): void {
     tables: () => [{ name: 'client', size: edge.guard.table.count }],
     bans: () => edge.bans.size,
     redisState: () => (edge.share === null ? 'off' : edge.share.state),
+    inFlight: () => edge.pipeline.inFlight,
   });
 }
 

@@ -328,7 +328,7 @@ export class AdminApi {
         byClass: { '1xx': metrics.byClass[1], '2xx': metrics.byClass[2], '3xx': metrics.byClass[3], '4xx': metrics.byClass[4], '5xx': metrics.byClass[5] },
         latency: { p50: metrics.latencyQuantile(0.5), p95: metrics.latencyQuantile(0.95), p99: metrics.latencyQuantile(0.99) },
       },
-      connections: metrics.connectionsActive,
+      connections: metrics.activeNow,
       ruleHits: metrics.ruleHits,
       guardRejects: metrics.guardRejects,
       queueTimeouts: metrics.queueTimeouts,

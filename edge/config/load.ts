@@ -56,7 +56,13 @@ export function loadConfigText(text: string, file: string, env: NodeJS.ProcessEn
   if (errors.length) throw new ConfigLoadError(errors);
   const lineOf = (path: readonly PathPart[]): number => lineOfPath(doc, lines, path);
 
-  const raw: unknown = doc.toJS();
+  let raw: unknown;
+  try {
+    raw = doc.toJS();
+  } catch (err) {
+    // e.g. an alias to an anchor that does not exist
+    throw new ConfigLoadError([{ file, line: 0, path: '', message: `YAML: ${(err as Error).message}` }]);
+  }
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     throw new ConfigLoadError([{ file, line: 1, path: '', message: 'the config must be a YAML mapping (listen:, backends:, …)' }]);
   }

@@ -71,13 +71,19 @@
 
   // ---- charts ------------------------------------------------------------------------------
   function chartWidth(id) { return Math.max(300, $(id).clientWidth || 500); }
+  // x axis: whole seconds as hh:mm:ss (the samples are one per second; uPlot's default would tick
+  // half seconds as ":19.500").
+  function timeAxis() {
+    return { stroke: '#8b96a3', grid: { stroke: '#2a333d' }, incrs: [1, 2, 5, 10, 15, 30, 60, 120, 300, 600],
+      values: function (u, vals) { return vals.map(function (v) { return new Date(v * 1000).toTimeString().slice(0, 8); }); } };
+  }
   function makeRateChart() {
     var opts = {
       width: chartWidth('chart-rate'), height: 200,
       scales: { x: { time: true } },
       series: [{}, { label: 'req/s', stroke: COLORS[0], width: 2 }, { label: '2xx', stroke: COLORS[1] }, { label: '3xx', stroke: COLORS[5] },
         { label: '4xx', stroke: COLORS[2] }, { label: '5xx', stroke: COLORS[3] }, { label: 'blocked', stroke: COLORS[4], dash: [4, 3] }],
-      axes: [{ stroke: '#8b96a3', grid: { stroke: '#2a333d' } }, { stroke: '#8b96a3', grid: { stroke: '#2a333d' } }],
+      axes: [timeAxis(), { stroke: '#8b96a3', grid: { stroke: '#2a333d' } }],
     };
     rateChart = new uPlot(opts, [[], [], [], [], [], [], []], $('chart-rate'));
   }
@@ -95,7 +101,7 @@
       var series = [{}].concat(rules.map(function (r, i) { return { label: r, stroke: COLORS[i % COLORS.length], width: 2 }; }));
       if (rules.length === 0) series.push({ label: 'blocked', stroke: COLORS[3] });
       blockChart = new uPlot({ width: chartWidth('chart-blocked'), height: 200, scales: { x: { time: true } }, series: series,
-        axes: [{ stroke: '#8b96a3', grid: { stroke: '#2a333d' } }, { stroke: '#8b96a3', grid: { stroke: '#2a333d' } }] },
+        axes: [timeAxis(), { stroke: '#8b96a3', grid: { stroke: '#2a333d' } }] },
         [[]].concat(series.slice(1).map(function () { return []; })), $('chart-blocked'));
       blockRules = sig;
     }

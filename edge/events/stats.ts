@@ -42,12 +42,13 @@ export class BlockStats extends BufferedSink {
       if (ev.type === 'log_only') { this.cur.logOnly++; continue; }
       if (!BLOCKING.has(ev.type)) continue;
       this.cur.blocked++;
-      bump(this.cur.rules, typeof ev.rule === 'string' ? ev.rule : `(${ev.type})`, 1);
+      // Blocks without a rule: a banned client (ban from the API or a limiter) or a guard limit.
+      bump(this.cur.rules, typeof ev.rule === 'string' ? ev.rule : ev.reason === 'banned' ? '(banned)' : `(${ev.type})`, 1);
       const c = ev.client as { key?: string; country?: string | null; asn?: number | null } | null | undefined;
       if (c) {
         if (c.key) bump(this.cur.clients, c.key, 1);
-        bump(this.cur.countries, c.country ?? '??', 1);
-        bump(this.cur.asns, c.asn === null || c.asn === undefined ? '?' : `AS${c.asn}`, 1);
+        bump(this.cur.countries, c.country ?? 'unknown', 1);
+        bump(this.cur.asns, c.asn === null || c.asn === undefined ? 'unknown' : `AS${c.asn}`, 1);
       }
     }
   }

@@ -17,10 +17,11 @@
 // Per key in sync (see SyncPool) we keep: `pulled` (that global sum at the last pull, ours included),
 // `pending` (our events not yet acknowledged by Redis) and `lastPush` (what the last round pushed).
 //   best      = pulled + pending
-//   projected = best + (contributors − 1) × (pending + lastPush)
-// The projection assumes every other party (node × worker) holds as many unsynced events as we do,
-// plus as many as we pushed last round (a push of theirs we have not pulled yet, because the nodes'
-// timers are not aligned). A key without a pull yet (new, or the pool was full) is held to
+//   projected = best + (contributors − 1) × share × (pending + lastPush)
+// The projection assumes every other party (node × worker) that serves this key as much as we do
+// holds as many unsynced events as we do, plus as many as we pushed last round (a push of theirs we
+// have not pulled yet, because the nodes' timers are not aligned); `share` (0..1) is the others'
+// part of the pulled count relative to an even split, so a key served by us alone gets no margin. A key without a pull yet (new, or the pool was full) is held to
 // local × contributors — the same as limit / node_count while Redis is down.
 import type { SyncPool } from './sync-pool.js';
 
@@ -159,12 +160,22 @@ export class RateColumn {
   /**
    * Conservative global estimate for admission (see the header): with every node deciding on it,
    * an evenly split client stays within ~1.1 × limit in every sliding window.
+   * The margin for the other parties' unsynced events is scaled by how much of the pulled count is
+   * theirs: a client seen only here (others' share 0) gets no margin and reaches the full limit
+   * within a round; a client spread evenly (others hold (contributors − 1) × our share) gets it all.
    */
   projected(slot: number, now: number, contributors: number): number {
     const e = this.synced(slot, now);
     if (e < 0) return this.pool === null ? this.local(slot, now) : this.local(slot, now) * contributors;
     const p = this.pending[e];
-    return this.pulled[e] + p + (contributors - 1) * (p + this.lastPush[e]);
+    const pulled = this.pulled[e];
+    const others = contributors - 1;
+    if (others <= 0) return pulled + p;
+    const ownSynced = this.local(slot, now) - p;
+    const remote = pulled - (ownSynced > 0 ? ownSynced : 0);
+    if (remote <= 0) return pulled + p;
+    const share = remote / (others * (ownSynced > 1 ? ownSynced : 1));
+    return pulled + p + others * (share < 1 ? share : 1) * (p + this.lastPush[e]);
   }
 
   /**

@@ -17,7 +17,7 @@
 // Config (`shared:`), documented for the README:
 //   redis: "redis://[:password@]host:port[/db]"        single Redis (rediss:// for TLS)
 //        | { sentinels: ["h1:26379", ...], name: mymaster, password?, sentinel_password? }
-//        | { cluster: ["h1:7000", ...], password? }    all keys of one `prefix` use one hash slot
+//        | { cluster: ["h1:7000", ...], password? }    all counter keys of one `prefix` use one hash slot
 //   node_count: 1          edge nodes sharing the Redis (local limit = limit / node_count while degraded)
 //   node_id: hostname-pid  name of this node in events
 //   sync_interval: 200ms   command_timeout: 250ms   sync_timeout: 1s   sync_keys: 100000
@@ -212,9 +212,13 @@ export class RedisShare {
     if (this.ownsClient) this.client.disconnect();
   }
 
-  /** Redis hash holding the slices of one key of a shared column. */
+  /**
+   * Redis hash holding the slices of one key of a shared column: `<prefix>:{<prefix>:w}:…` — found by
+   * `SCAN MATCH <prefix>*`, and one Cluster hash slot (the `{…}` tag) for every key a round touches.
+   */
   windowKey(table: string, col: RateColumn, key: string): string {
-    return `{${this.cfg.prefix}}:w:${table}:${col.name}:${col.periodMs}:${key}`;
+    const p = this.cfg.prefix;
+    return `${p}:{${p}:w}:${table}:${col.name}:${col.periodMs}:${key}`;
   }
 
   /** One sync round: push deltas, pull totals. Never throws; never overlaps itself. */

@@ -162,13 +162,13 @@ class Exchange implements UpstreamStream {
   writeHead(s: net.Socket): void {
     this.headWritten = true;
     if (this.bodyMode === BODY_NONE) {
-      s.write(this.head, 'latin1');
+      s.write(this.head, 'utf8'); // uWS decodes the client's bytes as UTF-8: utf8 re-encodes them byte-exact
       this.requestComplete = true;
       return;
     }
     // cork so the head and the first body bytes (written later in this tick) leave in one segment
     s.cork();
-    s.write(this.head, 'latin1');
+    s.write(this.head, 'utf8');
     const pend = this.pendingBody;
     if (pend !== null) {
       this.pendingBody = null;

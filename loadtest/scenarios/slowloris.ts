@@ -22,12 +22,17 @@ export function procNetEndpoint(address: string, port: number): string {
   return `${hex}:${port.toString(16).toUpperCase().padStart(4, '0')}`;
 }
 
-/** Local endpoints whose TCP state is CLOSE_WAIT (the peer sent FIN and we have not read up to it). */
-export function closeWaitEndpoints(procNetTcp: string): Set<string> {
+/**
+ * Our endpoints whose connection the proxy has closed, from /proc/net/tcp: our side in CLOSE_WAIT (its
+ * FIN arrived), or the proxy's side of the pair in FIN_WAIT1/FIN_WAIT2/CLOSING (it closed, but its FIN
+ * waits behind unsent data our zero window will never accept: the proxy freed it, the kernel holds it).
+ */
+export function closedByPeer(procNetTcp: string): Set<string> {
   const out = new Set<string>();
   for (const line of procNetTcp.split('\n').slice(1)) {
     const f = line.trim().split(/\s+/);
     if (f[3] === '08') out.add(f[1]);
+    else if (f[3] === '04' || f[3] === '05' || f[3] === '0B') out.add(f[2]);
   }
   return out;
 }
@@ -37,11 +42,11 @@ function slowAttack(kind: SlowKind, count: number, block: number, port: number, 
   const sockets = new Set<Socket>();
   let pending = 0;
   // A paused socket never reports the proxy's FIN (Node emits 'end'/'close' only once the data before it
-  // is read), so slow readers are checked in /proc/net/tcp: CLOSE_WAIT means the proxy closed it.
+  // is read, and the FIN may sit behind data we never ACK), so slow readers are checked in /proc/net/tcp.
   const finCheck = kind === 'slow-read' ? setInterval(() => {
     let table = '';
     try { table = readFileSync('/proc/net/tcp', 'utf8'); } catch { return; }
-    const closed = closeWaitEndpoints(table);
+    const closed = closedByPeer(table);
     for (const sock of sockets) {
       if (sock.localAddress && sock.localPort && closed.has(procNetEndpoint(sock.localAddress, sock.localPort))) sock.destroy();
     }

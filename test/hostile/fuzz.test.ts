@@ -95,9 +95,7 @@ backends:
       - { name: a, url: "http://127.0.0.1:9001", weight: 2, maxconn: 10 }
       - { name: b, url: "http://127.0.0.1:9002" }
 `;
-// '*a' (an alias without its anchor) is left out: loadConfigText throws a ReferenceError for it
-// (yaml's toJS), see the todo test below.
-const YAML_BITS = ['', ' ', '\n', ':', '- ', '{', '}', '[', ']', '"', "'", '#', '&a', '*b &b', '!!int', '${X}', '${}', '0', '-1', '1e99', 'true', 'null', '~', '10x', '5s', '10mb', 'http://', '\t', '|', '>', '%', '@', '`', '\u0000', '\ufeff', 'listen', 'backends', 'servers', 'url'];
+const YAML_BITS = ['*a', '', ' ', '\n', ':', '- ', '{', '}', '[', ']', '"', "'", '#', '&a', '*b &b', '!!int', '${X}', '${}', '0', '-1', '1e99', 'true', 'null', '~', '10x', '5s', '10mb', 'http://', '\t', '|', '>', '%', '@', '`', '\u0000', '\ufeff', 'listen', 'backends', 'servers', 'url'];
 const configText = fc.oneof(
   // mutations of a valid config
   fc.array(fc.tuple(fc.nat(BASE.length), fc.constantFrom(...YAML_BITS), fc.constantFrom('insert', 'replace', 'delete')), { minLength: 1, maxLength: 5 })
@@ -140,7 +138,7 @@ test('fuzz: random and mutated config texts give ConfigLoadError diagnostics, ne
   assert.ok(diagnosed > 50, `most mutations are diagnosed (${diagnosed} diagnosed, ${valid} valid)`);
 });
 
-test('an alias without its anchor (`listen: *a`) gives a ConfigLoadError', { todo: 'edge/config/load.ts: doc.toJS() throws ReferenceError "Unresolved alias"; wrap it (found by the fuzz test)' }, () => {
+test('an alias without its anchor (`listen: *a`) gives a ConfigLoadError (found by the fuzz test)', () => {
   for (const text of ['*a', 'listen: *a', `${BASE}\nworkers: *nope\n`]) {
     assert.throws(() => loadConfigText(text, 'alias.yaml', {}), (e: unknown) => e instanceof ConfigLoadError, JSON.stringify(text));
   }

@@ -65,17 +65,18 @@ test('http.raw_path sees the bytes as sent, http.path the normalised form', asyn
 });
 
 test('TE.TE: bytes the lax chunked parser turns into a second request go through the rules as their own request', async () => {
-  // The first request is answered synchronously (rule deny), so uWS parses what follows `0\r\nXX`
-  // as the next request on the connection: it must be evaluated like any other request.
+  // A closing deny is answered on the next loop turn, so uWS refuses what follows `0\r\nXX` and closes
+  // the connection (no bytes at all). Either way the smuggled request must never reach the origin, and
+  // if it is ever parsed it must be evaluated like any other request.
   const smuggleAdmin = 'POST /blocked HTTP/1.1\r\nHost: shop\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nXXGET /admin HTTP/1.1\r\nHost: shop\r\n\r\n';
   const before = bench.origin.requests.length;
   const a = await exchange(bench.edge.port, smuggleAdmin, { waitMs: 1500, expectResponses: 2 });
-  assert.ok(a.statuses.length >= 1 && a.statuses.every((s) => s === 403), `both denied (or closed after the first): ${a.statuses}`);
+  assert.ok(a.statuses.every((s) => s === 403), `denied or closed: ${a.statuses}`);
   assert.equal(bench.origin.requests.length, before, 'the smuggled /admin never reached the origin');
 
   const smuggleAllowed = 'POST /blocked HTTP/1.1\r\nHost: shop\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nXXGET /visible HTTP/1.1\r\nHost: shop\r\n\r\n';
   const b = await exchange(bench.edge.port, smuggleAllowed, { waitMs: 1500, expectResponses: 2 });
-  assert.equal(b.statuses[0], 403);
+  assert.ok(b.statuses.length === 0 || b.statuses[0] === 403, `denied or closed: ${b.statuses}`);
   const seen = bench.origin.requests.slice(before);
   assert.ok(seen.length <= 1);
   if (seen.length === 1) {

@@ -11,7 +11,7 @@ import { loopbackAddress, median, parseDuration, percentileSorted, formatDuratio
 import { parseStat } from '../../loadtest/lib/procstat.js';
 import { chartSvg, renderHtml, timestampForFile, writeRecord, type RunRecord } from '../../loadtest/lib/report.js';
 import { phaseCounts } from '../../loadtest/scenarios/redis-outage.js';
-import { closeWaitEndpoints, procNetEndpoint } from '../../loadtest/scenarios/slowloris.js';
+import { closedByPeer, procNetEndpoint } from '../../loadtest/scenarios/slowloris.js';
 import { floodAllowance } from '../../loadtest/scenarios/flood.js';
 import { peakCapacity } from '../../loadtest/scenarios/peak.js';
 import { SCENARIOS } from '../../loadtest/scenarios/index.js';
@@ -147,11 +147,13 @@ test('results: JSON and a self-contained HTML file named by scenario and time', 
   } finally { rmSync(dir, { recursive: true, force: true }); }
 });
 
-test('slow readers: /proc/net/tcp endpoints in CLOSE_WAIT are found by address and port', () => {
+test('slow readers: connections the proxy closed are found in /proc/net/tcp from either side', () => {
   assert.equal(procNetEndpoint('127.88.0.2', 40000), '0200587F:9C40');
   const table = `  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
    0: 0200587F:9C40 0100007F:1F90 08 00000000:00000000 00:00000000 00000000     0        0 1 1 0 20 4 30 10 -1
    1: 0300587F:9C41 0100007F:1F90 01 00000000:00000000 00:00000000 00000000     0        0 2 1 0 20 4 30 10 -1
+   2: 0100007F:1F90 0400587F:9C42 04 00400000:00000000 00:00000000 00000000     0        0 0 1 0 20 4 30 10 -1
+   3: 0100007F:1F90 0300587F:9C41 01 00000000:00000000 00:00000000 00000000     0        0 3 1 0 20 4 30 10 -1
 `;
-  assert.deepEqual([...closeWaitEndpoints(table)], ['0200587F:9C40']);
+  assert.deepEqual([...closedByPeer(table)].sort(), ['0200587F:9C40', '0400587F:9C42'], 'CLOSE_WAIT on our side, FIN_WAIT1 on the proxy side; established pairs are not closed');
 });

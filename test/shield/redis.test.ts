@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { startOrigin } from '../harness/origin.js';
 import { spawnEdge, ADMIN_TOKEN } from '../harness/process.js';
-import { SourceClient, admin, legitLoop, metricValue, startPrivateRedis, summarize, waitFor } from './helpers.js';
+import { SourceClient, admin, legitLoop, metricValue, sleep, startPrivateRedis, summarize, waitFor } from './helpers.js';
 
 function nodeYaml(origin: string, redisUrl: string, nodeId: string, limit: number, window: string, eventsLog: string, nodeCount = 2): string {
   return `
@@ -31,17 +31,24 @@ backends:
 `;
 }
 
+/** Every key in the test's private Redis, one per line. */
+const redisKeys = (port: number): string => spawnSync('redis-cli', ['-p', String(port), '--scan'], { encoding: 'utf8' }).stdout;
+
 const redisUp = async (adminPort: number): Promise<number> => metricValue((await admin(adminPort, 'GET', '/metrics')).text, 'portcullis_redis_up');
 
 /** Sequential requests from one address for `ms`, round-robin over `urls`; returns the 200 count and total. */
-async function flood(client: SourceClient, urls: string[], ms: number): Promise<{ ok: number; total: number; other: number }> {
+async function flood(from: string, urls: string[], ms: number, pauseMs = 0): Promise<{ ok: number; total: number; other: number }> {
+  const client = new SourceClient(from, 1);
   const end = performance.now() + ms;
   let ok = 0, total = 0, other = 0;
-  while (performance.now() < end) {
-    const r = await client.get(`${urls[total % urls.length]}/flood`);
-    total++;
-    if (r.status === 200) ok++; else if (r.status !== 429) other++;
-  }
+  try {
+    while (performance.now() < end) {
+      const r = await client.get(`${urls[total % urls.length]}/flood`);
+      total++;
+      if (r.status === 200) ok++; else if (r.status !== 429) other++;
+      if (pauseMs > 0) await sleep(pauseMs);
+    }
+  } finally { await client.close(); }
   return { ok, total, other };
 }
 
@@ -60,18 +67,22 @@ test('two nodes, one Redis: a client alternating between them is held at the sum
   t.after(() => Promise.all([a.stop(), b.stop()]));
   assert.ok(await waitFor(async () => (await redisUp(a.adminPort)) === 1 && (await redisUp(b.adminPort)) === 1, 5000) >= 0, 'both nodes report Redis up');
 
-  const c = new SourceClient('127.0.0.101', 1);
-  t.after(() => c.close());
   // one window, alternating node by node
-  const r = await flood(c, [a.url, b.url], 4000);
+  const r = await flood('127.0.0.101', [a.url, b.url], 4000);
   t.diagnostic(`alternating client: ${r.ok} × 200 of ${r.total} in one 4 s window (limit ${L}, bound ${1.1 * L + 5})`);
   assert.equal(r.other, 0, 'only 200 or 429');
   assert.ok(r.total > 2 * L, `the client sent ${r.total} requests: enough to exceed the limit twice`);
   assert.ok(r.ok <= 1.1 * L + 5, `${r.ok} requests got through (bound ${1.1 * L + 5}); unsummed counters would allow ${2 * L}`);
   assert.ok(r.ok >= 0.9 * L, `${r.ok} got through: the limit is ${L}, not tighter`);
+  // paced (~60 req/s over both nodes): the decision now rests on totals pulled from Redis, not on
+  // the projection of unsynced counts a full-speed burst meets first
+  const paced = await flood('127.0.0.104', [a.url, b.url], 4000, 15);
+  t.diagnostic(`paced alternating client: ${paced.ok} × 200 of ${paced.total} in one 4 s window`);
+  assert.ok(paced.total > 1.5 * L, `paced client sent ${paced.total}`);
+  assert.ok(paced.ok <= 1.1 * L + 5 && paced.ok >= 0.9 * L, `paced: ${paced.ok} got through (limit ${L}, bound ${1.1 * L + 5})`);
   // the other node's view: Redis holds the summed counter
-  const keys = spawnSync('redis-cli', ['-p', String(redis.port), '--scan', '--pattern', 'portcullis*'], { encoding: 'utf8' }).stdout;
-  assert.match(keys, /127\.0\.0\.101/, `shared counter keys in Redis: ${keys}`);
+  const keys = redisKeys(redis.port);
+  assert.match(keys, /^\{portcullis\}:w:client:http_req_rate:4000:127\.0\.0\.101$/m, `shared counter keys in Redis: ${keys}`);
 
   // ban on A, seen on B
   const victim = new SourceClient('127.0.0.102', 1);
@@ -108,16 +119,17 @@ test('Redis killed under load: no legit request fails, local limit = limit / nod
   const shoppers = [111, 112, 113, 114].map((n) => new SourceClient(`127.0.0.${n}`, 1));
   t.after(() => Promise.all(shoppers.map((s) => s.close())));
   const loops = shoppers.map((s) => legitLoop(s, `${px.url}/shop`, 60));
+  t.after(() => Promise.all(loops.map((l) => l.stop())));
 
   // summed mode: one node with node_count 2 lets a fresh flooder have the whole limit
-  const before = await flood(new SourceClient('127.0.1.1', 1), [px.url], 1200);
+  const before = await flood('127.0.1.1', [px.url], 1200);
   assert.ok(before.ok >= 0.9 * L && before.ok <= 1.1 * L + 5, `Redis up: ${before.ok} of ${before.total} got through (limit ${L})`);
 
   await redis.kill();
   const down = await waitFor(async () => (await redisUp(px.adminPort)) === 0, 5000, 50);
   assert.ok(down >= 0, 'portcullis_redis_up never went to 0');
   t.diagnostic(`degraded reported ${down.toFixed(0)} ms after the kill`);
-  const degraded = await flood(new SourceClient('127.0.1.2', 1), [px.url], 1200);
+  const degraded = await flood('127.0.1.2', [px.url], 1200);
   t.diagnostic(`Redis down: flooder got ${degraded.ok} of ${degraded.total}`);
   assert.ok(degraded.total > L, 'the flooder kept being answered while Redis was down');
   assert.equal(degraded.other, 0);
@@ -127,10 +139,9 @@ test('Redis killed under load: no legit request fails, local limit = limit / nod
   const up = await waitFor(async () => (await redisUp(px.adminPort)) === 1, 8000, 50);
   assert.ok(up >= 0, 'portcullis_redis_up never came back to 1');
   t.diagnostic(`ok again ${up.toFixed(0)} ms after the restart`);
-  const after = await flood(new SourceClient('127.0.1.3', 1), [px.url], 1200);
+  const after = await flood('127.0.1.3', [px.url], 1200);
   assert.ok(after.ok >= 0.9 * L && after.ok <= 1.1 * L + 5, `Redis back: ${after.ok} got through — summed limit ${L} again, not ${L / 2}`);
-  const keys = spawnSync('redis-cli', ['-p', String(redis.port), '--scan', '--pattern', 'portcullis*'], { encoding: 'utf8' }).stdout;
-  assert.match(keys, /127\.0\.1\.3/, 'counts are written to the restarted Redis');
+  assert.match(redisKeys(redis.port), /:127\.0\.1\.3$/m, 'counts are written to the restarted Redis');
 
   const legit = loops.map((l) => l.samples);
   await Promise.all(loops.map((l) => l.stop()));

@@ -131,5 +131,6 @@ rules: { files: ["${rulesFile}"], watch: false }
   const outDir = join(process.cwd(), 'test-output');
   mkdirSync(outDir, { recursive: true });
   await page.screenshot({ path: join(outDir, 'dashboard-e2e.png'), fullPage: true });
+  await page.screenshot({ path: join(outDir, 'dashboard-e2e-top.png'), clip: { x: 0, y: 0, width: 1400, height: 1000 } });
   assert.deepEqual(problems, [], 'no page errors, no console errors, no external requests');
 });

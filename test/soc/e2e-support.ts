@@ -118,6 +118,10 @@ export async function startRedisServer(port?: number): Promise<RedisServer | nul
   });
   if (!ok) { child.kill('SIGKILL'); return null; }
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  // Never outlive the test process, whatever happens to the test (failed assertion, timeout).
+  const reap = (): void => { try { child.kill('SIGKILL'); } catch { /* gone */ } };
+  process.once('exit', reap);
+  void exited.then(() => process.off('exit', reap));
   return {
     port: p, url: `redis://127.0.0.1:${p}`, child,
     async stop() { if (child.exitCode === null && child.signalCode === null) { child.kill('SIGKILL'); await exited; } },
