@@ -171,11 +171,16 @@ export class RateColumn {
     const pulled = this.pulled[e];
     const others = contributors - 1;
     if (others <= 0) return pulled + p;
+    // Others' share, relative to an even split; unknown (nothing of ours synced, or a global count
+    // below our own — e.g. the pulled slices left the window before our local buckets did) counts
+    // as an even split, the safe side.
     const ownSynced = this.local(slot, now) - p;
-    const remote = pulled - (ownSynced > 0 ? ownSynced : 0);
-    if (remote <= 0) return pulled + p;
-    const share = remote / (others * (ownSynced > 1 ? ownSynced : 1));
-    return pulled + p + others * (share < 1 ? share : 1) * (p + this.lastPush[e]);
+    let share = 1;
+    if (ownSynced >= 1 && pulled >= ownSynced) {
+      share = (pulled - ownSynced) / (others * ownSynced);
+      if (share > 1) share = 1;
+    }
+    return pulled + p + others * share * (p + this.lastPush[e]);
   }
 
   /**

@@ -66,7 +66,7 @@ export const failover: Scenario = {
     });
     const table = [['proxy', 'GET requests', 'failed GET', 'POST requests', 'failed POST', 'legit p99 ms', 'web1 serving again after']];
     for (const [k, r] of Object.entries(per)) {
-      table.push([k, String(r.classes.browse.requests + r.classes.search.requests), String(r.failedIdempotent), String(r.classes.checkout.requests), String(r.failedPost), String(r.all.p99Ms), r.web1BackAfterSec === null ? 'not seen' : `≤ ${r.web1BackAfterSec + 1}s`]);
+      table.push([k, String(r.classes.browse.requests + r.classes.search.requests), String(r.failedIdempotent), String(r.classes.checkout.requests), String(r.failedPost), String(r.all.p99Ms), r.web1BackAfterSec === null ? 'no traffic (shoppers stay pinned to web2)' : `≤ ${r.web1BackAfterSec + 1}s`]);
     }
     const charts = Object.entries(per).map(([k, r]) => ({
       title: `${k}: shopper requests per second (web1 killed at ${round(D / 3000, 0)}s, restarted at ${round((2 * D) / 3000, 0)}s)`, kind: 'line' as const, xLabel: 'seconds', yLabel: 'req/s', series: [
@@ -82,7 +82,7 @@ export const failover: Scenario = {
     ];
     const pc = per.portcullis;
     const headline = pc
-      ? `Portcullis failover: ${pc.failedIdempotent} failed GET of ${pc.classes.browse.requests + pc.classes.search.requests}, ${pc.failedPost} failed POST of ${pc.classes.checkout.requests}; web1 back in rotation ${pc.web1BackAfterSec === null ? 'not seen' : `within ${pc.web1BackAfterSec + 1}s`} of restart`
+      ? `Portcullis failover: ${pc.failedIdempotent} failed GET of ${pc.classes.browse.requests + pc.classes.search.requests}, ${pc.failedPost} failed POST of ${pc.classes.checkout.requests}; ${pc.web1BackAfterSec === null ? 'web1 got no traffic after its restart (every sticky shopper stays on web2, as it should)' : `web1 back in rotation within ${pc.web1BackAfterSec + 1}s of restart`}`
       : Object.entries(per).map(([k, r]) => `${k}: ${r.failedIdempotent} failed GET, ${r.failedPost} failed POST`).join('; ');
     return { headline, table, charts, settings: { ...FAILOVER, durationMs: D, configs }, raw: per, notes };
   },

@@ -184,5 +184,5 @@ test('waiter callbacks that release at once (re-entrant) drain the whole queue i
   assert.equal(pool.queueLength(), 0);
   assert.equal(pool.servers()[0]!.active, 0);
   const err = events.find((e) => e.type === 'error');
-  assert.ok(err && String(err.message).includes('pipeline bug'));
+  assert.ok(err && String(err.reason).includes('pipeline bug'));
 });
