@@ -99,10 +99,11 @@ class UwsExchange implements ClientIO {
   maxBody = Infinity;
   handler: RequestHandler | null = null;
   private overLimit = false;
-  private readonly corkedEnd = (): void => {
-    if (this.headPending) this.corkedHead();
+  /** Cork bodies: prototype methods reached through module-level trampolines (no closure per request). */
+  doEnd(): void {
+    if (this.headPending) this.doHead();
     this.res.end();
-  };
+  }
 
   /** `always`: listener-wide response headers (Strict-Transport-Security on TLS listeners). */
   constructor(protected readonly res: HttpResponse, readonly always: readonly string[] = NO_HEADERS) {}
@@ -220,7 +221,7 @@ class UwsExchange implements ClientIO {
     this.headHeaders = headers;
     this.headNoBody = noBody;
     if (noBody) {
-      this.res.cork(this.corkedHead);
+      (corkEx = this, this.res.cork(corkedHeadFn));
       this.finished = true;
       return;
     }
@@ -233,13 +234,13 @@ class UwsExchange implements ClientIO {
   }
 
   /** Writes the response head if it is still held back (inside a cork). */
-  private readonly corkedHead = (): void => {
+  doHead(): void {
     this.headPending = false;
     writeHead(this.res, this.headStatus, this.headHeaders, this.headNoBody, this.total, this.always);
-  };
+  }
 
   flushHead(): void {
-    if (this.headPending && !this.finished) this.res.cork(this.corkedHead);
+    if (this.headPending && !this.finished) (corkEx = this, this.res.cork(corkedHeadFn));
   }
 
   writeResponseBody(chunk: Buffer): boolean {
@@ -247,7 +248,7 @@ class UwsExchange implements ClientIO {
     if (this.total >= 0) {
       const offset = this.res.getWriteOffset();
       this.chunk = chunk;
-      this.res.cork(this.corkedTryEnd);
+      (corkEx = this, this.res.cork(corkedTryEndFn));
       const [ok, done] = tryEndResult;
       if (done) { this.finished = true; return true; }
       if (!ok) { this.pending = chunk; this.pendingOffset = offset; return false; }
@@ -256,26 +257,26 @@ class UwsExchange implements ClientIO {
     this.writeOk = true;
     for (let i = 0; i < chunk.length; i += PIECE) {
       this.chunk = i === 0 && chunk.length <= PIECE ? chunk : chunk.subarray(i, i + PIECE);
-      this.res.cork(this.corkedWrite);
+      (corkEx = this, this.res.cork(corkedWriteFn));
     }
     return this.writeOk;
   }
 
-  private readonly corkedTryEnd = (): void => {
-    if (this.headPending) this.corkedHead();
+  doTryEnd(): void {
+    if (this.headPending) this.doHead();
     tryEndResult = this.res.tryEnd(this.chunk, this.total);
-  };
-  private readonly corkedWrite = (): void => {
-    if (this.headPending) this.corkedHead();
+  }
+  doWrite(): void {
+    if (this.headPending) this.doHead();
     if (!this.res.write(this.chunk)) this.writeOk = false;
-  };
+  }
 
   endResponse(): void {
     if (this.finished) return;
     this.finished = true;
     if (this.total > 0) { this.res.close(); return; } // Content-Length not reached: never pad, close
-    if (this.total === 0) { this.chunk = EMPTY_BUF; this.res.cork(this.corkedTryEnd); return; }
-    this.res.cork(this.corkedEnd);
+    if (this.total === 0) { this.chunk = EMPTY_BUF; (corkEx = this, this.res.cork(corkedTryEndFn)); return; }
+    (corkEx = this, this.res.cork(corkedEndFn));
   }
 
   close(): void {
@@ -384,6 +385,14 @@ function writeSafeHeader(res: HttpResponse, name: string, value: string): void {
 
 let abortHook: ((tx: Transaction) => void) | null = null;
 
+// Trampolines for res.cork(): the exchange is passed through a module variable (cork runs its
+// callback synchronously), so no exchange allocates its own cork closures.
+let corkEx: UwsExchange | null = null;
+function corkedHeadFn(): void { (corkEx as UwsExchange).doHead(); }
+function corkedTryEndFn(): void { (corkEx as UwsExchange).doTryEnd(); }
+function corkedWriteFn(): void { (corkEx as UwsExchange).doWrite(); }
+function corkedEndFn(): void { (corkEx as UwsExchange).doEnd(); }
+
 /** Closing replies given inside the request handler, answered on the next loop turn (see reply()). */
 let handlerDepth = 0;
 let pendingReplies: { ex: UwsExchange; status: number; headers: readonly string[] | null; body: string }[] = [];
@@ -490,7 +499,7 @@ export function openListener(opts: ListenerOptions, handler: RequestHandler): Pr
     tx.method = req.getCaseSensitiveMethod();
     tx.path = req.getUrl();
     tx.query = req.getQuery() ?? '';
-    tx.remote = new Uint8Array(res.getRemoteAddress().slice(0));
+    tx.remote = new Uint8Array(res.getRemoteAddress()); // a fresh ArrayBuffer per call: no copy needed
     collectTx = tx; collectHeaders = []; seenHost = 0; seenCL = 0; seenTE = 0; headerBytes = 0; valCL = ''; valTE = ''; badValue = '';
     req.forEach(collectHeader);
     tx.headers = collectHeaders;

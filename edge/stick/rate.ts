@@ -52,6 +52,10 @@ export class RateColumn {
   /** Part of `pending` carried by the sync round in flight. */
   readonly inflight: Float32Array;
   readonly lastPush: Float32Array;
+  /** Others' part of the global count relative to an even split (0..1), seen at the last pull. */
+  readonly seenShare: Float32Array;
+  /** Share used by projected(): the larger of the last two pulls' (one pull can miss a fresh push). */
+  readonly share: Float32Array;
 
   constructor(readonly name: string, capacity: number, periodMs: number, shared: boolean, now: number, pool: SyncPool | null = null) {
     if (!(periodMs >= 1)) throw new Error(`rate ${name}: period must be ≥ 1 ms`);
@@ -71,7 +75,14 @@ export class RateColumn {
     this.pending = new Float32Array(n);
     this.inflight = new Float32Array(n);
     this.lastPush = new Float32Array(n);
-    if (this.pool) this.pool.onTake((e) => { this.pulled[e] = 0; this.pulledAt[e] = -1; this.pending[e] = 0; this.inflight[e] = 0; this.lastPush[e] = 0; });
+    this.seenShare = new Float32Array(n);
+    this.share = new Float32Array(n);
+    if (this.pool) {
+      this.pool.onTake((e) => {
+        this.pulled[e] = 0; this.pulledAt[e] = -1; this.pending[e] = 0; this.inflight[e] = 0; this.lastPush[e] = 0;
+        this.seenShare[e] = 1; this.share[e] = 1;
+      });
+    }
   }
 
   /** Relative bucket index of `now`. */
@@ -171,16 +182,39 @@ export class RateColumn {
     const pulled = this.pulled[e];
     const others = contributors - 1;
     if (others <= 0) return pulled + p;
-    // Others' share, relative to an even split; unknown (nothing of ours synced, or a global count
-    // below our own — e.g. the pulled slices left the window before our local buckets did) counts
-    // as an even split, the safe side.
+    // Others' share as measured at the last two pulls (see onPull); unknown (nothing of ours synced,
+    // or a global count below our own — the pulled slices left the window before our local buckets
+    // did) counts as an even split, the safe side.
     const ownSynced = this.local(slot, now) - p;
-    let share = 1;
-    if (ownSynced >= 1 && pulled >= ownSynced) {
-      share = (pulled - ownSynced) / (others * ownSynced);
-      if (share > 1) share = 1;
-    }
+    const share = ownSynced >= 1 && pulled >= ownSynced ? this.share[e] : 1;
     return pulled + p + others * share * (p + this.lastPush[e]);
+  }
+
+  /**
+   * A sync round's reply for entry `e` (slot `slot`): Redis acknowledged `pushed` of our pending
+   * events and says the global window count is `total` (slice `at`). Also measures how much of the
+   * count is the other parties' — relative to an even split over `contributors` — so a key served
+   * by this party alone stops paying the margin for others' unsynced events (after two pulls agree:
+   * a single pull may come before another node's first push).
+   */
+  onPull(e: number, slot: number, total: number, pushed: number, at: number, contributors: number, now: number): void {
+    this.pending[e] -= pushed;
+    this.lastPush[e] = pushed;
+    this.pulled[e] = total;
+    this.pulledAt[e] = at;
+    // The others' events we see are those they pushed before this pull — up to one interval old —
+    // so compare them with ours as of our previous push (own − pushed), not with ours up to now:
+    // a flood that just started on both nodes must not look like ours alone.
+    const others = contributors - 1;
+    const own = this.local(slot, now) - this.pending[e];
+    const ownBefore = own - pushed;
+    let seen = 1;
+    if (others > 0 && ownBefore >= 1 && total >= own) {
+      seen = (total - own) / (others * ownBefore);
+      if (seen > 1) seen = 1;
+    }
+    this.share[e] = seen > this.seenShare[e] ? seen : this.seenShare[e];
+    this.seenShare[e] = seen;
   }
 
   /**

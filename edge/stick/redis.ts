@@ -277,11 +277,11 @@ export class RedisShare {
       this.lastSyncMs = Date.now() - started;
       this.lastSyncCommands = calls;
       this.lastSyncKeys = keys;
-      const failed = this.apply(replies, calls);
+      const failed = this.apply(replies, calls, this.now());
       if (failed) { this.syncFailures++; this.setState(false, replies === null ? 'sync timed out' : 'sync failed'); }
       else { this.syncs++; this.setState(true, 'synced'); }
     } catch {
-      this.apply(null, calls);
+      this.apply(null, calls, this.now());
       this.syncFailures++;
       this.setState(false, 'sync failed');
     } finally {
@@ -294,7 +294,7 @@ export class RedisShare {
    * acknowledged it, so a failed or timed-out round is simply sent again (an ack lost after Redis
    * applied it can over-count once — the safe direction). Returns whether anything failed.
    */
-  private apply(replies: [Error | null, unknown][] | null, calls: number): boolean {
+  private apply(replies: [Error | null, unknown][] | null, calls: number, now: number): boolean {
     let failed = replies === null || (calls === 0 && replies[0]?.[0] != null);
     let r = 0;
     for (const ts of this.tables) {
@@ -310,13 +310,7 @@ export class RedisShare {
           for (let i = from; i < to; i++) {
             const e = entries[i];
             if (gens[i] !== pool.gen[e]) continue; // entry given to another key meanwhile
-            if (sums !== null) {
-              const d = col.inflight[e];
-              col.pending[e] -= d;
-              col.lastPush[e] = d;
-              col.pulled[e] = Number(sums[i - from]);
-              col.pulledAt[e] = at;
-            }
+            if (sums !== null) col.onPull(e, pool.slotOf[e], Number(sums[i - from]), col.inflight[e], at, this.contributors, now);
             col.inflight[e] = 0;
           }
         }

@@ -2,7 +2,7 @@
 // statistics and the result files.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseWrkOutput, parseWrkTime, wrkCommand } from '../../loadtest/lib/wrk.js';
@@ -15,6 +15,7 @@ import { closedByPeer, procNetEndpoint } from '../../loadtest/scenarios/slowlori
 import { floodAllowance } from '../../loadtest/scenarios/flood.js';
 import { peakCapacity } from '../../loadtest/scenarios/peak.js';
 import { SCENARIOS } from '../../loadtest/scenarios/index.js';
+import { END, START, groupKey, latestRecords, recordsMarkdown, updateMarkdownFile } from '../../loadtest/lib/summary-md.js';
 
 const WRK_OUT = `Running 10s test @ http://127.0.0.1:8080/
   1 threads and 64 connections
@@ -156,4 +157,32 @@ test('slow readers: connections the proxy closed are found in /proc/net/tcp from
    3: 0100007F:1F90 0300587F:9C41 01 00000000:00000000 00:00000000 00000000     0        0 3 1 0 20 4 30 10 -1
 `;
   assert.deepEqual([...closedByPeer(table)].sort(), ['0200587F:9C40', '0400587F:9C42'], 'CLOSE_WAIT on our side, FIN_WAIT1 on the proxy side; established pairs are not closed');
+});
+
+test('BENCHMARKS.md block: latest result per scenario (and per connection count), only between the markers', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'lt-md-'));
+  try {
+    const base = (scenario: string, startedAt: string, connections: number, headline: string): RunRecord => ({
+      scenario, startedAt, finishedAt: startedAt, command: `npm run loadtest -- ${scenario}`,
+      options: { scenario, vs: [], durationMs: 1000, rounds: 1, connections, outDir: dir, pin: true, skipPortcullis: false },
+      machine: { nproc: 2, cpuModel: 'cpu', memoryMB: 1, kernel: 'k', gitCommit: 'abc', versions: {} },
+      result: { headline, table: [['proxy', 'req/s'], ['portcullis', '1|2']], charts: [], settings: { loadAverageBefore: [1, 2, 3] }, raw: {}, notes: ['a note'] },
+    });
+    writeRecord(base('throughput', '2025-01-01T00:00:00.000Z', 64, 'old'), dir);
+    writeRecord(base('throughput', '2025-01-02T00:00:00.000Z', 64, 'new'), dir);
+    writeRecord(base('throughput', '2025-01-01T00:00:00.000Z', 1000, 'c1000'), dir);
+    writeRecord(base('peak', '2025-01-01T00:00:00.000Z', 64, 'peaky'), dir);
+    const recs = latestRecords(dir);
+    assert.deepEqual(recs.map((r) => [groupKey(r), r.result.headline]), [['throughput', 'new'], ['throughput -c1000', 'c1000'], ['peak', 'peaky']]);
+    const md = recordsMarkdown(recs);
+    assert.match(md, /### throughput -c1000/);
+    assert.match(md, /\| portcullis \| 1\\\|2 \|/, 'pipes in cells are escaped');
+    const file = join(dir, 'B.md');
+    writeFileSync(file, `# B\nintro\n${START}\nstale\n${END}\ntail\n`);
+    updateMarkdownFile(file, md);
+    const text = readFileSync(file, 'utf8');
+    assert.ok(text.startsWith('# B\nintro\n') && text.endsWith(`${END}\ntail\n`) && !text.includes('stale'));
+    writeFileSync(file, 'no markers');
+    assert.throws(() => updateMarkdownFile(file, md), /markers/);
+  } finally { rmSync(dir, { recursive: true, force: true }); }
 });

@@ -86,6 +86,29 @@ test('shared through Redis', async (t) => {
     await flood(1000, 2000, 200, 7000, 'b');
   });
 
+  await t.test('a client seen by one node only reaches the whole summed limit within ~1 s (no margin for idle nodes)', async () => {
+    const L = 200;
+    const limits = { client: { requests: { limit: L, window: '4s' }, in_flight: 0 } };
+    const a = await startNode('node-a', limits, ':one', 200);
+    const b = await startNode('node-b', limits, ':one', 200);
+    try {
+      const key = '203.0.113.88';
+      let admitted = 0;
+      const t0 = Date.now();
+      while (Date.now() - t0 < 1200) {
+        for (let i = 0; i < 2; i++) if (a.guard.admit(key, Date.now()) === GUARD_ADMIT) { admitted++; a.guard.finish(key, 200, 0, 0, Date.now()); }
+        await sleep(1);
+      }
+      assert.ok(admitted >= 0.9 * L && admitted <= 1.1 * L + 5, `one node admitted ${admitted} in 1.2 s (limit ${L} summed over 2 nodes)`);
+      // Node B, which never saw the client, refuses it now: the count is global.
+      b.guard.admit(key, Date.now()) === GUARD_ADMIT && b.guard.finish(key, 200, 0, 0, Date.now());
+      await sleep(450);
+      let onB = 0;
+      for (let i = 0; i < 50; i++) if (b.guard.admit(key, Date.now()) === GUARD_ADMIT) { onB++; b.guard.finish(key, 200, 0, 0, Date.now()); }
+      assert.ok(admitted + onB <= 1.1 * L + 5, `A ${admitted} + B ${onB} within the summed limit`);
+    } finally { await stop(a, b); }
+  });
+
   await t.test('a ban set on node A blocks on node B within 1 s, survives a restart, expires by itself', async () => {
     const limits = { client: { in_flight: 0 } };
     const a = await startNode('node-a', limits, ':ban');

@@ -74,7 +74,7 @@ async function node(redis: unknown, id: string, prefix: string, L: number): Prom
 }
 
 /** The same end-to-end checks for any topology: summed counts (guard + rule counters), bans. */
-async function checkSharing(a: Node, b: Node, L: number): Promise<void> {
+async function checkSharing(a: Node, b: Node, L: number, diag: (m: string) => void): Promise<void> {
   // Guard: one client alternating between the nodes gets the summed limit, not L per node.
   const key = '203.0.113.50';
   const admittedAt: number[] = [];
@@ -91,6 +91,7 @@ async function checkSharing(a: Node, b: Node, L: number): Promise<void> {
     while (admittedAt[i] - admittedAt[j] >= 2000) j++;
     worst = Math.max(worst, i - j + 1);
   }
+  diag(`worst 2 s window ${worst} (limit ${L}); syncs ${a.share.syncs}/${b.share.syncs}, failures ${a.share.syncFailures}/${b.share.syncFailures}, last round ${a.share.lastSyncMs}/${b.share.lastSyncMs} ms; first admits at +${admittedAt.slice(0, 3).map((x) => x - t0).join(',')} ms, 100th at +${(admittedAt[99] ?? 0) - t0} ms`);
   assert.ok(worst <= 1.1 * L + 5, `worst 2 s window admitted ${worst}, limit ${L} summed over 2 nodes`);
   assert.ok(admittedAt.length >= 0.8 * L, `admitted ${admittedAt.length}`);
   // Rule counters: 30 on A + 20 on B = 50 seen on both.
@@ -141,7 +142,7 @@ test('Redis Sentinel: shared.redis { sentinels, name } finds the master and sums
     // Only the sentinel's port was configured: the connections landed on the master it named.
     const stream = (a.share.syncClient as unknown as { stream?: net.Socket }).stream;
     assert.equal(stream?.remotePort, master, 'sync connection is on the master found through Sentinel');
-    await checkSharing(a, b, 100);
+    await checkSharing(a, b, 100, (m) => t.diagnostic(m));
     // The counts really are in the master.
     assert.ok(Number(cli(master, 'DBSIZE').trim()) > 0, 'keys written to the master');
   } finally {
@@ -169,7 +170,7 @@ test('Redis Cluster (3 masters): shared.redis { cluster } sums counts, bans prop
     const redis = { cluster: ports.map((p) => `127.0.0.1:${p}`) };
     const a = await node(redis, 'ca', 'pcclu', 100); nodes.push(a);
     const b = await node(redis, 'cb', 'pcclu', 100); nodes.push(b);
-    await checkSharing(a, b, 100);
+    await checkSharing(a, b, 100, (m) => t.diagnostic(m));
     // All keys of one prefix live in one hash slot, on exactly one of the masters.
     const holding = ports.filter((p) => Number(cli(p, 'DBSIZE').trim()) > 0);
     assert.equal(holding.length, 1, `keys on ${holding.length} masters`);
