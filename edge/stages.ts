@@ -39,7 +39,10 @@ export class GuardAdapter implements GuardStage {
   }
 
   finish(tx: Transaction, now: number): void {
-    this.guard.finish(tx.clientKey, tx.status, tx.bytesIn, tx.bytesOut, now);
+    // A client that missed a deadline (termination cR/cD, e.g. a slow reader cut off after a 200 head)
+    // counts as an error for that client, whatever status the server had answered.
+    const status = tx.term.charCodeAt(0) === 99 /* 'c' */ ? 408 : tx.status;
+    this.guard.finish(tx.clientKey, status, tx.bytesIn, tx.bytesOut, now);
   }
 
   ban(key: string, durationMs: number, reason: string, ruleId: string | null): void {

@@ -73,6 +73,8 @@ test('slow body: no first byte → 408 (client_body_first_byte), one byte per se
     // deadline 1 s (+ the 250 ms scan); the uWS built-in body floor would take 8–12 s
     assert.ok(r.ms >= 900 && r.ms < 3500, `answered after ${r.ms.toFixed(0)} ms`);
   }
+  const times = [...s, ...tr].map((r) => r.ms);
+  t.diagnostic(`408 after ${Math.min(...times).toFixed(0)}..${Math.max(...times).toFixed(0)} ms; legit ${stats.n} requests, p99 ${stats.p99.toFixed(1)} ms`);
   const reasons = px.events.filter((e) => e.type === 'deadline').map((e) => (e as unknown as { reason: string; status: number }));
   assert.equal(reasons.filter((e) => e.reason === 'client_body_first_byte' && e.status === 408).length, 4, JSON.stringify(reasons));
   assert.equal(reasons.filter((e) => e.reason === 'client_body_min_rate' && e.status === 408).length, 4, JSON.stringify(reasons));
@@ -121,6 +123,7 @@ test('slow read: a client that stops reading a large response is closed after cl
   const releasedAt = performance.now() - t0;
   assert.ok(released >= 0, 'the origin saw its response abandoned');
   assert.ok(releasedAt < 6000, `origin released after ${releasedAt.toFixed(0)} ms (stall 1 s; uWS alone: 8–12 s)`);
+  t.diagnostic(`origin released ${releasedAt.toFixed(0)} ms after the request`);
   // now read what was buffered: the stream ends well short of the announced length
   let got = 0;
   const closed = await new Promise<boolean>((resolve) => {
