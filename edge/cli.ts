@@ -2,12 +2,13 @@
 import { loadConfigFile, configSchema, ConfigLoadError } from './config/load.js';
 import { formatDuration } from './config/units.js';
 import type { EdgeConfig } from './config/normalize.js';
+import { fileURLToPath } from 'node:url';
 import { runEdgeProcess } from './process.js';
 
 const USAGE = `usage: portcullis <command> [options]
 
 commands:
-  run --config FILE        start the edge proxy
+  run --config FILE        start the edge proxy (--supervise: restart it if it dies)
   check --config FILE      validate a config file without starting (exit 1 on errors)
   schema                   print the config JSON Schema (for editors)
   rules lint|test|explain  rule-file tools (see docs/rules.md)
@@ -50,6 +51,12 @@ export async function main(argv: string[]): Promise<void> {
     case 'run': {
       const cfg = loadOrReport(argValue(rest, '--config'));
       if (!cfg) { process.exitCode = 1; return; }
+      if (rest.includes('--supervise')) {
+        const { runSupervised } = await import('./supervisor.js');
+        const entry = fileURLToPath(new URL('../../bin/portcullis', import.meta.url));
+        process.exitCode = await runSupervised(entry, ['run', ...rest.filter((a) => a !== '--supervise')]);
+        return;
+      }
       await runEdgeProcess(cfg);
       return; // keeps running until a signal
     }

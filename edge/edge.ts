@@ -172,6 +172,7 @@ export async function startEdge(cfg: EdgeConfig, opts: EdgeOptions = {}): Promis
           bus.emit(lifecycleEvent('stopping', `in flight: ${pipeline.inFlight}`));
           const deadline = new Promise<void>((r) => setTimeout(r, cfg.timeouts.gracefulStopMs).unref());
           await Promise.race([pipeline.whenIdle(), deadline]);
+          for (const l of listeners) l.closeConnections();
           for (const c of cleanups.reverse()) await c();
           await log.flush();
           bus.emit(lifecycleEvent('stopped'));

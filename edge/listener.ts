@@ -459,6 +459,11 @@ export interface RunningListener {
   stopAccepting(): void;
   /** Re-read the certificate files now (TLS listeners; null otherwise). Invalid files keep the old certificate. */
   reloadTls(): TlsReloadResult | null;
+  /**
+   * Close every connection still open (idle keep-alives included) — the end of a graceful stop. A
+   * worker thread whose loop still holds uWS sockets aborts the process when it ends (measured).
+   */
+  closeConnections(): void;
 }
 
 export function setAbortHook(fn: (tx: Transaction) => void): void { abortHook = fn; }
@@ -669,6 +674,9 @@ export function openListener(opts: ListenerOptions, handler: RequestHandler): Pr
       listenSocket = null;
       certs?.close();
       void retired;
+    },
+    closeConnections: () => {
+      for (const a of [...retired, app]) (a as unknown as { close(): void }).close();
     },
     reloadTls: () => {
       if (certs === null || !open) return null;

@@ -94,7 +94,9 @@ export async function runEdgeProcess(cfg: EdgeConfig, opts: { handleSignals?: bo
       fanout?.detach(w);
       if (stopping) return;
       if (!ready) { reject(new Error(`worker ${index} exited with ${code} before it was ready`)); return; }
-      // Supervisor: a worker that died (native abort, OOM) is replaced; its connections are lost, others are not.
+      // A worker whose JavaScript failed is replaced; its connections are lost, others are not. (A native
+      // abort or a uWS thread teardown takes the whole process down: `portcullis run --supervise` or
+      // systemd restarts the process.)
       logLine(40, `worker ${index} exited with ${code}; restarting it`);
       edge.bus.emit(lifecycleEvent('worker_restart', `worker ${index} exited with code ${code}`));
       setTimeout(() => { if (!stopping) spawnWorker(index).catch((e) => logLine(50, String(e))); }, 200);
@@ -105,7 +107,14 @@ export async function runEdgeProcess(cfg: EdgeConfig, opts: { handleSignals?: bo
   const stop = async (): Promise<void> => {
     if (stopping) return;
     stopping = true;
-    const exits = [...workers.values()].map((w) => new Promise<void>((r) => { w.once('exit', () => r()); w.postMessage({ type: 'stop' }); }));
+    // Workers answer 'stopped' once their in-flight requests are done; the process exit ends them
+    // (ending a uWS worker thread on its own aborts the process, see worker.ts).
+    const exits = [...workers.values()].map((w) => new Promise<void>((r) => {
+      const onMsg = (m: { type?: string }) => { if (m?.type === 'stopped') { w.off('message', onMsg); r(); } };
+      w.on('message', onMsg);
+      w.once('exit', () => r());
+      w.postMessage({ type: 'stop' });
+    }));
     await Promise.all([edge.stop(), ...exits]);
     await admin?.close();
     await sinks.stop();
@@ -114,12 +123,28 @@ export async function runEdgeProcess(cfg: EdgeConfig, opts: { handleSignals?: bo
     const onSignal = async (signal: string) => {
       process.stderr.write(`portcullis: ${signal}: stopping (in-flight ${edge.pipeline.inFlight}, up to ${cfg.timeouts.gracefulStopMs} ms)\n`);
       await stop();
-      process.exit(0);
+      exitNow(0, workers.size > 0);
     };
     process.once('SIGTERM', () => void onSignal('SIGTERM'));
     process.once('SIGINT', () => void onSignal('SIGINT'));
+    // SIGHUP: re-read certificates and geo databases (rule files reload on SIGHUP through RuleManager.watch()).
+    process.on('SIGHUP', () => {
+      for (const l of edge.listeners) l.reloadTls?.();
+      void edge.geo?.reload();
+    });
   }
   process.stderr.write(`portcullis: listening on ${edge.listeners.map((l) => `${cfg.listen.find((c) => c.name === l.name)?.host}:${l.port}`).join(', ')}` +
-    `${cfg.workers > 1 ? ` (${cfg.workers} workers)` : ''}\n`);
+    `${cfg.workers > 1 ? ` (${cfg.workers} workers)` : ''} [pid ${process.pid}]\n`);
   return { edge, admin, metrics, workers: () => workers.size + 1, stop };
+}
+
+/**
+ * Exit the process. With uWS worker threads still alive, process.exit() tears each worker's loop down
+ * and Node aborts in uv_loop_close (uWS keeps a poll handle open; measured): everything worth keeping
+ * was flushed by stop(), so leave through the low-level exit that skips that teardown.
+ */
+function exitNow(code: number, workersAlive: boolean): never {
+  const p = process as unknown as { reallyExit?: (code: number) => never };
+  if (workersAlive && typeof p.reallyExit === 'function') p.reallyExit(code);
+  process.exit(code);
 }

@@ -77,7 +77,12 @@ async function run(): Promise<void> {
         clearInterval(metricsTimer);
         sendMetrics();
         flushEvents();
-        process.exit(0);
+        // Never end the thread itself: a worker whose loop still holds uWS's poll handle aborts the
+        // whole process in uv_loop_close (measured). The main thread exits the process instead.
+        // Keep this loop alive until the process exits: a worker loop that runs dry closes with
+        // uWS's poll handle still open, and Node aborts the whole process (measured).
+        setInterval(() => {}, 60_000);
+        port.postMessage({ type: 'stopped', index: init.index });
       });
       return;
     }

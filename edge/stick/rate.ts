@@ -18,10 +18,10 @@
 // `pending` (our events not yet acknowledged by Redis) and `lastPush` (what the last round pushed).
 //   best      = pulled + pending
 //   projected = best + (contributors − 1) × share × (pending + lastPush)
-// The projection assumes every other party (node × worker) that serves this key as much as we do
-// holds as many unsynced events as we do, plus as many as we pushed last round (a push of theirs we
-// have not pulled yet, because the nodes' timers are not aligned); `share` (0..1) is the others'
-// part of the pulled count relative to an even split, so a key served by us alone gets no margin. A key without a pull yet (new, or the pool was full) is held to
+// The projection assumes every other party (node × worker) holds as many unsynced events as we do,
+// plus as many as we pushed last round (a push of theirs we have not pulled yet, because the nodes'
+// timers are not aligned); `share` is 0 only while two pulls in a row showed the others with
+// (almost) nothing for this key, so a client served by one node alone gets the whole limit. A key without a pull yet (new, or the pool was full) is held to
 // local × contributors — the same as limit / node_count while Redis is down.
 import type { SyncPool } from './sync-pool.js';
 
@@ -52,10 +52,10 @@ export class RateColumn {
   /** Part of `pending` carried by the sync round in flight. */
   readonly inflight: Float32Array;
   readonly lastPush: Float32Array;
-  /** Others' part of the global count relative to an even split (0..1), seen at the last pull. */
-  readonly seenShare: Float32Array;
-  /** Share used by projected(): the larger of the last two pulls' (one pull can miss a fresh push). */
-  readonly share: Float32Array;
+  /** 1 unless the last pull showed (almost) nothing from the other parties for this key. */
+  readonly seenShare: Uint8Array;
+  /** Margin factor used by projected(): the larger of the last two pulls' (one can miss a fresh push). */
+  readonly share: Uint8Array;
 
   constructor(readonly name: string, capacity: number, periodMs: number, shared: boolean, now: number, pool: SyncPool | null = null) {
     if (!(periodMs >= 1)) throw new Error(`rate ${name}: period must be ≥ 1 ms`);
@@ -75,8 +75,8 @@ export class RateColumn {
     this.pending = new Float32Array(n);
     this.inflight = new Float32Array(n);
     this.lastPush = new Float32Array(n);
-    this.seenShare = new Float32Array(n);
-    this.share = new Float32Array(n);
+    this.seenShare = new Uint8Array(n);
+    this.share = new Uint8Array(n);
     if (this.pool) {
       this.pool.onTake((e) => {
         this.pulled[e] = 0; this.pulledAt[e] = -1; this.pending[e] = 0; this.inflight[e] = 0; this.lastPush[e] = 0;
@@ -182,22 +182,17 @@ export class RateColumn {
     const pulled = this.pulled[e];
     const others = contributors - 1;
     if (others <= 0) return pulled + p;
-    // Others' share as measured at the last two pulls (see onPull); unknown (nothing of ours synced,
-    // or a global count below our own — the pulled slices left the window before our local buckets
-    // did) counts as an even split, the safe side.
-    const ownSynced = this.local(slot, now) - p;
-    const share = ownSynced >= 1 && pulled >= ownSynced ? this.share[e] : 1;
-    return pulled + p + others * share * (p + this.lastPush[e]);
+    // share: 0 when the last two pulls showed (almost) nothing from the others, else 1 (onPull).
+    return pulled + p + others * this.share[e] * (p + this.lastPush[e]);
   }
 
   /**
    * A sync round's reply for entry `e` (slot `slot`): Redis acknowledged `pushed` of our pending
-   * events and says the global window count is `total` (slice `at`). Also measures how much of the
-   * count is the other parties' — relative to an even split over `contributors` — so a key served
-   * by this party alone stops paying the margin for others' unsynced events (after two pulls agree:
-   * a single pull may come before another node's first push).
+   * events and says the global window count is `total` (slice `at`). Also checks whether the other
+   * parties count anything for this key, so a key served by this party alone stops paying the
+   * margin for others' unsynced events (after two pulls agree: one may precede another's push).
    */
-  onPull(e: number, slot: number, total: number, pushed: number, at: number, contributors: number, now: number): void {
+  onPull(e: number, slot: number, total: number, pushed: number, at: number, now: number): void {
     this.pending[e] -= pushed;
     this.lastPush[e] = pushed;
     this.pulled[e] = total;
@@ -205,14 +200,12 @@ export class RateColumn {
     // The others' events we see are those they pushed before this pull — up to one interval old —
     // so compare them with ours as of our previous push (own − pushed), not with ours up to now:
     // a flood that just started on both nodes must not look like ours alone.
-    const others = contributors - 1;
+    // Only clear evidence drops the margin: the others hold under 5 % of what we had synced before
+    // this round, at two pulls in a row. Anything else — a split client, or too little to tell —
+    // keeps the full margin (an estimated partial share proved too noisy for bursty floods).
     const own = this.local(slot, now) - this.pending[e];
     const ownBefore = own - pushed;
-    let seen = 1;
-    if (others > 0 && ownBefore >= 1 && total >= own) {
-      seen = (total - own) / (others * ownBefore);
-      if (seen > 1) seen = 1;
-    }
+    const seen = ownBefore >= 1 && total >= own && total - own <= 0.05 * ownBefore ? 0 : 1;
     this.share[e] = seen > this.seenShare[e] ? seen : this.seenShare[e];
     this.seenShare[e] = seen;
   }

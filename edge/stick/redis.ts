@@ -310,7 +310,7 @@ export class RedisShare {
           for (let i = from; i < to; i++) {
             const e = entries[i];
             if (gens[i] !== pool.gen[e]) continue; // entry given to another key meanwhile
-            if (sums !== null) col.onPull(e, pool.slotOf[e], Number(sums[i - from]), col.inflight[e], at, this.contributors, now);
+            if (sums !== null) col.onPull(e, pool.slotOf[e], Number(sums[i - from]), col.inflight[e], at, now);
             col.inflight[e] = 0;
           }
         }
@@ -329,6 +329,7 @@ export class RedisShare {
   }
 
   private setState(ok: boolean, why: string): void {
+    if (this.closed) return; // our own shutdown is not Redis trouble
     this.okState = ok;
     if (ok) this.everOk = true;
     // The very first connection attempt is not "trouble" yet.

@@ -3,8 +3,9 @@
 // used key is evicted. Counters are struct-of-arrays on typed arrays, indexed by a slot number; an
 // open-addressing hash index on typed arrays (FNV-1a, linear probing, load ≤ 0.5) finds the slot —
 // ~12 bytes per key instead of a Map's ~33, and the guard hashes a key once for both its
-// shared-memory counters and this index (slotHashed). ~150 bytes per key with the default store,
-// so a million keys stay under 200 MB, shared or not (loadtest/stick-memory.ts prints the figure).
+// shared-memory counters and this index (slotHashed). ~170 bytes per key with the default store
+// (key text included), so a million keys stay under 200 MB, shared or not — per-key sync state
+// lives in a bounded SyncPool (shared.sync_keys) — loadtest/stick-memory.ts prints the figure.
 //
 // Bans do not live here (see bans.ts): a table entry can be evicted, a ban can't, so an evicted key
 // never comes back with a clean slate while its ban runs. gpc/gpt values follow HAProxy: they are

@@ -37,7 +37,7 @@ export async function spawnEdge(yaml: string, env: NodeJS.ProcessEnv = {}): Prom
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`edge did not start in 15 s:\n${out}`)), 15_000);
     const check = () => {
-      if (out.includes('listening on')) { clearTimeout(timer); resolve(); return; }
+      if (out.includes('portcullis: listening on')) { clearTimeout(timer); resolve(); return; }
       if (child.exitCode !== null) { clearTimeout(timer); reject(new Error(`edge exited ${child.exitCode}:\n${out}`)); return; }
       setTimeout(check, 50);
     };

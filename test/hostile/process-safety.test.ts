@@ -94,7 +94,7 @@ backends:
   origin.send(slowReq.conn, 'HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nslow');
   const answer = await slow;
   assert.deepEqual(answer.statuses, [200], 'the in-flight request finished during the graceful stop');
-  assert.equal(await exit, 0);
+  assert.equal(await exit, 0, px.output());
   const after = await exchange(px.port, 'GET /x HTTP/1.1\r\nHost: shop\r\n\r\n', { waitMs: 500 });
   assert.equal(after.data.length, 0, 'nothing listens after the stop');
 });

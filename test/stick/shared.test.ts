@@ -24,8 +24,8 @@ async function redisReachable(): Promise<boolean> {
 
 interface Node { share: RedisShare; bans: BanList; guard: ClientGuard; events: EdgeEvent[]; cfg: SharedConfig }
 
-async function startNode(id: string, limits: unknown, extraPrefix = '', syncMs = 100): Promise<Node> {
-  const cfg = normalizeShared({ redis: REDIS_URL, node_count: 2, node_id: id, sync_interval: syncMs, prefix: prefix + extraPrefix })!;
+async function startNode(id: string, limits: unknown, extraPrefix = '', syncMs = 100, extra: Record<string, unknown> = {}): Promise<Node> {
+  const cfg = normalizeShared({ redis: REDIS_URL, node_count: 2, node_id: id, sync_interval: syncMs, prefix: prefix + extraPrefix, ...extra })!;
   const bus = new EventBus();
   const events: EdgeEvent[] = [];
   bus.subscribe((e) => events.push(e));
@@ -107,6 +107,26 @@ test('shared through Redis', async (t) => {
       for (let i = 0; i < 50; i++) if (b.guard.admit(key, Date.now()) === GUARD_ADMIT) { onB++; b.guard.finish(key, 200, 0, 0, Date.now()); }
       assert.ok(admitted + onB <= 1.1 * L + 5, `A ${admitted} + B ${onB} within the summed limit`);
     } finally { await stop(a, b); }
+  });
+
+  await t.test('beyond shared.sync_keys a client is held to limit / node_count locally; entries come back when keys cool', async () => {
+    const L = 20;
+    const limits = { client: { requests: { limit: L, window: '10s' }, in_flight: 0 } };
+    const a = await startNode('node-a', limits, ':pool', 100, { sync_keys: 100 });
+    try {
+      const now = Date.now();
+      for (let i = 0; i < 100; i++) { const k = `10.9.0.${i}`; assert.equal(a.guard.admit(k, now), GUARD_ADMIT); a.guard.finish(k, 200, 0, 0, now); }
+      const pool = a.guard.table.pool!;
+      assert.equal(pool.active, 100, 'pool full');
+      let admitted = 0;
+      for (let i = 0; i < 100; i++) if (a.guard.admit('10.9.1.1', Date.now()) === GUARD_ADMIT) { admitted++; a.guard.finish('10.9.1.1', 200, 0, 0, Date.now()); }
+      assert.ok(pool.overflows > 0, 'the 101st key found the pool full');
+      assert.equal(admitted, L / 2, `a key outside the pool gets limit / node_count = ${L / 2}`);
+      // Unused keys cool down (5 rounds) and give their entries back once their events are pushed.
+      const t0 = Date.now();
+      while (pool.active > 10 && Date.now() - t0 < 3000) await sleep(50);
+      assert.ok(pool.active <= 10, `pool entries in use after cooling: ${pool.active}`);
+    } finally { await stop(a); }
   });
 
   await t.test('a ban set on node A blocks on node B within 1 s, survives a restart, expires by itself', async () => {

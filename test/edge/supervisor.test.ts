@@ -1,0 +1,54 @@
+// Why: an edge process can die in ways no JavaScript handler can catch (a native abort in uWS, a
+// worker thread torn down, an OOM kill). `portcullis run --supervise` starts a new one.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { startOrigin } from '../harness/origin.js';
+import { freePort } from '../harness/edge.js';
+import { httpClient } from '../harness/client.js';
+
+test('run --supervise: a killed edge (workers: 2) is restarted and serves again; SIGTERM stops both', async (t) => {
+  const o = await startOrigin('web1');
+  t.after(() => o.close());
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'pc-sup-'));
+  const file = join(dir, 'edge.yaml');
+  writeFileSync(file, `
+listen: [{ address: "127.0.0.1:${port}" }]
+workers: 2
+access_log: { path: "off" }
+events: { log: "off" }
+limits: { client: { requests: { limit: 0 }, in_flight: 0 } }
+backends:
+  shop:
+    servers: [{ name: web1, url: "${o.url}" }]
+`);
+  const sup = spawn(process.execPath, ['bin/portcullis', 'run', '--supervise', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  sup.stdout?.on('data', (d: Buffer) => { out += d.toString(); });
+  sup.stderr?.on('data', (d: Buffer) => { out += d.toString(); });
+  const exited = new Promise<number | null>((r) => sup.once('exit', (c) => r(c)));
+  t.after(() => { if (sup.exitCode === null) sup.kill('SIGKILL'); });
+  const pids = (): number[] => [...out.matchAll(/listening on .*\[pid (\d+)\]/g)].map((m) => Number(m[1]));
+  const waitFor = async (n: number) => { const t0 = Date.now(); while (pids().length < n && Date.now() - t0 < 15_000) await sleep(50); };
+  await waitFor(1);
+  const c = httpClient({ connections: 1 });
+  assert.equal((await c.get(`http://127.0.0.1:${port}/before`)).status, 200);
+  const first = pids()[0];
+  process.kill(first, 'SIGKILL'); // as a native abort would
+  await waitFor(2);
+  assert.equal(pids().length, 2, out);
+  assert.notEqual(pids()[1], first);
+  assert.match(out, /the edge exited \(SIGKILL\); restarting/);
+  await c.close();
+  const c2 = httpClient({ connections: 1 });
+  assert.equal((await c2.get(`http://127.0.0.1:${port}/after`)).status, 200);
+  await c2.close();
+  sup.kill('SIGTERM');
+  assert.equal(await exited, 0);
+  assert.ok(o.seen.some((r) => r.url === '/after'));
+});
