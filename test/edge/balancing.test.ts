@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startOrigin, type Origin } from '../harness/origin.js';
-import { startTestEdge, type TestEdge } from '../harness/edge.js';
+import { OPEN_EDGE, startTestEdge, type TestEdge } from '../harness/edge.js';
 import { httpClient } from '../harness/client.js';
 
 async function origins(t: { after(fn: () => unknown): void }, names: string[]): Promise<Origin[]> {
@@ -19,10 +19,7 @@ function serversYaml(list: Origin[], extra: (i: number) => string): string {
 
 async function edge(t: { after(fn: () => unknown): void }, backend: string): Promise<TestEdge> {
   const px = await startTestEdge(`
-listen: [{ address: "127.0.0.1:{{PORT}}" }]
-access_log: { path: "off" }
-limits: { client: { requests: { limit: 0 }, in_flight: 0 } }
-backends:
+${OPEN_EDGE}backends:
   shop:
 ${backend}
 `);

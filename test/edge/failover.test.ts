@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startOrigin } from '../harness/origin.js';
-import { startTestEdge } from '../harness/edge.js';
+import { OPEN_EDGE, startTestEdge } from '../harness/edge.js';
 import { httpClient } from '../harness/client.js';
 
 test('a server killed mid-run is marked down (passive, then active) with no failed idempotent request', async (t) => {
@@ -12,10 +12,7 @@ test('a server killed mid-run is marked down (passive, then active) with no fail
   const web2 = await startOrigin('web2');
   t.after(() => web1.close());
   const px = await startTestEdge(`
-listen: [{ address: "127.0.0.1:{{PORT}}" }]
-access_log: { path: "off" }
-limits: { client: { requests: { limit: 0 }, in_flight: 0 } }
-backends:
+${OPEN_EDGE}backends:
   shop:
     health: { path: /health, interval: 200ms, timeout: 200ms, rise: 2, fall: 2, passive_failures: 2 }
     retries: 1
@@ -68,10 +65,7 @@ test('connect failure is retried on another server; a POST whose body was sent i
   t.after(() => new Promise<void>((r) => resetter.close(() => r())));
   const resetPort = (resetter.address() as { port: number }).port;
   const refused = await startTestEdge(`
-listen: [{ address: "127.0.0.1:{{PORT}}" }]
-access_log: { path: "off" }
-limits: { client: { requests: { limit: 0 }, in_flight: 0 } }
-backends:
+${OPEN_EDGE}backends:
   refused:
     retries: 1
     servers:
@@ -80,10 +74,7 @@ backends:
 `);
   t.after(() => refused.stop());
   const resets = await startTestEdge(`
-listen: [{ address: "127.0.0.1:{{PORT}}" }]
-access_log: { path: "off" }
-limits: { client: { requests: { limit: 0 }, in_flight: 0 } }
-backends:
+${OPEN_EDGE}backends:
   resets:
     balance: first
     retries: 1
@@ -110,10 +101,7 @@ test('upstream timeout gives 504 with a clear body', async (t) => {
   const slow = await startOrigin('slow', (_req, res) => { setTimeout(() => res.end('late'), 1500); });
   t.after(() => slow.close());
   const px = await startTestEdge(`
-listen: [{ address: "127.0.0.1:{{PORT}}" }]
-access_log: { path: "off" }
-limits: { client: { requests: { limit: 0 }, in_flight: 0 } }
-backends:
+${OPEN_EDGE}backends:
   shop:
     retries: 0
     timeouts: { server: 300ms }

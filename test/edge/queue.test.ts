@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startOrigin } from '../harness/origin.js';
-import { startTestEdge } from '../harness/edge.js';
+import { OPEN_EDGE, startTestEdge } from '../harness/edge.js';
 import { httpClient } from '../harness/client.js';
 
 test('concurrency far above maxconn: servers never exceed maxconn, everyone served', async (t) => {
@@ -12,10 +12,7 @@ test('concurrency far above maxconn: servers never exceed maxconn, everyone serv
   const b = await slow('b');
   t.after(() => Promise.all([a.close(), b.close()]));
   const px = await startTestEdge(`
-listen: [{ address: "127.0.0.1:{{PORT}}" }]
-access_log: { path: "off" }
-limits: { client: { requests: { limit: 0 }, in_flight: 0 } }
-backends:
+${OPEN_EDGE}backends:
   shop:
     queue: { max: 1000, timeout: 20s }
     servers:
@@ -40,10 +37,7 @@ test('queue timeout answers 503 with Retry-After; beyond queue.max, 503 at once'
   const hold = await startOrigin('hold', (_req, res) => { setTimeout(() => res.end('done'), 1500); });
   t.after(() => hold.close());
   const px = await startTestEdge(`
-listen: [{ address: "127.0.0.1:{{PORT}}" }]
-access_log: { path: "off" }
-limits: { client: { requests: { limit: 0 }, in_flight: 0 } }
-backends:
+${OPEN_EDGE}backends:
   shop:
     queue: { max: 2, timeout: 300ms }
     servers: [{ name: hold, url: "${hold.url}", maxconn: 1 }]

@@ -8,6 +8,7 @@ import { connect } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startOrigin } from '../harness/origin.js';
 import { spawnEdge } from '../harness/process.js';
+import { OPEN_EDGE } from '../harness/edge.js';
 import { rawRequest } from '../harness/client.js';
 
 const MB = 1024 * 1024;
@@ -15,10 +16,7 @@ const block = Buffer.alloc(64 * 1024, 'abcdefghijklmnopqrstuvwxyz0123456789');
 
 function edgeYaml(url: string): string {
   return `
-listen: [{ address: "127.0.0.1:{{PORT}}" }]
-access_log: { path: "off" }
-limits: { client: { requests: { limit: 0 }, in_flight: 0 } }
-timeouts: { client_write_stall: 30s }
+${OPEN_EDGE}timeouts: { client_write_stall: 30s }
 backends:
   shop:
     servers: [{ name: o, url: "${url}" }]

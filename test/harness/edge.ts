@@ -4,6 +4,15 @@ import { loadConfigText } from '../../edge/config/load.js';
 import { startEdge, type EdgeOptions, type RunningEdge } from '../../edge/edge.js';
 import type { EdgeEvent } from '../../edge/events.js';
 
+/**
+ * Top of an edge config for tests that load from one address: a listener on {{PORT}}, no access log,
+ * and the built-in per-client limits off (their defaults would answer 429 to a test's own traffic).
+ */
+export const OPEN_EDGE = `listen: [{ address: "127.0.0.1:{{PORT}}" }]
+access_log: { path: "off" }
+limits: { client: { requests: { limit: 0 }, in_flight: 0 } }
+`;
+
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();
