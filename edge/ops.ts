@@ -38,7 +38,7 @@ export function adminTargetsFor(edge: RunningEdge, fanout: WorkerFanout | null =
         if (name !== 'client') return null;
         const now = Date.now();
         const rows: { key: string; values: TableEntry }[] = [];
-        for (const key of tableKeys(table)) {
+        for (const key of table.storedKeys()) {
           const values = table.entry(key, now);
           if (values === null) continue;
           if (!(by in values)) throw new Error(`unknown counter "${by}" (have: ${Object.keys(values).join(', ')})`);
@@ -108,12 +108,6 @@ export function bindMetricSources(metrics: Metrics, edge: RunningEdge): void {
   });
 }
 
-/** Keys stored in a stick table (admin listing only, never on the request path). */
-function tableKeys(table: RunningEdge['guard']['table']): Iterable<string> {
-  const t = table as unknown as { storedKeys?: () => Iterable<string> };
-  if (typeof t.storedKeys !== 'function') throw new Error('this stick table cannot list its keys');
-  return t.storedKeys();
-}
 
 // ---- worker threads (`workers: N`) ----------------------------------------------------------
 // The admin API runs in the main thread only. Each change it makes to a server (drain, maint,

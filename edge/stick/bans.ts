@@ -107,7 +107,11 @@ export class BanList {
     sub.on('message', (_ch: string, msg: string) => {
       try { this.onMessage(JSON.parse(msg) as BanMessage); } catch { /* not ours */ }
     });
-    const subscribe = (): void => { sub.subscribe(this.channelName).catch(() => { /* retried on next ready */ }); };
+    // (Re)subscribed: reload too, so a change published while the subscription was down (another
+    // node flushing its outage-time bans right after a Redis restart) is not missed until ban_refresh.
+    const subscribe = (): void => {
+      sub.subscribe(this.channelName).then(() => this.refresh(), () => { /* retried on next ready */ });
+    };
     sub.on('ready', subscribe);
     if (sub.status === 'ready') subscribe();
     client.on('ready', () => { void this.refresh(); });

@@ -160,6 +160,8 @@ export class RedisShare {
   lastSyncCommands = 0;
   /** Keys pushed/pulled in the last round. */
   lastSyncKeys = 0;
+  /** Event-loop time spent building rounds and applying replies, in total (ms): the sync's cost here. */
+  syncCpuMs = 0;
 
   constructor(cfg: SharedConfig, opts: RedisShareOptions = {}) {
     this.cfg = cfg;
@@ -204,6 +206,15 @@ export class RedisShare {
     this.timer.unref();
   }
 
+  /** A sync round is on its way (its replies not applied yet). */
+  get syncInFlight(): boolean { return this.syncing; }
+
+  /** Stops the sync timer (start() resumes it); counts keep being taken and stay pending. */
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
@@ -234,6 +245,7 @@ export class RedisShare {
     this.syncing = true;
     this.syncStarted = now;
     let calls = 0, keys = 0;
+    const buildStart = performance.now();
     try {
       const pipe = this.syncClient.pipeline();
       const cmds = pipe as unknown as SyncCommands;
@@ -273,11 +285,15 @@ export class RedisShare {
       }
       if (calls === 0) pipe.ping();
       const started = Date.now();
-      const replies = await withTimeout(pipe.exec(), this.cfg.syncTimeoutMs);
+      const sent = pipe.exec();
+      this.syncCpuMs += performance.now() - buildStart;
+      const replies = await withTimeout(sent, this.cfg.syncTimeoutMs);
       this.lastSyncMs = Date.now() - started;
       this.lastSyncCommands = calls;
       this.lastSyncKeys = keys;
+      const applyStart = performance.now();
       const failed = this.apply(replies, calls, this.now());
+      this.syncCpuMs += performance.now() - applyStart;
       if (failed) { this.syncFailures++; this.setState(false, replies === null ? 'sync timed out' : 'sync failed'); }
       else { this.syncs++; this.setState(true, 'synced'); }
     } catch {

@@ -128,6 +128,12 @@ export class StickTable {
 
   get count(): number { return this.live; }
 
+  /** Keys stored now (the admin API's "top N" listing; never on the request path). */
+  *storedKeys(): IterableIterator<string> {
+    const keys = this.keys;
+    for (let i = 0; i < keys.length; i++) { const k = keys[i]; if (k !== undefined) yield k; }
+  }
+
   /** Bounded key (long keys → prefix + hash) as stored in this table. */
   keyOf(key: string): string { return key.length > this.keyLength ? boundKey(key, this.keyLength) : key; }
 

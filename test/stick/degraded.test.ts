@@ -47,6 +47,7 @@ test('Redis killed under load: no failed admit, local limit = limit / node_count
   let redis = await startRedis(port);
   const L = 100;
   const nodes: { share: RedisShare; guard: ClientGuard; bans: BanList; events: EdgeEvent[] }[] = [];
+  let stopLoad = (): void => {}; // a failed assertion must not leave the load loop running (the process would hang)
   try {
     for (const id of ['a', 'b']) {
       const cfg = normalizeShared({ redis: `redis://127.0.0.1:${port}`, node_count: 2, node_id: id, sync_interval: 100, command_timeout: 100 })!;
@@ -68,6 +69,7 @@ test('Redis killed under load: no failed admit, local limit = limit / node_count
     // Legit load: 40 clients, a few requests a second each, on both nodes, for the whole test.
     let failed = 0, served = 0, worstAdmitMs = 0, worstLoopGapMs = 0;
     let running = true;
+    stopLoad = () => { running = false; };
     const load = (async () => {
       let i = 0, last = performance.now();
       while (running) {
@@ -142,6 +144,7 @@ test('Redis killed under load: no failed admit, local limit = limit / node_count
     assert.ok(worstLoopGapMs < 300, `event loop never stalled (worst gap ${worstLoopGapMs.toFixed(0)} ms)`);
     t.diagnostic(`recovered ${backMs} ms after restart; worst admit ${worstAdmitMs.toFixed(3)} ms; served ${served}`);
   } finally {
+    stopLoad();
     for (const n of nodes) { await n.bans.close(); await n.share.close(); }
     await stopRedis(redis);
   }
