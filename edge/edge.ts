@@ -12,13 +12,12 @@ import { createBackendPool, createSharedActiveCounts, type SharedActiveCounts } 
 import type { BackendPool } from './backend/types.js';
 import type { UpstreamClient } from './upstream/types.js';
 import { H1Pool } from './upstream/h1pool.js';
-import { UndiciClient } from './upstream/undici-client.js';
 import { compileIdentity, resolveClient, type IdentityConfig } from './identity.js';
 import { ClientGuard, type GuardConfig } from './guard.js';
 import { RedisShare, BanList, StickCounterStore, type SharedConfig, type TableConfig, type ClientLimits, type GlobalLimits, type GuardMemory } from './stick/index.js';
 import { GuardAdapter, RulesAdapter } from './stages.js';
 import { RuleManager } from '../rules/manager.js';
-import { openGeo, type GeoLookup, type GeoOptions } from '../geo/index.js';
+import type { GeoLookup, GeoOptions } from '../geo/index.js';
 import { reloadEvent, lifecycleEvent, errorEvent } from './events/build.js';
 import type { Transaction } from './transaction.js';
 import { registerListenerAddress } from './forward.js';
@@ -69,9 +68,12 @@ class IdentityAdapter implements IdentityStage {
   }
 }
 
-export function createUpstreamClient(cfg: EdgeConfig): UpstreamClient {
+export async function createUpstreamClient(cfg: EdgeConfig): Promise<UpstreamClient> {
   const opts = { maxConnectionsPerOrigin: cfg.upstream.connections };
-  return cfg.upstream.client === 'undici' ? new UndiciClient(opts) : new H1Pool(opts);
+  if (cfg.upstream.client !== 'undici') return new H1Pool(opts);
+  // undici adds ~20 MB of RSS once loaded: only when configured.
+  const { UndiciClient } = await import('./upstream/undici-client.js');
+  return new UndiciClient(opts);
 }
 
 export function guardConfigOf(cfg: EdgeConfig): GuardConfig {
@@ -125,6 +127,8 @@ export async function startEdge(cfg: EdgeConfig, opts: EdgeOptions = {}): Promis
     let geo: GeoLookup | null = null;
     const needsGeo = rules !== null && (rules.current().needsCountry || rules.current().needsAsn);
     if (needsGeo || cfg.sections.geo !== undefined && (cfg.sections.geo as GeoOptions).countryDb !== undefined) {
+      // maxmind is loaded only when a rule or the geo section needs it (~9 MB of RSS).
+      const { openGeo } = await import('../geo/index.js');
       geo = await openGeo({ ...(cfg.sections.geo as GeoOptions), onReload: (e) => { if (!e.ok) bus.emit(errorEvent(`geo ${e.source} reload failed: ${e.error ?? ''}`)); } });
       const g = geo;
       cleanups.push(() => g.close());
@@ -133,7 +137,7 @@ export async function startEdge(cfg: EdgeConfig, opts: EdgeOptions = {}): Promis
     // --- backends, upstream, pipeline ---
     const pools = new Map<string, BackendPool>();
     for (const b of cfg.backends) pools.set(b.name, createBackendPool(b, { bus, clock }, shared[`backend:${b.name}`] as SharedActiveCounts | undefined));
-    const client = opts.client ?? createUpstreamClient(cfg);
+    const client = opts.client ?? await createUpstreamClient(cfg);
     cleanups.push(() => client.close());
     const log: AccessLog = openAccessLog(cfg.accessLog.path, cfg.nodeId);
     const trusted = (cfg.sections.trusted_proxies as string[] | undefined) ?? [];

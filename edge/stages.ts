@@ -8,7 +8,7 @@ import type { ActionSpec, ActionKind } from './act.js';
 import type { Transaction } from './transaction.js';
 import type { EventBus } from './events.js';
 import type { RuleManager } from '../rules/manager.js';
-import type { RuleInput } from '../rules/input.js';
+import type { EvalEnv, RuleInput } from '../rules/input.js';
 import type { Decision, HeaderOp } from '../rules/decision.js';
 import type { GeoLookup } from '../geo/lookup.js';
 import { blockEvent, eventClient, eventRequest } from './events/build.js';
@@ -50,17 +50,26 @@ export class GuardAdapter implements GuardStage {
   }
 }
 
-/** Per-transaction request-header operations decided by the rules (read by the balancer stage). */
-const headerOps = new WeakMap<Transaction, { set: string[] | null; remove: string[] | null }>();
+const NO_HEADERS: readonly string[] = [];
+/** No request-header operation (shared, read-only). */
 const NO_OPS = { set: null, remove: null };
 
 export class RulesAdapter implements RulesStage {
+  /** Reused for every request: evaluation is synchronous and the ruleset keeps nothing from it. */
+  private readonly input: RuleInput = {
+    ip: '', method: '', host: '', path: '', query: '', headers: [], sni: null, listener: '', country: null, asn: null, contentLength: -1,
+  };
+
   constructor(
     private readonly manager: RuleManager,
     private readonly counters: CounterStore,
     private readonly geo: GeoLookup | null,
     private readonly bus: EventBus,
-  ) {}
+  ) {
+    this.env = { now: 0, counters };
+  }
+
+  private readonly env: EvalEnv;
 
   evaluate(tx: Transaction, now: number): ActionSpec | null {
     const ruleset = this.manager.current();
@@ -69,12 +78,14 @@ export class RulesAdapter implements RulesStage {
       tx.country = g.country;
       tx.asn = g.asn;
     }
-    const input: RuleInput = {
-      ip: tx.clientIp, method: tx.method, host: tx.host, path: tx.path, query: tx.query, headers: tx.headers,
-      sni: null, listener: tx.listener, country: tx.country, asn: tx.asn,
-      contentLength: tx.bodyLength >= 0 ? tx.bodyLength : -1,
-    };
-    const d: Decision = ruleset.evaluate(input, { now, counters: this.counters });
+    const input = this.input;
+    input.ip = tx.clientIp; input.method = tx.method; input.host = tx.host; input.path = tx.path; input.query = tx.query;
+    input.headers = tx.headers; input.listener = tx.listener; input.country = tx.country; input.asn = tx.asn;
+    input.contentLength = tx.bodyLength >= 0 ? tx.bodyLength : -1;
+    const env = this.env;
+    env.now = now;
+    const d: Decision = ruleset.evaluate(input, env);
+    input.headers = NO_HEADERS; // do not keep the last request's headers alive
     if (d.logOnly.length > 0) this.reportLogOnly(tx, d);
     if (d.backend !== null) tx.routeBackend = d.backend;
     if (d.priority !== null) tx.priority = d.priority;
@@ -87,7 +98,7 @@ export class RulesAdapter implements RulesStage {
         if (op.value !== null) extra.push(name, op.value);
       }
     }
-    if (d.requestHeaders.length > 0) headerOps.set(tx, splitOps(d.requestHeaders));
+    if (d.requestHeaders.length > 0) tx.requestHeaderOps = splitOps(d.requestHeaders);
     const a = d.action;
     if (a === null) return null;
     tx.ruleId = d.ruleId;
@@ -103,7 +114,7 @@ export class RulesAdapter implements RulesStage {
   }
 
   requestHeaderOps(tx: Transaction): { set: readonly string[] | null; remove: readonly string[] | null } {
-    return headerOps.get(tx) ?? NO_OPS;
+    return tx.requestHeaderOps ?? NO_OPS;
   }
 
   private reportLogOnly(tx: Transaction, d: Decision): void {

@@ -53,6 +53,8 @@ export class Transaction {
   extraResponseHeaders: string[] | null = null;
   /** Response header names to drop from the server's answer (rules' remove/set ops replace them). */
   dropResponseHeaders: Set<string> | null = null;
+  /** Request header operations decided by the rules (set: flat [name, value, …]), null when none. */
+  requestHeaderOps: { set: string[] | null; remove: string[] | null } | null = null;
   /** Admitted by the connection guard: finish() must be reported. */
   guardAdmitted = false;
 
