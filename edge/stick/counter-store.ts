@@ -34,6 +34,7 @@ interface CounterEntry { table: StickTable; col: RateColumn; windowMs: number }
 
 export class StickCounterStore implements CounterStore {
   private readonly counters = new Map<string, CounterEntry>();
+  private readonly byCounter = new Map<string, Map<number, CounterEntry>>();
   private readonly tableCfg = new Map<string, TableConfig>();
   private readonly share: RedisShare | null;
   private readonly defaultSize: number;
@@ -78,6 +79,9 @@ export class StickCounterStore implements CounterStore {
   }
 
   private entry(counter: string, windowMs: number): CounterEntry {
+    // Two map lookups on the (interned) counter name and the window: no key string built per call.
+    const hit = this.byCounter.get(counter)?.get(windowMs);
+    if (hit !== undefined) return hit;
     const id = `${counter}\u0000${windowMs}`;
     let e = this.counters.get(id);
     if (e !== undefined) return e;
@@ -96,6 +100,9 @@ export class StickCounterStore implements CounterStore {
     const col = table.rateColumn(`w${windowMs}`, windowMs, this.t0);
     e = { table, col, windowMs };
     this.counters.set(id, e);
+    let windows = this.byCounter.get(counter);
+    if (windows === undefined) { windows = new Map(); this.byCounter.set(counter, windows); }
+    windows.set(windowMs, e);
     return e;
   }
 }
