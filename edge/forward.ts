@@ -8,15 +8,13 @@ import type { BackendPool, LeasedServer, ReleaseOutcome } from './backend/types.
 import type { Clock } from './clock.js';
 import { isIP } from 'node:net';
 import { buildProxyV2Header } from './upstream/h1-proxy-v2.js';
+import { addressText } from './identity.js';
 import { isUpgradeIO, WsTunnel, type TunnelHost } from './websocket.js';
 
 /** Request headers that never cross the proxy (RFC 9110 §7.6.1) or that we set ourselves. */
 const REQUEST_SKIP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding',
   'upgrade', 'proxy-authorization', 'content-length', 'expect', 'x-forwarded-for', 'x-forwarded-proto',
   'x-forwarded-host', 'x-request-id', 'forwarded', 'http2-settings']);
-/** Response headers that never cross the proxy; uWS writes its own Content-Length/Date/Transfer-Encoding. */
-const RESPONSE_SKIP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding',
-  'upgrade', 'proxy-authenticate', 'content-length', 'date']);
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'PUT', 'DELETE', 'OPTIONS', 'TRACE']);
 /** Request body bytes kept for a retry after a connect failure; beyond this a body request is not retried. */
 const REPLAY_LIMIT = 64 * 1024;
@@ -133,14 +131,15 @@ export class ForwardAttempt implements UpstreamSink, RequestBodySink, ResponseDr
       const name = headers[i];
       if (name === 'content-length') { length = Number(headers[i + 1]); continue; }
       if (name === 'connection') { connectionNamed = connectionNamed === null ? headers[i + 1] : `${connectionNamed},${headers[i + 1]}`; continue; }
-      if (RESPONSE_SKIP.has(name) || (drop !== null && drop.has(name))) continue;
+      // Hop-by-hop and framing headers are dropped where the head is written (listener RESPONSE_SKIP).
+      if (drop !== null && drop.has(name)) continue;
       out.push(name, headers[i + 1]);
     }
     const filtered = connectionNamed === null ? out : dropNamed(out, connectionNamed);
     const extra = tx.extraResponseHeaders;
     if (extra !== null) for (let i = 0; i < extra.length; i++) filtered.push(extra[i]);
     const noBody = tx.method === 'HEAD' || status === 204 || status === 304;
-    tx.io.startResponse(status, filtered, noBody ? length : length, noBody, this);
+    tx.io.startResponse(status, filtered, length, noBody, this);
     if (noBody) {
       // The body (if the server sent one anyway) is dropped; the response is complete for the client.
       this.finish();
@@ -246,7 +245,7 @@ export function upstreamHeaders(tx: Transaction, setHeaders: readonly string[] |
   let list = connection === null ? out : dropNamed(out, connection);
   if (removeHeaders !== null || setHeaders !== null) list = applyHeaderOps(list, setHeaders, removeHeaders);
   list.push(
-    'x-forwarded-for', tx.viaTrustedProxy && tx.xff !== undefined ? `${tx.xff}, ${peerText(tx)}` : tx.clientIp,
+    'x-forwarded-for', tx.viaTrustedProxy && tx.xff !== undefined ? `${tx.xff}, ${addressText(tx.remote)}` : tx.clientIp,
     'x-forwarded-proto', tx.viaTrustedProxy && tx.forwardedProto !== '' ? tx.forwardedProto : tx.tls ? 'https' : 'http',
     'x-forwarded-host', tx.host,
     'x-request-id', tx.id,
@@ -262,32 +261,6 @@ function applyHeaderOps(list: string[], set: readonly string[] | null, remove: r
   for (let i = 0; i < list.length; i += 2) if (!drop.has(list[i])) out.push(list[i], list[i + 1]);
   if (set !== null) for (let i = 0; i < set.length; i += 2) out.push(set[i].toLowerCase(), set[i + 1]);
   return out;
-}
-
-/** The TCP peer's address as text (the last hop when the client came through a trusted proxy). */
-export function peerText(tx: Transaction): string {
-  return addressText(tx.remote);
-}
-
-/** 4 or 16 address bytes → text; IPv4-mapped IPv6 becomes dotted IPv4. */
-export function addressText(b: Uint8Array): string {
-  if (b.length === 4) return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
-  if (b.length !== 16) return '';
-  let mapped = b[10] === 0xff && b[11] === 0xff;
-  for (let i = 0; i < 10 && mapped; i++) if (b[i] !== 0) mapped = false;
-  if (mapped) return `${b[12]}.${b[13]}.${b[14]}.${b[15]}`;
-  const parts: string[] = [];
-  for (let i = 0; i < 16; i += 2) parts.push(((b[i] << 8) | b[i + 1]).toString(16));
-  // RFC 5952: compress the longest run of zero groups.
-  let best = -1, bestLen = 0;
-  for (let i = 0; i < 8;) {
-    if (parts[i] !== '0') { i++; continue; }
-    let j = i; while (j < 8 && parts[j] === '0') j++;
-    if (j - i > bestLen && j - i > 1) { best = i; bestLen = j - i; }
-    i = j;
-  }
-  if (best < 0) return parts.join(':');
-  return `${parts.slice(0, best).join(':')}::${parts.slice(best + bestLen).join(':')}`;
 }
 
 /** Address the client connected to, per listener name (set by the edge once a listener is open). */

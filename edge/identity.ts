@@ -154,6 +154,16 @@ function maskWord(prefix: number, word: number): number {
   return bits === 0 ? 0 : bits === 32 ? 0xffffffff : (0xffffffff << (32 - bits)) >>> 0;
 }
 
+/** 4 or 16 address bytes (a socket peer) → text; IPv4-mapped IPv6 becomes dotted IPv4. Not for the request path's hot loop. */
+export function addressText(b: Uint8Array): string {
+  if (b.length === 4) return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
+  if (b.length !== 16) return '';
+  const w = new Uint32Array(4);
+  for (let i = 0; i < 4; i++) w[i] = ((b[4 * i] << 24) | (b[4 * i + 1] << 16) | (b[4 * i + 2] << 8) | b[4 * i + 3]) >>> 0;
+  if (w[0] === 0 && w[1] === 0 && w[2] === 0xffff) return `${b[12]}.${b[13]}.${b[14]}.${b[15]}`;
+  return formatIPv6(w);
+}
+
 /** RFC 5952: lowercase, no leading zeros, longest run (≥ 2) of zero groups as `::`, leftmost on ties. */
 export function formatIPv6(w: Uint32Array | readonly number[]): string {
   const g = [0, 0, 0, 0, 0, 0, 0, 0];

@@ -350,8 +350,8 @@ export class IpTrie<V> {
     const starts = sorted.start;
     const aux = sorted.aux;
     // Sweep in (start, prefix) order. CIDRs are nested or disjoint, so a stack of open prefixes
-    // (at most 33 deep) gives the innermost value at every boundary. emit() is inlined twice below
-    // as writes to bounds/vals: a range start replaces a boundary at the same address, and equal
+    // (at most 33 deep) gives the innermost value at every boundary. emit() is inlined below as
+    // writes to bounds/vals: a range start replaces a boundary at the same address, and equal
     // neighbouring values are merged.
     const bounds = new Uint32Array(2 * n + 1);
     const vals = new Int32Array(2 * n + 1);
@@ -364,7 +364,8 @@ export class IpTrie<V> {
     const dups = this.dupPairs;
     let distinct = 0;
     for (let r = 0; r <= n; r++) {
-      let s: number;
+      // r === n is the end of input: s = Infinity closes every prefix still open.
+      let s = Infinity;
       let v = NONE;
       if (r < n) {
         s = starts[r]!;
@@ -376,39 +377,27 @@ export class IpTrie<V> {
         }
         distinct++;
         v = aux[r]! >>> 6;
-        // close prefixes that end at or before s
-        while (sp > 0 && stackEnd[sp - 1]! <= s) {
-          sp--;
-          const pos = stackEnd[sp]!;
-          const val = sp > 0 ? stackVal[sp - 1]! : NONE;
-          if (pos < 4294967296) {
-            if (bounds[len - 1] === pos) {
-              vals[len - 1] = val;
-              if (len > 1 && vals[len - 2] === val) len--;
-            } else if (vals[len - 1] !== val) { bounds[len] = pos; vals[len] = val; len++; }
-          }
-        }
-        stackEnd[sp] = s + BLOCK_SIZE[p]!;
-        stackVal[sp] = v;
-        sp++;
-        if (bounds[len - 1] === s) {
-          vals[len - 1] = v;
-          if (len > 1 && vals[len - 2] === v) len--;
-        } else if (vals[len - 1] !== v) { bounds[len] = s; vals[len] = v; len++; }
-      } else {
-        // end of input: close everything still open
-        while (sp > 0) {
-          sp--;
-          const pos = stackEnd[sp]!;
-          const val = sp > 0 ? stackVal[sp - 1]! : NONE;
-          if (pos < 4294967296) {
-            if (bounds[len - 1] === pos) {
-              vals[len - 1] = val;
-              if (len > 1 && vals[len - 2] === val) len--;
-            } else if (vals[len - 1] !== val) { bounds[len] = pos; vals[len] = val; len++; }
-          }
+      }
+      // close prefixes that end at or before s
+      while (sp > 0 && stackEnd[sp - 1]! <= s) {
+        sp--;
+        const pos = stackEnd[sp]!;
+        const val = sp > 0 ? stackVal[sp - 1]! : NONE;
+        if (pos < 4294967296) {
+          if (bounds[len - 1] === pos) {
+            vals[len - 1] = val;
+            if (len > 1 && vals[len - 2] === val) len--;
+          } else if (vals[len - 1] !== val) { bounds[len] = pos; vals[len] = val; len++; }
         }
       }
+      if (r === n) break;
+      stackEnd[sp] = s + BLOCK_SIZE[aux[r]! & 63]!;
+      stackVal[sp] = v;
+      sp++;
+      if (bounds[len - 1] === s) {
+        vals[len - 1] = v;
+        if (len > 1 && vals[len - 2] === v) len--;
+      } else if (vals[len - 1] !== v) { bounds[len] = s; vals[len] = v; len++; }
     }
     this.distinct += distinct;
     this.v4Bounds = bounds.slice(0, len);
