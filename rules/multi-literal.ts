@@ -22,38 +22,15 @@ export function compileLiterals(needles: readonly string[]): LiteralMatcher {
 
 /** Aho-Corasick over UTF-16 code units with sparse (Map) transitions and failure links. */
 class AhoCorasick implements LiteralMatcher {
-  private readonly next: Map<number, number>[] = [new Map()];
-  private readonly fail: number[] = [0];
-  private readonly out: boolean[] = [false];
+  private readonly next: Map<number, number>[];
+  private readonly fail: number[];
+  private readonly out: boolean[];
 
   constructor(needles: readonly string[]) {
-    for (const w of needles) {
-      let s = 0;
-      for (let i = 0; i < w.length; i++) {
-        const c = w.charCodeAt(i);
-        let t = this.next[s].get(c);
-        if (t === undefined) {
-          t = this.next.length;
-          this.next.push(new Map()); this.fail.push(0); this.out.push(false);
-          this.next[s].set(c, t);
-        }
-        s = t;
-      }
-      this.out[s] = true;
-    }
-    const queue: number[] = [];
-    for (const t of this.next[0].values()) queue.push(t);
-    for (let qi = 0; qi < queue.length; qi++) {
-      const s = queue[qi];
-      for (const [c, t] of this.next[s]) {
-        let f = this.fail[s];
-        while (f !== 0 && !this.next[f].has(c)) f = this.fail[f];
-        const ft = this.next[f].get(c);
-        this.fail[t] = ft !== undefined && ft !== t ? ft : 0;
-        if (this.out[this.fail[t]]) this.out[t] = true;
-        queue.push(t);
-      }
-    }
+    const a = buildAutomaton(needles);
+    this.next = a.next;
+    this.fail = a.fail;
+    this.out = a.outs.map((o) => o.length > 0);
   }
 
   test(h: string): boolean {
@@ -74,39 +51,15 @@ class AhoCorasick implements LiteralMatcher {
  * value finds all `contains` rules that can match it.
  */
 export class NeedleIndex {
-  private readonly next: Map<number, number>[] = [new Map()];
-  private readonly fail: number[] = [0];
-  private readonly outs: number[][] = [[]];
+  private readonly next: Map<number, number>[];
+  private readonly fail: number[];
+  private readonly outs: number[][];
 
   constructor(needles: readonly string[]) {
-    needles.forEach((w, id) => {
-      let s = 0;
-      for (let i = 0; i < w.length; i++) {
-        const c = w.charCodeAt(i);
-        let t = this.next[s].get(c);
-        if (t === undefined) {
-          t = this.next.length;
-          this.next.push(new Map()); this.fail.push(0); this.outs.push([]);
-          this.next[s].set(c, t);
-        }
-        s = t;
-      }
-      this.outs[s].push(id);
-    });
-    const queue: number[] = [];
-    for (const t of this.next[0].values()) queue.push(t);
-    for (let qi = 0; qi < queue.length; qi++) {
-      const s = queue[qi];
-      for (const [c, t] of this.next[s]) {
-        let f = this.fail[s];
-        while (f !== 0 && !this.next[f].has(c)) f = this.fail[f];
-        const ft = this.next[f].get(c);
-        this.fail[t] = ft !== undefined && ft !== t ? ft : 0;
-        const inherited = this.outs[this.fail[t]];
-        if (inherited.length) this.outs[t] = [...this.outs[t], ...inherited];
-        queue.push(t);
-      }
-    }
+    const a = buildAutomaton(needles);
+    this.next = a.next;
+    this.fail = a.fail;
+    this.outs = a.outs;
   }
 
   /** Dense ASCII transition table (state * 128 + char), failure links folded in; null if too big. */
@@ -163,4 +116,43 @@ export class NeedleIndex {
       for (let k = 0; k < o.length; k++) hit(o[k]);
     }
   }
+}
+
+/**
+ * The goto/failure automaton behind both matchers: sparse (Map) transitions over UTF-16 code units;
+ * outs[s] lists the ids of the needles that end at state s, failure outputs merged in.
+ */
+function buildAutomaton(needles: readonly string[]): { next: Map<number, number>[]; fail: number[]; outs: number[][] } {
+  const next: Map<number, number>[] = [new Map()];
+  const fail: number[] = [0];
+  const outs: number[][] = [[]];
+  needles.forEach((w, id) => {
+    let s = 0;
+    for (let i = 0; i < w.length; i++) {
+      const c = w.charCodeAt(i);
+      let t = next[s].get(c);
+      if (t === undefined) {
+        t = next.length;
+        next.push(new Map()); fail.push(0); outs.push([]);
+        next[s].set(c, t);
+      }
+      s = t;
+    }
+    outs[s].push(id);
+  });
+  const queue: number[] = [];
+  for (const t of next[0].values()) queue.push(t);
+  for (let qi = 0; qi < queue.length; qi++) {
+    const s = queue[qi];
+    for (const [c, t] of next[s]) {
+      let f = fail[s];
+      while (f !== 0 && !next[f].has(c)) f = fail[f];
+      const ft = next[f].get(c);
+      fail[t] = ft !== undefined && ft !== t ? ft : 0;
+      const inherited = outs[fail[t]];
+      if (inherited.length) outs[t] = [...outs[t], ...inherited];
+      queue.push(t);
+    }
+  }
+  return { next, fail, outs };
 }
