@@ -6,6 +6,7 @@ import type { Transaction } from './transaction.js';
 import type { RequestHandler } from './listener.js';
 import type { EdgeConfig } from './config/normalize.js';
 import type { AcquireResult, BackendConfig, BackendPool } from './backend/types.js';
+import { extractCookie } from './backend/sticky.js';
 import type { UpstreamClient, UpstreamFailure } from './upstream/types.js';
 import type { Clock } from './clock.js';
 import type { EventBus, EdgeEvent } from './events.js';
@@ -96,7 +97,7 @@ export class Pipeline implements RequestHandler, ForwardHost {
   handle(tx: Transaction): void {
     this.inFlight++;
     this.active.add(tx);
-    tx.id = tx.viaTrustedProxy && tx.clientRequestId !== '' ? tx.clientRequestId : `${this.idPrefix}-${(++this.idSeq).toString(36)}`;
+    tx.id = `${this.idPrefix}-${(++this.idSeq).toString(36)}`;
     const now = tx.t0;
     const d = this.deps;
     if (!d.identity.resolve(tx)) {
@@ -199,7 +200,7 @@ export class Pipeline implements RequestHandler, ForwardHost {
     tx.waiting = true;
     const ticket = pool.acquire({
       clientKey: tx.clientKey,
-      stickyCookie: cookieName !== undefined && tx.cookie !== '' ? cookieValue(tx.cookie, cookieName) : undefined,
+      stickyCookie: cookieName !== undefined && tx.cookie !== '' ? extractCookie(tx.cookie, cookieName) : undefined,
       priority: tx.priority,
       exclude: tx.tried,
     }, (r: AcquireResult) => this.acquired(tx, pool, r, t, replay, replayComplete));
@@ -344,20 +345,6 @@ export class Pipeline implements RequestHandler, ForwardHost {
   }
 }
 
-/** Value of cookie `name` in a Cookie header, without allocating a parsed map. */
-export function cookieValue(header: string, name: string): string | undefined {
-  let i = 0;
-  while (i < header.length) {
-    while (header.charCodeAt(i) === 32) i++;
-    const eq = header.indexOf('=', i);
-    if (eq < 0) return undefined;
-    let end = header.indexOf(';', eq);
-    if (end < 0) end = header.length;
-    if (eq - i === name.length && header.startsWith(name, i)) return header.slice(eq + 1, end).trim();
-    i = end + 1;
-  }
-  return undefined;
-}
 
 function clientOf(tx: Transaction) {
   return eventClient(tx.clientIp, tx.clientKey || null, tx.country, tx.asn);
