@@ -2,6 +2,7 @@
 // connections each, like a browser) and attackers (closed loop, as fast as the proxy answers).
 import { ClientConn, ClientError, rawRequest, type Reply } from './client.js';
 import { loopbackAddress, percentileSorted, round } from './util.js';
+import type { WrkResult } from './wrk.js';
 
 /** Per traffic class: statuses, errors, latencies and a per-second timeline. */
 export class Recorder {
@@ -274,12 +275,4 @@ export async function rotatingClosedLoop(o: RotatingOptions): Promise<WrkLike> {
 }
 
 /** Same shape as a parsed wrk report, so both drivers feed one comparison. */
-export interface WrkLike {
-  requests: number;
-  durationSec: number;
-  requestsPerSec: number;
-  latencyMs: { avg: number; stdev: number; max: number; p50: number; p75: number; p90: number; p99: number };
-  socketErrors: { connect: number; read: number; write: number; timeout: number };
-  non2xx: number;
-  bytesRead: number;
-}
+export type WrkLike = WrkResult;
