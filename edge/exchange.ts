@@ -30,7 +30,7 @@ export interface ClientIO {
    * and `noBody` (HEAD, 204, 304) writes the head only.
    */
   startResponse(status: number, headers: readonly string[], contentLength: number, noBody: boolean, drain: ResponseDrainSink): void;
-  /** Write response body bytes; false means back-pressure: wait for drain.onClientDrain(). */
+  /** Write response body bytes (valid only during the call: copy to keep); false means back-pressure: wait for drain.onClientDrain(). */
   writeResponseBody(chunk: Buffer): boolean;
   /** Finish the response (chunked terminator; for Content-Length responses, all bytes were written). */
   endResponse(): void;

@@ -251,7 +251,8 @@ class UwsExchange implements ClientIO {
       (corkEx = this, this.res.cork(corkedTryEndFn));
       const [ok, done] = tryEndResult;
       if (done) { this.finished = true; return true; }
-      if (!ok) { this.pending = chunk; this.pendingOffset = offset; return false; }
+      // copy: the chunk is only valid during this call (the upstream's shared read buffer)
+      if (!ok) { this.pending = Buffer.from(chunk); this.pendingOffset = offset; return false; }
       return true;
     }
     this.writeOk = true;

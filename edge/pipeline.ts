@@ -62,12 +62,37 @@ export interface PipelineDeps {
 
 const RETRY_AFTER_QUEUE = 5;
 
+/**
+ * The transactions in flight, for the deadline scan: a slot array with a free list instead of a Set.
+ * A Set's hash table, once promoted to the old generation, made V8's scavenger keep every request that
+ * had passed through it alive until the next full GC (its obsolete tables still point at them):
+ * 40 % of each request's objects survived every scavenge and GC pauses cost ≈ 4.5 µs per request
+ * (measured with --trace-gc-nvp, bimodal from run to run). A slot is nulled on removal, so a
+ * finished transaction is referenced from nowhere.
+ */
+class ActiveList {
+  readonly slots: (Transaction | null)[] = [];
+  private readonly free: number[] = [];
+  add(tx: Transaction): void {
+    const i = this.free.length > 0 ? this.free.pop() as number : this.slots.push(null) - 1;
+    this.slots[i] = tx;
+    tx.activeSlot = i;
+  }
+  remove(tx: Transaction): void {
+    const i = tx.activeSlot;
+    if (i < 0) return;
+    this.slots[i] = null;
+    tx.activeSlot = -1;
+    this.free.push(i);
+  }
+}
+
 export class Pipeline implements RequestHandler, ForwardHost {
   readonly client: UpstreamClient;
   readonly clock: Clock;
   /** Requests between accept and the end of the response. */
   inFlight = 0;
-  private readonly active = new Set<Transaction>();
+  private readonly active = new ActiveList();
   private readonly backends = new Map<string, BackendConfig>();
   private readonly idPrefix = randomBytes(4).toString('hex');
   private idSeq = 0;
@@ -124,7 +149,7 @@ export class Pipeline implements RequestHandler, ForwardHost {
     const request = requestOf(tx);
     this.deps.bus.emit(status >= 500 ? errorEvent(reason, { client, request, status, term: tx.term })
       : guardEvent({ client, reason, status, term: tx.term, request }));
-    if (!this.active.has(tx)) {
+    if (tx.activeSlot < 0) {
       tx.status = status;
       const now = this.clock.now();
       this.deps.observer?.rejected?.(tx, status < 500 ? reason : 'internal_error', now);
@@ -268,7 +293,7 @@ export class Pipeline implements RequestHandler, ForwardHost {
     if (tx.ticket !== null) { tx.ticket.cancel(); tx.ticket = null; tx.term = 'CQ'; this.finish(tx); return; }
     const a = tx.attempt;
     if (a !== null) { if (tx.term === '--') tx.term = tx.io.responseStarted ? 'CD' : 'CH'; a.cancel('aborted'); return; }
-    if (!this.active.has(tx)) return;
+    if (tx.activeSlot < 0) return;
     if (tx.term === '--') tx.term = 'CR';
     this.finish(tx);
   }
@@ -277,8 +302,10 @@ export class Pipeline implements RequestHandler, ForwardHost {
   private checkDeadlines(): void {
     const now = this.clock.now();
     const t = this.deps.cfg.timeouts;
-    for (const tx of this.active) {
-      if (tx.done) continue;
+    const list = this.active.slots;
+    for (let i = 0; i < list.length; i++) {
+      const tx = list[i];
+      if (tx === null || tx.done) continue;
       let reason = '';
       if (!tx.bodyComplete) {
         const elapsed = now - tx.t0;
@@ -300,7 +327,7 @@ export class Pipeline implements RequestHandler, ForwardHost {
 
   /** A streamed (chunked) request body went beyond limits.request.max_body (called by the listener). */
   bodyTooLarge(tx: Transaction): void {
-    if (tx.done || !this.active.has(tx)) return; // a head already rejected by the listener: nothing to undo
+    if (tx.done || tx.activeSlot < 0) return; // a head already rejected by the listener: nothing to undo
     const responding = tx.io.responseStarted;
     tx.term = responding ? 'PD' : 'PR';
     this.deps.bus.emit(guardEvent({ client: clientOf(tx), reason: 'body_too_large', status: responding ? null : 413, term: tx.term, request: requestOf(tx) }));
@@ -332,7 +359,7 @@ export class Pipeline implements RequestHandler, ForwardHost {
   private finish(tx: Transaction): void {
     if (tx.done) return;
     tx.done = true;
-    this.active.delete(tx);
+    this.active.remove(tx);
     const now = this.clock.now();
     tx.Ta = Math.round(now - tx.t0);
     if (tx.guardAdmitted) this.deps.guard?.finish(tx, now);

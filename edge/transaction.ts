@@ -82,6 +82,8 @@ export class Transaction {
   Tr = -1;
   Ta = -1;
   done = false;
+  /** Index in the pipeline's list of transactions in flight, -1 when not (or no longer) in it. */
+  activeSlot = -1;
 
   constructor(readonly io: ClientIO, now: number) {
     this.t0 = now;

@@ -59,6 +59,8 @@ const T_WRITE = 4;       // request body stalled: the origin does not read
 const T_KEEPALIVE = 5;   // idle pooled socket
 
 const EMPTY = Buffer.alloc(0);
+/** Read buffer shared by every upstream socket: a read callback runs to completion before the next. */
+const READ_BUFFER = Buffer.allocUnsafeSlow(64 * 1024);
 const CRLF = '\r\n';
 const LAST_CHUNK = '0\r\n\r\n';
 
@@ -290,10 +292,12 @@ class Conn implements ResponseParserHandler {
   constructor(pool: OriginPool) {
     this.pool = pool;
     this.parser = new ResponseParser(this, pool.client.parserLimits);
-    const s = new net.Socket();
+    // onread: every socket reads into one shared buffer and calls back without the stream machinery
+    // (no Buffer allocated per read, no 'data' event); bytes kept past the callback are copied.
+    // (Node documents onread under net.connect(); its options reach this constructor, which @types omits.)
+    const s = new net.Socket({ onread: { buffer: READ_BUFFER, callback: this.onRead } } as net.SocketConstructorOpts);
     this.socket = s;
     s.on('connect', this.onConnect);
-    s.on('data', this.onData);
     s.on('end', this.onEnd);
     s.on('error', this.onError);
     s.on('close', this.onClose);
@@ -351,14 +355,15 @@ class Conn implements ResponseParserHandler {
     else this.setDeadline(T_NONE, 0);
   };
 
-  onData = (buf: Buffer): void => {
+  onRead = (nread: number, buf: Buffer): boolean => {
     if (this.ex === null) {
       // bytes on a socket with no request: the origin is confused; never reuse it
       this.destroy();
-      return;
+      return false;
     }
     this.activity = true;
-    this.process(buf);
+    this.process(nread === buf.length ? buf : buf.subarray(0, nread));
+    return !this.paused;
   };
 
   private process(buf: Buffer): void {
@@ -381,7 +386,8 @@ class Conn implements ResponseParserHandler {
     if (ex === null) return; // aborted inside a sink callback
     if (p.failed) { this.failWith('protocol', 'invalid response from origin: ' + p.error); return; }
     if (p.done) { this.finish(n === buf.length && !this.eof); return; }
-    if (n < buf.length) this.pending = n === 0 ? buf : buf.subarray(n);
+    // copy: buf is the shared read buffer (or a view of held bytes about to be dropped)
+    if (n < buf.length) this.pending = Buffer.from(n === 0 ? buf : buf.subarray(n));
   }
 
   // ResponseParserHandler

@@ -36,7 +36,10 @@ export interface UpstreamFailure {
 /** Receives the response. Methods are called on the event loop, never re-entrantly from request(). */
 export interface UpstreamSink {
   onResponseStart(status: number, headers: string[]): void;
-  /** Return false to apply back-pressure; the stream stays paused until resume(). */
+  /**
+   * Return false to apply back-pressure; the stream stays paused until resume(). The chunk is only
+   * valid during the call (h1pool reads into one shared buffer): copy what must outlive it.
+   */
   onResponseData(chunk: Buffer): boolean;
   onResponseEnd(): void;
   onError(err: UpstreamFailure): void;
