@@ -38,10 +38,106 @@ export interface AccessFields {
   request_id: string;
 }
 
-const SLAB_BYTES = 256 * 1024;
+/** Larger than the destination's flush size (256 KB), so that a slab is rarely left with bytes to carry over. */
+const SLAB_BYTES = 1024 * 1024;
 /** A new slab is taken when less than this is left (a line longer than that gets a slab of its own). */
 const MIN_ROOM = 16 * 1024;
 const HEX = '0123456789abcdef';
+
+/** Constant pieces of the line, as bytes. */
+const enc8 = (t: string): Uint8Array => Buffer.from(t, 'latin1');
+const K_START = enc8('{"level":30,"time":"');
+const K_METHOD = enc8(',"method":');
+const K_HOST = enc8(',"host":');
+const K_PATH = enc8(',"path":');
+const K_STATUS = enc8(',"status":');
+const K_BYTES_IN = enc8(',"bytes_in":');
+const K_BYTES_OUT = enc8(',"bytes_out":');
+const K_TA = enc8(',"Ta":');
+const K_TW = enc8(',"Tw":');
+const K_TR = enc8(',"Tr":');
+const K_BACKEND = enc8(',"backend":');
+const K_SERVER = enc8(',"server":');
+const K_RETRIES = enc8(',"retries":');
+const K_TERM = enc8(',"term":');
+const K_RULE = enc8(',"rule":');
+const K_NULL = enc8('null');
+const K_REQUEST_ID = enc8(',"request_id":');
+const K_END = enc8('}\n');
+
+function putBytes(b: Uint8Array, p: number, u: Uint8Array): number {
+  if (u.length > 24) { b.set(u, p); return p + u.length; } // memcpy beats the loop from about here
+  for (let i = 0; i < u.length; i++) b[p++] = u[i];
+  return p;
+}
+
+/** A non-negative small integer's digits, else its JSON text (pino writes numbers with String()). */
+function putNum(b: Uint8Array, p: number, n: number): number {
+  if (n >= 0 && n <= 0x7fffffff && (n | 0) === n) {
+    if (n < 10) { b[p] = 48 + n; return p + 1; }
+    let digits = 1;
+    for (let v = n; v >= 10; v = (v / 10) | 0) digits++;
+    let q = p + digits;
+    const end = q;
+    for (let v = n; v !== 0; v = (v / 10) | 0) b[--q] = 48 + (v % 10);
+    return end;
+  }
+  const t = Number.isFinite(n) ? String(n) : 'null';
+  for (let i = 0; i < t.length; i++) b[p++] = t.charCodeAt(i);
+  return p;
+}
+
+/** A JSON string literal; plain printable ASCII is copied as is, anything else takes putStrEscaped. */
+function putStr(b: Uint8Array, p: number, s: string): number {
+  const start = p;
+  b[p++] = 34;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x20 || c > 0x7e || c === 34 || c === 92) return putStrEscaped(b, start, s);
+    b[p++] = c;
+  }
+  b[p++] = 34;
+  return p;
+}
+
+/** UTF-8, escaped exactly as JSON.stringify (and so pino) does. */
+function putStrEscaped(b: Uint8Array, p: number, s: string): number {
+  b[p++] = 34;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0x20 && c < 0x80) {
+      if (c === 34 || c === 92) b[p++] = 92;
+      b[p++] = c;
+    } else if (c < 0x20) {
+      b[p++] = 92;
+      switch (c) {
+        case 8: b[p++] = 98; break; // \b
+        case 9: b[p++] = 116; break; // \t
+        case 10: b[p++] = 110; break; // \n
+        case 12: b[p++] = 102; break; // \f
+        case 13: b[p++] = 114; break; // \r
+        default: b[p++] = 117; b[p++] = 48; b[p++] = 48; b[p++] = HEX.charCodeAt(c >> 4); b[p++] = HEX.charCodeAt(c & 15);
+      }
+    } else if (c < 0x800) {
+      b[p++] = 0xc0 | (c >> 6); b[p++] = 0x80 | (c & 63);
+    } else if (c >= 0xd800 && c <= 0xdfff) {
+      const d = i + 1 < s.length ? s.charCodeAt(i + 1) : 0;
+      if (c <= 0xdbff && d >= 0xdc00 && d <= 0xdfff) {
+        const cp = 0x10000 + ((c - 0xd800) << 10) + (d - 0xdc00);
+        b[p++] = 0xf0 | (cp >> 18); b[p++] = 0x80 | ((cp >> 12) & 63); b[p++] = 0x80 | ((cp >> 6) & 63); b[p++] = 0x80 | (cp & 63);
+        i++;
+      } else {
+        // A lone surrogate: JSON.stringify writes it as an escape (well-formed JSON.stringify).
+        b[p++] = 92; b[p++] = 117;
+        b[p++] = HEX.charCodeAt(c >> 12); b[p++] = HEX.charCodeAt((c >> 8) & 15); b[p++] = HEX.charCodeAt((c >> 4) & 15); b[p++] = HEX.charCodeAt(c & 15);
+      }
+    } else {
+      b[p++] = 0xe0 | (c >> 12); b[p++] = 0x80 | ((c >> 6) & 63); b[p++] = 0x80 | (c & 63);
+    }
+  }
+  b[p++] = 34;
+  return p;
+}
 
 /**
  * Encodes lines into a Buffer slab. Full or timed-out slab regions are handed to the destination;
@@ -52,9 +148,8 @@ export class AccessLineEncoder {
   private start = 0;
   private pos = 0;
   private lastSec = -1;
-  private lastMs = -1;
-  /** `2026-11-26T06:17:37.` — the ISO time up to the milliseconds, cached per second. */
-  private timePrefix = '';
+  /** `2026-11-26T06:17:37.` — the ISO time up to the milliseconds, as bytes, cached per second. */
+  private timePrefix: Uint8Array = enc8('');
   /** After the time: the constant bindings (the node id may be any text: kept as UTF-8 bytes). */
   private readonly bindings: Uint8Array;
 
@@ -68,26 +163,35 @@ export class AccessLineEncoder {
     const need = 512 + this.bindings.length + 6 * (f.client.length + f.method.length + f.host.length + f.path.length + f.backend.length +
       f.server.length + f.term.length + f.request_id.length + (f.rule === null ? 0 : f.rule.length));
     if (this.slab.length - this.pos < need) this.newSlab(need);
-    this.ascii('{"level":30,"time":"');
-    this.time(epochMs);
-    this.bytes(this.bindings);
-    this.str(f.client);
-    this.ascii(',"method":'); this.str(f.method);
-    this.ascii(',"host":'); this.str(f.host);
-    this.ascii(',"path":'); this.str(f.path);
-    this.ascii(',"status":'); this.num(f.status);
-    this.ascii(',"bytes_in":'); this.num(f.bytes_in);
-    this.ascii(',"bytes_out":'); this.num(f.bytes_out);
-    this.ascii(',"Ta":'); this.num(f.Ta);
-    this.ascii(',"Tw":'); this.num(f.Tw);
-    this.ascii(',"Tr":'); this.num(f.Tr);
-    this.ascii(',"backend":'); this.str(f.backend);
-    this.ascii(',"server":'); this.str(f.server);
-    this.ascii(',"retries":'); this.num(f.retries);
-    this.ascii(',"term":'); this.str(f.term);
-    this.ascii(',"rule":'); if (f.rule === null) this.ascii('null'); else this.str(f.rule);
-    this.ascii(',"request_id":'); this.str(f.request_id);
-    this.ascii('}\n');
+    const b = this.slab;
+    let p = putBytes(b, this.pos, K_START);
+    // ISO-8601 UTC with milliseconds; the part up to the second is formatted once per second.
+    const sec = Math.floor(epochMs / 1000);
+    if (sec !== this.lastSec) { this.lastSec = sec; this.timePrefix = enc8(new Date(sec * 1000).toISOString().slice(0, 20)); }
+    p = putBytes(b, p, this.timePrefix);
+    const ms = epochMs - sec * 1000;
+    b[p++] = 48 + ((ms / 100) | 0);
+    b[p++] = 48 + (((ms / 10) | 0) % 10);
+    b[p++] = 48 + (ms % 10);
+    p = putBytes(b, p, this.bindings);
+    p = putStr(b, p, f.client);
+    p = putStr(b, putBytes(b, p, K_METHOD), f.method);
+    p = putStr(b, putBytes(b, p, K_HOST), f.host);
+    p = putStr(b, putBytes(b, p, K_PATH), f.path);
+    p = putNum(b, putBytes(b, p, K_STATUS), f.status);
+    p = putNum(b, putBytes(b, p, K_BYTES_IN), f.bytes_in);
+    p = putNum(b, putBytes(b, p, K_BYTES_OUT), f.bytes_out);
+    p = putNum(b, putBytes(b, p, K_TA), f.Ta);
+    p = putNum(b, putBytes(b, p, K_TW), f.Tw);
+    p = putNum(b, putBytes(b, p, K_TR), f.Tr);
+    p = putStr(b, putBytes(b, p, K_BACKEND), f.backend);
+    p = putStr(b, putBytes(b, p, K_SERVER), f.server);
+    p = putNum(b, putBytes(b, p, K_RETRIES), f.retries);
+    p = putStr(b, putBytes(b, p, K_TERM), f.term);
+    p = putBytes(b, p, K_RULE);
+    p = f.rule === null ? putBytes(b, p, K_NULL) : putStr(b, p, f.rule);
+    p = putStr(b, putBytes(b, p, K_REQUEST_ID), f.request_id);
+    this.pos = putBytes(b, p, K_END);
   }
 
   /** Bytes encoded and not taken yet. */
@@ -109,91 +213,6 @@ export class AccessLineEncoder {
     this.slab = next;
     this.start = 0;
     this.pos = pending.length;
-  }
-
-  private ascii(s: string): void {
-    const b = this.slab;
-    let p = this.pos;
-    for (let i = 0; i < s.length; i++) b[p++] = s.charCodeAt(i);
-    this.pos = p;
-  }
-
-  private bytes(u: Uint8Array): void {
-    const b = this.slab;
-    let p = this.pos;
-    for (let i = 0; i < u.length; i++) b[p++] = u[i];
-    this.pos = p;
-  }
-
-  private num(n: number): void {
-    if ((n | 0) === n && n >= 0) {
-      // Small non-negative integers (all but the odd -1 timer): digits straight into the slab.
-      const b = this.slab;
-      if (n < 10) { b[this.pos++] = 48 + n; return; }
-      let digits = 1;
-      for (let v = n; v >= 10; v = (v / 10) | 0) digits++;
-      let p = this.pos + digits;
-      this.pos = p;
-      for (let v = n; ; ) { const q = (v / 10) | 0; b[--p] = 48 + v - q * 10; v = q; if (v === 0) break; }
-      return;
-    }
-    this.ascii(Number.isFinite(n) ? String(n) : 'null');
-  }
-
-  /** A JSON string literal, UTF-8, escaped exactly as JSON.stringify (and so pino) does. */
-  private str(s: string): void {
-    const b = this.slab;
-    let p = this.pos;
-    b[p++] = 34;
-    for (let i = 0; i < s.length; i++) {
-      const c = s.charCodeAt(i);
-      if (c >= 0x20 && c < 0x80) {
-        if (c === 34 || c === 92) { b[p++] = 92; }
-        b[p++] = c;
-      } else if (c < 0x20) {
-        b[p++] = 92;
-        switch (c) {
-          case 8: b[p++] = 98; break; // \b
-          case 9: b[p++] = 116; break; // \t
-          case 10: b[p++] = 110; break; // \n
-          case 12: b[p++] = 102; break; // \f
-          case 13: b[p++] = 114; break; // \r
-          default: b[p++] = 117; b[p++] = 48; b[p++] = 48; b[p++] = HEX.charCodeAt(c >> 4); b[p++] = HEX.charCodeAt(c & 15);
-        }
-      } else if (c < 0x800) {
-        b[p++] = 0xc0 | (c >> 6); b[p++] = 0x80 | (c & 63);
-      } else if (c >= 0xd800 && c <= 0xdfff) {
-        const d = i + 1 < s.length ? s.charCodeAt(i + 1) : 0;
-        if (c <= 0xdbff && d >= 0xdc00 && d <= 0xdfff) {
-          const cp = 0x10000 + ((c - 0xd800) << 10) + (d - 0xdc00);
-          b[p++] = 0xf0 | (cp >> 18); b[p++] = 0x80 | ((cp >> 12) & 63); b[p++] = 0x80 | ((cp >> 6) & 63); b[p++] = 0x80 | (cp & 63);
-          i++;
-        } else {
-          // A lone surrogate: JSON.stringify writes it as an escape (well-formed JSON.stringify).
-          b[p++] = 92; b[p++] = 117;
-          b[p++] = HEX.charCodeAt(c >> 12); b[p++] = HEX.charCodeAt((c >> 8) & 15); b[p++] = HEX.charCodeAt((c >> 4) & 15); b[p++] = HEX.charCodeAt(c & 15);
-        }
-      } else {
-        b[p++] = 0xe0 | (c >> 12); b[p++] = 0x80 | ((c >> 6) & 63); b[p++] = 0x80 | (c & 63);
-      }
-    }
-    b[p++] = 34;
-    this.pos = p;
-  }
-
-  /** ISO-8601 UTC with milliseconds; the part up to the second is formatted once per second. */
-  private time(ms: number): void {
-    if (ms !== this.lastMs) {
-      this.lastMs = ms;
-      const sec = Math.floor(ms / 1000);
-      if (sec !== this.lastSec) { this.lastSec = sec; this.timePrefix = new Date(sec * 1000).toISOString().slice(0, 20); }
-    }
-    this.ascii(this.timePrefix);
-    const m = ms - this.lastSec * 1000;
-    const b = this.slab;
-    b[this.pos++] = 48 + ((m / 100) | 0);
-    b[this.pos++] = 48 + (((m / 10) | 0) % 10);
-    b[this.pos++] = 48 + (m % 10);
   }
 }
 

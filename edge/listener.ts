@@ -81,7 +81,8 @@ class UwsExchange implements ClientIO {
   private bodySink: RequestBodySink | null = null;
   private early: Buffer[] | null = null;
   private earlyBytes = 0;
-  private bodyEnded = false;
+  /** The last request body byte arrived (or the request frames no body). */
+  bodyEnded = false;
   private paused = false;
   // response body
   private total = -1;
@@ -230,7 +231,8 @@ class UwsExchange implements ClientIO {
     this.headPending = true;
     pendingHeads.push(this);
     if (pendingHeads.length === 1) setImmediate(flushPendingHeads);
-    this.res.onWritable(this.onWritable);
+    // onWritable is registered only when a write is refused (writeResponseBody), as uWS's own
+    // examples do: most responses never need it, and each registration is a persistent handle.
   }
 
   /** Writes the response head if it is still held back (inside a cork). */
@@ -252,7 +254,12 @@ class UwsExchange implements ClientIO {
       const [ok, done] = tryEndResult;
       if (done) { this.finished = true; return true; }
       // copy: the chunk is only valid during this call (the upstream's shared read buffer)
-      if (!ok) { this.pending = Buffer.from(chunk); this.pendingOffset = offset; return false; }
+      if (!ok) {
+        this.pending = Buffer.from(chunk);
+        this.pendingOffset = offset;
+        this.res.onWritable(this.onWritable);
+        return false;
+      }
       return true;
     }
     this.writeOk = true;
@@ -260,6 +267,7 @@ class UwsExchange implements ClientIO {
       this.chunk = i === 0 && chunk.length <= PIECE ? chunk : chunk.subarray(i, i + PIECE);
       (corkEx = this, this.res.cork(corkedWriteFn));
     }
+    if (!this.writeOk) this.res.onWritable(this.onWritable);
     return this.writeOk;
   }
 
@@ -510,8 +518,11 @@ export function openListener(opts: ListenerOptions, handler: RequestHandler): Pr
     req.forEach(collectHeader);
     tx.headers = collectHeaders;
     collectTx = null;
-    // always (except upgrades, which carry no body): it also arms uWS's own body-rate floor (uws-notes §2)
-    if (!upgrade) res.onData(ex.onData);
+    // Every request that frames a body gets onData: it also arms uWS's own body-rate floor (uws-notes §2).
+    // One without Content-Length or Transfer-Encoding has no body (RFC 9112 §6.3): registering a
+    // handler there only cost a persistent handle and a native→JS call per request.
+    if (seenCL === 0 && seenTE === 0) ex.bodyEnded = true;
+    else if (!upgrade) res.onData(ex.onData);
 
     let reject = 0, reason = '';
     const urlLength = tx.path.length + tx.query.length;

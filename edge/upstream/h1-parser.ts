@@ -369,7 +369,7 @@ export class ResponseParser {
       while (ve > vs && (b[ve - 1] === SP || b[ve - 1] === HTAB)) ve--;
       p += 2;
       if (++count > this.maxHeaderCount) { this.fail('too many header fields', 0); return; }
-      const name = (b as unknown as Latin1Slicer).latin1Slice(ns, ne).toLowerCase();
+      const name = knownName(b, ns, ne) ?? (b as unknown as Latin1Slicer).latin1Slice(ns, ne).toLowerCase();
       const value = (b as unknown as Latin1Slicer).latin1Slice(vs, ve);
       headers.push(name, value);
       switch (ne - ns) {
@@ -432,6 +432,31 @@ export class ResponseParser {
     }
     this.headContinue = this.handler.onParsedHead(status, headers, this.keepAlive);
   }
+}
+
+// Common response header names, matched case-insensitively on the bytes and returned as constant
+// lower-case strings: no slice and no toLowerCase per header, and the strings' hashes stay cached
+// for the Set lookups downstream (hop-by-hop filters).
+const KNOWN_NAMES = ['content-type', 'content-length', 'date', 'server', 'connection', 'set-cookie', 'cache-control',
+  'last-modified', 'etag', 'transfer-encoding', 'location', 'expires', 'vary', 'content-encoding', 'accept-ranges',
+  'keep-alive', 'age', 'pragma', 'x-frame-options', 'x-content-type-options', 'strict-transport-security',
+  'content-security-policy', 'access-control-allow-origin', 'content-disposition', 'content-language', 'link'];
+const KNOWN_BY_LENGTH: { name: string; codes: Uint8Array }[][] = [];
+for (const name of KNOWN_NAMES) {
+  (KNOWN_BY_LENGTH[name.length] ??= []).push({ name, codes: Uint8Array.from(name, (c) => c.charCodeAt(0)) });
+}
+
+/** The constant lower-case name for b[ns, ne) when it is a common header (a token: | 0x20 folds letters only). */
+function knownName(b: Buffer, ns: number, ne: number): string | null {
+  const list = KNOWN_BY_LENGTH[ne - ns];
+  if (list === undefined) return null;
+  for (let k = 0; k < list.length; k++) {
+    const codes = list[k].codes;
+    let i = 0;
+    while (i < codes.length && (b[ns + i] | 0x20) === codes[i]) i++;
+    if (i === codes.length) return list[k].name;
+  }
+  return null;
 }
 
 /** 1*DIGIT, or a list of identical 1*DIGIT values ("5, 5"). Returns -1 when invalid. */
