@@ -60,17 +60,31 @@ test('a typical line, and many lines across slabs stay whole and in order', () =
   assert.equal(ourLine('n1', f, ms), pinoLine('n1', f, ms));
   assert.equal(ourLine('n1', f, ms), '{"level":30,"time":"2026-11-26T06:17:37.005Z","node":"n1","log":"access","client":"203.0.113.7","method":"GET","host":"shop.example","path":"/cart","status":200,"bytes_in":0,"bytes_out":1234,"Ta":3,"Tw":0,"Tr":2,"backend":"shop","server":"web1","retries":0,"term":"--","rule":null,"request_id":"n1-1a"}\n');
   const enc = new AccessLineEncoder('n1');
-  const parts: Buffer[] = [];
+  // Regions are held (not copied) while the encoder goes on through several slabs: none may be overwritten.
+  const held: Buffer[] = [];
   for (let i = 0; i < 5000; i++) {
     enc.encode({ ...f, path: `/p${i}`, bytes_out: i, request_id: 'x'.repeat(i % 300) }, ms + i);
-    if (i % 777 === 0) parts.push(Buffer.from(enc.take() as Buffer)); // copied: the test keeps them
+    if (i % 777 === 0) held.push(enc.take() as Buffer);
   }
-  parts.push(Buffer.from(enc.take() as Buffer));
-  const lines = Buffer.concat(parts).toString('utf8').trimEnd().split('\n');
+  held.push(enc.take() as Buffer);
+  const slabsUsed = new Set(held.map((r) => r.buffer));
+  assert.ok(slabsUsed.size >= 2, 'the lines span several slabs');
+  const lines = Buffer.concat(held).toString('utf8').trimEnd().split('\n');
   assert.equal(lines.length, 5000);
   lines.forEach((l, i) => {
     const o = JSON.parse(l) as Record<string, unknown>;
     assert.equal(o.path, `/p${i}`);
     assert.equal(o.time, new Date(ms + i).toISOString());
   });
+  // Once written (released), a slab is reused for later lines instead of a new allocation.
+  for (const r of held) enc.release(r);
+  const later: Buffer[] = [];
+  for (let i = 0; i < 12000; i++) {
+    enc.encode({ ...f, path: `/q${i}` }, ms);
+    if (i % 1000 === 999) { const r = enc.take() as Buffer; later.push(Buffer.from(r)); assert.ok(r.length > 0); if (slabsUsed.has(r.buffer)) slabsUsed.delete(r.buffer); enc.release(r); }
+  }
+  assert.ok(slabsUsed.size < new Set(held.map((r) => r.buffer)).size, 'a released slab was reused');
+  const again = Buffer.concat(later).toString('utf8').trimEnd().split('\n');
+  assert.equal(again.length, 12000);
+  again.forEach((l, i) => assert.equal((JSON.parse(l) as { path: string }).path, `/q${i}`));
 });
