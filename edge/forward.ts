@@ -71,7 +71,7 @@ export class ForwardAttempt implements UpstreamSink, RequestBodySink, ResponseDr
         path: tx.query === '' ? tx.path : `${tx.path}?${tx.query}`,
         headers: this.requestHeaders,
         bodyLength: tx.bodyLength,
-        ...(proxyHeader !== undefined ? { proxyHeader } : {}),
+        proxyHeader,
       }, this.timeouts, this);
     } catch (err) {
       // The upstream client refused to serialise this request (or has a bug). It fails this request

@@ -88,6 +88,8 @@ class UwsExchange implements ClientIO {
   private total = -1;
   private pending: Buffer | null = null;
   private pendingOffset = 0;
+  /** Body bytes uWS has taken for a Content-Length response (what res.getWriteOffset() would say). */
+  private bodyWritten = 0;
   private drain: ResponseDrainSink | null = null;
   private chunk: Buffer = EMPTY_BUF;
   private writeOk = true;
@@ -156,6 +158,7 @@ class UwsExchange implements ClientIO {
     const [ok, done] = this.res.tryEnd(p.subarray(offset - this.pendingOffset), this.total);
     if (done) { this.finished = true; this.pending = null; return true; }
     if (ok) {
+      this.bodyWritten = this.pendingOffset + p.length;
       this.pending = null;
       const d = this.drain;
       if (d !== null) d.onClientDrain();
@@ -248,19 +251,17 @@ class UwsExchange implements ClientIO {
   writeResponseBody(chunk: Buffer): boolean {
     if (this.finished) return true;
     if (this.total >= 0) {
-      const offset = this.res.getWriteOffset();
+      const offset = this.bodyWritten; // uWS's write offset, tracked here: one native call less per chunk
       this.chunk = chunk;
       (corkEx = this, this.res.cork(corkedTryEndFn));
       const [ok, done] = tryEndResult;
       if (done) { this.finished = true; return true; }
+      if (ok) { this.bodyWritten = offset + chunk.length; return true; }
       // copy: the chunk is only valid during this call (the upstream's shared read buffer)
-      if (!ok) {
-        this.pending = Buffer.from(chunk);
-        this.pendingOffset = offset;
-        this.res.onWritable(this.onWritable);
-        return false;
-      }
-      return true;
+      this.pending = Buffer.from(chunk);
+      this.pendingOffset = offset;
+      this.res.onWritable(this.onWritable);
+      return false;
     }
     this.writeOk = true;
     for (let i = 0; i < chunk.length; i += PIECE) {

@@ -86,10 +86,31 @@ function checkTarget(s: string): void {
     if (c <= 0x20 || c === 0x7f) throw new H1RequestError('request target contains a space or control character');
   }
 }
-function checkValue(s: string, name: string): void {
-  if (s.indexOf('\r') !== -1 || s.indexOf('\n') !== -1 || s.indexOf('\0') !== -1) {
-    throw new H1RequestError(`header ${name} value contains CR, LF or NUL`);
+/** Writes an ASCII string (method, names, our own lines: validated or constant). */
+function putAscii(b: Buffer, p: number, s: string): number {
+  for (let i = 0; i < s.length; i++) b[p++] = s.charCodeAt(i);
+  return p;
+}
+
+/** Writes s as UTF-8; returns -1 when it holds CR, LF or NUL (a header value must not). */
+function putUtf8(b: Buffer, p: number, s: string): number {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) {
+      if (c === 13 || c === 10 || c === 0) return -1;
+      b[p++] = c;
+    } else if (c < 0x800) {
+      b[p++] = 0xc0 | (c >> 6); b[p++] = 0x80 | (c & 63);
+    } else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      const cp = 0x10000 + ((c - 0xd800) << 10) + (s.charCodeAt(++i) - 0xdc00);
+      b[p++] = 0xf0 | (cp >> 18); b[p++] = 0x80 | ((cp >> 12) & 63); b[p++] = 0x80 | ((cp >> 6) & 63); b[p++] = 0x80 | (cp & 63);
+    } else {
+      // a lone surrogate is written as U+FFFD, as Buffer.from(s, 'utf8') does
+      const u = c >= 0xd800 && c <= 0xdfff ? 0xfffd : c;
+      b[p++] = 0xe0 | (u >> 12); b[p++] = 0x80 | ((u >> 6) & 63); b[p++] = 0x80 | (u & 63);
+    }
   }
+  return p;
 }
 
 /** One request/response. It is the UpstreamStream handed to the caller. */
@@ -97,7 +118,8 @@ class Exchange implements UpstreamStream {
   readonly pool: OriginPool;
   readonly sink: UpstreamSink;
   readonly timeouts: UpstreamTimeouts;
-  readonly head: string;
+  /** The request head as bytes (built once; also rewritten as is on a stale-socket replay). */
+  readonly head: Buffer;
   readonly isHead: boolean;
   readonly replayable: boolean;
   readonly bodyMode: number;
@@ -122,14 +144,22 @@ class Exchange implements UpstreamStream {
     const method = req.method;
     checkToken(method, 'method');
     checkTarget(req.path);
-    let head = method + ' ' + req.path + ' HTTP/1.1\r\n';
     const h = req.headers;
+    const bl = req.bodyLength;
+    // Upper bound of the head's bytes (UTF-8 takes at most 3 bytes per UTF-16 unit), then one pass
+    // that validates and writes: no string concatenation, no flattening, no re-encoding on write.
+    let bound = method.length + req.path.length * 3 + 64 + pool.hostHeader.length;
+    for (let i = 0; i < h.length; i++) bound += h[i].length * 3 + 4;
+    const b = Buffer.allocUnsafe(bound);
+    let p = putAscii(b, 0, method);
+    b[p++] = 32;
+    p = putUtf8(b, p, req.path);
+    p = putAscii(b, p, ' HTTP/1.1\r\n');
     let hasHost = false;
     for (let i = 0; i < h.length; i += 2) {
       const name = h[i];
       const value = h[i + 1];
       checkToken(name, 'header name');
-      checkValue(value, name);
       // framing and connection management are ours; drop whatever the caller left in
       switch (name.length) {
         case 4: if (name === 'host') hasHost = true; break;
@@ -138,24 +168,29 @@ class Exchange implements UpstreamStream {
         case 17: if (name === 'transfer-encoding') continue; break;
         default: break;
       }
-      head += name + ': ' + value + CRLF;
+      p = putAscii(b, p, name);
+      b[p++] = 58; b[p++] = 32; // ": "
+      const end = putUtf8(b, p, value);
+      if (end < 0) throw new H1RequestError(`header ${name} value contains CR, LF or NUL`);
+      p = end;
+      b[p++] = 13; b[p++] = 10;
     }
-    if (!hasHost) head += 'host: ' + pool.hostHeader + CRLF;
-    const bl = req.bodyLength;
+    if (!hasHost) p = putAscii(b, p, 'host: ' + pool.hostHeader + CRLF);
     if (bl >= 0) {
-      head += 'content-length: ' + bl + CRLF;
+      p = putAscii(b, p, 'content-length: ' + bl + CRLF);
       this.bodyMode = bl === 0 ? BODY_NONE : BODY_LENGTH;
     } else if (bl === -2) {
-      head += 'transfer-encoding: chunked\r\n';
+      p = putAscii(b, p, 'transfer-encoding: chunked\r\n');
       this.bodyMode = BODY_CHUNKED;
     } else if (bl === -1) {
-      if (bodyMethod(method)) head += 'content-length: 0\r\n';
+      if (bodyMethod(method)) p = putAscii(b, p, 'content-length: 0\r\n');
       this.bodyMode = BODY_NONE;
     } else {
       throw new H1RequestError(`invalid bodyLength ${bl}`);
     }
+    b[p++] = 13; b[p++] = 10;
+    this.head = b.subarray(0, p);
     this.bodyRemaining = bl > 0 ? bl : 0;
-    this.head = head + CRLF;
     this.isHead = method === 'HEAD';
     this.replayable = this.bodyMode === BODY_NONE && isReplayableMethod(method);
   }
@@ -164,13 +199,13 @@ class Exchange implements UpstreamStream {
   writeHead(s: net.Socket): void {
     this.headWritten = true;
     if (this.bodyMode === BODY_NONE) {
-      s.write(this.head, 'utf8'); // uWS decodes the client's bytes as UTF-8: utf8 re-encodes them byte-exact
+      s.write(this.head); // UTF-8: uWS decodes the client's bytes as UTF-8, so this re-encodes them byte-exact
       this.requestComplete = true;
       return;
     }
     // cork so the head and the first body bytes (written later in this tick) leave in one segment
     s.cork();
-    s.write(this.head, 'utf8');
+    s.write(this.head);
     const pend = this.pendingBody;
     if (pend !== null) {
       this.pendingBody = null;

@@ -15,7 +15,7 @@ export interface UpstreamRequest {
    * PROXY protocol v2 header from buildProxyV2Header() for `send_proxy: v2`. Connections are pooled per
    * (origin, header bytes), so a connection only ever carries requests of one client address.
    */
-  proxyHeader?: Buffer;
+  proxyHeader?: Buffer | undefined;
 }
 
 export type UpstreamFailureKind =

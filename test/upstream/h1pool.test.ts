@@ -313,6 +313,18 @@ describe('h1pool request validation', () => {
       assert.equal(head, `GET /p HTTP/1.1\r\nx-a: b\r\nhost: 127.0.0.1:${raw.port}\r\n\r\n`);
     } finally { await raw.close(); }
   });
+  it('writes the head as UTF-8, byte-exact, whatever the values hold', async () => {
+    // uWS hands over the client's bytes decoded from UTF-8: re-encoding must give the same bytes back.
+    let head = '';
+    const raw = await rawOrigin((sock, h) => { head = h; sock.write('HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n'); });
+    try {
+      const values = ['caf\u00e9', '\u00ff\u0080', '\u20ac 5', 'smile \ud83d\ude00', 'lone \ud800 surrogate', 'tab\there'];
+      const headers = values.flatMap((v, i) => [`x-v${i}`, v]);
+      await fetchOnce(pool, raw.url, { method: 'POST', path: '/caf\u00e9', headers: ['host', 'h', ...headers], bodyLength: -1 });
+      const expected = `POST /caf\u00e9 HTTP/1.1\r\nhost: h\r\n${values.map((v, i) => `x-v${i}: ${v}\r\n`).join('')}content-length: 0\r\n\r\n`;
+      assert.equal(Buffer.from(head, 'latin1').toString('hex'), Buffer.from(expected, 'utf8').toString('hex'));
+    } finally { await raw.close(); }
+  });
 });
 
 describe('h1pool PROXY protocol v2', () => {
