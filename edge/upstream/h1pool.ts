@@ -92,6 +92,17 @@ function putAscii(b: Buffer, p: number, s: string): number {
   return p;
 }
 
+/** Writes a header name, validating it as a token on the way; returns -1 when it is not one. */
+function putToken(b: Buffer, p: number, s: string): number {
+  if (s.length === 0) return -1;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c > 127 || TCHAR[c] === 0) return -1;
+    b[p++] = c;
+  }
+  return p;
+}
+
 /** Writes s as UTF-8; returns -1 when it holds CR, LF or NUL (a header value must not). */
 function putUtf8(b: Buffer, p: number, s: string): number {
   for (let i = 0; i < s.length; i++) {
@@ -159,7 +170,6 @@ class Exchange implements UpstreamStream {
     for (let i = 0; i < h.length; i += 2) {
       const name = h[i];
       const value = h[i + 1];
-      checkToken(name, 'header name');
       // framing and connection management are ours; drop whatever the caller left in
       switch (name.length) {
         case 4: if (name === 'host') hasHost = true; break;
@@ -168,7 +178,8 @@ class Exchange implements UpstreamStream {
         case 17: if (name === 'transfer-encoding') continue; break;
         default: break;
       }
-      p = putAscii(b, p, name);
+      p = putToken(b, p, name);
+      if (p < 0) checkToken(name, 'header name'); // throws the precise error
       b[p++] = 58; b[p++] = 32; // ": "
       const end = putUtf8(b, p, value);
       if (end < 0) throw new H1RequestError(`header ${name} value contains CR, LF or NUL`);
