@@ -14,9 +14,13 @@ import type { UpstreamClient } from './upstream/types.js';
 import { H1Pool } from './upstream/h1pool.js';
 import { compileIdentity, resolveClient, type IdentityConfig } from './identity.js';
 import { ClientGuard, type GuardConfig } from './guard.js';
-import { RedisShare, BanList, StickCounterStore, type SharedConfig, type TableConfig, type ClientLimits, type GlobalLimits, type GuardMemory } from './stick/index.js';
+import { BanList } from './stick/bans.js';
+import { StickCounterStore } from './stick/counter-store.js';
+import type { RedisShare } from './stick/redis.js';
+import type { SharedConfig, TableConfig, ClientLimits, GlobalLimits } from './stick/config.js';
+import type { GuardMemory } from './stick/shared-memory.js';
 import { GuardAdapter, RulesAdapter } from './stages.js';
-import { RuleManager } from '../rules/manager.js';
+import type { RuleManager } from '../rules/manager.js';
 import type { GeoLookup, GeoOptions } from '../geo/index.js';
 import { reloadEvent, lifecycleEvent, errorEvent } from './events/build.js';
 import type { Transaction } from './transaction.js';
@@ -101,7 +105,8 @@ export async function startEdge(cfg: EdgeConfig, opts: EdgeOptions = {}): Promis
   try {
     // --- shared state: Redis counters, bans, stick tables ---
     const sharedCfg = (cfg.sections.shared as SharedConfig | null) ?? null;
-    const share = sharedCfg ? new RedisShare(sharedCfg, { bus, workers }) : null;
+    // ioredis (~8 MB of RSS in a running edge) is loaded only when shared.redis is configured.
+    const share = sharedCfg ? new (await import('./stick/redis.js')).RedisShare(sharedCfg, { bus, workers }) : null;
     if (share) { share.start(); cleanups.push(() => share.close()); }
     const bans = new BanList({ shared: sharedCfg, client: share?.client, bus, nodeId: cfg.nodeId, channel: workers > 1 ? `portcullis-bans-${process.pid}` : undefined });
     await bans.start();
@@ -113,6 +118,8 @@ export async function startEdge(cfg: EdgeConfig, opts: EdgeOptions = {}): Promis
     const rulesCfg = (cfg.sections.rules as RulesSection | null | undefined) ?? null;
     let rules: RuleManager | null = null;
     if (rulesCfg !== null) {
+      // The rule compiler (~250 KB of JavaScript, ~2 MB of RSS) is loaded only when rules are configured.
+      const { RuleManager } = await import('../rules/manager.js');
       rules = new RuleManager({
         // Lists resolve (and are confined) relative to each rule file's own directory.
         files: rulesCfg.files, runTests: rulesCfg.runTests,

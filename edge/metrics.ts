@@ -1,12 +1,16 @@
 // Prometheus metrics (prom-client registry served at /metrics on the admin listener).
 //
+// The registry is built on the first scrape: prom-client costs ~3–6 MB of RSS once loaded, which a
+// worker thread (its counts go to the main thread, see takeDelta) and an unscraped edge never need.
+// Nothing is lost by waiting: every value lives in the cells and sources below, not in prom-client.
+//
 // Per-request cost matters: prom-client hashes the label set on every inc()/observe(), even on a
 // child from labels(). So the pipeline increments plain numbers in cells that are looked up once
 // per label combination and cached (nested Maps + an array indexed by status, no string built per
 // request); the numbers are copied into prom-client at scrape time (collect()). Gauges that
 // describe state (queue length, active connections per server, stick-table size, bans, Redis) are
 // read from the bound sources at scrape time too.
-import client from 'prom-client';
+import type { Counter, Gauge, Metric, Registry } from 'prom-client';
 import type { SinkStats } from './events/ring.js';
 
 /** What the metrics read at scrape time; the admin server binds these from its targets. */
@@ -56,8 +60,12 @@ function unsent(c: CountCell): number {
 
 const NONE = '-';
 
+type PromClient = typeof import('prom-client');
+
 export class Metrics {
-  readonly registry = new client.Registry();
+  private readonly prefix: string;
+  private readonly defaultMetrics: boolean;
+  private registryReady: Promise<Registry> | null = null;
   private readonly reqCells = new Map<string, Map<string, (CountCell | undefined)[]>>();
   private readonly reqList: CountCell[] = [];
   private readonly latCells = new Map<string, LatencyCell>();
@@ -83,13 +91,23 @@ export class Metrics {
   readonly latencyAll: LatencyCell = { backend: '*', buckets: new Float64Array(LATENCY_BUCKETS.length), sum: 0, count: 0 };
 
   constructor(opts: { prefix?: string; defaultMetrics?: boolean } = {}) {
-    const p = opts.prefix ?? 'portcullis_';
-    const reg = this.registry;
+    this.prefix = opts.prefix ?? 'portcullis_';
+    this.defaultMetrics = opts.defaultMetrics === true;
+  }
+
+  private registry(): Promise<Registry> {
+    return this.registryReady ??= import('prom-client').then((m) => this.buildRegistry(m.default));
+  }
+
+  /** prom-client metrics that read the cells and sources at scrape time (collect()). */
+  private buildRegistry(client: PromClient): Registry {
+    const p = this.prefix;
+    const reg = new client.Registry();
     const self = this;
     const cellCounter = (name: string, help: string, labelNames: string[], cells: () => Iterable<CountCell>): void => {
       new client.Counter({
         name: p + name, help, labelNames, registers: [reg],
-        collect(this: client.Counter<string>) {
+        collect(this: Counter<string>) {
           this.reset();
           for (const c of cells()) this.inc(c.labels, c.value);
         },
@@ -104,29 +122,29 @@ export class Metrics {
     cellCounter('upstream_errors_total', 'Upstream failures by backend and kind (connect, reset, timeout_*, protocol)', ['backend', 'kind'], () => this.upstreamErrList);
 
     reg.registerMetric(new CellHistogram(p + 'http_request_duration_seconds',
-      'Time from request head to end of response (HAProxy Ta), by backend', () => this.latCells.values()) as unknown as client.Metric);
+      'Time from request head to end of response (HAProxy Ta), by backend', () => this.latCells.values()) as unknown as Metric);
 
     new client.Gauge({
       name: p + 'client_connections_active', help: 'Client requests in flight on the edge listeners (between request head and end of response)', registers: [reg],
-      collect(this: client.Gauge<string>) { this.set(self.activeNow); },
+      collect(this: Gauge<string>) { this.set(self.activeNow); },
     });
     new client.Gauge({
       name: p + 'backend_queue_length', help: 'Requests waiting in the backend queue', labelNames: ['backend'], registers: [reg],
-      collect(this: client.Gauge<string>) {
+      collect(this: Gauge<string>) {
         this.reset();
         for (const pool of self.sources.pools?.() ?? []) this.set({ backend: pool.name }, pool.queueLength());
       },
     });
     new client.Gauge({
       name: p + 'server_active_connections', help: 'Requests in flight to each server', labelNames: ['backend', 'server'], registers: [reg],
-      collect(this: client.Gauge<string>) {
+      collect(this: Gauge<string>) {
         this.reset();
         for (const pool of self.sources.pools?.() ?? []) for (const s of pool.servers()) this.set({ backend: pool.name, server: s.name }, s.active);
       },
     });
     new client.Gauge({
       name: p + 'server_weight', help: 'Configured or admin-set server weight', labelNames: ['backend', 'server'], registers: [reg],
-      collect(this: client.Gauge<string>) {
+      collect(this: Gauge<string>) {
         this.reset();
         for (const pool of self.sources.pools?.() ?? []) for (const s of pool.servers()) this.set({ backend: pool.name, server: s.name }, s.weight);
       },
@@ -134,32 +152,32 @@ export class Metrics {
     new client.Gauge({
       name: p + 'server_up', help: 'Server state: 1 when up (takes new traffic), 0 when down, drain or maint; `state` label names it',
       labelNames: ['backend', 'server', 'state'], registers: [reg],
-      collect(this: client.Gauge<string>) {
+      collect(this: Gauge<string>) {
         this.reset();
         for (const pool of self.sources.pools?.() ?? []) for (const s of pool.servers()) this.set({ backend: pool.name, server: s.name, state: s.state }, s.state === 'up' ? 1 : 0);
       },
     });
     new client.Gauge({
       name: p + 'stick_table_entries', help: 'Entries in each stick table (local node)', labelNames: ['table'], registers: [reg],
-      collect(this: client.Gauge<string>) {
+      collect(this: Gauge<string>) {
         this.reset();
         for (const t of self.sources.tables?.() ?? []) this.set({ table: t.name }, t.size);
       },
     });
     new client.Gauge({
       name: p + 'bans_active', help: 'Keys banned now', registers: [reg],
-      collect(this: client.Gauge<string>) { this.set(self.sources.bans?.() ?? 0); },
+      collect(this: Gauge<string>) { this.set(self.sources.bans?.() ?? 0); },
     });
     new client.Gauge({
       name: p + 'redis_up', help: 'Shared-counter Redis: 1 ok, 0 degraded (local-only counters), -1 not configured', registers: [reg],
-      collect(this: client.Gauge<string>) {
+      collect(this: Gauge<string>) {
         const s = self.sources.redisState?.() ?? 'off';
         this.set(s === 'ok' ? 1 : s === 'degraded' ? 0 : -1);
       },
     });
     new client.Counter({
       name: p + 'events_dropped_total', help: 'Security events a sink dropped because it fell behind or was down, by sink', labelNames: ['sink'], registers: [reg],
-      collect(this: client.Counter<string>) {
+      collect(this: Counter<string>) {
         for (const src of self.sinkSources) for (const s of src()) {
           const prev = self.sinkReported.get(s.name) ?? 0;
           if (s.dropped > prev) { this.inc({ sink: s.name }, s.dropped - prev); self.sinkReported.set(s.name, s.dropped); }
@@ -167,7 +185,8 @@ export class Metrics {
         }
       },
     });
-    if (opts.defaultMetrics === true) client.collectDefaultMetrics({ register: reg, prefix: p });
+    if (this.defaultMetrics) client.collectDefaultMetrics({ register: reg, prefix: p });
+    return reg;
   }
 
   /** Attach (or replace) the state sources read at scrape time. */
@@ -311,9 +330,14 @@ export class Metrics {
     return quantile(this.latencyAll, q);
   }
 
+  /** Prometheus text exposition and its content type. */
+  async exposition(): Promise<{ body: string; contentType: string }> {
+    const reg = await this.registry();
+    return { body: await reg.metrics(), contentType: reg.contentType };
+  }
+
   /** Prometheus text exposition. */
-  async text(): Promise<string> { return this.registry.metrics(); }
-  get contentType(): string { return this.registry.contentType; }
+  async text(): Promise<string> { return (await this.exposition()).body; }
 }
 
 function labelled(m: Map<string, CountCell>, label: string, value: string): CountCell {

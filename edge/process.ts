@@ -13,7 +13,7 @@ import { Metrics } from './metrics.js';
 import { startEventSinks } from './events/index.js';
 import { startAdminServer, type AdminServer } from './admin/server.js';
 import { adminTargetsFor, bindMetricSources, MetricsObserver, WorkerFanout } from './ops.js';
-import type { WorkerReport } from './worker.js';
+import type { WorkerInit, WorkerReport } from './worker.js';
 import { lifecycleEvent } from './events/build.js';
 
 const WORKER_ENTRY = fileURLToPath(new URL('./worker.js', import.meta.url));
@@ -45,7 +45,7 @@ export async function runEdgeProcess(cfg: EdgeConfig, opts: { handleSignals?: bo
   if (sharedCfg !== null && redisUrl === undefined) {
     logLine(40, `shared.redis is a ${sharedCfg.redis.kind}: the event stream and admin state use the local node only (state file)`);
   }
-  const sinks = startEventSinks(bus, {
+  const sinks = await startEventSinks(bus, {
     log: eventsCfg.log,
     redis: redisUrl !== undefined ? { url: redisUrl, stream: eventsCfg.redisStream, maxLen: eventsCfg.streamMaxLen } : null,
     capacity: eventsCfg.capacity,
@@ -70,7 +70,7 @@ export async function runEdgeProcess(cfg: EdgeConfig, opts: { handleSignals?: bo
   let stopping = false;
   const workers = new Map<number, Worker>();
   const spawnWorker = (index: number): Promise<void> => new Promise((resolve, reject) => {
-    const w = new Worker(WORKER_ENTRY, { workerData: { configFile: cfg.file, index, shared } });
+    const w = new Worker(WORKER_ENTRY, { workerData: { config: cfg, index, shared } satisfies WorkerInit });
     workers.set(index, w);
     // Attached before it is ready: the worker reads the replayed admin state before serving traffic.
     fanout?.attach(w);

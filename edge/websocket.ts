@@ -11,7 +11,7 @@
 // * client → server: uWS 20.43 cannot pause reading a WebSocket, so the bytes queued towards the
 //   server are bounded instead: above max_backpressure the tunnel is closed with 1013 (try again later).
 import { connect as netConnect, type Socket } from 'node:net';
-import WebSocket from 'ws';
+import type WebSocket from 'ws';
 import type { ClientIO } from './exchange.js';
 import type { Transaction } from './transaction.js';
 import type { UpstreamFailure, UpstreamTimeouts } from './upstream/types.js';
@@ -143,6 +143,14 @@ export class WebSocketRuntime {
   }
 }
 
+// `ws` is loaded by the first tunnel, not at start: an edge without WebSocket traffic never needs it.
+type WebSocketClass = typeof WebSocket;
+let wsClass: WebSocketClass | null = null;
+let wsLoading: Promise<WebSocketClass> | null = null;
+function loadWs(): Promise<WebSocketClass> {
+  return wsLoading ??= import('ws').then((m) => { wsClass = m.default; return m.default; });
+}
+
 /** Request headers the `ws` client sets itself, or that are negotiated per hop. */
 const WS_SKIP = new Set(['sec-websocket-key', 'sec-websocket-version', 'sec-websocket-extensions', 'sec-websocket-protocol']);
 
@@ -200,6 +208,15 @@ export class WsTunnel {
       return;
     }
     this.reserved = true;
+    if (wsClass !== null) { this.connect(wsClass); return; }
+    loadWs().then((Ws) => { if (!this.done) this.connect(Ws); },
+      (err: Error) => this.fail({ kind: 'protocol', requestSent: false, message: `websocket request not sent: ${err.message}` }));
+  }
+
+  /** Opens the server side (the slot is reserved). */
+  private connect(Ws: WebSocketClass): void {
+    const tx = this.tx;
+    const limits = this.runtime.limits;
     const headers: Record<string, string> = {};
     const h = this.headers;
     for (let i = 0; i < h.length; i += 2) {
@@ -211,7 +228,7 @@ export class WsTunnel {
     const url = `ws${this.origin.slice(4)}${tx.query === '' ? tx.path : `${tx.path}?${tx.query}`}`;
     let up: WebSocket;
     try {
-      up = new WebSocket(url, protocols, {
+      up = new Ws(url, protocols, {
         headers,
         perMessageDeflate: false,
         maxPayload: limits.maxMessage,
@@ -315,7 +332,7 @@ export class WsTunnel {
 
   clientMessage(data: Buffer, binary: boolean): void {
     const up = this.up;
-    if (up === null || this.done || up.readyState !== WebSocket.OPEN) return;
+    if (up === null || this.done || up.readyState !== up.OPEN) return;
     this.lastActivity = Date.now();
     this.tx.bytesIn += data.length;
     up.send(data, { binary });
@@ -335,7 +352,7 @@ export class WsTunnel {
     this.client = null;
     if (this.done) return;
     const up = this.up;
-    if (up !== null && up.readyState === WebSocket.OPEN) up.close(sendableCloseCode(code), shortReason(reason.toString()));
+    if (up !== null && up.readyState === up.OPEN) up.close(sendableCloseCode(code), shortReason(reason.toString()));
     else up?.terminate();
     this.finish();
   }
@@ -347,7 +364,7 @@ export class WsTunnel {
     this.endClient(code, reason);
     const up = this.up;
     if (up !== null) {
-      if (up.readyState === WebSocket.OPEN) up.close(sendableCloseCode(code), shortReason(reason));
+      if (up.readyState === up.OPEN) up.close(sendableCloseCode(code), shortReason(reason));
       else up.terminate();
     }
     this.finish();

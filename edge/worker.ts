@@ -6,8 +6,8 @@
 //    MAX_PENDING_EVENTS unsent events it drops and counts, like every sink),
 //  - reports its request counters to the main thread as increments every METRICS_MS.
 import { parentPort, workerData } from 'node:worker_threads';
-import { loadConfigFile } from './config/load.js';
 import { startEdge } from './edge.js';
+import type { EdgeConfig } from './config/normalize.js';
 import type { EdgeEvent } from './events.js';
 import { EventBus } from './events.js';
 import { Metrics } from './metrics.js';
@@ -15,7 +15,13 @@ import { MetricsObserver, applyWorkerCommand, isWorkerCommand } from './ops.js';
 import { isRemoteBanEvent } from './events/build.js';
 
 export interface WorkerInit {
-  configFile: string;
+  /**
+   * The main thread's config (plain data, structured-cloned). A worker does not read the file
+   * itself: every thread runs the same config (a random default sticky secret included, so a
+   * cookie set by one thread is honoured by the others), and the YAML parser and schema validator
+   * are not loaded again in every thread.
+   */
+  config: EdgeConfig;
   index: number;
   /** Shared memory created by the main thread (per-client guard counters, server active counts). */
   shared: Record<string, unknown>;
@@ -34,7 +40,7 @@ async function run(): Promise<void> {
   const init = workerData as WorkerInit;
   const port = parentPort;
   if (port === null) throw new Error('edge/worker.js must run as a worker thread');
-  const cfg = loadConfigFile(init.configFile);
+  const cfg = init.config;
   const bus = new EventBus({ node: cfg.nodeId });
   const metrics = new Metrics();
 

@@ -7,7 +7,10 @@
 // Relative paths are resolved against the config file's directory.
 
 import { isAbsolute, resolve } from 'node:path';
-import { DEFAULT_GEO_CACHE_SIZE, type GeoOptions } from './lookup.js';
+import type { GeoOptions } from './lookup.js';
+
+/** Geo results cached per address by default. Defined here, not in lookup.ts: reading the config must not load maxmind. */
+export const DEFAULT_GEO_CACHE_SIZE = 10_000;
 
 export const MAX_GEO_CACHE_SIZE = 10_000_000;
 

@@ -19,6 +19,7 @@ import maxmind from 'maxmind';
 import { parseIp, formatIp } from '../rules/ip.js';
 import { watchFiles } from '../rules/lists.js';
 import { LruCache } from './lru.js';
+import { DEFAULT_GEO_CACHE_SIZE } from './config.js';
 
 export interface GeoResult {
   readonly country: string | null;
@@ -54,7 +55,7 @@ export interface GeoLookup {
   reload(): Promise<void>;
 }
 
-export const DEFAULT_GEO_CACHE_SIZE = 10_000;
+export { DEFAULT_GEO_CACHE_SIZE };
 const BUNDLED_COUNTRY_DB = '@ip-location-db/geo-whois-asn-country-mmdb/geo-whois-asn-country.mmdb';
 
 const NO_RESULT: GeoResult = Object.freeze({ country: null, asn: null, asOrg: null });

@@ -125,7 +125,8 @@ export class AdminApi {
   }
 
   private async metricsText(): Promise<Reply> {
-    return { status: 200, body: await this.d.metrics.text(), type: this.d.metrics.contentType };
+    const { body, contentType } = await this.d.metrics.exposition();
+    return { status: 200, body, type: contentType };
   }
 
   private servers(): unknown[] {

@@ -5,7 +5,7 @@
 import { createServer } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { WebSocketServer } from 'ws';
+import type { WebSocketServer } from 'ws';
 import type { EventBus } from '../events.js';
 import { authFailureEvent, eventClient } from '../events/build.js';
 import { BlockStats } from '../events/stats.js';
@@ -15,7 +15,7 @@ import { AdminApi, HttpError, readJson } from './api.js';
 import type { Call, Reply } from './api.js';
 import { TokenAuth, bearer, wsToken } from './auth.js';
 import { RateSampler } from './sampler.js';
-import { FileStateStore, MemoryStateStore, RedisStateStore } from './state-store.js';
+import { FileStateStore, MemoryStateStore } from './state-store.js';
 import type { StateStore } from './state-store.js';
 import { loadDashboard } from './static.js';
 import type { AdminTargets } from './targets.js';
@@ -67,7 +67,8 @@ const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 's
 export async function startAdminServer(cfg: AdminServerConfig, targets: AdminTargets, bus: EventBus, metrics: Metrics): Promise<AdminServer> {
   const { host, port } = parseAddress(cfg.address);
   const auth = new TokenAuth(cfg.token, cfg.tokens);
-  const store: StateStore = cfg.redisUrl ? new RedisStateStore(cfg.redisUrl, cfg.statePrefix)
+  // ioredis (~8 MB of RSS) is loaded only when the state lives in Redis.
+  const store: StateStore = cfg.redisUrl ? new (await import('./redis-state-store.js')).RedisStateStore(cfg.redisUrl, cfg.statePrefix)
     : cfg.stateFile ? new FileStateStore(cfg.stateFile) : new MemoryStateStore();
   const files = loadDashboard();
   const feed = new EventFeed(bus);
@@ -113,10 +114,18 @@ export async function startAdminServer(cfg: AdminServerConfig, targets: AdminTar
   });
   sampler.start();
 
-  const wss = new WebSocketServer({
-    noServer: true,
-    maxPayload: 64 * 1024,
-    handleProtocols: (protocols) => (protocols.has('portcullis') ? 'portcullis' : false),
+  // The live feed's WebSocketServer (and `ws` itself) is created on the first feed connection: most
+  // admin listeners only ever answer /metrics and the JSON API.
+  let wss: WebSocketServer | null = null;
+  let closed = false;
+  let wssLoading: Promise<WebSocketServer> | null = null;
+  const feedServer = (): Promise<WebSocketServer> => wssLoading ??= import('ws').then(({ WebSocketServer: Server }) => {
+    wss = new Server({
+      noServer: true,
+      maxPayload: 64 * 1024,
+      handleProtocols: (protocols) => (protocols.has('portcullis') ? 'portcullis' : false),
+    });
+    return wss;
   });
 
   const unauthorized = (req: IncomingMessage, path: string, reason: string): void => {
@@ -191,9 +200,22 @@ export async function startAdminServer(cfg: AdminServerConfig, targets: AdminTar
       return;
     }
     const filter = parseFilter({ type: url.searchParams.get('type') ?? undefined, rule: url.searchParams.get('rule') ?? undefined, client: url.searchParams.get('client') ?? undefined, node: url.searchParams.get('node') ?? undefined });
-    wss.handleUpgrade(req, socket, head, (ws) => {
+    const upgrade = (feedWss: WebSocketServer): void => feedWss.handleUpgrade(req, socket, head, (ws) => {
       feed.add(ws, filter);
       ws.send(JSON.stringify({ kind: 'hello', node: bus.node }));
+    });
+    if (wss !== null) { upgrade(wss); return; }
+    // http has taken its own listeners off the upgraded socket: a reset while `ws` loads must not
+    // become an uncaught 'error' (handleUpgrade installs ws's handler once it runs).
+    const onError = (): void => { socket.destroy(); };
+    socket.on('error', onError);
+    feedServer().then((loaded) => {
+      socket.off('error', onError);
+      if (closed) { socket.destroy(); return; }
+      upgrade(loaded);
+    }, () => {
+      socket.off('error', onError);
+      socket.end('HTTP/1.1 500 Internal Server Error\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
     });
   });
 
@@ -211,14 +233,17 @@ export async function startAdminServer(cfg: AdminServerConfig, targets: AdminTar
     persistence: store.kind,
     reapply: () => api.reapply(),
     async close(): Promise<void> {
+      closed = true;
       sampler.stop();
       clearInterval(banTimer);
       unsubscribe();
       removeSinkSource();
       feed.stop();
       blocks.stop();
-      for (const c of wss.clients) c.terminate();
-      wss.close();
+      if (wss !== null) {
+        for (const c of wss.clients) c.terminate();
+        wss.close();
+      }
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();

@@ -3,11 +3,10 @@
 // HAProxy's runtime API loses its edits on reload; ours does not.
 // Two stores: a JSON file (default, next to the config; written atomically: temp file + rename)
 // and Redis hashes (when Redis is configured: shared by every node, so a ban set on one node is
-// re-applied by all of them on restart).
+// re-applied by all of them on restart; RedisStateStore, in redis-state-store.ts so that ioredis is
+// loaded only when it is used).
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { Redis } from 'ioredis';
-import { closeRedis } from '../events/redis-sink.js';
 import { RULE_MODES } from '../events/schema.js';
 import type { RuleMode } from '../events/schema.js';
 
@@ -31,7 +30,7 @@ export interface StateStore {
 
 function emptyState(): AdminState { return { bans: {}, modes: {} }; }
 
-function pruneExpired(s: AdminState, now: number): AdminState {
+export function pruneExpired(s: AdminState, now: number): AdminState {
   for (const [k, b] of Object.entries(s.bans)) if (b.expiresAt !== null && b.expiresAt <= now) delete s.bans[k];
   return s;
 }
@@ -104,37 +103,6 @@ export class FileStateStore implements StateStore {
   deleteMode(rule: string): Promise<void> { return this.mutate((s) => { delete s.modes[rule]; }); }
   async close(): Promise<void> { await this.writing; }
 }
-
-export class RedisStateStore implements StateStore {
-  readonly kind = 'redis' as const;
-  private readonly redis: Redis;
-  private readonly bansKey: string;
-  private readonly modesKey: string;
-
-  constructor(url: string, prefix = 'portcullis:admin:', private readonly now: () => number = Date.now) {
-    this.redis = new Redis(url, { maxRetriesPerRequest: 2 });
-    this.redis.on('error', () => { /* surfaced as failed API calls */ });
-    this.bansKey = `${prefix}bans`;
-    this.modesKey = `${prefix}modes`;
-  }
-
-  async load(): Promise<AdminState> {
-    const [bans, modes] = await Promise.all([this.redis.hgetall(this.bansKey), this.redis.hgetall(this.modesKey)]);
-    const text = JSON.stringify({
-      bans: Object.fromEntries(Object.entries(bans).map(([k, v]) => [k, safeJson(v)])),
-      modes,
-    });
-    return pruneExpired(parseState(text, `redis ${this.bansKey}/${this.modesKey}`), this.now());
-  }
-
-  async putBan(key: string, ban: StoredBan): Promise<void> { await this.redis.hset(this.bansKey, key, JSON.stringify(ban)); }
-  async deleteBan(key: string): Promise<void> { await this.redis.hdel(this.bansKey, key); }
-  async putMode(rule: string, mode: RuleMode): Promise<void> { await this.redis.hset(this.modesKey, rule, mode); }
-  async deleteMode(rule: string): Promise<void> { await this.redis.hdel(this.modesKey, rule); }
-  async close(): Promise<void> { await closeRedis(this.redis); }
-}
-
-function safeJson(v: string): unknown { try { return JSON.parse(v); } catch { return null; } }
 
 /** Used only when neither a state file nor Redis is configured: edits survive reloads, not restarts. */
 export class MemoryStateStore implements StateStore {

@@ -4,7 +4,7 @@
 import type { EventBus } from '../events.js';
 import type { Metrics } from '../metrics.js';
 import { LogSink } from './log-sink.js';
-import { RedisStreamSink } from './redis-sink.js';
+import type { RedisStreamSink } from './redis-sink.js';
 import type { SinkStats } from './ring.js';
 
 export interface EventSinksConfig {
@@ -24,10 +24,12 @@ export interface EventSinks {
   stop(): Promise<void>;
 }
 
-export function startEventSinks(bus: EventBus, cfg: EventSinksConfig, metrics?: Metrics): EventSinks {
+/** Resolves once every sink is subscribed: an event emitted after that reaches each of them. */
+export async function startEventSinks(bus: EventBus, cfg: EventSinksConfig, metrics?: Metrics): Promise<EventSinks> {
+  // ioredis (~8 MB of RSS) is loaded only when the stream is configured.
+  const redis = cfg.redis ? new (await import('./redis-sink.js')).RedisStreamSink(bus, { ...cfg.redis, capacity: cfg.capacity }) : null;
   const logDest = cfg.log === undefined ? 'stdout' : cfg.log;
   const log = logDest === null ? null : new LogSink({ destination: logDest, capacity: cfg.capacity });
-  const redis = cfg.redis ? new RedisStreamSink(bus, { ...cfg.redis, capacity: cfg.capacity }) : null;
   const unsubs: (() => void)[] = [];
   if (log) unsubs.push(bus.subscribe(log.offer));
   if (redis) unsubs.push(bus.subscribe(redis.offer));

@@ -15,8 +15,6 @@ import { randomUUID } from 'node:crypto';
 import type { EventBus } from '../events.js';
 import { banEvent, banTtlSec, unbanEvent, remoteBanReason, remoteUnbanReason } from '../events/build.js';
 import type { SharedConfig } from './config.js';
-import { Cluster } from 'ioredis';
-import { createRedis } from './redis.js';
 import type { RedisClient } from './redis.js';
 
 export interface BanInfo {
@@ -69,6 +67,7 @@ export class BanList {
   private readonly hashKey: string;
   private readonly channelName: string;
   private flushing = false;
+  private closed = false;
   /** Bans dropped because `max` was reached. */
   dropped = 0;
   /** Full reloads from Redis that succeeded. */
@@ -83,10 +82,7 @@ export class BanList {
     const prefix = this.shared?.prefix ?? 'portcullis';
     this.hashKey = `{${prefix}}:bans`;
     this.channelName = `${prefix}:bans`;
-    if (this.shared) {
-      this.client = opts.client ?? createRedis(this.shared);
-      this.ownsClient = opts.client === undefined;
-    }
+    this.client = this.shared !== null ? opts.client ?? null : null;
     if (opts.channel) {
       this.bc = new BroadcastChannel(opts.channel);
       this.bc.onmessage = (ev: unknown) => this.onMessage((ev as { data: BanMessage }).data);
@@ -98,10 +94,19 @@ export class BanList {
 
   /** Loads bans from Redis (a restarted edge keeps them), subscribes to changes, starts the refresh. */
   async start(): Promise<void> {
-    if (!this.client || !this.shared) return;
+    if (!this.shared) return;
+    if (this.client === null) {
+      // Our own connection. Loaded here rather than imported at the top: ioredis costs ~8 MB of
+      // RSS and a local-only BanList never needs it. Changes made before start() wait in `pending`.
+      const { createRedis } = await import('./redis.js');
+      if (this.closed) return;
+      this.client = createRedis(this.shared);
+      this.ownsClient = true;
+    }
     const client = this.client;
     // Subscriber connection: same target, its own socket (a subscribed connection can't run commands).
-    const sub: RedisClient = client instanceof Cluster ? client.duplicate() : client.duplicate();
+    // Redis and Cluster both have duplicate(); their option types differ, so TypeScript cannot call it on the union.
+    const sub = (client as { duplicate(): RedisClient }).duplicate();
     this.sub = sub;
     sub.on('error', () => { /* reconnects by itself; the refresh covers the gap */ });
     sub.on('message', (_ch: string, msg: string) => {
@@ -122,6 +127,7 @@ export class BanList {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     this.sub?.disconnect();
@@ -135,7 +141,7 @@ export class BanList {
     this.put(ban);
     this.bus?.emit(banEvent({ key, ttlSec: banTtlSec(ttlMs), reason: ban.reason, rule: ban.ruleId, who: ban.by }));
     this.broadcast({ op: 'add', key, ban, node: this.nodeId, origin: this.origin });
-    if (this.client) { this.pending.set(key, ban); void this.flush(); }
+    if (this.shared) { this.pending.set(key, ban); void this.flush(); }
     return ban;
   }
 
@@ -143,7 +149,7 @@ export class BanList {
     const had = this.bans.delete(key);
     if (had) this.bus?.emit(unbanEvent({ key, reason: 'removed', who: by }));
     this.broadcast({ op: 'remove', key, node: this.nodeId, by, origin: this.origin });
-    if (this.client) { this.pending.set(key, null); void this.flush(); }
+    if (this.shared) { this.pending.set(key, null); void this.flush(); }
     return had;
   }
 

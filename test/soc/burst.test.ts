@@ -32,7 +32,7 @@ test('100,000 events in a tight loop: cheap emit, bounded rings, drops counted',
   const bus = new EventBus({ node: 'burst' });
   const metrics = new Metrics();
   const capacity = 16384;
-  const sinks = startEventSinks(bus, { log: logFile, redis: redis ? { url: redis.url, stream, maxLen: 50_000, read: false } : null, capacity }, metrics);
+  const sinks = await startEventSinks(bus, { log: logFile, redis: redis ? { url: redis.url, stream, maxLen: 50_000, read: false } : null, capacity }, metrics);
   const admin = await startAdminServer({ address: '127.0.0.1:0', token: TOKEN }, fakeTargets(bus).targets, bus, metrics);
   t.after(() => admin.close());
   if (redis) await new Promise((r) => setTimeout(r, 200)); // writer connected
@@ -94,7 +94,7 @@ test('100,000 events/s sustained for 1 s: the event loop keeps running, sinks ke
   const dir = mkdtempSync(join(tmpdir(), 'pc-burst-'));
   const bus = new EventBus({ node: 'sustained' });
   const metrics = new Metrics();
-  const sinks = startEventSinks(bus, { log: join(dir, 'e.jsonl'), redis: null }, metrics);
+  const sinks = await startEventSinks(bus, { log: join(dir, 'e.jsonl'), redis: null }, metrics);
   const admin = await startAdminServer({ address: '127.0.0.1:0', token: TOKEN }, fakeTargets(bus).targets, bus, metrics);
   t.after(() => admin.close());
   const ev = makeEvent(1);

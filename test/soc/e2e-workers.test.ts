@@ -111,3 +111,35 @@ rules: { files: ["${rulesFile}"], watch: false }
   const bans = readEvents(eventLog).filter((e) => e.type === 'ban' && e.key === '127.0.4.2');
   assert.equal(bans.length, 1, `one ban event: ${JSON.stringify(bans)}`);
 });
+
+test('workers: 2 without sticky.secret — the cookie one worker sets pins the client on every worker', { timeout: 30_000 }, async (t) => {
+  // Every thread runs the main thread's config, so the random default secret is the same in all of
+  // them: a cookie signed by the worker that answered is honoured by the others.
+  const o1 = await startOrigin('s1');
+  const o2 = await startOrigin('s2');
+  t.after(() => Promise.all([o1.close(), o2.close()]));
+  const edge = await spawnEdge(`
+workers: 2
+listen: [{ address: "127.0.0.1:{{PORT}}" }]
+admin: { address: "127.0.0.1:{{ADMIN_PORT}}", token: "\${PORTCULLIS_ADMIN_TOKEN}" }
+access_log: { path: "off" }
+events: { log: "off" }
+backends:
+  app:
+    sticky: { cookie: PCSRV }
+    servers:
+      - { name: s1, url: "${o1.url}" }
+      - { name: s2, url: "${o2.url}" }
+`);
+  t.after(() => edge.stop());
+  const first = await send(`${edge.url}/`);
+  assert.equal(first.status, 200);
+  const cookie = /PCSRV=[^;]+/.exec(String(first.headers['set-cookie'] ?? ''))?.[0];
+  assert.ok(cookie !== undefined, `a sticky cookie is set: ${JSON.stringify(first.headers['set-cookie'])}`);
+  const [pinned, other] = o1.seen.length === 1 ? [o1, o2] : [o2, o1];
+  const otherBefore = other.seen.length;
+  // One connection per request: the kernel (SO_REUSEPORT) spreads them over both workers.
+  for (let i = 0; i < 30; i++) assert.equal((await send(`${edge.url}/`, { headers: { cookie } })).status, 200);
+  assert.equal(pinned.seen.length, 31, 'every request with the cookie reaches the pinned server');
+  assert.equal(other.seen.length, otherBefore);
+});

@@ -37,11 +37,11 @@ test('an event emitted on node B appears in node A\'s WebSocket feed (one shared
   const r = new Redis(redis.url);
   t.after(async () => { await r.del(stream); await r.quit(); });
 
-  const nodes: { name: string; bus: EventBus; sinks: ReturnType<typeof startEventSinks>; admin: Awaited<ReturnType<typeof startAdminServer>> }[] = [];
+  const nodes: { name: string; bus: EventBus; sinks: Awaited<ReturnType<typeof startEventSinks>>; admin: Awaited<ReturnType<typeof startAdminServer>> }[] = [];
   for (const name of ['node-a', 'node-b']) {
     const bus = new EventBus({ node: name });
     const metrics = new Metrics();
-    const sinks = startEventSinks(bus, { log: null, redis: { url: redis.url, stream, maxLen: 1000 } }, metrics);
+    const sinks = await startEventSinks(bus, { log: null, redis: { url: redis.url, stream, maxLen: 1000 } }, metrics);
     const admin = await startAdminServer({ address: '127.0.0.1:0', token: TOKEN }, fakeTargets(bus).targets, bus, metrics);
     nodes.push({ name, bus, sinks, admin });
   }

@@ -197,3 +197,35 @@ test('hash index: random inserts, lookups, deletes, expiry and evictions agree w
     assert.equal(t.count, model.size, `count at step ${step}`);
   }
 });
+
+test('hash index grows with the keys: every key stays reachable across rehashes, deletes and LRU evictions', () => {
+  // The index starts small and doubles (rehashing the stored keys) up to 2 × size; this table's
+  // index grows several times, with deletions and evictions in between.
+  const now = 1_700_000_000_000;
+  const size = 5000;
+  const t = new StickTable(normalizeTable('t', { size, store: ['gpc(1)'] }), { now });
+  const model = new Map<string, number>(); // key → gpc0; Map order = recency (slot() refreshes a key)
+  let seed = 11;
+  const rnd = (n: number): number => { seed = (Math.imul(seed, 1103515245) + 12345) >>> 0; return seed % n; };
+  for (let step = 0; step < 60_000; step++) {
+    const k = `c${rnd(8000)}`;
+    if (rnd(10) < 8) {
+      if (!model.has(k) && model.size >= size) model.delete(model.keys().next().value as string);
+      const v = (model.get(k) ?? 0) + 1;
+      model.delete(k);
+      model.set(k, v);
+      const s = t.slot(k, now);
+      t.incGpc(s, 0, 1);
+      assert.equal(t.getGpc(s, 0), v, `value of ${k} at step ${step}`);
+    } else {
+      assert.equal(t.delete(k), model.delete(k), `delete ${k} at step ${step}`);
+    }
+    assert.equal(t.count, model.size, `count at step ${step}`);
+  }
+  for (const [k, v] of model) {
+    const s = t.peek(k, now);
+    assert.ok(s >= 0, `${k} reachable`);
+    assert.equal(t.getGpc(s, 0), v);
+  }
+  assert.equal([...t.storedKeys()].length, model.size);
+});
