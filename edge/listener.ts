@@ -251,6 +251,14 @@ class UwsExchange implements ClientIO {
   writeResponseBody(chunk: Buffer): boolean {
     if (this.finished) return true;
     if (this.total >= 0) {
+      if (this.bodyWritten === 0 && chunk.length === this.total) {
+        // The whole body in one chunk (most small responses): end() sets the same Content-Length and
+        // buffers what the socket does not take now — no [ok, done] array, no retry bookkeeping.
+        this.chunk = chunk;
+        (corkEx = this, this.res.cork(corkedEndBodyFn));
+        this.finished = true;
+        return true;
+      }
       const offset = this.bodyWritten; // uWS's write offset, tracked here: one native call less per chunk
       this.chunk = chunk;
       (corkEx = this, this.res.cork(corkedTryEndFn));
@@ -275,6 +283,10 @@ class UwsExchange implements ClientIO {
   doTryEnd(): void {
     if (this.headPending) this.doHead();
     tryEndResult = this.res.tryEnd(this.chunk, this.total);
+  }
+  doEndBody(): void {
+    if (this.headPending) this.doHead();
+    this.res.end(this.chunk);
   }
   doWrite(): void {
     if (this.headPending) this.doHead();
@@ -400,6 +412,7 @@ let abortHook: ((tx: Transaction) => void) | null = null;
 let corkEx: UwsExchange | null = null;
 function corkedHeadFn(): void { (corkEx as UwsExchange).doHead(); }
 function corkedTryEndFn(): void { (corkEx as UwsExchange).doTryEnd(); }
+function corkedEndBodyFn(): void { (corkEx as UwsExchange).doEndBody(); }
 function corkedWriteFn(): void { (corkEx as UwsExchange).doWrite(); }
 function corkedEndFn(): void { (corkEx as UwsExchange).doEnd(); }
 

@@ -86,6 +86,21 @@ function checkTarget(s: string): void {
     if (c <= 0x20 || c === 0x7f) throw new H1RequestError('request target contains a space or control character');
   }
 }
+// Request heads are written into a slab and handed to the socket as views of it (one Buffer object
+// per request instead of two from Buffer.allocUnsafe + subarray). A region is never written twice:
+// the socket may still hold it; a full slab is dropped to the GC once no view refers to it.
+const HEAD_SLAB_BYTES = 64 * 1024;
+let headBuf = Buffer.allocUnsafeSlow(HEAD_SLAB_BYTES);
+let headPos = 0;
+/** The slab to write up to `bound` bytes into, from headPos on (a fresh slab when this one is full). */
+function headSlab(bound: number): Buffer {
+  if (HEAD_SLAB_BYTES - headPos < bound) {
+    headBuf = Buffer.allocUnsafeSlow(Math.max(HEAD_SLAB_BYTES, bound));
+    headPos = 0;
+  }
+  return headBuf;
+}
+
 /** Writes an ASCII string (method, names, our own lines: validated or constant). */
 function putAscii(b: Buffer, p: number, s: string): number {
   for (let i = 0; i < s.length; i++) b[p++] = s.charCodeAt(i);
@@ -161,8 +176,9 @@ class Exchange implements UpstreamStream {
     // that validates and writes: no string concatenation, no flattening, no re-encoding on write.
     let bound = method.length + req.path.length * 3 + 64 + pool.hostHeader.length;
     for (let i = 0; i < h.length; i++) bound += h[i].length * 3 + 4;
-    const b = Buffer.allocUnsafe(bound);
-    let p = putAscii(b, 0, method);
+    const b = headSlab(bound);
+    const start = headPos;
+    let p = putAscii(b, start, method);
     b[p++] = 32;
     p = putUtf8(b, p, req.path);
     p = putAscii(b, p, ' HTTP/1.1\r\n');
@@ -200,7 +216,8 @@ class Exchange implements UpstreamStream {
       throw new H1RequestError(`invalid bodyLength ${bl}`);
     }
     b[p++] = 13; b[p++] = 10;
-    this.head = b.subarray(0, p);
+    this.head = b.subarray(start, p);
+    headPos = p;
     this.bodyRemaining = bl > 0 ? bl : 0;
     this.isHead = method === 'HEAD';
     this.replayable = this.bodyMode === BODY_NONE && isReplayableMethod(method);
