@@ -12,9 +12,30 @@ import { addressText } from './identity.js';
 import { isUpgradeIO, WsTunnel, type TunnelHost } from './websocket.js';
 
 /** Request headers that never cross the proxy (RFC 9110 §7.6.1) or that we set ourselves. */
-const REQUEST_SKIP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding',
+export const REQUEST_SKIP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding',
   'upgrade', 'proxy-authorization', 'content-length', 'expect', 'x-forwarded-for', 'x-forwarded-proto',
   'x-forwarded-host', 'x-request-id', 'forwarded', 'http2-settings']);
+/**
+ * REQUEST_SKIP.has(name) || name starts with proxy-, without hashing: the names come from uWS as new
+ * strings on every request, and a Set lookup hashed each of them.
+ */
+export function skipRequestHeader(name: string): boolean {
+  if (name.length > 5 && name.charCodeAt(0) === 112 /* p */ && name.startsWith('proxy-')) return true;
+  switch (name.length) {
+    case 2: return name === 'te';
+    case 6: return name === 'expect';
+    case 7: return name === 'trailer' || name === 'upgrade';
+    case 9: return name === 'forwarded';
+    case 10: return name === 'connection' || name === 'keep-alive';
+    case 12: return name === 'x-request-id';
+    case 14: return name === 'content-length' || name === 'http2-settings';
+    case 15: return name === 'x-forwarded-for';
+    case 16: return name === 'x-forwarded-host';
+    case 17: return name === 'transfer-encoding' || name === 'x-forwarded-proto';
+    default: return false;
+  }
+}
+
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'PUT', 'DELETE', 'OPTIONS', 'TRACE']);
 /** Request body bytes kept for a retry after a connect failure; beyond this a body request is not retried. */
 const REPLAY_LIMIT = 64 * 1024;
@@ -239,7 +260,7 @@ export function upstreamHeaders(tx: Transaction, setHeaders: readonly string[] |
   for (let i = 0; i < h.length; i += 2) {
     const name = h[i];
     if (name === 'connection') { connection = connection === null ? h[i + 1] : `${connection},${h[i + 1]}`; continue; }
-    if (REQUEST_SKIP.has(name) || name.startsWith('proxy-')) continue;
+    if (skipRequestHeader(name)) continue;
     out.push(name, h[i + 1]);
   }
   let list = connection === null ? out : dropNamed(out, connection);
