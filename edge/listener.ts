@@ -251,14 +251,10 @@ class UwsExchange implements ClientIO {
   writeResponseBody(chunk: Buffer): boolean {
     if (this.finished) return true;
     if (this.total >= 0) {
-      if (this.bodyWritten === 0 && chunk.length === this.total) {
-        // The whole body in one chunk (most small responses): end() sets the same Content-Length and
-        // buffers what the socket does not take now — no [ok, done] array, no retry bookkeeping.
-        this.chunk = chunk;
-        (corkEx = this, this.res.cork(corkedEndBodyFn));
-        this.finished = true;
-        return true;
-      }
+      // Always tryEnd, even for a body in one chunk: end() would buffer a response the client does not
+      // read and let uWS parse its next request (a non-reading client then piles up responses); a
+      // refused tryEnd keeps this response pending, so the write-stall deadline applies and uWS
+      // closes a connection that sends more meanwhile.
       const offset = this.bodyWritten; // uWS's write offset, tracked here: one native call less per chunk
       this.chunk = chunk;
       (corkEx = this, this.res.cork(corkedTryEndFn));
@@ -283,10 +279,6 @@ class UwsExchange implements ClientIO {
   doTryEnd(): void {
     if (this.headPending) this.doHead();
     tryEndResult = this.res.tryEnd(this.chunk, this.total);
-  }
-  doEndBody(): void {
-    if (this.headPending) this.doHead();
-    this.res.end(this.chunk);
   }
   doWrite(): void {
     if (this.headPending) this.doHead();
@@ -412,7 +404,6 @@ let abortHook: ((tx: Transaction) => void) | null = null;
 let corkEx: UwsExchange | null = null;
 function corkedHeadFn(): void { (corkEx as UwsExchange).doHead(); }
 function corkedTryEndFn(): void { (corkEx as UwsExchange).doTryEnd(); }
-function corkedEndBodyFn(): void { (corkEx as UwsExchange).doEndBody(); }
 function corkedWriteFn(): void { (corkEx as UwsExchange).doWrite(); }
 function corkedEndFn(): void { (corkEx as UwsExchange).doEnd(); }
 
