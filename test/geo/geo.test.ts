@@ -163,6 +163,21 @@ test('LruCache evicts the least recently used entry', () => {
   assert.equal(off.get('a'), undefined);
 });
 
+test('LruCache: a key in regular use stays, an unused one goes after one turnover', () => {
+  const c = new LruCache<string, number>(100);
+  c.set('hot', 1);
+  c.set('cold', 2);
+  for (let i = 0; i < 10_000; i++) {
+    c.set(`k${i}`, i);
+    // used every 49 insertions: under half a turnover, the worst case between refreshes
+    if (i % 49 === 0) assert.equal(c.get('hot'), 1, `hot key evicted at insertion ${i}`);
+    assert.ok(c.size <= 100);
+  }
+  assert.equal(c.get('cold'), undefined);
+  assert.equal(c.get('k9999'), 9999);
+  assert.equal(c.get('k9899'), undefined, 'the oldest untouched keys are the ones evicted');
+});
+
 test('geo config: schema shape and normalisation with clear errors', () => {
   assert.deepEqual(Object.keys(geoConfigSchema.properties).sort(), ['asn_db', 'cache_size', 'country_db']);
   assert.deepEqual(normalizeGeoConfig(undefined), { cacheSize: 10000 });
