@@ -147,18 +147,27 @@ export class ForwardAttempt implements UpstreamSink, RequestBodySink, ResponseDr
     let length = -1;
     let connectionNamed: string | null = null;
     const drop = tx.dropResponseHeaders;
-    const out: string[] = [];
     for (let i = 0; i < headers.length; i += 2) {
       const name = headers[i];
-      if (name === 'content-length') { length = Number(headers[i + 1]); continue; }
-      if (name === 'connection') { connectionNamed = connectionNamed === null ? headers[i + 1] : `${connectionNamed},${headers[i + 1]}`; continue; }
-      // Hop-by-hop and framing headers are dropped where the head is written (listener RESPONSE_SKIP).
-      if (drop !== null && drop.has(name)) continue;
-      out.push(name, headers[i + 1]);
+      if (name === 'content-length') length = Number(headers[i + 1]);
+      else if (name === 'connection') connectionNamed = connectionNamed === null ? headers[i + 1] : `${connectionNamed},${headers[i + 1]}`;
     }
-    const filtered = connectionNamed === null ? out : dropNamed(out, connectionNamed);
     const extra = tx.extraResponseHeaders;
-    if (extra !== null) for (let i = 0; i < extra.length; i++) filtered.push(extra[i]);
+    // Hop-by-hop and framing headers (content-length and connection included) are dropped where the
+    // head is written (listener RESPONSE_SKIP): with nothing else to drop or add, the server's list
+    // goes through as it is (no copy per response).
+    let filtered = headers;
+    if (drop !== null || connectionNamed !== null || extra !== null) {
+      const out: string[] = [];
+      for (let i = 0; i < headers.length; i += 2) {
+        const name = headers[i];
+        if (name === 'content-length' || name === 'connection') continue;
+        if (drop !== null && drop.has(name)) continue;
+        out.push(name, headers[i + 1]);
+      }
+      filtered = connectionNamed === null ? out : dropNamed(out, connectionNamed);
+      if (extra !== null) for (let i = 0; i < extra.length; i++) filtered.push(extra[i]);
+    }
     const noBody = tx.method === 'HEAD' || status === 204 || status === 304;
     tx.io.startResponse(status, filtered, length, noBody, this);
     if (noBody) {

@@ -248,8 +248,9 @@ export class Pipeline implements RequestHandler, ForwardHost {
     if (tx.io.aborted) { pool.release(r.server, 'aborted'); this.finish(tx); return; }
     tx.server = r.server;
     if (r.setCookie !== null) {
-      if (tx.extraResponseHeaders === null) tx.extraResponseHeaders = [];
-      tx.extraResponseHeaders.push('set-cookie', r.setCookie);
+      // A new list: the rules stage may have handed this transaction a list shared with others.
+      const prev = tx.extraResponseHeaders;
+      tx.extraResponseHeaders = prev === null ? ['set-cookie', r.setCookie] : [...prev, 'set-cookie', r.setCookie];
     }
     const b = this.backends.get(pool.name) as BackendConfig;
     const ops = this.deps.rules?.requestHeaderOps(tx);

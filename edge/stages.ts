@@ -90,13 +90,12 @@ export class RulesAdapter implements RulesStage {
     if (d.backend !== null) tx.routeBackend = d.backend;
     if (d.priority !== null) tx.priority = d.priority;
     if (d.responseHeaders.length > 0) {
-      const extra = tx.extraResponseHeaders ?? (tx.extraResponseHeaders = []);
-      const drop = tx.dropResponseHeaders ?? (tx.dropResponseHeaders = new Set());
-      for (const op of d.responseHeaders) {
-        const name = op.name.toLowerCase();
-        drop.add(name); // set replaces the server's value, remove drops it
-        if (op.value !== null) extra.push(name, op.value);
-      }
+      // The same rules usually yield the same compiled ops request after request (a rule like
+      // "security-headers" fires on every one): their extra list and drop set are built once and
+      // shared, read-only (tx.extraResponseHeaders is never mutated in place).
+      if (!sameOps(d.responseHeaders, this.lastOps)) this.buildResponseOps(d.responseHeaders);
+      tx.extraResponseHeaders = this.lastExtra;
+      tx.dropResponseHeaders = this.lastDrop;
     }
     if (d.requestHeaders.length > 0) tx.requestHeaderOps = splitOps(d.requestHeaders);
     const a = d.action;
@@ -113,6 +112,23 @@ export class RulesAdapter implements RulesStage {
     };
   }
 
+  private lastOps: readonly HeaderOp[] = [];
+  private lastExtra: string[] | null = null;
+  private lastDrop: Set<string> | null = null;
+
+  private buildResponseOps(ops: readonly HeaderOp[]): void {
+    const extra: string[] = [];
+    const drop = new Set<string>();
+    for (const op of ops) {
+      const name = op.name.toLowerCase();
+      drop.add(name); // set replaces the server's value, remove drops it
+      if (op.value !== null) extra.push(name, op.value);
+    }
+    this.lastOps = ops.slice();
+    this.lastExtra = extra.length > 0 ? extra : null;
+    this.lastDrop = drop;
+  }
+
   requestHeaderOps(tx: Transaction): { set: readonly string[] | null; remove: readonly string[] | null } {
     return tx.requestHeaderOps ?? NO_OPS;
   }
@@ -127,6 +143,13 @@ export class RulesAdapter implements RulesStage {
       }));
     }
   }
+}
+
+/** Same compiled ops, in the same order (ops are frozen objects of the compiled ruleset). */
+function sameOps(a: readonly HeaderOp[], b: readonly HeaderOp[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 function splitOps(ops: readonly HeaderOp[]): { set: string[] | null; remove: string[] | null } {

@@ -49,10 +49,10 @@ export class Transaction {
   action = '';
   routeBackend: string | null = null;
   priority = 1;
-  /** Extra response headers (rules' set-header, sticky cookie) as a flat list. */
-  extraResponseHeaders: string[] | null = null;
+  /** Extra response headers (rules' set-header, sticky cookie) as a flat list; may be shared: replace, never mutate. */
+  extraResponseHeaders: readonly string[] | null = null;
   /** Response header names to drop from the server's answer (rules' remove/set ops replace them). */
-  dropResponseHeaders: Set<string> | null = null;
+  dropResponseHeaders: ReadonlySet<string> | null = null;
   /** Request header operations decided by the rules (set: flat [name, value, …]), null when none. */
   requestHeaderOps: { set: string[] | null; remove: string[] | null } | null = null;
   /** Admitted by the connection guard: finish() must be reported. */
