@@ -4,6 +4,7 @@
 // IPv4-mapped IPv6 (::ffff:a.b.c.d/>=96) is turned back into IPv4: on the wire an
 // IPv4 client is an IPv4 packet, so a mapped entry would otherwise never match.
 import { isIPv4, isIPv6 } from 'node:net';
+import { formatIp } from '../rules/ip.js';
 
 export interface Cidr {
   family: 4 | 6;
@@ -80,26 +81,8 @@ export function parseCidr(text: string): Cidr | null {
   return { family: 6, bytes: maskBytes(v6, prefix), prefix };
 }
 
-/** RFC 5952 text: lower case, longest run (≥ 2) of zero groups shortened to "::". */
-export function formatIPv6(bytes: Uint8Array): string {
-  const groups: number[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push((bytes[i]! << 8) | bytes[i + 1]!);
-  let bestStart = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8;) {
-    if (groups[i] !== 0) { i++; continue; }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen) { bestStart = i; bestLen = j - i; }
-    i = j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (bestLen < 2) return hex.join(':');
-  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLen).join(':')}`;
-}
-
 export function formatCidr(c: Cidr): string {
-  const addr = c.family === 4 ? Array.from(c.bytes).join('.') : formatIPv6(c.bytes);
+  const addr = c.family === 4 ? Array.from(c.bytes).join('.') : formatIp(c.bytes);
   const full = c.family === 4 ? 32 : 128;
   return c.prefix === full ? addr : `${addr}/${c.prefix}`;
 }
@@ -107,5 +90,5 @@ export function formatCidr(c: Cidr): string {
 /** The IPv6 mask for a prefix length, as nft wants it after `&` ("ffff:ffff:ffff:ffff::" for /64). */
 export function ipv6PrefixMask(prefix: number): string {
   const ones = new Uint8Array(16).fill(0xff);
-  return formatIPv6(maskBytes(ones, prefix));
+  return formatIp(maskBytes(ones, prefix));
 }

@@ -14,6 +14,7 @@
 //   the lead closes such a connection.
 // - IPv6 clients are keyed by their prefix (/64 by default: one customer LAN = one key), IPv4 by address.
 // The trusted CIDR set is compiled once (compileIdentity); nothing is parsed from config per request.
+import { formatIPv6Groups } from '../rules/ip.js';
 
 export interface ClientIdentity {
   /** IPv4 dotted quad or RFC 5952 compressed IPv6. */
@@ -179,25 +180,11 @@ export function addressText(b: Uint8Array): string {
   return formatIPv6(w);
 }
 
-/** RFC 5952: lowercase, no leading zeros, longest run (≥ 2) of zero groups as `::`, leftmost on ties. */
+/** RFC 5952 text of an address held as 4 words (rules/ip.ts formatIPv6Groups). */
 export function formatIPv6(w: Uint32Array | readonly number[]): string {
   const g = [0, 0, 0, 0, 0, 0, 0, 0];
   for (let i = 0; i < 4; i++) { g[2 * i] = w[i] >>> 16; g[2 * i + 1] = w[i] & 0xffff; }
-  let bestStart = -1, bestLen = 0;
-  for (let i = 0; i < 8;) {
-    if (g[i] !== 0) { i++; continue; }
-    let j = i;
-    while (j < 8 && g[j] === 0) j++;
-    if (j - i > bestLen && j - i >= 2) { bestStart = i; bestLen = j - i; }
-    i = j;
-  }
-  let out = '';
-  for (let i = 0; i < 8; i++) {
-    if (i === bestStart) { out += '::'; i += bestLen - 1; continue; }
-    if (out.length > 0 && !out.endsWith(':')) out += ':';
-    out += g[i].toString(16);
-  }
-  return out;
+  return formatIPv6Groups(g);
 }
 
 // ---------------------------------------------------------------------------------------------

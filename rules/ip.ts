@@ -176,20 +176,32 @@ function maskBytes(b: Uint8Array, prefix: number): Uint8Array {
 /** Canonical text of 4 or 16 address bytes (IPv6 in RFC 5952 form). */
 export function formatIp(b: Uint8Array): string {
   if (b.length === 4) return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
-  const g: number[] = [];
-  for (let i = 0; i < 16; i += 2) g.push((b[i]! << 8) | b[i + 1]!);
-  let bestAt = -1;
-  let bestLen = 1;
+  const g: number[] = [0, 0, 0, 0, 0, 0, 0, 0];
+  for (let i = 0; i < 8; i++) g[i] = (b[2 * i]! << 8) | b[2 * i + 1]!;
+  return formatIPv6Groups(g);
+}
+
+/**
+ * RFC 5952 text of 8 IPv6 groups: lower case, no leading zeros, the longest run (≥ 2) of zero groups
+ * written as "::", the leftmost on ties. The one IPv6 formatter of the project (rules, geo, identity,
+ * firewall).
+ */
+export function formatIPv6Groups(g: readonly number[]): string {
+  let bestStart = -1, bestLen = 0;
   for (let i = 0; i < 8;) {
     if (g[i] !== 0) { i++; continue; }
     let j = i;
     while (j < 8 && g[j] === 0) j++;
-    if (j - i > bestLen) { bestAt = i; bestLen = j - i; }
+    if (j - i > bestLen && j - i >= 2) { bestStart = i; bestLen = j - i; }
     i = j;
   }
-  const hex = g.map((x) => x.toString(16));
-  if (bestAt < 0) return hex.join(':');
-  return `${hex.slice(0, bestAt).join(':')}::${hex.slice(bestAt + bestLen).join(':')}`;
+  let out = '';
+  for (let i = 0; i < 8; i++) {
+    if (i === bestStart) { out += '::'; i += bestLen - 1; continue; }
+    if (out.length > 0 && !out.endsWith(':')) out += ':';
+    out += g[i]!.toString(16);
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------
