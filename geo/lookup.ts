@@ -55,7 +55,6 @@ export interface GeoLookup {
   reload(): Promise<void>;
 }
 
-export { DEFAULT_GEO_CACHE_SIZE };
 const BUNDLED_COUNTRY_DB = '@ip-location-db/geo-whois-asn-country-mmdb/geo-whois-asn-country.mmdb';
 
 const NO_RESULT: GeoResult = Object.freeze({ country: null, asn: null, asOrg: null });
