@@ -72,13 +72,6 @@ function isReplayableMethod(m: string): boolean {
 }
 function bodyMethod(m: string): boolean { return m === 'POST' || m === 'PUT' || m === 'PATCH'; }
 
-function checkToken(s: string, what: string): void {
-  if (s.length === 0) throw new H1RequestError(`${what} is empty`);
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c > 127 || TCHAR[c] === 0) throw new H1RequestError(`${what} ${JSON.stringify(s)} has an invalid character`);
-  }
-}
 function checkTarget(s: string): void {
   if (s.length === 0) throw new H1RequestError('request target is empty');
   for (let i = 0; i < s.length; i++) {
@@ -107,12 +100,12 @@ function putAscii(b: Buffer, p: number, s: string): number {
   return p;
 }
 
-/** Writes a header name, validating it as a token on the way; returns -1 when it is not one. */
-function putToken(b: Buffer, p: number, s: string): number {
-  if (s.length === 0) return -1;
+/** Writes a token (method, header name), validating it on the way; `what` names it in the error. */
+function putToken(b: Buffer, p: number, s: string, what: string): number {
+  if (s.length === 0) throw new H1RequestError(`${what} is empty`);
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
-    if (c > 127 || TCHAR[c] === 0) return -1;
+    if (c > 127 || TCHAR[c] === 0) throw new H1RequestError(`${what} ${JSON.stringify(s)} has an invalid character`);
     b[p++] = c;
   }
   return p;
@@ -168,7 +161,6 @@ class Exchange implements UpstreamStream {
     this.sink = sink;
     this.timeouts = timeouts;
     const method = req.method;
-    checkToken(method, 'method');
     checkTarget(req.path);
     const h = req.headers;
     const bl = req.bodyLength;
@@ -178,7 +170,7 @@ class Exchange implements UpstreamStream {
     for (let i = 0; i < h.length; i++) bound += h[i].length * 3 + 4;
     const b = headSlab(bound);
     const start = headPos;
-    let p = putAscii(b, start, method);
+    let p = putToken(b, start, method, 'method');
     b[p++] = 32;
     p = putUtf8(b, p, req.path);
     p = putAscii(b, p, ' HTTP/1.1\r\n');
@@ -194,8 +186,7 @@ class Exchange implements UpstreamStream {
         case 17: if (name === 'transfer-encoding') continue; break;
         default: break;
       }
-      p = putToken(b, p, name);
-      if (p < 0) checkToken(name, 'header name'); // throws the precise error
+      p = putToken(b, p, name, 'header name');
       b[p++] = 58; b[p++] = 32; // ": "
       const end = putUtf8(b, p, value);
       if (end < 0) throw new H1RequestError(`header ${name} value contains CR, LF or NUL`);
