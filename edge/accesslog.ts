@@ -279,13 +279,12 @@ function fieldsOf(tx: Transaction, now: number, f: AccessFields): AccessFields {
 
 export function openAccessLog(path: string, nodeId: string): AccessLog {
   if (path === 'off' || path === '') return noop;
-  const dest = new BatchedDestination(path);
   const enc = new AccessLineEncoder(nodeId);
+  const dest = new BatchedDestination(path, enc);
   const fields: AccessFields = {
     client: '', method: '', host: '', path: '', status: 0, bytes_in: 0, bytes_out: 0, Ta: 0, Tw: 0, Tr: 0,
     backend: '', server: '', retries: 0, term: '', rule: null, request_id: '',
   };
-  dest.attach(enc);
   return {
     write(tx: Transaction, now: number): void {
       if (dest.full()) { dest.dropLine(); return; }

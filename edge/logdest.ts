@@ -27,20 +27,17 @@ export class BatchedDestination {
   private timer: NodeJS.Timeout | null = null;
   private readonly fd: number;
   private readonly ownsFd: boolean;
-  private source: ByteSource = { pending: () => 0, take: () => null, release: () => {} };
   /** Lines dropped because the backlog was full. */
   dropped = 0;
   private idleWaiters: (() => void)[] = [];
 
-  constructor(path: string) {
+  constructor(path: string, private readonly source: ByteSource) {
     if (path === 'stdout') { this.fd = 1; this.ownsFd = false; } else if (path === 'stderr') { this.fd = 2; this.ownsFd = false; } else {
       mkdirSync(dirname(path), { recursive: true });
       this.fd = openSync(path, 'a');
       this.ownsFd = true;
     }
   }
-
-  attach(source: ByteSource): void { this.source = source; }
 
   /** True when the backlog is full: the caller drops the line (and counts it with dropLine). */
   full(): boolean { return this.queued + this.source.pending() > MAX_BACKLOG; }
