@@ -64,7 +64,6 @@ type PromClient = typeof import('prom-client');
 
 export class Metrics {
   private readonly prefix: string;
-  private readonly defaultMetrics: boolean;
   private registryReady: Promise<Registry> | null = null;
   private readonly reqCells = new Map<string, Map<string, (CountCell | undefined)[]>>();
   private readonly reqList: CountCell[] = [];
@@ -90,9 +89,8 @@ export class Metrics {
   connectionsActive = 0;
   readonly latencyAll: LatencyCell = { backend: '*', buckets: new Float64Array(LATENCY_BUCKETS.length), sum: 0, count: 0 };
 
-  constructor(opts: { prefix?: string; defaultMetrics?: boolean } = {}) {
+  constructor(opts: { prefix?: string } = {}) {
     this.prefix = opts.prefix ?? 'portcullis_';
-    this.defaultMetrics = opts.defaultMetrics === true;
   }
 
   private registry(): Promise<Registry> {
@@ -185,7 +183,6 @@ export class Metrics {
         }
       },
     });
-    if (this.defaultMetrics) client.collectDefaultMetrics({ register: reg, prefix: p });
     return reg;
   }
 
