@@ -15,25 +15,18 @@ import { isUpgradeIO, WsTunnel, type TunnelHost } from './websocket.js';
 export const REQUEST_SKIP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding',
   'upgrade', 'proxy-authorization', 'content-length', 'expect', 'x-forwarded-for', 'x-forwarded-proto',
   'x-forwarded-host', 'x-request-id', 'forwarded', 'http2-settings']);
-/**
- * REQUEST_SKIP.has(name) || name starts with proxy-, without hashing: the names come from uWS as new
- * strings on every request, and a Set lookup hashed each of them.
- */
+// REQUEST_SKIP grouped by name length: the names come from uWS as new strings on every request,
+// and a Set lookup hashed each of them; comparing against the few names of the same length does not.
+const SKIP_BY_LENGTH: string[][] = [];
+for (const name of REQUEST_SKIP) (SKIP_BY_LENGTH[name.length] ??= []).push(name);
+
+/** REQUEST_SKIP.has(name) || name starts with proxy-. */
 export function skipRequestHeader(name: string): boolean {
   if (name.length > 5 && name.charCodeAt(0) === 112 /* p */ && name.startsWith('proxy-')) return true;
-  switch (name.length) {
-    case 2: return name === 'te';
-    case 6: return name === 'expect';
-    case 7: return name === 'trailer' || name === 'upgrade';
-    case 9: return name === 'forwarded';
-    case 10: return name === 'connection' || name === 'keep-alive';
-    case 12: return name === 'x-request-id';
-    case 14: return name === 'content-length' || name === 'http2-settings';
-    case 15: return name === 'x-forwarded-for';
-    case 16: return name === 'x-forwarded-host';
-    case 17: return name === 'transfer-encoding' || name === 'x-forwarded-proto';
-    default: return false;
-  }
+  const same = SKIP_BY_LENGTH[name.length];
+  if (same === undefined) return false;
+  for (let i = 0; i < same.length; i++) if (same[i] === name) return true;
+  return false;
 }
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'PUT', 'DELETE', 'OPTIONS', 'TRACE']);
