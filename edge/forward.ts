@@ -3,8 +3,9 @@
 // X-Forwarded-*, and reports the outcome (for passive health, retries and the access log).
 import type { Transaction } from './transaction.js';
 import type { RequestBodySink, ResponseDrainSink } from './exchange.js';
-import type { UpstreamClient, UpstreamFailure, UpstreamSink, UpstreamStream, UpstreamTimeouts } from './upstream/types.js';
-import type { BackendPool, LeasedServer, ReleaseOutcome } from './backend/types.js';
+import type { UpstreamClient, UpstreamFailure, UpstreamRequest, UpstreamSink, UpstreamStream, UpstreamTimeouts } from './upstream/types.js';
+import { extractCookie } from './backend/sticky.js';
+import type { AcquireError, AcquireRequest, AcquireWaiter, BackendPool, LeasedServer, ReleaseOutcome } from './backend/types.js';
 import type { Clock } from './clock.js';
 import { isIP } from 'node:net';
 import { buildProxyV2Header } from './upstream/h1-proxy-v2.js';
@@ -29,6 +30,7 @@ export function skipRequestHeader(name: string): boolean {
   return false;
 }
 
+const NO_HEADERS: string[] = [];
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'PUT', 'DELETE', 'OPTIONS', 'TRACE']);
 /** Request body bytes kept for a retry after a connect failure; beyond this a body request is not retried. */
 const REPLAY_LIMIT = 64 * 1024;
@@ -37,13 +39,37 @@ const REPLAY_LIMIT = 64 * 1024;
 export interface ForwardHost {
   readonly client: UpstreamClient;
   readonly clock: Clock;
+  /** The backend granted this attempt a server (BackendPool.acquireFor's answer). */
+  attemptGranted(attempt: ForwardAttempt, server: LeasedServer, setCookie: string | null, queuedMs: number): void;
+  /** The backend could not give this attempt a server (no server, queue full or timed out). */
+  attemptRefused(attempt: ForwardAttempt, error: AcquireError, queuedMs: number): void;
   /** The attempt failed before any response byte reached the client: retry or answer 502/504. */
   attemptFailed(tx: Transaction, attempt: ForwardAttempt, err: UpstreamFailure): void;
   /** The exchange is over (response complete, client gone, or upstream broke after the head). */
   attemptDone(tx: Transaction, attempt: ForwardAttempt): void;
 }
 
-export class ForwardAttempt implements UpstreamSink, RequestBodySink, ResponseDrainSink, TunnelHost {
+/**
+ * One try on a server. The same object is, in turn, the balancer's request and waiter
+ * (AcquireRequest, AcquireWaiter), the upstream client's request (UpstreamRequest) and its sink: one
+ * object per try instead of a closure, a request literal and a result per stage.
+ */
+export class ForwardAttempt implements AcquireRequest, AcquireWaiter, UpstreamRequest, UpstreamSink, RequestBodySink, ResponseDrainSink, TunnelHost {
+  // --- AcquireRequest (read by the backend pool during acquireFor) ---
+  readonly clientKey: string;
+  readonly stickyCookie: string | undefined;
+  readonly priority: number;
+  readonly exclude: readonly string[] | null;
+  readonly now: number;
+  // --- UpstreamRequest (filled by start()) ---
+  method = '';
+  path = '';
+  headers: string[] = NO_HEADERS;
+  bodyLength = -1;
+  proxyHeader: Buffer | undefined = undefined;
+
+  /** Set by the pipeline when the backend grants a server, before start(). */
+  server!: LeasedServer;
   stream: UpstreamStream | null = null;
   /** Set instead of `stream` when the request is a WebSocket upgrade (edge/websocket.ts). */
   tunnel: WsTunnel | null = null;
@@ -60,33 +86,54 @@ export class ForwardAttempt implements UpstreamSink, RequestBodySink, ResponseDr
   constructor(
     readonly tx: Transaction,
     readonly pool: BackendPool,
-    readonly server: LeasedServer,
     private readonly host: ForwardHost,
     private readonly timeouts: UpstreamTimeouts,
-    private readonly requestHeaders: string[],
+    /** Clock reading when this try asks the backend for a server. */
+    now: number,
+    /** The sticky cookie's name for this backend, or undefined. */
+    stickyCookieName: string | undefined,
     replay: Buffer[] | null,
+    /** True when the replayed chunks already hold the whole body (a retry after the body ended). */
+    readonly replayComplete: boolean,
   ) {
+    this.clientKey = tx.clientKey;
+    this.stickyCookie = stickyCookieName !== undefined && tx.cookie !== '' ? extractCookie(tx.cookie, stickyCookieName) : undefined;
+    this.priority = tx.priority;
+    this.exclude = tx.tried;
+    this.now = now;
     this.replay = replay;
   }
 
-  start(): void {
+  // ---- AcquireWaiter ----
+  granted(server: LeasedServer, setCookie: string | null, queuedMs: number): void {
+    this.host.attemptGranted(this, server, setCookie, queuedMs);
+  }
+
+  refused(error: AcquireError, queuedMs: number): void {
+    this.host.attemptRefused(this, error, queuedMs);
+  }
+
+  /**
+   * Sends the request to `this.server` with `headers` (set by the pipeline once granted). The server
+   * was granted `queuedMs` after `now`: that is when the request leaves, no clock read needed.
+   */
+  start(headers: string[], queuedMs: number): void {
     const tx = this.tx;
-    this.tSent = this.host.clock.now();
+    this.headers = headers;
+    this.tSent = this.now + queuedMs;
     try {
       // send_proxy: v2 — the origin learns the client address from a PROXY header on the connection.
       const proxyHeader = this.server.cfg.sendProxy === 'v2' ? proxyHeaderFor(tx) : undefined;
       if (isUpgradeIO(tx.io)) {
-        this.tunnel = new WsTunnel(tx, tx.io, this.server.url, this.requestHeaders, this.timeouts, proxyHeader, this);
+        this.tunnel = new WsTunnel(tx, tx.io, this.server.url, headers, this.timeouts, proxyHeader, this);
         this.tunnel.start();
         return;
       }
-      this.stream = this.host.client.request(this.server.url, {
-        method: tx.method,
-        path: tx.query === '' ? tx.path : `${tx.path}?${tx.query}`,
-        headers: this.requestHeaders,
-        bodyLength: tx.bodyLength,
-        proxyHeader,
-      }, this.timeouts, this);
+      this.method = tx.method;
+      this.path = tx.query === '' ? tx.path : `${tx.path}?${tx.query}`;
+      this.bodyLength = tx.bodyLength;
+      this.proxyHeader = proxyHeader;
+      this.stream = this.host.client.request(this.server.url, this, this.timeouts, this);
     } catch (err) {
       // The upstream client refused to serialise this request (or has a bug). It fails this request
       // alone (5xx, error event) and must not escape: after a queue wait this runs inside another
@@ -108,9 +155,6 @@ export class ForwardAttempt implements UpstreamSink, RequestBodySink, ResponseDr
     }
     tx.io.attachBody(this);
   }
-
-  /** True when the replayed chunks already hold the whole body (set by the pipeline on retry). */
-  replayComplete = false;
 
   onClientBody(chunk: Buffer, last: boolean): boolean {
     const stream = this.stream;

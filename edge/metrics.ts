@@ -68,6 +68,11 @@ export class Metrics {
   private readonly reqCells = new Map<string, Map<string, (CountCell | undefined)[]>>();
   private readonly reqList: CountCell[] = [];
   private readonly latCells = new Map<string, LatencyCell>();
+  /** Cells of the last request's backend and server (see request()). */
+  private lastBackend = '';
+  private lastServer = '';
+  private lastCodes: (CountCell | undefined)[] = [];
+  private lastLatency: LatencyCell | null = null;
   private readonly ruleCells = new Map<string, Map<string, Map<string, CountCell>>>();
   private readonly ruleList: CountCell[] = [];
   private readonly guardCells = new Map<string, CountCell>();
@@ -205,8 +210,18 @@ export class Metrics {
 
   /** One finished request. `backend`/`server` null when the edge answered itself (deny, 503 …). */
   request(backend: string | null, server: string | null, status: number, seconds: number): void {
-    this.countRequest(backend, server, status);
-    observe(this.latencyCell(backend ?? NONE), seconds);
+    const b = backend ?? NONE;
+    const s = server ?? NONE;
+    // Consecutive requests mostly go to the same backend and server: remember the last cells
+    // instead of two map lookups per request (names come from the config: same string objects).
+    if (b !== this.lastBackend || s !== this.lastServer) {
+      this.lastCodes = this.codeCells(b, s);
+      this.lastLatency = this.latencyCell(b);
+      this.lastBackend = b;
+      this.lastServer = s;
+    }
+    this.countRequest(this.lastCodes, b, s, status, backend === null);
+    observe(this.lastLatency as LatencyCell, seconds);
     observe(this.latencyAll, seconds);
   }
 
@@ -216,13 +231,16 @@ export class Metrics {
     return lat;
   }
 
-  private countRequest(backend: string | null, server: string | null, status: number): void {
-    const b = backend ?? NONE;
-    const s = server ?? NONE;
+  /** The per-status cells of one backend and server. */
+  private codeCells(b: string, s: string): (CountCell | undefined)[] {
     let bm = this.reqCells.get(b);
     if (bm === undefined) { bm = new Map(); this.reqCells.set(b, bm); }
     let arr = bm.get(s);
     if (arr === undefined) { arr = new Array<CountCell | undefined>(600); bm.set(s, arr); }
+    return arr;
+  }
+
+  private countRequest(arr: (CountCell | undefined)[], b: string, s: string, status: number, noBackend: boolean): void {
     const code = status >= 100 && status < 600 ? status | 0 : 0;
     let cell = arr[code];
     if (cell === undefined) {
@@ -233,7 +251,7 @@ export class Metrics {
     cell.value++;
     this.requests++;
     this.byClass[code === 0 ? 0 : (code / 100) | 0]++;
-    if (backend === null && status >= 400) this.blocked++;
+    if (noBackend && status >= 400) this.blocked++;
   }
 
   /** A rule matched (whatever the mode: log_only hits are counted too). */
@@ -306,7 +324,8 @@ export class Metrics {
   /** Add a worker thread's increments (main thread). */
   addDelta(d: MetricsDelta): void {
     for (const [backend, server, code, n] of d.req) {
-      for (let i = 0; i < n; i++) this.countRequest(backend === NONE ? null : backend, server === NONE ? null : server, code);
+      const cells = this.codeCells(backend, server);
+      for (let i = 0; i < n; i++) this.countRequest(cells, backend, server, code, backend === NONE);
     }
     for (const [rule, mode, action, n] of d.rules) for (let i = 0; i < n; i++) this.ruleHit(rule, mode, action);
     for (const [reason, n] of d.guard) for (let i = 0; i < n; i++) this.guardReject(reason);

@@ -155,6 +155,7 @@ function fanoutPool(pool: BackendPool, fanout: WorkerFanout): BackendPool {
   return {
     get name() { return pool.name; },
     acquire: (req, cb) => pool.acquire(req, cb),
+    acquireFor: (req, waiter) => pool.acquireFor(req, waiter),
     release: (server, outcome) => pool.release(server, outcome),
     servers: () => pool.servers(),
     queueLength: () => pool.queueLength(),

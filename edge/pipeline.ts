@@ -5,8 +5,7 @@ import { randomBytes } from 'node:crypto';
 import type { Transaction } from './transaction.js';
 import type { RequestHandler } from './listener.js';
 import type { EdgeConfig } from './config/normalize.js';
-import type { AcquireResult, BackendConfig, BackendPool } from './backend/types.js';
-import { extractCookie } from './backend/sticky.js';
+import type { AcquireError, BackendConfig, BackendPool, LeasedServer } from './backend/types.js';
 import type { UpstreamClient, UpstreamFailure } from './upstream/types.js';
 import type { Clock } from './clock.js';
 import type { EventBus, EdgeEvent } from './events.js';
@@ -62,6 +61,11 @@ export interface PipelineDeps {
 
 const RETRY_AFTER_QUEUE = 5;
 
+interface Route {
+  readonly pool: BackendPool;
+  readonly cfg: BackendConfig;
+}
+
 /**
  * The transactions in flight, for the deadline scan: a slot array with a free list instead of a Set.
  * A Set's hash table, once promoted to the old generation, made V8's scavenger keep every request that
@@ -93,7 +97,8 @@ export class Pipeline implements RequestHandler, ForwardHost {
   /** Requests between accept and the end of the response. */
   inFlight = 0;
   private readonly active = new ActiveList();
-  private readonly backends = new Map<string, BackendConfig>();
+  /** Backend name → its pool and configuration (one lookup per request). */
+  private readonly routes = new Map<string, Route>();
   private readonly idPrefix = randomBytes(4).toString('hex');
   private idSeq = 0;
   private tarpits = 0;
@@ -103,7 +108,10 @@ export class Pipeline implements RequestHandler, ForwardHost {
   constructor(private readonly deps: PipelineDeps) {
     this.client = deps.client;
     this.clock = deps.clock;
-    for (const b of deps.cfg.backends) this.backends.set(b.name, b);
+    for (const b of deps.cfg.backends) {
+      const pool = deps.pools.get(b.name);
+      if (pool !== undefined) this.routes.set(b.name, { pool, cfg: b });
+    }
     // One coarse scan for every request deadline (body first byte, body rate, whole body, slow read):
     // no timer per request.
     this.deadlineTimer = setInterval(() => this.checkDeadlines(), 250);
@@ -210,54 +218,56 @@ export class Pipeline implements RequestHandler, ForwardHost {
   // ---- balancer stage ----
   private balance(tx: Transaction): void {
     const name = tx.routeBackend ?? this.deps.cfg.defaultBackend;
-    const pool = this.deps.pools.get(name);
-    if (pool === undefined) {
+    const route = this.routes.get(name);
+    if (route === undefined) {
       this.localReply(tx, 503, `Service Unavailable: no backend "${name}"\n`, null, false, 'IC');
       return;
     }
     tx.backend = name;
-    this.acquire(tx, pool, null, false);
+    this.acquire(tx, route, null, false);
   }
 
-  private acquire(tx: Transaction, pool: BackendPool, replay: Buffer[] | null, replayComplete: boolean): void {
-    const t = this.clock.now();
-    const cookieName = this.backends.get(pool.name)?.sticky?.cookie;
+  private acquire(tx: Transaction, route: Route, replay: Buffer[] | null, replayComplete: boolean): void {
+    const b = route.cfg;
+    // A first try starts at accept time (microseconds ago); a retry reads the clock.
+    const now = tx.retries === 0 ? tx.t0 : this.clock.now();
+    const attempt = new ForwardAttempt(tx, route.pool, this, b.timeouts, now, b.sticky?.cookie, replay, replayComplete);
     tx.waiting = true;
-    const ticket = pool.acquire({
-      clientKey: tx.clientKey,
-      stickyCookie: cookieName !== undefined && tx.cookie !== '' ? extractCookie(tx.cookie, cookieName) : undefined,
-      priority: tx.priority,
-      exclude: tx.tried,
-    }, (r: AcquireResult) => this.acquired(tx, pool, r, t, replay, replayComplete));
-    // The callback may already have run (a free slot): only a request still waiting holds a ticket.
+    const ticket = route.pool.acquireFor(attempt, attempt);
+    // The answer may already have come (a free slot): only a request still waiting holds a ticket.
     if (tx.waiting) tx.ticket = ticket;
   }
 
-  private acquired(tx: Transaction, pool: BackendPool, r: AcquireResult, t: number, replay: Buffer[] | null, replayComplete: boolean): void {
+  attemptRefused(attempt: ForwardAttempt, error: AcquireError, queuedMs: number): void {
+    const tx = attempt.tx;
+    const pool = attempt.pool;
     tx.ticket = null;
     tx.waiting = false;
-    tx.Tw = Math.max(tx.Tw, 0) + Math.round(r.queuedMs ?? this.clock.now() - t);
-    if (r.error !== null || r.server === null) {
-      if (tx.io.aborted) { this.finish(tx); return; }
-      const queued = r.error === 'queue_timeout' || r.error === 'queue_full';
-      this.deps.observer?.queueRejected(pool.name, r.error ?? 'no_server');
-      this.deps.bus.emit(queueEvent({ backend: pool.name, reason: r.error ?? 'no_server', queuedMs: r.queuedMs, client: clientOf(tx), request: requestOf(tx), status: 503, term: queued ? 'sQ' : 'SC' }));
-      this.localReply(tx, 503, bodyFor(503, ''), ['content-type', 'text/plain; charset=utf-8', 'retry-after', String(RETRY_AFTER_QUEUE)], false, queued ? 'sQ' : 'SC');
-      return;
-    }
-    if (tx.io.aborted) { pool.release(r.server, 'aborted'); this.finish(tx); return; }
-    tx.server = r.server;
-    if (r.setCookie !== null) {
+    tx.Tw = Math.max(tx.Tw, 0) + Math.round(queuedMs);
+    if (tx.io.aborted) { this.finish(tx); return; }
+    const queued = error === 'queue_timeout' || error === 'queue_full';
+    this.deps.observer?.queueRejected(pool.name, error);
+    this.deps.bus.emit(queueEvent({ backend: pool.name, reason: error, queuedMs, client: clientOf(tx), request: requestOf(tx), status: 503, term: queued ? 'sQ' : 'SC' }));
+    this.localReply(tx, 503, bodyFor(503, ''), ['content-type', 'text/plain; charset=utf-8', 'retry-after', String(RETRY_AFTER_QUEUE)], false, queued ? 'sQ' : 'SC');
+  }
+
+  attemptGranted(attempt: ForwardAttempt, server: LeasedServer, setCookie: string | null, queuedMs: number): void {
+    const tx = attempt.tx;
+    tx.ticket = null;
+    tx.waiting = false;
+    tx.Tw = Math.max(tx.Tw, 0) + Math.round(queuedMs);
+    if (tx.io.aborted) { attempt.pool.release(server, 'aborted'); this.finish(tx); return; }
+    tx.server = server;
+    if (setCookie !== null) {
       // A new list: the rules stage may have handed this transaction a list shared with others.
       const prev = tx.extraResponseHeaders;
-      tx.extraResponseHeaders = prev === null ? ['set-cookie', r.setCookie] : [...prev, 'set-cookie', r.setCookie];
+      tx.extraResponseHeaders = prev === null ? ['set-cookie', setCookie] : [...prev, 'set-cookie', setCookie];
     }
-    const b = this.backends.get(pool.name) as BackendConfig;
-    const ops = this.deps.rules?.requestHeaderOps(tx);
-    const attempt = new ForwardAttempt(tx, pool, r.server, this, b.timeouts, upstreamHeaders(tx, ops?.set ?? null, ops?.remove ?? null), replay);
-    attempt.replayComplete = replayComplete;
+    const rules = this.deps.rules;
+    const ops = rules === null ? null : rules.requestHeaderOps(tx);
+    attempt.server = server;
     tx.attempt = attempt;
-    attempt.start();
+    attempt.start(upstreamHeaders(tx, ops === null ? null : ops.set, ops === null ? null : ops.remove), queuedMs);
   }
 
   // ---- upstream stage callbacks (ForwardHost) ----
@@ -265,11 +275,11 @@ export class Pipeline implements RequestHandler, ForwardHost {
     attempt.pool.release(attempt.server, attempt.outcome);
     tx.attempt = null;
     if (tx.io.aborted) { this.finish(tx); return; }
-    const b = this.backends.get(attempt.pool.name) as BackendConfig;
-    if (tx.retries < b.retries && attempt.retryable(err)) {
+    const route = this.routes.get(attempt.pool.name) as Route;
+    if (tx.retries < route.cfg.retries && attempt.retryable(err)) {
       tx.retries++;
       (tx.tried ??= []).push(attempt.server.name);
-      this.acquire(tx, attempt.pool, attempt.replay, tx.bodyComplete);
+      this.acquire(tx, route, attempt.replay, tx.bodyComplete);
       return;
     }
     const timeout = err.kind === 'timeout_response' || err.kind === 'timeout_connect' || err.kind === 'timeout_idle';

@@ -6,7 +6,7 @@ import type { EventBus } from '../events.js';
 import { errorEvent, healthEvent } from '../events/build.js';
 import type { Clock } from '../clock.js';
 import type {
-  AcquireError, AcquireRequest, AcquireResult, AcquireTicket, BackendConfig, BackendPool,
+  AcquireError, AcquireRequest, AcquireResult, AcquireTicket, AcquireWaiter, BackendConfig, BackendPool,
   LeasedServer, ReleaseOutcome, ServerInfo, ServerState,
 } from './types.js';
 import { ServerRuntime } from './server.js';
@@ -38,6 +38,17 @@ interface Tier {
   readonly servers: ServerRuntime[];
   readonly policy: BalancePolicy;
   readonly backup: boolean;
+}
+
+/** Adapts the callback form of acquire() (tests, tools) to the waiter the pool works with. */
+class CallbackWaiter implements AcquireWaiter {
+  constructor(private readonly cb: (r: AcquireResult) => void) {}
+  granted(server: LeasedServer, setCookie: string | null, queuedMs: number): void {
+    this.cb({ error: null, server, setCookie, queuedMs });
+  }
+  refused(error: AcquireError, queuedMs: number): void {
+    this.cb({ error, server: null, setCookie: null, queuedMs });
+  }
 }
 
 const NOOP_TICKET: AcquireTicket = { cancel(): void { /* nothing was queued */ } };
@@ -101,10 +112,14 @@ class Pool implements BackendPool {
   // ---------------------------------------------------------------- acquire / release
 
   acquire(req: AcquireRequest, cb: (r: AcquireResult) => void): AcquireTicket {
-    const now = this.clock.now();
+    return this.acquireFor(req, new CallbackWaiter(cb));
+  }
+
+  acquireFor(req: AcquireRequest, waiter: AcquireWaiter): AcquireTicket {
+    const now = req.now ?? this.clock.now();
     if (this.coolingDown > 0) this.reviveCooled(now);
     const tier = this.currentTier();
-    if (tier === null) return this.failNow(cb, 'no_server');
+    if (tier === null) return this.failNow(waiter, 'no_server');
     // With shared counts, a slot freed by another worker goes to our waiters before a newcomer.
     if (this.sharedCounts && this.queue.size > 0) this.dispatchQueue();
     const epoch = this.stamp(req.exclude);
@@ -115,16 +130,16 @@ class Pool implements BackendPool {
     }
     if (pinned !== null) {
       // A pinned client waits for its own server rather than being moved while it is merely busy.
-      if (pinned.tryTake()) return this.grantNow(cb, pinned, null);
+      if (pinned.tryTake()) return this.grantNow(waiter, pinned, null);
     } else {
       const s = this.pick(tier, req.clientKey, now, epoch);
-      if (s !== null) return this.grantNow(cb, s, this.sticky === null ? null : this.sticky.setCookieFor(s));
-      if (!this.anyCandidate(tier, epoch)) return this.failNow(cb, 'no_server');
+      if (s !== null) return this.grantNow(waiter, s, this.sticky === null ? null : this.sticky.setCookieFor(s));
+      if (!this.anyCandidate(tier, epoch)) return this.failNow(waiter, 'no_server');
     }
     // Every usable server is at maxconn: wait in the backend queue.
-    if (this.stopped) return this.failNow(cb, 'queue_timeout');
-    if (this.queue.size >= this.cfg.queue.max) return this.failNow(cb, 'queue_full');
-    const w = new Waiter(this.queue, priorityClass(req.priority), req.clientKey, pinned, req.exclude, cb, now, now + this.cfg.queue.timeoutMs);
+    if (this.stopped) return this.failNow(waiter, 'queue_timeout');
+    if (this.queue.size >= this.cfg.queue.max) return this.failNow(waiter, 'queue_full');
+    const w = new Waiter(this.queue, priorityClass(req.priority), req.clientKey, pinned, req.exclude, waiter, now, now + this.cfg.queue.timeoutMs);
     this.queue.push(w);
     this.ensureHousekeeping();
     return w;
@@ -143,13 +158,13 @@ class Pool implements BackendPool {
     return this.queue.size;
   }
 
-  private grantNow(cb: (r: AcquireResult) => void, s: ServerRuntime, setCookie: string | null): AcquireTicket {
-    cb({ error: null, server: s, setCookie, queuedMs: 0 });
+  private grantNow(waiter: AcquireWaiter, s: ServerRuntime, setCookie: string | null): AcquireTicket {
+    waiter.granted(s, setCookie, 0);
     return NOOP_TICKET;
   }
 
-  private failNow(cb: (r: AcquireResult) => void, error: AcquireError): AcquireTicket {
-    cb({ error, server: null, setCookie: null, queuedMs: 0 });
+  private failNow(waiter: AcquireWaiter, error: AcquireError): AcquireTicket {
+    waiter.refused(error, 0);
     return NOOP_TICKET;
   }
 
@@ -254,22 +269,24 @@ class Pool implements BackendPool {
     if (p !== null) {
       if (!p.tryTake()) return;
       this.queue.remove(w);
-      this.deliver(w, { error: null, server: p, setCookie: null, queuedMs: now - w.enqueuedAt });
+      this.deliver(w, p, null, null, now - w.enqueuedAt);
       return;
     }
     const s = this.pick(tier, w.clientKey, now, epoch);
     if (s !== null) {
       this.queue.remove(w);
-      this.deliver(w, { error: null, server: s, setCookie: this.sticky === null ? null : this.sticky.setCookieFor(s), queuedMs: now - w.enqueuedAt });
+      this.deliver(w, s, this.sticky === null ? null : this.sticky.setCookieFor(s), null, now - w.enqueuedAt);
     } else if (!this.anyCandidate(tier, epoch)) {
       this.queue.remove(w);
-      this.deliver(w, { error: 'no_server', server: null, setCookie: null, queuedMs: now - w.enqueuedAt });
+      this.deliver(w, null, null, 'no_server', now - w.enqueuedAt);
     }
   }
 
-  private deliver(w: Waiter, r: AcquireResult): void {
+  /** Hands a queued waiter its server, or its error when `server` is null. */
+  private deliver(w: Waiter, server: ServerRuntime | null, setCookie: string | null, error: AcquireError | null, queuedMs: number): void {
     try {
-      w.cb(r);
+      if (server !== null) w.waiter.granted(server, setCookie, queuedMs);
+      else w.waiter.refused(error ?? 'no_server', queuedMs);
     } catch (err) {
       // The pipeline's callback must not throw; if it does, keep the pool consistent and say so.
       this.bus.emit(errorEvent(`backend queue callback: ${err instanceof Error ? err.message : String(err)}`, { backend: this.name }));
@@ -280,7 +297,7 @@ class Pool implements BackendPool {
     let w: Waiter | null;
     while ((w = this.queue.first()) !== null) {
       this.queue.remove(w);
-      this.deliver(w, { error, server: null, setCookie: null, queuedMs: now - w.enqueuedAt });
+      this.deliver(w, null, null, error, now - w.enqueuedAt);
     }
   }
 
@@ -298,7 +315,7 @@ class Pool implements BackendPool {
     if (this.coolingDown > 0) this.reviveCooled(now);
     let w: Waiter | null;
     while ((w = this.queue.popExpired(now)) !== null) {
-      this.deliver(w, { error: 'queue_timeout', server: null, setCookie: null, queuedMs: now - w.enqueuedAt });
+      this.deliver(w, null, null, 'queue_timeout', now - w.enqueuedAt);
     }
     if (this.sharedCounts && this.queue.size > 0) this.dispatchQueue();
     if (this.housekeeping === null) return;

@@ -2,7 +2,7 @@
 // One FIFO (doubly linked, O(1) push/remove/cancel) per priority class; lower classes are served
 // first. The queue timeout is the same for every entry of a backend, so each class is also sorted
 // by deadline and expiry only ever pops heads: one coarse timer serves the whole queue.
-import type { AcquireResult, AcquireTicket } from './types.js';
+import type { AcquireTicket, AcquireWaiter } from './types.js';
 import type { ServerRuntime } from './server.js';
 
 /** Priority classes 0..PRIORITY_CLASSES-1; other values are clamped, non-integers truncated. */
@@ -26,7 +26,7 @@ export class Waiter implements AcquireTicket {
     /** Server the client's valid cookie pins it to (waits for that server only), or null. */
     public pinned: ServerRuntime | null,
     readonly exclude: readonly string[] | null,
-    readonly cb: (r: AcquireResult) => void,
+    readonly waiter: AcquireWaiter,
     readonly enqueuedAt: number,
     readonly deadline: number,
   ) {}

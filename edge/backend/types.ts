@@ -78,6 +78,8 @@ export interface AcquireRequest {
   priority: number;
   /** Servers not to pick again (retry on another server). */
   exclude: readonly string[] | null;
+  /** The caller's clock reading for this request (one clock read less); the pool reads its own when absent. */
+  now?: number;
 }
 
 export type AcquireError = 'no_server' | 'queue_full' | 'queue_timeout';
@@ -106,9 +108,21 @@ export interface AcquireTicket {
 
 export type ReleaseOutcome = 'ok' | 'connect_error' | 'http_5xx' | 'reset' | 'timeout' | 'aborted';
 
+/**
+ * The allocation-free form of the acquire callback (the request pipeline's): exactly one of the two
+ * is called, synchronously or later from the queue, unless the ticket is cancelled first.
+ */
+export interface AcquireWaiter {
+  /** A slot on `server` is held; the caller must call pool.release(server, …) exactly once. */
+  granted(server: LeasedServer, setCookie: string | null, queuedMs: number): void;
+  refused(error: AcquireError, queuedMs: number): void;
+}
+
 export interface BackendPool {
   readonly name: string;
   acquire(req: AcquireRequest, cb: (r: AcquireResult) => void): AcquireTicket;
+  /** acquire() for the hot path: no result object, no closure per request. */
+  acquireFor(req: AcquireRequest, waiter: AcquireWaiter): AcquireTicket;
   release(server: LeasedServer, outcome: ReleaseOutcome): void;
   servers(): ServerInfo[];
   queueLength(): number;

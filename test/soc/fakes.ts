@@ -4,7 +4,7 @@
 import { connect } from 'node:net';
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import type { AcquireRequest, AcquireResult, AcquireTicket, BackendPool, LeasedServer, ServerInfo, ServerState } from '../../edge/backend/types.js';
+import type { AcquireRequest, AcquireResult, AcquireTicket, AcquireWaiter, BackendPool, LeasedServer, ServerInfo, ServerState } from '../../edge/backend/types.js';
 import type { EventBus } from '../../edge/events.js';
 import { reloadEvent } from '../../edge/events/build.js';
 import type { RuleMode } from '../../edge/events/schema.js';
@@ -23,6 +23,10 @@ export class FakePool implements BackendPool {
   }
   acquire(_req: AcquireRequest, cb: (r: AcquireResult) => void): AcquireTicket {
     cb({ error: 'no_server', server: null, setCookie: null, queuedMs: 0 });
+    return { cancel: () => undefined };
+  }
+  acquireFor(_req: AcquireRequest, waiter: AcquireWaiter): AcquireTicket {
+    waiter.refused('no_server', 0);
     return { cancel: () => undefined };
   }
   release(_s: LeasedServer): void { /* nothing leased */ }
