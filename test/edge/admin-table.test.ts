@@ -2,22 +2,12 @@
 // clients of the real per-client stick table, and a key lookup must show its counters.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startOrigin } from '../harness/origin.js';
-import { startTestEdge } from '../harness/edge.js';
+import { startOriginAndEdge } from '../harness/edge.js';
 import { httpClient } from '../harness/client.js';
 import { adminTargetsFor } from '../../edge/ops.js';
 
 test('table top by http_req_rate lists the busiest client first; lookup shows its counters', async (t) => {
-  const o = await startOrigin('web1');
-  t.after(() => o.close());
-  const px = await startTestEdge(`
-listen: [{ address: "127.0.0.1:{{PORT}}" }]
-access_log: { path: "off" }
-backends:
-  shop:
-    servers: [{ name: web1, url: "${o.url}" }]
-`);
-  t.after(() => px.stop());
+  const { px } = await startOriginAndEdge(t);
   const busy = httpClient({ localAddress: '127.0.0.21' });
   const calm = httpClient({ localAddress: '127.0.0.22' });
   t.after(() => Promise.all([busy.close(), calm.close()]));

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startOrigin, type Origin } from '../harness/origin.js';
-import { OPEN_EDGE, startTestEdge, type TestEdge } from '../harness/edge.js';
+import { CLIENT_LIMITS_OFF, edgeYaml, startTestEdge, type TestEdge, type TestServer } from '../harness/edge.js';
 import { httpClient } from '../harness/client.js';
 
 async function origins(t: { after(fn: () => unknown): void }, names: string[]): Promise<Origin[]> {
@@ -13,16 +13,12 @@ async function origins(t: { after(fn: () => unknown): void }, names: string[]): 
   return list;
 }
 
-function serversYaml(list: Origin[], extra: (i: number) => string): string {
-  return list.map((o, i) => `      - { name: ${['web1', 'web2', 'web3', 'web4', 'web5', 'dr1'][i]}, url: "${o.url}"${extra(i)} }`).join('\n');
+function serversOf(list: Origin[], more: (i: number) => string | undefined = () => undefined): TestServer[] {
+  return list.map((o, i) => ({ name: ['web1', 'web2', 'web3', 'web4', 'web5', 'dr1'][i], url: o.url, more: more(i) }));
 }
 
-async function edge(t: { after(fn: () => unknown): void }, backend: string): Promise<TestEdge> {
-  const px = await startTestEdge(`
-${OPEN_EDGE}backends:
-  shop:
-${backend}
-`);
+async function edge(t: { after(fn: () => unknown): void }, servers: TestServer[], backendMore?: string): Promise<TestEdge> {
+  const px = await startTestEdge(edgeYaml({ limits: CLIENT_LIMITS_OFF, backendMore, servers }));
   t.after(() => px.stop());
   return px;
 }
@@ -30,7 +26,7 @@ ${backend}
 test('roundrobin: weighted distribution within 5 % over 10,000 requests', async (t) => {
   const os = await origins(t, ['web1', 'web2', 'web3']);
   const weights = [1, 3, 6];
-  const px = await edge(t, `    balance: roundrobin\n    servers:\n${serversYaml(os, (i) => `, weight: ${weights[i]}`)}`);
+  const px = await edge(t, serversOf(os, (i) => `weight: ${weights[i]}`), 'balance: roundrobin');
   const c = httpClient({ connections: 32 });
   t.after(() => c.close());
   const N = 10_000;
@@ -48,7 +44,7 @@ test('roundrobin: weighted distribution within 5 % over 10,000 requests', async 
 
 test('source: consistent hash keeps clients, removing 1 of 5 servers moves about 1/5', async (t) => {
   const os = await origins(t, ['web1', 'web2', 'web3', 'web4', 'web5']);
-  const px = await edge(t, `    balance: source\n    servers:\n${serversYaml(os, () => '')}`);
+  const px = await edge(t, serversOf(os), 'balance: source');
   const clients = Array.from({ length: 150 }, (_, i) => `127.0.${1 + (i >> 6)}.${2 + (i & 63)}`);
   async function mapping(): Promise<Map<string, string>> {
     const m = new Map<string, string>();
@@ -78,10 +74,7 @@ test('source: consistent hash keeps clients, removing 1 of 5 servers moves about
 
 test('backup servers take traffic only while every primary is down', async (t) => {
   const os = await origins(t, ['web1', 'web2', 'dr1']);
-  const px = await edge(t, `    servers:
-      - { name: web1, url: "${os[0].url}" }
-      - { name: web2, url: "${os[1].url}" }
-      - { name: dr1, url: "${os[2].url}", backup: true }`);
+  const px = await edge(t, [{ name: 'web1', url: os[0].url }, { name: 'web2', url: os[1].url }, { name: 'dr1', url: os[2].url, more: 'backup: true' }]);
   const c = httpClient();
   t.after(() => c.close());
   for (let i = 0; i < 20; i++) assert.notEqual((await c.get(`${px.url}/`)).headers['x-origin'], 'dr1');
@@ -97,7 +90,7 @@ test('backup servers take traffic only while every primary is down', async (t) =
 
 test('sticky cookie: pins the client, survives a forged value, moves when the server drains', async (t) => {
   const os = await origins(t, ['web1', 'web2', 'web3']);
-  const px = await edge(t, `    sticky: { cookie: PCSRV, secret: "0123456789abcdef0123456789abcdef" }\n    servers:\n${serversYaml(os, () => '')}`);
+  const px = await edge(t, serversOf(os), 'sticky: { cookie: PCSRV, secret: "0123456789abcdef0123456789abcdef" }');
   const c = httpClient();
   t.after(() => c.close());
   const first = await c.get(`${px.url}/`);

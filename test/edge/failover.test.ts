@@ -4,22 +4,18 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startOrigin } from '../harness/origin.js';
-import { OPEN_EDGE, startTestEdge } from '../harness/edge.js';
+import { CLIENT_LIMITS_OFF, edgeYaml, startOriginAndEdge, startTestEdge } from '../harness/edge.js';
 import { httpClient } from '../harness/client.js';
 
 test('a server killed mid-run is marked down (passive, then active) with no failed idempotent request', async (t) => {
   const web1 = await startOrigin('web1');
   const web2 = await startOrigin('web2');
   t.after(() => web1.close());
-  const px = await startTestEdge(`
-${OPEN_EDGE}backends:
-  shop:
-    health: { path: /health, interval: 200ms, timeout: 200ms, rise: 2, fall: 2, passive_failures: 2 }
-    retries: 1
-    servers:
-      - { name: web1, url: "${web1.url}" }
-      - { name: web2, url: "${web2.url}" }
-`);
+  const px = await startTestEdge(edgeYaml({
+    limits: CLIENT_LIMITS_OFF,
+    backendMore: 'health: { path: /health, interval: 200ms, timeout: 200ms, rise: 2, fall: 2, passive_failures: 2 }\nretries: 1',
+    servers: [{ name: 'web1', url: web1.url }, { name: 'web2', url: web2.url }],
+  }));
   t.after(() => px.stop());
   const c = httpClient({ connections: 8 });
   t.after(() => c.close());
@@ -64,25 +60,19 @@ test('connect failure is retried on another server; a POST whose body was sent i
   await new Promise<void>((r) => resetter.listen(0, '127.0.0.1', () => r()));
   t.after(() => new Promise<void>((r) => resetter.close(() => r())));
   const resetPort = (resetter.address() as { port: number }).port;
-  const refused = await startTestEdge(`
-${OPEN_EDGE}backends:
-  refused:
-    retries: 1
-    servers:
-      - { name: dead, url: "http://127.0.0.1:1" }
-      - { name: good, url: "${good.url}" }
-`);
+  const refused = await startTestEdge(edgeYaml({
+    limits: CLIENT_LIMITS_OFF,
+    backend: 'refused',
+    backendMore: 'retries: 1',
+    servers: [{ name: 'dead', url: 'http://127.0.0.1:1' }, { name: 'good', url: good.url }],
+  }));
   t.after(() => refused.stop());
-  const resets = await startTestEdge(`
-${OPEN_EDGE}backends:
-  resets:
-    balance: first
-    retries: 1
-    health: { path: /health, interval: 1m, passive_failures: 0 }
-    servers:
-      - { name: rst, url: "http://127.0.0.1:${resetPort}" }
-      - { name: good, url: "${good.url}" }
-`);
+  const resets = await startTestEdge(edgeYaml({
+    limits: CLIENT_LIMITS_OFF,
+    backend: 'resets',
+    backendMore: 'balance: first\nretries: 1\nhealth: { path: /health, interval: 1m, passive_failures: 0 }',
+    servers: [{ name: 'rst', url: `http://127.0.0.1:${resetPort}` }, { name: 'good', url: good.url }],
+  }));
   t.after(() => resets.stop());
   const c = httpClient();
   t.after(() => c.close());
@@ -98,16 +88,12 @@ ${OPEN_EDGE}backends:
 });
 
 test('upstream timeout gives 504 with a clear body', async (t) => {
-  const slow = await startOrigin('slow', (_req, res) => { setTimeout(() => res.end('late'), 1500); });
-  t.after(() => slow.close());
-  const px = await startTestEdge(`
-${OPEN_EDGE}backends:
-  shop:
-    retries: 0
-    timeouts: { server: 300ms }
-    servers: [{ name: slow, url: "${slow.url}" }]
-`);
-  t.after(() => px.stop());
+  const { px } = await startOriginAndEdge(t, {
+    origin: 'slow',
+    handler: (_req, res) => { setTimeout(() => res.end('late'), 1500); },
+    limits: CLIENT_LIMITS_OFF,
+    backendMore: 'retries: 0\ntimeouts: { server: 300ms }',
+  });
   const c = httpClient();
   t.after(() => c.close());
   const r = await c.get(`${px.url}/`);

@@ -6,25 +6,15 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startOrigin } from '../harness/origin.js';
-import { startTestEdge, freePort } from '../harness/edge.js';
+import { startOriginAndEdge, freePort } from '../harness/edge.js';
 import { rawRequest } from '../harness/client.js';
 
 test('X-Forwarded-For / X-Request-Id from an untrusted peer are replaced; from a trusted proxy they are kept', async (t) => {
-  const o = await startOrigin('web1');
-  t.after(() => o.close());
   const second = await freePort();
-  const px = await startTestEdge(`
-listen:
-  - { address: "127.0.0.1:{{PORT}}" }
-  - { address: "127.0.0.2:${second}", name: internal }
-trusted_proxies: [127.0.0.2/32]
-access_log: { path: "off" }
-backends:
-  shop:
-    servers: [{ name: web1, url: "${o.url}" }]
-`);
-  t.after(() => px.stop());
+  const { o, px } = await startOriginAndEdge(t, {
+    listeners: [`{ address: "127.0.0.2:${second}", name: internal }`],
+    more: 'trusted_proxies: [127.0.0.2/32]',
+  });
   const forged = 'GET /a HTTP/1.1\r\nHost: shop\r\nX-Forwarded-For: 6.6.6.6\r\nX-Request-Id: forged-id\r\nX-Forwarded-Proto: https\r\nConnection: close\r\n\r\n';
   const r1 = await rawRequest(px.port, forged, 800);
   assert.equal(r1.status, 200);
@@ -49,17 +39,9 @@ backends:
 });
 
 test('one access-log line per request with the documented fields', async (t) => {
-  const o = await startOrigin('web1');
-  t.after(() => o.close());
   const dir = mkdtempSync(join(tmpdir(), 'pc-log-'));
   const file = join(dir, 'access.log');
-  const px = await startTestEdge(`
-listen: [{ address: "127.0.0.1:{{PORT}}" }]
-access_log: { path: "${file}" }
-backends:
-  shop:
-    servers: [{ name: web1, url: "${o.url}" }]
-`);
+  const { px } = await startOriginAndEdge(t, { accessLog: file });
   for (let i = 0; i < 5; i++) await rawRequest(px.port, `POST /p${i}?q=1 HTTP/1.1\r\nHost: shop.test\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc`, 500);
   await px.stop();
   await sleep(100);

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startOrigin } from '../harness/origin.js';
-import { OPEN_EDGE, startTestEdge } from '../harness/edge.js';
+import { CLIENT_LIMITS_OFF, edgeYaml, startOriginAndEdge, startTestEdge } from '../harness/edge.js';
 import { httpClient } from '../harness/client.js';
 
 test('concurrency far above maxconn: servers never exceed maxconn, everyone served', async (t) => {
@@ -11,14 +11,11 @@ test('concurrency far above maxconn: servers never exceed maxconn, everyone serv
   const a = await slow('a');
   const b = await slow('b');
   t.after(() => Promise.all([a.close(), b.close()]));
-  const px = await startTestEdge(`
-${OPEN_EDGE}backends:
-  shop:
-    queue: { max: 1000, timeout: 20s }
-    servers:
-      - { name: a, url: "${a.url}", maxconn: 3 }
-      - { name: b, url: "${b.url}", maxconn: 2 }
-`);
+  const px = await startTestEdge(edgeYaml({
+    limits: CLIENT_LIMITS_OFF,
+    backendMore: 'queue: { max: 1000, timeout: 20s }',
+    servers: [{ name: 'a', url: a.url, more: 'maxconn: 3' }, { name: 'b', url: b.url, more: 'maxconn: 2' }],
+  }));
   t.after(() => px.stop());
   const c = httpClient({ connections: 100 });
   t.after(() => c.close());
@@ -34,15 +31,13 @@ ${OPEN_EDGE}backends:
 });
 
 test('queue timeout answers 503 with Retry-After; beyond queue.max, 503 at once', async (t) => {
-  const hold = await startOrigin('hold', (_req, res) => { setTimeout(() => res.end('done'), 1500); });
-  t.after(() => hold.close());
-  const px = await startTestEdge(`
-${OPEN_EDGE}backends:
-  shop:
-    queue: { max: 2, timeout: 300ms }
-    servers: [{ name: hold, url: "${hold.url}", maxconn: 1 }]
-`);
-  t.after(() => px.stop());
+  const { o: hold, px } = await startOriginAndEdge(t, {
+    origin: 'hold',
+    handler: (_req, res) => { setTimeout(() => res.end('done'), 1500); },
+    limits: CLIENT_LIMITS_OFF,
+    backendMore: 'queue: { max: 2, timeout: 300ms }',
+    serverMore: 'maxconn: 1',
+  });
   const c = httpClient({ connections: 10 });
   t.after(() => c.close());
   const t0 = Date.now();

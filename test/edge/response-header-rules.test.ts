@@ -7,7 +7,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startOrigin } from '../harness/origin.js';
-import { startTestEdge } from '../harness/edge.js';
+import { edgeYaml, startTestEdge } from '../harness/edge.js';
 import { rawRequest } from '../harness/client.js';
 
 test('set/remove_response_header on every response; a sticky cookie only where the balancer set it', async (t) => {
@@ -26,15 +26,11 @@ test('set/remove_response_header on every response; a sticky cookie only where t
     '}',
     '',
   ].join('\n'));
-  const px = await startTestEdge(`
-listen: [{ address: "127.0.0.1:{{PORT}}" }]
-access_log: { path: "off" }
-rules: { files: ["${rulesFile}"], watch: false }
-backends:
-  shop:
-    sticky: { cookie: PCSRV }
-    servers: [{ name: web1, url: "${o.url}" }]
-`);
+  const px = await startTestEdge(edgeYaml({
+    backendMore: 'sticky: { cookie: PCSRV }',
+    servers: [{ name: 'web1', url: o.url }],
+    more: `rules: { files: ["${rulesFile}"], watch: false }`,
+  }));
   t.after(() => px.stop());
   const heads: string[] = [];
   for (let i = 0; i < 4; i++) {

@@ -2,20 +2,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { httpClient, rawRequest } from '../harness/client.js';
-import { startOrigin } from '../harness/origin.js';
-import { startTestEdge } from '../harness/edge.js';
+import { startOriginAndEdge } from '../harness/edge.js';
 
 test('GET is proxied with X-Forwarded-* and the origin body', async (t) => {
-  const o = await startOrigin('web1');
-  t.after(() => o.close());
-  const px = await startTestEdge(`
-listen: [{ address: "127.0.0.1:{{PORT}}" }]
-access_log: { path: "off" }
-backends:
-  shop:
-    servers: [{ name: web1, url: "${o.url}" }]
-`);
-  t.after(() => px.stop());
+  const { o, px } = await startOriginAndEdge(t);
   const r = await rawRequest(px.port, 'GET /hello?x=1 HTTP/1.1\r\nHost: shop.test\r\nX-Test: a\r\nConnection: x-drop\r\nX-Drop: gone\r\nKeep-Alive: timeout=5\r\nTE: trailers\r\n\r\n', 500);
   assert.equal(r.status, 200);
   assert.equal(r.body.toString(), 'hello from web1\n');
@@ -34,16 +24,7 @@ backends:
 });
 
 test('keep-alive client gets many responses on one connection', async (t) => {
-  const o = await startOrigin('web1');
-  t.after(() => o.close());
-  const px = await startTestEdge(`
-listen: [{ address: "127.0.0.1:{{PORT}}" }]
-access_log: { path: "off" }
-backends:
-  shop:
-    servers: [{ name: web1, url: "${o.url}" }]
-`);
-  t.after(() => px.stop());
+  const { o, px } = await startOriginAndEdge(t);
   const c = httpClient({ connections: 1 });
   t.after(() => c.close());
   for (let i = 0; i < 20; i++) {

@@ -8,19 +8,14 @@ import { connect } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startOrigin } from '../harness/origin.js';
 import { spawnEdge } from '../harness/process.js';
-import { OPEN_EDGE } from '../harness/edge.js';
+import { CLIENT_LIMITS_OFF, edgeYaml } from '../harness/edge.js';
 import { rawRequest } from '../harness/client.js';
 
 const MB = 1024 * 1024;
 const block = Buffer.alloc(64 * 1024, 'abcdefghijklmnopqrstuvwxyz0123456789');
 
-function edgeYaml(url: string): string {
-  return `
-${OPEN_EDGE}timeouts: { client_write_stall: 30s }
-backends:
-  shop:
-    servers: [{ name: o, url: "${url}" }]
-`;
+function streamingEdge(url: string): string {
+  return edgeYaml({ limits: CLIENT_LIMITS_OFF, servers: [{ name: 'o', url }], more: 'timeouts: { client_write_stall: 30s }' });
 }
 
 test('100 MB download to a reader that stalls: proxy memory stays bounded, bytes intact', async (t) => {
@@ -35,7 +30,7 @@ test('100 MB download to a reader that stalls: proxy memory stays bounded, bytes
     pump();
   });
   t.after(() => o.close());
-  const px = await spawnEdge(edgeYaml(o.url));
+  const px = await spawnEdge(streamingEdge(o.url));
   t.after(() => px.stop());
   await rawRequest(px.port, 'GET /warm HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', 300);
   const base = px.rssKb();
@@ -82,7 +77,7 @@ test('10 MB upload to an origin that reads slowly: streamed, bounded, intact', a
     req.on('end', () => { originHash = h.digest('hex'); res.end(`got ${originBytes}`); });
   });
   t.after(() => o.close());
-  const px = await spawnEdge(edgeYaml(o.url));
+  const px = await spawnEdge(streamingEdge(o.url));
   t.after(() => px.stop());
   const base = px.rssKb();
   const expected = createHash('sha256');
@@ -113,7 +108,7 @@ test('client abort cancels the upstream request', async (t) => {
     res.on('close', () => { clearInterval(timer); originSawClose = true; });
   });
   t.after(() => o.close());
-  const px = await spawnEdge(edgeYaml(o.url));
+  const px = await spawnEdge(streamingEdge(o.url));
   t.after(() => px.stop());
   const s = connect(px.port, '127.0.0.1');
   await new Promise<void>((resolve) => {
@@ -140,7 +135,7 @@ test('hop-by-hop response headers are stripped; HEAD gets no body; 204 keeps the
     res.end('body-bytes');
   });
   t.after(() => o.close());
-  const px = await spawnEdge(edgeYaml(o.url));
+  const px = await spawnEdge(streamingEdge(o.url));
   t.after(() => px.stop());
   const r = await rawRequest(px.port, 'GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', 1000);
   assert.equal(r.status, 200);
@@ -179,7 +174,7 @@ async function sequence(port: number, requests: string[]): Promise<string[]> {
 test('graceful stop: SIGTERM lets in-flight requests finish and refuses new ones', async (t) => {
   const o = await startOrigin('slow', (_req, res) => { setTimeout(() => res.end('finished'), 800); });
   t.after(() => o.close());
-  const px = await spawnEdge(edgeYaml(o.url));
+  const px = await spawnEdge(streamingEdge(o.url));
   const inflight = rawRequest(px.port, 'GET /slow HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', 3000);
   await sleep(200);
   const exit = px.stop('SIGTERM');

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startOrigin } from '../harness/origin.js';
-import { freePort } from '../harness/edge.js';
+import { CLIENT_LIMITS_OFF, edgeYaml, freePort } from '../harness/edge.js';
 import { httpClient } from '../harness/client.js';
 
 test('run --supervise: a killed edge (workers: 2) is restarted and serves again; SIGTERM stops both', async (t) => {
@@ -17,16 +17,9 @@ test('run --supervise: a killed edge (workers: 2) is restarted and serves again;
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'pc-sup-'));
   const file = join(dir, 'edge.yaml');
-  writeFileSync(file, `
-listen: [{ address: "127.0.0.1:${port}" }]
-workers: 2
-access_log: { path: "off" }
-events: { log: "off" }
-limits: { client: { requests: { limit: 0 }, in_flight: 0 } }
-backends:
-  shop:
-    servers: [{ name: web1, url: "${o.url}" }]
-`);
+  // spawnEdge cannot start `--supervise`: the config file is written here, with the port filled in.
+  const yaml = edgeYaml({ eventLog: 'off', limits: CLIENT_LIMITS_OFF, servers: [{ name: 'web1', url: o.url }], more: 'workers: 2' });
+  writeFileSync(file, yaml.replaceAll('{{PORT}}', String(port)));
   const sup = spawn(process.execPath, ['bin/portcullis', 'run', '--supervise', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   sup.stdout?.on('data', (d: Buffer) => { out += d.toString(); });

@@ -1,24 +1,55 @@
-// Starts a real Portcullis edge (uWS listener on a free port) from YAML text, in this process.
-import { createServer, type AddressInfo } from 'node:net';
+// Starts a real Portcullis edge (uWS listener on a free port) from YAML text, in this process, and
+// writes the YAML that edge tests share (one listener, no access log, one backend of test origins).
 import { loadConfigText } from '../../edge/config/load.js';
 import { startEdge, type EdgeOptions, type RunningEdge } from '../../edge/edge.js';
 import type { EdgeEvent } from '../../edge/events.js';
+import { startOrigin, type Origin, type OriginHandler } from './origin.js';
+import { freePort } from './ports.js';
+
+export { freePort };
 
 /**
- * Top of an edge config for tests that load from one address: a listener on {{PORT}}, no access log,
- * and the built-in per-client limits off (their defaults would answer 429 to a test's own traffic).
+ * Body of `limits: { … }` that turns the built-in per-client limits off, for tests that load from one
+ * address: their defaults would answer 429 to a test's own traffic.
  */
-export const OPEN_EDGE = `listen: [{ address: "127.0.0.1:{{PORT}}" }]
-access_log: { path: "off" }
-limits: { client: { requests: { limit: 0 }, in_flight: 0 } }
-`;
+export const CLIENT_LIMITS_OFF = 'client: { requests: { limit: 0 }, in_flight: 0 }';
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => { const p = (s.address() as AddressInfo).port; s.close(() => resolve(p)); });
-  });
+/** One server of the test backend; `more` adds keys to its flow mapping (e.g. `maxconn: 1`). */
+export interface TestServer { name: string; url: string; more?: string }
+
+/** What an edge test's config varies; what is left out is the common setup. */
+export interface EdgeYamlSpec {
+  /** The servers of the config's one backend. */
+  servers: TestServer[];
+  /** That backend's name (default `shop`). */
+  backend?: string;
+  /** More keys of that backend, as YAML lines (indented here). */
+  backendMore?: string;
+  /** More keys of the listener on {{PORT}} (tls, hsts, redirect_https), as flow-mapping text. */
+  listener?: string;
+  /** More listeners after it, each a flow mapping. */
+  listeners?: string[];
+  /** The access log's path (default "off"). */
+  accessLog?: string;
+  /** `events.log` (no `events` key when left out). */
+  eventLog?: string;
+  /** Body of `limits: { … }` (no `limits` key when left out); see CLIENT_LIMITS_OFF. */
+  limits?: string;
+  /** More top-level YAML (rules, admin, timeouts, trusted_proxies, workers, …). */
+  more?: string;
+}
+
+/** Config text of a test edge: a listener on {{PORT}}, access log off, one backend of `servers`. */
+export function edgeYaml(s: EdgeYamlSpec): string {
+  const listen = [`{ address: "127.0.0.1:{{PORT}}"${s.listener ? `, ${s.listener}` : ''} }`, ...(s.listeners ?? [])];
+  const lines = [`listen: [${listen.join(', ')}]`, `access_log: { path: "${s.accessLog ?? 'off'}" }`];
+  if (s.eventLog !== undefined) lines.push(`events: { log: "${s.eventLog}" }`);
+  if (s.limits !== undefined) lines.push(`limits: { ${s.limits} }`);
+  lines.push('backends:', `  ${s.backend ?? 'shop'}:`);
+  if (s.backendMore) lines.push(...s.backendMore.split('\n').map((l) => `    ${l}`));
+  lines.push('    servers:', ...s.servers.map((v) => `      - { name: ${v.name}, url: "${v.url}"${v.more ? `, ${v.more}` : ''} }`));
+  if (s.more) lines.push(s.more);
+  return `${lines.join('\n')}\n`;
 }
 
 export interface TestEdge {
@@ -38,4 +69,17 @@ export async function startTestEdge(yaml: string, opts: EdgeOptions = {}): Promi
   const events: EdgeEvent[] = [];
   edge.bus.subscribe((e) => { events.push(e); });
   return { edge, url: `http://127.0.0.1:${port}`, port, events, stop: () => edge.stop() };
+}
+
+/** What startOriginAndEdge() varies: the origin (name, handler), its server's `more` and the rest of edgeYaml()'s spec. */
+export type OriginAndEdgeSpec = Omit<EdgeYamlSpec, 'servers'> & { origin?: string; handler?: OriginHandler; serverMore?: string; edge?: EdgeOptions };
+
+/** Starts origin `origin` (default `web1`) and an in-process edge with it as its backend's one server; both stop when `t` ends. */
+export async function startOriginAndEdge(t: { after(fn: () => unknown): void }, spec: OriginAndEdgeSpec = {}): Promise<{ o: Origin; px: TestEdge }> {
+  const { origin = 'web1', handler, serverMore, edge, ...yaml } = spec;
+  const o = await startOrigin(origin, handler);
+  t.after(() => o.close());
+  const px = await startTestEdge(edgeYaml({ ...yaml, servers: [{ name: origin, url: o.url, more: serverMore }] }), edge);
+  t.after(() => px.stop());
+  return { o, px };
 }

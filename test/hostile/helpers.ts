@@ -2,7 +2,7 @@
 // client that stops as soon as it has a complete answer (or the server closed, or time ran out).
 import { connect } from 'node:net';
 import { startRawOrigin, type RawOrigin, type RawReply } from '../harness/raw-origin.js';
-import { startTestEdge, type TestEdge } from '../harness/edge.js';
+import { CLIENT_LIMITS_OFF, edgeYaml, startTestEdge, type TestEdge } from '../harness/edge.js';
 import type { EdgeOptions } from '../../edge/edge.js';
 
 export interface Answer {
@@ -97,17 +97,11 @@ export interface Bench {
 export async function startBench(opts: { reply?: RawReply; extra?: string; edge?: EdgeOptions; requestLimits?: string } = {}): Promise<Bench> {
   const origin = await startRawOrigin(opts.reply);
   // The per-client guard is off: these tests send hundreds of requests from 127.0.0.1 on purpose.
-  const edge = await startTestEdge(`
-listen: [{ address: "127.0.0.1:{{PORT}}" }]
-access_log: { path: "off" }
-limits:
-  client: { requests: { limit: 0 }, in_flight: 0 }
-  request: { ${opts.requestLimits ?? ''} }
-backends:
-  shop:
-    servers: [{ name: raw, url: "${origin.url}" }]
-${opts.extra ?? ''}
-`, opts.edge);
+  const edge = await startTestEdge(edgeYaml({
+    limits: `${CLIENT_LIMITS_OFF}, request: { ${opts.requestLimits ?? ''} }`,
+    servers: [{ name: 'raw', url: origin.url }],
+    more: opts.extra,
+  }), opts.edge);
   return { edge, origin, stop: async () => { await edge.stop(); await origin.close(); } };
 }
 

@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { spawnEdge } from '../harness/process.js';
+import { CLIENT_LIMITS_OFF, edgeYaml } from '../harness/edge.js';
 import { startRawOrigin } from '../harness/raw-origin.js';
 import { exchange, sleep } from './helpers.js';
 
@@ -38,15 +39,7 @@ async function flood(port: number, total: number, parallel: number): Promise<{ a
 test('memory stays bounded under 20,000 malformed requests; a normal GET is still served at once', async (t) => {
   const origin = await startRawOrigin();
   t.after(() => origin.close());
-  const px = await spawnEdge(`
-listen: [{ address: "127.0.0.1:{{PORT}}" }]
-access_log: { path: "off" }
-events: { log: "off" }
-limits: { client: { requests: { limit: 0 }, in_flight: 0 } }
-backends:
-  shop:
-    servers: [{ name: raw, url: "${origin.url}" }]
-`);
+  const px = await spawnEdge(edgeYaml({ eventLog: 'off', limits: CLIENT_LIMITS_OFF, servers: [{ name: 'raw', url: origin.url }] }));
   t.after(() => px.stop());
   await flood(px.port, 2000, 32); // warm-up: JIT, pools, buffers
   await sleep(300);
@@ -70,16 +63,7 @@ backends:
 test('`run` with workers: 2 stops on SIGTERM: the in-flight request completes, exit code 0, port released', async (t) => {
   const origin = await startRawOrigin((r) => (r.target === '/slow' ? null : 'HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok'));
   t.after(() => origin.close());
-  const px = await spawnEdge(`
-listen: [{ address: "127.0.0.1:{{PORT}}" }]
-workers: 2
-access_log: { path: "off" }
-events: { log: "off" }
-timeouts: { graceful_stop: 5s }
-backends:
-  shop:
-    servers: [{ name: raw, url: "${origin.url}" }]
-`);
+  const px = await spawnEdge(edgeYaml({ eventLog: 'off', servers: [{ name: 'raw', url: origin.url }], more: 'workers: 2\ntimeouts: { graceful_stop: 5s }' }));
   assert.match(px.output(), /2 workers/);
   // Requests land on either thread (SO_REUSEPORT); both serve.
   for (let i = 0; i < 10; i++) {

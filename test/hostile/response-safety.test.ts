@@ -116,17 +116,13 @@ test('an exception in one request answers it with 5xx, is reported, and the edge
 
 test('a queued request that throws when its turn comes fails alone; the request that freed the slot completes', async () => {
   const { startRawOrigin } = await import('../harness/raw-origin.js');
-  const { startTestEdge } = await import('../harness/edge.js');
+  const { CLIENT_LIMITS_OFF, edgeYaml, startTestEdge } = await import('../harness/edge.js');
   const origin = await startRawOrigin((r) => (r.target === '/slow' ? null : 'HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok'));
-  const edge = await startTestEdge(`
-listen: [{ address: "127.0.0.1:{{PORT}}" }]
-access_log: { path: "off" }
-limits: { client: { requests: { limit: 0 }, in_flight: 0 } }
-backends:
-  shop:
-    queue: { max: 10, timeout: 10s }
-    servers: [{ name: raw, url: "${origin.url}", maxconn: 1 }]
-`, { client: new ThrowingClient() });
+  const edge = await startTestEdge(edgeYaml({
+    limits: CLIENT_LIMITS_OFF,
+    backendMore: 'queue: { max: 10, timeout: 10s }',
+    servers: [{ name: 'raw', url: origin.url, more: 'maxconn: 1' }],
+  }), { client: new ThrowingClient() });
   try {
     const slow = exchange(edge.port, GET('/slow'), { waitMs: 4000, expectResponses: 1 });
     assert.ok(await origin.waitFor(1));

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import WebSocket from 'ws';
-import { startTestEdge } from '../harness/edge.js';
+import { edgeYaml, startTestEdge } from '../harness/edge.js';
 import { httpClient } from '../harness/client.js';
 import { loadConfigText } from '../../edge/config/load.js';
 
@@ -118,11 +118,7 @@ backends:
 test('a server without send_proxy gets no PROXY header', async (t) => {
   const o = await startProxyOrigin();
   t.after(() => o.close());
-  const px = await startTestEdge(`
-listen: [{ address: "127.0.0.1:{{PORT}}" }]
-access_log: { path: "off" }
-backends: { shop: { servers: [{ name: np, url: "${o.url}" }] } }
-`);
+  const px = await startTestEdge(edgeYaml({ servers: [{ name: 'np', url: o.url }] }));
   t.after(() => px.stop());
   const c = httpClient({ connections: 1 });
   t.after(() => c.close());
@@ -135,11 +131,7 @@ test('send_proxy: v2 also applies to WebSocket tunnels (the header precedes the 
   // The raw origin answers the upgrade with a plain 200 — enough to see what arrived first.
   const o = await startProxyOrigin();
   t.after(() => o.close());
-  const px = await startTestEdge(`
-listen: [{ address: "127.0.0.1:{{PORT}}" }]
-access_log: { path: "off" }
-backends: { shop: { servers: [{ name: pp, url: "${o.url}", send_proxy: v2, }] } }
-`);
+  const px = await startTestEdge(edgeYaml({ servers: [{ name: 'pp', url: o.url, more: 'send_proxy: v2' }] }));
   t.after(() => px.stop());
   const status = await new Promise<number>((resolve) => {
     const ws = new WebSocket(`ws://127.0.0.1:${px.port}/socket`, { headers: { host: 'shop.test' } });

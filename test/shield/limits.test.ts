@@ -6,28 +6,15 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ServerResponse } from 'node:http';
 import { startOrigin } from '../harness/origin.js';
-import { startTestEdge } from '../harness/edge.js';
+import { edgeYaml, startOriginAndEdge, startTestEdge } from '../harness/edge.js';
 import { spawnEdge, ADMIN_TOKEN } from '../harness/process.js';
 import { SourceClient, admin, sleep, waitFor } from './helpers.js';
 
-function yaml(origin: string, extra = ''): string {
-  return `
-listen: [{ address: "127.0.0.1:{{PORT}}" }]
-access_log: { path: "off" }
-limits:
-  client: { requests: { limit: 20, window: 2s, status: 429 }, in_flight: 3 }
-${extra}
-backends:
-  shop:
-    servers: [{ name: web, url: "${origin}" }]
-`;
-}
+/** The policy under test: `limit` requests per 2 s window and 3 in flight, per client. */
+const clientLimits = (limit: number): string => `client: { requests: { limit: ${limit}, window: 2s, status: 429 }, in_flight: 3 }`;
 
 test('request rate from one source: 20 × 200 then 429 with Retry-After; other sources pass; A is served again after Retry-After', async (t) => {
-  const o = await startOrigin('web');
-  t.after(() => o.close());
-  const px = await startTestEdge(yaml(o.url));
-  t.after(() => px.stop());
+  const { o, px } = await startOriginAndEdge(t, { origin: 'web', limits: clientLimits(20) });
   const a = new SourceClient('127.0.0.41', 1);
   t.after(() => a.close());
   const others = ['127.0.0.42', '127.0.0.43', '127.0.1.44'].map((ip) => new SourceClient(ip, 1));
@@ -63,7 +50,7 @@ test('in flight from one source: the 4th concurrent request of A gets 429 while 
     res.end('fast\n');
   });
   t.after(() => { for (const r of held) r.end(); return o.close(); });
-  const px = await startTestEdge(yaml(o.url).replace('limit: 20,', 'limit: 1000,'));
+  const px = await startTestEdge(edgeYaml({ limits: clientLimits(1000), servers: [{ name: 'web', url: o.url }] }));
   t.after(() => px.stop());
   const a = new SourceClient('127.0.0.51', 8);
   const b = new SourceClient('127.0.0.52', 8);
@@ -92,7 +79,12 @@ test('in flight from one source: the 4th concurrent request of A gets 429 while 
 test('ban through the admin API: 403 for that client only, DELETE lifts it', async (t) => {
   const o = await startOrigin('web');
   t.after(() => o.close());
-  const px = await spawnEdge(yaml(o.url, `admin: { address: "127.0.0.1:{{ADMIN_PORT}}", token: "${ADMIN_TOKEN}" }\nevents: { log: "off" }`).replace('limit: 20,', 'limit: 1000,'));
+  const px = await spawnEdge(edgeYaml({
+    limits: clientLimits(1000),
+    eventLog: 'off',
+    servers: [{ name: 'web', url: o.url }],
+    more: `admin: { address: "127.0.0.1:{{ADMIN_PORT}}", token: "${ADMIN_TOKEN}" }`,
+  }));
   t.after(() => px.stop());
   const a = new SourceClient('127.0.0.61', 1);
   const b = new SourceClient('127.0.0.62', 1);

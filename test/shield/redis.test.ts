@@ -13,22 +13,20 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { startOrigin } from '../harness/origin.js';
 import { spawnEdge, ADMIN_TOKEN } from '../harness/process.js';
+import { edgeYaml } from '../harness/edge.js';
 import { SourceClient, admin, legitLoop, metricValue, sleep, startPrivateRedis, summarize, waitFor } from './helpers.js';
 
 function nodeYaml(origin: string, redisUrl: string, nodeId: string, limit: number, window: string, eventsLog: string, nodeCount = 2): string {
-  return `
-listen: [{ address: "127.0.0.1:{{PORT}}" }]
-admin: { address: "127.0.0.1:{{ADMIN_PORT}}", token: "${ADMIN_TOKEN}" }
-access_log: { path: "off" }
-node_id: ${nodeId}
-events: { log: "${eventsLog}" }
-limits:
-  client: { requests: { limit: ${limit}, window: ${window}, status: 429 }, in_flight: 0 }
-shared: { redis: "${redisUrl}", node_count: ${nodeCount} }
-backends:
-  shop:
-    servers: [{ name: web, url: "${origin}" }]
-`;
+  return edgeYaml({
+    eventLog: eventsLog,
+    limits: `client: { requests: { limit: ${limit}, window: ${window}, status: 429 }, in_flight: 0 }`,
+    servers: [{ name: 'web', url: origin }],
+    more: [
+      `admin: { address: "127.0.0.1:{{ADMIN_PORT}}", token: "${ADMIN_TOKEN}" }`,
+      `node_id: ${nodeId}`,
+      `shared: { redis: "${redisUrl}", node_count: ${nodeCount} }`,
+    ].join('\n'),
+  });
 }
 
 /** Every key in the test's private Redis, one per line. */

@@ -5,26 +5,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { rawRequest } from '../harness/client.js';
-import { startOrigin } from '../harness/origin.js';
-import { startTestEdge } from '../harness/edge.js';
+import { CLIENT_LIMITS_OFF, startOriginAndEdge } from '../harness/edge.js';
 import { sleep, waitFor } from './helpers.js';
 
-const limitsOff = 'client: { requests: { limit: 0 }, in_flight: 0 }';
-
 async function edgeWith(t: import('node:test').TestContext, request: string) {
-  const o = await startOrigin('web');
-  t.after(() => o.close());
+  const { o, px } = await startOriginAndEdge(t, { origin: 'web', limits: `${CLIENT_LIMITS_OFF}${request ? `, request: ${request}` : ''}` });
   // Node's own 16 KB header limit would answer 431 for the origin: let it take what the edge passes.
   (o.server as unknown as { maxHeaderSize: number }).maxHeaderSize = 64 * 1024;
-  const px = await startTestEdge(`
-listen: [{ address: "127.0.0.1:{{PORT}}" }]
-access_log: { path: "off" }
-limits: { ${limitsOff}${request ? `, request: ${request}` : ''} }
-backends:
-  shop:
-    servers: [{ name: web, url: "${o.url}" }]
-`);
-  t.after(() => px.stop());
   return { o, px };
 }
 

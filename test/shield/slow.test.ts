@@ -7,18 +7,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 import { startOrigin } from '../harness/origin.js';
-import { startTestEdge } from '../harness/edge.js';
+import { CLIENT_LIMITS_OFF, edgeYaml, startTestEdge } from '../harness/edge.js';
 import { SourceClient, legitLoop, summarize, sleep, waitFor } from './helpers.js';
 
-const EDGE = (origin: string) => `
-listen: [{ address: "127.0.0.1:{{PORT}}" }]
-access_log: { path: "off" }
-limits: { client: { requests: { limit: 0 }, in_flight: 0 } }
-timeouts: { client_body_first_byte: 1s, client_body_grace: 1s, client_body_min_rate: 1kb, client_body: 30s, client_write_stall: 1s }
-backends:
-  shop:
-    servers: [{ name: web, url: "${origin}" }]
-`;
+const EDGE = (origin: string): string => edgeYaml({
+  limits: CLIENT_LIMITS_OFF,
+  servers: [{ name: 'web', url: origin }],
+  more: 'timeouts: { client_body_first_byte: 1s, client_body_grace: 1s, client_body_min_rate: 1kb, client_body: 30s, client_write_stall: 1s }',
+});
 
 interface SlowResult { status: number; ms: number; closed: boolean }
 

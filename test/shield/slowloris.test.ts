@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 import { startOrigin } from '../harness/origin.js';
 import { spawnEdge } from '../harness/process.js';
+import { CLIENT_LIMITS_OFF, edgeYaml } from '../harness/edge.js';
 import { SourceClient, legitLoop, summarize, sleep } from './helpers.js';
 
 const ATTACKERS = 500;
@@ -16,15 +17,7 @@ const HEAD = 'GET /slow HTTP/1.1\r\nHost: shop.test\r\nX-Pad: ';
 test('slowloris: 500 connections trickling a header byte per second are closed within 13 s; legit client ≥ 99 % ok, p99 < 200 ms', async (t) => {
   const o = await startOrigin('web');
   t.after(() => o.close());
-  const px = await spawnEdge(`
-listen: [{ address: "127.0.0.1:{{PORT}}" }]
-access_log: { path: "off" }
-events: { log: "off" }
-limits: { client: { requests: { limit: 0 }, in_flight: 0 } }
-backends:
-  shop:
-    servers: [{ name: web, url: "${o.url}" }]
-`);
+  const px = await spawnEdge(edgeYaml({ eventLog: 'off', limits: CLIENT_LIMITS_OFF, servers: [{ name: 'web', url: o.url }] }));
   t.after(() => px.stop());
   const legit = new SourceClient('127.0.0.91', 2);
   t.after(() => legit.close());

@@ -3,27 +3,17 @@
 // trusted_proxies may speak for the client; from it, the XFF client is the one that gets limited.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startOrigin } from '../harness/origin.js';
-import { startTestEdge } from '../harness/edge.js';
+import { startOriginAndEdge } from '../harness/edge.js';
 import { SourceClient } from './helpers.js';
 
 const LIMIT = 5;
 
 async function setup(t: import('node:test').TestContext) {
-  const o = await startOrigin('web');
-  t.after(() => o.close());
-  const px = await startTestEdge(`
-listen: [{ address: "127.0.0.1:{{PORT}}" }]
-access_log: { path: "off" }
-trusted_proxies: [127.0.0.9/32]
-limits:
-  client: { requests: { limit: ${LIMIT}, window: 10s, status: 429 }, in_flight: 0 }
-backends:
-  shop:
-    servers: [{ name: web, url: "${o.url}" }]
-`);
-  t.after(() => px.stop());
-  return { o, px };
+  return startOriginAndEdge(t, {
+    origin: 'web',
+    limits: `client: { requests: { limit: ${LIMIT}, window: 10s, status: 429 }, in_flight: 0 }`,
+    more: 'trusted_proxies: [127.0.0.9/32]',
+  });
 }
 
 test('X-Forwarded-For from an untrusted peer is ignored: the limit follows the socket address', async (t) => {

@@ -5,38 +5,22 @@
 // log_only event appears. Screenshot: test-output/dashboard-e2e.png.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import { spawnEdge } from '../harness/process.js';
 import { startOrigin } from '../harness/origin.js';
-import { ADMIN_TOKEN, admin, readEvents, send, waitFor } from './e2e-support.js';
+import { ADMIN_TOKEN, admin, readEvents, send, rulesDir, socEdgeYaml, waitFor } from './e2e-support.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 
 test('dashboard (headless Chromium) against the real edge: numbers move, ban / drain / log_only buttons act on the proxy', { timeout: 60_000 }, async (t) => {
   if (!existsSync(CHROMIUM)) { t.skip(`skipped: chromium not installed at ${CHROMIUM} (apt-get install -y chromium)`); return; }
-  const dir = mkdtempSync(join(tmpdir(), 'pc-e2e-dash-'));
-  const rulesFile = join(dir, 'd.rules');
-  const eventLog = join(dir, 'events.jsonl');
-  writeFileSync(rulesFile, 'version 1\nrule "php-probe" { when http.path ends_with ".php" then deny(404) }\nrule "scanners" { when lower(http.user_agent) contains "sqlmap" then deny(403) }\n');
+  const { rulesFile, eventLog } = rulesDir('pc-e2e-dash-', 'd.rules', 'version 1\nrule "php-probe" { when http.path ends_with ".php" then deny(404) }\nrule "scanners" { when lower(http.user_agent) contains "sqlmap" then deny(403) }\n');
   const o1 = await startOrigin('s1');
   const o2 = await startOrigin('s2');
   t.after(() => Promise.all([o1.close(), o2.close()]));
-  const edge = await spawnEdge(`
-node_id: edge-dash
-listen: [{ address: "127.0.0.1:{{PORT}}" }]
-admin: { address: "127.0.0.1:{{ADMIN_PORT}}", token: "\${PORTCULLIS_ADMIN_TOKEN}" }
-access_log: { path: "off" }
-events: { log: "${eventLog}" }
-backends:
-  app:
-    servers:
-      - { name: s1, url: "${o1.url}" }
-      - { name: s2, url: "${o2.url}" }
-rules: { files: ["${rulesFile}"], watch: false }
-`);
+  const edge = await spawnEdge(socEdgeYaml({ node: 'edge-dash', origins: [o1, o2], rulesFile, eventLog }));
   t.after(() => edge.stop());
   const adminUrl = `http://127.0.0.1:${edge.adminPort}`;
 

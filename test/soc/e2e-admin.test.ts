@@ -4,14 +4,13 @@
 // restart — HAProxy loses runtime edits on reload, Portcullis must not.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { WebSocket } from 'ws';
 import { spawnEdge } from '../harness/process.js';
 import { startOrigin } from '../harness/origin.js';
 import { ADMIN_ROUTES } from '../../edge/admin/api.js';
-import { admin, metricSum, parsePrometheus, send, sendRaw, startRedisServer, waitFor, ADMIN_TOKEN } from './e2e-support.js';
+import { admin, metricSum, parsePrometheus, rulesDir, send, sendRaw, socEdgeYaml, startRedisServer, waitFor, ADMIN_TOKEN } from './e2e-support.js';
 
 const RULES = `version 1
 rule "deny-path" { when http.path == "/deny"  then deny(403) }
@@ -19,22 +18,9 @@ rule "probe"     { mode = log_only  when http.path == "/probe"  then deny(404) }
 rule "guarded"   { when http.path == "/guarded"  then deny(451) }
 `;
 
-function edgeYaml(o: { url: string }[], rulesFile: string, extra = ''): string {
-  return `
-node_id: edge-admin
-listen: [{ address: "127.0.0.1:{{PORT}}" }]
-admin: { address: "127.0.0.1:{{ADMIN_PORT}}", token: "\${PORTCULLIS_ADMIN_TOKEN}" }
-access_log: { path: "off" }
-events: { log: "off" }
-limits:
-  client: { in_flight: 1 }
-backends:
-  app:
-    servers:
-${o.map((x, i) => `      - { name: s${i + 1}, url: "${x.url}" }`).join('\n')}
-rules: { files: ["${rulesFile}"], watch: false }
-${extra}
-`;
+/** This file's edge: node edge-admin, one request in flight per client (so a second one gets 429). */
+function adminEdgeYaml(origins: { url: string }[], rulesFile: string, more?: string, adminMore?: string): string {
+  return socEdgeYaml({ node: 'edge-admin', origins, rulesFile, limits: 'client: { in_flight: 1 }', more, adminMore });
 }
 
 async function scrape(adminPort: number) {
@@ -44,9 +30,7 @@ async function scrape(adminPort: number) {
 }
 
 test('/metrics parses as Prometheus text and counts exactly the traffic sent', { timeout: 60_000 }, async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'pc-e2e-metrics-'));
-  const rulesFile = join(dir, 'm.rules');
-  writeFileSync(rulesFile, RULES);
+  const { rulesFile } = rulesDir('pc-e2e-metrics-', 'm.rules', RULES);
   const holding = (name: string) => startOrigin(name, (req, res) => {
     if (req.url === '/hold') { setTimeout(() => res.end('held\n'), 800); return; }
     res.end(`${name}\n`);
@@ -54,7 +38,7 @@ test('/metrics parses as Prometheus text and counts exactly the traffic sent', {
   const o1 = await holding('s1');
   const o2 = await holding('s2');
   t.after(() => Promise.all([o1.close(), o2.close()]));
-  const edge = await spawnEdge(edgeYaml([o1, o2], rulesFile));
+  const edge = await spawnEdge(adminEdgeYaml([o1, o2], rulesFile));
   t.after(() => edge.stop());
   const ap = edge.adminPort;
 
@@ -93,12 +77,10 @@ test('/metrics parses as Prometheus text and counts exactly the traffic sent', {
 });
 
 test('admin API: 401 without or with a wrong token on every route except /healthz (real process)', { timeout: 60_000 }, async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'pc-e2e-auth-'));
-  const rulesFile = join(dir, 'a.rules');
-  writeFileSync(rulesFile, RULES);
+  const { rulesFile } = rulesDir('pc-e2e-auth-', 'a.rules', RULES);
   const o1 = await startOrigin('s1');
   t.after(() => o1.close());
-  const edge = await spawnEdge(edgeYaml([o1], rulesFile));
+  const edge = await spawnEdge(adminEdgeYaml([o1], rulesFile));
   t.after(() => edge.stop());
   const ap = edge.adminPort;
   const fill = (route: string): string => route.replace(':backend', 'app').replace(':server', 's1').replace(':table', 'client').replace(':key', '127.0.0.1').replace(':id', 'deny-path');
@@ -136,21 +118,19 @@ test('admin API: 401 without or with a wrong token on every route except /health
 });
 
 async function persistenceRound(t: { after(fn: () => unknown): void; diagnostic(m: string): void }, mode: 'file' | 'redis'): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), `pc-e2e-persist-${mode}-`));
-  const rulesFile = join(dir, 'p.rules');
-  writeFileSync(rulesFile, RULES);
+  const { dir, rulesFile } = rulesDir(`pc-e2e-persist-${mode}-`, 'p.rules', RULES);
   const o1 = await startOrigin('s1');
   t.after(() => o1.close());
-  let extra = `  state_file: "${join(dir, 'state.json')}"`;
+  let stateFile: string | undefined = `state_file: "${join(dir, 'state.json')}"`;
   let shared = '';
   if (mode === 'redis') {
     const redis = await startRedisServer();
     if (redis === null) throw new Error('no redis');
     t.after(() => redis.stop());
     shared = `shared: { redis: "${redis.url}", node_count: 1 }`;
-    extra = '';
+    stateFile = undefined;
   }
-  const yaml = edgeYaml([o1], rulesFile, shared).replace('token: "${PORTCULLIS_ADMIN_TOKEN}" }', `token: "\${PORTCULLIS_ADMIN_TOKEN}"${extra ? `, ${extra.trim()}` : ''} }`);
+  const yaml = adminEdgeYaml([o1], rulesFile, shared, stateFile);
   // Same config file for both runs: spawnEdge writes it into a fresh directory, the state path is absolute.
   const check = async (edge: Awaited<ReturnType<typeof spawnEdge>>, when: string): Promise<void> => {
     assert.equal((await send(`${edge.url}/`, { from: '127.0.2.9' })).status, 403, `${when}: banned client still refused`);

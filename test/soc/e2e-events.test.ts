@@ -5,12 +5,10 @@
 // own identity (a ban of one does not block the others).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { writeFileSync } from 'node:fs';
 import { spawnEdge } from '../harness/process.js';
 import { startOrigin, defaultOriginHandler, type Origin } from '../harness/origin.js';
-import { admin, eventValidator, readEvents, send, sendRaw, startRedisServer, waitFor, ADMIN_TOKEN, type Ev } from './e2e-support.js';
+import { admin, eventValidator, readEvents, rulesDir, send, sendRaw, socEdgeYaml, startRedisServer, waitFor, ADMIN_TOKEN, type Ev } from './e2e-support.js';
 
 export const E2E_RULES = `version 1
 counter rl_per_ip { key = ip.src  window = 10s  count_when = http.path == "/rl" }
@@ -32,35 +30,22 @@ export function slowAwareOrigin(name: string): Promise<Origin> {
 }
 
 test('the running edge produces every event type, each valid against the schema', { timeout: 60_000 }, async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'pc-e2e-events-'));
-  const rulesFile = join(dir, 'e2e.rules');
-  const eventLog = join(dir, 'events.jsonl');
-  writeFileSync(rulesFile, E2E_RULES);
+  const { rulesFile, eventLog } = rulesDir('pc-e2e-events-', 'e2e.rules', E2E_RULES);
   const o1 = await slowAwareOrigin('s1');
   const o2 = await slowAwareOrigin('s2');
   t.after(() => Promise.all([o1.close(), o2.close()]));
   const redis = await startRedisServer();
   t.after(() => redis?.stop());
 
-  const edge = await spawnEdge(`
-node_id: edge-e2e
-listen: [{ address: "127.0.0.1:{{PORT}}" }]
-admin: { address: "127.0.0.1:{{ADMIN_PORT}}", token: "\${PORTCULLIS_ADMIN_TOKEN}" }
-access_log: { path: "off" }
-events: { log: "${eventLog}" }
-timeouts: { client_body_first_byte: 500ms }
-limits:
-  client: { in_flight: 2 }
-  global: { in_flight: 4 }
-backends:
-  app:
-    health: { path: /health, interval: 200ms, timeout: 200ms, rise: 1, fall: 1 }
-    servers:
-      - { name: s1, url: "${o1.url}" }
-      - { name: s2, url: "${o2.url}" }
-rules: { files: ["${rulesFile}"], watch: false }
-${redis ? `shared: { redis: "${redis.url}", node_count: 1 }` : ''}
-`);
+  const edge = await spawnEdge(socEdgeYaml({
+    node: 'edge-e2e',
+    origins: [o1, o2],
+    rulesFile,
+    eventLog,
+    limits: 'client: { in_flight: 2 }, global: { in_flight: 4 }',
+    backendMore: 'health: { path: /health, interval: 200ms, timeout: 200ms, rise: 1, fall: 1 }',
+    more: `timeouts: { client_body_first_byte: 500ms }\n${redis ? `shared: { redis: "${redis.url}", node_count: 1 }` : ''}`,
+  }));
   t.after(() => edge.stop());
   const url = edge.url;
   const ap = edge.adminPort;

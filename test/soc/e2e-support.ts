@@ -5,13 +5,55 @@
 import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, existsSync } from 'node:fs';
+import { readFileSync, existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Ajv } from 'ajv';
 import { securityEventSchema } from '../../edge/events/schema.js';
-import { freePort } from '../harness/edge.js';
+import { edgeYaml, freePort } from '../harness/edge.js';
 import { ADMIN_TOKEN } from '../harness/process.js';
 
 export { ADMIN_TOKEN };
+
+/** A fresh temp dir (`prefix`) holding rules file `name` with `rules`; `eventLog` is a path in it for `events.log`. */
+export function rulesDir(prefix: string, name: string, rules: string): { dir: string; rulesFile: string; eventLog: string } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const rulesFile = join(dir, name);
+  writeFileSync(rulesFile, rules);
+  return { dir, rulesFile, eventLog: join(dir, 'events.jsonl') };
+}
+
+/** What a SOC e2e edge's config varies (see socEdgeYaml). */
+export interface SocEdgeSpec {
+  /** One server each, named s1, s2, … in order, in backend `app`. */
+  origins: { url: string }[];
+  node?: string;
+  rulesFile?: string;
+  /** `events.log` (default "off"). */
+  eventLog?: string;
+  /** More keys of the admin listener (e.g. `state_file: "…"`). */
+  adminMore?: string;
+  limits?: string;
+  backendMore?: string;
+  more?: string;
+}
+
+/** Config text of a SOC e2e edge: spawnEdge's admin port and token, backend `app`, rules not watched. */
+export function socEdgeYaml(o: SocEdgeSpec): string {
+  return edgeYaml({
+    backend: 'app',
+    servers: o.origins.map((x, i) => ({ name: `s${i + 1}`, url: x.url })),
+    backendMore: o.backendMore,
+    eventLog: o.eventLog ?? 'off',
+    limits: o.limits,
+    more: [
+      o.node === undefined ? '' : `node_id: ${o.node}`,
+      `admin: { address: "127.0.0.1:{{ADMIN_PORT}}", token: "\${PORTCULLIS_ADMIN_TOKEN}"${o.adminMore ? `, ${o.adminMore}` : ''} }`,
+      o.rulesFile === undefined ? '' : `rules: { files: ["${o.rulesFile}"], watch: false }`,
+      o.more ?? '',
+    ].filter((l) => l !== '').join('\n'),
+  });
+}
 
 export interface Reply { status: number; headers: Record<string, string | string[] | undefined>; body: string }
 

@@ -3,13 +3,10 @@
 // ban set on node B through its admin API must hold on node A.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { WebSocket } from 'ws';
 import { spawnEdge } from '../harness/process.js';
 import { startOrigin } from '../harness/origin.js';
-import { ADMIN_TOKEN, admin, eventValidator, send, startRedisServer, waitFor, type Ev } from './e2e-support.js';
+import { ADMIN_TOKEN, admin, eventValidator, rulesDir, send, socEdgeYaml, startRedisServer, waitFor, type Ev } from './e2e-support.js';
 
 test('two nodes, one Redis: an event on node B appears in node A\'s WebSocket feed', { timeout: 60_000 }, async (t) => {
   const redis = await startRedisServer();
@@ -17,21 +14,10 @@ test('two nodes, one Redis: an event on node B appears in node A\'s WebSocket fe
   // Stopped last, after both edges (hooks below run in this order).
   const stops: (() => Promise<unknown>)[] = [];
   t.after(async () => { for (const s of stops.reverse()) await s(); await redis.stop(); });
-  const dir = mkdtempSync(join(tmpdir(), 'pc-e2e-2nodes-'));
-  const rulesFile = join(dir, 'n.rules');
-  writeFileSync(rulesFile, 'version 1\nrule "deny-path" { when http.path == "/deny" then deny(403) }\n');
+  const { rulesFile } = rulesDir('pc-e2e-2nodes-', 'n.rules', 'version 1\nrule "deny-path" { when http.path == "/deny" then deny(403) }\n');
   const o1 = await startOrigin('s1');
   stops.push(() => o1.close());
-  const yaml = (node: string): string => `
-node_id: ${node}
-listen: [{ address: "127.0.0.1:{{PORT}}" }]
-admin: { address: "127.0.0.1:{{ADMIN_PORT}}", token: "\${PORTCULLIS_ADMIN_TOKEN}" }
-access_log: { path: "off" }
-events: { log: "off" }
-backends: { app: { servers: [{ name: s1, url: "${o1.url}" }] } }
-rules: { files: ["${rulesFile}"], watch: false }
-shared: { redis: "${redis.url}", node_count: 2 }
-`;
+  const yaml = (node: string): string => socEdgeYaml({ node, origins: [o1], rulesFile, more: `shared: { redis: "${redis.url}", node_count: 2 }` });
   const a = await spawnEdge(yaml('edge-a'));
   stops.push(() => a.stop());
   const b = await spawnEdge(yaml('edge-b'));

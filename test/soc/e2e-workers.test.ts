@@ -4,39 +4,21 @@
 // thread's events and /metrics.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { writeFileSync } from 'node:fs';
 import { spawnEdge } from '../harness/process.js';
 import { startOrigin } from '../harness/origin.js';
-import { admin, metricSum, parsePrometheus, readEvents, send, waitFor } from './e2e-support.js';
+import { admin, metricSum, parsePrometheus, readEvents, rulesDir, send, socEdgeYaml, waitFor } from './e2e-support.js';
 
 const RULES = `version 1
 rule "deny-path" { when http.path == "/deny"  then deny(403) }
 `;
 
 test('workers: 2 — admin drain/weight/ban/rule mode reach every worker; events and counters come back', { timeout: 60_000 }, async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'pc-e2e-workers-'));
-  const rulesFile = join(dir, 'w.rules');
-  const eventLog = join(dir, 'events.jsonl');
-  writeFileSync(rulesFile, RULES);
+  const { rulesFile, eventLog } = rulesDir('pc-e2e-workers-', 'w.rules', RULES);
   const o1 = await startOrigin('s1');
   const o2 = await startOrigin('s2');
   t.after(() => Promise.all([o1.close(), o2.close()]));
-  const edge = await spawnEdge(`
-node_id: edge-workers
-workers: 2
-listen: [{ address: "127.0.0.1:{{PORT}}" }]
-admin: { address: "127.0.0.1:{{ADMIN_PORT}}", token: "\${PORTCULLIS_ADMIN_TOKEN}" }
-access_log: { path: "off" }
-events: { log: "${eventLog}" }
-backends:
-  app:
-    servers:
-      - { name: s1, url: "${o1.url}" }
-      - { name: s2, url: "${o2.url}" }
-rules: { files: ["${rulesFile}"], watch: false }
-`);
+  const edge = await spawnEdge(socEdgeYaml({ node: 'edge-workers', origins: [o1, o2], rulesFile, eventLog, more: 'workers: 2' }));
   t.after(() => edge.stop());
   const ap = edge.adminPort;
   const burst = async (n: number, path = '/', from = '127.0.4.1'): Promise<number[]> => {
@@ -118,19 +100,7 @@ test('workers: 2 without sticky.secret — the cookie one worker sets pins the c
   const o1 = await startOrigin('s1');
   const o2 = await startOrigin('s2');
   t.after(() => Promise.all([o1.close(), o2.close()]));
-  const edge = await spawnEdge(`
-workers: 2
-listen: [{ address: "127.0.0.1:{{PORT}}" }]
-admin: { address: "127.0.0.1:{{ADMIN_PORT}}", token: "\${PORTCULLIS_ADMIN_TOKEN}" }
-access_log: { path: "off" }
-events: { log: "off" }
-backends:
-  app:
-    sticky: { cookie: PCSRV }
-    servers:
-      - { name: s1, url: "${o1.url}" }
-      - { name: s2, url: "${o2.url}" }
-`);
+  const edge = await spawnEdge(socEdgeYaml({ origins: [o1, o2], backendMore: 'sticky: { cookie: PCSRV }', more: 'workers: 2' }));
   t.after(() => edge.stop());
   const first = await send(`${edge.url}/`);
   assert.equal(first.status, 200);

@@ -6,23 +6,12 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import net from 'node:net';
-import { ClientGuard, guardConfigFrom, GUARD_ADMIT, GUARD_CLIENT_RATE } from '../../edge/guard.js';
+import { GUARD_ADMIT, GUARD_CLIENT_RATE } from '../../edge/guard.js';
 import { normalizeShared } from '../../edge/stick/config.js';
-import { RedisShare } from '../../edge/stick/redis.js';
-import { BanList } from '../../edge/stick/bans.js';
-import { EventBus } from '../../edge/events.js';
-import type { EdgeEvent } from '../../edge/events.js';
+import { freePort } from '../harness/ports.js';
+import { startSharedNode, stopSharedNodes, type SharedNode } from './helpers.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    }).on('error', reject);
-  });
-}
 
 async function startRedis(port: number): Promise<ChildProcess> {
   const p = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
@@ -46,20 +35,12 @@ test('Redis killed under load: no failed admit, local limit = limit / node_count
   const port = await freePort();
   let redis = await startRedis(port);
   const L = 100;
-  const nodes: { share: RedisShare; guard: ClientGuard; bans: BanList; events: EdgeEvent[] }[] = [];
+  const nodes: SharedNode[] = [];
   let stopLoad = (): void => {}; // a failed assertion must not leave the load loop running (the process would hang)
   try {
     for (const id of ['a', 'b']) {
       const cfg = normalizeShared({ redis: `redis://127.0.0.1:${port}`, node_count: 2, node_id: id, sync_interval: 100, command_timeout: 100 })!;
-      const bus = new EventBus();
-      const events: EdgeEvent[] = [];
-      bus.subscribe((e) => events.push(e));
-      const share = new RedisShare(cfg, { bus });
-      const bans = new BanList({ shared: cfg, client: share.client, bus });
-      await bans.start();
-      const guard = new ClientGuard(guardConfigFrom({ client: { requests: { limit: L, window: '5s' }, in_flight: 10 } }, cfg), { share, bans, bus });
-      share.start();
-      nodes.push({ share, guard, bans, events });
+      nodes.push(await startSharedNode(cfg, { client: { requests: { limit: L, window: '5s' }, in_flight: 10 } }));
     }
     const [a, b] = nodes;
     const t0 = Date.now();
@@ -145,7 +126,7 @@ test('Redis killed under load: no failed admit, local limit = limit / node_count
     t.diagnostic(`recovered ${backMs} ms after restart; worst admit ${worstAdmitMs.toFixed(3)} ms; served ${served}`);
   } finally {
     stopLoad();
-    for (const n of nodes) { await n.bans.close(); await n.share.close(); }
+    await stopSharedNodes(...nodes);
     await stopRedis(redis);
   }
 });

@@ -3,14 +3,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
-import { ClientGuard, guardConfigFrom, GUARD_ADMIT, GUARD_BANNED } from '../../edge/guard.js';
+import { GUARD_ADMIT, GUARD_BANNED } from '../../edge/guard.js';
 import { normalizeShared } from '../../edge/stick/config.js';
 import type { SharedConfig } from '../../edge/stick/config.js';
 import { RedisShare } from '../../edge/stick/redis.js';
-import { BanList } from '../../edge/stick/bans.js';
 import { StickCounterStore } from '../../edge/stick/counter-store.js';
-import { EventBus } from '../../edge/events.js';
-import type { EdgeEvent } from '../../edge/events.js';
+import { startSharedNode, stopSharedNodes, type SharedNode } from './helpers.js';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const prefix = `pctest${process.pid}x${Date.now()}`;
@@ -22,25 +20,15 @@ async function redisReachable(): Promise<boolean> {
   try { await r.connect(); await r.ping(); return true; } catch { return false; } finally { r.disconnect(); }
 }
 
-interface Node { share: RedisShare; bans: BanList; guard: ClientGuard; events: EdgeEvent[]; cfg: SharedConfig }
+type Node = SharedNode & { cfg: SharedConfig };
 
 async function startNode(id: string, limits: unknown, extraPrefix = '', syncMs = 100, extra: Record<string, unknown> = {}): Promise<Node> {
   const cfg = normalizeShared({ redis: REDIS_URL, node_count: 2, node_id: id, sync_interval: syncMs, prefix: prefix + extraPrefix, ...extra })!;
-  const bus = new EventBus();
-  const events: EdgeEvent[] = [];
-  bus.subscribe((e) => events.push(e));
-  const share = new RedisShare(cfg, { bus });
-  const bans = new BanList({ shared: cfg, client: share.client, bus });
-  await bans.start();
-  const guard = new ClientGuard(guardConfigFrom(limits as { client?: unknown }, cfg), { share, bans, bus });
-  share.start();
+  const node = await startSharedNode(cfg, limits as { client?: unknown });
   const t0 = Date.now();
-  while (share.degraded && Date.now() - t0 < 3000) await sleep(20);
-  assert.equal(share.state, 'ok', `node ${id} reached Redis`);
-  return { share, bans, guard, events, cfg };
-}
-async function stop(...nodes: Node[]): Promise<void> {
-  for (const n of nodes) { await n.bans.close(); await n.share.close(); }
+  while (node.share.degraded && Date.now() - t0 < 3000) await sleep(20);
+  assert.equal(node.share.state, 'ok', `node ${id} reached Redis`);
+  return { ...node, cfg };
 }
 
 test('shared through Redis', async (t) => {
@@ -75,7 +63,7 @@ test('shared through Redis', async (t) => {
       assert.ok(worst <= 1.1 * L + 5, `worst sliding ${windowMs} ms window admitted ${worst} (ending at +${worstEnd} ms), limit ${L}`);
       assert.ok(admittedAt.length >= 0.8 * L * Math.floor(windows), `admitted ${admittedAt.length} over ${windows} windows: the summed limit still lets the client use its budget`);
       assert.ok(a.share.syncFailures + b.share.syncFailures === 0, 'no failed sync round');
-    } finally { await stop(a, b); }
+    } finally { await stopSharedNodes(a, b); }
   };
 
   await t.test('two nodes, one client split evenly, flood over 3+ windows: every sliding window ≤ 1.1 × L + 5', async () => {
@@ -106,7 +94,7 @@ test('shared through Redis', async (t) => {
       let onB = 0;
       for (let i = 0; i < 50; i++) if (b.guard.admit(key, Date.now()) === GUARD_ADMIT) { onB++; b.guard.finish(key, 200, 0, 0, Date.now()); }
       assert.ok(admitted + onB <= 1.1 * L + 5, `A ${admitted} + B ${onB} within the summed limit`);
-    } finally { await stop(a, b); }
+    } finally { await stopSharedNodes(a, b); }
   });
 
   await t.test('beyond shared.sync_keys a client is held to limit / node_count locally; entries come back when keys cool', async () => {
@@ -126,7 +114,7 @@ test('shared through Redis', async (t) => {
       const t0 = Date.now();
       while (pool.active > 10 && Date.now() - t0 < 3000) await sleep(50);
       assert.ok(pool.active <= 10, `pool entries in use after cooling: ${pool.active}`);
-    } finally { await stop(a); }
+    } finally { await stopSharedNodes(a); }
   });
 
   await t.test('a ban set on node A blocks on node B within 1 s, survives a restart, expires by itself', async () => {
@@ -153,7 +141,7 @@ test('shared through Redis', async (t) => {
       const c = await startNode('node-c', limits, ':ban');
       assert.ok(c.bans.isBanned(key, Date.now()), 'ban reloaded after restart');
       assert.equal(c.bans.list().length, 1);
-      await stop(c);
+      await stopSharedNodes(c);
       // Removal propagates.
       a.bans.add('192.0.2.9', 60_000, { reason: 'x', by: 'test' });
       await sleep(200);
@@ -165,7 +153,7 @@ test('shared through Redis', async (t) => {
       await sleep(Math.max(0, 3100 - (Date.now() - t0)));
       assert.equal(b.bans.isBanned(key, Date.now()), null, 'expired on B');
       assert.equal(a.guard.admit(key, Date.now()), GUARD_ADMIT);
-    } finally { await stop(a, b); }
+    } finally { await stopSharedNodes(a, b); }
   });
 
   await t.test('rule counters (CounterStore) are summed across nodes', async () => {

@@ -9,24 +9,15 @@ import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import net from 'node:net';
-import { ClientGuard, guardConfigFrom, GUARD_ADMIT, GUARD_BANNED } from '../../edge/guard.js';
+import { GUARD_ADMIT, GUARD_BANNED } from '../../edge/guard.js';
 import { normalizeShared } from '../../edge/stick/config.js';
 import type { SharedConfig } from '../../edge/stick/config.js';
-import { RedisShare } from '../../edge/stick/redis.js';
-import { BanList } from '../../edge/stick/bans.js';
 import { StickCounterStore } from '../../edge/stick/counter-store.js';
+import { freePort } from '../harness/ports.js';
+import { startSharedNode, stopSharedNodes, type SharedNode } from './helpers.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const hasRedis = spawnSync('redis-server', ['--version']).status === 0 && spawnSync('redis-cli', ['--version']).status === 0;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    }).on('error', reject);
-  });
-}
 
 async function waitPort(port: number, ms = 5000): Promise<void> {
   const t0 = Date.now();
@@ -57,20 +48,16 @@ function cli(port: number, ...args: string[]): string {
   return spawnSync('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...args], { encoding: 'utf8' }).stdout;
 }
 
-interface Node { share: RedisShare; bans: BanList; guard: ClientGuard; store: StickCounterStore }
+type Node = SharedNode & { store: StickCounterStore };
 
 async function node(redis: unknown, id: string, prefix: string, L: number): Promise<Node> {
   const cfg: SharedConfig = normalizeShared({ redis, node_count: 2, node_id: id, sync_interval: 100, prefix })!;
-  const share = new RedisShare(cfg);
-  const bans = new BanList({ shared: cfg, client: share.client });
-  await bans.start();
-  const guard = new ClientGuard(guardConfigFrom({ client: { requests: { limit: L, window: 2000 }, in_flight: 0 } }, cfg), { share, bans });
-  const store = new StickCounterStore({ share });
-  share.start();
+  const n = await startSharedNode(cfg, { client: { requests: { limit: L, window: 2000 }, in_flight: 0 } });
+  const store = new StickCounterStore({ share: n.share });
   const t0 = Date.now();
-  while (share.degraded && Date.now() - t0 < 5000) await sleep(20);
-  assert.equal(share.state, 'ok', `node ${id} reached Redis through ${JSON.stringify(redis)}`);
-  return { share, bans, guard, store };
+  while (n.share.degraded && Date.now() - t0 < 5000) await sleep(20);
+  assert.equal(n.share.state, 'ok', `node ${id} reached Redis through ${JSON.stringify(redis)}`);
+  return { ...n, store };
 }
 
 /** The same end-to-end checks for any topology: summed counts (guard + rule counters), bans. */
@@ -113,10 +100,6 @@ async function checkSharing(a: Node, b: Node, L: number, diag: (m: string) => vo
   assert.equal(a.share.syncFailures + b.share.syncFailures, 0, 'no failed sync round');
 }
 
-async function stopNodes(...nodes: Node[]): Promise<void> {
-  for (const n of nodes) { await n.bans.close(); await n.share.close(); }
-}
-
 test('Redis Sentinel: shared.redis { sentinels, name } finds the master and sums counts, bans propagate', async (t) => {
   if (!hasRedis) { t.skip('skipped: no redis'); return; }
   const dir = mkdtempSync(path.join(tmpdir(), 'pc-sentinel-'));
@@ -146,7 +129,7 @@ test('Redis Sentinel: shared.redis { sentinels, name } finds the master and sums
     // The counts really are in the master.
     assert.ok(Number(cli(master, 'DBSIZE').trim()) > 0, 'keys written to the master');
   } finally {
-    await stopNodes(...nodes);
+    await stopSharedNodes(...nodes);
     await stopAll();
     rmSync(dir, { recursive: true, force: true });
   }
@@ -177,7 +160,7 @@ test('Redis Cluster (3 masters): shared.redis { cluster } sums counts, bans prop
     assert.equal(holding.length, 1, `counter keys on ${holding.length} masters`);
     assert.match(cli(holding[0], '--scan', '--pattern', 'pcclu:*'), /203\.0\.113\.50/, 'the client\'s counter is in the cluster');
   } finally {
-    await stopNodes(...nodes);
+    await stopSharedNodes(...nodes);
     await stopAll();
     rmSync(dir, { recursive: true, force: true });
   }

@@ -18,12 +18,13 @@ function openssl(args: string[], cwd: string): void {
   execFileSync('openssl', args, { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
 }
 
-export function createTestCa(): TestCa {
+/** A throw-away CA; with a test context `t`, its directory is removed when the test ends. */
+export function createTestCa(t?: { after(fn: () => unknown): void }): TestCa {
   const dir = mkdtempSync(join(tmpdir(), 'pc-tls-test-'));
   const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
   openssl(['req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '2', '-subj', '/CN=Portcullis Test CA'], dir);
   let serial = 1000;
-  return {
+  const ca: TestCa = {
     dir,
     ca: readFileSync(join(dir, 'ca.crt')),
     issue(file, names, opts = {}) {
@@ -42,4 +43,6 @@ export function createTestCa(): TestCa {
     },
     cleanup() { rmSync(dir, { recursive: true, force: true }); },
   };
+  t?.after(() => ca.cleanup());
+  return ca;
 }

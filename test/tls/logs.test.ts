@@ -7,26 +7,24 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect } from 'node:tls';
 import { spawnEdge } from '../harness/process.js';
+import { edgeYaml } from '../harness/edge.js';
 import { startOrigin } from '../harness/origin.js';
 import { createTestCa } from './certs.js';
 
 test('SNI noise stays on stdout; access log and events written to files are pure JSON lines', async (t) => {
-  const ca = createTestCa();
-  t.after(() => ca.cleanup());
+  const ca = createTestCa(t);
   const a = ca.issue('a', ['a.test']);
   const b = ca.issue('b', ['b.test']);
   const o = await startOrigin('web1');
   t.after(() => o.close());
   const access = join(ca.dir, 'access.log');
   const events = join(ca.dir, 'events.log');
-  const px = await spawnEdge(`
-listen:
-  - address: "127.0.0.1:{{PORT}}"
-    tls: { cert: "${a.cert}", key: "${a.key}", certificates: [{ cert: "${b.cert}", key: "${b.key}" }] }
-access_log: { path: "${access}" }
-events: { log: "${events}" }
-backends: { shop: { servers: [{ name: web1, url: "${o.url}" }] } }
-`);
+  const px = await spawnEdge(edgeYaml({
+    listener: `tls: { cert: "${a.cert}", key: "${a.key}", certificates: [{ cert: "${b.cert}", key: "${b.key}" }] }`,
+    accessLog: access,
+    eventLog: events,
+    servers: [{ name: 'web1', url: o.url }],
+  }));
   t.after(() => px.stop());
   for (const sni of ['a.test', 'b.test', 'b.test', 'a.test']) {
     await new Promise<void>((resolve, reject) => {

@@ -9,7 +9,7 @@ import { writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { startOrigin } from '../harness/origin.js';
-import { startTestEdge } from '../harness/edge.js';
+import { edgeYaml, startOriginAndEdge, startTestEdge } from '../harness/edge.js';
 import { createTestCa } from './certs.js';
 
 interface Reply { status: number; headers: Record<string, string>; body: string }
@@ -47,22 +47,9 @@ const cnOf = (s: TLSSocket): string => String(s.getPeerCertificate().subject.CN)
 const serialOf = (s: TLSSocket): string => s.getPeerCertificate().serialNumber;
 
 test('TLS listener: undici with the test CA gets the proxied answer, origin sees X-Forwarded-Proto https, HSTS added', async (t) => {
-  const ca = createTestCa();
-  t.after(() => ca.cleanup());
+  const ca = createTestCa(t);
   const a = ca.issue('a', ['shop.test']);
-  const o = await startOrigin('web1');
-  t.after(() => o.close());
-  const px = await startTestEdge(`
-listen:
-  - address: "127.0.0.1:{{PORT}}"
-    tls: { cert: "${a.cert}", key: "${a.key}" }
-    hsts: { max_age: 365d, include_subdomains: true }
-access_log: { path: "off" }
-backends:
-  shop:
-    servers: [{ name: web1, url: "${o.url}" }]
-`);
-  t.after(() => px.stop());
+  const { o, px } = await startOriginAndEdge(t, { listener: `tls: { cert: "${a.cert}", key: "${a.key}" }, hsts: { max_age: 365d, include_subdomains: true }` });
   const agent = new Agent({ connect: { ca: ca.ca, servername: 'shop.test' } });
   t.after(() => agent.close());
   const r = await request(`https://127.0.0.1:${px.port}/hello`, { dispatcher: agent, headers: { host: 'shop.test' } });
@@ -79,17 +66,9 @@ backends:
 });
 
 test('TLS 1.2 is the minimum: a TLS 1.1 client is refused, 1.2 and 1.3 work', async (t) => {
-  const ca = createTestCa();
-  t.after(() => ca.cleanup());
+  const ca = createTestCa(t);
   const a = ca.issue('a', ['shop.test']);
-  const o = await startOrigin('web1');
-  t.after(() => o.close());
-  const px = await startTestEdge(`
-listen: [{ address: "127.0.0.1:{{PORT}}", tls: { cert: "${a.cert}", key: "${a.key}" } }]
-access_log: { path: "off" }
-backends: { shop: { servers: [{ name: web1, url: "${o.url}" }] } }
-`);
-  t.after(() => px.stop());
+  const { px } = await startOriginAndEdge(t, { listener: `tls: { cert: "${a.cert}", key: "${a.key}" }` });
   await assert.rejects(tlsConnect(px.port, { servername: 'shop.test', minVersion: 'TLSv1', maxVersion: 'TLSv1.1' }), (e: NodeJS.ErrnoException) => /PROTOCOL_VERSION|UNSUPPORTED_PROTOCOL|no protocols available/i.test(`${e.code} ${e.message}`));
   const s12 = await tlsConnect(px.port, { servername: 'shop.test', ca: ca.ca, maxVersion: 'TLSv1.2' });
   assert.equal(s12.getProtocol(), 'TLSv1.2');
@@ -101,26 +80,12 @@ backends: { shop: { servers: [{ name: web1, url: "${o.url}" }] } }
 });
 
 test('SNI: each name gets its certificate (SAN names, wildcard, explicit names); unknown names and no SNI get the default', async (t) => {
-  const ca = createTestCa();
-  t.after(() => ca.cleanup());
+  const ca = createTestCa(t);
   const a = ca.issue('a', ['a.test']);
   const b = ca.issue('b', ['b.test', '*.b.test']);
   const c = ca.issue('c', ['c.test']);
-  const o = await startOrigin('web1');
-  t.after(() => o.close());
-  const px = await startTestEdge(`
-listen:
-  - address: "127.0.0.1:{{PORT}}"
-    tls:
-      cert: "${a.cert}"
-      key: "${a.key}"
-      certificates:
-        - { cert: "${b.cert}", key: "${b.key}" }
-        - { cert: "${c.cert}", key: "${c.key}", names: [c.test, other.test] }
-access_log: { path: "off" }
-backends: { shop: { servers: [{ name: web1, url: "${o.url}" }] } }
-`);
-  t.after(() => px.stop());
+  const certificates = `[{ cert: "${b.cert}", key: "${b.key}" }, { cert: "${c.cert}", key: "${c.key}", names: [c.test, other.test] }]`;
+  const { px } = await startOriginAndEdge(t, { listener: `tls: { cert: "${a.cert}", key: "${a.key}", certificates: ${certificates} }` });
   const cases: [string | undefined, string][] = [['a.test', 'a.test'], ['b.test', 'b.test'], ['www.b.test', 'b.test'], ['c.test', 'c.test'], ['other.test', 'c.test'], ['unknown.test', 'a.test'], [undefined, 'a.test']];
   for (const [sni, cn] of cases) {
     const s = await tlsConnect(px.port, { servername: sni });
@@ -137,45 +102,23 @@ backends: { shop: { servers: [{ name: web1, url: "${o.url}" }] } }
 });
 
 test('a certificate whose key does not match is refused at startup with the file names (no crash)', async (t) => {
-  const ca = createTestCa();
-  t.after(() => ca.cleanup());
+  const ca = createTestCa(t);
   const a = ca.issue('a', ['a.test']);
   const b = ca.issue('b', ['b.test']);
   const o = await startOrigin('web1');
   t.after(() => o.close());
-  await assert.rejects(startTestEdge(`
-listen:
-  - address: "127.0.0.1:{{PORT}}"
-    tls: { cert: "${a.cert}", key: "${a.key}", certificates: [{ cert: "${b.cert}", key: "${a.key}" }] }
-access_log: { path: "off" }
-backends: { shop: { servers: [{ name: web1, url: "${o.url}" }] } }
-`), (e: Error) => e.message.includes(b.cert) && /not usable|mismatch/i.test(e.message));
+  const withTls = (tls: string): string => edgeYaml({ listener: `tls: ${tls}`, servers: [{ name: 'web1', url: o.url }] });
+  await assert.rejects(startTestEdge(withTls(`{ cert: "${a.cert}", key: "${a.key}", certificates: [{ cert: "${b.cert}", key: "${a.key}" }] }`)), (e: Error) => e.message.includes(b.cert) && /not usable|mismatch/i.test(e.message));
   // The same name in two certificates is ambiguous: refused.
   const a2 = ca.issue('a2', ['a.test']);
-  await assert.rejects(startTestEdge(`
-listen:
-  - address: "127.0.0.1:{{PORT}}"
-    tls: { cert: "${a.cert}", key: "${a.key}", certificates: [{ cert: "${a2.cert}", key: "${a2.key}" }] }
-access_log: { path: "off" }
-backends: { shop: { servers: [{ name: web1, url: "${o.url}" }] } }
-`), /server name a\.test is in both/);
+  await assert.rejects(startTestEdge(withTls(`{ cert: "${a.cert}", key: "${a.key}", certificates: [{ cert: "${a2.cert}", key: "${a2.key}" }] }`)), /server name a\.test is in both/);
 });
 
 test('reload: renewed SNI and default certificates serve new connections, open connections keep working, a bad renewal keeps the old one', async (t) => {
-  const ca = createTestCa();
-  t.after(() => ca.cleanup());
+  const ca = createTestCa(t);
   const a = ca.issue('a', ['a.test']);
   const b = ca.issue('b', ['b.test']);
-  const o = await startOrigin('web1');
-  t.after(() => o.close());
-  const px = await startTestEdge(`
-listen:
-  - address: "127.0.0.1:{{PORT}}"
-    tls: { cert: "${a.cert}", key: "${a.key}", certificates: [{ cert: "${b.cert}", key: "${b.key}" }], reload_interval: 0 }
-access_log: { path: "off" }
-backends: { shop: { servers: [{ name: web1, url: "${o.url}" }] } }
-`);
-  t.after(() => px.stop());
+  const { px } = await startOriginAndEdge(t, { listener: `tls: { cert: "${a.cert}", key: "${a.key}", certificates: [{ cert: "${b.cert}", key: "${b.key}" }], reload_interval: 0 }` });
   const listener = px.edge.listeners[0];
   const oldB = await tlsConnect(px.port, { servername: 'b.test', ca: ca.ca });
   const oldDefault = await tlsConnect(px.port, { ca: ca.ca, servername: 'a.test' });
@@ -216,17 +159,9 @@ backends: { shop: { servers: [{ name: web1, url: "${o.url}" }] } }
 });
 
 test('certificate files are watched: a renewal on disk is picked up without a call', async (t) => {
-  const ca = createTestCa();
-  t.after(() => ca.cleanup());
+  const ca = createTestCa(t);
   const b = ca.issue('b', ['b.test']);
-  const o = await startOrigin('web1');
-  t.after(() => o.close());
-  const px = await startTestEdge(`
-listen: [{ address: "127.0.0.1:{{PORT}}", tls: { cert: "${b.cert}", key: "${b.key}", reload_interval: 100ms } }]
-access_log: { path: "off" }
-backends: { shop: { servers: [{ name: web1, url: "${o.url}" }] } }
-`);
-  t.after(() => px.stop());
+  const { px } = await startOriginAndEdge(t, { listener: `tls: { cert: "${b.cert}", key: "${b.key}", reload_interval: 100ms }` });
   const before = await tlsConnect(px.port, { servername: 'b.test', ca: ca.ca });
   const serial = serialOf(before);
   before.destroy();
@@ -244,14 +179,7 @@ backends: { shop: { servers: [{ name: web1, url: "${o.url}" }] } }
 });
 
 test('redirect_https: plain listener answers 301 (GET) / 308 (POST) to https, ACME challenges still reach the backend', async (t) => {
-  const o = await startOrigin('web1');
-  t.after(() => o.close());
-  const px = await startTestEdge(`
-listen: [{ address: "127.0.0.1:{{PORT}}", redirect_https: { port: 8443 } }]
-access_log: { path: "off" }
-backends: { shop: { servers: [{ name: web1, url: "${o.url}" }] } }
-`);
-  t.after(() => px.stop());
+  const { o, px } = await startOriginAndEdge(t, { listener: 'redirect_https: { port: 8443 }' });
   const agent = new Agent();
   t.after(() => agent.close());
   const g = await request(`${px.url}/cart?id=7`, { dispatcher: agent, headers: { host: 'shop.test:80' } });

@@ -11,7 +11,7 @@ import { randomBytes, createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import WebSocket, { WebSocketServer } from 'ws';
-import { startTestEdge, type TestEdge } from '../harness/edge.js';
+import { edgeYaml, startTestEdge, type TestEdge } from '../harness/edge.js';
 import { sendableCloseCode, uwsIdleTimeoutSec, normalizeWebSocketLimits } from '../../edge/websocket.js';
 
 interface WsOrigin {
@@ -48,14 +48,17 @@ async function startWsOrigin(): Promise<WsOrigin> {
   };
 }
 
-function edgeYaml(originUrl: string, extra = ''): string {
-  return `
-listen: [{ address: "127.0.0.1:{{PORT}}" }]
-access_log: { path: "off" }
-backends:
-  shop:
-    servers: [{ name: ws1, url: "${originUrl}" }]
-${extra}`;
+function wsEdge(originUrl: string, more?: string): string {
+  return edgeYaml({ servers: [{ name: 'ws1', url: originUrl }], more });
+}
+
+/** Starts a WebSocket origin and an edge in front of it (`more`: extra config); both stop when `t` ends. */
+async function startWsEdge(t: { after(fn: () => unknown): void }, more?: string): Promise<{ o: WsOrigin; px: TestEdge }> {
+  const o = await startWsOrigin();
+  t.after(() => o.close());
+  const px = await startTestEdge(wsEdge(o.url, more));
+  t.after(() => px.stop());
+  return { o, px };
 }
 
 function openClient(px: TestEdge, path: string, protocols: string[] = [], headers: Record<string, string> = {}): Promise<WebSocket> {
@@ -73,10 +76,7 @@ const closed = (ws: WebSocket): Promise<{ code: number; reason: string }> =>
   new Promise((r) => ws.once('close', (code, reason) => r({ code, reason: reason.toString() })));
 
 test('echo through the tunnel: text and a 1 MB binary message, subprotocol chosen by the server, X-Forwarded-For upstream', async (t) => {
-  const o = await startWsOrigin();
-  t.after(() => o.close());
-  const px = await startTestEdge(edgeYaml(o.url));
-  t.after(() => px.stop());
+  const { o, px } = await startWsEdge(t);
   const ws = await openClient(px, '/chat?room=1', ['p0', 'p1'], { 'x-forwarded-for': '198.51.100.1' });
   assert.equal(ws.protocol, 'p1', 'the server\'s choice reaches the client');
   ws.send('hello');
@@ -105,10 +105,7 @@ test('echo through the tunnel: text and a 1 MB binary message, subprotocol chose
 });
 
 test('server close code 4001 reaches the client; a close without code is sent as 1000, never 1005', async (t) => {
-  const o = await startWsOrigin();
-  t.after(() => o.close());
-  const px = await startTestEdge(edgeYaml(o.url));
-  t.after(() => px.stop());
+  const { o, px } = await startWsEdge(t);
   const ws = await openClient(px, '/close4001');
   assert.deepEqual(await closed(ws), { code: 4001, reason: 'bye' });
   const ws2 = await openClient(px, '/echo');
@@ -124,13 +121,10 @@ test('server close code 4001 reaches the client; a close without code is sent as
 });
 
 test('a rule that denies the upgrade path answers 403 and no tunnel reaches the server', async (t) => {
-  const o = await startWsOrigin();
-  t.after(() => o.close());
   const dir = mkdtempSync(join(tmpdir(), 'pc-ws-rules-'));
   const rules = join(dir, 'ws.rules');
   writeFileSync(rules, 'version 1\nrule "no-admin-socket" { when http.path starts_with "/admin" then deny(403) }\n');
-  const px = await startTestEdge(edgeYaml(o.url, `rules: { files: ["${rules}"], watch: false, run_tests: false }`));
-  t.after(() => px.stop());
+  const { o, px } = await startWsEdge(t, `rules: { files: ["${rules}"], watch: false, run_tests: false }`);
   await assert.rejects(openClient(px, '/admin/live'), (e: Error & { status?: number }) => e.status === 403);
   const ok = await openClient(px, '/live');
   ok.close(1000);
@@ -140,10 +134,7 @@ test('a rule that denies the upgrade path answers 403 and no tunnel reaches the 
 });
 
 test('per-client tunnel cap: the 3rd concurrent tunnel of a client gets 429, a slot frees when one closes', async (t) => {
-  const o = await startWsOrigin();
-  t.after(() => o.close());
-  const px = await startTestEdge(edgeYaml(o.url, 'limits: { websocket: { per_client: 2 } }'));
-  t.after(() => px.stop());
+  const { o, px } = await startWsEdge(t, 'limits: { websocket: { per_client: 2 } }');
   const a = await openClient(px, '/a');
   const b = await openClient(px, '/b');
   await assert.rejects(openClient(px, '/c'), (e: Error & { status?: number; headers?: Record<string, string> }) => e.status === 429 && e.headers?.['retry-after'] === '5');
@@ -160,10 +151,7 @@ test('per-client tunnel cap: the 3rd concurrent tunnel of a client gets 429, a s
 });
 
 test('idle timeout: a tunnel without messages is closed (1001) on both sides', async (t) => {
-  const o = await startWsOrigin();
-  t.after(() => o.close());
-  const px = await startTestEdge(edgeYaml(o.url, 'limits: { websocket: { idle_timeout: 1s } }'));
-  t.after(() => px.stop());
+  const { o, px } = await startWsEdge(t, 'limits: { websocket: { idle_timeout: 1s } }');
   const ws = await openClient(px, '/idle');
   const t0 = Date.now();
   // Activity keeps it open …
@@ -179,10 +167,7 @@ test('idle timeout: a tunnel without messages is closed (1001) on both sides', a
 });
 
 test('back-pressure server → client: a client that stops reading pauses the server side; everything arrives once it reads', async (t) => {
-  const o = await startWsOrigin();
-  t.after(() => o.close());
-  const px = await startTestEdge(edgeYaml(o.url, 'limits: { websocket: { max_message: 1mb, max_backpressure: 2mb } }'));
-  t.after(() => px.stop());
+  const { o, px } = await startWsEdge(t, 'limits: { websocket: { max_message: 1mb, max_backpressure: 2mb } }');
   const ws = await openClient(px, '/flood');
   (ws as unknown as { _socket: import('node:net').Socket })._socket.pause(); // stop reading at TCP level
   await waitFor(() => o.sockets.length === 1);
@@ -203,10 +188,7 @@ test('back-pressure server → client: a client that stops reading pauses the se
 });
 
 test('back-pressure client → server: a server that does not read gets the tunnel closed with 1013 once max_backpressure is queued', async (t) => {
-  const o = await startWsOrigin();
-  t.after(() => o.close());
-  const px = await startTestEdge(edgeYaml(o.url, 'limits: { websocket: { max_message: 256kb, max_backpressure: 1mb } }'));
-  t.after(() => px.stop());
+  const { px } = await startWsEdge(t, 'limits: { websocket: { max_message: 256kb, max_backpressure: 1mb } }');
   const ws = await openClient(px, '/stall');
   const c = closed(ws);
   const chunk = randomBytes(200 * 1024);
@@ -223,14 +205,14 @@ test('a server that is down gives 502 to the upgrade; a server that refuses the 
   const o = await startWsOrigin();
   const deadUrl = o.url;
   await o.close();
-  const px = await startTestEdge(edgeYaml(deadUrl, ''));
+  const px = await startTestEdge(wsEdge(deadUrl, ''));
   t.after(() => px.stop());
   await assert.rejects(openClient(px, '/x'), (e: Error & { status?: number }) => e.status === 502 || e.status === 503);
   const { createServer } = await import('node:http');
   const plain = createServer((_req, res) => { res.statusCode = 404; res.end('no socket here'); });
   await new Promise<void>((r) => plain.listen(0, '127.0.0.1', () => r()));
   t.after(() => new Promise<void>((r) => plain.close(() => r())));
-  const px2 = await startTestEdge(edgeYaml(`http://127.0.0.1:${(plain.address() as AddressInfo).port}`));
+  const px2 = await startTestEdge(wsEdge(`http://127.0.0.1:${(plain.address() as AddressInfo).port}`));
   t.after(() => px2.stop());
   await assert.rejects(openClient(px2, '/x'), (e: Error & { status?: number }) => e.status === 404);
 });
