@@ -1,72 +1,11 @@
-// Shared pieces of the DoS-shield tests: a private redis-server on a free port (so a test may kill
-// it without touching anyone else's Redis), sequential GETs from a chosen 127.x source address with
-// latency records, percentiles, and admin-API calls with the test token.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { connect } from 'node:net';
+// Shared pieces of the DoS-shield tests: sequential GETs from a chosen 127.x source address with
+// latency records, percentiles, and admin-API calls with the test token. (Their private Redis comes
+// from ../harness/redis.ts.)
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request } from 'undici';
-import { freePort } from '../harness/edge.js';
 import { ADMIN_TOKEN } from '../harness/process.js';
 
 export { sleep };
-
-/** true when a PING gets +PONG within timeoutMs. */
-export function redisPing(port: number, host = '127.0.0.1', timeoutMs = 500): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect({ host, port });
-    const done = (ok: boolean): void => { clearTimeout(t); s.destroy(); resolve(ok); };
-    const t = setTimeout(() => done(false), timeoutMs);
-    s.on('connect', () => s.write('PING\r\n'));
-    s.on('data', (d: Buffer) => done(d.toString().startsWith('+PONG')));
-    s.on('error', () => done(false));
-  });
-}
-
-export function haveRedisServer(): boolean {
-  return spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).status === 0;
-}
-
-export interface PrivateRedis {
-  port: number;
-  url: string;
-  /** SIGKILL (a crash: no clean shutdown, clients see resets). */
-  kill(): Promise<void>;
-  /** Start again on the same port (after kill). */
-  restart(): Promise<void>;
-  stop(): Promise<void>;
-}
-
-/** A redis-server on a free port with persistence off; null when none can be started. */
-export async function startPrivateRedis(): Promise<PrivateRedis | null> {
-  if (!haveRedisServer()) return null;
-  const port = await freePort();
-  let child: ChildProcess | null = null;
-  const launch = async (): Promise<boolean> => {
-    const c = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-    child = c;
-    for (let i = 0; i < 100; i++) {
-      if (await redisPing(port, '127.0.0.1', 300)) return true;
-      if (c.exitCode !== null) return false;
-      await sleep(50);
-    }
-    return false;
-  };
-  const halt = async (signal: NodeJS.Signals): Promise<void> => {
-    const c = child as ChildProcess | null;
-    child = null;
-    if (c === null || c.exitCode !== null || c.signalCode !== null) return;
-    const exited = new Promise<void>((r) => c.once('exit', () => r()));
-    c.kill(signal);
-    await exited;
-  };
-  if (!(await launch())) { await halt('SIGKILL'); return null; }
-  return {
-    port, url: `redis://127.0.0.1:${port}`,
-    kill: () => halt('SIGKILL'),
-    async restart() { if (!(await launch())) throw new Error(`redis-server did not restart on ${port}`); },
-    stop: () => halt('SIGTERM'),
-  };
-}
 
 export interface Sample { status: number; ms: number; retryAfter: string | undefined }
 

@@ -14,7 +14,8 @@ import { spawnSync } from 'node:child_process';
 import { startOrigin } from '../harness/origin.js';
 import { spawnEdge, ADMIN_TOKEN } from '../harness/process.js';
 import { edgeYaml } from '../harness/edge.js';
-import { SourceClient, admin, legitLoop, metricValue, sleep, startPrivateRedis, summarize, waitFor } from './helpers.js';
+import { startPrivateRedis } from '../harness/redis.js';
+import { SourceClient, admin, legitLoop, metricValue, sleep, summarize, waitFor } from './helpers.js';
 
 function nodeYaml(origin: string, redisUrl: string, nodeId: string, limit: number, window: string, eventsLog: string, nodeCount = 2): string {
   return edgeYaml({

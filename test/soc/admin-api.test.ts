@@ -11,7 +11,8 @@ import type { EdgeEvent } from '../../edge/events.js';
 import { Metrics } from '../../edge/metrics.js';
 import { startAdminServer } from '../../edge/admin/server.js';
 import type { AdminServerConfig } from '../../edge/admin/server.js';
-import { TOKEN, call, fakeTargets, testRedis, waitFor } from './fakes.js';
+import { testRedis } from '../harness/redis.js';
+import { TOKEN, call, fakeTargets, waitFor } from './fakes.js';
 import type { Fakes } from './fakes.js';
 
 async function start(t: { after(fn: () => Promise<void>): void }, cfg: Partial<AdminServerConfig> = {}, fakes?: Fakes, bus = new EventBus({ node: 'api-node' })) {
@@ -159,10 +160,10 @@ test('a corrupt state file stops the admin start with file and field in the mess
 test('bans and rule modes persist in Redis across a restart (shared by nodes)', async (t) => {
   const redis = await testRedis();
   if (redis === null) { t.skip('skipped: no redis'); return; }
-  t.after(() => redis.stop());
   const prefix = `pc-test-${process.pid}-${Date.now()}:`;
   const r = new Redis(redis.url);
-  t.after(async () => { await r.del(`${prefix}bans`, `${prefix}modes`); await r.quit(); });
+  // One hook, in this order (hooks run in the order added): `r` would wait forever on a stopped private server.
+  t.after(async () => { await r.del(`${prefix}bans`, `${prefix}modes`); await r.quit(); await redis.stop(); });
 
   const busA = new EventBus({ node: 'a' });
   const fa = fakeTargets(busA);

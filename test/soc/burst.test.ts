@@ -12,7 +12,8 @@ import { blockEvent, eventClient, eventRequest } from '../../edge/events/build.j
 import { startEventSinks } from '../../edge/events/index.js';
 import { Metrics } from '../../edge/metrics.js';
 import { startAdminServer } from '../../edge/admin/server.js';
-import { TOKEN, fakeTargets, testRedis } from './fakes.js';
+import { testRedis } from '../harness/redis.js';
+import { TOKEN, fakeTargets } from './fakes.js';
 
 const client = eventClient('203.0.113.50', null, 'US', 64500);
 const request = eventRequest('GET', 'shop.example', '/cart', 'bot/1.0', 'r');

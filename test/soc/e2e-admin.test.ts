@@ -10,7 +10,8 @@ import { WebSocket } from 'ws';
 import { spawnEdge } from '../harness/process.js';
 import { startOrigin } from '../harness/origin.js';
 import { ADMIN_ROUTES } from '../../edge/admin/api.js';
-import { admin, metricSum, parsePrometheus, rulesDir, send, sendRaw, socEdgeYaml, startRedisServer, waitFor, ADMIN_TOKEN } from './e2e-support.js';
+import { startPrivateRedis } from '../harness/redis.js';
+import { admin, metricSum, parsePrometheus, rulesDir, send, sendRaw, socEdgeYaml, waitFor, ADMIN_TOKEN } from './e2e-support.js';
 
 const RULES = `version 1
 rule "deny-path" { when http.path == "/deny"  then deny(403) }
@@ -124,7 +125,7 @@ async function persistenceRound(t: { after(fn: () => unknown): void; diagnostic(
   let stateFile: string | undefined = `state_file: "${join(dir, 'state.json')}"`;
   let shared = '';
   if (mode === 'redis') {
-    const redis = await startRedisServer();
+    const redis = await startPrivateRedis();
     if (redis === null) throw new Error('no redis');
     t.after(() => redis.stop());
     shared = `shared: { redis: "${redis.url}", node_count: 1 }`;
@@ -169,7 +170,7 @@ test('runtime bans and rule modes survive a reload and a restart (state file)', 
 });
 
 test('runtime bans and rule modes survive a reload and a restart (Redis)', { timeout: 60_000 }, async (t) => {
-  const probe = await startRedisServer();
+  const probe = await startPrivateRedis();
   if (probe === null) { t.skip('skipped: no redis'); return; }
   await probe.stop();
   await persistenceRound(t, 'redis');

@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { spawnEdge } from '../harness/process.js';
 import { startOrigin, defaultOriginHandler, type Origin } from '../harness/origin.js';
-import { admin, eventValidator, readEvents, rulesDir, send, sendRaw, socEdgeYaml, startRedisServer, waitFor, ADMIN_TOKEN, type Ev } from './e2e-support.js';
+import { startPrivateRedis } from '../harness/redis.js';
+import { admin, eventValidator, readEvents, rulesDir, send, sendRaw, socEdgeYaml, waitFor, ADMIN_TOKEN, type Ev } from './e2e-support.js';
 
 export const E2E_RULES = `version 1
 counter rl_per_ip { key = ip.src  window = 10s  count_when = http.path == "/rl" }
@@ -34,7 +35,7 @@ test('the running edge produces every event type, each valid against the schema'
   const o1 = await slowAwareOrigin('s1');
   const o2 = await slowAwareOrigin('s2');
   t.after(() => Promise.all([o1.close(), o2.close()]));
-  const redis = await startRedisServer();
+  const redis = await startPrivateRedis();
   t.after(() => redis?.stop());
 
   const edge = await spawnEdge(socEdgeYaml({

@@ -4,13 +4,12 @@
 // JSON-lines event log).
 import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Ajv } from 'ajv';
 import { securityEventSchema } from '../../edge/events/schema.js';
-import { edgeYaml, freePort } from '../harness/edge.js';
+import { edgeYaml } from '../harness/edge.js';
 import { ADMIN_TOKEN } from '../harness/process.js';
 
 export { ADMIN_TOKEN };
@@ -134,40 +133,6 @@ export async function waitFor<T>(what: string, fn: () => T | null | undefined | 
     if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, step));
   }
-}
-
-export interface RedisServer { port: number; url: string; child: ChildProcess; stop(): Promise<void> }
-
-/** A private redis-server on a free port (null when the binary is missing or does not start). */
-export async function startRedisServer(port?: number): Promise<RedisServer | null> {
-  const p = port ?? await freePort();
-  let child: ChildProcess;
-  try {
-    child = spawn('redis-server', ['--port', String(p), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  } catch { return null; }
-  let out = '';
-  child.stdout?.on('data', (d: Buffer) => { out += d.toString(); });
-  const ok = await new Promise<boolean>((resolve) => {
-    child.once('error', () => resolve(false));
-    child.once('exit', () => resolve(false));
-    const t0 = Date.now();
-    const check = (): void => {
-      if (out.includes('Ready to accept connections')) { resolve(true); return; }
-      if (Date.now() - t0 > 5000) { resolve(false); return; }
-      setTimeout(check, 30);
-    };
-    check();
-  });
-  if (!ok) { child.kill('SIGKILL'); return null; }
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  // Never outlive the test process, whatever happens to the test (failed assertion, timeout).
-  const reap = (): void => { try { child.kill('SIGKILL'); } catch { /* gone */ } };
-  process.once('exit', reap);
-  void exited.then(() => process.off('exit', reap));
-  return {
-    port: p, url: `redis://127.0.0.1:${p}`, child,
-    async stop() { if (child.exitCode === null && child.signalCode === null) { child.kill('SIGKILL'); await exited; } },
-  };
 }
 
 /** Prometheus text → samples (name, labels, value); throws on a line that is not exposition format. */

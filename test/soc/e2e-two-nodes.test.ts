@@ -6,10 +6,11 @@ import assert from 'node:assert/strict';
 import { WebSocket } from 'ws';
 import { spawnEdge } from '../harness/process.js';
 import { startOrigin } from '../harness/origin.js';
-import { ADMIN_TOKEN, admin, eventValidator, rulesDir, send, socEdgeYaml, startRedisServer, waitFor, type Ev } from './e2e-support.js';
+import { startPrivateRedis } from '../harness/redis.js';
+import { ADMIN_TOKEN, admin, eventValidator, rulesDir, send, socEdgeYaml, waitFor, type Ev } from './e2e-support.js';
 
 test('two nodes, one Redis: an event on node B appears in node A\'s WebSocket feed', { timeout: 60_000 }, async (t) => {
-  const redis = await startRedisServer();
+  const redis = await startPrivateRedis();
   if (redis === null) { t.skip('skipped: no redis'); return; }
   // Stopped last, after both edges (hooks below run in this order).
   const stops: (() => Promise<unknown>)[] = [];

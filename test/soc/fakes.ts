@@ -1,9 +1,6 @@
 // In-memory AdminTargets for the SOC tests (never used by the edge itself). They behave like the
 // real parts where the admin API can observe it: a reload resets rule modes to the file's modes
 // and emits a `reload` event, bans expire, setState/setWeight change what servers() reports.
-import { connect } from 'node:net';
-import { spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
 import type { AcquireRequest, AcquireResult, AcquireTicket, AcquireWaiter, BackendPool, LeasedServer, ServerInfo, ServerState } from '../../edge/backend/types.js';
 import type { EventBus } from '../../edge/events.js';
 import { reloadEvent } from '../../edge/events/build.js';
@@ -128,45 +125,6 @@ export async function call(base: string, method: string, path: string, opts: { t
   let json: unknown = null;
   try { json = JSON.parse(text); } catch { json = null; }
   return { status: r.status, json, text, headers: r.headers };
-}
-
-export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-
-/** True when Redis answers PING at REDIS_URL. */
-export function redisReachable(url = REDIS_URL): Promise<boolean> {
-  const u = new URL(url);
-  return new Promise((resolve) => {
-    const s = connect(Number(u.port || 6379), u.hostname);
-    const done = (v: boolean): void => { s.destroy(); resolve(v); };
-    s.setTimeout(500, () => done(false));
-    s.on('error', () => done(false));
-    s.on('connect', () => s.write('PING\r\n'));
-    s.on('data', (d) => done(d.toString().startsWith('+PONG')));
-  });
-}
-
-/** Start a private redis-server on a free port; null when the binary is missing. */
-export async function startRedis(): Promise<{ url: string; proc: ChildProcess; stop(): Promise<void> } | null> {
-  const port = 20000 + Math.floor(Math.random() * 20000);
-  let proc: ChildProcess;
-  try {
-    proc = spawn('redis-server', ['--port', String(port), '--save', '', '--appendonly', 'no', '--bind', '127.0.0.1'], { stdio: 'ignore' });
-  } catch { return null; }
-  const failed = await new Promise<boolean>((resolve) => { proc.once('error', () => resolve(true)); setTimeout(() => resolve(false), 50); });
-  if (failed) return null;
-  const url = `redis://127.0.0.1:${port}`;
-  for (let i = 0; i < 50; i++) {
-    if (await redisReachable(url)) return { url, proc, stop: () => new Promise((r) => { proc.once('exit', () => r()); proc.kill('SIGTERM'); }) };
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  proc.kill('SIGKILL');
-  return null;
-}
-
-/** A Redis URL for a test: REDIS_URL when reachable, else a private server; null = none. */
-export async function testRedis(): Promise<{ url: string; stop(): Promise<void> } | null> {
-  if (await redisReachable()) return { url: REDIS_URL, stop: async () => undefined };
-  return startRedis();
 }
 
 export function waitFor(pred: () => boolean, timeoutMs = 5000, what = 'condition'): Promise<void> {

@@ -10,7 +10,8 @@ import { blockEvent, eventClient, eventRequest, healthEvent } from '../../edge/e
 import { startEventSinks } from '../../edge/events/index.js';
 import { Metrics } from '../../edge/metrics.js';
 import { startAdminServer } from '../../edge/admin/server.js';
-import { TOKEN, fakeTargets, testRedis, waitFor } from './fakes.js';
+import { testRedis } from '../harness/redis.js';
+import { TOKEN, fakeTargets, waitFor } from './fakes.js';
 
 function openFeed(url: string, query = ''): Promise<{ ws: WebSocket; got: EdgeEvent[] }> {
   return new Promise((resolve, reject) => {
@@ -32,10 +33,10 @@ const deny = (ip: string, rule: string): EdgeEvent => blockEvent('deny', {
 test('an event emitted on node B appears in node A\'s WebSocket feed (one shared Redis)', async (t) => {
   const redis = await testRedis();
   if (redis === null) { t.skip('skipped: no redis'); return; }
-  t.after(() => redis.stop());
   const stream = `pc-test-events-${process.pid}-${Date.now()}`;
   const r = new Redis(redis.url);
-  t.after(async () => { await r.del(stream); await r.quit(); });
+  // One hook, in this order (hooks run in the order added): `r` would wait forever on a stopped private server.
+  t.after(async () => { await r.del(stream); await r.quit(); await redis.stop(); });
 
   const nodes: { name: string; bus: EventBus; sinks: Awaited<ReturnType<typeof startEventSinks>>; admin: Awaited<ReturnType<typeof startAdminServer>> }[] = [];
   for (const name of ['node-a', 'node-b']) {

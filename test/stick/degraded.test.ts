@@ -3,43 +3,24 @@
 // reported; restart it → the nodes reconnect and summing resumes.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
-import net from 'node:net';
 import { GUARD_ADMIT, GUARD_CLIENT_RATE } from '../../edge/guard.js';
 import { normalizeShared } from '../../edge/stick/config.js';
-import { freePort } from '../harness/ports.js';
+import { haveRedisServer, startPrivateRedis } from '../harness/redis.js';
 import { startSharedNode, stopSharedNodes, type SharedNode } from './helpers.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-async function startRedis(port: number): Promise<ChildProcess> {
-  const p = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-  const t0 = Date.now();
-  while (Date.now() - t0 < 5000) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const c = net.connect(port, '127.0.0.1', () => { c.end(); resolve(true); }).on('error', () => resolve(false));
-    });
-    if (ok) return p;
-    await sleep(50);
-  }
-  p.kill('SIGKILL');
-  throw new Error('redis-server did not start');
-}
-function stopRedis(p: ChildProcess): Promise<void> {
-  return new Promise((resolve) => { if (p.exitCode !== null) { resolve(); return; } p.once('exit', () => resolve()); p.kill('SIGKILL'); });
-}
-
 test('Redis killed under load: no failed admit, local limit = limit / node_count, degraded reported; back: summing resumes', async (t) => {
-  if (spawnSync('redis-server', ['--version']).status !== 0) { t.skip('skipped: no redis'); return; }
-  const port = await freePort();
-  let redis = await startRedis(port);
+  if (!haveRedisServer()) { t.skip('skipped: no redis'); return; }
+  // The binary is there, so a server that does not start is a failure, not a skip.
+  const redis = await startPrivateRedis();
+  if (redis === null) throw new Error('redis-server did not start');
   const L = 100;
   const nodes: SharedNode[] = [];
   let stopLoad = (): void => {}; // a failed assertion must not leave the load loop running (the process would hang)
   try {
     for (const id of ['a', 'b']) {
-      const cfg = normalizeShared({ redis: `redis://127.0.0.1:${port}`, node_count: 2, node_id: id, sync_interval: 100, command_timeout: 100 })!;
+      const cfg = normalizeShared({ redis: redis.url, node_count: 2, node_id: id, sync_interval: 100, command_timeout: 100 })!;
       nodes.push(await startSharedNode(cfg, { client: { requests: { limit: L, window: '5s' }, in_flight: 10 } }));
     }
     const [a, b] = nodes;
@@ -72,7 +53,7 @@ test('Redis killed under load: no failed admit, local limit = limit / node_count
     })();
 
     await sleep(300);
-    await stopRedis(redis); // kill -9 under load
+    await redis.kill(); // kill -9 under load
     const killedAt = Date.now();
     while (((a.share.state as string) !== 'degraded' || b.share.state !== 'degraded') && Date.now() - killedAt < 2000) await sleep(10);
     assert.equal(a.share.state as string, 'degraded');
@@ -91,7 +72,7 @@ test('Redis killed under load: no failed admit, local limit = limit / node_count
     await sleep(500);
 
     // Redis back on the same port: reconnect, ok reported, summing resumes.
-    redis = await startRedis(port);
+    await redis.restart();
     const backAt = Date.now();
     while ((a.share.state !== 'ok' || b.share.state !== 'ok') && Date.now() - backAt < 5000) await sleep(20);
     assert.equal(a.share.state as string, 'ok', 'node A back to ok');
@@ -127,6 +108,6 @@ test('Redis killed under load: no failed admit, local limit = limit / node_count
   } finally {
     stopLoad();
     await stopSharedNodes(...nodes);
-    await stopRedis(redis);
+    await redis.kill();
   }
 });

@@ -8,17 +8,11 @@ import { normalizeShared } from '../../edge/stick/config.js';
 import type { SharedConfig } from '../../edge/stick/config.js';
 import { RedisShare } from '../../edge/stick/redis.js';
 import { StickCounterStore } from '../../edge/stick/counter-store.js';
+import { REDIS_URL, redisReachable } from '../harness/redis.js';
 import { startSharedNode, stopSharedNodes, type SharedNode } from './helpers.js';
 
-const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const prefix = `pctest${process.pid}x${Date.now()}`;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function redisReachable(): Promise<boolean> {
-  const r = new Redis(REDIS_URL, { lazyConnect: true, connectTimeout: 1000, maxRetriesPerRequest: 0, retryStrategy: () => null });
-  r.on('error', () => {});
-  try { await r.connect(); await r.ping(); return true; } catch { return false; } finally { r.disconnect(); }
-}
 
 type Node = SharedNode & { cfg: SharedConfig };
 

@@ -5,8 +5,9 @@ import net from 'node:net';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { UpstreamClient } from '../../edge/upstream/types.js';
 import { buildProxyV2Header } from '../../edge/upstream/h1-proxy-v2.js';
+import { freePort } from '../harness/ports.js';
 import {
-  CLIENTS, CollectSink, blackholeListener, T, fetchOnce, freePort, get, httpOrigin, listen, pumpBody, rawOrigin, sleep, type Origin,
+  CLIENTS, CollectSink, blackholeListener, T, fetchOnce, get, httpOrigin, listen, pumpBody, rawOrigin, sleep, type Origin,
 } from './helpers.js';
 
 const MB = 1024 * 1024;
