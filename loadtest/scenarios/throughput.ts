@@ -1,7 +1,12 @@
 // throughput: keep-alive small GET through one proxy core. wrk -t1 -cN on cpu 0, proxy on cpu 1,
 // a 100-byte origin answer; medians of interleaved rounds. The headline is Portcullis ÷ HAProxy.
+import { join } from 'node:path';
 import { configTexts, interleavedWrk, newSpec, pairedRatio, serversFor, startOrigins, startTarget, variantCharts, variantTable, type Variant } from '../lib/harness.js';
 import type { Scenario, ScenarioContext, ScenarioResult } from '../lib/scenario.js';
+import { repoRoot } from '../lib/paths.js';
+
+/** A rule set that matches nothing on the benchmark's path: the rules stage runs, every request passes. */
+export const PASS_THROUGH_RULES = join(repoRoot, 'loadtest', 'scenarios', 'pass-through.rules');
 
 export const throughput: Scenario = {
   name: 'throughput',
@@ -13,7 +18,7 @@ export const throughput: Scenario = {
     const origins = await startOrigins(ctx, 1);
     const variants: Variant[] = [];
     for (const kind of ctx.proxies) {
-      const spec = await newSpec(ctx, kind, serversFor(origins));
+      const spec = await newSpec(ctx, kind, serversFor(origins), (s) => { if (kind === 'portcullis') s.rulesFiles = [PASS_THROUGH_RULES]; });
       variants.push({ label: kind, proxy: await startTarget(ctx, kind, spec) });
     }
     const { opts } = ctx;
@@ -34,7 +39,7 @@ export const throughput: Scenario = {
     }
     for (const s of summary) if (s.errors > 0) notes.push(`${s.label}: ${s.errors} non-2xx responses or socket errors during measured rounds — its numbers are not clean`);
     notes.push('CPU µs/request = (utime+stime of the proxy process tree over the round) ÷ requests wrk completed; 10 ms tick resolution.');
-    notes.push('Portcullis gets per-client limits set out of reach (its counters still run) and its access log to /dev/null; HAProxy and nginx have no per-client tracking and no access log. If the load generator\'s core is saturated (see load average), req/s ratios understate the gap and CPU µs/request is the better comparison.');
+    notes.push('Portcullis gets per-client limits set out of reach (its counters still run), a pass-through rule set (loadtest/scenarios/pass-through.rules: the rules stage evaluates a rule for every request and lets it through) and its access log to /dev/null; HAProxy and nginx have no per-client tracking and no access log. If the load generator\'s core is saturated (see load average), req/s ratios understate the gap and CPU µs/request is the better comparison.');
     return {
       headline,
       table: variantTable(summary, ctx.proxies.includes('haproxy') ? 'haproxy' : null, 'HAProxy'),

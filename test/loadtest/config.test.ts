@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
@@ -12,6 +12,8 @@ import { haproxyConfig, nginxConfig, portcullisConfig, priorityRules, schemaKeys
 import { which } from '../../loadtest/lib/prereq.js';
 import { checkTools } from '../../loadtest/lib/prereq.js';
 import { parseRuleFile } from '../../rules/parser.js';
+import { loadRulesetFromSources, MemoryCounterStore, type RuleInput } from '../../rules/index.js';
+import { PASS_THROUGH_RULES } from '../../loadtest/scenarios/throughput.js';
 
 function peakSpec(dir: string): ProxySpec {
   const s = baseSpec(18080, 19090, [{ name: 'web1', port: 18081, maxconn: 10 }, { name: 'web2', port: 18082, maxconn: 10, weight: 2 }, { name: 'dr1', port: 18083, backup: true }], dir);
@@ -128,4 +130,14 @@ test('the generated checkout-priority rule file parses without errors in the pro
   assert.deepEqual(r.diagnostics.filter((d) => d.severity === 'error').map((d) => d.message), []);
   assert.equal(r.ast.rules.length, 1);
   assert.equal(r.ast.rules[0].actions[0].name, 'priority');
+});
+
+test('the throughput benchmark\'s pass-through rule set lets its request through and still evaluates its rule', () => {
+  const r = loadRulesetFromSources([{ name: 'pass-through.rules', text: readFileSync(PASS_THROUGH_RULES, 'utf8') }]);
+  assert.ok(r.ruleset, r.diagnostics.map((d) => `${d.code} ${d.message}`).join('\n'));
+  const input = (path: string): RuleInput => ({ ip: '127.0.0.1', method: 'GET', host: '127.0.0.1', path, query: '', headers: ['user-agent', 'wrk'], sni: null, listener: 'main', country: null, asn: null, contentLength: -1 });
+  const env = () => ({ now: Date.now(), counters: new MemoryCounterStore() });
+  assert.equal(r.ruleset.evaluate(input('/'), env()).action, null);
+  // The rule is live, not dead code: its own path is denied.
+  assert.equal(r.ruleset.evaluate(input('/portcullis-loadtest/never-requested'), env()).action?.kind, 'deny');
 });
