@@ -238,12 +238,17 @@ export class Pipeline implements RequestHandler, ForwardHost {
     if (tx.waiting) tx.ticket = ticket;
   }
 
-  attemptRefused(attempt: ForwardAttempt, error: AcquireError, queuedMs: number): void {
-    const tx = attempt.tx;
-    const pool = attempt.pool;
+  /** The backend answered (server or refusal): the request no longer waits; its queue time counts in Tw. */
+  private answered(tx: Transaction, queuedMs: number): void {
     tx.ticket = null;
     tx.waiting = false;
     tx.Tw = Math.max(tx.Tw, 0) + Math.round(queuedMs);
+  }
+
+  attemptRefused(attempt: ForwardAttempt, error: AcquireError, queuedMs: number): void {
+    const tx = attempt.tx;
+    const pool = attempt.pool;
+    this.answered(tx, queuedMs);
     if (tx.io.aborted) { this.finish(tx); return; }
     const queued = error === 'queue_timeout' || error === 'queue_full';
     this.deps.observer?.queueRejected(pool.name, error);
@@ -253,9 +258,7 @@ export class Pipeline implements RequestHandler, ForwardHost {
 
   attemptGranted(attempt: ForwardAttempt, server: LeasedServer, setCookie: string | null, queuedMs: number): void {
     const tx = attempt.tx;
-    tx.ticket = null;
-    tx.waiting = false;
-    tx.Tw = Math.max(tx.Tw, 0) + Math.round(queuedMs);
+    this.answered(tx, queuedMs);
     if (tx.io.aborted) { attempt.pool.release(server, 'aborted'); this.finish(tx); return; }
     tx.server = server;
     if (setCookie !== null) {

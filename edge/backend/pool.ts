@@ -269,35 +269,47 @@ class Pool implements BackendPool {
     if (p !== null) {
       if (!p.tryTake()) return;
       this.queue.remove(w);
-      this.deliver(w, p, null, null, now - w.enqueuedAt);
+      this.deliverGrant(w, p, null, now - w.enqueuedAt);
       return;
     }
     const s = this.pick(tier, w.clientKey, now, epoch);
     if (s !== null) {
       this.queue.remove(w);
-      this.deliver(w, s, this.sticky === null ? null : this.sticky.setCookieFor(s), null, now - w.enqueuedAt);
+      this.deliverGrant(w, s, this.sticky === null ? null : this.sticky.setCookieFor(s), now - w.enqueuedAt);
     } else if (!this.anyCandidate(tier, epoch)) {
       this.queue.remove(w);
-      this.deliver(w, null, null, 'no_server', now - w.enqueuedAt);
+      this.deliverRefusal(w, 'no_server', now - w.enqueuedAt);
     }
   }
 
-  /** Hands a queued waiter its server, or its error when `server` is null. */
-  private deliver(w: Waiter, server: ServerRuntime | null, setCookie: string | null, error: AcquireError | null, queuedMs: number): void {
+  /** Hands a queued waiter its server. */
+  private deliverGrant(w: Waiter, server: ServerRuntime, setCookie: string | null, queuedMs: number): void {
     try {
-      if (server !== null) w.waiter.granted(server, setCookie, queuedMs);
-      else w.waiter.refused(error ?? 'no_server', queuedMs);
+      w.waiter.granted(server, setCookie, queuedMs);
     } catch (err) {
-      // The pipeline's callback must not throw; if it does, keep the pool consistent and say so.
-      this.bus.emit(errorEvent(`backend queue callback: ${err instanceof Error ? err.message : String(err)}`, { backend: this.name }));
+      this.waiterThrew(err);
     }
+  }
+
+  /** Tells a queued waiter it gets no server. */
+  private deliverRefusal(w: Waiter, error: AcquireError, queuedMs: number): void {
+    try {
+      w.waiter.refused(error, queuedMs);
+    } catch (err) {
+      this.waiterThrew(err);
+    }
+  }
+
+  /** The pipeline's waiter must not throw; if it does, the pool stays consistent and says so. */
+  private waiterThrew(err: unknown): void {
+    this.bus.emit(errorEvent(`backend queue callback: ${err instanceof Error ? err.message : String(err)}`, { backend: this.name }));
   }
 
   private failAll(error: AcquireError, now: number): void {
     let w: Waiter | null;
     while ((w = this.queue.first()) !== null) {
       this.queue.remove(w);
-      this.deliver(w, null, null, error, now - w.enqueuedAt);
+      this.deliverRefusal(w, error, now - w.enqueuedAt);
     }
   }
 
@@ -315,7 +327,7 @@ class Pool implements BackendPool {
     if (this.coolingDown > 0) this.reviveCooled(now);
     let w: Waiter | null;
     while ((w = this.queue.popExpired(now)) !== null) {
-      this.deliver(w, null, null, 'queue_timeout', now - w.enqueuedAt);
+      this.deliverRefusal(w, 'queue_timeout', now - w.enqueuedAt);
     }
     if (this.sharedCounts && this.queue.size > 0) this.dispatchQueue();
     if (this.housekeeping === null) return;
