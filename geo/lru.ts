@@ -38,9 +38,8 @@ export class LruCache<K, V> {
 
   set(key: K, value: V): void {
     if (this.capacity <= 0) return;
-    const e = this.map.get(key);
-    if (e !== undefined) this.map.delete(key);
-    else if (this.map.size >= this.capacity) {
+    // A key already present is re-inserted at the newest end; a new one may first evict the oldest.
+    if (!this.map.delete(key) && this.map.size >= this.capacity) {
       const oldest = this.map.keys().next();
       if (!oldest.done) this.map.delete(oldest.value);
     }
