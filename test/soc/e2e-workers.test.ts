@@ -82,9 +82,12 @@ test('workers: 2 — admin drain/weight/ban/rule mode reach every worker; events
 
   // /metrics (main thread) counts what every worker served.
   const total = 40 + 40 + 44 + 20 + 10 + 20 + 20 + 10;
+  // Request counts come with the workers' metric deltas, log_only hits with their events (ops.ts
+  // bindMetricSources): two channels, so wait until both have arrived before comparing.
   const m = await waitFor('metrics from the workers', async () => {
     const s = parsePrometheus((await admin(ap, 'GET', '/metrics')).body as string);
-    return metricSum(s, 'portcullis_http_requests_total') === total ? s : null;
+    return metricSum(s, 'portcullis_http_requests_total') === total
+      && metricSum(s, 'portcullis_rule_hits_total', { rule: 'deny-path', mode: 'log_only' }) === 30 ? s : null;
   }, 3000).catch(async () => parsePrometheus((await admin(ap, 'GET', '/metrics')).body as string));
   assert.equal(metricSum(m, 'portcullis_http_requests_total'), total, 'every request of every worker counted once');
   assert.equal(metricSum(m, 'portcullis_rule_hits_total', { rule: 'deny-path', mode: 'enforce' }), 40);
