@@ -32,9 +32,11 @@ test('a tls.sni rule decides per server name on a TLS listener with two certific
   const rulesFile = join(ca.dir, 'sni.rules');
   writeFileSync(rulesFile, 'version 1\nrule "internal-name" {\n  when tls.sni == "b.test"\n  then deny(403)\n}\n');
   const access = join(ca.dir, 'access.log');
+  const events = join(ca.dir, 'events.log');
   const px = await spawnEdge(edgeYaml({
     listener: `tls: { cert: "${a.cert}", key: "${a.key}", certificates: [{ cert: "${b.cert}", key: "${b.key}" }] }`,
     accessLog: access,
+    eventLog: events,
     servers: [{ name: 'web1', url: o.url }],
     more: `rules: { files: ["${rulesFile}"], watch: false }`,
   }));
@@ -48,4 +50,9 @@ test('a tls.sni rule decides per server name on a TLS listener with two certific
   assert.equal(await px.stop(), 0);
   const lines = readFileSync(access, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
   assert.deepEqual(lines.map((l) => [l.sni, l.status, l.rule]), [['a.test', 200, null], ['b.test', 403, 'internal-name']]);
+  const deny = readFileSync(events, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string; rule: string | null; request: { sni?: string } | null })
+    .find((e) => e.type === 'deny');
+  assert.ok(deny !== undefined, 'a deny event');
+  assert.equal(deny.rule, 'internal-name');
+  assert.equal(deny.request?.sni, 'b.test', 'the event names the server name');
 });
