@@ -131,7 +131,7 @@ export async function openHttp1Listener(opts: Http1ListenerOptions, handler: Htt
       done = true;
       clearTimeout(timer);
       const sni = typeof t.servername === 'string' && t.servername !== '' ? t.servername.toLowerCase() : null;
-      track(new Http1Connection(t, ctx, remote, sni));
+      track(new Http1Connection(t, ctx, remote, sni, raw));
     });
   };
 
