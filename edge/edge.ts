@@ -13,7 +13,8 @@ import type { BackendPool } from './backend/types.js';
 import type { UpstreamClient } from './upstream/types.js';
 import { H1Pool } from './upstream/h1pool.js';
 import { compileIdentity, resolveClient, type IdentityConfig } from './identity.js';
-import { ClientGuard, type GuardConfig } from './guard.js';
+import { ClientGuard, connTableWindow, type GuardConfig } from './guard.js';
+import type { ConnectionLimits } from './firewall-config.js';
 import { BanList } from './stick/bans.js';
 import { StickCounterStore } from './stick/counter-store.js';
 import type { RedisShare } from './stick/redis.js';
@@ -86,6 +87,7 @@ export function guardConfigOf(cfg: EdgeConfig): GuardConfig {
     global: cfg.sections.global as GlobalLimits,
     shared: (cfg.sections.shared as SharedConfig | null) ?? null,
     workers: cfg.workers,
+    connRateMs: connTableWindow(cfg.sections.connection as ConnectionLimits | undefined),
   };
 }
 
