@@ -36,7 +36,7 @@ import type { StickTable } from './stick/table.js';
 import { GuardCounters, createGuardMemory, type GuardMemory } from './stick/shared-memory.js';
 import { fnv1a } from './stick/keys.js';
 import { normalizeConnectionLimits, type ConnectionLimits, type InProcessAction } from './firewall-config.js';
-import { parseAddressInto, parseCidr } from './identity.js';
+import { addressText, parseAddressInto, parseCidr } from './identity.js';
 import type { EdgeConfig } from './config/normalize.js';
 import type { SharedConfig } from './stick/config.js';
 
@@ -198,9 +198,10 @@ export class ConnectionGuard {
   /**
    * One accepted connection (after its PROXY header, if any). CONN_ADMIT (0): counted — pair it with
    * exactly one close(). Else the verdict: the connection was not counted; refuse() it. With
-   * `in_process: off` every connection is admitted (and counted).
+   * `in_process: off` every connection is admitted (and counted). `clientIp`: the client's address
+   * as text, or as its 4/16 bytes (cheaper: only read for the exempt check and a refusal's event).
    */
-  open(clientKey: string, clientIp: string, listener: string, now: number): 0 | ConnVerdict {
+  open(clientKey: string, clientIp: string | Uint8Array, listener: string, now: number): 0 | ConnVerdict {
     const c = this.counters;
     const enforce = this.enforce;
     if (!c.tryEnterGlobal(enforce ? this.global : 0)) return this.reject(CONN_GLOBAL, clientKey, clientIp, listener, now, -1);
@@ -236,10 +237,9 @@ export class ConnectionGuard {
     c.leaveGlobal();
     c.locateHashed(h);
     c.leave();
-    // peek-like: a key evicted or expired meanwhile is not re-created just to be decremented.
+    // The same hash for the table: a key evicted meanwhile comes back with conn_cur 0 and stays at 0.
     const t = this.table;
-    const s = t.peek(clientKey, now);
-    if (s >= 0) t.decConnCur(s);
+    t.decConnCur(t.slotHashed(clientKey, h, now));
   }
 
   /**
@@ -272,7 +272,7 @@ export class ConnectionGuard {
   /** Closes every tarpitted socket and stops the tarpit timer (graceful stop). */
   stop(): void { this.tarpit.clear(); }
 
-  private reject(v: ConnVerdict, key: string, ip: string, listener: string, now: number, h: number): ConnVerdict {
+  private reject(v: ConnVerdict, key: string, ip: string | Uint8Array, listener: string, now: number, h: number): ConnVerdict {
     this.rejected[v]++;
     const reason = CONN_REASONS[v];
     this.metrics?.guardReject(reason);
@@ -284,18 +284,30 @@ export class ConnectionGuard {
         : { conn_cur: this.counters.inFlight(), conn_rate: Math.round(this.connRateOf(key, now) * 100) / 100 };
       const tarpit = this.cfg.action === 'tarpit' && this.tarpit.size < this.cfg.tarpitMax;
       bus.emit(guardEvent({
-        client: eventClient(ip, key), reason, status: null, term: tarpit ? 'PT' : 'PR', counters, listener,
+        client: eventClient(typeof ip === 'string' ? ip : addressText(ip), key), reason, status: null, term: tarpit ? 'PT' : 'PR', counters, listener,
         action: tarpit ? 'tarpit' : 'reject',
       }));
     }
     return v;
   }
 
-  private isExempt(ip: string): boolean {
+  private isExempt(ip: string | Uint8Array): boolean {
     const w = SCRATCH;
-    const fam = parseAddressInto(ip, w);
-    if (fam === 0) return false;
-    if (fam === 4) {
+    let v4: boolean;
+    if (typeof ip === 'string') {
+      const fam = parseAddressInto(ip, w);
+      if (fam === 0) return false;
+      v4 = fam === 4;
+    } else if (ip.length === 4) {
+      w[3] = ((ip[0] << 24) | (ip[1] << 16) | (ip[2] << 8) | ip[3]) >>> 0;
+      v4 = true;
+    } else if (ip.length === 16) {
+      for (let i = 0; i < 4; i++) w[i] = ((ip[4 * i] << 24) | (ip[4 * i + 1] << 16) | (ip[4 * i + 2] << 8) | ip[4 * i + 3]) >>> 0;
+      v4 = w[0] === 0 && w[1] === 0 && w[2] === 0xffff; // IPv4-mapped counts as IPv4
+    } else {
+      return false;
+    }
+    if (v4) {
       const a = this.exempt4;
       for (let i = 0; i < a.length; i += 2) if (((w[3] & a[i + 1]) >>> 0) === a[i]) return true;
       return false;

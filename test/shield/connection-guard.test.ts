@@ -120,6 +120,21 @@ test('exempt CIDRs and trusted proxies skip the per-client limits but are still 
   assert.equal(guard.table.entry('10.9.8.7', T0)?.conn_rate, 20);
   // The neighbour outside the exempt range is limited.
   assert.deepEqual(opens(conn, '192.0.2.11', 3, T0), [0, 0, CONN_CUR]);
+  // The address may be given as its bytes (what the connection layer holds): same answers.
+  const bytes4 = Uint8Array.from([192, 0, 2, 10]);
+  const mapped = Uint8Array.from([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 9, 8, 7]);
+  for (let i = 0; i < 5; i++) assert.equal(conn.open('192.0.2.10', bytes4, 'main', T0), CONN_ADMIT);
+  for (let i = 0; i < 5; i++) assert.equal(conn.open('10.9.8.7', mapped, 'main', T0), CONN_ADMIT);
+  const other = Uint8Array.from([192, 0, 2, 12]);
+  assert.deepEqual([0, 1, 2].map(() => conn.open('192.0.2.12', other, 'main', T0)), [0, 0, CONN_CUR]);
+});
+
+test('a refusal for an address given as bytes reports it as text', () => {
+  const { conn, events } = build({ concurrent: 1, rate: false });
+  const b = Uint8Array.from([0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5]);
+  conn.open('2001:db8::/64', b, 'main', T0);
+  conn.open('2001:db8::/64', b, 'main', T0);
+  assert.deepEqual(events[0].client, { ip: '2001:db8::5', key: '2001:db8::/64', country: null, asn: null });
 });
 
 test('IPv6 clients are grouped by prefix and IPv4-mapped addresses count as IPv4, as the request guard keys them', () => {
