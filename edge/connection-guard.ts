@@ -324,6 +324,24 @@ export class ConnectionGuard {
 const SCRATCH = new Uint32Array(4);
 
 /**
+ * client.conn_cur / client.conn_rate for the rules read from the `client` stick table alone (this
+ * thread's conn_cur, the summed conn_rate) — for an edge whose ConnectionGuard is not at hand; the
+ * ConnectionGuard itself answers the same two calls with node-wide conn_cur.
+ */
+export function tableConnCounts(table: StickTable): { connCurOf(key: string): number; connRateOf(key: string, now: number): number } {
+  return {
+    connCurOf(key: string): number {
+      const s = table.connCur === null ? -1 : table.peek(key, Date.now());
+      return s < 0 ? 0 : (table.connCur as Int32Array)[s];
+    },
+    connRateOf(key: string, now: number): number {
+      const s = table.connRate === null ? -1 : table.peek(key, now);
+      return s < 0 ? 0 : (table.connRate as RateColumn).best(s, now);
+    },
+  };
+}
+
+/**
  * Refused connections held without reading, in arrival order (one hold time for all: a FIFO and a
  * single timer), then destroyed. Bounded: a full tarpit answers "close it yourself".
  */

@@ -21,6 +21,7 @@ import type { RedisShare } from './stick/redis.js';
 import type { SharedConfig, TableConfig, ClientLimits, GlobalLimits } from './stick/config.js';
 import type { GuardMemory } from './stick/shared-memory.js';
 import { GuardAdapter, RulesAdapter } from './stages.js';
+import { tableConnCounts } from './connection-guard.js';
 import type { RuleManager } from '../rules/manager.js';
 import type { GeoLookup, GeoOptions } from '../geo/index.js';
 import { reloadEvent, lifecycleEvent, errorEvent } from './events/build.js';
@@ -152,7 +153,9 @@ export async function startEdge(cfg: EdgeConfig, opts: EdgeOptions = {}): Promis
     const trusted = (cfg.sections.trusted_proxies as string[] | undefined) ?? [];
     const identity = new IdentityAdapter(compileIdentity({ trustedProxies: trusted, ipv6Prefix: cfg.sections.ipv6_prefix as number }));
     const guardStage: GuardStage = new GuardAdapter(guard, bans);
-    const rulesStage: RulesStage | null = rules !== null ? new RulesAdapter(rules, counters, geo, bus) : null;
+    // client.conn_cur / client.conn_rate come from the client table (the connection layer's
+    // ConnectionGuard answers the same calls node-wide and may be passed instead).
+    const rulesStage: RulesStage | null = rules !== null ? new RulesAdapter(rules, counters, geo, bus, tableConnCounts(guard.table)) : null;
     const pipeline = new Pipeline({ cfg, clock, bus, log, pools, client, identity, guard: guardStage, rules: rulesStage, observer: opts.observer ?? null });
     cleanups.push(() => pipeline.close());
     setAbortHook((tx) => pipeline.clientAborted(tx));
