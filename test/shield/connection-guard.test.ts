@@ -322,3 +322,23 @@ async function waitUntil(cond: () => boolean, ms = 3000): Promise<void> {
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+test('50 connections from one 127.x address: only the limit is held, another address is served', async (t) => {
+  const { conn, events } = build({ concurrent: 10, rate: false });
+  const srv = await guardedServer(conn);
+  t.after(() => srv.close());
+  const socks: Socket[] = [];
+  t.after(() => { for (const s of socks) s.destroy(); });
+  for (let i = 0; i < 50; i++) socks.push(await dial(srv.port, '127.0.0.84'));
+  await waitUntil(() => events.filter((e) => e.type === 'guard').length === 40);
+  await Promise.all(socks.slice(10).map(closed)); // the refused ones are closed by the server
+  assert.equal(socks.filter((s) => !s.destroyed).length, 10, 'exactly the limit is held');
+  assert.equal(conn.connCurOf('127.0.0.84'), 10);
+  // Each held connection is served; another address is served too.
+  for (const s of socks.slice(0, 10)) { s.write('x'); await once(s, 'data'); }
+  const other = await dial(srv.port, '127.0.0.85');
+  socks.push(other);
+  other.write('y');
+  const [d] = await once(other, 'data') as [Buffer];
+  assert.equal(d.toString(), 'ok');
+});
