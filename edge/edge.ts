@@ -167,7 +167,8 @@ export async function startEdge(cfg: EdgeConfig, opts: EdgeOptions = {}): Promis
     cleanups.push(() => client.close());
     const log: AccessLog = openAccessLog(cfg.accessLog.path, cfg.nodeId);
     const trusted = (cfg.sections.trusted_proxies as string[] | undefined) ?? [];
-    const identity = new IdentityAdapter(compileIdentity({ trustedProxies: trusted, ipv6Prefix: cfg.sections.ipv6_prefix as number }));
+    const identityCfg = compileIdentity({ trustedProxies: trusted, ipv6Prefix: cfg.sections.ipv6_prefix as number });
+    const identity = new IdentityAdapter(identityCfg);
     const guardStage: GuardStage = new GuardAdapter(guard, bans);
     // client.conn_cur / client.conn_rate: the connection guard's node-wide counts.
     const rulesStage: RulesStage | null = rules !== null ? new RulesAdapter(rules, counters, geo, bus, connGuard) : null;
@@ -190,6 +191,7 @@ export async function startEdge(cfg: EdgeConfig, opts: EdgeOptions = {}): Promis
           host: l.host, port: l.port, name: l.name, limits: cfg.requestLimits, clock,
           headTimeoutMs: cfg.timeouts.clientHeadMs, idleTimeoutMs: cfg.timeouts.clientIdleMs,
           tls: l.tls, redirectHttps: l.redirectHttps, websocket, onTlsReload,
+          connGuard, identity: identityCfg, acceptProxy: l.acceptProxy,
         }, pipeline);
       listeners.push(running);
       registerListenerAddress(l.name, l.host, running.port);
