@@ -64,7 +64,7 @@ async function main(argv: string[]): Promise<number> {
   statusTimer.unref();
   const extraNotes = new Set<string>();
   const ctx: ScenarioContext = {
-    opts, proxies, workDir,
+    opts, proxies, workDir, startedAt,
     proxyCpu: pinned ? '1' : undefined,
     loadCpu: pinned ? '0' : undefined,
     setStatus: (p) => { statusProvider = p; },

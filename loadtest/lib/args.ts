@@ -2,7 +2,7 @@
 import { parseDuration } from './util.js';
 import { resultsDir } from './paths.js';
 import type { RunOptions } from './scenario.js';
-import type { ProxyKind } from './proxy-spec.js';
+import { PORTCULLIS_ENGINES, type PortcullisEngine, type ProxyKind } from './proxy-spec.js';
 
 export const USAGE = `usage: npm run loadtest -- <scenario> [options]
 scenarios: throughput peak flood botnet slowloris failover redis-outage rules
@@ -14,7 +14,14 @@ options:
   --connections N        wrk connections for throughput and rules (default 64)
   --out DIR              where results go (default loadtest/results)
   --no-pin               do not pin proxy and load generator to separate cores
-  --only-vs              skip Portcullis (only the --vs proxies)`;
+  --only-vs              skip Portcullis (only the --vs proxies)
+  --engines http1,uws    throughput: Portcullis front-end engines measured side by side (default both;
+                         http1 is labelled "portcullis", uws "portcullis-uws")
+  --tls                  throughput: every proxy terminates TLS with a certificate generated for the run;
+                         keep-alive rounds plus a new connection per request (Connection: close), and a
+                         session-resumption check against each TLS listener
+  --profile              throughput: run Portcullis under node --cpu-prof and print the top self-time
+                         entries of the measured rounds (its CPU numbers then include the profiler)`;
 
 export class UsageError extends Error {}
 
@@ -22,6 +29,7 @@ export function parseArgs(argv: readonly string[], defaultDurationMs: (scenario:
   let scenario = '';
   const opts: Omit<RunOptions, 'scenario' | 'durationMs'> & { durationMs: number | null } = {
     vs: [], durationMs: null, rounds: 5, connections: 64, outDir: resultsDir, pin: true, skipPortcullis: false,
+    engines: [...PORTCULLIS_ENGINES], tls: false, profile: false,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -44,6 +52,14 @@ export function parseArgs(argv: readonly string[], defaultDurationMs: (scenario:
       case '--out': opts.outDir = value(); break;
       case '--no-pin': opts.pin = false; break;
       case '--only-vs': opts.skipPortcullis = true; break;
+      case '--engines': {
+        const list = value().split(',').map((s) => s.trim()).filter(Boolean);
+        for (const e of list) if (!PORTCULLIS_ENGINES.includes(e as PortcullisEngine)) throw new UsageError(`--engines: unknown engine "${e}" (${PORTCULLIS_ENGINES.join(' or ')})`);
+        opts.engines = [...new Set(list)] as PortcullisEngine[];
+        break;
+      }
+      case '--tls': opts.tls = true; break;
+      case '--profile': opts.profile = true; break;
       case '-h': case '--help': throw new UsageError('');
       default:
         if (a.startsWith('-')) throw new UsageError(`unknown option ${a}`);
@@ -53,6 +69,7 @@ export function parseArgs(argv: readonly string[], defaultDurationMs: (scenario:
   }
   if (!scenario) throw new UsageError('name a scenario');
   if (opts.skipPortcullis && opts.vs.length === 0) throw new UsageError('--only-vs needs --vs');
+  if ((opts.tls || opts.profile) && scenario !== 'throughput') throw new UsageError('--tls and --profile are options of the throughput scenario');
   if (opts.durationMs !== null && opts.durationMs < 1000) throw new UsageError('--duration must be at least 1s');
   return { ...opts, scenario, durationMs: opts.durationMs ?? defaultDurationMs(scenario) };
 }

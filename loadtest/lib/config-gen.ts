@@ -1,7 +1,7 @@
 // Config generators for Portcullis, HAProxy 2.6 and nginx 1.22 from one ProxySpec.
 import { stringify } from 'yaml';
 import { formatDuration } from './util.js';
-import { NO_LIMITS, type ProxySpec } from './proxy-spec.js';
+import { NO_CONNECTION_LIMITS, NO_LIMITS, type ProxySpec } from './proxy-spec.js';
 
 export const ADMIN_TOKEN_ENV = 'PORTCULLIS_ADMIN_TOKEN';
 
@@ -52,21 +52,28 @@ export function portcullisConfig(spec: ProxySpec, keys: PortcullisKeys = null): 
     backend.health = { path: h.path, interval: formatDuration(h.intervalMs), timeout: formatDuration(h.timeoutMs), rise: h.rise, fall: h.fall };
   }
   if (spec.sticky) backend.sticky = { cookie: 'PCSRV', secret: spec.stickySecret };
+  const listener: Record<string, unknown> = { address: `127.0.0.1:${spec.listenPort}` };
+  if (spec.engine !== null) listener.engine = spec.engine;
+  if (spec.tls !== null) listener.tls = { cert: spec.tls.certFile, key: spec.tls.keyFile };
   const doc: Record<string, unknown> = {
-    listen: [{ address: `127.0.0.1:${spec.listenPort}` }],
+    listen: [listener],
     admin: { address: `127.0.0.1:${spec.adminPort}`, token: `\${${ADMIN_TOKEN_ENV}}` },
     workers: spec.workers,
     backends: { shop: backend },
     default_backend: 'shop',
   };
+  const docLimits: Record<string, unknown> = {};
   if (has('limits.client')) {
-    doc.limits = {
-      client: {
-        requests: { limit: limits.requests.limit, window: formatDuration(limits.requests.windowMs), status: limits.requests.status },
-        in_flight: limits.inFlight,
-      },
+    docLimits.client = {
+      requests: { limit: limits.requests.limit, window: formatDuration(limits.requests.windowMs), status: limits.requests.status },
+      in_flight: limits.inFlight,
     };
   }
+  // The connection guard's defaults (50 new connections/s and 100 open per client) would refuse
+  // wrk's single-address connections; HAProxy and nginx get no such limit, so it is out of reach
+  // here too (its per-connection counting still runs).
+  if (has('limits.connection')) docLimits.connection = { rate: { limit: NO_CONNECTION_LIMITS.rate, window: '1s' }, concurrent: NO_CONNECTION_LIMITS.concurrent };
+  if (Object.keys(docLimits).length > 0) doc.limits = docLimits;
   if (has('access_log')) doc.access_log = { path: spec.accessLog };
   if (spec.redis && has('shared')) doc.shared = { redis: spec.redis.url, node_count: spec.redis.nodeCount };
   if (spec.rulesFiles.length > 0 && has('rules')) doc.rules = { files: spec.rulesFiles };
@@ -96,7 +103,8 @@ export function haproxyConfig(spec: ProxySpec): string {
     '  retry-on all-retryable-errors',
     '',
     'frontend fe',
-    `  bind 127.0.0.1:${spec.listenPort}`,
+    // TLS: HAProxy's defaults keep a session cache and issue tickets, like the others here.
+    `  bind 127.0.0.1:${spec.listenPort}${spec.tls ? ` ssl crt ${spec.tls.pemFile} ssl-min-ver TLSv1.2` : ''}`,
   ];
   if (l) {
     // One entry per source address: concurrent connections (≈ requests in flight, one per connection)
@@ -169,7 +177,12 @@ export function nginxConfig(spec: ProxySpec, runAsRoot: boolean): string {
     if (s.backup) parts.push('backup');
     out.push(`${parts.join(' ')};`);
   }
-  out.push('    keepalive 256;', '  }', '  server {', `    listen 127.0.0.1:${spec.listenPort};`);
+  out.push('    keepalive 256;', '  }', '  server {', `    listen 127.0.0.1:${spec.listenPort}${spec.tls ? ' ssl' : ''};`);
+  if (spec.tls) {
+    // Tickets are on by default in nginx; the shared cache also resumes clients that send a session id.
+    out.push(`    ssl_certificate ${spec.tls.certFile};`, `    ssl_certificate_key ${spec.tls.keyFile};`,
+      '    ssl_protocols TLSv1.2 TLSv1.3;', '    ssl_session_cache shared:SSL:10m;', '    ssl_session_tickets on;');
+  }
   if (l) {
     out.push(`    limit_req zone=perclient burst=${l.requests.limit} nodelay;`, `    limit_req_status ${l.requests.status};`,
       `    limit_conn perconn ${l.inFlight};`, '    limit_conn_status 429;');

@@ -29,9 +29,9 @@ export async function newSpec(ctx: ScenarioContext, label: string, servers: Serv
   return spec;
 }
 
-export async function startTarget(ctx: ScenarioContext, kind: ProxyKind, spec: ProxySpec, label: string = kind): Promise<RunningProxy> {
-  ctx.log(`starting ${label} on :${spec.listenPort}`);
-  const p = await startProxy(kind, spec, { cpu: ctx.proxyCpu, label });
+export async function startTarget(ctx: ScenarioContext, kind: ProxyKind, spec: ProxySpec, label: string = kind, nodeFlags: readonly string[] = []): Promise<RunningProxy> {
+  ctx.log(`starting ${label} on :${spec.listenPort}${spec.engine ? ` (engine ${spec.engine})` : ''}${spec.tls ? ' with TLS' : ''}`);
+  const p = await startProxy(kind, spec, { cpu: ctx.proxyCpu, label, nodeFlags });
   if (p.unsupported.length) ctx.note(`${label}: this Portcullis build does not accept ${p.unsupported.join(', ')} (per \`portcullis schema\`), so the run had none of it — its numbers do not include that feature`);
   return p;
 }
@@ -39,7 +39,8 @@ export async function startTarget(ctx: ScenarioContext, kind: ProxyKind, spec: P
 /** Headers wrk sends: a browser-like request, so rule sets that block empty user agents do not fire. */
 export const WRK_HEADERS = { 'User-Agent': 'Mozilla/5.0 (X11; Linux x86_64) portcullis-loadtest', Accept: 'text/html' };
 
-export interface Variant { label: string; proxy: RunningProxy }
+/** One measured configuration; `headers` are added to wrk's (e.g. Connection: close for a new connection per request). */
+export interface Variant { label: string; proxy: RunningProxy; headers?: Record<string, string> }
 
 /** wrk (one source address) or the Node generator rotating over many addresses (for per-IP rules). */
 export type Driver = { kind: 'wrk' } | { kind: 'rotating'; block: number; addresses: number; requestsPerConnection: number };
@@ -51,6 +52,9 @@ export interface RoundSample {
   cpuSeconds: number;
   cpuUsPerRequest: number;
   rssMB: number;
+  /** The measured window on the monotonic clock (µs; the clock of V8's CPU profiles), for profile filtering. */
+  startedAtUs?: number;
+  endedAtUs?: number;
 }
 
 export interface VariantSummary {
@@ -75,7 +79,7 @@ export async function interleavedWrk(ctx: ScenarioContext, variants: readonly Va
       return rotatingClosedLoop({ port: v.proxy.spec.listenPort, path: o.path ?? '/', connections: o.connections, block: d.block, addresses: d.addresses, requestsPerConnection: d.requestsPerConnection, durationMs })
         .then((r) => ({ ...r, command: [`node load generator: ${o.connections} connections rotating over ${d.addresses} addresses 127.${d.block}.x.y, ${d.requestsPerConnection} requests per connection`] }));
     }
-    return runWrk({ url: `${v.proxy.url}${o.path ?? '/'}`, connections: o.connections, durationMs, cpu: ctx.loadCpu, headers: WRK_HEADERS });
+    return runWrk({ url: `${v.proxy.url}${o.path ?? '/'}`, connections: o.connections, durationMs, cpu: ctx.loadCpu, headers: v.headers ? { ...WRK_HEADERS, ...v.headers } : WRK_HEADERS });
   };
   const samples: RoundSample[] = [];
   let current = '';
@@ -91,10 +95,12 @@ export async function interleavedWrk(ctx: ScenarioContext, variants: readonly Va
     for (const v of order) {
       current = v.label;
       const before = proxyUsage(v.proxy);
+      const startedAtUs = monotonicUs();
       const wrk = await drive(v, o.durationMs);
+      const endedAtUs = monotonicUs();
       const after = proxyUsage(v.proxy);
       const cpuSeconds = after.cpuSeconds - before.cpuSeconds;
-      samples.push({ round: r, label: v.label, wrk, cpuSeconds: round(cpuSeconds, 3), cpuUsPerRequest: round((cpuSeconds * 1e6) / Math.max(1, wrk.requests), 2), rssMB: round(after.rssMB, 1) });
+      samples.push({ round: r, label: v.label, wrk, cpuSeconds: round(cpuSeconds, 3), cpuUsPerRequest: round((cpuSeconds * 1e6) / Math.max(1, wrk.requests), 2), rssMB: round(after.rssMB, 1), startedAtUs, endedAtUs });
     }
   }
   const summary = variants.map((v) => {
@@ -113,6 +119,9 @@ export async function interleavedWrk(ctx: ScenarioContext, variants: readonly Va
   return { samples, summary };
 }
 
+/** CLOCK_MONOTONIC in µs: the clock V8 stamps CPU-profile samples with, the same in every process. */
+export function monotonicUs(): number { return Number(process.hrtime.bigint() / 1000n); }
+
 /** Median over rounds of (a's req/s ÷ b's req/s in the same round): paired, so drift cancels. */
 export function pairedRatio(samples: readonly RoundSample[], a: string, b: string): number {
   const rounds = [...new Set(samples.map((s) => s.round))];
@@ -125,12 +134,20 @@ export function pairedRatio(samples: readonly RoundSample[], a: string, b: strin
   return round(median(ratios), 3);
 }
 
-export function variantTable(summary: readonly VariantSummary[], baseline: string | null, baselineName: string): string[][] {
-  const base = summary.find((s) => s.label === baseline);
-  const rows = [['proxy', 'req/s', 'p50 ms', 'p99 ms', 'CPU µs/req', 'RSS MB', `× ${baselineName}`, 'errors']];
+/**
+ * Summary table. `baselineOf` picks another row as a row's baseline (default: `baseline`), e.g. the
+ * HAProxy row of the same connection mode; `cpuBound` adds baseline CPU ÷ own CPU per request.
+ */
+export function variantTable(summary: readonly VariantSummary[], baseline: string | null, baselineName: string, o: { cpuBound?: boolean; baselineOf?: (label: string) => string | null } = {}): string[][] {
+  const head = ['proxy', 'req/s', 'p50 ms', 'p99 ms', 'CPU µs/req', 'RSS MB', `× ${baselineName}`];
+  if (o.cpuBound) head.push(`CPU-bound × ${baselineName}`);
+  const rows = [[...head, 'errors']];
   for (const s of summary) {
-    rows.push([s.label, String(s.requestsPerSec), String(s.p50Ms), String(s.p99Ms), String(s.cpuUsPerRequest), String(s.rssMB),
-      base ? String(round(s.requestsPerSec / base.requestsPerSec, 3)) : '-', String(s.errors)]);
+    const base = summary.find((b) => b.label === (o.baselineOf ? o.baselineOf(s.label) : baseline));
+    const row = [s.label, String(s.requestsPerSec), String(s.p50Ms), String(s.p99Ms), String(s.cpuUsPerRequest), String(s.rssMB),
+      base ? String(round(s.requestsPerSec / base.requestsPerSec, 3)) : '-'];
+    if (o.cpuBound) row.push(base && s.cpuUsPerRequest > 0 ? String(round(base.cpuUsPerRequest / s.cpuUsPerRequest, 3)) : '-');
+    rows.push([...row, String(s.errors)]);
   }
   return rows;
 }

@@ -10,6 +10,7 @@ export const TOOLS: Record<string, Tool> = {
   nginx: { name: 'nginx', install: 'apt-get install -y nginx-light' },
   taskset: { name: 'taskset', install: 'apt-get install -y util-linux' },
   'redis-server': { name: 'redis-server', install: 'apt-get install -y redis-server' },
+  openssl: { name: 'openssl', install: 'apt-get install -y openssl' },
 };
 
 /** Absolute path of an executable on PATH (plus sbin dirs, where Debian puts haproxy/nginx), or null. */

@@ -3,6 +3,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { randomBytes } from 'node:crypto';
 import { startProcess, stopProcess, killProcess, type Managed } from './procs.js';
 import { treeUsage, type TreeUsage } from './procstat.js';
@@ -26,10 +27,11 @@ export interface RunningProxy {
   unsupported: string[];
 }
 
-/** Status of a GET (or -1 on connection failure / timeout). */
+/** Status of a GET (or -1 on connection failure / timeout). https:// accepts the run's self-signed certificate. */
 export function httpStatus(url: string, headers: Record<string, string> = {}, timeoutMs = 1000): Promise<number> {
   return new Promise((resolve) => {
-    const req = request(url, { method: 'GET', headers, agent: false, timeout: timeoutMs }, (res) => {
+    const send = url.startsWith('https:') ? httpsRequest : request;
+    const req = send(url, { method: 'GET', headers, agent: false, timeout: timeoutMs, rejectUnauthorized: false }, (res) => {
       res.resume();
       res.on('end', () => resolve(res.statusCode ?? -1));
       res.on('error', () => resolve(-1));
@@ -73,23 +75,27 @@ export function writeProxyConfig(kind: ProxyKind, spec: ProxySpec, label: string
   return { file, spec };
 }
 
-function commandFor(kind: ProxyKind, file: string, dir: string): [string, string[]] {
-  if (kind === 'portcullis') return [portcullisBin, ['run', '--config', file]];
+function commandFor(kind: ProxyKind, file: string, dir: string, nodeFlags: readonly string[]): [string, string[]] {
+  // Node flags (e.g. --cpu-prof) need node itself in front of the bin script.
+  if (kind === 'portcullis') return nodeFlags.length ? [process.execPath, [...nodeFlags, portcullisBin, 'run', '--config', file]] : [portcullisBin, ['run', '--config', file]];
   if (kind === 'haproxy') return ['haproxy', ['-db', '-f', file]];
   return ['nginx', ['-p', dir, '-c', file]];
 }
 
-/** Starts one proxy; `cpu` pins it (and every thread/child) with taskset. */
-export async function startProxy(kind: ProxyKind, spec: ProxySpec, opts: { cpu?: string; label?: string; readyTimeoutMs?: number } = {}): Promise<RunningProxy> {
+/**
+ * Starts one proxy; `cpu` pins it (and every thread/child) with taskset. `nodeFlags` (Portcullis
+ * only) go to node before the bin script, e.g. `--cpu-prof --cpu-prof-dir DIR`.
+ */
+export async function startProxy(kind: ProxyKind, spec: ProxySpec, opts: { cpu?: string; label?: string; readyTimeoutMs?: number; nodeFlags?: readonly string[] } = {}): Promise<RunningProxy> {
   const label = opts.label ?? kind;
   const written = writeProxyConfig(kind, spec, label);
   const file = written.file;
-  const [cmd, args] = commandFor(kind, file, spec.dir);
+  const [cmd, args] = commandFor(kind, file, spec.dir, kind === 'portcullis' ? opts.nodeFlags ?? [] : []);
   const adminToken = randomBytes(16).toString('hex');
   const env = { ...process.env, [ADMIN_TOKEN_ENV]: adminToken };
   const full: [string, string[]] = opts.cpu ? ['taskset', ['-c', opts.cpu, cmd, ...args]] : [cmd, args];
   const proc = startProcess(label, full[0], full[1], { env, cwd: spec.dir });
-  const url = `http://127.0.0.1:${spec.listenPort}`;
+  const url = `${spec.tls ? 'https' : 'http'}://127.0.0.1:${spec.listenPort}`;
   const readyUrl = kind === 'portcullis' ? `http://127.0.0.1:${spec.adminPort}/healthz` : `${url}/health`;
   const deadline = Date.now() + (opts.readyTimeoutMs ?? 15_000);
   for (;;) {

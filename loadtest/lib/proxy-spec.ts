@@ -4,6 +4,18 @@
 export type ProxyKind = 'portcullis' | 'haproxy' | 'nginx';
 export const PROXY_KINDS: readonly ProxyKind[] = ['portcullis', 'haproxy', 'nginx'];
 
+/** Portcullis front-end engine (`listen[].engine`): its own HTTP/1.1 layer or uWebSockets.js. */
+export type PortcullisEngine = 'http1' | 'uws';
+export const PORTCULLIS_ENGINES: readonly PortcullisEngine[] = ['http1', 'uws'];
+
+/** A certificate every proxy of a TLS run terminates with (generated per run, never committed). */
+export interface TlsFiles {
+  certFile: string;
+  keyFile: string;
+  /** Certificate and key in one file (HAProxy's `crt`). */
+  pemFile: string;
+}
+
 export interface ServerSpec {
   name: string;
   port: number;
@@ -42,6 +54,10 @@ export interface ProxySpec {
   dir: string;
   /** Fixed sticky-cookie secret so several Portcullis nodes accept each other's cookies. */
   stickySecret: string;
+  /** Portcullis `listen[].engine`; null = the build's default (no key written). */
+  engine: PortcullisEngine | null;
+  /** Terminate TLS on the listener with these files; null = plain HTTP. */
+  tls: TlsFiles | null;
 }
 
 /** Defaults every scenario starts from; scenarios override what they test. */
@@ -61,8 +77,13 @@ export function baseSpec(listenPort: number, adminPort: number, servers: ServerS
     workers: 1,
     retries: 1,
     stickySecret: 'loadtest-sticky-secret-0123456789',
+    engine: null,
+    tls: null,
   };
 }
 
 /** "Unlimited" for proxies whose per-client policy is on by default: high enough never to trigger. */
 export const NO_LIMITS = { requests: { limit: 1_000_000_000, windowMs: 10_000, status: 429 }, inFlight: 1_000_000 };
+
+/** Connection-guard limits out of reach (`limits.connection`): new connections per second and open connections per client. */
+export const NO_CONNECTION_LIMITS = { rate: 1_000_000_000, concurrent: 1_000_000 };

@@ -1,5 +1,5 @@
 // What a scenario is, what it gets from the runner, and what it hands back.
-import type { ProxyKind } from './proxy-spec.js';
+import type { PortcullisEngine, ProxyKind } from './proxy-spec.js';
 
 export interface RunOptions {
   scenario: string;
@@ -15,6 +15,12 @@ export interface RunOptions {
   pin: boolean;
   /** Skip Portcullis (only the --vs proxies), e.g. while bin/portcullis is not built. */
   skipPortcullis: boolean;
+  /** throughput: Portcullis front-end engines to measure side by side (default both: http1, uws). */
+  engines?: PortcullisEngine[];
+  /** throughput: every proxy terminates TLS (keep-alive and a new connection per request). */
+  tls?: boolean;
+  /** throughput: run Portcullis under `node --cpu-prof` and report the top self-time entries of the measured rounds. */
+  profile?: boolean;
 }
 
 export interface ChartSeries { name: string; points: [number, number][] }
@@ -48,6 +54,8 @@ export interface ScenarioContext {
   proxies: ProxyKind[];
   /** Scratch directory for configs and pid files (removed afterwards). */
   workDir: string;
+  /** When the run started (names the result files; files a scenario keeps beside them use it too). */
+  startedAt?: Date;
   /** CPU list for proxies and for load generators/origins (undefined = unpinned). */
   proxyCpu?: string;
   loadCpu?: string;

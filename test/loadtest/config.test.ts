@@ -7,7 +7,11 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
-import { baseSpec, NO_LIMITS, type ProxySpec } from '../../loadtest/lib/proxy-spec.js';
+import { createServer as createTlsServer, type Server as TlsServer, type TlsOptions } from 'node:tls';
+import { constants as tlsConstants } from 'node:crypto';
+import { baseSpec, NO_CONNECTION_LIMITS, NO_LIMITS, type ProxySpec } from '../../loadtest/lib/proxy-spec.js';
+import { checkResumption, generateCertificate } from '../../loadtest/lib/tls-setup.js';
+import { repoRoot } from '../../loadtest/lib/paths.js';
 import { haproxyConfig, nginxConfig, portcullisConfig, priorityRules, schemaKeys, unsupportedKeys } from '../../loadtest/lib/config-gen.js';
 import { which } from '../../loadtest/lib/prereq.js';
 import { checkTools } from '../../loadtest/lib/prereq.js';
@@ -140,4 +144,73 @@ test('the throughput benchmark\'s pass-through rule set lets its request through
   assert.equal(r.ruleset.evaluate(input('/'), env()).action, null);
   // The rule is live, not dead code: its own path is denied.
   assert.equal(r.ruleset.evaluate(input('/portcullis-loadtest/never-requested'), env()).action?.kind, 'deny');
+});
+
+test('engine and TLS reach every generator; Portcullis connection limits are out of reach like the request limits', () => {
+  const spec = baseSpec(18080, 19090, [{ name: 'web1', port: 18081 }], '/tmp/x');
+  spec.engine = 'uws';
+  spec.tls = { certFile: '/tmp/x/cert.pem', keyFile: '/tmp/x/key.pem', pemFile: '/tmp/x/cert+key.pem' };
+  const doc = parse(portcullisConfig(spec));
+  assert.deepEqual(doc.listen, [{ address: '127.0.0.1:18080', engine: 'uws', tls: { cert: '/tmp/x/cert.pem', key: '/tmp/x/key.pem' } }]);
+  assert.deepEqual(doc.limits.connection, { rate: { limit: NO_CONNECTION_LIMITS.rate, window: '1s' }, concurrent: NO_CONNECTION_LIMITS.concurrent });
+  assert.match(haproxyConfig(spec), /bind 127\.0\.0\.1:18080 ssl crt \/tmp\/x\/cert\+key\.pem ssl-min-ver TLSv1\.2\n/);
+  const nx = nginxConfig(spec, false);
+  assert.match(nx, /listen 127\.0\.0\.1:18080 ssl;/);
+  assert.match(nx, /ssl_certificate \/tmp\/x\/cert\.pem;[\s\S]*ssl_certificate_key \/tmp\/x\/key\.pem;[\s\S]*ssl_session_tickets on;/);
+  const plain = baseSpec(18080, 19090, [{ name: 'web1', port: 18081 }], '/tmp/x');
+  assert.doesNotMatch(haproxyConfig(plain), /ssl/);
+  assert.doesNotMatch(nginxConfig(plain, false), /ssl/);
+});
+
+test('the TLS configs with a run-time certificate are accepted by haproxy -c, nginx -t and portcullis check', (t) => {
+  const missing = checkTools(['openssl']);
+  if (!missing.ok) { t.skip(`skipped: ${missing.message}`); return; }
+  const dir = mkdtempSync(join(tmpdir(), 'lt-tls-cfg-'));
+  try {
+    const spec = baseSpec(18080, 19090, [{ name: 'web1', port: 18081 }], dir);
+    spec.tls = generateCertificate(dir);
+    if (which('haproxy')) {
+      writeFileSync(join(dir, 'h.cfg'), haproxyConfig(spec));
+      const r = spawnSync('haproxy', ['-c', '-f', join(dir, 'h.cfg')], { encoding: 'utf8' });
+      assert.equal(r.status, 0, `haproxy -c rejected the TLS config:\n${r.stdout}${r.stderr}`);
+    }
+    if (which('nginx')) {
+      for (const sub of ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(join(dir, sub));
+      writeFileSync(join(dir, 'n.conf'), nginxConfig(spec, typeof process.getuid === 'function' && process.getuid() === 0));
+      const r = spawnSync('nginx', ['-t', '-p', dir, '-c', join(dir, 'n.conf')], { encoding: 'utf8' });
+      assert.equal(r.status, 0, `nginx -t rejected the TLS config:\n${r.stdout}${r.stderr}`);
+    }
+    for (const engine of ['http1', 'uws'] as const) {
+      spec.engine = engine;
+      writeFileSync(join(dir, `p-${engine}.yaml`), portcullisConfig(spec));
+      const r = spawnSync(process.execPath, [join(repoRoot, 'bin', 'portcullis'), 'check', '--config', join(dir, `p-${engine}.yaml`)], { encoding: 'utf8', env: { ...process.env, PORTCULLIS_ADMIN_TOKEN: 'x'.repeat(32) } });
+      assert.equal(r.status, 0, `portcullis check rejected the ${engine} TLS config:\n${r.stdout}${r.stderr}`);
+    }
+  } finally { rmSync(dir, { recursive: true, force: true }); }
+});
+
+test('session resumption check: resumed against a server that issues tickets, not against one that issues none', async () => {
+  const missing = checkTools(['openssl']);
+  if (!missing.ok) return;
+  const dir = mkdtempSync(join(tmpdir(), 'lt-tls-res-'));
+  const files = generateCertificate(dir);
+  const serve = (opts: TlsOptions): Promise<TlsServer> => new Promise((resolve) => {
+    const srv = createTlsServer({ cert: readFileSync(files.certFile), key: readFileSync(files.keyFile), ...opts }, (s) => {
+      s.on('data', () => s.end('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok'));
+      s.on('error', () => undefined);
+    });
+    srv.listen(0, '127.0.0.1', () => resolve(srv));
+  });
+  const withTickets = await serve({});
+  // No tickets and no session-id cache: nothing to resume.
+  const without = await serve({ secureOptions: tlsConstants.SSL_OP_NO_TICKET, sessionTimeout: 0 });
+  try {
+    const port = (s: TlsServer) => (s.address() as { port: number }).port;
+    for (const v of ['TLSv1.3', 'TLSv1.2'] as const) {
+      const yes = await checkResumption(port(withTickets), v);
+      assert.deepEqual([yes.protocol, yes.resumed, yes.error], [v, true, undefined]);
+      const no = await checkResumption(port(without), v);
+      assert.equal(no.resumed, false, `${v}: nothing to resume`);
+    }
+  } finally { withTickets.close(); without.close(); rmSync(dir, { recursive: true, force: true }); }
 });

@@ -16,6 +16,9 @@ import { floodAllowance } from '../../loadtest/scenarios/flood.js';
 import { peakCapacity } from '../../loadtest/scenarios/peak.js';
 import { SCENARIOS } from '../../loadtest/scenarios/index.js';
 import { END, START, groupKey, latestRecords, recordsMarkdown, updateMarkdownFile } from '../../loadtest/lib/summary-md.js';
+import { formatProfile, summarizeProfile, type CpuProfile } from '../../loadtest/lib/cpuprofile.js';
+import { CONN_CLOSE, closeEndedAsReadError, compareVariants, engineLabel } from '../../loadtest/scenarios/throughput.js';
+import type { RoundSample, VariantSummary } from '../../loadtest/lib/harness.js';
 
 const WRK_OUT = `Running 10s test @ http://127.0.0.1:8080/
   1 threads and 64 connections
@@ -185,4 +188,71 @@ test('BENCHMARKS.md block: latest result per scenario (and per connection count)
     writeFileSync(file, 'no markers');
     assert.throws(() => updateMarkdownFile(file, md), /markers/);
   } finally { rmSync(dir, { recursive: true, force: true }); }
+});
+
+test('arguments: --engines picks Portcullis engines (default both), --tls and --profile belong to throughput', () => {
+  const d = parseArgs(['throughput'], () => 10_000);
+  assert.deepEqual([d.engines, d.tls, d.profile], [['http1', 'uws'], false, false]);
+  const o = parseArgs(['throughput', '--engines', 'uws', '--tls', '--profile'], () => 10_000);
+  assert.deepEqual([o.engines, o.tls, o.profile], [['uws'], true, true]);
+  assert.deepEqual(parseArgs(['throughput', '--engines=http1,uws,http1'], () => 1).engines, ['http1', 'uws']);
+  assert.throws(() => parseArgs(['throughput', '--engines', 'h2o'], () => 1), (e: unknown) => e instanceof UsageError && /unknown engine "h2o"/.test(e.message));
+  assert.throws(() => parseArgs(['rules', '--tls'], () => 1), /options of the throughput scenario/);
+  assert.throws(() => parseArgs(['peak', '--profile'], () => 1), /options of the throughput scenario/);
+});
+
+test('CPU profile summary: self time per function inside the measured windows only, idle apart', () => {
+  const frame = (functionName: string, url = '', lineNumber = 0) => ({ functionName, url, lineNumber });
+  const profile: CpuProfile = {
+    nodes: [
+      { id: 1, callFrame: frame('(root)') },
+      { id: 2, callFrame: frame('(idle)') },
+      { id: 3, callFrame: frame('parseHead', 'file:///repo/dist/edge/http1/parser.js', 210) },
+      { id: 4, callFrame: frame('writeBuffer') },
+    ],
+    startTime: 1000, endTime: 2000,
+    // Samples at t = 1100 … 1900, 100 µs apart: idle, parse, parse, write | (window ends) parse ×5.
+    samples: [2, 3, 3, 4, 3, 3, 3, 3, 3],
+    timeDeltas: [100, 100, 100, 100, 100, 100, 100, 100, 100],
+  };
+  const all = summarizeProfile(profile);
+  assert.equal(all.samples, 9);
+  assert.equal(all.top[0].name, 'parseHead edge/http1/parser.js:211', 'name, last path parts, 1-based line');
+  const win = summarizeProfile(profile, { windows: [[1100, 1400]] });
+  assert.equal(win.samples, 4, 'only samples inside the window');
+  assert.deepEqual(win.top.map((e) => [e.name, e.sharePct, e.busyPct]), [
+    ['parseHead edge/http1/parser.js:211', 50, 66.7],
+    ['(idle)', 25, null],
+    ['writeBuffer', 25, 33.3],
+  ]);
+  assert.equal(win.totalMs, 0.4);
+  assert.match(formatProfile(win)[1], /^ {2}1\. {2}50\.0 % {2}66\.7 % {2}parseHead/);
+  assert.deepEqual(summarizeProfile(profile, { windows: [[5000, 6000]] }).top, [], 'no sample outside the run');
+});
+
+test('throughput comparison: each engine against HAProxy in the same mode, the http1 − uws gap, close-as-error rows', () => {
+  const sample = (round: number, label: string, rps: number, cpu: number, read = 0, requests = 1000): RoundSample => ({
+    round, label, cpuSeconds: 0, cpuUsPerRequest: cpu, rssMB: 1,
+    wrk: { requests, durationSec: 1, requestsPerSec: rps, latencyMs: { avg: 1, stdev: 0, max: 1, p50: 1, p75: 1, p90: 1, p99: 1 }, socketErrors: { connect: 0, read, write: 0, timeout: 0 }, non2xx: 0, bytesRead: 0, command: [] },
+  });
+  const samples = [sample(1, 'portcullis', 700, 30), sample(1, 'portcullis-uws', 720, 29), sample(1, 'haproxy', 1000, 21),
+    sample(1, 'portcullis conn-close', 100, 300), sample(1, 'portcullis-uws conn-close', 150, 200, 1000), sample(1, 'haproxy conn-close', 120, 250)];
+  const summary: VariantSummary[] = samples.map((s) => ({ label: s.label, requestsPerSec: s.wrk.requestsPerSec, p50Ms: 1, p99Ms: 1, cpuUsPerRequest: s.cpuUsPerRequest, rssMB: 1, errors: 0, rounds: 1 }));
+  const plain = compareVariants(samples, summary, ['portcullis', 'portcullis-uws'], ['haproxy'], '');
+  assert.equal(plain.ratios['portcullis/haproxy'], 0.7);
+  assert.equal(plain.ratios['cpuBound portcullis/haproxy'], 0.7);
+  assert.equal(plain.ratios['cpuBound portcullis-uws/haproxy'], 0.724);
+  assert.deepEqual(plain.gap, { mode: 'keep-alive', http1Us: 30, uwsUs: 29, diffUs: 1, pairedRatio: 0.972 });
+  const close = compareVariants(samples, summary, ['portcullis', 'portcullis-uws'], ['haproxy'], CONN_CLOSE);
+  assert.equal(close.ratios['cpuBound portcullis conn-close/haproxy conn-close'], 0.833, 'conn-close rows compare with HAProxy conn-close');
+  assert.equal(close.gap?.diffUs, 100);
+  assert.deepEqual(closeEndedAsReadError(samples), ['portcullis-uws conn-close']);
+  assert.equal(engineLabel('http1'), 'portcullis');
+  assert.equal(engineLabel('uws'), 'portcullis-uws');
+});
+
+test('a TLS run is its own BENCHMARKS.md row', () => {
+  const rec = { scenario: 'throughput', options: { connections: 64, tls: true } } as unknown as RunRecord;
+  assert.equal(groupKey(rec), 'throughput --tls');
+  assert.equal(groupKey({ scenario: 'throughput', options: { connections: 1000 } } as unknown as RunRecord), 'throughput -c1000');
 });

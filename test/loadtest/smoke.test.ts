@@ -88,5 +88,41 @@ test('a short throughput run through bin/portcullis writes its results', { timeo
     assert.equal(pc.errors, 0, 'no errors on a plain GET');
     assert.ok(pc.cpuUsPerRequest > 0 && pc.rssMB > 0, 'CPU and RSS measured');
     assert.equal(rec.machine.nproc > 0 && typeof rec.machine.versions.node, 'string');
+    const uws = rec.result.raw.summary.find((s: { label: string }) => s.label === 'portcullis-uws');
+    assert.ok(uws && uws.requestsPerSec > 0 && uws.errors === 0, 'the uws engine ran in the same rounds');
+    assert.equal(rec.result.settings.engines['portcullis-uws'], 'uws');
+    assert.match(rec.result.settings.configs['portcullis-uws'], /engine: uws/);
+    assert.equal(rec.result.raw.engineGap[0].diffUs, Math.round((pc.cpuUsPerRequest - uws.cpuUsPerRequest) * 10) / 10, 'http1 − uws gap reported');
+  } finally { rmSync(out, { recursive: true, force: true }); }
+});
+
+test('a short --tls --profile run: HTTPS keep-alive and conn-close rows, session resumption, profile top entries', { timeout: 90_000 }, async (t) => {
+  const bin = checkPortcullis(portcullisBin);
+  if (!bin.ok) { t.skip(`skipped: ${bin.message}`); return; }
+  const tools = checkTools(['wrk', 'openssl']);
+  if (!tools.ok) { t.skip(`skipped: ${tools.message}`); return; }
+  const cli = join(repoRoot, 'dist', 'loadtest', 'cli.js');
+  if (!existsSync(cli)) { t.skip('skipped: dist/loadtest/cli.js not built'); return; }
+  const out = mkdtempSync(join(tmpdir(), 'lt-tls-'));
+  try {
+    const child = spawn(process.execPath, [cli, 'throughput', '--tls', '--profile', '--engines', 'http1', '--duration', '1s', '--rounds', '1', '--connections', '8', '--out', out], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let text = '';
+    child.stdout.on('data', (d: Buffer) => { text += d.toString(); });
+    child.stderr.on('data', (d: Buffer) => { text += d.toString(); });
+    const code = await new Promise<number | null>((r) => child.on('close', r));
+    assert.equal(code, 0, `harness failed:\n${text}`);
+    const files = readdirSync(out);
+    const json = files.find((f) => /^throughput-.*\.json$/.test(f));
+    assert.ok(json, `JSON written: ${files.join(', ')}`);
+    assert.ok(files.some((f) => /^throughput-.*-portcullis\.cpuprofile$/.test(f)), `profile kept beside the results: ${files.join(', ')}`);
+    const rec = JSON.parse(readFileSync(join(out, json), 'utf8'));
+    const row = (label: string) => rec.result.raw.summary.find((s: { label: string }) => s.label === label);
+    assert.ok(row('portcullis').requestsPerSec > 0 && row('portcullis').errors === 0, 'HTTPS keep-alive through the http1 engine');
+    assert.ok(row('portcullis conn-close').requestsPerSec > 0, 'a new TLS connection per request');
+    assert.equal(row('portcullis-uws'), undefined, '--engines http1 leaves uws out');
+    assert.deepEqual(rec.result.raw.resumption.portcullis.map((c: { resumed: boolean }) => c.resumed), [true, true], 'TLS 1.3 and 1.2 sessions resumed');
+    const prof = rec.result.raw.profiles.portcullis;
+    assert.ok(prof.summary.samples > 0 && prof.summary.top.length > 0, 'profile samples inside the measured rounds');
+    assert.match(text, /profile of portcullis/);
   } finally { rmSync(out, { recursive: true, force: true }); }
 });
