@@ -241,6 +241,14 @@ export class ClientGuard {
     if (bytesOut > 0) this.bytesOutRate.add(s, bytesOut, now);
   }
 
+  /**
+   * A request the guard never admitted ended in an error the client caused (a malformed head, a head
+   * deadline): it counts in the client's http_err_rate like a denied one, so rules can act on it.
+   */
+  countError(clientKey: string, now: number): void {
+    this.errRate.add(this.table.slotHashed(clientKey, fnv1a(clientKey), now), 1, now);
+  }
+
   private reject(v: GuardVerdict, key: string, h: number, now: number, leaveGlobal: boolean, leaveClient: boolean): GuardVerdict {
     if (leaveClient) this.counters.leave();
     if (leaveGlobal) this.counters.leaveGlobal();

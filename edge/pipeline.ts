@@ -26,6 +26,8 @@ export interface GuardStage {
   /** null = admitted (finish() will be called), else the action to take. */
   admit(tx: Transaction, now: number): ActionSpec | null;
   finish(tx: Transaction, now: number): void;
+  /** A request refused before the guard ran (malformed head, head deadline): one error for the client. */
+  countError(tx: Transaction, now: number): void;
   /** Ban a client key (from a rule's ban action). */
   ban(key: string, durationMs: number, reason: string, ruleId: string | null): void;
 }
@@ -164,12 +166,15 @@ export class Pipeline implements RequestHandler, ForwardHost {
     if (tx.clientIp === '') this.deps.identity.resolve(tx);
     const client = clientOf(tx);
     const request = requestOf(tx);
-    this.deps.bus.emit(status >= 500 ? errorEvent(reason, { client, request, status, term: tx.term })
+    // An internal error (term II) is ours; a refused head (PR, even a 501/505) is the client's.
+    const internal = tx.term === 'II';
+    this.deps.bus.emit(internal ? errorEvent(reason, { client, request, status, term: tx.term })
       : guardEvent({ client, reason, status, term: tx.term, request }));
     if (tx.activeSlot < 0) {
       tx.status = status;
       const now = this.clock.now();
-      this.deps.observer?.rejected?.(tx, status < 500 ? reason : 'internal_error', now);
+      if (!internal) this.deps.guard?.countError(tx, now);
+      this.deps.observer?.rejected?.(tx, internal ? 'internal_error' : reason, now);
       this.deps.log.write(tx, now);
     }
   }
@@ -365,8 +370,9 @@ export class Pipeline implements RequestHandler, ForwardHost {
   headTimeout(tx: Transaction, status: number): void {
     if (tx.clientIp === '') this.deps.identity.resolve(tx);
     this.deps.bus.emit(deadlineEvent({ client: clientOf(tx), reason: 'client_head', term: 'cR', status: status === 0 ? null : status, request: requestOf(tx) }));
+    const now = this.clock.now();
+    this.deps.guard?.countError(tx, now);
     if (status !== 0) {
-      const now = this.clock.now();
       this.deps.observer?.rejected?.(tx, 'client_head', now);
       this.deps.log.write(tx, now);
     }

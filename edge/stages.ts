@@ -45,6 +45,10 @@ export class GuardAdapter implements GuardStage {
     this.guard.finish(tx.clientKey, status, tx.bytesIn, tx.bytesOut, now);
   }
 
+  countError(tx: Transaction, now: number): void {
+    if (tx.clientKey !== '') this.guard.countError(tx.clientKey, now);
+  }
+
   ban(key: string, durationMs: number, reason: string, ruleId: string | null): void {
     if (this.bans !== null) this.bans.add(key, durationMs, { reason, ruleId, by: ruleId !== null ? `rule:${ruleId}` : 'edge' });
   }

@@ -160,3 +160,16 @@ test('a request refused before its body arrived: the connection closes, the unre
   assert.ok(a.closed, 'closed after the deny');
   assert.equal(b.origin.requests.length, 0, 'nothing reached the origin');
 });
+
+test('refused heads count in the client\'s http_err_rate (rules and the admin view see the scanner), with guard events that name the reason', async (t) => {
+  const b = await startBench();
+  t.after(() => b.stop());
+  for (const bad of ['GET / HTTP/1.1\r\nHost : x\r\n\r\n', 'GET / HTTP/2.0\r\nHost: x\r\n\r\n', 'POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n']) {
+    const a = await exchange(b.edge.port, bad);
+    assert.ok(a.closed && a.statuses.length === 1 && a.statuses[0] >= 400, JSON.stringify(a.statuses));
+  }
+  const entry = b.edge.edge.guard.table.entry('127.0.0.1', b.edge.edge.pipeline.clock.now());
+  assert.ok(entry !== null && entry.http_err_rate === 3, JSON.stringify(entry));
+  const guards = b.edge.events.filter((e) => e.type === 'guard').map((e) => [e.status, e.term]);
+  assert.deepEqual(guards, [[400, 'PR'], [505, 'PR'], [501, 'PR']], 'a 505 or 501 for a bad head is the client\'s fault: guard events, not internal errors');
+});
