@@ -251,8 +251,9 @@ test('throughput comparison: each engine against HAProxy in the same mode, the h
   assert.equal(engineLabel('uws'), 'portcullis-uws');
 });
 
-test('a TLS run is its own BENCHMARKS.md row', () => {
+test('TLS and profiled runs are their own BENCHMARKS.md rows', () => {
   const rec = { scenario: 'throughput', options: { connections: 64, tls: true } } as unknown as RunRecord;
   assert.equal(groupKey(rec), 'throughput --tls');
+  assert.equal(groupKey({ scenario: 'throughput', options: { connections: 64, profile: true } } as unknown as RunRecord), 'throughput --profile');
   assert.equal(groupKey({ scenario: 'throughput', options: { connections: 1000 } } as unknown as RunRecord), 'throughput -c1000');
 });
