@@ -10,6 +10,8 @@ export interface RawOriginRequest {
   line: string;
   method: string;
   target: string;
+  /** `HTTP/1.1` or `HTTP/1.0`. */
+  version: string;
   /** Header lines exactly as received (no CRLF). */
   headerLines: string[];
   /** Lower-cased name → values in order. */
@@ -78,7 +80,8 @@ class StrictReader {
     for (const l of lines) if (l.includes('\n') || l.includes('\r')) return this.fail(`bare CR or LF in head: ${JSON.stringify(l)}`);
     const line = lines[0];
     const parts = line.split(' ');
-    if (parts.length !== 3 || parts[2] !== 'HTTP/1.1') return this.fail(`bad request line ${JSON.stringify(line)}`);
+    // HTTP/1.0 is accepted too: a proxy may forward a 1.0 client's request as 1.0 (HAProxy does).
+    if (parts.length !== 3 || (parts[2] !== 'HTTP/1.1' && parts[2] !== 'HTTP/1.0')) return this.fail(`bad request line ${JSON.stringify(line)}`);
     const headers = new Map<string, string[]>();
     const headerLines = lines.slice(1);
     for (const h of headerLines) {
@@ -126,7 +129,7 @@ class StrictReader {
     } else body = Buffer.alloc(0);
     const raw = Buffer.from(b.subarray(0, pos));
     this.buf = b.subarray(pos);
-    return { line, method: parts[0], target: parts[1], headerLines, headers, body: Buffer.from(body), raw, conn: this.conn };
+    return { line, method: parts[0], target: parts[1], version: parts[2], headerLines, headers, body: Buffer.from(body), raw, conn: this.conn };
   }
 }
 
