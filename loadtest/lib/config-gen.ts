@@ -53,7 +53,7 @@ export function portcullisConfig(spec: ProxySpec, keys: PortcullisKeys = null): 
   }
   if (spec.sticky) backend.sticky = { cookie: 'PCSRV', secret: spec.stickySecret };
   const doc: Record<string, unknown> = {
-    listen: [{ address: `127.0.0.1:${spec.listenPort}` }],
+    listen: [{ address: `127.0.0.1:${spec.listenPort}`, ...(spec.engine ? { engine: spec.engine } : {}) }],
     admin: { address: `127.0.0.1:${spec.adminPort}`, token: `\${${ADMIN_TOKEN_ENV}}` },
     workers: spec.workers,
     backends: { shop: backend },
