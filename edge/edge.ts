@@ -6,6 +6,8 @@ import { EventBus } from './events.js';
 import type { EdgeConfig } from './config/normalize.js';
 import type { RulesSection } from './config/sections.js';
 import { openListener, setAbortHook, type RunningListener } from './listener.js';
+import { openHttp1Listener } from './http1/server.js';
+import type { TlsReloadResult } from './tls.js';
 import { Pipeline, type GuardStage, type IdentityStage, type RulesStage, type RequestObserver } from './pipeline.js';
 import { openAccessLog, type AccessLog } from './accesslog.js';
 import { createBackendPool, createSharedActiveCounts, type SharedActiveCounts } from './backend/index.js';
@@ -160,11 +162,17 @@ export async function startEdge(cfg: EdgeConfig, opts: EdgeOptions = {}): Promis
     const websocket = new WebSocketRuntime(cfg.websocket);
     cleanups.push(() => websocket.closeAll());
     for (const l of cfg.listen) {
-      const running = await openListener({
-        host: l.host, port: l.port, name: l.name, limits: cfg.requestLimits, clock, exclusive: opts.exclusivePort ?? true,
-        tls: l.tls, redirectHttps: l.redirectHttps, websocket,
-        onTlsReload: (r) => bus.emit(reloadEvent({ ok: r.ok, errors: r.errors, hash: null, what: `tls certificates of listener ${l.name}${r.changed.length > 0 ? `: ${r.changed.join(', ')}` : ''}` })),
-      }, pipeline);
+      const onTlsReload = (r: TlsReloadResult): void => bus.emit(reloadEvent({ ok: r.ok, errors: r.errors, hash: null, what: `tls certificates of listener ${l.name}${r.changed.length > 0 ? `: ${r.changed.join(', ')}` : ''}` }));
+      const running = l.engine === 'uws'
+        ? await openListener({
+          host: l.host, port: l.port, name: l.name, limits: cfg.requestLimits, clock, exclusive: opts.exclusivePort ?? true,
+          tls: l.tls, redirectHttps: l.redirectHttps, websocket, onTlsReload,
+        }, pipeline)
+        : await openHttp1Listener({
+          host: l.host, port: l.port, name: l.name, limits: cfg.requestLimits, clock,
+          headTimeoutMs: cfg.timeouts.clientHeadMs, idleTimeoutMs: cfg.timeouts.clientIdleMs,
+          tls: l.tls, redirectHttps: l.redirectHttps, websocket, onTlsReload,
+        }, pipeline);
       listeners.push(running);
       registerListenerAddress(l.name, l.host, running.port);
       cleanups.push(() => running.stopAccepting());

@@ -12,6 +12,7 @@ import type { EventBus, EdgeEvent } from './events.js';
 import type { AccessLog } from './accesslog.js';
 import { ForwardAttempt, upstreamHeaders, type ForwardHost } from './forward.js';
 import { bodyFor, replyHeaders, type ActionSpec } from './act.js';
+import { httpsRedirect } from './tls.js';
 import { blockEvent, deadlineEvent, errorEvent, eventClient, eventRequest, guardEvent, queueEvent } from './events/build.js';
 import type { RuleMode } from './events/schema.js';
 
@@ -60,6 +61,8 @@ export interface PipelineDeps {
 }
 
 const RETRY_AFTER_QUEUE = 5;
+/** ACME HTTP-01 challenges must reach the backend over plain HTTP even with redirect_https. */
+const ACME_PREFIX = '/.well-known/acme-challenge/';
 
 interface Route {
   readonly pool: BackendPool;
@@ -142,6 +145,12 @@ export class Pipeline implements RequestHandler, ForwardHost {
       const verdict = d.guard.admit(tx, now);
       if (verdict !== null) { this.act(tx, verdict, 'enforce'); return; }
       tx.guardAdmitted = true;
+    }
+    if (tx.redirect !== null && !tx.path.startsWith(ACME_PREFIX)) {
+      // redirect_https: after the guard (a banned or flooding client is refused like anywhere else).
+      const r = httpsRedirect(tx.host, tx.path, tx.query, tx.method, tx.redirect);
+      this.localReply(tx, r.code, `Moved to ${r.location}\n`, ['location', r.location, 'content-type', 'text/plain; charset=utf-8'], false, '--');
+      return;
     }
     if (d.rules !== null) {
       const decision = d.rules.evaluate(tx, now);
@@ -337,6 +346,30 @@ export class Pipeline implements RequestHandler, ForwardHost {
     tx.term = responding ? 'cD' : 'cR';
     this.deps.bus.emit(deadlineEvent({ client: clientOf(tx), reason, term: tx.term, status: responding ? null : 408, request: requestOf(tx) }));
     this.cutOff(tx, 408);
+  }
+
+  /** A chunked request body broke its framing after the head was accepted (HTTP/1.1 engine). */
+  badBody(tx: Transaction, reason: string): void {
+    if (tx.done || tx.activeSlot < 0) return;
+    const responding = tx.io.responseStarted;
+    tx.term = responding ? 'CD' : 'CR';
+    this.deps.bus.emit(guardEvent({ client: clientOf(tx), reason: `bad_body: ${reason}`, status: responding ? null : 400, term: tx.term, request: requestOf(tx) }));
+    this.deps.observer?.rejected?.(tx, 'bad_body', this.clock.now());
+    this.cutOff(tx, 400);
+  }
+
+  /**
+   * A connection's request head missed timeouts.client_head (HTTP/1.1 engine): a `deadline` event,
+   * an access line when the client had sent part of a head (status 408), and an error for the client.
+   */
+  headTimeout(tx: Transaction, status: number): void {
+    if (tx.clientIp === '') this.deps.identity.resolve(tx);
+    this.deps.bus.emit(deadlineEvent({ client: clientOf(tx), reason: 'client_head', term: 'cR', status: status === 0 ? null : status, request: requestOf(tx) }));
+    if (status !== 0) {
+      const now = this.clock.now();
+      this.deps.observer?.rejected?.(tx, 'client_head', now);
+      this.deps.log.write(tx, now);
+    }
   }
 
   /** A streamed (chunked) request body went beyond limits.request.max_body (called by the listener). */

@@ -80,7 +80,7 @@ export class RulesAdapter implements RulesStage {
     }
     const input = this.input;
     input.ip = tx.clientIp; input.method = tx.method; input.host = tx.host; input.path = tx.path; input.query = tx.query;
-    input.headers = tx.headers; input.listener = tx.listener; input.country = tx.country; input.asn = tx.asn;
+    input.headers = tx.headers; input.sni = tx.sni; input.listener = tx.listener; input.country = tx.country; input.asn = tx.asn;
     input.contentLength = tx.bodyLength >= 0 ? tx.bodyLength : -1;
     const env = this.env;
     env.now = now;

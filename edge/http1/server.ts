@@ -1,0 +1,221 @@
+// The HTTP/1.1 engine's listener: a net.Server (TLS is layered per connection with node:tls, so a
+// PROXY header or the connection guard can act on the raw socket before the handshake), the
+// per-connection deadline scan, certificate loading and reload, and graceful stop.
+import { createServer, type Server, type Socket } from 'node:net';
+import { TLSSocket, createSecureContext, type SecureContext } from 'node:tls';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { RequestLimits } from '../config/normalize.js';
+import type { Clock } from '../clock.js';
+import { TlsCertificates, hstsValue, type CertificateHost, type RedirectHttpsConfig, type TlsConfig, type TlsReloadResult, type UwsCertFiles } from '../tls.js';
+import type { WebSocketRuntime } from '../websocket.js';
+import type { RunningListener } from '../listener.js';
+import { parseIp } from '../../rules/ip.js';
+import { Http1Connection, type Http1Context, type Http1Handler, type WsAcceptor, type WsLike } from './connection.js';
+
+export interface Http1ListenerOptions {
+  host: string;
+  port: number;
+  name: string;
+  limits: RequestLimits;
+  clock: Clock;
+  /** timeouts.client_head: from the first byte of a head (or the accept) to its end. */
+  headTimeoutMs: number;
+  /** timeouts.client_idle: a keep-alive connection waiting for its next request. */
+  idleTimeoutMs: number;
+  tls?: TlsConfig | null;
+  redirectHttps?: RedirectHttpsConfig | null;
+  websocket?: WebSocketRuntime | null;
+  onTlsReload?: (r: TlsReloadResult) => void;
+  /**
+   * Called once per accepted connection with the client address (after a PROXY header when the
+   * listener accepts one), before a byte of HTTP is read. Returns false to refuse the connection
+   * (it is then closed or held by the gate itself); `closed` is called when an admitted one ends.
+   */
+  gate?: ConnectionGate | null;
+}
+
+export interface ConnectionGate {
+  open(sock: Socket, remote: Uint8Array, listener: string): boolean;
+  closed(remote: Uint8Array, listener: string): void;
+}
+
+/** How often connection deadlines (head, idle keep-alive, TLS handshake) are checked. */
+const SCAN_MS = 100;
+
+export async function openHttp1Listener(opts: Http1ListenerOptions, handler: Http1Handler): Promise<RunningListener> {
+  const tlsCfg = opts.tls ?? null;
+  const wsRuntime = opts.websocket !== undefined && opts.websocket !== null && opts.websocket.limits.enabled ? opts.websocket : null;
+  const wsAcceptor = wsRuntime === null ? null : await loadWsAcceptor(wsRuntime);
+  const conns: (Http1Connection | null)[] = [];
+  const freeSlots: number[] = [];
+  const gate = opts.gate ?? null;
+
+  const ctx: Http1Context = {
+    name: opts.name,
+    tls: tlsCfg !== null,
+    limits: opts.limits,
+    clock: opts.clock,
+    handler,
+    always: tlsCfg?.hsts ? ['strict-transport-security', hstsValue(tlsCfg.hsts)] : [],
+    websocket: wsRuntime,
+    wsAcceptor,
+    redirect: tlsCfg === null ? opts.redirectHttps ?? null : null,
+    headTimeoutMs: opts.headTimeoutMs,
+    idleTimeoutMs: opts.idleTimeoutMs,
+    defaultHost: '',
+    draining: false,
+    connectionClosed(conn) {
+      if (conn.slot >= 0) { conns[conn.slot] = null; freeSlots.push(conn.slot); conn.slot = -1; }
+      gate?.closed(conn.remote, opts.name);
+    },
+  };
+
+  const track = (conn: Http1Connection): void => {
+    const i = freeSlots.length > 0 ? freeSlots.pop() as number : conns.push(null) - 1;
+    conns[i] = conn;
+    conn.slot = i;
+  };
+
+  // ---- TLS: one SecureContext per certificate, chosen by SNI; session tickets shared by all ----
+  const certs = tlsCfg === null ? null : new TlsCertificates(tlsCfg, opts.onTlsReload);
+  const ticketKeys = randomBytes(48);
+  const makeContext = (files: UwsCertFiles): SecureContext => createSecureContext({
+    cert: readFileSync(files.cert_file_name), key: readFileSync(files.key_file_name), passphrase: files.passphrase,
+    minVersion: 'TLSv1.2', ticketKeys,
+  });
+  let defaultContext: SecureContext | null = null;
+  const byName = new Map<string, SecureContext>();
+  if (certs !== null) {
+    try {
+      defaultContext = makeContext(certs.load());
+      const host: CertificateHost = {
+        setServerName(name, files) { byName.set(name, makeContext(files)); },
+        removeServerName(name) { byName.delete(name); },
+        // New connections take the new default certificate; open ones keep theirs (no drop).
+        replaceDefault(files) { defaultContext = makeContext(files); },
+      };
+      certs.attach(host);
+    } catch (err) {
+      certs.close();
+      throw err;
+    }
+  }
+  const contextFor = (servername: string): SecureContext | null => {
+    const name = servername.toLowerCase();
+    const exact = byName.get(name);
+    if (exact !== undefined) return exact;
+    const dot = name.indexOf('.');
+    if (dot > 0) { const wild = byName.get(`*${name.slice(dot)}`); if (wild !== undefined) return wild; }
+    return defaultContext;
+  };
+  const sniCallback = (servername: string, cb: (err: Error | null, ctx?: SecureContext) => void): void => {
+    cb(null, contextFor(servername) ?? undefined);
+  };
+
+  const startTls = (raw: Socket, remote: Uint8Array): void => {
+    const t = new TLSSocket(raw, {
+      isServer: true,
+      secureContext: defaultContext as SecureContext,
+      SNICallback: sniCallback,
+      // HTTP/2 (its own issue) adds 'h2' here and picks the engine on the negotiated protocol.
+      ALPNProtocols: ['http/1.1'],
+    });
+    let done = false;
+    const timer = setTimeout(() => { if (!done) t.destroy(); }, opts.headTimeoutMs);
+    timer.unref();
+    t.on('error', () => { if (!done) { done = true; clearTimeout(timer); gate?.closed(remote, opts.name); } });
+    t.on('close', () => { if (!done) { done = true; clearTimeout(timer); gate?.closed(remote, opts.name); } });
+    t.once('secure', () => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      const sni = typeof t.servername === 'string' && t.servername !== '' ? t.servername.toLowerCase() : null;
+      track(new Http1Connection(t, ctx, remote, sni));
+    });
+  };
+
+  const onConnection = (sock: Socket): void => {
+    if (ctx.draining) { sock.destroy(); return; }
+    sock.setNoDelay(true);
+    const remote = addressBytes(sock.remoteAddress);
+    if (remote === null) { sock.destroy(); return; }
+    if (gate !== null && !gate.open(sock, remote, opts.name)) return;
+    if (tlsCfg !== null) { startTls(sock, remote); return; }
+    track(new Http1Connection(sock, ctx, remote, null));
+  };
+
+  const server: Server = createServer({ allowHalfOpen: true, noDelay: true }, onConnection);
+  server.on('error', () => { /* accept errors (EMFILE …) must not end the process */ });
+
+  await new Promise<void>((resolve, reject) => {
+    const onErr = (err: Error): void => { server.removeListener('listening', onListening); reject(new Error(`cannot listen on ${opts.host}:${opts.port}: ${err.message}`)); };
+    const onListening = (): void => { server.removeListener('error', onErr); resolve(); };
+    server.once('error', onErr);
+    server.once('listening', onListening);
+    // exclusive: no other process can take the port with SO_REUSEPORT and steal connections.
+    server.listen({ host: opts.host, port: opts.port, exclusive: true, backlog: 4096 });
+  }).catch((err: Error) => { certs?.close(); throw err; });
+  const port = (server.address() as { port: number }).port;
+  ctx.defaultHost = opts.host.includes(':') ? `[${opts.host}]:${port}` : `${opts.host}:${port}`;
+  certs?.watch();
+
+  const scan = setInterval(() => {
+    const now = opts.clock.now();
+    for (let i = 0; i < conns.length; i++) {
+      const c = conns[i];
+      if (c !== null && c.deadline !== 0 && now >= c.deadline) c.expire();
+    }
+  }, SCAN_MS);
+  scan.unref();
+
+  let open = true;
+  return {
+    port,
+    name: opts.name,
+    stopAccepting: () => {
+      if (!open) return;
+      open = false;
+      ctx.draining = true;
+      server.close();
+      certs?.close();
+      // Idle keep-alive connections have nothing left to say: close them now; busy ones close after their response.
+      for (const c of conns) if (c !== null && c.current === null) c.destroy();
+    },
+    closeConnections: () => {
+      clearInterval(scan);
+      for (const c of conns) if (c !== null) c.destroy();
+    },
+    reloadTls: () => {
+      if (certs === null || !open) return null;
+      const r = certs.reload();
+      opts.onTlsReload?.(r);
+      return r;
+    },
+  };
+}
+
+/** The peer address as 4 (IPv4, IPv4-mapped) or 16 bytes. */
+function addressBytes(addr: string | undefined): Uint8Array | null {
+  if (addr === undefined) return null;
+  return parseIp(addr);
+}
+
+/** ws's server side, loaded only for listeners that tunnel WebSockets. */
+async function loadWsAcceptor(runtime: WebSocketRuntime): Promise<WsAcceptor> {
+  const { WebSocketServer } = await import('ws');
+  return {
+    accept(sock, head, key, version, protocols, chosen, onOpen) {
+      const wss = new WebSocketServer({
+        noServer: true,
+        perMessageDeflate: false, // negotiated per hop; off towards clients (no zip bombs)
+        maxPayload: runtime.limits.maxMessage,
+        handleProtocols: () => chosen === '' ? false : chosen,
+      });
+      const headers: Record<string, string> = { upgrade: 'websocket', connection: 'Upgrade', 'sec-websocket-key': key, 'sec-websocket-version': version };
+      if (protocols !== '') headers['sec-websocket-protocol'] = protocols;
+      const req = { method: 'GET', headers, url: '/' } as unknown as import('node:http').IncomingMessage;
+      wss.handleUpgrade(req, sock as unknown as import('node:stream').Duplex, head, (ws) => onOpen(ws as unknown as WsLike));
+    },
+  };
+}
