@@ -16,6 +16,8 @@ export interface RawOriginRequest {
   headerLines: string[];
   /** Lower-cased name → values in order. */
   headers: Map<string, string[]>;
+  /** Trailer field lines after the last chunk (exactly as received). */
+  trailers: string[];
   /** De-chunked body bytes. */
   body: Buffer;
   /** Every byte of this request as it arrived (head, framing and body). */
@@ -98,6 +100,7 @@ class StrictReader {
     if ((cl?.length ?? 0) > 1 || (te?.length ?? 0) > 1) return this.fail('repeated framing header');
     let pos = end + 4;
     let body: Buffer;
+    const trailers: string[] = [];
     if (te !== undefined) {
       if (te[0].toLowerCase() !== 'chunked') return this.fail(`Transfer-Encoding ${te[0]}`);
       const parts: Buffer[] = [];
@@ -109,9 +112,16 @@ class StrictReader {
         const size = parseInt(sizeText, 16);
         pos = le + 2;
         if (size === 0) {
-          if (b.length < pos + 2) return null;
-          if (b[pos] !== 13 || b[pos + 1] !== 10) return this.fail('trailer or junk after the last chunk');
-          pos += 2;
+          // Trailer fields (strict field lines), then the empty line.
+          for (;;) {
+            const te = b.indexOf('\r\n', pos);
+            if (te < 0) return null;
+            if (te === pos) { pos += 2; break; }
+            const field = b.subarray(pos, te).toString('latin1');
+            if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+:[\t\x20-\x7e\x80-\xff]*$/.test(field)) return this.fail(`bad trailer line ${JSON.stringify(field)}`);
+            trailers.push(field);
+            pos = te + 2;
+          }
           break;
         }
         if (b.length < pos + size + 2) return null;
@@ -129,7 +139,7 @@ class StrictReader {
     } else body = Buffer.alloc(0);
     const raw = Buffer.from(b.subarray(0, pos));
     this.buf = b.subarray(pos);
-    return { line, method: parts[0], target: parts[1], version: parts[2], headerLines, headers, body: Buffer.from(body), raw, conn: this.conn };
+    return { line, method: parts[0], target: parts[1], version: parts[2], headerLines, headers, trailers, body: Buffer.from(body), raw, conn: this.conn };
   }
 }
 

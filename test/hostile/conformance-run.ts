@@ -55,6 +55,7 @@ function checkOriginRequest(c: ConformanceCase, want: OriginWant, r: RawOriginRe
     const got = headerValue(r, name);
     if (value === null) { if (got !== undefined) out.push(`origin request ${i + 1}: ${name} forwarded (${JSON.stringify(got)})`); } else if (got === undefined || got.length !== 1 || got[0] !== value) out.push(`origin request ${i + 1}: ${name} ${JSON.stringify(got)}, want ${JSON.stringify(value)}`);
   }
+  if (want.trailers && r.trailers.join('\n') !== want.trailers.join('\n')) out.push(`origin request ${i + 1}: trailers ${JSON.stringify(r.trailers)}, want ${JSON.stringify(want.trailers)}`);
   if (want.rawIncludes && !r.raw.includes(want.rawIncludes)) out.push(`origin request ${i + 1}: bytes ${JSON.stringify(want.rawIncludes.toString('latin1'))} not forwarded as sent`);
   return out;
 }
