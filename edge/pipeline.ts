@@ -425,5 +425,5 @@ function clientOf(tx: Transaction) {
 }
 
 function requestOf(tx: Transaction) {
-  return eventRequest(tx.method, tx.host, tx.path, tx.userAgent || null, tx.id);
+  return eventRequest(tx.method, tx.host, tx.path, tx.userAgent || null, tx.id, tx.sni);
 }

@@ -137,7 +137,7 @@ export class RulesAdapter implements RulesStage {
     for (const hit of d.logOnly) {
       this.bus.emit(blockEvent('log_only', {
         client: eventClient(tx.clientIp, tx.clientKey, tx.country, tx.asn),
-        request: eventRequest(tx.method, tx.host, tx.path, tx.userAgent || null, tx.id),
+        request: eventRequest(tx.method, tx.host, tx.path, tx.userAgent || null, tx.id, tx.sni),
         rule: hit.ruleId, mode: 'log_only', action: hit.action?.kind ?? 'log', status: hit.action?.status ?? null,
         term: '--', reason: hit.wouldHave,
       }));

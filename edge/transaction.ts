@@ -27,6 +27,8 @@ export class Transaction {
   tls = false;
   /** TLS server name (SNI) the client asked for; null on plain listeners or without SNI. */
   sni: string | null = null;
+  /** Header values hold one code point per client byte (http1 engine), not UTF-8-decoded text (uWS). */
+  latin1Head = false;
   /** 10 for HTTP/1.0, 11 for HTTP/1.1. */
   httpVersion = 11;
   /** Plain listener with redirect_https: the pipeline answers with a redirect after the guard. */

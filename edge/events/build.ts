@@ -40,8 +40,8 @@ export function eventClient(ip: string, key?: string | null, country?: string | 
 }
 
 /** Request block of an event. */
-export function eventRequest(method: string, host: string, path: string, ua: string | null | undefined, id: string): EventRequest {
-  return { method, host, path, ua: ua ?? null, id };
+export function eventRequest(method: string, host: string, path: string, ua: string | null | undefined, id: string, sni: string | null = null): EventRequest {
+  return sni === null ? { method, host, path, ua: ua ?? null, id } : { method, host, path, ua: ua ?? null, id, sni };
 }
 
 /** A rule (or limiter) stopped, slowed or flagged one request: deny, tarpit, drop, rate_limit, log_only. */

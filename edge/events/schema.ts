@@ -32,6 +32,8 @@ export interface EventRequest {
   path: string;
   ua: string | null;
   id: string;
+  /** TLS server name the client asked for (present on TLS listeners when the client sent SNI). */
+  sni?: string;
 }
 
 export interface SecurityEvent {
@@ -96,7 +98,7 @@ const common = {
   term: nullable({ type: 'string', pattern: TERM_PATTERN }),
   request: nullable({
     type: 'object', additionalProperties: false, required: ['method', 'host', 'path', 'ua', 'id'],
-    properties: { method: str, host: str, path: str, ua: nullable(str), id: str },
+    properties: { method: str, host: str, path: str, ua: nullable(str), id: str, sni: str },
   }),
   counters: nullable({ type: 'object', additionalProperties: { type: 'number' } }),
   reason: nullable(str),

@@ -281,6 +281,7 @@ export class Http1Connection implements ChunkSink {
     tx.clientRequestId = head.requestId;
     tx.forwardedProto = head.forwardedProto;
     tx.httpVersion = head.version;
+    tx.latin1Head = true;
     ex.version = head.version;
     ex.wantsClose = head.close;
     ex.expectContinue = head.expectContinue;
