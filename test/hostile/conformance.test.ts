@@ -41,7 +41,7 @@ for (const engine of ENGINES) {
       const r = byId.get(c.id) as CaseResult;
       await t.test(`${c.id} ${c.name}`, () => {
         const seen = `got ${r.label} ${JSON.stringify(r.answer.data.toString('latin1').slice(0, 160))}`;
-        if (engine === 'uws') assert.equal(r.label, c.uws, `${c.id}: ${seen}`);
+        if (engine === 'uws') assert.ok(c.uws.split(' | ').includes(r.label), `${c.id}: ${seen}, want ${c.uws}`);
         else assert.ok(r.pass, `${c.id}: ${r.problems.join('; ')} — ${seen}`);
       });
     }
