@@ -15,13 +15,15 @@ import type { BackendPool } from './backend/types.js';
 import type { UpstreamClient } from './upstream/types.js';
 import { H1Pool } from './upstream/h1pool.js';
 import { compileIdentity, resolveClient, type IdentityConfig } from './identity.js';
-import { ClientGuard, type GuardConfig } from './guard.js';
+import { ClientGuard, connTableWindow, type GuardConfig } from './guard.js';
+import type { ConnectionLimits } from './firewall-config.js';
 import { BanList } from './stick/bans.js';
 import { StickCounterStore } from './stick/counter-store.js';
 import type { RedisShare } from './stick/redis.js';
 import type { SharedConfig, TableConfig, ClientLimits, GlobalLimits } from './stick/config.js';
 import type { GuardMemory } from './stick/shared-memory.js';
 import { GuardAdapter, RulesAdapter } from './stages.js';
+import { ConnectionGuard, connectionGuardConfigOf } from './connection-guard.js';
 import type { RuleManager } from '../rules/manager.js';
 import type { GeoLookup, GeoOptions } from '../geo/index.js';
 import { reloadEvent, lifecycleEvent, errorEvent } from './events/build.js';
@@ -40,6 +42,8 @@ export interface EdgeOptions {
   shared?: Record<string, unknown>;
   /** 0 for the main thread. */
   workerIndex?: number;
+  /** Counts connection-guard refusals by reason (edge/metrics.ts Metrics; per-request counts go through `observer`). */
+  metrics?: { guardReject(reason: string): void } | null;
 }
 
 export interface RunningEdge {
@@ -49,6 +53,11 @@ export interface RunningEdge {
   readonly listeners: RunningListener[];
   readonly pipeline: Pipeline;
   readonly guard: ClientGuard;
+  /**
+   * The in-process connection guard (limits.connection): the connection layer calls open() per
+   * accepted connection (after a PROXY header), refuse() on a verdict, close() when an admitted one ends.
+   */
+  readonly connGuard: ConnectionGuard;
   readonly bans: BanList;
   readonly share: RedisShare | null;
   readonly counters: StickCounterStore;
@@ -88,12 +97,16 @@ export function guardConfigOf(cfg: EdgeConfig): GuardConfig {
     global: cfg.sections.global as GlobalLimits,
     shared: (cfg.sections.shared as SharedConfig | null) ?? null,
     workers: cfg.workers,
+    connRateMs: connTableWindow(cfg.sections.connection as ConnectionLimits | undefined),
   };
 }
 
 /** Shared memory the main thread creates once and hands to every worker (guard counters, maxconn). */
 export function createSharedMemory(cfg: EdgeConfig): Record<string, unknown> {
-  const shared: Record<string, unknown> = { guard: ClientGuard.createShared(guardConfigOf(cfg)) };
+  const shared: Record<string, unknown> = {
+    guard: ClientGuard.createShared(guardConfigOf(cfg)),
+    conn: ConnectionGuard.createShared(connectionGuardConfigOf(cfg)),
+  };
   for (const b of cfg.backends) shared[`backend:${b.name}`] = createSharedActiveCounts(b);
   return shared;
 }
@@ -115,6 +128,10 @@ export async function startEdge(cfg: EdgeConfig, opts: EdgeOptions = {}): Promis
     cleanups.push(() => bans.close());
     const guard = new ClientGuard(guardConfigOf(cfg), { memory: shared.guard as GuardMemory | undefined, bans, share: share ?? undefined, bus });
     const counters = new StickCounterStore({ tables: (cfg.sections.tables as TableConfig[] | undefined) ?? [], share });
+    const connGuard = new ConnectionGuard(connectionGuardConfigOf(cfg), {
+      guard, share, bus, metrics: opts.metrics ?? null, memory: shared.conn as GuardMemory | undefined,
+    });
+    cleanups.push(() => connGuard.stop());
 
     // --- rules and geo ---
     const rulesCfg = (cfg.sections.rules as RulesSection | null | undefined) ?? null;
@@ -150,9 +167,11 @@ export async function startEdge(cfg: EdgeConfig, opts: EdgeOptions = {}): Promis
     cleanups.push(() => client.close());
     const log: AccessLog = openAccessLog(cfg.accessLog.path, cfg.nodeId);
     const trusted = (cfg.sections.trusted_proxies as string[] | undefined) ?? [];
-    const identity = new IdentityAdapter(compileIdentity({ trustedProxies: trusted, ipv6Prefix: cfg.sections.ipv6_prefix as number }));
+    const identityCfg = compileIdentity({ trustedProxies: trusted, ipv6Prefix: cfg.sections.ipv6_prefix as number });
+    const identity = new IdentityAdapter(identityCfg);
     const guardStage: GuardStage = new GuardAdapter(guard, bans);
-    const rulesStage: RulesStage | null = rules !== null ? new RulesAdapter(rules, counters, geo, bus) : null;
+    // client.conn_cur / client.conn_rate: the connection guard's node-wide counts.
+    const rulesStage: RulesStage | null = rules !== null ? new RulesAdapter(rules, counters, geo, bus, connGuard) : null;
     const pipeline = new Pipeline({ cfg, clock, bus, log, pools, client, identity, guard: guardStage, rules: rulesStage, observer: opts.observer ?? null });
     cleanups.push(() => pipeline.close());
     setAbortHook((tx) => pipeline.clientAborted(tx));
@@ -172,6 +191,7 @@ export async function startEdge(cfg: EdgeConfig, opts: EdgeOptions = {}): Promis
           host: l.host, port: l.port, name: l.name, limits: cfg.requestLimits, clock,
           headTimeoutMs: cfg.timeouts.clientHeadMs, idleTimeoutMs: cfg.timeouts.clientIdleMs,
           tls: l.tls, redirectHttps: l.redirectHttps, websocket, onTlsReload,
+          connGuard, identity: identityCfg, acceptProxy: l.acceptProxy,
         }, pipeline);
       listeners.push(running);
       registerListenerAddress(l.name, l.host, running.port);
@@ -180,7 +200,7 @@ export async function startEdge(cfg: EdgeConfig, opts: EdgeOptions = {}): Promis
 
     let stopping: Promise<void> | null = null;
     const edge: RunningEdge = {
-      cfg, bus, pools, listeners, pipeline, guard, bans, share, counters, rules, geo, websocket, ready: true,
+      cfg, bus, pools, listeners, pipeline, guard, connGuard, bans, share, counters, rules, geo, websocket, ready: true,
       stop(): Promise<void> {
         if (stopping) return stopping;
         edge.ready = false;

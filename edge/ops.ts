@@ -105,6 +105,7 @@ export function bindMetricSources(metrics: Metrics, edge: RunningEdge): void {
     bans: () => edge.bans.size,
     redisState: () => (edge.share === null ? 'off' : edge.share.state),
     inFlight: () => edge.pipeline.inFlight,
+    connections: () => ({ open: edge.connGuard?.openConnections ?? 0, tarpitted: edge.connGuard?.tarpitted ?? 0 }),
   });
 }
 

@@ -50,7 +50,7 @@ export async function runEdgeProcess(cfg: EdgeConfig, opts: { handleSignals?: bo
     redis: redisUrl !== undefined ? { url: redisUrl, stream: eventsCfg.redisStream, maxLen: eventsCfg.streamMaxLen } : null,
     capacity: eventsCfg.capacity,
   }, metrics);
-  const edge = await startEdge(cfg, { exclusivePort: cfg.workers === 1, shared, workerIndex: 0, bus, observer: new MetricsObserver(metrics) });
+  const edge = await startEdge(cfg, { exclusivePort: cfg.workers === 1, shared, workerIndex: 0, bus, observer: new MetricsObserver(metrics), metrics });
   bindMetricSources(metrics, edge);
   // Admin changes reach every worker thread (ops.ts WorkerFanout); their events and counters come back.
   const fanout = cfg.workers > 1 ? new WorkerFanout() : null;

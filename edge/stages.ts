@@ -50,6 +50,12 @@ export class GuardAdapter implements GuardStage {
   }
 }
 
+/** Per-client connection counts for the rule fields client.conn_cur / client.conn_rate (a ConnectionGuard, or tableConnCounts). */
+export interface ConnCounts {
+  connCurOf(clientKey: string): number;
+  connRateOf(clientKey: string, now: number): number;
+}
+
 const NO_HEADERS: readonly string[] = [];
 /** No request-header operation (shared, read-only). */
 const NO_OPS = { set: null, remove: null };
@@ -58,6 +64,7 @@ export class RulesAdapter implements RulesStage {
   /** Reused for every request: evaluation is synchronous and the ruleset keeps nothing from it. */
   private readonly input: RuleInput = {
     ip: '', method: '', host: '', path: '', query: '', headers: [], sni: null, listener: '', country: null, asn: null, contentLength: -1,
+    connCur: -1, connRate: -1,
   };
 
   constructor(
@@ -65,6 +72,8 @@ export class RulesAdapter implements RulesStage {
     private readonly counters: CounterStore,
     private readonly geo: GeoLookup | null,
     private readonly bus: EventBus,
+    /** Source of client.conn_cur / client.conn_rate; read only when a rule uses them. */
+    private readonly conns: ConnCounts | null = null,
   ) {
     this.env = { now: 0, counters };
   }
@@ -82,6 +91,12 @@ export class RulesAdapter implements RulesStage {
     input.ip = tx.clientIp; input.method = tx.method; input.host = tx.host; input.path = tx.path; input.query = tx.query;
     input.headers = tx.headers; input.sni = tx.sni; input.listener = tx.listener; input.country = tx.country; input.asn = tx.asn;
     input.contentLength = tx.bodyLength >= 0 ? tx.bodyLength : -1;
+    if (ruleset.needsConn && this.conns !== null) {
+      input.connCur = this.conns.connCurOf(tx.clientKey);
+      input.connRate = this.conns.connRateOf(tx.clientKey, now);
+    } else {
+      input.connCur = -1; input.connRate = -1;
+    }
     const env = this.env;
     env.now = now;
     const d: Decision = ruleset.evaluate(input, env);

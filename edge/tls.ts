@@ -328,7 +328,7 @@ export const redirectHttpsSchema: Record<string, unknown> = {
 
 export const acceptProxySchema: Record<string, unknown> = {
   type: 'boolean',
-  description: 'Refused: the PROXY v2 parser of this uWS build can be spoofed by any client, even mid-connection (docs/tls.md)',
+  description: 'Every connection starts with a PROXY protocol v1 or v2 header, accepted only from trusted_proxies (other peers are closed at once); the client address comes from it. engine: http1 only',
 };
 
 type PathPart = string | number;
@@ -344,7 +344,9 @@ export function listenConfigChecks(raw: Record<string, unknown>): { path: PathPa
     if (engine === 'http1' && workers > 1) out.push({ path: ['listen', i, 'engine'], message: 'engine: http1 serves one thread: with workers > 1 use engine: uws (Node 20 cannot share a port between worker threads), or set workers: 1' });
     if (engine === 'uws' && maxHeaders > 48) out.push({ path: ['limits', 'request', 'max_headers'], message: `${maxHeaders} header fields: listener ${String(l.name ?? i)} runs engine: uws, which hangs above 48 fields; use engine: http1 or at most 48` });
     if (l.accept_proxy === true) {
-      out.push({ path: ['listen', i, 'accept_proxy'], message: 'PROXY protocol on incoming connections is refused: the PROXY v2 parser of this uWebSockets.js build (core v20.43) runs on every request of a connection and accepts a header from any client, so any client could spoof its address (uws-notes §3). Put Portcullis directly on the edge or behind an L4 balancer that preserves the client address' });
+      if (engine === 'uws') out.push({ path: ['listen', i, 'accept_proxy'], message: 'PROXY protocol needs engine: http1: the PROXY v2 parser of the uWebSockets.js build runs on every request of a connection and accepts a header from any client, so any client could spoof its address (uws-notes §3)' });
+      const trusted = raw.trusted_proxies;
+      if (!Array.isArray(trusted) || trusted.length === 0) out.push({ path: ['listen', i, 'accept_proxy'], message: 'accept_proxy needs trusted_proxies: a PROXY header is accepted only from those peers (any other connection is closed at once)' });
     }
     const t = l.tls as Record<string, unknown> | undefined;
     if (t !== undefined && t.cert === undefined && t.certificates === undefined) out.push({ path: ['listen', i, 'tls'], message: 'tls needs cert: and key: (the default certificate) or certificates:' });

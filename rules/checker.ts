@@ -519,7 +519,7 @@ class Checker {
 
   private checkTest(t: TestDecl, ruleIds: Map<string, string>): void {
     let sawRequest = false;
-    const known = ['ip', 'method', 'host', 'path', 'time', 'sni', 'listener', 'content_length'];
+    const known = ['ip', 'method', 'host', 'path', 'time', 'sni', 'listener', 'content_length', 'conn_cur', 'conn_rate'];
     const ruleRef = (id: string, span: Span) => {
       if (!ruleIds.has(id)) {
         const dm = didYouMean(id, ruleIds.keys());
@@ -532,7 +532,7 @@ class Checker {
         for (const f of s.req.fields) {
           if (!known.includes(f.name)) { const dm = didYouMean(f.name, known); this.err('E_TEST', f.span, `unknown request setting "${f.name}"`, dm ? `did you mean "${dm}"?` : `settings: ${known.join(', ')}, header "…" = "…", geo { country asn }`); continue; }
           const v = f.value;
-          if (f.name === 'content_length') { if (v.k !== 'int') this.err('E_TEST', v.span, 'content_length takes an integer'); continue; }
+          if (f.name === 'content_length' || f.name === 'conn_cur' || f.name === 'conn_rate') { if (v.k !== 'int') this.err('E_TEST', v.span, `${f.name} takes an integer`); continue; }
           if (v.k !== 'str' && !(f.name === 'ip' && v.k === 'ip')) { this.err('E_TEST', v.span, `${f.name} takes a quoted string`); continue; }
           const txt = v.k === 'str' ? v.value : v.k === 'ip' ? v.text : '';
           if (f.name === 'ip' && !parseIp(txt)) this.err('E_BAD_IP', v.span, `"${txt}" is not an IP address`);

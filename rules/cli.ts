@@ -86,7 +86,7 @@ export async function runRulesCli(argv: string[], io: CliIo = stdio): Promise<nu
   return 0;
 }
 
-const REQUEST_KEYS = new Set(['ip', 'method', 'host', 'path', 'query', 'headers', 'sni', 'listener', 'country', 'asn', 'contentLength', 'content_length', 'geo']);
+const REQUEST_KEYS = new Set(['ip', 'method', 'host', 'path', 'query', 'headers', 'sni', 'listener', 'country', 'asn', 'contentLength', 'content_length', 'geo', 'connCur', 'conn_cur', 'connRate', 'conn_rate']);
 
 /** The --request JSON: {"ip","method","host","path"(may hold ?query),"query","headers":{name: value|[values]},"sni","listener","country","asn","contentLength"}. */
 export function parseRequestJson(text: string): RuleInput | string {
@@ -124,5 +124,8 @@ export function parseRequestJson(text: string): RuleInput | string {
   if (typeof cl !== 'number') return '"contentLength" must be a number';
   const sni = o.sni ?? null;
   if (sni !== null && typeof sni !== 'string') return '"sni" must be a string';
-  return { ip: fields.ip as string, method: fields.method as string, host: fields.host as string, path, query, headers, sni, listener: fields.listener as string, country, asn, contentLength: cl };
+  const connCur = o.connCur ?? o.conn_cur ?? -1, connRate = o.connRate ?? o.conn_rate ?? -1;
+  if (typeof connCur !== 'number') return '"connCur" must be a number';
+  if (typeof connRate !== 'number') return '"connRate" must be a number';
+  return { ip: fields.ip as string, method: fields.method as string, host: fields.host as string, path, query, headers, sni, listener: fields.listener as string, country, asn, contentLength: cl, connCur, connRate };
 }

@@ -14,6 +14,8 @@ export interface ListenConfig {
   redirectHttps: RedirectHttpsConfig | null;
   /** Front-end engine: our own HTTP/1.1 layer (default) or uWebSockets.js (default with workers > 1). */
   engine: 'http1' | 'uws';
+  /** Connections start with a PROXY v1/v2 header (accepted from trusted_proxies only; http1 engine). */
+  acceptProxy: boolean;
 }
 
 export interface EdgeTimeouts {
@@ -99,6 +101,7 @@ export function normalizeConfig(raw: Raw, where: { file: string; baseDir: string
       tls: normalizeTls(l.tls, where.baseDir, l.hsts), redirectHttps: normalizeRedirect(l.redirect_https),
       // node:net cannot share a port between worker threads on Node 20 (no SO_REUSEPORT): uWS there.
       engine: l.engine === 'uws' || l.engine === 'http1' ? l.engine : num(raw.workers, 1) > 1 ? 'uws' : 'http1',
+      acceptProxy: l.accept_proxy === true,
     })),
     admin: admin && adminAddr ? {
       ...adminAddr, token: str(admin.token, ''), tokens: obj(admin.tokens) as Record<string, string>,

@@ -59,16 +59,21 @@ export function blockEvent(type: RequestEventType, f: RequestEventFields): Secur
   return ev;
 }
 
-/** The connection guard refused a connection or request before any rule ran. */
-export function guardEvent(f: { client: EventClient; reason: string; status?: number | null; term?: TermState; request?: EventRequest | null; counters?: Record<string, number> | null }): SecurityEventDraft {
+/**
+ * The connection guard refused a connection or request before any rule ran. A connection refused at
+ * accept (edge/connection-guard.ts) has no request and no status, its `listener`, and the action
+ * `reject` (closed) or `tarpit` (held unread, then closed).
+ */
+export function guardEvent(f: { client: EventClient; reason: string; status?: number | null; term?: TermState; request?: EventRequest | null; counters?: Record<string, number> | null; listener?: string; action?: 'reject' | 'tarpit' }): SecurityEventDraft {
   const ev = draft('guard');
   ev.client = f.client;
-  ev.action = 'reject';
+  ev.action = f.action ?? 'reject';
   ev.status = f.status ?? null;
   ev.term = f.term ?? 'PR';
   ev.request = f.request ?? null;
   ev.counters = f.counters ?? null;
   ev.reason = f.reason;
+  if (f.listener !== undefined) ev.listener = f.listener;
   return ev;
 }
 

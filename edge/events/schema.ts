@@ -72,6 +72,8 @@ export interface SecurityEvent {
   ttl?: number | null;
   table?: string | null;
   queued_ms?: number;
+  /** guard events of the connection guard: the accepting listener. */
+  listener?: string;
 }
 
 const nullable = (s: Record<string, unknown>): Record<string, unknown> => ({ anyOf: [s, { type: 'null' }] });
@@ -115,6 +117,7 @@ const common = {
   ttl: nullable({ type: 'integer', minimum: 0, description: 'Ban time to live in seconds (null: no expiry)' }),
   table: nullable(str),
   queued_ms: { type: 'number', minimum: 0 },
+  listener: str,
 };
 
 const base = ['v', 'time', 'node', 'type', 'client', 'rule', 'mode', 'action', 'status', 'term', 'request', 'counters', 'reason'];

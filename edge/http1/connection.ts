@@ -113,6 +113,8 @@ export class Http1Connection implements ChunkSink {
     readonly remote: Uint8Array,
     /** TLS server name the client asked for, null without TLS or SNI. */
     readonly sni: string | null,
+    /** The TCP socket (under the TLS layer on TLS listeners). */
+    readonly raw: Socket = sock,
   ) {
     sock.on('data', this.onDataFn);
     sock.on('end', this.onEndFn);
@@ -386,6 +388,17 @@ export class Http1Connection implements ChunkSink {
     if (!this.closed) this.sock.destroy();
   }
 
+  /**
+   * Closes with a TCP reset: what we had queued is discarded instead of trickling out to a client
+   * that reads slowly (a slow-read attacker would otherwise keep the kernel's send buffer busy after
+   * the deadline), and the client learns the response is broken.
+   */
+  abort(): void {
+    if (this.closed) return;
+    try { this.raw.resetAndDestroy(); } catch { this.sock.destroy(); }
+    if (this.sock !== this.raw) this.sock.destroy();
+  }
+
   // ---- deadline scan (listener) ----
   /** The connection's own deadline passed (head not complete, or idle keep-alive). */
   expire(): void {
@@ -653,8 +666,8 @@ export class Http1Exchange implements ClientIO {
     const conn = this.conn;
     if (conn.closed) return;
     if (this.length > 0 && this.written < this.length) {
-      // Content-Length not reached: never pad, close (the client sees a short body).
-      conn.destroy();
+      // Content-Length not reached: never pad, reset (the client sees a broken body).
+      conn.abort();
       return;
     }
     const head = this.pendingHead;
@@ -667,7 +680,7 @@ export class Http1Exchange implements ClientIO {
   close(): void {
     if (this.conn.closed) return;
     this.finished = true;
-    this.conn.destroy();
+    this.conn.abort();
   }
 }
 

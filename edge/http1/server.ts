@@ -12,6 +12,10 @@ import type { WebSocketRuntime } from '../websocket.js';
 import type { RunningListener } from '../listener.js';
 import { parseIp } from '../../rules/ip.js';
 import { Http1Connection, type Http1Context, type Http1Handler, type WsAcceptor, type WsLike } from './connection.js';
+import { parseProxyHeader } from './proxy-protocol.js';
+import { CONN_ADMIT, type ConnectionGuard } from '../connection-guard.js';
+import { isTrustedPeer, resolveClient, type IdentityConfig } from '../identity.js';
+import { Duplex } from 'node:stream';
 
 export interface Http1ListenerOptions {
   host: string;
@@ -27,17 +31,12 @@ export interface Http1ListenerOptions {
   redirectHttps?: RedirectHttpsConfig | null;
   websocket?: WebSocketRuntime | null;
   onTlsReload?: (r: TlsReloadResult) => void;
-  /**
-   * Called once per accepted connection with the client address (after a PROXY header when the
-   * listener accepts one), before a byte of HTTP is read. Returns false to refuse the connection
-   * (it is then closed or held by the gate itself); `closed` is called when an admitted one ends.
-   */
-  gate?: ConnectionGate | null;
-}
-
-export interface ConnectionGate {
-  open(sock: Socket, remote: Uint8Array, listener: string): boolean;
-  closed(remote: Uint8Array, listener: string): void;
+  /** The in-process connection guard (limits.connection): asked once per connection before a byte of HTTP is read. */
+  connGuard?: ConnectionGuard | null;
+  /** Client keys (IPv6 prefix) and trusted_proxies, for the connection guard and PROXY protocol. */
+  identity: IdentityConfig;
+  /** listen[].accept_proxy: every connection starts with a PROXY v1/v2 header from a trusted proxy. */
+  acceptProxy?: boolean;
 }
 
 /** How often connection deadlines (head, idle keep-alive, TLS handshake) are checked. */
@@ -49,7 +48,8 @@ export async function openHttp1Listener(opts: Http1ListenerOptions, handler: Htt
   const wsAcceptor = wsRuntime === null ? null : await loadWsAcceptor(wsRuntime);
   const conns: (Http1Connection | null)[] = [];
   const freeSlots: number[] = [];
-  const gate = opts.gate ?? null;
+  const guard = opts.connGuard ?? null;
+  const acceptProxy = opts.acceptProxy === true;
 
   const ctx: Http1Context = {
     name: opts.name,
@@ -67,7 +67,6 @@ export async function openHttp1Listener(opts: Http1ListenerOptions, handler: Htt
     draining: false,
     connectionClosed(conn) {
       if (conn.slot >= 0) { conns[conn.slot] = null; freeSlots.push(conn.slot); conn.slot = -1; }
-      gate?.closed(conn.remote, opts.name);
     },
   };
 
@@ -113,8 +112,13 @@ export async function openHttp1Listener(opts: Http1ListenerOptions, handler: Htt
     cb(null, contextFor(servername) ?? undefined);
   };
 
-  const startTls = (raw: Socket, remote: Uint8Array): void => {
-    const t = new TLSSocket(raw, {
+  /** TLS on an admitted connection; `rest` holds bytes read past a PROXY header (the ClientHello's start). */
+  const startTls = (raw: Socket, remote: Uint8Array, rest: Buffer): void => {
+    // With bytes already read, the TLS layer must see them first: it then reads through a small
+    // stream wrapper instead of the socket's handle (only on PROXY connections whose header and
+    // ClientHello came in one segment).
+    const carrier: Socket | Duplex = rest.length === 0 ? raw : new PrefixedSocket(raw, rest);
+    const t = new TLSSocket(carrier as Socket, {
       isServer: true,
       secureContext: defaultContext as SecureContext,
       SNICallback: sniCallback,
@@ -122,17 +126,57 @@ export async function openHttp1Listener(opts: Http1ListenerOptions, handler: Htt
       ALPNProtocols: ['http/1.1'],
     });
     let done = false;
-    const timer = setTimeout(() => { if (!done) t.destroy(); }, opts.headTimeoutMs);
+    const timer = setTimeout(() => { if (!done) { t.destroy(); raw.destroy(); } }, opts.headTimeoutMs);
     timer.unref();
-    t.on('error', () => { if (!done) { done = true; clearTimeout(timer); gate?.closed(remote, opts.name); } });
-    t.on('close', () => { if (!done) { done = true; clearTimeout(timer); gate?.closed(remote, opts.name); } });
+    t.on('error', () => { if (!done) { done = true; clearTimeout(timer); raw.destroy(); } });
     t.once('secure', () => {
       if (done) return;
       done = true;
       clearTimeout(timer);
       const sni = typeof t.servername === 'string' && t.servername !== '' ? t.servername.toLowerCase() : null;
-      track(new Http1Connection(t, ctx, remote, sni));
+      track(new Http1Connection(t, ctx, remote, sni, raw));
     });
+    if (rest.length === 0) raw.resume();
+  };
+
+  /** The client is known (socket peer, or the PROXY header's source): connection guard, then HTTP. */
+  const admitted = (sock: Socket, remote: Uint8Array, rest: Buffer): void => {
+    if (guard !== null) {
+      const id = resolveClient(remote, undefined, opts.identity);
+      if (id === null) { sock.destroy(); return; }
+      const now = opts.clock.now();
+      const v = guard.open(id.key, remote, opts.name, now);
+      if (v !== CONN_ADMIT) { guard.refuse(sock, v, now); return; }
+      const key = id.key;
+      sock.once('close', () => guard.close(key));
+    }
+    if (tlsCfg !== null) { startTls(sock, remote, rest); return; }
+    const conn = new Http1Connection(sock, ctx, remote, null);
+    track(conn);
+    conn.feed(rest);
+    sock.resume();
+  };
+
+  /** accept_proxy: read the PROXY header (trusted peers only), then go on with the address it carries. */
+  const readProxyHeader = (sock: Socket, peer: Uint8Array): void => {
+    if (!isTrustedPeer(peer, opts.identity)) { sock.destroy(); return; }
+    let buf: Buffer = EMPTY;
+    const timer = setTimeout(() => sock.destroy(), opts.headTimeoutMs);
+    timer.unref();
+    const onData = (chunk: Buffer): void => {
+      buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
+      const r = parseProxyHeader(buf);
+      if (r.state === 'more') return;
+      sock.removeListener('data', onData);
+      clearTimeout(timer);
+      if (r.state === 'error') { sock.destroy(); return; }
+      sock.pause();
+      const h = r.header;
+      admitted(sock, h.local || h.source === null ? peer : h.source, r.consumed === buf.length ? EMPTY : buf.subarray(r.consumed));
+    };
+    sock.on('data', onData);
+    sock.on('error', () => {});
+    sock.resume();
   };
 
   const onConnection = (sock: Socket): void => {
@@ -140,12 +184,12 @@ export async function openHttp1Listener(opts: Http1ListenerOptions, handler: Htt
     sock.setNoDelay(true);
     const remote = addressBytes(sock.remoteAddress);
     if (remote === null) { sock.destroy(); return; }
-    if (gate !== null && !gate.open(sock, remote, opts.name)) return;
-    if (tlsCfg !== null) { startTls(sock, remote); return; }
-    track(new Http1Connection(sock, ctx, remote, null));
+    if (acceptProxy) { readProxyHeader(sock, remote); return; }
+    admitted(sock, remote, EMPTY);
   };
 
-  const server: Server = createServer({ allowHalfOpen: true, noDelay: true }, onConnection);
+  // pauseOnConnect: nothing is read before the connection guard (and a PROXY header) decided.
+  const server: Server = createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, onConnection);
   server.on('error', () => { /* accept errors (EMFILE …) must not end the process */ });
 
   await new Promise<void>((resolve, reject) => {
@@ -193,6 +237,27 @@ export async function openHttp1Listener(opts: Http1ListenerOptions, handler: Htt
       return r;
     },
   };
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * A socket seen through a stream that first yields bytes already read from it (after a PROXY
+ * header) — what node:tls needs to start a handshake whose first bytes we hold.
+ */
+class PrefixedSocket extends Duplex {
+  constructor(private readonly sock: Socket, first: Buffer) {
+    super({ allowHalfOpen: true });
+    this.push(first);
+    sock.on('data', (d: Buffer) => { if (!this.push(d)) sock.pause(); });
+    sock.on('end', () => this.push(null));
+    sock.on('close', () => this.destroy());
+    sock.on('error', (err) => this.destroy(err));
+  }
+  override _read(): void { this.sock.resume(); }
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void { this.sock.write(chunk, cb); }
+  override _final(cb: (err?: Error | null) => void): void { this.sock.end(); cb(); }
+  override _destroy(err: Error | null, cb: (err: Error | null) => void): void { this.sock.destroy(); cb(err); }
 }
 
 /** The peer address as 4 (IPv4, IPv4-mapped) or 16 bytes. */
