@@ -67,6 +67,7 @@ export function portcullisConfig(spec: ProxySpec, keys: PortcullisKeys = null): 
       },
     };
   }
+  if (spec.connectionGuard === false && has('limits.connection')) doc.limits = { ...(doc.limits as object | undefined), connection: { in_process: 'off' } };
   if (has('access_log')) doc.access_log = { path: spec.accessLog };
   if (spec.redis && has('shared')) doc.shared = { redis: spec.redis.url, node_count: spec.redis.nodeCount };
   if (spec.rulesFiles.length > 0 && has('rules')) doc.rules = { files: spec.rulesFiles };

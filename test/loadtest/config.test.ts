@@ -37,6 +37,10 @@ test('the front-end engine goes on the listener, and the generated config loads'
     const cfg = loadConfigText(text, 'lt.yaml', { PORTCULLIS_ADMIN_TOKEN: 'test-token-0123456789' });
     assert.equal(cfg.listen[0].engine, engine);
   }
+  const off = parse(portcullisConfig({ ...spec, connectionGuard: false }));
+  assert.deepEqual(off.limits.connection, { in_process: 'off' }, 'the connection guard only counts');
+  assert.ok(off.limits.client, 'next to the client limits');
+  assert.equal(parse(portcullisConfig(spec)).limits.connection, undefined);
 });
 
 test('Portcullis YAML carries servers, queue, health, sticky, limits, shared, rules and the admin token variable', () => {
