@@ -14,7 +14,7 @@ import { createBackendPool, createSharedActiveCounts, type SharedActiveCounts } 
 import type { BackendPool } from './backend/types.js';
 import type { UpstreamClient } from './upstream/types.js';
 import { H1Pool } from './upstream/h1pool.js';
-import { compileIdentity, resolveClient, type IdentityConfig } from './identity.js';
+import { addressText, compileIdentity, resolveClient, type IdentityConfig } from './identity.js';
 import { ClientGuard, connTableWindow, type GuardConfig } from './guard.js';
 import type { ConnectionLimits } from './firewall-config.js';
 import { BanList } from './stick/bans.js';
@@ -26,7 +26,7 @@ import { GuardAdapter, RulesAdapter } from './stages.js';
 import { ConnectionGuard, connectionGuardConfigOf } from './connection-guard.js';
 import type { RuleManager } from '../rules/manager.js';
 import type { GeoLookup, GeoOptions } from '../geo/index.js';
-import { reloadEvent, lifecycleEvent, errorEvent } from './events/build.js';
+import { reloadEvent, lifecycleEvent, errorEvent, guardEvent, eventClient } from './events/build.js';
 import type { Transaction } from './transaction.js';
 import { registerListenerAddress } from './forward.js';
 import { WebSocketRuntime } from './websocket.js';
@@ -192,6 +192,9 @@ export async function startEdge(cfg: EdgeConfig, opts: EdgeOptions = {}): Promis
           headTimeoutMs: cfg.timeouts.clientHeadMs, idleTimeoutMs: cfg.timeouts.clientIdleMs,
           tls: l.tls, redirectHttps: l.redirectHttps, websocket, onTlsReload,
           connGuard, identity: identityCfg, acceptProxy: l.acceptProxy,
+          onRefused: (remote, reason) => {
+            if (bus.hasListeners) bus.emit(guardEvent({ client: eventClient(addressText(remote)), reason, status: null, term: 'PR', listener: l.name }));
+          },
         }, pipeline);
       listeners.push(running);
       registerListenerAddress(l.name, l.host, running.port);

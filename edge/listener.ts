@@ -27,13 +27,16 @@ export function loadUws(): UwsModule {
   if (/^(1|true)$/i.test(process.env.UWS_USE_FALLBACK ?? '')) {
     throw new Error('UWS_USE_FALLBACK is set: Portcullis refuses the slow JS fallback of uWebSockets.js. Unset it.');
   }
+  // uWS's own head limit (4 KB by default in core 20.51, read once when the module loads) would answer
+  // 431 before our checks could give 414 or apply limits.request.max_header_bytes: lift it above them.
+  process.env.UWS_HTTP_MAX_HEADERS_SIZE ??= String(UWS_HEAD_LIMIT);
   const mod = require('uWebSockets.js') as UwsModule;
   const native = typeof (mod as unknown as { getParts?: unknown }).getParts === 'function' &&
     Object.keys(require.cache).some((k) => /uws_[a-z0-9_]+\.node$/.test(k));
   if (!native) {
     throw new Error(
       `uWebSockets.js native binary not loaded (JS fallback active) for ${process.platform}-${process.arch} ABI ${process.versions.modules}. ` +
-      'Portcullis needs Node 20 (ABI 115) on linux-x64/arm64 with @trufflesuite/uws-js-unofficial@20.30.0-unofficial.0.');
+      'Portcullis needs Node 20 (ABI 115) on linux-x64/arm64 with @based/uws@6.0.1.');
   }
   (mod as unknown as { _cfg(k: string): void })._cfg('silent'); // no "uWebSockets: 20" header
   uws = mod;
@@ -58,6 +61,11 @@ const PIECE = 16 * 1024 - 64;
 /** Body bytes held while no upstream is attached yet (queue wait, pending stage); beyond it we pause the client. */
 const EARLY_BODY_LIMIT = 64 * 1024;
 const BAD_HEADER_VALUE = /[\r\n\0]/;
+/** uWS's own limit on a request head (UWS_HTTP_MAX_HEADERS_SIZE): above the largest max_header_bytes we accept by default. */
+const UWS_HEAD_LIMIT = 64 * 1024;
+// A method is a token (RFC 9110 §9.1). uWS 20.51 routes any word to `any`; our upstream client would
+// refuse a non-token method with a 502, so it is a 400 here.
+const METHOD_TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 // uWS hands us header values and the URL decoded from UTF-8, and our upstream client writes the head
 // as latin1: U+010A would leave as a bare LF (header injection towards the origin, measured). So a
 // request value may hold HTAB, SP..~ and U+0080..U+00FF only; controls, DEL and wider chars are 400.
@@ -567,7 +575,8 @@ export function openListener(opts: ListenerOptions, handler: RequestHandler): Pr
 
     let reject = 0, reason = '';
     const urlLength = tx.path.length + tx.query.length;
-    if (seenHost !== 1 || tx.host === '') { reject = 400; reason = seenHost > 1 ? 'several Host headers' : 'missing or empty Host'; }
+    if (!METHOD_TOKEN.test(tx.method)) { reject = 400; reason = 'method is not a token'; }
+    else if (seenHost !== 1 || tx.host === '') { reject = 400; reason = seenHost > 1 ? 'several Host headers' : 'missing or empty Host'; }
     else if (seenCL > 1) { reject = 400; reason = 'several Content-Length headers'; }
     else if (seenTE > 1) { reject = 400; reason = 'several Transfer-Encoding headers'; }
     else if (seenCL === 1 && seenTE === 1) { reject = 400; reason = 'Content-Length with Transfer-Encoding'; }
@@ -617,7 +626,7 @@ export function openListener(opts: ListenerOptions, handler: RequestHandler): Pr
     compression: 0, // permessage-deflate is negotiated per hop; off towards clients (no zip bombs)
     maxPayloadLength: wsRuntime.limits.maxMessage,
     maxBackpressure: wsRuntime.limits.maxBackpressure,
-    closeOnBackpressureLimit: 1,
+    closeOnBackpressureLimit: true,
     // Only a liveness check (with pings); the message idle timeout is ours. Always in 0|9..960.
     idleTimeout: uwsIdleTimeoutSec(wsRuntime.limits.idleTimeoutMs),
     sendPingsAutomatically: true,

@@ -295,6 +295,7 @@ export function parseHead(buf: Buffer, start: number, end: number, limits: Reque
 
   // ---- Host ----
   if (hostCount > 1) return fail(err, 400, 'several Host headers');
+  if (hostCount === 0 && h.version === 11) return fail(err, 400, 'missing Host header'); // RFC 9112 §3.2: even with an absolute-form target
   if (h.authority !== '') {
     if (hostCount === 1 && h.host.toLowerCase() !== h.authority.toLowerCase()) return fail(err, 400, 'Host differs from the absolute-form target');
     h.host = h.authority;

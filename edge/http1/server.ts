@@ -37,6 +37,8 @@ export interface Http1ListenerOptions {
   identity: IdentityConfig;
   /** listen[].accept_proxy: every connection starts with a PROXY v1/v2 header from a trusted proxy. */
   acceptProxy?: boolean;
+  /** A connection closed before HTTP for a reason the SOC should see (PROXY refused, TLS handshake failed or too slow). */
+  onRefused?: (remote: Uint8Array, reason: string) => void;
 }
 
 /** How often connection deadlines (head, idle keep-alive, TLS handshake) are checked. */
@@ -126,9 +128,22 @@ export async function openHttp1Listener(opts: Http1ListenerOptions, handler: Htt
       ALPNProtocols: ['http/1.1'],
     });
     let done = false;
-    const timer = setTimeout(() => { if (!done) { t.destroy(); raw.destroy(); } }, opts.headTimeoutMs);
+    const timer = setTimeout(() => {
+      if (done) return;
+      done = true;
+      opts.onRefused?.(remote, 'tls_handshake_timeout');
+      t.destroy();
+      raw.destroy();
+    }, opts.headTimeoutMs);
     timer.unref();
-    t.on('error', () => { if (!done) { done = true; clearTimeout(timer); raw.destroy(); } });
+    t.on('error', (err: Error) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      // A client that hangs up mid-handshake is no news; a handshake that fails is (scanners, old clients).
+      if ((err as NodeJS.ErrnoException).code !== 'ECONNRESET') opts.onRefused?.(remote, `tls_handshake_failed: ${err.message.slice(0, 120)}`);
+      raw.destroy();
+    });
     t.once('secure', () => {
       if (done) return;
       done = true;
@@ -159,9 +174,9 @@ export async function openHttp1Listener(opts: Http1ListenerOptions, handler: Htt
 
   /** accept_proxy: read the PROXY header (trusted peers only), then go on with the address it carries. */
   const readProxyHeader = (sock: Socket, peer: Uint8Array): void => {
-    if (!isTrustedPeer(peer, opts.identity)) { sock.destroy(); return; }
+    if (!isTrustedPeer(peer, opts.identity)) { opts.onRefused?.(peer, 'proxy_untrusted_peer'); sock.destroy(); return; }
     let buf: Buffer = EMPTY;
-    const timer = setTimeout(() => sock.destroy(), opts.headTimeoutMs);
+    const timer = setTimeout(() => { opts.onRefused?.(peer, 'proxy_header_timeout'); sock.destroy(); }, opts.headTimeoutMs);
     timer.unref();
     const onData = (chunk: Buffer): void => {
       buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
@@ -169,7 +184,7 @@ export async function openHttp1Listener(opts: Http1ListenerOptions, handler: Htt
       if (r.state === 'more') return;
       sock.removeListener('data', onData);
       clearTimeout(timer);
-      if (r.state === 'error') { sock.destroy(); return; }
+      if (r.state === 'error') { opts.onRefused?.(peer, `proxy_header_invalid: ${r.reason}`); sock.destroy(); return; }
       sock.pause();
       const h = r.header;
       admitted(sock, h.local || h.source === null ? peer : h.source, r.consumed === buf.length ? EMPTY : buf.subarray(r.consumed));

@@ -1,7 +1,7 @@
 // Config generators for Portcullis, HAProxy 2.6 and nginx 1.22 from one ProxySpec.
 import { stringify } from 'yaml';
 import { formatDuration } from './util.js';
-import { NO_CONNECTION_LIMITS, NO_LIMITS, type ProxySpec } from './proxy-spec.js';
+import { NO_LIMITS, type ProxySpec } from './proxy-spec.js';
 
 export const ADMIN_TOKEN_ENV = 'PORTCULLIS_ADMIN_TOKEN';
 
@@ -53,8 +53,8 @@ export function portcullisConfig(spec: ProxySpec, keys: PortcullisKeys = null): 
   }
   if (spec.sticky) backend.sticky = { cookie: 'PCSRV', secret: spec.stickySecret };
   const listener: Record<string, unknown> = { address: `127.0.0.1:${spec.listenPort}` };
-  if (spec.engine !== null) listener.engine = spec.engine;
-  if (spec.tls !== null) listener.tls = { cert: spec.tls.certFile, key: spec.tls.keyFile };
+  if (spec.engine) listener.engine = spec.engine;
+  if (spec.tls) listener.tls = { cert: spec.tls.certFile, key: spec.tls.keyFile };
   const doc: Record<string, unknown> = {
     listen: [listener],
     admin: { address: `127.0.0.1:${spec.adminPort}`, token: `\${${ADMIN_TOKEN_ENV}}` },
@@ -69,10 +69,7 @@ export function portcullisConfig(spec: ProxySpec, keys: PortcullisKeys = null): 
       in_flight: limits.inFlight,
     };
   }
-  // The connection guard's defaults (50 new connections/s and 100 open per client) would refuse
-  // wrk's single-address connections; HAProxy and nginx get no such limit, so it is out of reach
-  // here too (its per-connection counting still runs).
-  if (has('limits.connection')) docLimits.connection = { rate: { limit: NO_CONNECTION_LIMITS.rate, window: '1s' }, concurrent: NO_CONNECTION_LIMITS.concurrent };
+  if (spec.connectionGuard === false && has('limits.connection')) docLimits.connection = { in_process: 'off' };
   if (Object.keys(docLimits).length > 0) doc.limits = docLimits;
   if (has('access_log')) doc.access_log = { path: spec.accessLog };
   if (spec.redis && has('shared')) doc.shared = { redis: spec.redis.url, node_count: spec.redis.nodeCount };

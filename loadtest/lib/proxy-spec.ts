@@ -54,10 +54,12 @@ export interface ProxySpec {
   dir: string;
   /** Fixed sticky-cookie secret so several Portcullis nodes accept each other's cookies. */
   stickySecret: string;
-  /** Portcullis `listen[].engine`; null = the build's default (no key written). */
-  engine: PortcullisEngine | null;
-  /** Terminate TLS on the listener with these files; null = plain HTTP. */
-  tls: TlsFiles | null;
+  /** Portcullis front-end engine of the listener (`listen[].engine`); unset = the build's default. */
+  engine?: PortcullisEngine | null;
+  /** Terminate TLS on the listener with these files; unset = plain HTTP. */
+  tls?: TlsFiles | null;
+  /** false = Portcullis's in-process connection guard counts but never refuses (`limits.connection.in_process: off`); unset = its defaults. */
+  connectionGuard?: boolean;
 }
 
 /** Defaults every scenario starts from; scenarios override what they test. */
@@ -77,13 +79,8 @@ export function baseSpec(listenPort: number, adminPort: number, servers: ServerS
     workers: 1,
     retries: 1,
     stickySecret: 'loadtest-sticky-secret-0123456789',
-    engine: null,
-    tls: null,
   };
 }
 
 /** "Unlimited" for proxies whose per-client policy is on by default: high enough never to trigger. */
 export const NO_LIMITS = { requests: { limit: 1_000_000_000, windowMs: 10_000, status: 429 }, inFlight: 1_000_000 };
-
-/** Connection-guard limits out of reach (`limits.connection`): new connections per second and open connections per client. */
-export const NO_CONNECTION_LIMITS = { rate: 1_000_000_000, concurrent: 1_000_000 };

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { parse } from 'yaml';
 import { createServer as createTlsServer, type Server as TlsServer, type TlsOptions } from 'node:tls';
 import { constants as tlsConstants } from 'node:crypto';
-import { baseSpec, NO_CONNECTION_LIMITS, NO_LIMITS, type ProxySpec } from '../../loadtest/lib/proxy-spec.js';
+import { baseSpec, NO_LIMITS, type ProxySpec } from '../../loadtest/lib/proxy-spec.js';
 import { checkResumption, generateCertificate } from '../../loadtest/lib/tls-setup.js';
 import { repoRoot } from '../../loadtest/lib/paths.js';
 import { haproxyConfig, nginxConfig, portcullisConfig, priorityRules, schemaKeys, unsupportedKeys } from '../../loadtest/lib/config-gen.js';
@@ -18,6 +18,7 @@ import { checkTools } from '../../loadtest/lib/prereq.js';
 import { parseRuleFile } from '../../rules/parser.js';
 import { loadRulesetFromSources, MemoryCounterStore, type RuleInput } from '../../rules/index.js';
 import { PASS_THROUGH_RULES } from '../../loadtest/scenarios/throughput.js';
+import { loadConfigText } from '../../edge/config/load.js';
 
 function peakSpec(dir: string): ProxySpec {
   const s = baseSpec(18080, 19090, [{ name: 'web1', port: 18081, maxconn: 10 }, { name: 'web2', port: 18082, maxconn: 10, weight: 2 }, { name: 'dr1', port: 18083, backup: true }], dir);
@@ -30,6 +31,21 @@ function peakSpec(dir: string): ProxySpec {
   s.rulesFiles = ['/x/shop.rules'];
   return s;
 }
+
+test('the front-end engine goes on the listener, and the generated config loads', () => {
+  const spec = baseSpec(18080, 19090, [{ name: 'raw', port: 18081 }], '/tmp/x');
+  assert.deepEqual(parse(portcullisConfig(spec)).listen, [{ address: '127.0.0.1:18080' }], 'no engine key unless asked');
+  for (const engine of ['http1', 'uws'] as const) {
+    const text = portcullisConfig({ ...spec, engine });
+    assert.deepEqual(parse(text).listen, [{ address: '127.0.0.1:18080', engine }]);
+    const cfg = loadConfigText(text, 'lt.yaml', { PORTCULLIS_ADMIN_TOKEN: 'test-token-0123456789' });
+    assert.equal(cfg.listen[0].engine, engine);
+  }
+  const off = parse(portcullisConfig({ ...spec, connectionGuard: false }));
+  assert.deepEqual(off.limits.connection, { in_process: 'off' }, 'the connection guard only counts');
+  assert.ok(off.limits.client, 'next to the client limits');
+  assert.equal(parse(portcullisConfig(spec)).limits.connection, undefined);
+});
 
 test('Portcullis YAML carries servers, queue, health, sticky, limits, shared, rules and the admin token variable', () => {
   const doc = parse(portcullisConfig(peakSpec('/tmp/x')));
@@ -146,13 +162,12 @@ test('the throughput benchmark\'s pass-through rule set lets its request through
   assert.equal(r.ruleset.evaluate(input('/portcullis-loadtest/never-requested'), env()).action?.kind, 'deny');
 });
 
-test('engine and TLS reach every generator; Portcullis connection limits are out of reach like the request limits', () => {
+test('engine and TLS reach every generator', () => {
   const spec = baseSpec(18080, 19090, [{ name: 'web1', port: 18081 }], '/tmp/x');
   spec.engine = 'uws';
   spec.tls = { certFile: '/tmp/x/cert.pem', keyFile: '/tmp/x/key.pem', pemFile: '/tmp/x/cert+key.pem' };
   const doc = parse(portcullisConfig(spec));
   assert.deepEqual(doc.listen, [{ address: '127.0.0.1:18080', engine: 'uws', tls: { cert: '/tmp/x/cert.pem', key: '/tmp/x/key.pem' } }]);
-  assert.deepEqual(doc.limits.connection, { rate: { limit: NO_CONNECTION_LIMITS.rate, window: '1s' }, concurrent: NO_CONNECTION_LIMITS.concurrent });
   assert.match(haproxyConfig(spec), /bind 127\.0\.0\.1:18080 ssl crt \/tmp\/x\/cert\+key\.pem ssl-min-ver TLSv1\.2\n/);
   const nx = nginxConfig(spec, false);
   assert.match(nx, /listen 127\.0\.0\.1:18080 ssl;/);

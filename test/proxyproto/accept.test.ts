@@ -58,6 +58,8 @@ test('accept_proxy: the client address comes from a trusted proxy\'s v1/v2 heade
   const bad = await send(px.port, '127.0.0.5', Buffer.concat([Buffer.from('PROXY TCP4 1.2.3.04 5.6.7.8 1 2\r\n'), GET('/bad')]));
   assert.equal(bad.data, '');
   assert.equal(o.seen.length, before, 'nothing of the refused connections reached the origin');
+  const reasons = px.events.filter((e) => e.type === 'guard').map((e) => String(e.reason).split(':')[0]);
+  assert.deepEqual(reasons, ['proxy_untrusted_peer', 'proxy_header_invalid', 'proxy_header_invalid'], 'each refusal is a guard event the SOC sees');
 });
 
 test('accept_proxy on a TLS listener: the header and the ClientHello in one segment; SNI and the client address both arrive', async (t) => {
