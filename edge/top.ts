@@ -1,6 +1,8 @@
 // `portcullis top`: the dashboard's live numbers in a terminal, for someone on the box without a
 // browser. Polls the admin API's /api/stats once a second and redraws.
-//   portcullis top [--url http://127.0.0.1:9090] [--token T | env PORTCULLIS_ADMIN_TOKEN] [--interval 1] [--once]
+//   portcullis top [--url http://127.0.0.1:9090] [--token T | --token-file F | env PORTCULLIS_ADMIN_TOKEN] [--interval 1] [--once]
+// In a terminal, q (or Ctrl-C) quits.
+import { readFileSync } from 'node:fs';
 
 interface TopStats {
   node: string; uptimeSec: number; ready: boolean; redis: string;
@@ -14,8 +16,19 @@ interface TopStats {
   events: { sinks: { name: string; dropped: number }[]; wsClientDrops: number };
 }
 
-const USAGE = 'usage: portcullis top [--url http://127.0.0.1:9090] [--token TOKEN] [--interval SECONDS] [--once]\n' +
-  '       the token may also come from PORTCULLIS_ADMIN_TOKEN, the URL from PORTCULLIS_ADMIN_URL';
+const USAGE = 'usage: portcullis top [--url http://127.0.0.1:9090] [--token TOKEN | --token-file FILE] [--interval SECONDS] [--once]\n' +
+  '       the admin token (admin.token of the config) may also come from PORTCULLIS_ADMIN_TOKEN, the URL from\n' +
+  '       PORTCULLIS_ADMIN_URL; q or Ctrl-C quits';
+
+/** What `top` reads keys from: the terminal (raw mode) when it is one. */
+export interface KeyInput {
+  isTTY?: boolean;
+  setRawMode?(raw: boolean): unknown;
+  on(event: 'data', fn: (d: Buffer | string) => void): unknown;
+  off(event: 'data', fn: (d: Buffer | string) => void): unknown;
+  resume(): unknown;
+  pause(): unknown;
+}
 
 function pad(s: string | number, n: number): string { const t = String(s); return t.length >= n ? t.slice(0, n) : t + ' '.repeat(n - t.length); }
 function rpad(s: string | number, n: number): string { const t = String(s); return t.length >= n ? t : ' '.repeat(n - t.length) + t; }
@@ -54,7 +67,7 @@ export function renderTop(s: TopStats, width = 100): string {
   return L.map((l) => (l.length > width ? l.slice(0, width) : l)).join('\n') + '\n';
 }
 
-export async function runTop(argv: string[], out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr): Promise<number> {
+export async function runTop(argv: string[], out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr, keys: KeyInput = process.stdin): Promise<number> {
   let url = process.env.PORTCULLIS_ADMIN_URL ?? 'http://127.0.0.1:9090';
   let token = process.env.PORTCULLIS_ADMIN_TOKEN ?? '';
   let intervalS = 1;
@@ -69,18 +82,42 @@ export async function runTop(argv: string[], out: NodeJS.WritableStream = proces
     try {
       if (a === '--url') url = val();
       else if (a === '--token') token = val();
+      else if (a === '--token-file') {
+        const f = val();
+        try { token = readFileSync(f, 'utf8').trim(); } catch (e) { throw new Error(`--token-file ${f}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`); }
+        if (token === '') throw new Error(`--token-file ${f} is empty`);
+      }
       else if (a === '--interval') { intervalS = Number(val()); if (!(intervalS >= 0.2 && intervalS <= 60)) throw new Error('--interval must be 0.2..60 seconds'); }
       else if (a === '--once') once = true;
       else if (a === '-h' || a === '--help') { out.write(USAGE + '\n'); return 0; }
       else throw new Error(`unknown option ${a}`);
     } catch (e) { err.write(`portcullis top: ${(e as Error).message}\n${USAGE}\n`); return 2; }
   }
-  if (token === '') { err.write(`portcullis top: no admin token (--token or PORTCULLIS_ADMIN_TOKEN)\n${USAGE}\n`); return 2; }
+  if (token === '') {
+    err.write('portcullis top: no admin token: set PORTCULLIS_ADMIN_TOKEN, or pass --token TOKEN or --token-file FILE ' +
+      '(the admin.token of the edge\'s config; the demo\'s is demo-admin-token-change-me)\n' + `${USAGE}\n`);
+    return 2;
+  }
   const base = url.replace(/\/+$/, '');
   const tty = (out as NodeJS.WriteStream).isTTY === true;
   let stop = false;
-  const onSig = (): void => { stop = true; };
+  // The wait between two screens ends early when the user quits.
+  let wake: (() => void) | null = null;
+  const quit = (): void => { stop = true; wake?.(); };
+  const onSig = (): void => quit();
   process.once('SIGINT', onSig);
+  // In a terminal: keys arrive one by one (raw mode): q/Q quits, and so does Ctrl-C (raw mode turns
+  // it into a byte instead of SIGINT).
+  const interactive = !once && keys.isTTY === true && typeof keys.setRawMode === 'function';
+  const onKey = (d: Buffer | string): void => {
+    const s = typeof d === 'string' ? d : d.toString('utf8');
+    if (s.includes('q') || s.includes('Q') || s.includes('\x03')) quit();
+  };
+  if (interactive) {
+    keys.setRawMode?.(true);
+    keys.on('data', onKey);
+    keys.resume();
+  }
   try {
     for (;;) {
       let res: Response;
@@ -96,10 +133,18 @@ export async function runTop(argv: string[], out: NodeJS.WritableStream = proces
       const width = (out as NodeJS.WriteStream).columns ?? 100;
       out.write((tty && !once ? '\x1b[H\x1b[2J' : '') + renderTop(stats, width));
       if (once || stop) return 0;
-      await new Promise((r) => setTimeout(r, intervalS * 1000));
+      await new Promise<void>((r) => {
+        const timer = setTimeout(() => { wake = null; r(); }, intervalS * 1000);
+        wake = () => { clearTimeout(timer); wake = null; r(); };
+      });
       if (stop) return 0;
     }
   } finally {
     process.off('SIGINT', onSig);
+    if (interactive) {
+      keys.off('data', onKey);
+      keys.setRawMode?.(false);
+      keys.pause();
+    }
   }
 }
