@@ -11,6 +11,8 @@ export interface RatePoint {
   s1xx: number; s2xx: number; s3xx: number; s4xx: number; s5xx: number;
   blocked: number;
   logOnly: number;
+  /** Failed admin logins (their own category, not blocks). */
+  authFailures: number;
   ruleHits: number;
   guard: number;
 }
@@ -37,7 +39,7 @@ export class RateSampler {
   sample(nowMs = Date.now()): void {
     this.blocks.tick(nowMs);
     const m = this.metrics;
-    const lastBlock = this.blocks.lastSecond() ?? { blocked: 0, logOnly: 0 };
+    const lastBlock = this.blocks.lastSecond() ?? { blocked: 0, logOnly: 0, authFailures: 0 };
     const d = (i: number): number => m.byClass[i] - this.last.byClass[i];
     this.history.push({
       t: Math.floor(nowMs / 1000),
@@ -45,6 +47,7 @@ export class RateSampler {
       s1xx: d(1), s2xx: d(2), s3xx: d(3), s4xx: d(4), s5xx: d(5),
       blocked: lastBlock.blocked,
       logOnly: lastBlock.logOnly,
+      authFailures: lastBlock.authFailures,
       ruleHits: m.ruleHits - this.last.ruleHits,
       guard: m.guardRejects - this.last.guard,
     });
