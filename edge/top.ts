@@ -32,7 +32,7 @@ export interface KeyInput {
 
 function pad(s: string | number, n: number): string { const t = String(s); return t.length >= n ? t.slice(0, n) : t + ' '.repeat(n - t.length); }
 function rpad(s: string | number, n: number): string { const t = String(s); return t.length >= n ? t : ' '.repeat(n - t.length) + t; }
-function ms(v: number | null): string { return v === null ? '-' : !Number.isFinite(v) ? '>30s' : v < 1 ? `${Math.round(v * 1000)}ms` : `${v}s`; }
+function ms(v: number | null): string { return v === null ? '-' : !Number.isFinite(v) ? '>30s' : v < 0.01 ? `${(v * 1000).toFixed(1)}ms` : v < 1 ? `${Math.round(v * 1000)}ms` : `${v.toFixed(2)}s`; }
 function spark(values: number[]): string {
   const bars = '▁▂▃▄▅▆▇█';
   const max = Math.max(1, ...values);
@@ -47,7 +47,7 @@ export function renderTop(s: TopStats, width = 100): string {
   L.push(`portcullis top — node ${s.node}  up ${Math.floor(s.uptimeSec / 60)}m${s.uptimeSec % 60}s  ready ${s.ready ? 'yes' : 'NO'}  redis ${s.redis}`);
   L.push(`req/s ${rpad(last.rps, 7)}   blocked/s ${rpad(last.blocked, 6)}   total ${s.requests.total}   conns ${s.connections}   bans ${s.bans}   events dropped ${dropped}`);
   const c = s.requests.byClass;
-  L.push(`status 2xx ${c['2xx'] ?? 0}  3xx ${c['3xx'] ?? 0}  4xx ${c['4xx'] ?? 0}  5xx ${c['5xx'] ?? 0}   latency p50 ${ms(s.requests.latency.p50)} p95 ${ms(s.requests.latency.p95)} p99 ${ms(s.requests.latency.p99)}`);
+  L.push(`status 2xx ${c['2xx'] ?? 0}  3xx ${c['3xx'] ?? 0}  4xx ${c['4xx'] ?? 0}  5xx ${c['5xx'] ?? 0}   latency (1 min) p50 ${ms(s.requests.latency.p50)} p95 ${ms(s.requests.latency.p95)} p99 ${ms(s.requests.latency.p99)}`);
   L.push(`guard rejects ${s.guardRejects}   queue timeouts ${s.queueTimeouts}   stick entries ${s.tables.reduce((a, t) => a + t.size, 0)}`);
   const w = Math.max(10, Math.min(60, width - 20));
   L.push(`req/s     ${spark(s.history.slice(-w).map((h) => h.rps))}`);

@@ -333,7 +333,8 @@ export class AdminApi {
         total: metrics.requests,
         rate: last?.rps ?? 0,
         byClass: { '1xx': metrics.byClass[1], '2xx': metrics.byClass[2], '3xx': metrics.byClass[3], '4xx': metrics.byClass[4], '5xx': metrics.byClass[5] },
-        latency: { p50: metrics.latencyQuantile(0.5), p95: metrics.latencyQuantile(0.95), p99: metrics.latencyQuantile(0.99) },
+        // Over the last minute (sampler.latency()); since start only in /metrics' histogram.
+        latency: sampler.latency(),
       },
       connections: metrics.activeNow,
       ruleHits: metrics.ruleHits,
