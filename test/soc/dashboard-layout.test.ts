@@ -64,6 +64,11 @@ const LAYOUT_PROBLEMS = `(() => {
     const chart = u.root.parentElement ? u.root.parentElement.id : '?';
     if (values.length < 2) { problems.push('chart ' + chart + ': fewer than 2 time labels (' + values.length + ')'); continue; }
     ctx.font = Array.isArray(ax.font) ? ax.font[0] : ax.font;
+    // However long the history gets, uPlot keeps ticks at least axis.space px apart: that must fit
+    // the widest "hh:mm:ss" label, or labels run together once two minutes of history are drawn.
+    const minGap = ax.space(u, 0, u.scales.x.min, u.scales.x.max, u.bbox.width / devicePixelRatio);
+    const widest = Math.max(...['00:00:00', '88:88:88', '22:22:22'].map((v) => ctx.measureText(v).width)) + 4;
+    if (minGap < widest) problems.push('chart ' + chart + ': time ticks may be ' + minGap + ' px apart but a label needs ' + widest.toFixed(1) + ' px');
     for (let k = 0; k + 1 < values.length; k++) {
       const gap = u.valToPos(splits[k + 1], 'x') - u.valToPos(splits[k], 'x');
       const need = (ctx.measureText(String(values[k])).width + ctx.measureText(String(values[k + 1])).width) / 2 + 4;
