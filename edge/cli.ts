@@ -14,8 +14,8 @@ commands:
   schema                   print the config JSON Schema (for editors)
   rules lint|test|explain  rule-file tools (see docs/rules.md)
   firewall --config FILE   print the nftables ruleset derived from limits (--apply, --remove)
-  top [--url URL]          live terminal view of the admin stats (token: PORTCULLIS_ADMIN_TOKEN,
-                           --token or --token-file; q quits)
+  top [--config FILE | --url URL]  live terminal view of the admin stats (token: from --config,
+                           PORTCULLIS_ADMIN_TOKEN, --token or --token-file; q quits)
 `;
 
 export function argValue(argv: string[], name: string): string | undefined {

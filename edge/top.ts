@@ -1,6 +1,6 @@
 // `portcullis top`: the dashboard's live numbers in a terminal, for someone on the box without a
 // browser. Polls the admin API's /api/stats once a second and redraws.
-//   portcullis top [--url http://127.0.0.1:9090] [--token T | --token-file F | env PORTCULLIS_ADMIN_TOKEN] [--interval 1] [--once]
+//   portcullis top [--config EDGE.yaml] [--url http://127.0.0.1:9090] [--token T | --token-file F | env PORTCULLIS_ADMIN_TOKEN] [--interval 1] [--once]
 // In a terminal, q (or Ctrl-C) quits.
 import { readFileSync } from 'node:fs';
 
@@ -16,9 +16,9 @@ interface TopStats {
   events: { sinks: { name: string; dropped: number }[]; wsClientDrops: number };
 }
 
-const USAGE = 'usage: portcullis top [--url http://127.0.0.1:9090] [--token TOKEN | --token-file FILE] [--interval SECONDS] [--once]\n' +
-  '       the admin token (admin.token of the config) may also come from PORTCULLIS_ADMIN_TOKEN, the URL from\n' +
-  '       PORTCULLIS_ADMIN_URL; q or Ctrl-C quits';
+const USAGE = 'usage: portcullis top [--config EDGE.yaml] [--url http://127.0.0.1:9090] [--token TOKEN | --token-file FILE] [--interval SECONDS] [--once]\n' +
+  '       --config takes the admin address and token from the edge\'s config; the token may also come from\n' +
+  '       PORTCULLIS_ADMIN_TOKEN, the URL from PORTCULLIS_ADMIN_URL; q or Ctrl-C quits';
 
 /** What `top` reads keys from: the terminal (raw mode) when it is one. */
 export interface KeyInput {
@@ -70,6 +70,9 @@ export function renderTop(s: TopStats, width = 100): string {
 export async function runTop(argv: string[], out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr, keys: KeyInput = process.stdin): Promise<number> {
   let url = process.env.PORTCULLIS_ADMIN_URL ?? 'http://127.0.0.1:9090';
   let token = process.env.PORTCULLIS_ADMIN_TOKEN ?? '';
+  let urlGiven = false;
+  let tokenGiven = false;
+  let configFile: string | null = null;
   let intervalS = 1;
   let once = false;
   for (let i = 0; i < argv.length; i++) {
@@ -80,21 +83,37 @@ export async function runTop(argv: string[], out: NodeJS.WritableStream = proces
       return v;
     };
     try {
-      if (a === '--url') url = val();
-      else if (a === '--token') token = val();
+      if (a === '--url') { url = val(); urlGiven = true; }
+      else if (a === '--token') { token = val(); tokenGiven = true; }
       else if (a === '--token-file') {
         const f = val();
         try { token = readFileSync(f, 'utf8').trim(); } catch (e) { throw new Error(`--token-file ${f}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`); }
         if (token === '') throw new Error(`--token-file ${f} is empty`);
+        tokenGiven = true;
       }
+      else if (a === '--config') configFile = val();
       else if (a === '--interval') { intervalS = Number(val()); if (!(intervalS >= 0.2 && intervalS <= 60)) throw new Error('--interval must be 0.2..60 seconds'); }
       else if (a === '--once') once = true;
       else if (a === '-h' || a === '--help') { out.write(USAGE + '\n'); return 0; }
       else throw new Error(`unknown option ${a}`);
     } catch (e) { err.write(`portcullis top: ${(e as Error).message}\n${USAGE}\n`); return 2; }
   }
+  if (configFile !== null) {
+    // The edge's own config: its admin listener and token (explicit --url/--token still win).
+    const { loadConfigFile, ConfigLoadError } = await import('./config/load.js');
+    try {
+      const admin = loadConfigFile(configFile).admin;
+      if (admin === null) { err.write(`portcullis top: ${configFile} has no admin listener (admin:)\n`); return 2; }
+      const host = admin.host === '0.0.0.0' ? '127.0.0.1' : admin.host === '::' ? '::1' : admin.host;
+      if (!urlGiven) url = `http://${host.includes(':') ? `[${host}]` : host}:${admin.port}`;
+      if (!tokenGiven) token = admin.token;
+    } catch (e) {
+      err.write(`portcullis top: --config ${configFile}: ${e instanceof ConfigLoadError ? `\n${e.message}` : (e as Error).message}\n`);
+      return 2;
+    }
+  }
   if (token === '') {
-    err.write('portcullis top: no admin token: set PORTCULLIS_ADMIN_TOKEN, or pass --token TOKEN or --token-file FILE ' +
+    err.write('portcullis top: no admin token: set PORTCULLIS_ADMIN_TOKEN, or pass --config EDGE.yaml, --token TOKEN or --token-file FILE ' +
       '(the admin.token of the edge\'s config; the demo\'s is demo-admin-token-change-me)\n' + `${USAGE}\n`);
     return 2;
   }

@@ -63,7 +63,7 @@ test('portcullis top: the token comes from --token-file too, a missing token say
   t.after(() => { if (saved !== undefined) process.env.PORTCULLIS_ADMIN_TOKEN = saved; });
   const none = sink();
   assert.equal(await runTop(['--url', admin.url, '--once'], sink().stream, none.stream), 2);
-  assert.match(none.text(), /no admin token: set PORTCULLIS_ADMIN_TOKEN, or pass --token TOKEN or --token-file FILE/);
+  assert.match(none.text(), /no admin token: set PORTCULLIS_ADMIN_TOKEN, or pass --config EDGE.yaml, --token TOKEN or --token-file FILE/);
 
   const file = join(mkdtempSync(join(tmpdir(), 'pc-top-')), 'token');
   writeFileSync(file, `${TOKEN}\n`);
@@ -83,6 +83,12 @@ test('portcullis top: the token comes from --token-file too, a missing token say
   assert.equal(await running, 0);
   assert.ok(Date.now() - t0 < 10_000, 'quit without waiting for the 30 s interval');
   assert.deepEqual(raw, [true, false], 'raw mode on while running, restored on exit');
+  // --config: the admin address and token come from the edge's own config.
+  const cfg = join(mkdtempSync(join(tmpdir(), 'pc-top-cfg-')), 'edge.yaml');
+  writeFileSync(cfg, `listen: [{ address: "127.0.0.1:1" }]\nadmin: { address: "${new URL(admin.url).host}", token: "${TOKEN}" }\nbackends: { app: { servers: [{ name: s1, url: "http://127.0.0.1:2" }] } }\n`);
+  const viaConfig = sink(); const viaConfigErr = sink();
+  assert.equal(await runTop(['--config', cfg, '--once'], viaConfig.stream, viaConfigErr.stream), 0, viaConfigErr.text());
+  assert.match(viaConfig.text(), /node top-keys/);
   const badFile = sink();
   assert.equal(await runTop(['--token-file', join(tmpdir(), 'pc-no-such-token-file'), '--once'], sink().stream, badFile.stream), 2);
   assert.match(badFile.text(), /--token-file .*ENOENT/);
