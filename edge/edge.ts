@@ -142,6 +142,8 @@ export async function startEdge(cfg: EdgeConfig, opts: EdgeOptions = {}): Promis
       rules = new RuleManager({
         // Lists resolve (and are confined) relative to each rule file's own directory.
         files: rulesCfg.files, runTests: rulesCfg.runTests,
+        // A route to a backend this config lacks is an error of the load (and of every reload).
+        backends: cfg.backends.map((b) => b.name),
         onEvent: (ev) => bus.emit(reloadEvent({ ok: ev.ok, errors: ev.errors, hash: ev.hash, what: ev.reason })),
       });
       const first = await rules.reload('initial');

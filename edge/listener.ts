@@ -380,18 +380,6 @@ class UwsClientSocket implements ClientSocket {
   bufferedAmount(): number { return this.closed ? 0 : this.ws.getBufferedAmount(); }
 }
 
-/** ACME HTTP-01 challenges must reach the backend over plain HTTP even with redirect_https. */
-const ACME_PREFIX = '/.well-known/acme-challenge/';
-
-function redirectToHttps(ex: UwsExchange, tx: Transaction, r: RedirectHttpsConfig): void {
-  // tx.host passed isValidHost and tx.path/query BAD_TARGET: no CR/LF can reach the Location header.
-  const h = tx.host;
-  const hostname = h.startsWith('[') ? h.slice(0, h.indexOf(']') + 1) : h.split(':')[0];
-  const location = `https://${hostname}${r.port === null ? '' : `:${r.port}`}${tx.path}${tx.query === '' ? '' : `?${tx.query}`}`;
-  const code = r.code ?? (tx.method === 'GET' || tx.method === 'HEAD' ? 301 : 308);
-  tx.status = code;
-  ex.reply(code, ['location', location, 'content-type', 'text/plain; charset=utf-8'], `Moved to ${location}\n`, false);
-}
 
 // Module-level state for corked callbacks: one function object for every request, no closure each.
 let tryEndResult: [boolean, boolean] = [true, false];
@@ -605,7 +593,7 @@ export function openListener(opts: ListenerOptions, handler: RequestHandler): Pr
       deferReject(ex, reject, `${STATUS_CODES[reject] ?? 'Bad Request'}: ${reason}\n`);
       return;
     }
-    if (redirect !== null && !tx.path.startsWith(ACME_PREFIX)) { redirectToHttps(ex, tx, redirect); return; }
+    tx.redirect = redirect; // redirect_https is answered by the pipeline, after the guard, with an access line
     handlerDepth++;
     try {
       handler.handle(tx);

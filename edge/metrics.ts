@@ -385,6 +385,27 @@ function observe(c: LatencyCell, v: number): void {
 }
 
 /** Upper bound of the bucket holding quantile q (what Prometheus' histogram_quantile approximates). */
+/**
+ * Quantile (seconds) of the requests counted in `buckets` (per-bucket counts, not cumulative), with
+ * linear interpolation inside the bucket that holds it (as Prometheus' histogram_quantile does), so
+ * that the value follows the traffic instead of jumping between bucket bounds. Infinity above the
+ * last bound; null when there were no requests.
+ */
+export function interpolatedQuantile(buckets: ArrayLike<number>, count: number, q: number): number | null {
+  if (count <= 0) return null;
+  const target = q * count;
+  let acc = 0;
+  for (let i = 0; i < LATENCY_BUCKETS.length; i++) {
+    const n = buckets[i];
+    if (n > 0 && acc + n >= target) {
+      const lo = i === 0 ? 0 : LATENCY_BUCKETS[i - 1];
+      return lo + (LATENCY_BUCKETS[i] - lo) * ((target - acc) / n);
+    }
+    acc += n;
+  }
+  return Infinity;
+}
+
 export function quantile(c: LatencyCell, q: number): number | null {
   if (c.count === 0) return null;
   const target = q * c.count;

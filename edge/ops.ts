@@ -97,7 +97,7 @@ export class MetricsObserver implements RequestObserver {
 export function bindMetricSources(metrics: Metrics, edge: RunningEdge): void {
   // log_only hits never reach the action stage (the request goes on): count them from their events.
   edge.bus.subscribe((ev) => {
-    if (ev.type === 'log_only') metrics.ruleHit(String(ev.rule ?? ''), 'log_only', String(ev.action ?? 'log'));
+    if (ev.type === 'log_only') metrics.ruleHit(String(ev.rule ?? ''), 'log_only', String((ev.would as { action?: string | null } | undefined)?.action ?? 'log'));
   });
   metrics.bind({
     pools: () => [...edge.pools.values()],
@@ -118,7 +118,7 @@ export function bindMetricSources(metrics: Metrics, edge: RunningEdge): void {
 export type WorkerCommand =
   | { type: 'server-state'; backend: string; server: string; state: ServerState }
   | { type: 'server-weight'; backend: string; server: string; weight: number }
-  | { type: 'rule-mode'; id: string; mode: RuleMode }
+  | { type: 'rule-mode'; id: string; mode: RuleMode | null }
   | { type: 'rules-reload' }
   | { type: 'table-clear'; key: string };
 

@@ -37,6 +37,8 @@ export interface RulesStage {
   evaluate(tx: Transaction, now: number): ActionSpec | null;
   /** Request header operations decided for this transaction (flat set list, remove list). */
   requestHeaderOps(tx: Transaction): { set: readonly string[] | null; remove: readonly string[] | null };
+  /** The transaction has ended and tx.logOnly is set: report what the log_only rules would have done. */
+  finished?(tx: Transaction): void;
 }
 
 /** Per-request observations for metrics (the SOC module implements it). */
@@ -416,6 +418,7 @@ export class Pipeline implements RequestHandler, ForwardHost {
     const now = this.clock.now();
     tx.Ta = Math.round(now - tx.t0);
     if (tx.guardAdmitted) this.deps.guard?.finish(tx, now);
+    if (tx.logOnly !== null) this.deps.rules?.finished?.(tx);
     this.deps.observer?.request(tx, now);
     this.deps.log.write(tx, now);
     if (--this.inFlight === 0 && this.idleWaiters.length > 0) {
@@ -431,5 +434,5 @@ function clientOf(tx: Transaction) {
 }
 
 function requestOf(tx: Transaction) {
-  return eventRequest(tx.method, tx.host, tx.path, tx.userAgent || null, tx.id, tx.sni);
+  return eventRequest(tx.method, tx.host, tx.path, tx.userAgent || null, tx.id, tx.query, tx.sni);
 }

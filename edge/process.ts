@@ -131,6 +131,12 @@ export async function runEdgeProcess(cfg: EdgeConfig, opts: { handleSignals?: bo
     process.on('SIGHUP', () => {
       for (const l of edge.listeners) l.reloadTls?.();
       void edge.geo?.reload();
+      // With `rules.watch: false` the rule manager does not listen for SIGHUP itself: SIGHUP still
+      // reloads the rule files (as the README promises), and the workers follow an ok reload.
+      const rules = edge.rules;
+      if (rules !== null && !rules.isWatching) {
+        void rules.reload('signal').then((r) => { if (r.ok) fanout?.send({ type: 'rules-reload' }); });
+      }
     });
   }
   process.stderr.write(`portcullis: listening on ${edge.listeners.map((l) => `${cfg.listen.find((c) => c.name === l.name)?.host}:${l.port}`).join(', ')}` +

@@ -105,7 +105,8 @@ export class RulesAdapter implements RulesStage {
     env.now = now;
     const d: Decision = ruleset.evaluate(input, env);
     input.headers = NO_HEADERS; // do not keep the last request's headers alive
-    if (d.logOnly.length > 0) this.reportLogOnly(tx, d);
+    // Reported at the end of the transaction (finished()), when the client's status is known.
+    if (d.logOnly.length > 0) tx.logOnly = d.logOnly;
     if (d.backend !== null) tx.routeBackend = d.backend;
     if (d.priority !== null) tx.priority = d.priority;
     if (d.responseHeaders.length > 0) {
@@ -152,14 +153,23 @@ export class RulesAdapter implements RulesStage {
     return tx.requestHeaderOps ?? NO_OPS;
   }
 
-  private reportLogOnly(tx: Transaction, d: Decision): void {
-    for (const hit of d.logOnly) {
-      this.bus.emit(blockEvent('log_only', {
+  /**
+   * One log_only event per matching log_only rule: `status`/`term` are what the client got, `would`
+   * what the rule would have done (its action and status), `reason` the same in words.
+   */
+  finished(tx: Transaction): void {
+    const hits = tx.logOnly;
+    if (hits === null) return;
+    tx.logOnly = null;
+    for (const hit of hits) {
+      const ev = blockEvent('log_only', {
         client: eventClient(tx.clientIp, tx.clientKey, tx.country, tx.asn),
-        request: eventRequest(tx.method, tx.host, tx.path, tx.userAgent || null, tx.id, tx.sni),
-        rule: hit.ruleId, mode: 'log_only', action: hit.action?.kind ?? 'log', status: hit.action?.status ?? null,
-        term: '--', reason: hit.wouldHave,
-      }));
+        request: eventRequest(tx.method, tx.host, tx.path, tx.userAgent || null, tx.id, tx.query, tx.sni),
+        rule: hit.ruleId, mode: 'log_only', action: 'log', status: tx.status > 0 ? tx.status : null,
+        term: tx.term, reason: hit.wouldHave,
+        would: { action: hit.action?.kind ?? null, status: hit.action !== null && hit.action.status > 0 ? hit.action.status : null },
+      });
+      this.bus.emit(ev);
     }
   }
 }

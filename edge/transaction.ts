@@ -4,6 +4,7 @@ import type { ClientIO } from './exchange.js';
 import type { LeasedServer, AcquireTicket } from './backend/types.js';
 import type { ForwardAttempt } from './forward.js';
 import type { RedirectHttpsConfig } from './tls.js';
+import type { LogOnlyHit } from '../rules/decision.js';
 
 /** Two letters, HAProxy §8.5: cause (C client, S server, P proxy, R resource, I internal, c/s timeouts, - normal), phase (R request, Q queue, C connect, H headers, D data, L last, T tarpit, - none). */
 export type TermState = string;
@@ -55,6 +56,8 @@ export class Transaction {
   // --- rules / action ---
   ruleId: string | null = null;
   ruleMode: string | null = null;
+  /** log_only rules that matched: reported once the client has its answer (their events carry its status). */
+  logOnly: readonly LogOnlyHit[] | null = null;
   action = '';
   routeBackend: string | null = null;
   priority = 1;

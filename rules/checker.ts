@@ -53,8 +53,17 @@ const HEADER_TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 interface VType { type: ValueType | 'set' | 'list' | 'dur' | null; multi: boolean; missing: boolean; constant: boolean; lowered?: boolean }
 const BAD: VType = { type: null, multi: false, missing: false, constant: false };
 
-export function checkProgram(files: ParsedFile[]): { program: Program; diagnostics: Diagnostic[] } {
-  return new Checker(files).run();
+export interface CheckOptions {
+  /**
+   * Backends of the config the rules run with. When given, route("x") and `expect route "x"` must
+   * name one of them: a route to a backend the config lacks would answer 503 to every request it
+   * matches. Left out (a rule file linted on its own), route targets are not checked.
+   */
+  backends?: readonly string[];
+}
+
+export function checkProgram(files: ParsedFile[], opts: CheckOptions = {}): { program: Program; diagnostics: Diagnostic[] } {
+  return new Checker(files, opts.backends ?? null).run();
 }
 
 class Checker {
@@ -64,7 +73,7 @@ class Checker {
   /** Where a name was first declared, for "first declared at" hints. */
   private declared = new Map<string, string>();
 
-  constructor(files: ParsedFile[]) {
+  constructor(files: ParsedFile[], private readonly backends: readonly string[] | null) {
     this.program = { files, lists: new Map(), counters: new Map(), conds: new Map(), rules: [], tests: [], regexes: new Map() };
   }
 
@@ -450,9 +459,18 @@ class Checker {
       } else if (a.name === 'route' || a.name === 'priority') {
         if (seen.has(a.name)) this.err('E_ACTIONS', a.span, `${a.name}() given twice in one rule`);
         seen.add(a.name);
+        const target = a.args[0];
+        if (a.name === 'route' && target?.k === 'str') this.checkBackend(target.value, target.span, `rule "${r.id}" routes to`);
       }
     }
     return terminating;
+  }
+
+  private checkBackend(name: string, span: Span, what: string): void {
+    if (this.backends === null || this.backends.includes(name)) return;
+    const dm = didYouMean(name, this.backends);
+    this.err('E_BACKEND', span, `${what} backend "${name}", which the config does not define`,
+      `${dm ? `did you mean "${dm}"? ` : ''}the config's backends: ${this.backends.join(', ') || '(none)'}; add "${name}" under backends: or route elsewhere`);
   }
 
   /** Validates an action call; shared with test expectations (`expectOnly` allows omitted args). */
@@ -551,6 +569,8 @@ class Checker {
             this.err('E_TEST', w.action.nameSpan, `"${w.action.name}" is not a verdict`, `expect allow, deny(…), tarpit(…), drop, ban(…) or rate_limit(…); use "expect route"/"expect priority"/"expect header" for ${w.action.name}`);
           } else this.checkAction(w.action, true);
           if (w.by !== null && w.bySpan) ruleRef(w.by, w.bySpan);
+        } else if (w.k === 'route') {
+          this.checkBackend(w.backend, s.span, `test "${t.name}" expects a route to`);
         } else if (w.k === 'priority') {
           if (PRIORITY_CLASSES[w.cls] === undefined && !/^[0-9]$/.test(w.cls)) this.err('E_TEST', w.span, `unknown priority class "${w.cls}"`);
         }

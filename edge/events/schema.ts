@@ -29,6 +29,7 @@ export interface HealthCheck {
 export interface EventRequest {
   method: string;
   host: string;
+  /** Path and query as sent (`/search?q=x`), non-printable bytes percent-encoded, at most 2048 characters (then `…(N more)`). */
   path: string;
   ua: string | null;
   id: string;
@@ -74,6 +75,8 @@ export interface SecurityEvent {
   queued_ms?: number;
   /** guard events of the connection guard: the accepting listener. */
   listener?: string;
+  /** log_only: what the rule would have done (`status`/`term` are what the client got). */
+  would?: { action: string | null; status: number | null };
 }
 
 const nullable = (s: Record<string, unknown>): Record<string, unknown> => ({ anyOf: [s, { type: 'null' }] });
@@ -118,6 +121,11 @@ const common = {
   table: nullable(str),
   queued_ms: { type: 'number', minimum: 0 },
   listener: str,
+  would: {
+    type: 'object', additionalProperties: false, required: ['action', 'status'],
+    description: 'log_only: the action and status the rule would have given (status/term are what the client got)',
+    properties: { action: nullable(str), status: nullable({ type: 'integer', minimum: 100, maximum: 999 }) },
+  },
 };
 
 const base = ['v', 'time', 'node', 'type', 'client', 'rule', 'mode', 'action', 'status', 'term', 'request', 'counters', 'reason'];
@@ -128,7 +136,7 @@ const perType: Record<string, { required: string[]; extra?: Record<string, unkno
   tarpit: { required: ['client', 'request'] },
   drop: { required: ['client'] },
   rate_limit: { required: ['client', 'request'] },
-  log_only: { required: ['client', 'request'] },
+  log_only: { required: ['client', 'request', 'would'] },
   guard: { required: ['client'] },
   deadline: { required: ['client'] },
   ban: { required: ['key'] },
