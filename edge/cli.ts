@@ -13,6 +13,9 @@ commands:
   schema                   print the config JSON Schema (for editors)
   rules lint|test|explain  rule-file tools (see docs/rules.md)
   firewall --config FILE   print the nftables ruleset derived from limits (--apply, --remove)
+  health --config FILE     exit 0 when the node is ready (GET /healthz), 1 otherwise (keepalived track script)
+  drain --config FILE      planned hand-over: not ready now, stop after the grace (--grace 5s, --no-wait)
+  keepalived --config FILE print a keepalived.conf for this node (ha.keepalived; docs/ha.md)
   top [--admin URL]        live terminal view of the admin stats
 `;
 
@@ -76,6 +79,22 @@ export async function main(argv: string[]): Promise<void> {
     case 'firewall': {
       const m = await import('./firewall.js');
       code = await m.runFirewallCli(rest, (path: string) => loadConfigFile(path));
+      break;
+    }
+    case 'health': {
+      const m = await import('./health-cli.js');
+      code = await m.runHealth(rest, { out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) });
+      break;
+    }
+    case 'drain': case 'keepalived': {
+      const cfg = loadOrReport(argValue(rest, '--config'));
+      if (!cfg) { code = 1; break; }
+      const ha = await import('./ha.js');
+      const io = { out: (t: string) => process.stdout.write(t), err: (t: string) => process.stderr.write(t) };
+      if (cmd === 'drain') code = await ha.runDrainCli(cfg, rest, io);
+      else {
+        try { io.out(ha.renderKeepalived(cfg)); } catch (e) { io.err(`${(e as Error).message}\n`); code = 1; }
+      }
       break;
     }
     case 'top': {

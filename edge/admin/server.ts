@@ -112,6 +112,14 @@ export async function startAdminServer(cfg: AdminServerConfig, targets: AdminTar
     reapplying = true;
     setImmediate(() => { api.reapply().catch(() => undefined).finally(() => { reapplying = false; }); });
   });
+  // Another node set or reset a rule mode (shared Redis state): apply it here too, at once.
+  store.watch?.((change) => {
+    const rules = targets.rules;
+    if (rules === null) return;
+    if (change.mode !== null) { rules.setMode(change.rule, change.mode); return; }
+    // The file's mode comes back with a reload (which re-applies the other overrides).
+    void rules.reload().catch(() => undefined);
+  });
   sampler.start();
 
   // The live feed's WebSocketServer (and `ws` itself) is created on the first feed connection: most
@@ -148,8 +156,9 @@ export async function startAdminServer(cfg: AdminServerConfig, targets: AdminTar
     const path = url.pathname;
     const method = req.method ?? 'GET';
     if (path === '/healthz' && (method === 'GET' || method === 'HEAD')) {
-      const ready = targets.ready();
-      send(res, { status: ready ? 200 : 503, body: { status: ready ? 'ready' : 'starting', node: bus.node } });
+      // keepalived's track script (or a load balancer) reads the status code; people read the reasons.
+      const h = targets.health();
+      send(res, { status: h.ready ? 200 : 503, body: { status: h.status, node: bus.node, reasons: h.reasons.map((r) => r.message) } });
       return;
     }
     const file = method === 'GET' ? files.get(path) : undefined;
