@@ -183,14 +183,16 @@ ha:
   }
 
   /** `portcullis drain --config …` inside the node's namespace; resolves when the node has stopped. */
-  async drain(n: Node): Promise<{ code: number | null; output: string }> {
-    const out = await new Promise<{ code: number | null; output: string }>((resolve) => {
+  async drain(n: Node): Promise<{ code: number | null; output: string; acceptedAt: number | null }> {
+    const out = await new Promise<{ code: number | null; output: string; acceptedAt: number | null }>((resolve) => {
+      let acceptedAt: number | null = null;
       const child = spawn('ip', ['netns', 'exec', this.ns[n], process.execPath, join(ROOT, 'bin', 'portcullis'), 'drain', '--config', this.configFile(n)], { cwd: ROOT });
       this.children.add(child);
       let output = '';
-      child.stdout.on('data', (d: Buffer) => { output += d.toString(); });
+      // The command prints its "draining" line when the node has accepted: /healthz says 503 from then on.
+      child.stdout.on('data', (d: Buffer) => { output += d.toString(); if (acceptedAt === null && output.includes('draining')) acceptedAt = Date.now(); });
       child.stderr.on('data', (d: Buffer) => { output += d.toString(); });
-      child.once('exit', (code) => { this.children.delete(child); resolve({ code, output }); });
+      child.once('exit', (code) => { this.children.delete(child); resolve({ code, output, acceptedAt }); });
     });
     const p = this.portcullis[n];
     if (p !== undefined && p.exitCode === null && p.signalCode === null) await new Promise((r) => p.once('exit', r));
@@ -342,7 +344,7 @@ ha:
 
 export interface PhaseResult {
   phase: string;
-  /** Wall-clock ms of the event (kill, drain command, keepalived stop, A ready). */
+  /** Wall-clock ms of the event (kill, drain accepted by the node, keepalived stop, A ready). */
   eventAt: number;
   /** The node expected to serve after the event. */
   to: Node;
@@ -360,8 +362,8 @@ export interface PhaseResult {
 }
 
 /** Measures the window [eventAt, end) of the shopper records. */
-export function measurePhase(phase: string, to: Node, eventAt: number, vipAt: number | null, records: RequestRecord[], end: number): PhaseResult {
-  const inPhase = records.filter((r) => r.start >= eventAt - 50 && r.start < end);
+export function measurePhase(phase: string, to: Node, eventAt: number, vipAt: number | null, records: RequestRecord[], end: number, countFrom = eventAt): PhaseResult {
+  const inPhase = records.filter((r) => r.start >= countFrom - 50 && r.start < end);
   const first = inPhase.filter((r) => r.ok && r.edge === ADDR[to] && r.end >= eventAt).sort((x, y) => x.end - y.end)[0];
   const failed = inPhase.filter((r) => !r.ok);
   return {
@@ -397,10 +399,10 @@ export async function runPhases(lab: Lab, which: readonly ('kill' | 'drain' | 'k
   const settleMs = opts.settleMs ?? 1500;
   const out: PhaseResult[] = [];
   const settle = (): Promise<void> => new Promise((r) => setTimeout(r, settleMs));
-  const measureAt = async (phase: string, to: Node, eventAt: number, vipAt: number | null): Promise<void> => {
+  const measureAt = async (phase: string, to: Node, eventAt: number, vipAt: number | null, countFrom = eventAt): Promise<void> => {
     await settle();
     const end = Date.now();
-    out.push(measurePhase(phase, to, eventAt, vipAt, await lab.records(eventAt - 1000), end));
+    out.push(measurePhase(phase, to, eventAt, vipAt, await lab.records(countFrom - 1000), end, countFrom));
   };
   let left = which.length;
   const aBack = async (phase: string, restart: () => Promise<void>): Promise<void> => {
@@ -423,8 +425,10 @@ export async function runPhases(lab: Lab, which: readonly ('kill' | 'drain' | 'k
       const draining = lab.drain('a');
       const vipAt = await lab.waitVip('b', 15_000);
       const d = await draining;
-      if (d.code !== 0) throw new Error(`portcullis drain exited ${d.code}: ${d.output}`);
-      await measureAt('A drained (portcullis drain)', 'b', t0, vipAt);
+      if (d.code !== 0 || d.acceptedAt === null) throw new Error(`portcullis drain exited ${d.code}: ${d.output}`);
+      // Timed from the moment A said "not ready" (the command's own start-up is not the pair's doing);
+      // requests are counted from the command's start.
+      await measureAt('A drained (portcullis drain)', 'b', d.acceptedAt, vipAt, t0);
       await aBack('A back after the drain (pre-emption)', () => lab.startPortcullis('a'));
     } else {
       const t0 = Date.now();
