@@ -140,7 +140,7 @@ export function bindMetricSources(metrics: Metrics, edge: RunningEdge): void {
 export type WorkerCommand =
   | { type: 'server-state'; backend: string; server: string; state: ServerState }
   | { type: 'server-weight'; backend: string; server: string; weight: number }
-  | { type: 'rule-mode'; id: string; mode: RuleMode }
+  | { type: 'rule-mode'; id: string; mode: RuleMode | null }
   | { type: 'rules-reload' }
   | { type: 'table-clear'; key: string };
 

@@ -264,8 +264,9 @@ export class AdminApi {
     const state = await this.d.store.load();
     if (state.modes[id] === undefined) throw new HttpError(404, `rule "${id}" has no runtime mode override`);
     await this.d.store.deleteMode(id);
+    this.d.targets.rules?.setMode(id, null);
     this.audit(c, 'rule.mode_reset', id, state.modes[id], null);
-    return { status: 200, body: { id, override: null, note: 'the mode from the rule file applies from the next reload' } };
+    return { status: 200, body: { id, override: null, mode: this.d.targets.rules?.list().find((r) => r.id === id)?.mode ?? null, note: 'the mode from the rule file applies again' } };
   }
 
   /** Planned hand-over: not ready now, the process stops after the grace (docs/ha.md). */

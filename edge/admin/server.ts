@@ -116,9 +116,7 @@ export async function startAdminServer(cfg: AdminServerConfig, targets: AdminTar
   store.watch?.((change) => {
     const rules = targets.rules;
     if (rules === null) return;
-    if (change.mode !== null) { rules.setMode(change.rule, change.mode); return; }
-    // The file's mode comes back with a reload (which re-applies the other overrides).
-    void rules.reload().catch(() => undefined);
+    rules.setMode(change.rule, change.mode);
   });
   sampler.start();
 

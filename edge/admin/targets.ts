@@ -54,8 +54,8 @@ export interface RuleControl {
   list(): RuleInfo[];
   /** Re-read and compile the rule files; on errors the running ruleset stays. */
   reload(): Promise<ReloadResult>;
-  /** False when no rule has this id. */
-  setMode(id: string, mode: RuleMode): boolean;
+  /** False when no rule has this id. `null` removes the runtime override: the rule file's mode applies. */
+  setMode(id: string, mode: RuleMode | null): boolean;
 }
 
 /** Extra numbers the edge reports in /api/stats. */

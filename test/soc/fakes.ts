@@ -89,9 +89,9 @@ export class FakeRules implements RuleControl {
     this.bus.emit(reloadEvent(res));
     return res;
   }
-  setMode(id: string, mode: RuleMode): boolean {
+  setMode(id: string, mode: RuleMode | null): boolean {
     if (this.modes[id] === undefined) return false;
-    this.modes[id] = mode;
+    this.modes[id] = mode ?? this.fileModes[id];
     return true;
   }
   mode(id: string): RuleMode | undefined { return this.modes[id]; }
