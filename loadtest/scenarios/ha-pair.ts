@@ -9,14 +9,16 @@ import type { RequestRecord } from '../ha/driver.js';
 import { round } from '../lib/util.js';
 import type { Chart, Scenario, ScenarioContext, ScenarioResult } from '../lib/scenario.js';
 
-const SETTINGS = { shoppers: 12, thinkMs: 150, advertInt: '1s', check: 'curl on /healthz every 1 s, timeout 1 s, fall 2, rise 2', drainGrace: '15s (ends when the address has left A)', settleMs: 3000 };
+const SETTINGS = { shoppers: 12, thinkMs: 150, advertInt: '1s', check: 'curl on /healthz every 1 s, timeout 1 s, fall 2, rise 2', drainGrace: '15s (ends when the address has left A)' };
 
 const secs = (ms: number | null): string => (ms === null ? 'never' : `${round(ms / 1000, 2)}`);
 
 export const haPair: Scenario = {
   name: 'ha-pair',
   description: 'two nodes + keepalived in network namespaces (root): kill, drain, keepalived stop, pre-emption — time to serve, failed requests, stickiness, ban propagation',
-  defaultDurationMs: 120_000,
+  // The run takes what its six phases need (≈ 2–3 min); --duration sets how long each phase is watched
+  // once the address has moved: duration / 20 (3 s by default).
+  defaultDurationMs: 60_000,
   supports: ['portcullis'],
   pin: false,
   // ip, keepalived, redis-server and root: checked by unavailable(), which says what is missing.
@@ -32,7 +34,8 @@ export const haPair: Scenario = {
       await lab.shoppersStart();
       let phase = 'warm-up';
       ctx.setStatus(() => `${phase}`);
-      const phases: PhaseResult[] = await runPhases(lab, ['kill', 'drain', 'keepalived'], { settleMs: SETTINGS.settleMs });
+      const settleMs = Math.min(10_000, Math.max(1000, Math.round(ctx.opts.durationMs / 20)));
+      const phases: PhaseResult[] = await runPhases(lab, ['kill', 'drain', 'keepalived'], { settleMs });
       phase = 'done';
       await lab.shoppersStop();
       const records = await lab.records();
@@ -53,7 +56,7 @@ export const haPair: Scenario = {
       return {
         headline, table,
         charts: [perSecondChart(records, t0)],
-        settings: { ...SETTINGS, addresses: ADDR, sites: 'edge-a site a (priority 150) + origin a1; edge-b site b (priority 100) + origin b1; Redis on the bridge' },
+        settings: { ...SETTINGS, settleMs, addresses: ADDR, sites: 'edge-a site a (priority 150) + origin a1; edge-b site b (priority 100) + origin b1; Redis on the bridge' },
         raw: { phases, stickiness: sticky, banPropagationMs: banMs, timeline: phases.map((p) => ({ phase: p.phase, atSec: round((p.eventAt - t0) / 1000, 1) })) },
         notes: [
           'Failed = a connection error or a 5xx seen by a shopper. "Resent" = a request a browser resends by itself (its reused keep-alive connection was reset before any response byte: the server never saw it); counted apart, not as failures.',
