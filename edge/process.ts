@@ -8,7 +8,7 @@ import { dirname, join } from 'node:path';
 import { startEdge, createSharedMemory, type RunningEdge } from './edge.js';
 import type { EdgeConfig } from './config/normalize.js';
 import type { EventsSection } from './config/sections.js';
-import type { SharedConfig } from './stick/config.js';
+import { redisConnectionOf, type SharedConfig } from './stick/config.js';
 import { EventBus } from './events.js';
 import { Metrics } from './metrics.js';
 import { startEventSinks } from './events/index.js';
@@ -42,8 +42,9 @@ export async function runEdgeProcess(cfg: EdgeConfig, opts: { handleSignals?: bo
   const eventsCfg = cfg.sections.events as EventsSection;
   const sharedCfg = (cfg.sections.shared as SharedConfig | null) ?? null;
   // shared.redis is normalised to a target ({kind: 'url', url} | sentinel | cluster). The event stream
-  // and the admin state store connect by URL; with sentinel/cluster they stay local (said at start).
-  const redisUrl = sharedCfg !== null && sharedCfg.redis.kind === 'url' ? sharedCfg.redis.url : undefined;
+  // and the admin state store follow a URL or the master behind Sentinel; with a Cluster they stay
+  // local (said at start).
+  const redisUrl = sharedCfg !== null ? redisConnectionOf(sharedCfg.redis) ?? undefined : undefined;
   if (sharedCfg !== null && redisUrl === undefined) {
     logLine(40, `shared.redis is a ${sharedCfg.redis.kind}: the event stream and admin state use the local node only (state file)`);
   }

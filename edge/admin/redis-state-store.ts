@@ -1,7 +1,8 @@
 // Admin state (runtime bans and rule modes) in Redis hashes, shared by every node (see state-store.ts).
 // A module of its own so that ioredis (~8 MB of RSS) is loaded only when the admin state lives in Redis.
 import { Redis } from 'ioredis';
-import { closeRedis } from '../events/redis-sink.js';
+import { closeRedis, connectRedis } from '../events/redis-sink.js';
+import type { RedisConnection } from '../stick/config.js';
 import { parseState, pruneExpired } from './state-store.js';
 import { randomUUID } from 'node:crypto';
 import type { AdminState, ModeChange, StateStore, StoredBan } from './state-store.js';
@@ -17,8 +18,8 @@ export class RedisStateStore implements StateStore {
   private readonly origin = randomUUID();
   private sub: Redis | null = null;
 
-  constructor(url: string, prefix = 'portcullis:admin:', private readonly now: () => number = Date.now) {
-    this.redis = new Redis(url, { maxRetriesPerRequest: 2 });
+  constructor(url: RedisConnection, prefix = 'portcullis:admin:', private readonly now: () => number = Date.now) {
+    this.redis = connectRedis(url, { maxRetriesPerRequest: 2 });
     this.redis.on('error', () => { /* surfaced as failed API calls */ });
     this.bansKey = `${prefix}bans`;
     this.modesKey = `${prefix}modes`;

@@ -19,6 +19,7 @@ import { FileStateStore, MemoryStateStore } from './state-store.js';
 import type { StateStore } from './state-store.js';
 import { loadDashboard } from './static.js';
 import type { AdminTargets } from './targets.js';
+import type { RedisConnection } from '../stick/config.js';
 
 export interface AdminServerConfig {
   /** host:port, e.g. "127.0.0.1:9090" or "[::1]:9090"; port 0 picks a free port. */
@@ -29,8 +30,8 @@ export interface AdminServerConfig {
   tokens?: Record<string, string>;
   /** JSON file for runtime bans / rule modes (used when redisUrl is absent). */
   stateFile?: string;
-  /** Persist runtime edits in Redis instead (shared by all nodes). */
-  redisUrl?: string;
+  /** Persist runtime edits in Redis instead (shared by all nodes): a URL or Sentinel options. */
+  redisUrl?: RedisConnection;
   /** Redis key prefix for the state hashes (default "portcullis:admin:"). */
   statePrefix?: string;
 }
