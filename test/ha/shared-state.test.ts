@@ -63,10 +63,10 @@ test('a pair sharing Redis: sticky server, ban, rule mode and summed counters ho
   const from = '127.0.6.5';
   let ok = 0;
   for (let i = 0; i < 5; i++) if ((await send(`${a.url}/`, { from })).status === 200) ok++;
-  await new Promise((r) => setTimeout(r, 400)); // two sync rounds
+  await new Promise((r) => setTimeout(r, 1000)); // sync rounds every 100 ms
   for (let i = 0; i < 5; i++) if ((await send(`${b.url}/`, { from })).status === 200) ok++;
   assert.equal(ok, 10);
-  await new Promise((r) => setTimeout(r, 400));
+  await new Promise((r) => setTimeout(r, 1000));
   assert.equal((await send(`${b.url}/`, { from })).status, 429, 'the 11th request is refused: B counted what A served');
   assert.equal((await send(`${a.url}/`, { from })).status, 429, '…and so does A');
 });
