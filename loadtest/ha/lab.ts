@@ -31,7 +31,8 @@ const STICKY_SECRET = 'ha-lab-sticky-secret-shared-by-both-nodes';
 /** Why the lab cannot run here, or null. */
 export function labSkipReason(): string | null {
   if (process.getuid?.() !== 0) return 'needs root (network namespaces, keepalived): run as root';
-  for (const tool of ['ip', 'keepalived', 'redis-server']) {
+  // curl: the lab's track script (LabOptions.check)
+  for (const tool of ['ip', 'keepalived', 'redis-server', 'curl']) {
     try { execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' }); } catch { return `${tool} is not installed (apt-get install -y ${tool === 'ip' ? 'iproute2' : tool})`; }
   }
   const probe = `pcha-probe-${randomBytes(3).toString('hex')}`;
