@@ -396,8 +396,9 @@ export function stickiness(records: RequestRecord[]): { shoppers: number; kept: 
  * The phases, in order, on a started lab with shoppers running. Each leaves node A holding the
  * address again (the following "A back" measures pre-emption). `which` picks the phases to run.
  */
-export async function runPhases(lab: Lab, which: readonly ('kill' | 'drain' | 'keepalived')[], opts: { settleMs?: number; restoreLast?: boolean } = {}): Promise<PhaseResult[]> {
+export async function runPhases(lab: Lab, which: readonly ('kill' | 'drain' | 'keepalived')[], opts: { settleMs?: number; restoreLast?: boolean; onPhase?: (name: string) => void } = {}): Promise<PhaseResult[]> {
   const settleMs = opts.settleMs ?? 1500;
+  const say = opts.onPhase ?? ((): void => undefined);
   const out: PhaseResult[] = [];
   const settle = (): Promise<void> => new Promise((r) => setTimeout(r, settleMs));
   const measureAt = async (phase: string, to: Node, eventAt: number, vipAt: number | null, countFrom = eventAt): Promise<void> => {
@@ -408,6 +409,7 @@ export async function runPhases(lab: Lab, which: readonly ('kill' | 'drain' | 'k
   let left = which.length;
   const aBack = async (phase: string, restart: () => Promise<void>): Promise<void> => {
     if (--left === 0 && opts.restoreLast === false) return;
+    say(phase);
     await restart();
     const readyAt = Date.now();
     const vipAt = await lab.waitVip('a', 15_000);
@@ -416,12 +418,14 @@ export async function runPhases(lab: Lab, which: readonly ('kill' | 'drain' | 'k
   for (const w of which) {
     await settle();
     if (w === 'kill') {
+      say('Portcullis on A killed');
       const t0 = Date.now();
       await lab.killPortcullis('a', 'SIGKILL');
       const vipAt = await lab.waitVip('b', 15_000);
       await measureAt('Portcullis on A killed (SIGKILL)', 'b', t0, vipAt);
       await aBack('A back after the kill (pre-emption)', () => lab.startPortcullis('a'));
     } else if (w === 'drain') {
+      say('A drained');
       const t0 = Date.now();
       const draining = lab.drain('a');
       const vipAt = await lab.waitVip('b', 15_000);
@@ -432,6 +436,7 @@ export async function runPhases(lab: Lab, which: readonly ('kill' | 'drain' | 'k
       await measureAt('A drained (portcullis drain)', 'b', d.acceptedAt, vipAt, t0);
       await aBack('A back after the drain (pre-emption)', () => lab.startPortcullis('a'));
     } else {
+      say('keepalived on A stopped');
       const t0 = Date.now();
       await lab.stopKeepalived('a');
       const vipAt = await lab.waitVip('b', 15_000);

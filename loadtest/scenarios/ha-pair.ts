@@ -35,7 +35,7 @@ export const haPair: Scenario = {
       let phase = 'warm-up';
       ctx.setStatus(() => `${phase}`);
       const settleMs = Math.min(10_000, Math.max(1000, Math.round(ctx.opts.durationMs / 20)));
-      const phases: PhaseResult[] = await runPhases(lab, ['kill', 'drain', 'keepalived'], { settleMs });
+      const phases: PhaseResult[] = await runPhases(lab, ['kill', 'drain', 'keepalived'], { settleMs, onPhase: (name) => { phase = name; } });
       phase = 'done';
       await lab.shoppersStop();
       const records = await lab.records();
