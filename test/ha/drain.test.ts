@@ -63,3 +63,24 @@ test('portcullis health and drain: 503 first, still serving through the grace, i
   assert.equal(await px.stop(), 0, 'the drained process exited on its own with 0');
   assert.match(px.output(), /draining \(by admin\)/);
 });
+
+test('drain with ha.keepalived.virtual_ip: the grace ends as soon as the address is not on this node', { timeout: 60_000 }, async (t) => {
+  const o = await startOrigin('s1');
+  t.after(() => o.close());
+  // 192.0.2.123 (TEST-NET-1) is on no interface here: keepalived has "moved" it already.
+  const px = await spawnEdge(socEdgeYaml({
+    origins: [o], node: 'edge-v', limits: 'client: { requests: { limit: 0 }, in_flight: 0 }',
+    more: 'ha: { drain_grace: 30s, keepalived: { interface: eth0, virtual_ip: 192.0.2.123/32, router_id: 9, priority: 100 } }',
+  }));
+  t.after(() => px.stop());
+  const t0 = Date.now();
+  const r = await admin(px.adminPort, 'POST', '/api/drain', {});
+  assert.equal(r.status, 202);
+  assert.equal(r.body.grace_ms, 30_000);
+  const code = await new Promise<number | null>((resolve) => {
+    if (px.child.exitCode !== null) resolve(px.child.exitCode);
+    else px.child.once('exit', (c) => resolve(c));
+  });
+  assert.equal(code, 0, 'exited on its own');
+  assert.ok(Date.now() - t0 < 10_000, `stopped long before the 30 s grace (${Date.now() - t0} ms)`);
+});
