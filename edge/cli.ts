@@ -9,7 +9,8 @@ const USAGE = `usage: portcullis <command> [options]
 
 commands:
   run --config FILE        start the edge proxy (--supervise: restart it if it dies)
-  check --config FILE      validate a config file without starting (exit 1 on errors)
+  check --config FILE      validate a config file without starting (exit 1 on errors; --peer FILE: the
+                           other node of an HA pair must agree on servers, sticky secret, VRRP id)
   schema                   print the config JSON Schema (for editors)
   rules lint|test|explain  rule-file tools (see docs/rules.md)
   firewall --config FILE   print the nftables ruleset derived from limits (--apply, --remove)
@@ -65,7 +66,17 @@ export async function main(argv: string[]): Promise<void> {
     }
     case 'check': {
       const cfg = loadOrReport(argValue(rest, '--config'));
-      if (!cfg) code = 1; else process.stdout.write(`${summary(cfg)}\n`);
+      if (!cfg) { code = 1; break; }
+      process.stdout.write(`${summary(cfg)}\n`);
+      const peerFile = argValue(rest, '--peer');
+      if (peerFile !== undefined) {
+        // The other node of an HA pair: what both must agree on (docs/ha.md).
+        const peer = loadOrReport(peerFile);
+        if (!peer) { code = 1; break; }
+        const issues = (await import('./ha.js')).pairMismatches(cfg, peer);
+        for (const i of issues) process.stderr.write(`pair: ${i}\n`);
+        if (issues.length > 0) code = 1; else process.stdout.write(`pair ${cfg.nodeId} + ${peer.nodeId}: consistent\n`);
+      }
       break;
     }
     case 'schema':

@@ -222,3 +222,37 @@ export async function runDrainCli(cfg: EdgeConfig, argv: string[], io: CliIo): P
   return 1;
 }
 
+
+// ---------------------------------------------------------------- pair consistency
+
+/**
+ * What two nodes of a pair must agree on for a shopper not to notice the move, and what must differ:
+ * the same backends, server names and sticky secrets (a cookie set by one node pins on the other),
+ * the same VRRP router id and virtual addresses, different node ids and priorities. Empty = consistent.
+ */
+export function pairMismatches(a: EdgeConfig, b: EdgeConfig): string[] {
+  const out: string[] = [];
+  if (a.nodeId === b.nodeId) out.push(`node_id: both nodes are "${a.nodeId}" (events and shared counters tell nodes apart by it)`);
+  for (const ba of a.backends) {
+    const bb = b.backends.find((x) => x.name === ba.name);
+    if (bb === undefined) { out.push(`backends.${ba.name}: missing on ${b.nodeId}`); continue; }
+    const names = (c: typeof ba): string => c.servers.map((s) => s.name).sort().join(', ');
+    if (names(ba) !== names(bb)) out.push(`backends.${ba.name}.servers: names differ (${a.nodeId}: ${names(ba)}; ${b.nodeId}: ${names(bb)}): sticky cookies name servers`);
+    if ((ba.sticky === null) !== (bb.sticky === null)) out.push(`backends.${ba.name}.sticky: set on one node only`);
+    else if (ba.sticky !== null && bb.sticky !== null && (ba.sticky.secret !== bb.sticky.secret || ba.sticky.cookie !== bb.sticky.cookie)) {
+      out.push(`backends.${ba.name}.sticky: cookie name or secret differ: a shopper would lose its server when the address moves`);
+    }
+  }
+  for (const bb of b.backends) if (!a.backends.some((x) => x.name === bb.name)) out.push(`backends.${bb.name}: missing on ${a.nodeId}`);
+  const ka = (a.sections.ha as HaSection | undefined)?.keepalived ?? null;
+  const kb = (b.sections.ha as HaSection | undefined)?.keepalived ?? null;
+  if (ka !== null && kb !== null) {
+    if (ka.routerId !== kb.routerId) out.push(`ha.keepalived.router_id: ${ka.routerId} vs ${kb.routerId} (one VRRP instance needs one id)`);
+    if ([...ka.virtualIps].sort().join() !== [...kb.virtualIps].sort().join()) out.push('ha.keepalived.virtual_ip: the nodes announce different addresses');
+    if (ka.priority === kb.priority) out.push(`ha.keepalived.priority: both ${ka.priority} (give the preferred node the higher one)`);
+  } else if ((ka === null) !== (kb === null)) out.push('ha.keepalived: set on one node only');
+  const sharedA = a.sections.shared !== null && a.sections.shared !== undefined;
+  const sharedB = b.sections.shared !== null && b.sections.shared !== undefined;
+  if (!sharedA || !sharedB) out.push('shared.redis: a pair shares bans, rule modes and counters through Redis (set on both nodes)');
+  return out;
+}

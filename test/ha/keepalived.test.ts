@@ -4,11 +4,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfigText, loadConfigFile, ConfigLoadError } from '../../edge/config/load.js';
-import { renderKeepalived } from '../../edge/ha.js';
+import { pairMismatches, renderKeepalived } from '../../edge/ha.js';
 
 const BASE = `listen: [{ address: "0.0.0.0:8080" }]
 admin: { address: "10.0.0.1:9090", token: "0123456789abcdef0123" }
@@ -71,4 +71,28 @@ test('keepalived -t accepts the generated configuration', (t) => {
   assert.equal(renderKeepalived(loadConfigFile(file)), execFileSync('cat', [conf], { encoding: 'utf8' }), 'the command prints what renderKeepalived returns');
   const r = spawnSync('keepalived', ['-t', '-f', conf], { encoding: 'utf8' });
   assert.equal(r.status, 0, `keepalived -t: ${r.stdout}${r.stderr}`);
+});
+
+test('portcullis check --peer: the example pair is consistent; a different secret, server name, router id or equal priority is reported', () => {
+  const env = { PORTCULLIS_ADMIN_TOKEN: 'admin-token-0123456789', PORTCULLIS_STICKY_SECRET: 'sticky-secret-0123456789' };
+  const ok = spawnSync(process.execPath, ['bin/portcullis', 'check', '--config', 'examples/ha/edge-a.yaml', '--peer', 'examples/ha/edge-b.yaml'], { encoding: 'utf8', env: { ...process.env, ...env } });
+  assert.equal(ok.status, 0, ok.stderr);
+  assert.match(ok.stdout, /pair edge-a \+ edge-b: consistent/);
+  const a = loadConfigFile('examples/ha/edge-a.yaml', env);
+  const b = loadConfigFile('examples/ha/edge-b.yaml', env);
+  assert.deepEqual(pairMismatches(a, b), []);
+  // Each node's keepalived.conf: same instance and address, its own priority and unicast addresses.
+  const [ka, kb] = [renderKeepalived(a), renderKeepalived(b)];
+  assert.match(ka, /priority 150/);
+  assert.match(kb, /priority 100/);
+  for (const k of [ka, kb]) assert.match(k, /virtual_router_id 51\n[\s\S]*192\.0\.2\.10\/24 dev eth0/);
+
+  const other = loadConfigText(readFileSync('examples/ha/edge-b.yaml', 'utf8')
+    .replace('name: b2,', 'name: b9,').replace('router_id: 51', 'router_id: 52').replace('priority: 100', 'priority: 150'),
+  'edge-b.yaml', { ...env, PORTCULLIS_STICKY_SECRET: 'another-secret-0123456789' });
+  const issues = pairMismatches(a, other).join('\n');
+  assert.match(issues, /servers: names differ/);
+  assert.match(issues, /sticky: cookie name or secret differ/);
+  assert.match(issues, /router_id: 51 vs 52/);
+  assert.match(issues, /priority: both 150/);
 });
