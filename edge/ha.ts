@@ -1,7 +1,7 @@
 // High availability of a pair of edge nodes (docs/ha.md): the `ha:` config section, the keepalived
-// configuration a node prints (`portcullis keepalived`), and the two commands keepalived and the
-// operator use: `portcullis health` (exit 0 = ready, for a track script) and `portcullis drain`
-// (planned hand-over). The readiness logic itself is edge/readiness.ts; the drain is process.ts.
+// configuration a node prints (`portcullis keepalived`), the operator's `portcullis drain` (planned
+// hand-over) and `portcullis check --peer` (the two nodes agree). Readiness itself is
+// edge/readiness.ts, keepalived's `portcullis health` is edge/health-cli.ts, the drain is process.ts.
 import { isAbsolute, resolve } from 'node:path';
 import { isIP } from 'node:net';
 import { fileURLToPath } from 'node:url';
@@ -9,7 +9,7 @@ import type { JsonSchema } from './config/schema.js';
 import { duration } from './config/schema.js';
 import type { EdgeConfig } from './config/normalize.js';
 import { formatDuration } from './config/units.js';
-import { adminCall, argOf, reachable, type AdminCall } from './health-cli.js';
+import { adminCall, argOf, reachable, type AdminCall, type CliIo } from './health-cli.js';
 
 export interface KeepalivedSection {
   /** Interface the virtual address lives on (and VRRP adverts go out of). */
@@ -190,10 +190,8 @@ function safeToken(s: string): string { return s.replace(/[^A-Za-z0-9_.-]/g, '_'
 
 // ---------------------------------------------------------------- drain command
 
-export interface CliIo { out: (text: string) => void; err: (text: string) => void }
-
 /**
- * `portcullis drain --config F [--grace 5s] [--no-wait]`: asks the node to hand over (POST /api/drain),
+ * `portcullis drain --config F [--grace 10s] [--no-wait]`: asks the node to hand over (POST /api/drain),
  * then follows it until the process has stopped (its admin listener no longer answers).
  */
 export async function runDrainCli(cfg: EdgeConfig, argv: string[], io: CliIo): Promise<number> {
