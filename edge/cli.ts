@@ -15,7 +15,7 @@ commands:
   rules lint|test|explain  rule-file tools (see docs/rules.md)
   firewall --config FILE   print the nftables ruleset derived from limits (--apply, --remove)
   health --config FILE     exit 0 when the node is ready (GET /healthz), 1 otherwise (keepalived track script)
-  drain --config FILE      planned hand-over: not ready now, stop after the grace (--grace 5s, --no-wait)
+  drain --config FILE      planned hand-over: not ready now, stop once the address moved (--grace 10s, --no-wait)
   keepalived --config FILE print a keepalived.conf for this node (ha.keepalived; docs/ha.md)
   top [--admin URL]        live terminal view of the admin stats
 `;
