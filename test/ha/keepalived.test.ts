@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfigText, loadConfigFile, ConfigLoadError } from '../../edge/config/load.js';
@@ -70,6 +70,7 @@ test('keepalived -t accepts the generated configuration', (t) => {
   writeFileSync(conf, execFileSync(process.execPath, ['bin/portcullis', 'keepalived', '--config', file], { encoding: 'utf8' }));
   assert.equal(renderKeepalived(loadConfigFile(file)), execFileSync('cat', [conf], { encoding: 'utf8' }), 'the command prints what renderKeepalived returns');
   const r = spawnSync('keepalived', ['-t', '-f', conf], { encoding: 'utf8' });
+  rmSync(dir, { recursive: true, force: true });
   assert.equal(r.status, 0, `keepalived -t: ${r.stdout}${r.stderr}`);
 });
 

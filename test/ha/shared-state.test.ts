@@ -4,6 +4,7 @@
 // Two real edge processes share a private Redis.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
 import { spawnEdge } from '../harness/process.js';
 import { startOrigin } from '../harness/origin.js';
 import { startPrivateRedis } from '../harness/redis.js';
@@ -19,7 +20,8 @@ test('a pair sharing Redis: sticky server, ban, rule mode and summed counters ho
   const o1 = await startOrigin('s1');
   const o2 = await startOrigin('s2');
   stops.push(() => o1.close(), () => o2.close());
-  const { rulesFile } = rulesDir('pc-ha-shared-', 'p.rules', RULES);
+  const { dir, rulesFile } = rulesDir('pc-ha-shared-', 'p.rules', RULES);
+  stops.unshift(async () => rmSync(dir, { recursive: true, force: true }));
   const yaml = (node: string): string => socEdgeYaml({
     node, origins: [o1, o2], rulesFile,
     backendMore: 'sticky: { cookie: PCSRV, secret: "pair-secret-0123456789abcdef" }',
