@@ -36,6 +36,10 @@ export interface AccessFields {
   term: string;
   rule: string | null;
   request_id: string;
+  /** HTTP/1.0 or HTTP/1.1 as the client spoke it. */
+  proto: string;
+  /** TLS server name (SNI) the client asked for, null on plain listeners or without SNI. */
+  sni: string | null;
 }
 
 /** Larger than the destination's flush size (256 KB), so that a slab is rarely left with bytes to carry over. */
@@ -73,6 +77,8 @@ const K_TERM = enc8(',"term":');
 const K_RULE = enc8(',"rule":');
 const K_NULL = enc8('null');
 const K_REQUEST_ID = enc8(',"request_id":');
+const K_PROTO = enc8(',"proto":');
+const K_SNI = enc8(',"sni":');
 const K_END = enc8('}\n');
 
 function putPiece(dv: DataView, b: Uint8Array, p: number, k: Piece): number {
@@ -174,7 +180,7 @@ export class AccessLineEncoder {
   encode(f: AccessFields, epochMs: number): void {
     // Worst case per string char: 6 bytes (\u00XX); strings are the only unbounded part.
     const need = 512 + 4 * this.bindings.words.length + this.bindings.tail.length + 6 * (f.client.length + f.method.length + f.host.length + f.path.length + f.backend.length +
-      f.server.length + f.term.length + f.request_id.length + (f.rule === null ? 0 : f.rule.length));
+      f.server.length + f.term.length + f.request_id.length + (f.rule === null ? 0 : f.rule.length) + (f.sni === null ? 0 : f.sni.length));
     if (this.slab.length - this.pos < need) this.newSlab(need);
     const b = this.slab;
     const dv = this.dv;
@@ -205,6 +211,9 @@ export class AccessLineEncoder {
     p = putPiece(dv, b, p, K_RULE);
     p = f.rule === null ? putPiece(dv, b, p, K_NULL) : putStr(b, p, f.rule);
     p = putStr(b, putPiece(dv, b, p, K_REQUEST_ID), f.request_id);
+    p = putStr(b, putPiece(dv, b, p, K_PROTO), f.proto);
+    p = putPiece(dv, b, p, K_SNI);
+    p = f.sni === null ? putPiece(dv, b, p, K_NULL) : putStr(b, p, f.sni);
     this.pos = putPiece(dv, b, p, K_END);
   }
 
@@ -274,6 +283,8 @@ function fieldsOf(tx: Transaction, now: number, f: AccessFields): AccessFields {
   f.term = tx.term;
   f.rule = tx.ruleId;
   f.request_id = tx.id;
+  f.proto = tx.httpVersion === 10 ? 'HTTP/1.0' : 'HTTP/1.1';
+  f.sni = tx.sni;
   return f;
 }
 
@@ -283,7 +294,7 @@ export function openAccessLog(path: string, nodeId: string): AccessLog {
   const dest = new BatchedDestination(path, enc);
   const fields: AccessFields = {
     client: '', method: '', host: '', path: '', status: 0, bytes_in: 0, bytes_out: 0, Ta: 0, Tw: 0, Tr: 0,
-    backend: '', server: '', retries: 0, term: '', rule: null, request_id: '',
+    backend: '', server: '', retries: 0, term: '', rule: null, request_id: '', proto: '', sni: null,
   };
   return {
     write(tx: Transaction, now: number): void {

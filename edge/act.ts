@@ -1,6 +1,8 @@
 // Action stage: carries out what the connection guard or a rule decided — deny, tarpit, drop,
 // rate-limit (429 + Retry-After) and ban. All local replies of the pipeline go through here.
 
+import { STATUS_CODES } from 'node:http';
+
 export type ActionKind = 'deny' | 'tarpit' | 'drop' | 'ban' | 'rate_limit';
 
 /** A terminating decision, from the guard or from a rule. */
@@ -26,6 +28,8 @@ export interface ActionSpec {
 
 export const DEFAULT_BODIES: Record<number, string> = {
   400: 'Bad Request\n',
+  401: 'Unauthorized: this request needs credentials the edge did not get or accept\n',
+  404: 'Not Found\n',
   403: 'Forbidden\n',
   408: 'Request Timeout\n',
   429: 'Too Many Requests\n',
@@ -34,8 +38,13 @@ export const DEFAULT_BODIES: Record<number, string> = {
   504: 'Gateway Timeout: the server did not answer in time\n',
 };
 
+// Every other status gets its reason phrase ("Payment Required\n"), never a bare number: built once
+// here, so the reply path only looks it up.
+for (let s = 400; s < 600; s++) DEFAULT_BODIES[s] ??= `${STATUS_CODES[s] ?? `Error ${s}`}\n`;
+
+/** `body`: the rule's own text (ends with a newline, see rules/compile.ts), '' for the default. */
 export function bodyFor(status: number, body: string): string {
-  return body !== '' ? body : DEFAULT_BODIES[status] ?? `${status}\n`;
+  return body !== '' ? body : DEFAULT_BODIES[status] ?? `Status ${status}\n`;
 }
 
 export function replyHeaders(spec: ActionSpec): string[] | null {

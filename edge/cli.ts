@@ -4,6 +4,7 @@ import { formatDuration } from './config/units.js';
 import type { EdgeConfig } from './config/normalize.js';
 import { fileURLToPath } from 'node:url';
 import { runEdgeProcess } from './process.js';
+import type { RulesSection } from './config/sections.js';
 
 const USAGE = `usage: portcullis <command> [options]
 
@@ -17,7 +18,8 @@ commands:
   health --config FILE     exit 0 when the node is ready (GET /healthz), 1 otherwise (keepalived track script)
   drain --config FILE      planned hand-over: not ready now, stop once the address moved (--grace 10s, --no-wait)
   keepalived --config FILE print a keepalived.conf for this node (ha.keepalived; docs/ha.md)
-  top [--admin URL]        live terminal view of the admin stats
+  top [--config FILE | --url URL]  live terminal view of the admin stats (token: from --config,
+                           PORTCULLIS_ADMIN_TOKEN, --token or --token-file; q quits)
 `;
 
 export function argValue(argv: string[], name: string): string | undefined {
@@ -32,6 +34,37 @@ export function summary(cfg: EdgeConfig): string {
   return `${cfg.file}: OK — ${cfg.listen.length} listener(s) ${cfg.listen.map((l) => `${l.host}:${l.port}`).join(', ')}, ` +
     `${cfg.backends.length} backend(s), ${servers} server(s), default ${cfg.defaultBackend}, workers ${cfg.workers}, ` +
     `admin ${cfg.admin ? `${cfg.admin.host}:${cfg.admin.port}` : 'off'}, server timeout ${formatDuration(cfg.timeouts.serverMs)}`;
+}
+
+/**
+ * The rule files as `run` would load them: checked against this config (a route to a backend it
+ * lacks is an error) and, unless `rules.run_tests: false`, with their inline tests run. Diagnostics
+ * go to stderr; the summary's tail (", rules: …") is returned for the OK line.
+ */
+export async function checkRules(cfg: EdgeConfig, err: (line: string) => void = (l) => process.stderr.write(`${l}\n`)): Promise<{ ok: boolean; summary: string }> {
+  const rulesCfg = (cfg.sections.rules as RulesSection | null | undefined) ?? null;
+  if (rulesCfg === null) return { ok: true, summary: '' };
+  const { loadRulesetFromFiles } = await import('../rules/load.js');
+  const { formatDiagnostic, countBySeverity } = await import('../rules/diagnostics.js');
+  const loaded = loadRulesetFromFiles(rulesCfg.files, { backends: cfg.backends.map((b) => b.name) });
+  for (const d of loaded.diagnostics) err(formatDiagnostic(d));
+  const { errors, warnings } = countBySeverity(loaded.diagnostics);
+  if (loaded.ruleset === null || errors > 0) {
+    err(`${errors} error(s) in the rule files of ${cfg.file}: the edge would not start with them (nor reload to them)`);
+    return { ok: false, summary: '' };
+  }
+  let tests = '';
+  if (rulesCfg.runTests) {
+    const { runRuleTests } = await import('../rules/test-runner.js');
+    const report = runRuleTests(loaded.ruleset);
+    for (const r of report.results) if (!r.passed) err(`test "${r.name}" failed: ${r.failures.join('; ')}`);
+    if (report.failed > 0) {
+      err(`${report.failed} rule test(s) failed in ${cfg.file}'s rule files: the edge would not start with them (nor reload to them)`);
+      return { ok: false, summary: '' };
+    }
+    tests = `, ${report.passed} test(s) passed`;
+  }
+  return { ok: true, summary: `, rules: ${loaded.ruleset.ruleCount} in ${rulesCfg.files.length} file(s)${tests}${warnings > 0 ? `, ${warnings} warning(s)` : ''}` };
 }
 
 function loadOrReport(file: string | undefined): EdgeConfig | null {
@@ -67,7 +100,9 @@ export async function main(argv: string[]): Promise<void> {
     case 'check': {
       const cfg = loadOrReport(argValue(rest, '--config'));
       if (!cfg) { code = 1; break; }
-      process.stdout.write(`${summary(cfg)}\n`);
+      const rules = await checkRules(cfg);
+      if (!rules.ok) { code = 1; break; }
+      process.stdout.write(`${summary(cfg)}${rules.summary}\n`);
       const peerFile = argValue(rest, '--peer');
       if (peerFile !== undefined) {
         // The other node of an HA pair: what both must agree on (docs/ha.md).

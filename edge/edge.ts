@@ -6,23 +6,27 @@ import { EventBus } from './events.js';
 import type { EdgeConfig } from './config/normalize.js';
 import type { RulesSection } from './config/sections.js';
 import { openListener, setAbortHook, type RunningListener } from './listener.js';
+import { openHttp1Listener } from './http1/server.js';
+import type { TlsReloadResult } from './tls.js';
 import { Pipeline, type GuardStage, type IdentityStage, type RulesStage, type RequestObserver } from './pipeline.js';
 import { openAccessLog, type AccessLog } from './accesslog.js';
 import { createBackendPool, createSharedActiveCounts, type SharedActiveCounts } from './backend/index.js';
 import type { BackendPool } from './backend/types.js';
 import type { UpstreamClient } from './upstream/types.js';
 import { H1Pool } from './upstream/h1pool.js';
-import { compileIdentity, resolveClient, type IdentityConfig } from './identity.js';
-import { ClientGuard, type GuardConfig } from './guard.js';
+import { addressText, compileIdentity, resolveClient, type IdentityConfig } from './identity.js';
+import { ClientGuard, connTableWindow, type GuardConfig } from './guard.js';
+import type { ConnectionLimits } from './firewall-config.js';
 import { BanList } from './stick/bans.js';
 import { StickCounterStore } from './stick/counter-store.js';
 import type { RedisShare } from './stick/redis.js';
 import type { SharedConfig, TableConfig, ClientLimits, GlobalLimits } from './stick/config.js';
 import type { GuardMemory } from './stick/shared-memory.js';
 import { GuardAdapter, RulesAdapter } from './stages.js';
+import { ConnectionGuard, connectionGuardConfigOf } from './connection-guard.js';
 import type { RuleManager } from '../rules/manager.js';
 import type { GeoLookup, GeoOptions } from '../geo/index.js';
-import { reloadEvent, lifecycleEvent, errorEvent } from './events/build.js';
+import { reloadEvent, lifecycleEvent, errorEvent, guardEvent, eventClient } from './events/build.js';
 import type { Transaction } from './transaction.js';
 import { registerListenerAddress } from './forward.js';
 import { WebSocketRuntime } from './websocket.js';
@@ -38,6 +42,8 @@ export interface EdgeOptions {
   shared?: Record<string, unknown>;
   /** 0 for the main thread. */
   workerIndex?: number;
+  /** Counts connection-guard refusals by reason (edge/metrics.ts Metrics; per-request counts go through `observer`). */
+  metrics?: { guardReject(reason: string): void } | null;
 }
 
 export interface RunningEdge {
@@ -47,6 +53,11 @@ export interface RunningEdge {
   readonly listeners: RunningListener[];
   readonly pipeline: Pipeline;
   readonly guard: ClientGuard;
+  /**
+   * The in-process connection guard (limits.connection): the connection layer calls open() per
+   * accepted connection (after a PROXY header), refuse() on a verdict, close() when an admitted one ends.
+   */
+  readonly connGuard: ConnectionGuard;
   readonly bans: BanList;
   readonly share: RedisShare | null;
   readonly counters: StickCounterStore;
@@ -91,12 +102,16 @@ export function guardConfigOf(cfg: EdgeConfig): GuardConfig {
     global: cfg.sections.global as GlobalLimits,
     shared: (cfg.sections.shared as SharedConfig | null) ?? null,
     workers: cfg.workers,
+    connRateMs: connTableWindow(cfg.sections.connection as ConnectionLimits | undefined),
   };
 }
 
 /** Shared memory the main thread creates once and hands to every worker (guard counters, maxconn). */
 export function createSharedMemory(cfg: EdgeConfig): Record<string, unknown> {
-  const shared: Record<string, unknown> = { guard: ClientGuard.createShared(guardConfigOf(cfg)) };
+  const shared: Record<string, unknown> = {
+    guard: ClientGuard.createShared(guardConfigOf(cfg)),
+    conn: ConnectionGuard.createShared(connectionGuardConfigOf(cfg)),
+  };
   for (const b of cfg.backends) shared[`backend:${b.name}`] = createSharedActiveCounts(b);
   return shared;
 }
@@ -118,6 +133,10 @@ export async function startEdge(cfg: EdgeConfig, opts: EdgeOptions = {}): Promis
     cleanups.push(() => bans.close());
     const guard = new ClientGuard(guardConfigOf(cfg), { memory: shared.guard as GuardMemory | undefined, bans, share: share ?? undefined, bus });
     const counters = new StickCounterStore({ tables: (cfg.sections.tables as TableConfig[] | undefined) ?? [], share });
+    const connGuard = new ConnectionGuard(connectionGuardConfigOf(cfg), {
+      guard, share, bus, metrics: opts.metrics ?? null, memory: shared.conn as GuardMemory | undefined,
+    });
+    cleanups.push(() => connGuard.stop());
 
     // --- rules and geo ---
     const rulesCfg = (cfg.sections.rules as RulesSection | null | undefined) ?? null;
@@ -128,6 +147,8 @@ export async function startEdge(cfg: EdgeConfig, opts: EdgeOptions = {}): Promis
       rules = new RuleManager({
         // Lists resolve (and are confined) relative to each rule file's own directory.
         files: rulesCfg.files, runTests: rulesCfg.runTests,
+        // A route to a backend this config lacks is an error of the load (and of every reload).
+        backends: cfg.backends.map((b) => b.name),
         onEvent: (ev) => bus.emit(reloadEvent({ ok: ev.ok, errors: ev.errors, hash: ev.hash, what: ev.reason })),
       });
       const first = await rules.reload('initial');
@@ -153,9 +174,11 @@ export async function startEdge(cfg: EdgeConfig, opts: EdgeOptions = {}): Promis
     cleanups.push(() => client.close());
     const log: AccessLog = openAccessLog(cfg.accessLog.path, cfg.nodeId);
     const trusted = (cfg.sections.trusted_proxies as string[] | undefined) ?? [];
-    const identity = new IdentityAdapter(compileIdentity({ trustedProxies: trusted, ipv6Prefix: cfg.sections.ipv6_prefix as number }));
+    const identityCfg = compileIdentity({ trustedProxies: trusted, ipv6Prefix: cfg.sections.ipv6_prefix as number });
+    const identity = new IdentityAdapter(identityCfg);
     const guardStage: GuardStage = new GuardAdapter(guard, bans);
-    const rulesStage: RulesStage | null = rules !== null ? new RulesAdapter(rules, counters, geo, bus) : null;
+    // client.conn_cur / client.conn_rate: the connection guard's node-wide counts.
+    const rulesStage: RulesStage | null = rules !== null ? new RulesAdapter(rules, counters, geo, bus, connGuard) : null;
     const pipeline = new Pipeline({ cfg, clock, bus, log, pools, client, identity, guard: guardStage, rules: rulesStage, observer: opts.observer ?? null });
     cleanups.push(() => pipeline.close());
     setAbortHook((tx) => pipeline.clientAborted(tx));
@@ -165,11 +188,21 @@ export async function startEdge(cfg: EdgeConfig, opts: EdgeOptions = {}): Promis
     const websocket = new WebSocketRuntime(cfg.websocket);
     cleanups.push(() => websocket.closeAll());
     for (const l of cfg.listen) {
-      const running = await openListener({
-        host: l.host, port: l.port, name: l.name, limits: cfg.requestLimits, clock, exclusive: opts.exclusivePort ?? true,
-        tls: l.tls, redirectHttps: l.redirectHttps, websocket,
-        onTlsReload: (r) => bus.emit(reloadEvent({ ok: r.ok, errors: r.errors, hash: null, what: `tls certificates of listener ${l.name}${r.changed.length > 0 ? `: ${r.changed.join(', ')}` : ''}` })),
-      }, pipeline);
+      const onTlsReload = (r: TlsReloadResult): void => bus.emit(reloadEvent({ ok: r.ok, errors: r.errors, hash: null, what: `tls certificates of listener ${l.name}${r.changed.length > 0 ? `: ${r.changed.join(', ')}` : ''}` }));
+      const running = l.engine === 'uws'
+        ? await openListener({
+          host: l.host, port: l.port, name: l.name, limits: cfg.requestLimits, clock, exclusive: opts.exclusivePort ?? true,
+          tls: l.tls, redirectHttps: l.redirectHttps, websocket, onTlsReload,
+        }, pipeline)
+        : await openHttp1Listener({
+          host: l.host, port: l.port, name: l.name, limits: cfg.requestLimits, clock,
+          headTimeoutMs: cfg.timeouts.clientHeadMs, idleTimeoutMs: cfg.timeouts.clientIdleMs,
+          tls: l.tls, redirectHttps: l.redirectHttps, websocket, onTlsReload,
+          connGuard, identity: identityCfg, acceptProxy: l.acceptProxy,
+          onRefused: (remote, reason) => {
+            if (bus.hasListeners) bus.emit(guardEvent({ client: eventClient(addressText(remote)), reason, status: null, term: 'PR', listener: l.name }));
+          },
+        }, pipeline);
       listeners.push(running);
       registerListenerAddress(l.name, l.host, running.port);
       cleanups.push(() => running.stopAccepting());
@@ -177,7 +210,7 @@ export async function startEdge(cfg: EdgeConfig, opts: EdgeOptions = {}): Promis
 
     let stopping: Promise<void> | null = null;
     const edge: RunningEdge = {
-      cfg, bus, pools, listeners, pipeline, guard, bans, share, counters, rules, geo, websocket, ready: true, draining: null,
+      cfg, bus, pools, listeners, pipeline, guard, connGuard, bans, share, counters, rules, geo, websocket, ready: true, draining: null,
       get stopping(): boolean { return stopping !== null; },
       stop(): Promise<void> {
         if (stopping) return stopping;

@@ -1,11 +1,16 @@
-// `limits.connection`: the kernel half of the connection guard. uWS (20.30) gives JavaScript no
-// hook before a complete request head, so per-source connection rate and concurrent connections
-// (including half-open slowloris sockets and idle keep-alives JS never sees) are enforced by
-// nftables. This file owns the config section: its JSON Schema fragment, defaults, and the
-// normaliser that turns user input into `ConnectionLimits` with clear, key-named errors.
+// `limits.connection`: one section, two layers of the connection guard.
+// - The kernel (nftables, `portcullis firewall`): per-source new-connection rate and concurrent
+//   connections, plus a global cap — the outer wall, which also sees half-open sockets.
+// - The process (edge/connection-guard.ts, key `in_process`): the same numbers, counted per
+//   client at accept in the `client` stick table (conn_rate summed across nodes through Redis),
+//   enforced before a byte of the connection is read, with `close` or `tarpit`.
+// This file owns the section: its JSON Schema fragment, defaults, and the normaliser that turns user
+// input into `ConnectionLimits` with clear, key-named errors.
 import { formatCidr, parseCidr } from './firewall-cidr.js';
 
 export type FirewallAction = 'drop' | 'reject';
+/** What the process does with a connection over a limit: close it at once, hold it unread then close, or only count. */
+export type InProcessAction = 'close' | 'tarpit' | 'off';
 
 export interface ConnectionRate {
   /** New connections allowed per `window` from one source (IPv4 address or IPv6 prefix). */
@@ -31,6 +36,8 @@ export interface ConnectionLimits {
   action: FirewallAction;
   /** Sources tracked per kernel set (HAProxy's stick-table `size`). */
   size: number;
+  /** The in-process layer's answer to an over-limit connection (`off`: count only, never refuse). */
+  in_process: InProcessAction;
 }
 
 /** Defaults that protect out of the box (see docs/firewall.md for the reasoning). */
@@ -42,6 +49,7 @@ export const CONNECTION_LIMIT_DEFAULTS: Readonly<ConnectionLimits> = Object.free
   exempt: [],
   action: 'drop',
   size: 65536,
+  in_process: 'close',
 });
 
 const DURATION_PATTERN = '^[0-9]+(\\.[0-9]+)?(ms|s|m|h)$';
@@ -60,7 +68,7 @@ const durationSchema = {
 export const connectionLimitsSchema = {
   type: 'object',
   additionalProperties: false,
-  description: 'Kernel (nftables) connection guard, installed by `portcullis firewall --apply`.',
+  description: 'Connection guard: the kernel layer (nftables, `portcullis firewall --apply`) and the same limits in the process (`in_process`).',
   properties: {
     rate: {
       anyOf: [
@@ -83,6 +91,7 @@ export const connectionLimitsSchema = {
     exempt: { type: 'array', items: { type: 'string', minLength: 1 } },
     action: { enum: ['drop', 'reject'] },
     size: { type: 'integer', minimum: 1, maximum: 16777216 },
+    in_process: { enum: ['close', 'tarpit', 'off'], description: 'In-process enforcement at accept: close (default), tarpit (hold unread for timeouts.tarpit, then close), off (count only)' },
   },
 } as const;
 
@@ -156,7 +165,7 @@ export function normalizeConnectionLimits(raw: unknown, key = 'limits.connection
   const d = CONNECTION_LIMIT_DEFAULTS;
   if (raw === undefined || raw === null) return { ...d, rate: d.rate === false ? false : { ...d.rate }, exempt: [] };
   if (!isPlainObject(raw)) throw new FirewallConfigError(key, 'expected a mapping');
-  rejectUnknownKeys(raw, ['rate', 'concurrent', 'global', 'ipv6_prefix', 'exempt', 'action', 'size'], key);
+  rejectUnknownKeys(raw, ['rate', 'concurrent', 'global', 'ipv6_prefix', 'exempt', 'action', 'size', 'in_process'], key);
 
   let rate: ConnectionRate | false;
   if (raw.rate === undefined) rate = d.rate === false ? false : { ...d.rate };
@@ -176,6 +185,10 @@ export function normalizeConnectionLimits(raw: unknown, key = 'limits.connection
   if (action !== 'drop' && action !== 'reject') {
     throw new FirewallConfigError(`${key}.action`, `expected "drop" or "reject", got ${JSON.stringify(action)}`);
   }
+  const inProcess = raw.in_process === undefined ? d.in_process : raw.in_process;
+  if (inProcess !== 'close' && inProcess !== 'tarpit' && inProcess !== 'off') {
+    throw new FirewallConfigError(`${key}.in_process`, `expected "close", "tarpit" or "off", got ${JSON.stringify(inProcess)}`);
+  }
   return {
     rate,
     concurrent: limitOrOff(raw.concurrent, d.concurrent, `${key}.concurrent`),
@@ -184,6 +197,7 @@ export function normalizeConnectionLimits(raw: unknown, key = 'limits.connection
     exempt: normalizeCidrList(raw.exempt, `${key}.exempt`),
     action,
     size: raw.size === undefined ? d.size : positiveInt(raw.size, `${key}.size`, 16777216),
+    in_process: inProcess,
   };
 }
 

@@ -67,6 +67,7 @@ export class ForwardAttempt implements AcquireRequest, AcquireWaiter, UpstreamRe
   headers: string[] = NO_HEADERS;
   bodyLength = -1;
   proxyHeader: Buffer | undefined = undefined;
+  latin1 = false;
 
   /** Set by the pipeline when the backend grants a server, before start(). */
   server!: LeasedServer;
@@ -133,6 +134,7 @@ export class ForwardAttempt implements AcquireRequest, AcquireWaiter, UpstreamRe
       this.path = tx.query === '' ? tx.path : `${tx.path}?${tx.query}`;
       this.bodyLength = tx.bodyLength;
       this.proxyHeader = proxyHeader;
+      this.latin1 = tx.latin1Head;
       this.stream = this.host.client.request(this.server.url, this, this.timeouts, this);
     } catch (err) {
       // The upstream client refused to serialise this request (or has a bug). It fails this request

@@ -20,7 +20,9 @@
 //   While Redis is degraded, the node-wide shared-memory rate is held to limit / node_count.
 // - In flight is per node (not summed): 200 ms-old remote in-flight counts would be noise.
 // The `client` table also collects HAProxy-style http_err_rate, bytes_in_rate and bytes_out_rate
-// per client for rules and the admin API (`guard.table`).
+// per client for rules and the admin API (`guard.table`), and — when GuardConfig.connRateMs is set —
+// the connection guard's conn_cur (per node) and conn_rate (summed across nodes like http_req_rate;
+// edge/connection-guard.ts counts them at accept).
 // Cost (loadtest/guard-admit.ts): the key is hashed once per call (FNV-1a) for both count-min rows
 // and the table's own hash index; admit + finish ≈ 0.7–1 µs, shared or not.
 import type { EventBus } from './events.js';
@@ -33,6 +35,7 @@ import type { RedisShare } from './stick/redis.js';
 import { GuardCounters, createGuardMemory } from './stick/shared-memory.js';
 import { fnv1a } from './stick/keys.js';
 import type { GuardMemory } from './stick/shared-memory.js';
+import { normalizeConnectionLimits, type ConnectionLimits } from './firewall-config.js';
 
 export {
   clientLimitsSchema, globalLimitsSchema, tablesSchema, sharedSchema,
@@ -72,6 +75,11 @@ export interface GuardConfig {
   workers?: number;
   /** `shared:` section; needed for node_count when a RedisShare is given. */
   shared?: SharedConfig | null;
+  /**
+   * Window of the `client` table's conn_rate column (limits.connection.rate.window); with it the
+   * table also stores conn_cur. 0 or absent: no connection columns (no connection guard).
+   */
+  connRateMs?: number;
 }
 
 export interface GuardOptions {
@@ -85,8 +93,20 @@ export interface GuardOptions {
 }
 
 /** Builds a GuardConfig from raw (already unit-converted or not) `limits` and `shared` sections. */
-export function guardConfigFrom(limits: { client?: unknown; global?: unknown } | undefined, shared: SharedConfig | null, workers = 1): GuardConfig {
-  return { client: normalizeClientLimits(limits?.client), global: normalizeGlobalLimits(limits?.global), shared, workers };
+export function guardConfigFrom(limits: { client?: unknown; global?: unknown; connection?: unknown } | undefined, shared: SharedConfig | null, workers = 1): GuardConfig {
+  return {
+    client: normalizeClientLimits(limits?.client), global: normalizeGlobalLimits(limits?.global), shared, workers,
+    connRateMs: connTableWindow(normalizeConnectionLimits(limits?.connection)),
+  };
+}
+
+/**
+ * conn_rate window of the `client` table for a `limits.connection` section: its rate window (1 s
+ * when the rate is off). `in_process: off` still counts (rules, admin view), it only never refuses.
+ */
+export function connTableWindow(c: ConnectionLimits | undefined): number {
+  if (c === undefined || c.rate === false) return 1000; // no section (a hand-built config): the default window
+  return c.rate.window;
 }
 
 export class ClientGuard {
@@ -127,10 +147,11 @@ export class ClientGuard {
     this.bans = opts.bans ?? null;
     this.share = opts.share ?? null;
     const w = cfg.client.requests.windowMs;
+    const cw = cfg.connRateMs ?? 0;
     this.table = new StickTable({
-      name: 'client', size: cfg.client.tableSize, expireMs: Math.max(60_000, 2 * w), keyLength: 64,
-      store: { connCur: false, connRateMs: 0, httpReqRateMs: w, httpErrRateMs: w, bytesInRateMs: w, bytesOutRateMs: w, gpc: 0, gpt: 0 },
-    }, { shared: this.share !== null, sharedRates: ['http_req_rate'], syncKeys: this.share?.cfg.syncKeys, now });
+      name: 'client', size: cfg.client.tableSize, expireMs: Math.max(60_000, 2 * w, 2 * cw), keyLength: 64,
+      store: { connCur: cw > 0, connRateMs: cw, httpReqRateMs: w, httpErrRateMs: w, bytesInRateMs: w, bytesOutRateMs: w, gpc: 0, gpt: 0 },
+    }, { shared: this.share !== null, sharedRates: cw > 0 ? ['http_req_rate', 'conn_rate'] : ['http_req_rate'], syncKeys: this.share?.cfg.syncKeys, now });
     this.reqRate = this.table.httpReqRate as RateColumn;
     this.errRate = this.table.httpErrRate as RateColumn;
     this.bytesInRate = this.table.bytesInRate as RateColumn;
@@ -218,6 +239,14 @@ export class ClientGuard {
     if (status >= 400 || status === 0) this.errRate.add(s, 1, now);
     if (bytesIn > 0) this.bytesInRate.add(s, bytesIn, now);
     if (bytesOut > 0) this.bytesOutRate.add(s, bytesOut, now);
+  }
+
+  /**
+   * A request the guard never admitted ended in an error the client caused (a malformed head, a head
+   * deadline): it counts in the client's http_err_rate like a denied one, so rules can act on it.
+   */
+  countError(clientKey: string, now: number): void {
+    this.errRate.add(this.table.slotHashed(clientKey, fnv1a(clientKey), now), 1, now);
   }
 
   private reject(v: GuardVerdict, key: string, h: number, now: number, leaveGlobal: boolean, leaveClient: boolean): GuardVerdict {

@@ -122,6 +122,19 @@ export function resolveClient(remote: ArrayBuffer | Uint8Array, xff: string | un
   return identityOf(best, bestV4, via, cfg);
 }
 
+/** Is this socket peer (4 or 16 address bytes) one of trusted_proxies? (PROXY protocol is accepted only from them.) */
+export function isTrustedPeer(remote: Uint8Array, cfg: IdentityConfig): boolean {
+  if (!cfg.hasTrusted) return false;
+  const w = new Uint32Array(4);
+  let v4: boolean;
+  if (remote.length === 4) { w[2] = 0xffff; w[3] = ((remote[0] << 24) | (remote[1] << 16) | (remote[2] << 8) | remote[3]) >>> 0; v4 = true; }
+  else if (remote.length === 16) {
+    for (let i = 0; i < 4; i++) w[i] = ((remote[4 * i] << 24) | (remote[4 * i + 1] << 16) | (remote[4 * i + 2] << 8) | remote[4 * i + 3]) >>> 0;
+    v4 = w[0] === 0 && w[1] === 0 && w[2] === 0xffff;
+  } else return false;
+  return isTrusted(w, v4, cfg);
+}
+
 function isTrusted(w: Uint32Array, v4: boolean, cfg: IdentityConfig): boolean {
   if (v4) {
     const a = cfg.v4;

@@ -27,13 +27,16 @@ export function loadUws(): UwsModule {
   if (/^(1|true)$/i.test(process.env.UWS_USE_FALLBACK ?? '')) {
     throw new Error('UWS_USE_FALLBACK is set: Portcullis refuses the slow JS fallback of uWebSockets.js. Unset it.');
   }
+  // uWS's own head limit (4 KB by default in core 20.51, read once when the module loads) would answer
+  // 431 before our checks could give 414 or apply limits.request.max_header_bytes: lift it above them.
+  process.env.UWS_HTTP_MAX_HEADERS_SIZE ??= String(UWS_HEAD_LIMIT);
   const mod = require('uWebSockets.js') as UwsModule;
   const native = typeof (mod as unknown as { getParts?: unknown }).getParts === 'function' &&
     Object.keys(require.cache).some((k) => /uws_[a-z0-9_]+\.node$/.test(k));
   if (!native) {
     throw new Error(
       `uWebSockets.js native binary not loaded (JS fallback active) for ${process.platform}-${process.arch} ABI ${process.versions.modules}. ` +
-      'Portcullis needs Node 20 (ABI 115) on linux-x64/arm64 with @trufflesuite/uws-js-unofficial@20.30.0-unofficial.0.');
+      'Portcullis needs Node 20 (ABI 115) on linux-x64/arm64 with @based/uws@6.0.1.');
   }
   (mod as unknown as { _cfg(k: string): void })._cfg('silent'); // no "uWebSockets: 20" header
   uws = mod;
@@ -58,6 +61,11 @@ const PIECE = 16 * 1024 - 64;
 /** Body bytes held while no upstream is attached yet (queue wait, pending stage); beyond it we pause the client. */
 const EARLY_BODY_LIMIT = 64 * 1024;
 const BAD_HEADER_VALUE = /[\r\n\0]/;
+/** uWS's own limit on a request head (UWS_HTTP_MAX_HEADERS_SIZE): above the largest max_header_bytes we accept by default. */
+const UWS_HEAD_LIMIT = 64 * 1024;
+// A method is a token (RFC 9110 §9.1). uWS 20.51 routes any word to `any`; our upstream client would
+// refuse a non-token method with a 502, so it is a 400 here.
+const METHOD_TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 // uWS hands us header values and the URL decoded from UTF-8, and our upstream client writes the head
 // as latin1: U+010A would leave as a bare LF (header injection towards the origin, measured). So a
 // request value may hold HTAB, SP..~ and U+0080..U+00FF only; controls, DEL and wider chars are 400.
@@ -372,18 +380,6 @@ class UwsClientSocket implements ClientSocket {
   bufferedAmount(): number { return this.closed ? 0 : this.ws.getBufferedAmount(); }
 }
 
-/** ACME HTTP-01 challenges must reach the backend over plain HTTP even with redirect_https. */
-const ACME_PREFIX = '/.well-known/acme-challenge/';
-
-function redirectToHttps(ex: UwsExchange, tx: Transaction, r: RedirectHttpsConfig): void {
-  // tx.host passed isValidHost and tx.path/query BAD_TARGET: no CR/LF can reach the Location header.
-  const h = tx.host;
-  const hostname = h.startsWith('[') ? h.slice(0, h.indexOf(']') + 1) : h.split(':')[0];
-  const location = `https://${hostname}${r.port === null ? '' : `:${r.port}`}${tx.path}${tx.query === '' ? '' : `?${tx.query}`}`;
-  const code = r.code ?? (tx.method === 'GET' || tx.method === 'HEAD' ? 301 : 308);
-  tx.status = code;
-  ex.reply(code, ['location', location, 'content-type', 'text/plain; charset=utf-8'], `Moved to ${location}\n`, false);
-}
 
 // Module-level state for corked callbacks: one function object for every request, no closure each.
 let tryEndResult: [boolean, boolean] = [true, false];
@@ -567,7 +563,8 @@ export function openListener(opts: ListenerOptions, handler: RequestHandler): Pr
 
     let reject = 0, reason = '';
     const urlLength = tx.path.length + tx.query.length;
-    if (seenHost !== 1 || tx.host === '') { reject = 400; reason = seenHost > 1 ? 'several Host headers' : 'missing or empty Host'; }
+    if (!METHOD_TOKEN.test(tx.method)) { reject = 400; reason = 'method is not a token'; }
+    else if (seenHost !== 1 || tx.host === '') { reject = 400; reason = seenHost > 1 ? 'several Host headers' : 'missing or empty Host'; }
     else if (seenCL > 1) { reject = 400; reason = 'several Content-Length headers'; }
     else if (seenTE > 1) { reject = 400; reason = 'several Transfer-Encoding headers'; }
     else if (seenCL === 1 && seenTE === 1) { reject = 400; reason = 'Content-Length with Transfer-Encoding'; }
@@ -596,7 +593,7 @@ export function openListener(opts: ListenerOptions, handler: RequestHandler): Pr
       deferReject(ex, reject, `${STATUS_CODES[reject] ?? 'Bad Request'}: ${reason}\n`);
       return;
     }
-    if (redirect !== null && !tx.path.startsWith(ACME_PREFIX)) { redirectToHttps(ex, tx, redirect); return; }
+    tx.redirect = redirect; // redirect_https is answered by the pipeline, after the guard, with an access line
     handlerDepth++;
     try {
       handler.handle(tx);
@@ -617,7 +614,7 @@ export function openListener(opts: ListenerOptions, handler: RequestHandler): Pr
     compression: 0, // permessage-deflate is negotiated per hop; off towards clients (no zip bombs)
     maxPayloadLength: wsRuntime.limits.maxMessage,
     maxBackpressure: wsRuntime.limits.maxBackpressure,
-    closeOnBackpressureLimit: 1,
+    closeOnBackpressureLimit: true,
     // Only a liveness check (with pings); the message idle timeout is ours. Always in 0|9..960.
     idleTimeout: uwsIdleTimeoutSec(wsRuntime.limits.idleTimeoutMs),
     sendPingsAutomatically: true,

@@ -21,6 +21,11 @@ export interface MetricsSources {
   redisState(): 'ok' | 'degraded' | 'off';
   /** Client requests in flight now (the edge's own count; else connectionOpened/Closed are used). */
   inFlight(): number;
+  /**
+   * Client connections open now (the connection guard's node-wide count, every worker included) and
+   * refused connections held in the tarpit (edge/connection-guard.ts openConnections / tarpitted).
+   */
+  connections(): { open: number; tarpitted: number };
 }
 
 /** The part of edge/backend/types.ts BackendPool the metrics read. */
@@ -130,6 +135,14 @@ export class Metrics {
     new client.Gauge({
       name: p + 'client_connections_active', help: 'Client requests in flight on the edge listeners (between request head and end of response)', registers: [reg],
       collect(this: Gauge<string>) { this.set(self.activeNow); },
+    });
+    new client.Gauge({
+      name: p + 'client_connections_open', help: 'Client connections open on this node (admitted by the connection guard, not yet closed)', registers: [reg],
+      collect(this: Gauge<string>) { this.set(self.sources.connections?.().open ?? 0); },
+    });
+    new client.Gauge({
+      name: p + 'client_connections_tarpitted', help: 'Refused client connections held unread in the connection tarpit', registers: [reg],
+      collect(this: Gauge<string>) { this.set(self.sources.connections?.().tarpitted ?? 0); },
     });
     new client.Gauge({
       name: p + 'backend_queue_length', help: 'Requests waiting in the backend queue', labelNames: ['backend'], registers: [reg],
@@ -372,6 +385,27 @@ function observe(c: LatencyCell, v: number): void {
 }
 
 /** Upper bound of the bucket holding quantile q (what Prometheus' histogram_quantile approximates). */
+/**
+ * Quantile (seconds) of the requests counted in `buckets` (per-bucket counts, not cumulative), with
+ * linear interpolation inside the bucket that holds it (as Prometheus' histogram_quantile does), so
+ * that the value follows the traffic instead of jumping between bucket bounds. Infinity above the
+ * last bound; null when there were no requests.
+ */
+export function interpolatedQuantile(buckets: ArrayLike<number>, count: number, q: number): number | null {
+  if (count <= 0) return null;
+  const target = q * count;
+  let acc = 0;
+  for (let i = 0; i < LATENCY_BUCKETS.length; i++) {
+    const n = buckets[i];
+    if (n > 0 && acc + n >= target) {
+      const lo = i === 0 ? 0 : LATENCY_BUCKETS[i - 1];
+      return lo + (LATENCY_BUCKETS[i] - lo) * ((target - acc) / n);
+    }
+    acc += n;
+  }
+  return Infinity;
+}
+
 export function quantile(c: LatencyCell, q: number): number | null {
   if (c.count === 0) return null;
   const target = q * c.count;

@@ -120,7 +120,7 @@ export class MetricsObserver implements RequestObserver {
 export function bindMetricSources(metrics: Metrics, edge: RunningEdge): void {
   // log_only hits never reach the action stage (the request goes on): count them from their events.
   edge.bus.subscribe((ev) => {
-    if (ev.type === 'log_only') metrics.ruleHit(String(ev.rule ?? ''), 'log_only', String(ev.action ?? 'log'));
+    if (ev.type === 'log_only') metrics.ruleHit(String(ev.rule ?? ''), 'log_only', String((ev.would as { action?: string | null } | undefined)?.action ?? 'log'));
   });
   metrics.bind({
     pools: () => [...edge.pools.values()],
@@ -128,6 +128,7 @@ export function bindMetricSources(metrics: Metrics, edge: RunningEdge): void {
     bans: () => edge.bans.size,
     redisState: () => (edge.share === null ? 'off' : edge.share.state),
     inFlight: () => edge.pipeline.inFlight,
+    connections: () => ({ open: edge.connGuard?.openConnections ?? 0, tarpitted: edge.connGuard?.tarpitted ?? 0 }),
   });
 }
 

@@ -12,6 +12,7 @@ import type { EventBus, EdgeEvent } from './events.js';
 import type { AccessLog } from './accesslog.js';
 import { ForwardAttempt, upstreamHeaders, type ForwardHost } from './forward.js';
 import { bodyFor, replyHeaders, type ActionSpec } from './act.js';
+import { httpsRedirect } from './tls.js';
 import { blockEvent, deadlineEvent, errorEvent, eventClient, eventRequest, guardEvent, queueEvent } from './events/build.js';
 import type { RuleMode } from './events/schema.js';
 
@@ -25,6 +26,8 @@ export interface GuardStage {
   /** null = admitted (finish() will be called), else the action to take. */
   admit(tx: Transaction, now: number): ActionSpec | null;
   finish(tx: Transaction, now: number): void;
+  /** A request refused before the guard ran (malformed head, head deadline): one error for the client. */
+  countError(tx: Transaction, now: number): void;
   /** Ban a client key (from a rule's ban action). */
   ban(key: string, durationMs: number, reason: string, ruleId: string | null): void;
 }
@@ -34,6 +37,8 @@ export interface RulesStage {
   evaluate(tx: Transaction, now: number): ActionSpec | null;
   /** Request header operations decided for this transaction (flat set list, remove list). */
   requestHeaderOps(tx: Transaction): { set: readonly string[] | null; remove: readonly string[] | null };
+  /** The transaction has ended and tx.logOnly is set: report what the log_only rules would have done. */
+  finished?(tx: Transaction): void;
 }
 
 /** Per-request observations for metrics (the SOC module implements it). */
@@ -60,6 +65,8 @@ export interface PipelineDeps {
 }
 
 const RETRY_AFTER_QUEUE = 5;
+/** ACME HTTP-01 challenges must reach the backend over plain HTTP even with redirect_https. */
+const ACME_PREFIX = '/.well-known/acme-challenge/';
 
 interface Route {
   readonly pool: BackendPool;
@@ -143,6 +150,12 @@ export class Pipeline implements RequestHandler, ForwardHost {
       if (verdict !== null) { this.act(tx, verdict, 'enforce'); return; }
       tx.guardAdmitted = true;
     }
+    if (tx.redirect !== null && !tx.path.startsWith(ACME_PREFIX)) {
+      // redirect_https: after the guard (a banned or flooding client is refused like anywhere else).
+      const r = httpsRedirect(tx.host, tx.path, tx.query, tx.method, tx.redirect);
+      this.localReply(tx, r.code, `Moved to ${r.location}\n`, ['location', r.location, 'content-type', 'text/plain; charset=utf-8'], false, '--');
+      return;
+    }
     if (d.rules !== null) {
       const decision = d.rules.evaluate(tx, now);
       if (decision !== null) { this.act(tx, decision, tx.ruleMode ?? 'enforce'); return; }
@@ -155,12 +168,15 @@ export class Pipeline implements RequestHandler, ForwardHost {
     if (tx.clientIp === '') this.deps.identity.resolve(tx);
     const client = clientOf(tx);
     const request = requestOf(tx);
-    this.deps.bus.emit(status >= 500 ? errorEvent(reason, { client, request, status, term: tx.term })
+    // An internal error (term II) is ours; a refused head (PR, even a 501/505) is the client's.
+    const internal = tx.term === 'II';
+    this.deps.bus.emit(internal ? errorEvent(reason, { client, request, status, term: tx.term })
       : guardEvent({ client, reason, status, term: tx.term, request }));
     if (tx.activeSlot < 0) {
       tx.status = status;
       const now = this.clock.now();
-      this.deps.observer?.rejected?.(tx, status < 500 ? reason : 'internal_error', now);
+      if (!internal) this.deps.guard?.countError(tx, now);
+      this.deps.observer?.rejected?.(tx, internal ? 'internal_error' : reason, now);
       this.deps.log.write(tx, now);
     }
   }
@@ -339,6 +355,31 @@ export class Pipeline implements RequestHandler, ForwardHost {
     this.cutOff(tx, 408);
   }
 
+  /** A chunked request body broke its framing after the head was accepted (HTTP/1.1 engine). */
+  badBody(tx: Transaction, reason: string): void {
+    if (tx.done || tx.activeSlot < 0) return;
+    const responding = tx.io.responseStarted;
+    tx.term = responding ? 'CD' : 'CR';
+    this.deps.bus.emit(guardEvent({ client: clientOf(tx), reason: `bad_body: ${reason}`, status: responding ? null : 400, term: tx.term, request: requestOf(tx) }));
+    this.deps.observer?.rejected?.(tx, 'bad_body', this.clock.now());
+    this.cutOff(tx, 400);
+  }
+
+  /**
+   * A connection's request head missed timeouts.client_head (HTTP/1.1 engine): a `deadline` event,
+   * an access line when the client had sent part of a head (status 408), and an error for the client.
+   */
+  headTimeout(tx: Transaction, status: number): void {
+    if (tx.clientIp === '') this.deps.identity.resolve(tx);
+    this.deps.bus.emit(deadlineEvent({ client: clientOf(tx), reason: 'client_head', term: 'cR', status: status === 0 ? null : status, request: requestOf(tx) }));
+    const now = this.clock.now();
+    this.deps.guard?.countError(tx, now);
+    if (status !== 0) {
+      this.deps.observer?.rejected?.(tx, 'client_head', now);
+      this.deps.log.write(tx, now);
+    }
+  }
+
   /** A streamed (chunked) request body went beyond limits.request.max_body (called by the listener). */
   bodyTooLarge(tx: Transaction): void {
     if (tx.done || tx.activeSlot < 0) return; // a head already rejected by the listener: nothing to undo
@@ -377,6 +418,7 @@ export class Pipeline implements RequestHandler, ForwardHost {
     const now = this.clock.now();
     tx.Ta = Math.round(now - tx.t0);
     if (tx.guardAdmitted) this.deps.guard?.finish(tx, now);
+    if (tx.logOnly !== null) this.deps.rules?.finished?.(tx);
     this.deps.observer?.request(tx, now);
     this.deps.log.write(tx, now);
     if (--this.inFlight === 0 && this.idleWaiters.length > 0) {
@@ -392,5 +434,5 @@ function clientOf(tx: Transaction) {
 }
 
 function requestOf(tx: Transaction) {
-  return eventRequest(tx.method, tx.host, tx.path, tx.userAgent || null, tx.id);
+  return eventRequest(tx.method, tx.host, tx.path, tx.userAgent || null, tx.id, tx.query, tx.sni);
 }

@@ -53,7 +53,7 @@ export async function runEdgeProcess(cfg: EdgeConfig, opts: { handleSignals?: bo
     redis: redisUrl !== undefined ? { url: redisUrl, stream: eventsCfg.redisStream, maxLen: eventsCfg.streamMaxLen } : null,
     capacity: eventsCfg.capacity,
   }, metrics);
-  const edge = await startEdge(cfg, { exclusivePort: cfg.workers === 1, shared, workerIndex: 0, bus, observer: new MetricsObserver(metrics) });
+  const edge = await startEdge(cfg, { exclusivePort: cfg.workers === 1, shared, workerIndex: 0, bus, observer: new MetricsObserver(metrics), metrics });
   bindMetricSources(metrics, edge);
   // Admin changes reach every worker thread (ops.ts WorkerFanout); their events and counters come back.
   const fanout = cfg.workers > 1 ? new WorkerFanout() : null;
@@ -157,6 +157,12 @@ export async function runEdgeProcess(cfg: EdgeConfig, opts: { handleSignals?: bo
     process.on('SIGHUP', () => {
       for (const l of edge.listeners) l.reloadTls?.();
       void edge.geo?.reload();
+      // With `rules.watch: false` the rule manager does not listen for SIGHUP itself: SIGHUP still
+      // reloads the rule files (as the README promises), and the workers follow an ok reload.
+      const rules = edge.rules;
+      if (rules !== null && !rules.isWatching) {
+        void rules.reload('signal').then((r) => { if (r.ok) fanout?.send({ type: 'rules-reload' }); });
+      }
     });
   }
   process.stderr.write(`portcullis: listening on ${edge.listeners.map((l) => `${cfg.listen.find((c) => c.name === l.name)?.host}:${l.port}`).join(', ')}` +

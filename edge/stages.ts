@@ -45,9 +45,19 @@ export class GuardAdapter implements GuardStage {
     this.guard.finish(tx.clientKey, status, tx.bytesIn, tx.bytesOut, now);
   }
 
+  countError(tx: Transaction, now: number): void {
+    if (tx.clientKey !== '') this.guard.countError(tx.clientKey, now);
+  }
+
   ban(key: string, durationMs: number, reason: string, ruleId: string | null): void {
     if (this.bans !== null) this.bans.add(key, durationMs, { reason, ruleId, by: ruleId !== null ? `rule:${ruleId}` : 'edge' });
   }
+}
+
+/** Per-client connection counts for the rule fields client.conn_cur / client.conn_rate (a ConnectionGuard, or tableConnCounts). */
+export interface ConnCounts {
+  connCurOf(clientKey: string): number;
+  connRateOf(clientKey: string, now: number): number;
 }
 
 const NO_HEADERS: readonly string[] = [];
@@ -58,6 +68,7 @@ export class RulesAdapter implements RulesStage {
   /** Reused for every request: evaluation is synchronous and the ruleset keeps nothing from it. */
   private readonly input: RuleInput = {
     ip: '', method: '', host: '', path: '', query: '', headers: [], sni: null, listener: '', country: null, asn: null, contentLength: -1,
+    connCur: -1, connRate: -1,
   };
 
   constructor(
@@ -65,6 +76,8 @@ export class RulesAdapter implements RulesStage {
     private readonly counters: CounterStore,
     private readonly geo: GeoLookup | null,
     private readonly bus: EventBus,
+    /** Source of client.conn_cur / client.conn_rate; read only when a rule uses them. */
+    private readonly conns: ConnCounts | null = null,
   ) {
     this.env = { now: 0, counters };
   }
@@ -80,13 +93,20 @@ export class RulesAdapter implements RulesStage {
     }
     const input = this.input;
     input.ip = tx.clientIp; input.method = tx.method; input.host = tx.host; input.path = tx.path; input.query = tx.query;
-    input.headers = tx.headers; input.listener = tx.listener; input.country = tx.country; input.asn = tx.asn;
+    input.headers = tx.headers; input.sni = tx.sni; input.listener = tx.listener; input.country = tx.country; input.asn = tx.asn;
     input.contentLength = tx.bodyLength >= 0 ? tx.bodyLength : -1;
+    if (ruleset.needsConn && this.conns !== null) {
+      input.connCur = this.conns.connCurOf(tx.clientKey);
+      input.connRate = this.conns.connRateOf(tx.clientKey, now);
+    } else {
+      input.connCur = -1; input.connRate = -1;
+    }
     const env = this.env;
     env.now = now;
     const d: Decision = ruleset.evaluate(input, env);
     input.headers = NO_HEADERS; // do not keep the last request's headers alive
-    if (d.logOnly.length > 0) this.reportLogOnly(tx, d);
+    // Reported at the end of the transaction (finished()), when the client's status is known.
+    if (d.logOnly.length > 0) tx.logOnly = d.logOnly;
     if (d.backend !== null) tx.routeBackend = d.backend;
     if (d.priority !== null) tx.priority = d.priority;
     if (d.responseHeaders.length > 0) {
@@ -133,14 +153,23 @@ export class RulesAdapter implements RulesStage {
     return tx.requestHeaderOps ?? NO_OPS;
   }
 
-  private reportLogOnly(tx: Transaction, d: Decision): void {
-    for (const hit of d.logOnly) {
-      this.bus.emit(blockEvent('log_only', {
+  /**
+   * One log_only event per matching log_only rule: `status`/`term` are what the client got, `would`
+   * what the rule would have done (its action and status), `reason` the same in words.
+   */
+  finished(tx: Transaction): void {
+    const hits = tx.logOnly;
+    if (hits === null) return;
+    tx.logOnly = null;
+    for (const hit of hits) {
+      const ev = blockEvent('log_only', {
         client: eventClient(tx.clientIp, tx.clientKey, tx.country, tx.asn),
-        request: eventRequest(tx.method, tx.host, tx.path, tx.userAgent || null, tx.id),
-        rule: hit.ruleId, mode: 'log_only', action: hit.action?.kind ?? 'log', status: hit.action?.status ?? null,
-        term: '--', reason: hit.wouldHave,
-      }));
+        request: eventRequest(tx.method, tx.host, tx.path, tx.userAgent || null, tx.id, tx.query, tx.sni),
+        rule: hit.ruleId, mode: 'log_only', action: 'log', status: tx.status > 0 ? tx.status : null,
+        term: tx.term, reason: hit.wouldHave,
+        would: { action: hit.action?.kind ?? null, status: hit.action !== null && hit.action.status > 0 ? hit.action.status : null },
+      });
+      this.bus.emit(ev);
     }
   }
 }

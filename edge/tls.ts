@@ -267,6 +267,14 @@ export function normalizeRedirect(raw: unknown): RedirectHttpsConfig | null {
   return { port: r.port === undefined || r.port === 443 ? null : r.port, code: r.code ?? null };
 }
 
+/** Where redirect_https sends a request: 301 for GET/HEAD (308 keeps method and body), unless `code` is set. */
+export function httpsRedirect(host: string, path: string, query: string, method: string, r: RedirectHttpsConfig): { code: number; location: string } {
+  // host passed the Host check and path/query the target check: no CR/LF can reach the Location header.
+  const hostname = host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.split(':')[0];
+  const location = `https://${hostname}${r.port === null ? '' : `:${r.port}`}${path}${query === '' ? '' : `?${query}`}`;
+  return { code: r.code ?? (method === 'GET' || method === 'HEAD' ? 301 : 308), location };
+}
+
 // ---- config schema fragments (listen item) ----
 const certPaths = {
   cert: { type: 'string', minLength: 1, description: 'PEM certificate chain file (relative to the config file)' },
@@ -320,7 +328,7 @@ export const redirectHttpsSchema: Record<string, unknown> = {
 
 export const acceptProxySchema: Record<string, unknown> = {
   type: 'boolean',
-  description: 'Refused: the PROXY v2 parser of this uWS build can be spoofed by any client, even mid-connection (docs/tls.md)',
+  description: 'Every connection starts with a PROXY protocol v1 or v2 header, accepted only from trusted_proxies (other peers are closed at once); the client address comes from it. engine: http1 only',
 };
 
 type PathPart = string | number;
@@ -329,9 +337,16 @@ type PathPart = string | number;
 export function listenConfigChecks(raw: Record<string, unknown>): { path: PathPart[]; message: string }[] {
   const out: { path: PathPart[]; message: string }[] = [];
   const listen = raw.listen as Record<string, unknown>[];
+  const workers = typeof raw.workers === 'number' ? raw.workers : 1;
+  const maxHeaders = ((raw.limits as Record<string, Record<string, unknown>> | undefined)?.request?.max_headers as number | undefined) ?? 48;
   listen.forEach((l, i) => {
+    const engine = l.engine ?? (workers > 1 ? 'uws' : 'http1');
+    if (engine === 'http1' && workers > 1) out.push({ path: ['listen', i, 'engine'], message: 'engine: http1 serves one thread: with workers > 1 use engine: uws (Node 20 cannot share a port between worker threads), or set workers: 1' });
+    if (engine === 'uws' && maxHeaders > 48) out.push({ path: ['limits', 'request', 'max_headers'], message: `${maxHeaders} header fields: listener ${String(l.name ?? i)} runs engine: uws, which hangs above 48 fields; use engine: http1 or at most 48` });
     if (l.accept_proxy === true) {
-      out.push({ path: ['listen', i, 'accept_proxy'], message: 'PROXY protocol on incoming connections is refused: the PROXY v2 parser of this uWebSockets.js build (core v20.43) runs on every request of a connection and accepts a header from any client, so any client could spoof its address (uws-notes §3). Put Portcullis directly on the edge or behind an L4 balancer that preserves the client address' });
+      if (engine === 'uws') out.push({ path: ['listen', i, 'accept_proxy'], message: 'PROXY protocol needs engine: http1: the PROXY v2 parser of the uWebSockets.js build runs on every request of a connection and accepts a header from any client, so any client could spoof its address (uws-notes §3)' });
+      const trusted = raw.trusted_proxies;
+      if (!Array.isArray(trusted) || trusted.length === 0) out.push({ path: ['listen', i, 'accept_proxy'], message: 'accept_proxy needs trusted_proxies: a PROXY header is accepted only from those peers (any other connection is closed at once)' });
     }
     const t = l.tls as Record<string, unknown> | undefined;
     if (t !== undefined && t.cert === undefined && t.certificates === undefined) out.push({ path: ['listen', i, 'tls'], message: 'tls needs cert: and key: (the default certificate) or certificates:' });

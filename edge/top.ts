@@ -1,6 +1,8 @@
 // `portcullis top`: the dashboard's live numbers in a terminal, for someone on the box without a
 // browser. Polls the admin API's /api/stats once a second and redraws.
-//   portcullis top [--url http://127.0.0.1:9090] [--token T | env PORTCULLIS_ADMIN_TOKEN] [--interval 1] [--once]
+//   portcullis top [--config EDGE.yaml] [--url http://127.0.0.1:9090] [--token T | --token-file F | env PORTCULLIS_ADMIN_TOKEN] [--interval 1] [--once]
+// In a terminal, q (or Ctrl-C) quits.
+import { readFileSync } from 'node:fs';
 
 interface TopStats {
   node: string; uptimeSec: number; ready: boolean; redis: string;
@@ -14,12 +16,23 @@ interface TopStats {
   events: { sinks: { name: string; dropped: number }[]; wsClientDrops: number };
 }
 
-const USAGE = 'usage: portcullis top [--url http://127.0.0.1:9090] [--token TOKEN] [--interval SECONDS] [--once]\n' +
-  '       the token may also come from PORTCULLIS_ADMIN_TOKEN, the URL from PORTCULLIS_ADMIN_URL';
+const USAGE = 'usage: portcullis top [--config EDGE.yaml] [--url http://127.0.0.1:9090] [--token TOKEN | --token-file FILE] [--interval SECONDS] [--once]\n' +
+  '       --config takes the admin address and token from the edge\'s config; the token may also come from\n' +
+  '       PORTCULLIS_ADMIN_TOKEN, the URL from PORTCULLIS_ADMIN_URL; q or Ctrl-C quits';
+
+/** What `top` reads keys from: the terminal (raw mode) when it is one. */
+export interface KeyInput {
+  isTTY?: boolean;
+  setRawMode?(raw: boolean): unknown;
+  on(event: 'data', fn: (d: Buffer | string) => void): unknown;
+  off(event: 'data', fn: (d: Buffer | string) => void): unknown;
+  resume(): unknown;
+  pause(): unknown;
+}
 
 function pad(s: string | number, n: number): string { const t = String(s); return t.length >= n ? t.slice(0, n) : t + ' '.repeat(n - t.length); }
 function rpad(s: string | number, n: number): string { const t = String(s); return t.length >= n ? t : ' '.repeat(n - t.length) + t; }
-function ms(v: number | null): string { return v === null ? '-' : !Number.isFinite(v) ? '>30s' : v < 1 ? `${Math.round(v * 1000)}ms` : `${v}s`; }
+function ms(v: number | null): string { return v === null ? '-' : !Number.isFinite(v) ? '>30s' : v < 0.01 ? `${(v * 1000).toFixed(1)}ms` : v < 1 ? `${Math.round(v * 1000)}ms` : `${v.toFixed(2)}s`; }
 function spark(values: number[]): string {
   const bars = '▁▂▃▄▅▆▇█';
   const max = Math.max(1, ...values);
@@ -34,7 +47,7 @@ export function renderTop(s: TopStats, width = 100): string {
   L.push(`portcullis top — node ${s.node}  up ${Math.floor(s.uptimeSec / 60)}m${s.uptimeSec % 60}s  ready ${s.ready ? 'yes' : 'NO'}  redis ${s.redis}`);
   L.push(`req/s ${rpad(last.rps, 7)}   blocked/s ${rpad(last.blocked, 6)}   total ${s.requests.total}   conns ${s.connections}   bans ${s.bans}   events dropped ${dropped}`);
   const c = s.requests.byClass;
-  L.push(`status 2xx ${c['2xx'] ?? 0}  3xx ${c['3xx'] ?? 0}  4xx ${c['4xx'] ?? 0}  5xx ${c['5xx'] ?? 0}   latency p50 ${ms(s.requests.latency.p50)} p95 ${ms(s.requests.latency.p95)} p99 ${ms(s.requests.latency.p99)}`);
+  L.push(`status 2xx ${c['2xx'] ?? 0}  3xx ${c['3xx'] ?? 0}  4xx ${c['4xx'] ?? 0}  5xx ${c['5xx'] ?? 0}   latency (1 min) p50 ${ms(s.requests.latency.p50)} p95 ${ms(s.requests.latency.p95)} p99 ${ms(s.requests.latency.p99)}`);
   L.push(`guard rejects ${s.guardRejects}   queue timeouts ${s.queueTimeouts}   stick entries ${s.tables.reduce((a, t) => a + t.size, 0)}`);
   const w = Math.max(10, Math.min(60, width - 20));
   L.push(`req/s     ${spark(s.history.slice(-w).map((h) => h.rps))}`);
@@ -54,9 +67,12 @@ export function renderTop(s: TopStats, width = 100): string {
   return L.map((l) => (l.length > width ? l.slice(0, width) : l)).join('\n') + '\n';
 }
 
-export async function runTop(argv: string[], out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr): Promise<number> {
+export async function runTop(argv: string[], out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr, keys: KeyInput = process.stdin): Promise<number> {
   let url = process.env.PORTCULLIS_ADMIN_URL ?? 'http://127.0.0.1:9090';
   let token = process.env.PORTCULLIS_ADMIN_TOKEN ?? '';
+  let urlGiven = false;
+  let tokenGiven = false;
+  let configFile: string | null = null;
   let intervalS = 1;
   let once = false;
   for (let i = 0; i < argv.length; i++) {
@@ -67,20 +83,60 @@ export async function runTop(argv: string[], out: NodeJS.WritableStream = proces
       return v;
     };
     try {
-      if (a === '--url') url = val();
-      else if (a === '--token') token = val();
+      if (a === '--url') { url = val(); urlGiven = true; }
+      else if (a === '--token') { token = val(); tokenGiven = true; }
+      else if (a === '--token-file') {
+        const f = val();
+        try { token = readFileSync(f, 'utf8').trim(); } catch (e) { throw new Error(`--token-file ${f}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`); }
+        if (token === '') throw new Error(`--token-file ${f} is empty`);
+        tokenGiven = true;
+      }
+      else if (a === '--config') configFile = val();
       else if (a === '--interval') { intervalS = Number(val()); if (!(intervalS >= 0.2 && intervalS <= 60)) throw new Error('--interval must be 0.2..60 seconds'); }
       else if (a === '--once') once = true;
       else if (a === '-h' || a === '--help') { out.write(USAGE + '\n'); return 0; }
       else throw new Error(`unknown option ${a}`);
     } catch (e) { err.write(`portcullis top: ${(e as Error).message}\n${USAGE}\n`); return 2; }
   }
-  if (token === '') { err.write(`portcullis top: no admin token (--token or PORTCULLIS_ADMIN_TOKEN)\n${USAGE}\n`); return 2; }
+  if (configFile !== null) {
+    // The edge's own config: its admin listener and token (explicit --url/--token still win).
+    const { loadConfigFile, ConfigLoadError } = await import('./config/load.js');
+    try {
+      const admin = loadConfigFile(configFile).admin;
+      if (admin === null) { err.write(`portcullis top: ${configFile} has no admin listener (admin:)\n`); return 2; }
+      const host = admin.host === '0.0.0.0' ? '127.0.0.1' : admin.host === '::' ? '::1' : admin.host;
+      if (!urlGiven) url = `http://${host.includes(':') ? `[${host}]` : host}:${admin.port}`;
+      if (!tokenGiven) token = admin.token;
+    } catch (e) {
+      err.write(`portcullis top: --config ${configFile}: ${e instanceof ConfigLoadError ? `\n${e.message}` : (e as Error).message}\n`);
+      return 2;
+    }
+  }
+  if (token === '') {
+    err.write('portcullis top: no admin token: set PORTCULLIS_ADMIN_TOKEN, or pass --config EDGE.yaml, --token TOKEN or --token-file FILE ' +
+      '(the admin.token of the edge\'s config; the demo\'s is demo-admin-token-change-me)\n' + `${USAGE}\n`);
+    return 2;
+  }
   const base = url.replace(/\/+$/, '');
   const tty = (out as NodeJS.WriteStream).isTTY === true;
   let stop = false;
-  const onSig = (): void => { stop = true; };
+  // The wait between two screens ends early when the user quits.
+  let wake: (() => void) | null = null;
+  const quit = (): void => { stop = true; wake?.(); };
+  const onSig = (): void => quit();
   process.once('SIGINT', onSig);
+  // In a terminal: keys arrive one by one (raw mode): q/Q quits, and so does Ctrl-C (raw mode turns
+  // it into a byte instead of SIGINT).
+  const interactive = !once && keys.isTTY === true && typeof keys.setRawMode === 'function';
+  const onKey = (d: Buffer | string): void => {
+    const s = typeof d === 'string' ? d : d.toString('utf8');
+    if (s.includes('q') || s.includes('Q') || s.includes('\x03')) quit();
+  };
+  if (interactive) {
+    keys.setRawMode?.(true);
+    keys.on('data', onKey);
+    keys.resume();
+  }
   try {
     for (;;) {
       let res: Response;
@@ -96,10 +152,18 @@ export async function runTop(argv: string[], out: NodeJS.WritableStream = proces
       const width = (out as NodeJS.WriteStream).columns ?? 100;
       out.write((tty && !once ? '\x1b[H\x1b[2J' : '') + renderTop(stats, width));
       if (once || stop) return 0;
-      await new Promise((r) => setTimeout(r, intervalS * 1000));
+      await new Promise<void>((r) => {
+        const timer = setTimeout(() => { wake = null; r(); }, intervalS * 1000);
+        wake = () => { clearTimeout(timer); wake = null; r(); };
+      });
       if (stop) return 0;
     }
   } finally {
     process.off('SIGINT', onSig);
+    if (interactive) {
+      keys.off('data', onKey);
+      keys.setRawMode?.(false);
+      keys.pause();
+    }
   }
 }

@@ -3,6 +3,8 @@
 import type { ClientIO } from './exchange.js';
 import type { LeasedServer, AcquireTicket } from './backend/types.js';
 import type { ForwardAttempt } from './forward.js';
+import type { RedirectHttpsConfig } from './tls.js';
+import type { LogOnlyHit } from '../rules/decision.js';
 
 /** Two letters, HAProxy §8.5: cause (C client, S server, P proxy, R resource, I internal, c/s timeouts, - normal), phase (R request, Q queue, C connect, H headers, D data, L last, T tarpit, - none). */
 export type TermState = string;
@@ -24,6 +26,14 @@ export class Transaction {
   remote: Uint8Array = EMPTY;
   listener = '';
   tls = false;
+  /** TLS server name (SNI) the client asked for; null on plain listeners or without SNI. */
+  sni: string | null = null;
+  /** Header values hold one code point per client byte (http1 engine), not UTF-8-decoded text (uWS). */
+  latin1Head = false;
+  /** 10 for HTTP/1.0, 11 for HTTP/1.1. */
+  httpVersion = 11;
+  /** Plain listener with redirect_https: the pipeline answers with a redirect after the guard. */
+  redirect: RedirectHttpsConfig | null = null;
   /** Set by the listener when the last request body byte arrived (or there is no body). */
   bodyComplete = false;
   /** Monotonic ms since which response writes to the client are blocked (slow reader), 0 when not. */
@@ -46,6 +56,8 @@ export class Transaction {
   // --- rules / action ---
   ruleId: string | null = null;
   ruleMode: string | null = null;
+  /** log_only rules that matched: reported once the client has its answer (their events carry its status). */
+  logOnly: readonly LogOnlyHit[] | null = null;
   action = '';
   routeBackend: string | null = null;
   priority = 1;

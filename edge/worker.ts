@@ -67,7 +67,7 @@ async function run(): Promise<void> {
     if (timer === null) { timer = setTimeout(flushEvents, EVENT_BATCH_MS); timer.unref(); }
   });
 
-  const edge = await startEdge(cfg, { exclusivePort: false, shared: init.shared, workerIndex: init.index, bus, observer: new MetricsObserver(metrics) });
+  const edge = await startEdge(cfg, { exclusivePort: false, shared: init.shared, workerIndex: init.index, bus, observer: new MetricsObserver(metrics), metrics });
 
   // --- counters → main thread
   const sendMetrics = (): void => {

@@ -53,8 +53,17 @@ const HEADER_TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 interface VType { type: ValueType | 'set' | 'list' | 'dur' | null; multi: boolean; missing: boolean; constant: boolean; lowered?: boolean }
 const BAD: VType = { type: null, multi: false, missing: false, constant: false };
 
-export function checkProgram(files: ParsedFile[]): { program: Program; diagnostics: Diagnostic[] } {
-  return new Checker(files).run();
+export interface CheckOptions {
+  /**
+   * Backends of the config the rules run with. When given, route("x") and `expect route "x"` must
+   * name one of them: a route to a backend the config lacks would answer 503 to every request it
+   * matches. Left out (a rule file linted on its own), route targets are not checked.
+   */
+  backends?: readonly string[];
+}
+
+export function checkProgram(files: ParsedFile[], opts: CheckOptions = {}): { program: Program; diagnostics: Diagnostic[] } {
+  return new Checker(files, opts.backends ?? null).run();
 }
 
 class Checker {
@@ -64,7 +73,7 @@ class Checker {
   /** Where a name was first declared, for "first declared at" hints. */
   private declared = new Map<string, string>();
 
-  constructor(files: ParsedFile[]) {
+  constructor(files: ParsedFile[], private readonly backends: readonly string[] | null) {
     this.program = { files, lists: new Map(), counters: new Map(), conds: new Map(), rules: [], tests: [], regexes: new Map() };
   }
 
@@ -450,9 +459,18 @@ class Checker {
       } else if (a.name === 'route' || a.name === 'priority') {
         if (seen.has(a.name)) this.err('E_ACTIONS', a.span, `${a.name}() given twice in one rule`);
         seen.add(a.name);
+        const target = a.args[0];
+        if (a.name === 'route' && target?.k === 'str') this.checkBackend(target.value, target.span, `rule "${r.id}" routes to`);
       }
     }
     return terminating;
+  }
+
+  private checkBackend(name: string, span: Span, what: string): void {
+    if (this.backends === null || this.backends.includes(name)) return;
+    const dm = didYouMean(name, this.backends);
+    this.err('E_BACKEND', span, `${what} backend "${name}", which the config does not define`,
+      `${dm ? `did you mean "${dm}"? ` : ''}the config's backends: ${this.backends.join(', ') || '(none)'}; add "${name}" under backends: or route elsewhere`);
   }
 
   /** Validates an action call; shared with test expectations (`expectOnly` allows omitted args). */
@@ -519,7 +537,7 @@ class Checker {
 
   private checkTest(t: TestDecl, ruleIds: Map<string, string>): void {
     let sawRequest = false;
-    const known = ['ip', 'method', 'host', 'path', 'time', 'sni', 'listener', 'content_length'];
+    const known = ['ip', 'method', 'host', 'path', 'time', 'sni', 'listener', 'content_length', 'conn_cur', 'conn_rate'];
     const ruleRef = (id: string, span: Span) => {
       if (!ruleIds.has(id)) {
         const dm = didYouMean(id, ruleIds.keys());
@@ -532,7 +550,7 @@ class Checker {
         for (const f of s.req.fields) {
           if (!known.includes(f.name)) { const dm = didYouMean(f.name, known); this.err('E_TEST', f.span, `unknown request setting "${f.name}"`, dm ? `did you mean "${dm}"?` : `settings: ${known.join(', ')}, header "…" = "…", geo { country asn }`); continue; }
           const v = f.value;
-          if (f.name === 'content_length') { if (v.k !== 'int') this.err('E_TEST', v.span, 'content_length takes an integer'); continue; }
+          if (f.name === 'content_length' || f.name === 'conn_cur' || f.name === 'conn_rate') { if (v.k !== 'int') this.err('E_TEST', v.span, `${f.name} takes an integer`); continue; }
           if (v.k !== 'str' && !(f.name === 'ip' && v.k === 'ip')) { this.err('E_TEST', v.span, `${f.name} takes a quoted string`); continue; }
           const txt = v.k === 'str' ? v.value : v.k === 'ip' ? v.text : '';
           if (f.name === 'ip' && !parseIp(txt)) this.err('E_BAD_IP', v.span, `"${txt}" is not an IP address`);
@@ -551,6 +569,8 @@ class Checker {
             this.err('E_TEST', w.action.nameSpan, `"${w.action.name}" is not a verdict`, `expect allow, deny(…), tarpit(…), drop, ban(…) or rate_limit(…); use "expect route"/"expect priority"/"expect header" for ${w.action.name}`);
           } else this.checkAction(w.action, true);
           if (w.by !== null && w.bySpan) ruleRef(w.by, w.bySpan);
+        } else if (w.k === 'route') {
+          this.checkBackend(w.backend, s.span, `test "${t.name}" expects a route to`);
         } else if (w.k === 'priority') {
           if (PRIORITY_CLASSES[w.cls] === undefined && !/^[0-9]$/.test(w.cls)) this.err('E_TEST', w.span, `unknown priority class "${w.cls}"`);
         }

@@ -4,19 +4,21 @@
 import { countBySeverity, type Diagnostic, formatDiagnostic } from './diagnostics.js';
 import { explain, formatExplain } from './explain.js';
 import type { RuleInput } from './input.js';
-import { loadRulesetFromFiles } from './load.js';
+import { loadRulesetFromFiles, type LoadOptions } from './load.js';
 import { formatTestReport, runRuleTests } from './test-runner.js';
 
 export interface CliIo { out(line: string): void; err(line: string): void }
 const stdio: CliIo = { out: (l) => process.stdout.write(l + '\n'), err: (l) => process.stderr.write(l + '\n') };
 
 const USAGE = `usage:
-  portcullis rules lint FILE… [--strict] [--config-dir DIR]
-  portcullis rules test FILE… [--filter TEXT] [--config-dir DIR]
-  portcullis rules explain FILE… --request '{"ip":"…","path":"…","headers":{…}}' [--time ISO] [--config-dir DIR]`;
+  portcullis rules lint FILE… [--strict] [--config-dir DIR] [--config EDGE.yaml]
+  portcullis rules test FILE… [--filter TEXT] [--config-dir DIR] [--config EDGE.yaml]
+  portcullis rules explain FILE… --request '{"ip":"…","path":"…","headers":{…}}' [--time ISO] [--config-dir DIR]
+  --config EDGE.yaml checks route("…") targets against that config's backends (without it they are not checked;
+  portcullis check --config EDGE.yaml checks the config's own rule files that way)`;
 
 interface Args { files: string[]; flags: Map<string, string | true> }
-const VALUE_FLAGS = new Set(['--config-dir', '--filter', '--request', '--time']);
+const VALUE_FLAGS = new Set(['--config-dir', '--filter', '--request', '--time', '--config']);
 const BOOL_FLAGS = new Set(['--strict']);
 
 function parseArgs(argv: string[]): Args | string {
@@ -37,6 +39,16 @@ function parseArgs(argv: string[]): Args | string {
   return { files, flags };
 }
 
+/** Backend names of an edge config, or the error text. Loaded lazily: the rule tools need no config otherwise. */
+async function configBackends(file: string): Promise<string[] | string> {
+  const { loadConfigFile, ConfigLoadError } = await import('../edge/config/load.js');
+  try {
+    return loadConfigFile(file).backends.map((b) => b.name);
+  } catch (e) {
+    return e instanceof ConfigLoadError ? `--config ${file}:\n${e.message}` : `--config ${file}: ${(e as Error).message}`;
+  }
+}
+
 export async function runRulesCli(argv: string[], io: CliIo = stdio): Promise<number> {
   const [cmd, ...rest] = argv;
   if (!cmd || cmd === 'help' || cmd === '--help' || cmd === '-h') { io.out(USAGE); return cmd ? 0 : 2; }
@@ -45,7 +57,14 @@ export async function runRulesCli(argv: string[], io: CliIo = stdio): Promise<nu
   if (typeof args === 'string') { io.err(`${args}\n${USAGE}`); return 2; }
   if (args.files.length === 0) { io.err(`no rule files given\n${USAGE}`); return 2; }
   const configDir = args.flags.get('--config-dir');
-  const loaded = loadRulesetFromFiles(args.files, typeof configDir === 'string' ? { configDir } : {});
+  const opts: LoadOptions = typeof configDir === 'string' ? { configDir } : {};
+  const edgeConfig = args.flags.get('--config');
+  if (typeof edgeConfig === 'string') {
+    const backends = await configBackends(edgeConfig);
+    if (typeof backends === 'string') { io.err(backends); return 2; }
+    opts.backends = backends;
+  }
+  const loaded = loadRulesetFromFiles(args.files, opts);
   const printDiags = (ds: Diagnostic[]) => { for (const d of ds) io.out(formatDiagnostic(d)); };
   const { errors, warnings } = countBySeverity(loaded.diagnostics);
 
@@ -86,7 +105,7 @@ export async function runRulesCli(argv: string[], io: CliIo = stdio): Promise<nu
   return 0;
 }
 
-const REQUEST_KEYS = new Set(['ip', 'method', 'host', 'path', 'query', 'headers', 'sni', 'listener', 'country', 'asn', 'contentLength', 'content_length', 'geo']);
+const REQUEST_KEYS = new Set(['ip', 'method', 'host', 'path', 'query', 'headers', 'sni', 'listener', 'country', 'asn', 'contentLength', 'content_length', 'geo', 'connCur', 'conn_cur', 'connRate', 'conn_rate']);
 
 /** The --request JSON: {"ip","method","host","path"(may hold ?query),"query","headers":{name: value|[values]},"sni","listener","country","asn","contentLength"}. */
 export function parseRequestJson(text: string): RuleInput | string {
@@ -124,5 +143,8 @@ export function parseRequestJson(text: string): RuleInput | string {
   if (typeof cl !== 'number') return '"contentLength" must be a number';
   const sni = o.sni ?? null;
   if (sni !== null && typeof sni !== 'string') return '"sni" must be a string';
-  return { ip: fields.ip as string, method: fields.method as string, host: fields.host as string, path, query, headers, sni, listener: fields.listener as string, country, asn, contentLength: cl };
+  const connCur = o.connCur ?? o.conn_cur ?? -1, connRate = o.connRate ?? o.conn_rate ?? -1;
+  if (typeof connCur !== 'number') return '"connCur" must be a number';
+  if (typeof connRate !== 'number') return '"connRate" must be a number';
+  return { ip: fields.ip as string, method: fields.method as string, host: fields.host as string, path, query, headers, sni, listener: fields.listener as string, country, asn, contentLength: cl, connCur, connRate };
 }

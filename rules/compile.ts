@@ -443,14 +443,16 @@ function terminalAction(a: ActionCall): TerminalAction {
   const named = (n: string) => a.named.find((x) => x.name === n)?.value;
   const num = (v: Value | undefined, d: number) => (v && (v.k === 'int' || v.k === 'dur') ? (v.k === 'int' ? v.value : v.ms) : d);
   const str = (v: Value | undefined) => (v && v.k === 'str' ? v.value : null);
+  // A reply body the rule wrote ends with a newline on the wire (a terminal shows the prompt on its own line).
+  const body = (v: Value | undefined) => { const t = str(v); return t === null || t === '' || t.endsWith('\n') ? t : `${t}\n`; };
   const kind = a.name as ActionKind;
   switch (kind) {
     case 'allow': case 'drop': return Object.freeze({ kind, status: 0, body: null, durationMs: 0, retryAfterSec: 0 });
-    case 'deny': return Object.freeze({ kind, status: num(a.args[0] ?? named('status'), 403), body: str(a.args[1] ?? named('body')), durationMs: 0, retryAfterSec: 0 });
+    case 'deny': return Object.freeze({ kind, status: num(a.args[0] ?? named('status'), 403), body: body(a.args[1] ?? named('body')), durationMs: 0, retryAfterSec: 0 });
     case 'tarpit': case 'ban': return Object.freeze({ kind, status: num(a.args[1] ?? named('status'), 403), body: null, durationMs: num(a.args[0], 0), retryAfterSec: 0 });
     case 'rate_limit': {
       const ms = num(a.args[0] ?? named('retry_after'), 1000);
-      return Object.freeze({ kind, status: num(named('status'), 429), body: str(named('body')), durationMs: 0, retryAfterSec: Math.max(1, Math.ceil(ms / 1000)) });
+      return Object.freeze({ kind, status: num(named('status'), 429), body: body(named('body')), durationMs: 0, retryAfterSec: Math.max(1, Math.ceil(ms / 1000)) });
     }
   }
 }

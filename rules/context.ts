@@ -69,6 +69,9 @@ export class EvalContext {
     s[SLOT.ASN] = input.asn;
     s[SLOT.HOUR] = Math.floor(now / 3_600_000) % 24;
     s[SLOT.WEEKDAY] = (Math.floor(now / 86_400_000) + 4) % 7; // 1970-01-01 was a Thursday
+    const cc = input.connCur, cr = input.connRate;
+    s[SLOT.CONN_CUR] = cc !== undefined && cc >= 0 ? cc : null;
+    s[SLOT.CONN_RATE] = cr !== undefined && cr >= 0 ? Math.round(cr) : null;
     this.lazyDone = 0;
     this.ipParsed = undefined;
     this.headersDone = false;

@@ -21,6 +21,10 @@ export interface RuleInput {
   asn: number | null;
   /** -1 if the request has no Content-Length. */
   contentLength: number;
+  /** The client's open connections on this node (connection guard); absent or -1: not counted. */
+  connCur?: number;
+  /** The client's new connections in the limits.connection.rate window; absent or -1: not counted. */
+  connRate?: number;
 }
 
 export interface EvalEnv {

@@ -16,6 +16,8 @@ export interface LoadOptions {
   limits?: Partial<ParseLimits>;
   /** Most rules accepted across all files (default 10000). */
   maxRules?: number;
+  /** Backends of the config the rules run with: route targets are checked against them (checker.ts CheckOptions). */
+  backends?: readonly string[];
 }
 
 export interface LoadResult {
@@ -63,7 +65,7 @@ export function loadRulesetFromSources(sources: SourceText[], opts: LoadOptions 
   const dependencies: string[] = [];
   let program: Program | null = null;
   try {
-    const checked = checkProgram(parsed);
+    const checked = checkProgram(parsed, { backends: opts.backends });
     program = checked.program;
     diagnostics.push(...checked.diagnostics);
   } catch (e) {

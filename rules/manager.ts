@@ -71,6 +71,8 @@ export class RuleManager {
     return this.active;
   }
   get loaded(): boolean { return this.active !== null; }
+  /** True between watch() and close(): file changes and SIGHUP reload the rules. */
+  get isWatching(): boolean { return this.watching; }
 
   /**
    * Reload now. Reloads are serialised; a reload requested while one runs is coalesced into

@@ -349,7 +349,7 @@ class Parser {
         }
         this.next();
       } else {
-        const k = this.expectIdent('a request setting (ip, method, host, path, header, geo, time, sni, listener, content_length)');
+        const k = this.expectIdent('a request setting (ip, method, host, path, header, geo, time, sni, listener, content_length, conn_cur, conn_rate)');
         this.expectPunct('=', `after "${k.text}"`);
         const v = this.value();
         req.fields.push({ name: k.text, value: v, span: { start: k.start, end: v.span.end } });

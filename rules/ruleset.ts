@@ -32,6 +32,8 @@ export class Ruleset {
   readonly usedFields: ReadonlySet<string>;
   readonly needsCountry: boolean;
   readonly needsAsn: boolean;
+  /** A rule reads client.conn_cur or client.conn_rate (the edge looks them up only then). */
+  readonly needsConn: boolean;
   readonly files: readonly string[];
   private readonly rules: CompiledRule[];
   private readonly byId = new Map<string, CompiledRule>();
@@ -49,6 +51,7 @@ export class Ruleset {
     this.usedFields = compiled.usedFields;
     this.needsCountry = compiled.usedFields.has('geo.country');
     this.needsAsn = compiled.usedFields.has('geo.asn');
+    this.needsConn = compiled.usedFields.has('client.conn_cur') || compiled.usedFields.has('client.conn_rate');
     this.files = program.files.map((f) => f.source.name);
     this.dispatch = opts.index === false ? null : buildDispatch(program, compiled);
     this.collector = new Collector(this.rules.length);

@@ -18,9 +18,9 @@ export interface FieldDef {
 
 export const SLOT = {
   IP: 0, METHOD: 1, HOST: 2, PATH: 3, RAW_PATH: 4, QUERY: 5, USER_AGENT: 6, CONTENT_LENGTH: 7,
-  SNI: 8, LISTENER: 9, COUNTRY: 10, ASN: 11, HOUR: 12, WEEKDAY: 13,
+  SNI: 8, LISTENER: 9, COUNTRY: 10, ASN: 11, HOUR: 12, WEEKDAY: 13, CONN_CUR: 14, CONN_RATE: 15,
 } as const;
-export const SCALAR_SLOTS = 14;
+export const SCALAR_SLOTS = 16;
 
 function f(name: string, type: ValueType, slot: number, maybeMissing: boolean, doc: string,
   indexed: FieldDef['indexed'] = null): FieldDef {
@@ -42,6 +42,8 @@ export const FIELDS: readonly FieldDef[] = [
   f('geo.asn', 'int', SLOT.ASN, true, 'autonomous system number; missing when unknown'),
   f('time.hour', 'int', SLOT.HOUR, false, 'hour of day 0-23, UTC'),
   f('time.weekday', 'int', SLOT.WEEKDAY, false, 'day of week 0-6, UTC, 0 = Sunday'),
+  f('client.conn_cur', 'int', SLOT.CONN_CUR, true, 'connections this client has open on this node (connection guard); missing when not counted'),
+  f('client.conn_rate', 'int', SLOT.CONN_RATE, true, 'new connections of this client in the limits.connection.rate window, summed across nodes when shared; missing when not counted'),
   f('http.headers', 'string', -1, true, 'request header values by name (case-insensitive), each header line is one value', 'header'),
   f('http.args', 'string', -1, true, 'query argument values by name (percent-decoded)', 'arg'),
   f('http.cookies', 'string', -1, true, 'cookie values by name', 'cookie'),

@@ -85,6 +85,7 @@ export function buildTestInput(req: TestRequest): { input: RuleInput; time: numb
   const input = {
     ip: '198.51.100.10', method: 'GET', host: 'shop.example', path: '/', query: '', headers: [] as string[],
     sni: null as string | null, listener: 'main', country: null as string | null, asn: null as number | null, contentLength: -1,
+    connCur: -1, connRate: -1,
   };
   let time: number | null = null;
   for (const f of req.fields) {
@@ -101,6 +102,8 @@ export function buildTestInput(req: TestRequest): { input: RuleInput; time: numb
       case 'sni': input.sni = String(v); break;
       case 'listener': input.listener = String(v); break;
       case 'content_length': input.contentLength = Number(v); break;
+      case 'conn_cur': input.connCur = Number(v); break;
+      case 'conn_rate': input.connRate = Number(v); break;
       case 'time': time = Date.parse(String(v)); break;
       default: break;
     }

@@ -264,9 +264,14 @@ export class AdminApi {
     const state = await this.d.store.load();
     if (state.modes[id] === undefined) throw new HttpError(404, `rule "${id}" has no runtime mode override`);
     await this.d.store.deleteMode(id);
-    this.d.targets.rules?.setMode(id, null);
-    this.audit(c, 'rule.mode_reset', id, state.modes[id], null);
-    return { status: 200, body: { id, override: null, mode: this.d.targets.rules?.list().find((r) => r.id === id)?.mode ?? null, note: 'the mode from the rule file applies again' } };
+    // The rule manager keeps its overrides across reloads too: drop it there (and in every worker),
+    // so the file's mode applies now, after a reload and after a restart. A rule that is no longer in
+    // the ruleset has nothing to restore.
+    const rules = this.d.targets.rules;
+    if (rules !== null) rules.setMode(id, null);
+    const mode = rules?.list().find((r) => r.id === id)?.mode ?? null;
+    this.audit(c, 'rule.mode_reset', id, state.modes[id], mode);
+    return { status: 200, body: { id, override: null, mode, note: 'the mode from the rule file applies' } };
   }
 
   /** Planned hand-over: not ready now, the process stops after the grace (docs/ha.md). */
@@ -348,7 +353,8 @@ export class AdminApi {
         total: metrics.requests,
         rate: last?.rps ?? 0,
         byClass: { '1xx': metrics.byClass[1], '2xx': metrics.byClass[2], '3xx': metrics.byClass[3], '4xx': metrics.byClass[4], '5xx': metrics.byClass[5] },
-        latency: { p50: metrics.latencyQuantile(0.5), p95: metrics.latencyQuantile(0.95), p99: metrics.latencyQuantile(0.99) },
+        // Over the last minute (sampler.latency()); since start only in /metrics' histogram.
+        latency: sampler.latency(),
       },
       connections: metrics.activeNow,
       ruleHits: metrics.ruleHits,

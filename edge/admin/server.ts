@@ -65,6 +65,18 @@ const SECURITY_HEADERS: Record<string, string> = {
 // The dashboard loads only its own files: no CDN, no inline script, no external font.
 const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
+/** Why a request was refused, for the 401 body (never echoes what was presented). */
+function unauthorizedMessage(presented: string | null, header: string | undefined): string {
+  if (presented !== null) return 'unauthorized: the admin token was not accepted';
+  if (header !== undefined && header !== '') return 'unauthorized: the Authorization header is not "Bearer <admin token>"';
+  return 'unauthorized: no admin token (send the header Authorization: Bearer <admin token>)';
+}
+
+/** A whole HTTP/1.1 answer for a socket that was going to be upgraded (no ServerResponse there). */
+function plainReply(statusLine: string, body: string): string {
+  return `HTTP/1.1 ${statusLine}\r\nconnection: close\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+}
+
 export async function startAdminServer(cfg: AdminServerConfig, targets: AdminTargets, bus: EventBus, metrics: Metrics): Promise<AdminServer> {
   const { host, port } = parseAddress(cfg.address);
   const auth = new TokenAuth(cfg.token, cfg.tokens);
@@ -141,7 +153,8 @@ export async function startAdminServer(cfg: AdminServerConfig, targets: AdminTar
 
   const send = (res: ServerResponse, r: Reply): void => {
     const isText = typeof r.body === 'string' || Buffer.isBuffer(r.body);
-    const payload = isText ? (r.body as string | Buffer) : JSON.stringify(r.body);
+    // JSON answers end with a newline, like every other body a person may read in a terminal.
+    const payload = isText ? (r.body as string | Buffer) : `${JSON.stringify(r.body)}\n`;
     res.writeHead(r.status, {
       ...SECURITY_HEADERS,
       'content-type': r.type ?? (isText ? 'text/plain; charset=utf-8' : 'application/json; charset=utf-8'),
@@ -171,7 +184,7 @@ export async function startAdminServer(cfg: AdminServerConfig, targets: AdminTar
     if (who === null) {
       unauthorized(req, path, presented === null ? 'missing token' : 'wrong token');
       res.setHeader('www-authenticate', 'Bearer realm="portcullis-admin"');
-      send(res, { status: 401, body: { error: 'unauthorized' } });
+      send(res, { status: 401, body: { error: unauthorizedMessage(presented, req.headers.authorization) } });
       return;
     }
     const m = api.match(method, path);
@@ -197,14 +210,16 @@ export async function startAdminServer(cfg: AdminServerConfig, targets: AdminTar
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const url = new URL(req.url ?? '/', 'http://admin');
     if (url.pathname !== '/api/events/ws') {
-      socket.end('HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+      socket.end(plainReply('404 Not Found', `no WebSocket at ${url.pathname} (the live event feed is /api/events/ws)\n`));
       return;
     }
     const protoHeader = req.headers['sec-websocket-protocol'];
     const token = wsToken(Array.isArray(protoHeader) ? protoHeader.join(',') : protoHeader, req.headers.authorization, url.searchParams);
     if (auth.check(token) === null) {
       unauthorized(req, url.pathname, token === null ? 'missing token' : 'wrong token');
-      socket.end('HTTP/1.1 401 Unauthorized\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+      socket.end(plainReply('401 Unauthorized', token === null
+        ? 'unauthorized: no admin token (send it as the Sec-WebSocket-Protocol entry token.<token>, a Bearer header or ?token=)\n'
+        : 'unauthorized: the admin token was not accepted\n'));
       return;
     }
     const filter = parseFilter({ type: url.searchParams.get('type') ?? undefined, rule: url.searchParams.get('rule') ?? undefined, client: url.searchParams.get('client') ?? undefined, node: url.searchParams.get('node') ?? undefined });
@@ -223,7 +238,7 @@ export async function startAdminServer(cfg: AdminServerConfig, targets: AdminTar
       upgrade(loaded);
     }, () => {
       socket.off('error', onError);
-      socket.end('HTTP/1.1 500 Internal Server Error\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+      socket.end(plainReply('500 Internal Server Error', 'the live event feed could not be started\n'));
     });
   });
 

@@ -54,7 +54,7 @@ export interface RuleControl {
   list(): RuleInfo[];
   /** Re-read and compile the rule files; on errors the running ruleset stays. */
   reload(): Promise<ReloadResult>;
-  /** False when no rule has this id. `null` removes the runtime override: the rule file's mode applies. */
+  /** False when no rule has this id. null drops the runtime override: the rule file's mode applies again. */
   setMode(id: string, mode: RuleMode | null): boolean;
 }
 

@@ -12,9 +12,17 @@ export interface ListenConfig {
   tls: TlsConfig | null;
   /** Plain listener answering every request with a redirect to https:// (null = off). */
   redirectHttps: RedirectHttpsConfig | null;
+  /** Front-end engine: our own HTTP/1.1 layer (default) or uWebSockets.js (default with workers > 1). */
+  engine: 'http1' | 'uws';
+  /** Connections start with a PROXY v1/v2 header (accepted from trusted_proxies only; http1 engine). */
+  acceptProxy: boolean;
 }
 
 export interface EdgeTimeouts {
+  /** http1 engine: a request head must arrive within this time from its first byte (or the accept). */
+  clientHeadMs: number;
+  /** http1 engine: keep-alive wait for the next request. */
+  clientIdleMs: number;
   connectMs: number;
   serverMs: number;
   serverIdleMs: number;
@@ -66,6 +74,8 @@ export function splitAddress(address: string): { host: string; port: number } {
 export function normalizeConfig(raw: Raw, where: { file: string; baseDir: string }): EdgeConfig {
   const t = obj(raw.timeouts);
   const timeouts: EdgeTimeouts = {
+    clientHeadMs: num(t.client_head, 10_000),
+    clientIdleMs: num(t.client_idle, 10_000),
     connectMs: num(t.connect, 2000),
     serverMs: num(t.server, 30_000),
     serverIdleMs: num(t.server_idle, 30_000),
@@ -93,6 +103,9 @@ export function normalizeConfig(raw: Raw, where: { file: string; baseDir: string
     listen: (raw.listen as Raw[]).map((l, i) => ({
       ...splitAddress(String(l.address)), name: str(l.name, i === 0 ? 'main' : `listen${i}`),
       tls: normalizeTls(l.tls, where.baseDir, l.hsts), redirectHttps: normalizeRedirect(l.redirect_https),
+      // node:net cannot share a port between worker threads on Node 20 (no SO_REUSEPORT): uWS there.
+      engine: l.engine === 'uws' || l.engine === 'http1' ? l.engine : num(raw.workers, 1) > 1 ? 'uws' : 'http1',
+      acceptProxy: l.accept_proxy === true,
     })),
     admin: admin && adminAddr ? {
       ...adminAddr, token: str(admin.token, ''), tokens: obj(admin.tokens) as Record<string, string>,

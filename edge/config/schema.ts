@@ -106,6 +106,7 @@ export function buildSchema(fragments: SchemaFragments): JsonSchema {
             hsts: hstsSchema,
             redirect_https: redirectHttpsSchema,
             accept_proxy: acceptProxySchema,
+            engine: { enum: ['http1', 'uws'], description: 'Front-end engine: http1 (Portcullis\'s own strict HTTP/1.1 layer on node:net/node:tls; the default) or uws (uWebSockets.js; the default with workers > 1, which node:net cannot share a port between threads on Node 20)' },
           },
         },
       },
@@ -127,6 +128,8 @@ export function buildSchema(fragments: SchemaFragments): JsonSchema {
         type: 'object', additionalProperties: false,
         properties: {
           ...(upstreamTimeouts.properties as Record<string, JsonSchema>),
+          client_head: { ...duration('Whole request head, from its first byte (or the accept) to its end; 408 (http1 engine)', '10s'), minimum: 1000 },
+          client_idle: duration('Keep-alive: longest wait for the next request on a connection (http1 engine)', '10s'),
           client_body_first_byte: duration('After the request head: first body byte', '10s'),
           client_body_grace: duration('Time before the minimum body rate applies', '5s'),
           client_body_min_rate: size('Minimum average body rate in bytes/s after the grace period', '1kb'),
@@ -144,7 +147,7 @@ export function buildSchema(fragments: SchemaFragments): JsonSchema {
             properties: {
               max_url: size('Longest request target (path + query)', '8kb'),
               max_header_bytes: size('Largest request head (sum of names and values)', '32kb'),
-              max_headers: { type: 'integer', minimum: 1, maximum: 48, default: 48, description: 'uWS 20.43 itself hangs above 48 fields' },
+              max_headers: { type: 'integer', minimum: 1, maximum: 1000, default: 48, description: 'Header fields per request (431 above); at most 48 with engine: uws (uWS 20.43 itself hangs above 48 fields)' },
               max_body: size('Largest request body (413 above)', '100mb'),
             },
           },

@@ -7,9 +7,11 @@
 (function () {
   'use strict';
   var TOKEN_KEY = 'portcullisToken';
-  var MAX_EVENT_ROWS = 200;
+  var MAX_EVENTS = 1000;       // kept in memory, newest first
+  var PAGE_SIZE = 25;          // rows shown: the table pages instead of growing the page
   var RULE_SERIES = 6;
   var COLORS = ['#4fa3ff', '#52c41a', '#f0b429', '#ff6b6b', '#b37feb', '#36cfc9', '#ff9c6e'];
+  var RULE_COLORS = ['#ff6b6b', '#f0b429', '#b37feb', '#36cfc9', '#ff9c6e', '#4fa3ff', '#52c41a', '#f759ab', '#bae637', '#9254de', '#13c2c2', '#fadb14'];
   var $ = function (id) { return document.getElementById(id); };
   var token = sessionStorage.getItem(TOKEN_KEY);
   var pollTimer = null;
@@ -19,6 +21,12 @@
   var blockChart = null;
   var blockRules = '';
   var eventCount = 0;
+  var events = [];             // newest first
+  var eventPage = 0;           // 0 = newest page (live)
+  var eventAnchor = 0;         // events that arrived while an older page was shown (keeps that page still)
+  var ruleColor = {};          // rule id → colour, kept for the session: a rule keeps its colour when the ranking changes
+  var usedColors = {};
+  var bannedKeys = {};
 
   function api(method, path, body) {
     var init = { method: method, headers: { authorization: 'Bearer ' + token } };
@@ -51,21 +59,40 @@
     var b = el('button', label); b.type = 'button'; if (id) b.id = id;
     b.addEventListener('click', onClick); return b;
   }
+  // A cell is a text, a Node, or {wrap: text} for a long text that wraps inside its cell.
+  function cell(c) {
+    var td = document.createElement('td');
+    if (c instanceof Node) td.appendChild(c);
+    else if (c !== null && typeof c === 'object' && 'wrap' in c) { td.className = 'wrap'; td.textContent = c.wrap === null || c.wrap === undefined ? '–' : String(c.wrap); }
+    else td.textContent = c === null || c === undefined ? '–' : String(c);
+    return td;
+  }
   function fill(tableId, rows) {
     var tb = $(tableId).tBodies[0];
     while (tb.firstChild) tb.removeChild(tb.firstChild);
     rows.forEach(function (cells) {
       var tr = document.createElement('tr');
-      cells.forEach(function (c) {
-        var td = document.createElement('td');
-        if (c instanceof Node) td.appendChild(c); else td.textContent = c === null || c === undefined ? '–' : String(c);
-        tr.appendChild(td);
-      });
+      cells.forEach(function (c) { tr.appendChild(cell(c)); });
       tb.appendChild(tr);
     });
   }
   function fmtNum(n) { return n === null || n === undefined ? '–' : Number(n).toLocaleString('en-US'); }
-  function fmtSec(s) { if (s === null || s === undefined) return '–'; if (!isFinite(s)) return '>30 s'; return s < 1 ? Math.round(s * 1000) + ' ms' : s + ' s'; }
+  function fmtSec(s) {
+    if (s === null || s === undefined) return '–';
+    if (!isFinite(s)) return '>30 s';
+    return s < 0.01 ? (s * 1000).toFixed(1) + ' ms' : s < 1 ? Math.round(s * 1000) + ' ms' : s.toFixed(2) + ' s';
+  }
+  // A rule's colour: its own slot (from its id) when free, else the next free one; kept once given.
+  function colorOf(rule) {
+    if (ruleColor[rule]) return ruleColor[rule];
+    var h = 0;
+    for (var i = 0; i < rule.length; i++) h = (h * 31 + rule.charCodeAt(i)) >>> 0;
+    var slot = h % RULE_COLORS.length;
+    for (var k = 0; k < RULE_COLORS.length && usedColors[RULE_COLORS[slot]]; k++) slot = (slot + 1) % RULE_COLORS.length;
+    ruleColor[rule] = RULE_COLORS[slot];
+    usedColors[RULE_COLORS[slot]] = true;
+    return ruleColor[rule];
+  }
   function fmtUptime(s) { var h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60); return h + 'h ' + m + 'm ' + (s % 60) + 's'; }
   function safeId(s) { return String(s).replace(/[^A-Za-z0-9_-]/g, '_'); }
 
@@ -73,8 +100,10 @@
   function chartWidth(id) { return Math.max(300, $(id).clientWidth || 500); }
   // x axis: whole seconds as hh:mm:ss (the samples are one per second; uPlot's default would tick
   // half seconds as ":19.500").
+  // `space`: the least distance between two ticks, wider than one "hh:mm:ss" label, so labels
+  // never run together ("11:40:4011:40:50") however narrow the chart.
   function timeAxis() {
-    return { stroke: '#8b96a3', grid: { stroke: '#2a333d' }, incrs: [1, 2, 5, 10, 15, 30, 60, 120, 300, 600],
+    return { stroke: '#8b96a3', grid: { stroke: '#2a333d' }, space: 90, incrs: [1, 2, 5, 10, 15, 30, 60, 120, 300, 600],
       values: function (u, vals) { return vals.map(function (v) { return new Date(v * 1000).toTimeString().slice(0, 8); }); } };
   }
   function makeRateChart() {
@@ -98,7 +127,7 @@
     var sig = rules.join('\u0000');
     if (blockChart === null || sig !== blockRules) {
       if (blockChart) blockChart.destroy();
-      var series = [{}].concat(rules.map(function (r, i) { return { label: r, stroke: COLORS[i % COLORS.length], width: 2 }; }));
+      var series = [{}].concat(rules.map(function (r) { return { label: r, stroke: colorOf(r), width: 2 }; }));
       if (rules.length === 0) series.push({ label: 'blocked', stroke: COLORS[3] });
       blockChart = new uPlot({ width: chartWidth('chart-blocked'), height: 200, scales: { x: { time: true } }, series: series,
         axes: [timeAxis(), { stroke: '#8b96a3', grid: { stroke: '#2a333d' } }] },
@@ -112,7 +141,9 @@
   }
 
   // ---- stats -------------------------------------------------------------------------------
-  function render(s) {
+  function render(s, bans) {
+    bannedKeys = {};
+    (bans || []).forEach(function (b) { bannedKeys[b.key] = true; });
     $('node').textContent = s.node;
     $('uptime').textContent = fmtUptime(s.uptimeSec);
     $('ready').textContent = s.ready ? 'yes' : 'no';
@@ -127,11 +158,19 @@
     $('kpi-bans').textContent = fmtNum(s.bans);
     $('kpi-table').textContent = fmtNum(s.tables.reduce(function (a, t) { return a + t.size; }, 0));
     $('kpi-dropped').textContent = fmtNum(s.events.sinks.reduce(function (a, x) { return a + x.dropped; }, 0) + s.events.wsClientDrops);
+    $('kpi-auth').textContent = fmtNum(s.blocks.authFailures || 0);
     updateRateChart(s.history);
     updateBlockChart(s.blocks);
 
     fill('top-rules', s.blocks.topRules.map(function (r) { return [r.key, r.count]; }));
     fill('top-clients', s.blocks.topClients.map(function (r) {
+      if (bannedKeys[r.key]) {
+        // Already banned: say so, and offer the opposite.
+        var st = document.createElement('span');
+        st.appendChild(el('span', 'banned', 'banned'));
+        st.appendChild(button('unban', 'topunban-' + safeId(r.key), function () { act('DELETE', '/api/bans/' + encodeURIComponent(r.key), undefined, 'unbanned ' + r.key); }));
+        return [r.key, r.count, st];
+      }
       return [r.key, r.count, button('ban', 'ban-' + safeId(r.key), function () { ban(r.key, '10m', 'dashboard: top blocked client'); })];
     }));
     fill('top-countries', s.blocks.topCountries.map(function (r) { return [r.key, r.count]; }));
@@ -158,7 +197,7 @@
       var sel = el('select'); sel.id = 'mode-' + safeId(r.id);
       ['enforce', 'log_only', 'off'].forEach(function (m) { var o = el('option', m); o.value = m; if (m === r.mode) o.selected = true; sel.appendChild(o); });
       sel.addEventListener('change', function () { act('PUT', '/api/rules/' + encodeURIComponent(r.id) + '/mode', { mode: sel.value }, r.id + ' → ' + sel.value); });
-      return [r.id, r.mode, r.action, sel];
+      return [r.id, r.mode, sel, { wrap: r.action }];
     }));
   }
 
@@ -176,7 +215,7 @@
   }
 
   function poll() {
-    return Promise.all([api('GET', '/api/stats'), api('GET', '/api/bans')]).then(function (r) { render(r[0]); renderBans(r[1]); }, function () { /* next tick retries */ });
+    return Promise.all([api('GET', '/api/stats'), api('GET', '/api/bans')]).then(function (r) { render(r[0], r[1]); renderBans(r[1]); }, function () { /* next tick retries */ });
   }
 
   // ---- live events -------------------------------------------------------------------------
@@ -201,18 +240,39 @@
         return [e.reason, c].filter(Boolean).join(' ');
     }
   }
-  function addEvent(e) {
-    var tb = $('events').tBodies[0];
+  function eventRow(e) {
     var tr = document.createElement('tr');
     var c = e.client || {};
     var rq = e.request ? e.request.method + ' ' + e.request.host + e.request.path : null;
-    [String(e.time || '').slice(11, 23), e.node, el('span', e.type, 't-' + e.type), c.ip, c.country, c.asn, e.rule, e.mode, e.status, e.term, rq, detail(e)]
-      .forEach(function (v) { var td = document.createElement('td'); if (v instanceof Node) td.appendChild(v); else td.textContent = v === null || v === undefined ? '–' : String(v); tr.appendChild(td); });
-    tb.insertBefore(tr, tb.firstChild);
-    while (tb.rows.length > MAX_EVENT_ROWS) tb.deleteRow(tb.rows.length - 1);
-    eventCount++;
+    [String(e.time || '').slice(11, 23), e.node, el('span', e.type, 't-' + e.type), c.ip, c.country, c.asn, e.rule, e.mode, e.status, e.term, { wrap: rq }, { wrap: detail(e) }]
+      .forEach(function (v) { tr.appendChild(cell(v)); });
+    return tr;
+  }
+  // The table shows one page of PAGE_SIZE events, newest first. The newest page is live; an older
+  // page stays where it is while new events arrive (eventAnchor), until the user goes back.
+  function renderEvents() {
+    var pages = Math.max(1, Math.ceil((events.length - eventAnchor) / PAGE_SIZE));
+    if (eventPage > pages - 1) eventPage = pages - 1;
+    var start = eventAnchor + eventPage * PAGE_SIZE;
+    var tb = $('events').tBodies[0];
+    while (tb.firstChild) tb.removeChild(tb.firstChild);
+    events.slice(start, start + PAGE_SIZE).forEach(function (e) { tb.appendChild(eventRow(e)); });
+    $('events-page').textContent = 'page ' + (eventPage + 1) + ' of ' + pages + (eventAnchor > 0 ? ' (' + eventAnchor + ' newer)' : '');
+    $('events-newer').disabled = eventPage === 0 && eventAnchor === 0;
+    $('events-older').disabled = eventPage >= pages - 1;
     $('event-count').textContent = eventCount + ' events';
   }
+  var renderPending = false;
+  function addEvent(e) {
+    events.unshift(e);
+    if (eventPage > 0) eventAnchor++;
+    if (events.length > MAX_EVENTS) events.length = MAX_EVENTS;
+    if (eventAnchor > events.length) eventAnchor = events.length;
+    eventCount++;
+    // A burst of events redraws the table once per frame, not once per event.
+    if (!renderPending) { renderPending = true; requestAnimationFrame(function () { renderPending = false; renderEvents(); }); }
+  }
+  function clearEvents() { events = []; eventPage = 0; eventAnchor = 0; eventCount = 0; renderEvents(); }
   function connectFeed() {
     var f = currentFilter();
     var q = new URLSearchParams();
@@ -233,9 +293,9 @@
   }
   function loadRecent() {
     var f = currentFilter();
-    var q = new URLSearchParams({ limit: '100' });
+    var q = new URLSearchParams({ limit: '500' });
     if (f.type) q.set('type', f.type); if (f.rule) q.set('rule', f.rule); if (f.client) q.set('client', f.client);
-    return api('GET', '/api/events/recent?' + q.toString()).then(function (list) { list.forEach(addEvent); }, function () {});
+    return api('GET', '/api/events/recent?' + q.toString()).then(function (list) { list.forEach(addEvent); renderEvents(); }, function () {});
   }
 
   // ---- session -----------------------------------------------------------------------------
@@ -270,13 +330,22 @@
   $('event-filter').addEventListener('submit', function (ev) {
     ev.preventDefault();
     if (ws && ws.readyState === 1) ws.send(JSON.stringify({ filter: currentFilter() }));
-    var tb = $('events').tBodies[0]; while (tb.firstChild) tb.removeChild(tb.firstChild);
-    eventCount = 0; loadRecent();
+    clearEvents(); loadRecent();
   });
+  $('events-newer').addEventListener('click', function () {
+    if (eventPage > 0) eventPage--;
+    if (eventPage === 0) eventAnchor = 0; // back on the newest page: live again
+    renderEvents();
+  });
+  $('events-older').addEventListener('click', function () { eventPage++; renderEvents(); });
   window.addEventListener('resize', function () {
     if (rateChart) rateChart.setSize({ width: chartWidth('chart-rate'), height: 200 });
     if (blockChart) blockChart.setSize({ width: chartWidth('chart-blocked'), height: 200 });
   });
+
+  // Read-only handle for the browser layout test (and the console): the uPlot charts, whose axis
+  // labels are drawn on a canvas where the DOM cannot measure them.
+  window.portcullisDashboard = { charts: function () { return [rateChart, blockChart].filter(Boolean); } };
 
   if (token) start();
 })();

@@ -24,6 +24,8 @@ export interface RequestEventFields {
   term: TermState;
   counters?: Record<string, number> | null;
   reason?: string | null;
+  /** log_only only: what the rule would have done (the event's status/term are what the client got). */
+  would?: { action: string | null; status: number | null };
 }
 
 function draft(type: EventType): SecurityEventDraft {
@@ -39,9 +41,32 @@ export function eventClient(ip: string, key?: string | null, country?: string | 
   return { ip, key: key ?? ip, country: country ?? null, asn: asn ?? null };
 }
 
-/** Request block of an event. */
-export function eventRequest(method: string, host: string, path: string, ua: string | null | undefined, id: string): EventRequest {
-  return { method, host, path, ua: ua ?? null, id };
+/** Longest request target an event carries (path and query); the rest is cut and counted. */
+export const EVENT_TARGET_MAX = 2048;
+const NEEDS_ESCAPE = /[^\x21-\x7e]/;
+
+/**
+ * The request target for an event: path and query as the client sent them (a SIEM needs the query
+ * of a probe: /search?q=' OR 1=1), bytes outside printable ASCII percent-encoded (no control
+ * characters or raw UTF-8 in a log line), cut at EVENT_TARGET_MAX characters with a marker saying how
+ * much was left out. The common case (short, printable) returns the text it was given.
+ */
+export function eventTarget(path: string, query = ''): string {
+  const target = query === '' ? path : `${path}?${query}`;
+  const escaped = NEEDS_ESCAPE.test(target) ? escapeTarget(target) : target;
+  return escaped.length <= EVENT_TARGET_MAX ? escaped : `${escaped.slice(0, EVENT_TARGET_MAX)}…(${escaped.length - EVENT_TARGET_MAX} more)`;
+}
+
+function escapeTarget(s: string): string {
+  let out = '';
+  for (const b of Buffer.from(s, 'utf8')) out += b >= 0x21 && b <= 0x7e ? String.fromCharCode(b) : `%${b.toString(16).toUpperCase().padStart(2, '0')}`;
+  return out;
+}
+
+/** Request block of an event; `query` (without '?') is kept in `path`, see eventTarget; `sni` only on TLS listeners. */
+export function eventRequest(method: string, host: string, path: string, ua: string | null | undefined, id: string, query = '', sni: string | null = null): EventRequest {
+  const target = eventTarget(path, query);
+  return sni === null ? { method, host, path: target, ua: ua ?? null, id } : { method, host, path: target, ua: ua ?? null, id, sni };
 }
 
 /** A rule (or limiter) stopped, slowed or flagged one request: deny, tarpit, drop, rate_limit, log_only. */
@@ -56,19 +81,25 @@ export function blockEvent(type: RequestEventType, f: RequestEventFields): Secur
   ev.request = f.request;
   ev.counters = f.counters ?? null;
   ev.reason = f.reason ?? null;
+  if (type === 'log_only') ev.would = f.would ?? { action: null, status: null };
   return ev;
 }
 
-/** The connection guard refused a connection or request before any rule ran. */
-export function guardEvent(f: { client: EventClient; reason: string; status?: number | null; term?: TermState; request?: EventRequest | null; counters?: Record<string, number> | null }): SecurityEventDraft {
+/**
+ * The connection guard refused a connection or request before any rule ran. A connection refused at
+ * accept (edge/connection-guard.ts) has no request and no status, its `listener`, and the action
+ * `reject` (closed) or `tarpit` (held unread, then closed).
+ */
+export function guardEvent(f: { client: EventClient; reason: string; status?: number | null; term?: TermState; request?: EventRequest | null; counters?: Record<string, number> | null; listener?: string; action?: 'reject' | 'tarpit' }): SecurityEventDraft {
   const ev = draft('guard');
   ev.client = f.client;
-  ev.action = 'reject';
+  ev.action = f.action ?? 'reject';
   ev.status = f.status ?? null;
   ev.term = f.term ?? 'PR';
   ev.request = f.request ?? null;
   ev.counters = f.counters ?? null;
   ev.reason = f.reason;
+  if (f.listener !== undefined) ev.listener = f.listener;
   return ev;
 }
 
@@ -175,7 +206,8 @@ export function authFailureEvent(f: { client: EventClient; method: string; path:
   ev.client = f.client;
   ev.action = 'reject';
   ev.status = 401;
-  ev.request = { method: f.method, host: '', path: f.path, ua: null, id: '' };
+  // The path only: a query string here may carry the token itself (?token= of the live feed).
+  ev.request = { method: f.method, host: '', path: eventTarget(f.path), ua: null, id: '' };
   ev.reason = f.reason;
   return ev;
 }

@@ -29,9 +29,12 @@ export interface HealthCheck {
 export interface EventRequest {
   method: string;
   host: string;
+  /** Path and query as sent (`/search?q=x`), non-printable bytes percent-encoded, at most 2048 characters (then `…(N more)`). */
   path: string;
   ua: string | null;
   id: string;
+  /** TLS server name the client asked for (present on TLS listeners when the client sent SNI). */
+  sni?: string;
 }
 
 export interface SecurityEvent {
@@ -70,6 +73,10 @@ export interface SecurityEvent {
   ttl?: number | null;
   table?: string | null;
   queued_ms?: number;
+  /** guard events of the connection guard: the accepting listener. */
+  listener?: string;
+  /** log_only: what the rule would have done (`status`/`term` are what the client got). */
+  would?: { action: string | null; status: number | null };
 }
 
 const nullable = (s: Record<string, unknown>): Record<string, unknown> => ({ anyOf: [s, { type: 'null' }] });
@@ -96,7 +103,7 @@ const common = {
   term: nullable({ type: 'string', pattern: TERM_PATTERN }),
   request: nullable({
     type: 'object', additionalProperties: false, required: ['method', 'host', 'path', 'ua', 'id'],
-    properties: { method: str, host: str, path: str, ua: nullable(str), id: str },
+    properties: { method: str, host: str, path: str, ua: nullable(str), id: str, sni: str },
   }),
   counters: nullable({ type: 'object', additionalProperties: { type: 'number' } }),
   reason: nullable(str),
@@ -113,6 +120,12 @@ const common = {
   ttl: nullable({ type: 'integer', minimum: 0, description: 'Ban time to live in seconds (null: no expiry)' }),
   table: nullable(str),
   queued_ms: { type: 'number', minimum: 0 },
+  listener: str,
+  would: {
+    type: 'object', additionalProperties: false, required: ['action', 'status'],
+    description: 'log_only: the action and status the rule would have given (status/term are what the client got)',
+    properties: { action: nullable(str), status: nullable({ type: 'integer', minimum: 100, maximum: 999 }) },
+  },
 };
 
 const base = ['v', 'time', 'node', 'type', 'client', 'rule', 'mode', 'action', 'status', 'term', 'request', 'counters', 'reason'];
@@ -123,7 +136,7 @@ const perType: Record<string, { required: string[]; extra?: Record<string, unkno
   tarpit: { required: ['client', 'request'] },
   drop: { required: ['client'] },
   rate_limit: { required: ['client', 'request'] },
-  log_only: { required: ['client', 'request'] },
+  log_only: { required: ['client', 'request', 'would'] },
   guard: { required: ['client'] },
   deadline: { required: ['client'] },
   ban: { required: ['key'] },

@@ -5,12 +5,18 @@
 import type { EdgeEvent, EventBus } from '../events.js';
 import { BufferedSink } from './ring.js';
 
-const BLOCKING = new Set(['deny', 'tarpit', 'drop', 'rate_limit', 'guard', 'deadline', 'auth_failure']);
+// Requests the edge refused. A failed admin login is not one of them: it is counted on its own
+// (authFailures, topAuthClients), so that it neither shows as a block of shop traffic nor puts the
+// operator's own address among the "top blocked clients" with a ban button.
+const BLOCKING = new Set(['deny', 'tarpit', 'drop', 'rate_limit', 'guard', 'deadline']);
 
-interface Bucket { rules: Map<string, number>; clients: Map<string, number>; countries: Map<string, number>; asns: Map<string, number>; blocked: number; logOnly: number }
+interface Bucket {
+  rules: Map<string, number>; clients: Map<string, number>; countries: Map<string, number>; asns: Map<string, number>;
+  authClients: Map<string, number>; blocked: number; logOnly: number; authFailures: number;
+}
 
 function bucket(): Bucket {
-  return { rules: new Map(), clients: new Map(), countries: new Map(), asns: new Map(), blocked: 0, logOnly: 0 };
+  return { rules: new Map(), clients: new Map(), countries: new Map(), asns: new Map(), authClients: new Map(), blocked: 0, logOnly: 0, authFailures: 0 };
 }
 
 function bump(m: Map<string, number>, k: string, d: number): void {
@@ -18,7 +24,7 @@ function bump(m: Map<string, number>, k: string, d: number): void {
   if (v <= 0) m.delete(k); else m.set(k, v);
 }
 
-export interface BlockSecond { t: number; blocked: number; logOnly: number; byRule: Record<string, number> }
+export interface BlockSecond { t: number; blocked: number; logOnly: number; authFailures: number; byRule: Record<string, number> }
 export interface TopEntry { key: string; count: number }
 
 export class BlockStats extends BufferedSink {
@@ -40,6 +46,12 @@ export class BlockStats extends BufferedSink {
       const ev = batch[i];
       this.byType.set(ev.type, (this.byType.get(ev.type) ?? 0) + 1);
       if (ev.type === 'log_only') { this.cur.logOnly++; continue; }
+      if (ev.type === 'auth_failure') {
+        this.cur.authFailures++;
+        const ip = (ev.client as { ip?: string } | null | undefined)?.ip;
+        if (ip) bump(this.cur.authClients, ip, 1);
+        continue;
+      }
       if (!BLOCKING.has(ev.type)) continue;
       this.cur.blocked++;
       // Blocks without a rule: a banned client (ban from the API or a limiter) or a guard limit.
@@ -57,7 +69,7 @@ export class BlockStats extends BufferedSink {
   tick(nowMs = Date.now()): void {
     const b = this.cur;
     this.cur = bucket();
-    this.history.push({ t: Math.floor(nowMs / 1000), blocked: b.blocked, logOnly: b.logOnly, byRule: Object.fromEntries(b.rules) });
+    this.history.push({ t: Math.floor(nowMs / 1000), blocked: b.blocked, logOnly: b.logOnly, authFailures: b.authFailures, byRule: Object.fromEntries(b.rules) });
     if (this.history.length > this.historySec) this.history.shift();
     this.window.push(b);
     this.merge(b, 1);
@@ -69,8 +81,10 @@ export class BlockStats extends BufferedSink {
     for (const [k, v] of b.clients) bump(this.sums.clients, k, sign * v);
     for (const [k, v] of b.countries) bump(this.sums.countries, k, sign * v);
     for (const [k, v] of b.asns) bump(this.sums.asns, k, sign * v);
+    for (const [k, v] of b.authClients) bump(this.sums.authClients, k, sign * v);
     this.sums.blocked += sign * b.blocked;
     this.sums.logOnly += sign * b.logOnly;
+    this.sums.authFailures += sign * b.authFailures;
   }
 
   /** The second closed by the last tick(). */
@@ -81,18 +95,20 @@ export class BlockStats extends BufferedSink {
   }
 
   snapshot(n = 10): {
-    windowSec: number; blocked: number; logOnly: number; history: BlockSecond[];
-    topRules: TopEntry[]; topClients: TopEntry[]; topCountries: TopEntry[]; topAsns: TopEntry[]; byType: Record<string, number>;
+    windowSec: number; blocked: number; logOnly: number; authFailures: number; history: BlockSecond[];
+    topRules: TopEntry[]; topClients: TopEntry[]; topCountries: TopEntry[]; topAsns: TopEntry[]; topAuthClients: TopEntry[]; byType: Record<string, number>;
   } {
     return {
       windowSec: this.windowSec,
       blocked: this.sums.blocked,
       logOnly: this.sums.logOnly,
+      authFailures: this.sums.authFailures,
       history: this.history.slice(),
       topRules: BlockStats.top(this.sums.rules, n),
       topClients: BlockStats.top(this.sums.clients, n),
       topCountries: BlockStats.top(this.sums.countries, n),
       topAsns: BlockStats.top(this.sums.asns, n),
+      topAuthClients: BlockStats.top(this.sums.authClients, n),
       byType: Object.fromEntries(this.byType),
     };
   }

@@ -132,6 +132,16 @@ function putUtf8(b: Buffer, p: number, s: string): number {
   return p;
 }
 
+/** Writes s as latin1 (one byte per code point); -1 when it holds CR, LF, NUL or a code point above U+00FF. */
+function putLatin1(b: Buffer, p: number, s: string): number {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 13 || c === 10 || c === 0 || c > 0xff) return -1;
+    b[p++] = c;
+  }
+  return p;
+}
+
 /** One request/response. It is the UpstreamStream handed to the caller. */
 class Exchange implements UpstreamStream {
   readonly pool: OriginPool;
@@ -164,6 +174,9 @@ class Exchange implements UpstreamStream {
     checkTarget(req.path);
     const h = req.headers;
     const bl = req.bodyLength;
+    // The HTTP/1.1 engine decodes client bytes as latin1 (one code point per byte): writing them back
+    // as latin1 forwards obs-text byte for byte; the uWS engine decodes UTF-8, so UTF-8 re-encodes it.
+    const latin1 = req.latin1 === true;
     // Upper bound of the head's bytes (UTF-8 takes at most 3 bytes per UTF-16 unit), then one pass
     // that validates and writes: no string concatenation, no flattening, no re-encoding on write.
     let bound = method.length + req.path.length * 3 + 64 + pool.hostHeader.length;
@@ -188,8 +201,8 @@ class Exchange implements UpstreamStream {
       }
       p = putToken(b, p, name, 'header name');
       b[p++] = 58; b[p++] = 32; // ": "
-      const end = putUtf8(b, p, value);
-      if (end < 0) throw new H1RequestError(`header ${name} value contains CR, LF or NUL`);
+      const end = latin1 ? putLatin1(b, p, value) : putUtf8(b, p, value);
+      if (end < 0) throw new H1RequestError(`header ${name} value contains CR, LF, NUL${latin1 ? ' or a character above U+00FF' : ''}`);
       p = end;
       b[p++] = 13; b[p++] = 10;
     }
@@ -218,7 +231,7 @@ class Exchange implements UpstreamStream {
   writeHead(s: net.Socket): void {
     this.headWritten = true;
     if (this.bodyMode === BODY_NONE) {
-      s.write(this.head); // UTF-8: uWS decodes the client's bytes as UTF-8, so this re-encodes them byte-exact
+      s.write(this.head); // byte-exact: latin1 for the http1 engine's strings, UTF-8 for uWS's (see request())
       this.requestComplete = true;
       return;
     }

@@ -16,6 +16,11 @@ export interface UpstreamRequest {
    * (origin, header bytes), so a connection only ever carries requests of one client address.
    */
   proxyHeader?: Buffer | undefined;
+  /**
+   * Header values are latin1 strings (one code point per client byte, the http1 engine) rather than
+   * UTF-8-decoded text (the uWS engine): write them back as latin1 so the origin gets the client's bytes.
+   */
+  latin1?: boolean;
 }
 
 export type UpstreamFailureKind =

@@ -53,7 +53,7 @@ export function portcullisConfig(spec: ProxySpec, keys: PortcullisKeys = null): 
   }
   if (spec.sticky) backend.sticky = { cookie: 'PCSRV', secret: spec.stickySecret };
   const doc: Record<string, unknown> = {
-    listen: [{ address: `127.0.0.1:${spec.listenPort}` }],
+    listen: [{ address: `127.0.0.1:${spec.listenPort}`, ...(spec.engine ? { engine: spec.engine } : {}) }],
     admin: { address: `127.0.0.1:${spec.adminPort}`, token: `\${${ADMIN_TOKEN_ENV}}` },
     workers: spec.workers,
     backends: { shop: backend },
@@ -67,6 +67,7 @@ export function portcullisConfig(spec: ProxySpec, keys: PortcullisKeys = null): 
       },
     };
   }
+  if (spec.connectionGuard === false && has('limits.connection')) doc.limits = { ...(doc.limits as object | undefined), connection: { in_process: 'off' } };
   if (has('access_log')) doc.access_log = { path: spec.accessLog };
   if (spec.redis && has('shared')) doc.shared = { redis: spec.redis.url, node_count: spec.redis.nodeCount };
   if (spec.rulesFiles.length > 0 && has('rules')) doc.rules = { files: spec.rulesFiles };

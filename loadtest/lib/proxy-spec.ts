@@ -42,6 +42,10 @@ export interface ProxySpec {
   dir: string;
   /** Fixed sticky-cookie secret so several Portcullis nodes accept each other's cookies. */
   stickySecret: string;
+  /** Portcullis front-end engine of the listener (`listen[].engine`); unset = the build's default. */
+  engine?: 'http1' | 'uws';
+  /** false = Portcullis's in-process connection guard counts but never refuses (`limits.connection.in_process: off`); unset = its defaults. */
+  connectionGuard?: boolean;
 }
 
 /** Defaults every scenario starts from; scenarios override what they test. */

@@ -31,7 +31,7 @@ const fields: fc.Arbitrary<AccessFields> = fc.record({
   client: text, method: text, host: text, path: text,
   status: int, bytes_in: int, bytes_out: int, Ta: int, Tw: int, Tr: int,
   backend: text, server: text, retries: int, term: text,
-  rule: fc.option(text, { nil: null }), request_id: text,
+  rule: fc.option(text, { nil: null }), request_id: text, proto: fc.constantFrom('HTTP/1.0', 'HTTP/1.1'), sni: fc.option(text, { nil: null }),
 });
 
 test('the access line is byte-identical to pino\'s for any field values', () => {
@@ -51,14 +51,14 @@ test('a lone surrogate is escaped as JSON.stringify escapes it', () => {
 
 const typical: AccessFields = {
   client: '203.0.113.7', method: 'GET', host: 'shop.example', path: '/cart', status: 200, bytes_in: 0, bytes_out: 1234,
-  Ta: 3, Tw: 0, Tr: 2, backend: 'shop', server: 'web1', retries: 0, term: '--', rule: null, request_id: 'n1-1a',
+  Ta: 3, Tw: 0, Tr: 2, backend: 'shop', server: 'web1', retries: 0, term: '--', rule: null, request_id: 'n1-1a', proto: 'HTTP/1.1', sni: 'shop.example',
 };
 
 test('a typical line, and many lines across slabs stay whole and in order', () => {
   const f = typical;
   const ms = Date.UTC(2026, 10, 26, 6, 17, 37, 5);
   assert.equal(ourLine('n1', f, ms), pinoLine('n1', f, ms));
-  assert.equal(ourLine('n1', f, ms), '{"level":30,"time":"2026-11-26T06:17:37.005Z","node":"n1","log":"access","client":"203.0.113.7","method":"GET","host":"shop.example","path":"/cart","status":200,"bytes_in":0,"bytes_out":1234,"Ta":3,"Tw":0,"Tr":2,"backend":"shop","server":"web1","retries":0,"term":"--","rule":null,"request_id":"n1-1a"}\n');
+  assert.equal(ourLine('n1', f, ms), '{"level":30,"time":"2026-11-26T06:17:37.005Z","node":"n1","log":"access","client":"203.0.113.7","method":"GET","host":"shop.example","path":"/cart","status":200,"bytes_in":0,"bytes_out":1234,"Ta":3,"Tw":0,"Tr":2,"backend":"shop","server":"web1","retries":0,"term":"--","rule":null,"request_id":"n1-1a","proto":"HTTP/1.1","sni":"shop.example"}\n');
   const enc = new AccessLineEncoder('n1');
   // Regions are held (not copied) while the encoder goes on through several slabs: none may be overwritten.
   const held: Buffer[] = [];

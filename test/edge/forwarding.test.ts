@@ -48,7 +48,7 @@ test('one access-log line per request with the documented fields', async (t) => 
   const lines = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
   assert.equal(lines.length, 5);
   const l = lines[0];
-  for (const k of ['time', 'client', 'method', 'host', 'path', 'status', 'bytes_in', 'bytes_out', 'Ta', 'Tr', 'backend', 'server', 'retries', 'request_id', 'term']) {
+  for (const k of ['time', 'client', 'method', 'host', 'path', 'status', 'bytes_in', 'bytes_out', 'Ta', 'Tr', 'backend', 'server', 'retries', 'request_id', 'term', 'proto', 'sni']) {
     assert.ok(k in l, `field ${k} in ${JSON.stringify(l)}`);
   }
   assert.equal(l.client, '127.0.0.1');
@@ -61,4 +61,6 @@ test('one access-log line per request with the documented fields', async (t) => 
   assert.equal(l.backend, 'shop');
   assert.equal(l.server, 'web1');
   assert.equal(l.term, '--');
+  assert.equal(l.proto, 'HTTP/1.1');
+  assert.equal(l.sni, null, 'plain listener: no SNI');
 });

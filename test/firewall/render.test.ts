@@ -176,7 +176,7 @@ describe('nftRate', () => {
 describe('normalizeConnectionLimits', () => {
   it('gives the documented defaults for a missing section', () => {
     assert.deepEqual(normalizeConnectionLimits(undefined), {
-      rate: { limit: 50, window: 1000, burst: 50 }, concurrent: 100, global: 20000, ipv6_prefix: 64, exempt: [], action: 'drop', size: 65536,
+      rate: { limit: 50, window: 1000, burst: 50 }, concurrent: 100, global: 20000, ipv6_prefix: 64, exempt: [], action: 'drop', size: 65536, in_process: 'close',
     });
     assert.deepEqual(normalizeConnectionLimits({}), normalizeConnectionLimits(undefined));
     assert.equal(CONNECTION_LIMIT_DEFAULTS.concurrent, 100);
@@ -204,6 +204,7 @@ describe('normalizeConnectionLimits', () => {
       [{ global: 1.5 }, /^limits\.connection\.global: /],
       [{ ipv6_prefix: 129 }, /^limits\.connection\.ipv6_prefix: expected an integer from 1 to 128/],
       [{ action: 'tarpit' }, /^limits\.connection\.action: expected "drop" or "reject"/],
+      [{ in_process: 'drop' }, /^limits\.connection\.in_process: expected "close", "tarpit" or "off"/],
       [{ exempt: ['10.0.0.0/8', '10.0.0.0/33'] }, /^limits\.connection\.exempt\[1\]: not an IPv4\/IPv6 address or CIDR/],
       [{ exempt: '10.0.0.0/8' }, /^limits\.connection\.exempt: expected a list/],
       [{ concurent: 5 }, /^limits\.connection\.concurent: unknown key/],

@@ -10,9 +10,10 @@ export { freePort };
 
 /**
  * Body of `limits: { … }` that turns the built-in per-client limits off, for tests that load from one
- * address: their defaults would answer 429 to a test's own traffic.
+ * address: their defaults would answer 429 to a test's own traffic, and the in-process connection
+ * guard (50 new connections per second per client) would close its connections.
  */
-export const CLIENT_LIMITS_OFF = 'client: { requests: { limit: 0 }, in_flight: 0 }';
+export const CLIENT_LIMITS_OFF = 'client: { requests: { limit: 0 }, in_flight: 0 }, connection: { in_process: off }';
 
 /** One server of the test backend; `more` adds keys to its flow mapping (e.g. `maxconn: 1`). */
 export interface TestServer { name: string; url: string; more?: string }

@@ -10,10 +10,14 @@ export interface RawOriginRequest {
   line: string;
   method: string;
   target: string;
+  /** `HTTP/1.1` or `HTTP/1.0`. */
+  version: string;
   /** Header lines exactly as received (no CRLF). */
   headerLines: string[];
   /** Lower-cased name → values in order. */
   headers: Map<string, string[]>;
+  /** Trailer field lines after the last chunk (exactly as received). */
+  trailers: string[];
   /** De-chunked body bytes. */
   body: Buffer;
   /** Every byte of this request as it arrived (head, framing and body). */
@@ -78,7 +82,8 @@ class StrictReader {
     for (const l of lines) if (l.includes('\n') || l.includes('\r')) return this.fail(`bare CR or LF in head: ${JSON.stringify(l)}`);
     const line = lines[0];
     const parts = line.split(' ');
-    if (parts.length !== 3 || parts[2] !== 'HTTP/1.1') return this.fail(`bad request line ${JSON.stringify(line)}`);
+    // HTTP/1.0 is accepted too: a proxy may forward a 1.0 client's request as 1.0 (HAProxy does).
+    if (parts.length !== 3 || (parts[2] !== 'HTTP/1.1' && parts[2] !== 'HTTP/1.0')) return this.fail(`bad request line ${JSON.stringify(line)}`);
     const headers = new Map<string, string[]>();
     const headerLines = lines.slice(1);
     for (const h of headerLines) {
@@ -95,6 +100,7 @@ class StrictReader {
     if ((cl?.length ?? 0) > 1 || (te?.length ?? 0) > 1) return this.fail('repeated framing header');
     let pos = end + 4;
     let body: Buffer;
+    const trailers: string[] = [];
     if (te !== undefined) {
       if (te[0].toLowerCase() !== 'chunked') return this.fail(`Transfer-Encoding ${te[0]}`);
       const parts: Buffer[] = [];
@@ -106,9 +112,16 @@ class StrictReader {
         const size = parseInt(sizeText, 16);
         pos = le + 2;
         if (size === 0) {
-          if (b.length < pos + 2) return null;
-          if (b[pos] !== 13 || b[pos + 1] !== 10) return this.fail('trailer or junk after the last chunk');
-          pos += 2;
+          // Trailer fields (strict field lines), then the empty line.
+          for (;;) {
+            const te = b.indexOf('\r\n', pos);
+            if (te < 0) return null;
+            if (te === pos) { pos += 2; break; }
+            const field = b.subarray(pos, te).toString('latin1');
+            if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+:[\t\x20-\x7e\x80-\xff]*$/.test(field)) return this.fail(`bad trailer line ${JSON.stringify(field)}`);
+            trailers.push(field);
+            pos = te + 2;
+          }
           break;
         }
         if (b.length < pos + size + 2) return null;
@@ -126,7 +139,7 @@ class StrictReader {
     } else body = Buffer.alloc(0);
     const raw = Buffer.from(b.subarray(0, pos));
     this.buf = b.subarray(pos);
-    return { line, method: parts[0], target: parts[1], headerLines, headers, body: Buffer.from(body), raw, conn: this.conn };
+    return { line, method: parts[0], target: parts[1], version: parts[2], headerLines, headers, trailers, body: Buffer.from(body), raw, conn: this.conn };
   }
 }
 

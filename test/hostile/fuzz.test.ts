@@ -3,10 +3,10 @@
 // a 5xx from a refused re-serialisation, never a crash or a wedged process), and random or mutated
 // config texts must give ConfigLoadError diagnostics, never another exception.
 // Bounded runs here; FUZZ_RUNS=<n> multiplies them (the lead's `npm run fuzz`).
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { exchange, startBench, type Bench } from './helpers.js';
+import { exchange, startBench, engineKey, ENGINES, type Bench } from './helpers.js';
 import { loadConfigText, ConfigLoadError } from '../../edge/config/load.js';
 
 const SCALE = Math.max(1, Number(process.env.FUZZ_RUNS ?? '1') || 1);
@@ -53,30 +53,31 @@ const mutated = fc.array(fc.tuple(fc.nat(VALID.length + 8), fc.integer({ min: 0,
 
 const ALLOWED = new Set([100, 200, 400, 404, 405, 408, 411, 413, 414, 417, 431, 501, 505]);
 
-let bench: Bench;
-before(async () => { bench = await startBench({ requestLimits: 'max_body: 1kb' }); });
-after(async () => { await bench.stop(); });
-
-async function healthy(): Promise<void> {
+/** A normal GET on `port` still gets 200, quickly. */
+async function healthy(port: number): Promise<void> {
   const t0 = Date.now();
-  const a = await exchange(bench.edge.port, 'GET /health HTTP/1.1\r\nHost: shop\r\n\r\n', { waitMs: 2000, expectResponses: 1, settleMs: 0 });
+  const a = await exchange(port, 'GET /health HTTP/1.1\r\nHost: shop\r\n\r\n', { waitMs: 2000, expectResponses: 1, settleMs: 0 });
   assert.deepEqual(a.statuses, [200], 'a normal GET still gets 200 after the batch');
   assert.ok(Date.now() - t0 < 1000, `and quickly (${Date.now() - t0} ms)`);
 }
 
-test('fuzz: random and mutated requests get 4xx, a close, or a correct forward; the edge never wedges', async () => {
-  const batch = fc.array(fc.oneof(request.map((s) => Buffer.from(s, 'utf8')), mutated), { minLength: 1, maxLength: 24 });
-  await fc.assert(fc.asyncProperty(batch, async (reqs) => {
-    const answers = await Promise.all(reqs.map((r) => exchange(bench.edge.port, r, { waitMs: 250, expectResponses: 1, settleMs: 20 })));
-    for (let i = 0; i < reqs.length; i++) {
-      for (const s of answers[i].statuses) {
-        assert.ok(ALLOWED.has(s), `status ${s} for ${JSON.stringify(reqs[i].toString('latin1'))}: ${JSON.stringify(answers[i].data.toString('latin1').slice(0, 200))}`);
+for (const engine of ENGINES) {
+  test(`fuzz (${engine} engine): random and mutated requests get 4xx, a close, or a correct forward; the edge never wedges`, async (t) => {
+    const bench: Bench = await startBench({ requestLimits: 'max_body: 1kb', listener: engineKey(engine) });
+    t.after(() => bench.stop());
+    const batch = fc.array(fc.oneof(request.map((s) => Buffer.from(s, 'utf8')), mutated), { minLength: 1, maxLength: 24 });
+    await fc.assert(fc.asyncProperty(batch, async (reqs) => {
+      const answers = await Promise.all(reqs.map((r) => exchange(bench.edge.port, r, { waitMs: 250, expectResponses: 1, settleMs: 20 })));
+      for (let i = 0; i < reqs.length; i++) {
+        for (const s of answers[i].statuses) {
+          assert.ok(ALLOWED.has(s), `status ${s} for ${JSON.stringify(reqs[i].toString('latin1'))}: ${JSON.stringify(answers[i].data.toString('latin1').slice(0, 200))}`);
+        }
       }
-    }
-    assert.deepEqual(bench.origin.framingErrors, [], 'whatever reached the origin was strict HTTP/1.1');
-    await healthy();
-  }), { numRuns: 12 * SCALE, seed, endOnFailure: true });
-});
+      assert.deepEqual(bench.origin.framingErrors, [], 'whatever reached the origin was strict HTTP/1.1');
+      await healthy(bench.edge.port);
+    }), { numRuns: 12 * SCALE, seed, endOnFailure: true });
+  });
+}
 
 // ---------- configs ----------
 const BASE = `listen:

@@ -12,7 +12,7 @@ import { exchange, sleep } from './helpers.js';
 
 const JUNK = [
   'GET /a HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n',                              // 400 several Host
-  'get /a HTTP/1.1\r\nHost: a\r\n\r\n',                                          // closed by uWS
+  'G@T /a HTTP/1.1\r\nHost: a\r\n\r\n',                                          // 400 method is not a token
   'GET /a HTTP/1.1\r\nHost: a\r\nX-A: a\x7fb\r\n\r\n',                           // 400 control character
   'POST /a HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n0\r\n\r\n',     // 400 TE
   'POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab', // 400 CL

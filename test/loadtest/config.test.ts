@@ -14,6 +14,7 @@ import { checkTools } from '../../loadtest/lib/prereq.js';
 import { parseRuleFile } from '../../rules/parser.js';
 import { loadRulesetFromSources, MemoryCounterStore, type RuleInput } from '../../rules/index.js';
 import { PASS_THROUGH_RULES } from '../../loadtest/scenarios/throughput.js';
+import { loadConfigText } from '../../edge/config/load.js';
 
 function peakSpec(dir: string): ProxySpec {
   const s = baseSpec(18080, 19090, [{ name: 'web1', port: 18081, maxconn: 10 }, { name: 'web2', port: 18082, maxconn: 10, weight: 2 }, { name: 'dr1', port: 18083, backup: true }], dir);
@@ -26,6 +27,21 @@ function peakSpec(dir: string): ProxySpec {
   s.rulesFiles = ['/x/shop.rules'];
   return s;
 }
+
+test('the front-end engine goes on the listener, and the generated config loads', () => {
+  const spec = baseSpec(18080, 19090, [{ name: 'raw', port: 18081 }], '/tmp/x');
+  assert.deepEqual(parse(portcullisConfig(spec)).listen, [{ address: '127.0.0.1:18080' }], 'no engine key unless asked');
+  for (const engine of ['http1', 'uws'] as const) {
+    const text = portcullisConfig({ ...spec, engine });
+    assert.deepEqual(parse(text).listen, [{ address: '127.0.0.1:18080', engine }]);
+    const cfg = loadConfigText(text, 'lt.yaml', { PORTCULLIS_ADMIN_TOKEN: 'test-token-0123456789' });
+    assert.equal(cfg.listen[0].engine, engine);
+  }
+  const off = parse(portcullisConfig({ ...spec, connectionGuard: false }));
+  assert.deepEqual(off.limits.connection, { in_process: 'off' }, 'the connection guard only counts');
+  assert.ok(off.limits.client, 'next to the client limits');
+  assert.equal(parse(portcullisConfig(spec)).limits.connection, undefined);
+});
 
 test('Portcullis YAML carries servers, queue, health, sticky, limits, shared, rules and the admin token variable', () => {
   const doc = parse(portcullisConfig(peakSpec('/tmp/x')));

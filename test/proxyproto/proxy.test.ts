@@ -1,6 +1,7 @@
 // Why: origins that want the real client address get it in a PROXY v2 header (`send_proxy: v2`),
-// on connections that only ever carry that client's requests; and incoming PROXY protocol is
-// refused at config time because this uWS build lets any client spoof it (uws-notes §3).
+// on connections that only ever carry that client's requests; incoming PROXY protocol is accepted
+// by the http1 engine from trusted proxies only (accept.test.ts), and refused with engine: uws,
+// whose parser lets any client spoof it (uws-notes §3).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
@@ -143,18 +144,24 @@ test('send_proxy: v2 also applies to WebSocket tunnels (the header precedes the 
   assert.equal(o.conns[0].requests[0], 'GET /socket HTTP/1.1');
 });
 
-test('incoming PROXY protocol (accept_proxy) is refused with file:line:key and the reason', () => {
+test('accept_proxy needs engine: http1 and trusted_proxies: otherwise refused with file:line:key and the reason', () => {
   const yaml = `listen:
   - address: "127.0.0.1:8080"
     accept_proxy: true
 backends: { s: { servers: [{ name: a, url: "http://127.0.0.1:1" }] } }
 `;
   assert.throws(() => loadConfigText(yaml, 'edge.yaml', {}), (e: Error) => {
-    assert.match(e.message, /^edge\.yaml:3: listen\[0\]\.accept_proxy: PROXY protocol on incoming connections is refused: /);
+    assert.match(e.message, /^edge\.yaml:3: listen\[0\]\.accept_proxy: accept_proxy needs trusted_proxies/);
+    return true;
+  });
+  assert.throws(() => loadConfigText(yaml.replace('accept_proxy: true', 'accept_proxy: true\n    engine: uws') + 'trusted_proxies: [10.0.0.0/8]\n', 'edge.yaml', {}), (e: Error) => {
+    assert.match(e.message, /listen\[0\]\.accept_proxy: PROXY protocol needs engine: http1/);
     assert.match(e.message, /any client could spoof its address/);
     return true;
   });
+  const ok = loadConfigText(`${yaml}trusted_proxies: [10.0.0.0/8]\n`, 'edge.yaml', {});
+  assert.equal(ok.listen[0].acceptProxy, true);
   // accept_proxy: false is accepted (explicitly off).
   const cfg = loadConfigText(yaml.replace('accept_proxy: true', 'accept_proxy: false'), 'edge.yaml', {});
-  assert.equal(cfg.listen.length, 1);
+  assert.equal(cfg.listen[0].acceptProxy, false);
 });

@@ -65,7 +65,7 @@ for (const [name, over, kind, rule] of cases) {
 }
 
 test('decision carries status, body, durations', () => {
-  assert.deepEqual(policy.evaluate(req({ headers: ['user-agent', 'sqlmap/1.7'] }), env()).action, { kind: 'deny', status: 403, body: 'go away', durationMs: 0, retryAfterSec: 0 });
+  assert.deepEqual(policy.evaluate(req({ headers: ['user-agent', 'sqlmap/1.7'] }), env()).action, { kind: 'deny', status: 403, body: 'go away\n', durationMs: 0, retryAfterSec: 0 });
   assert.equal(policy.evaluate(req({ ip: '203.0.113.1' }), env()).action?.durationMs, 30_000);
   assert.equal(policy.evaluate(req({ headers: ['cookie', 'role=admin'] }), env()).action?.durationMs, 3_600_000);
 });

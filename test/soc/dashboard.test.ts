@@ -1,11 +1,12 @@
 // Why: the SOC acts from the dashboard. In a real headless Chromium it must log in with the
 // token, show numbers that move while traffic flows, show live events, and its buttons must reach
-// the edge: ban a client, drain a server, flip a rule's mode. A screenshot goes to test-output/.
+// the edge: ban a client, drain a server, flip a rule's mode. A screenshot goes to the test output directory (test/harness/output.ts).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
+import { testOutputDir } from '../harness/output.js';
 import { EventBus } from '../../edge/events.js';
 import { blockEvent, eventClient, eventRequest, healthEvent } from '../../edge/events/build.js';
 import { Metrics } from '../../edge/metrics.js';
@@ -124,8 +125,7 @@ test('dashboard in headless Chromium: live numbers, events, ban / drain / rule-m
   const types = await page.$$eval('#events tbody tr td:nth-child(3)', (tds) => tds.map((td) => td.textContent));
   assert.ok(types.length > 0 && types.every((x) => x === 'health'), `only health rows after filtering: ${types.join(',')}`);
 
-  const outDir = join(process.cwd(), 'test-output');
-  mkdirSync(outDir, { recursive: true });
+  const outDir = testOutputDir();
   await page.screenshot({ path: join(outDir, 'dashboard.png'), fullPage: true });
   assert.ok(existsSync(join(outDir, 'dashboard.png')));
   assert.deepEqual(problems, [], `no page errors, no console errors (CSP), no external requests: ${problems.join(' | ')}`);

@@ -175,3 +175,38 @@ test('runtime bans and rule modes survive a reload and a restart (Redis)', { tim
   await probe.stop();
   await persistenceRound(t, 'redis');
 });
+
+test('clearing a rule-mode override (DELETE /api/rules/:id/mode) restores the file\'s mode now, after a reload, a SIGHUP and a restart', { timeout: 60_000 }, async (t) => {
+  const { dir, rulesFile } = rulesDir('pc-e2e-mode-reset-', 'r.rules', RULES);
+  const o1 = await startOrigin('s1');
+  t.after(() => o1.close());
+  const yaml = adminEdgeYaml([o1], rulesFile, undefined, `state_file: "${join(dir, 'state.json')}"`);
+  const probeMode = async (edge: Awaited<ReturnType<typeof spawnEdge>>): Promise<string | undefined> =>
+    ((await admin(edge.adminPort, 'GET', '/api/rules')).body as { id: string; mode: string }[]).find((r) => r.id === 'probe')?.mode;
+  const expectFileMode = async (edge: Awaited<ReturnType<typeof spawnEdge>>, when: string): Promise<void> => {
+    assert.equal(await probeMode(edge), 'log_only', `${when}: the file's mode is listed`);
+    assert.equal((await send(`${edge.url}/probe`, { from: '127.0.3.10' })).status, 200, `${when}: a log_only rule lets the request through`);
+  };
+  const a = await spawnEdge(yaml);
+  try {
+    await expectFileMode(a, 'at start');
+    assert.equal((await admin(a.adminPort, 'PUT', '/api/rules/probe/mode', { mode: 'enforce' })).status, 200);
+    assert.equal((await send(`${a.url}/probe`, { from: '127.0.3.10' })).status, 404, 'enforced by the override');
+    const del = await admin(a.adminPort, 'DELETE', '/api/rules/probe/mode');
+    assert.equal(del.status, 200);
+    assert.equal(del.body.mode, 'log_only', 'the answer says which mode now applies');
+    await expectFileMode(a, 'right after DELETE');
+    assert.equal((await admin(a.adminPort, 'POST', '/api/rules/reload')).status, 200);
+    await expectFileMode(a, 'after POST /api/rules/reload');
+    a.child.kill('SIGHUP');
+    await waitFor('the SIGHUP reload event', async () => ((await admin(a.adminPort, 'GET', '/api/events/recent?type=reload')).body as { reason: string }[])
+      .some((e) => e.reason === 'signal'), 5000);
+    await expectFileMode(a, 'after SIGHUP');
+    assert.equal((await admin(a.adminPort, 'DELETE', '/api/rules/probe/mode')).status, 404, 'nothing left to clear');
+  } finally {
+    await a.stop();
+  }
+  const b = await spawnEdge(yaml);
+  t.after(() => b.stop());
+  await expectFileMode(b, 'after a restart with the same state file');
+});

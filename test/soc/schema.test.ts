@@ -25,7 +25,7 @@ export function everyEvent(): EdgeEvent[] {
     b.blockEvent('tarpit', { client, request, rule: 'scraper', status: 500, term: 'PT' }),
     b.blockEvent('drop', { client, request: null, rule: 'bad-asn', status: null, term: 'PR' }),
     b.blockEvent('rate_limit', { client, request, rule: 'api-rate', status: 429, term: 'PR', counters: { req_10s: 51 } }),
-    b.blockEvent('log_only', { client, request, rule: 'php-probe', status: null, term: '--' }),
+    b.blockEvent('log_only', { client, request, rule: 'php-probe', status: 200, term: '--', reason: 'would have deny(404)', would: { action: 'deny', status: 404 } }),
     b.guardEvent({ client, reason: 'conn_rate', status: 503, counters: { conn_rate: 200 } }),
     b.deadlineEvent({ client, reason: 'timeout http-request', term: 'cR', status: 408 }),
     b.banEvent({ key: '203.0.113.7', ttlSec: 600, reason: 'http_req_rate above 100', rule: 'scraper', client, counters: { http_req_rate: 130 }, table: 'clients' }),

@@ -47,3 +47,49 @@ test('portcullis top --once prints rates, top blocked and servers', async (t) =>
   assert.equal(await runTop(['--url', 'http://127.0.0.1:1', '--token', TOKEN, '--once'], sink().stream, dead.stream), 1);
   assert.match(dead.text(), /cannot reach/);
 });
+
+test('portcullis top: the token comes from --token-file too, a missing token says how to give one, and q quits the live view', { timeout: 20_000 }, async (t) => {
+  const { EventEmitter } = await import('node:events');
+  const { mkdtempSync, writeFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const bus = new EventBus({ node: 'top-keys' });
+  const f = fakeTargets(bus);
+  const admin = await startAdminServer({ address: '127.0.0.1:0', token: TOKEN }, f.targets, bus, new Metrics());
+  t.after(() => admin.close());
+
+  const saved = process.env.PORTCULLIS_ADMIN_TOKEN;
+  delete process.env.PORTCULLIS_ADMIN_TOKEN;
+  t.after(() => { if (saved !== undefined) process.env.PORTCULLIS_ADMIN_TOKEN = saved; });
+  const none = sink();
+  assert.equal(await runTop(['--url', admin.url, '--once'], sink().stream, none.stream), 2);
+  assert.match(none.text(), /no admin token: set PORTCULLIS_ADMIN_TOKEN, or pass --config EDGE.yaml, --token TOKEN or --token-file FILE/);
+
+  const file = join(mkdtempSync(join(tmpdir(), 'pc-top-')), 'token');
+  writeFileSync(file, `${TOKEN}\n`);
+  // A terminal: keys arrive as data in raw mode; q must end the loop well before the next poll.
+  const raw: boolean[] = [];
+  const keys = Object.assign(new EventEmitter(), {
+    isTTY: true,
+    setRawMode(on: boolean) { raw.push(on); },
+    resume() {}, pause() {},
+  });
+  const out = sink(); const err = sink();
+  const t0 = Date.now();
+  const running = runTop(['--url', admin.url, '--token-file', file, '--interval', '30'], out.stream, err.stream, keys);
+  for (let i = 0; i < 100 && !out.text().includes('node top-keys'); i++) await new Promise((r) => setTimeout(r, 50));
+  assert.match(out.text(), /node top-keys/, `first screen drawn: ${err.text()}`);
+  keys.emit('data', Buffer.from('q'));
+  assert.equal(await running, 0);
+  assert.ok(Date.now() - t0 < 10_000, 'quit without waiting for the 30 s interval');
+  assert.deepEqual(raw, [true, false], 'raw mode on while running, restored on exit');
+  // --config: the admin address and token come from the edge's own config.
+  const cfg = join(mkdtempSync(join(tmpdir(), 'pc-top-cfg-')), 'edge.yaml');
+  writeFileSync(cfg, `listen: [{ address: "127.0.0.1:1" }]\nadmin: { address: "${new URL(admin.url).host}", token: "${TOKEN}" }\nbackends: { app: { servers: [{ name: s1, url: "http://127.0.0.1:2" }] } }\n`);
+  const viaConfig = sink(); const viaConfigErr = sink();
+  assert.equal(await runTop(['--config', cfg, '--once'], viaConfig.stream, viaConfigErr.stream), 0, viaConfigErr.text());
+  assert.match(viaConfig.text(), /node top-keys/);
+  const badFile = sink();
+  assert.equal(await runTop(['--token-file', join(tmpdir(), 'pc-no-such-token-file'), '--once'], sink().stream, badFile.stream), 2);
+  assert.match(badFile.text(), /--token-file .*ENOENT/);
+});
