@@ -10,10 +10,14 @@ const USAGE = `usage: portcullis <command> [options]
 
 commands:
   run --config FILE        start the edge proxy (--supervise: restart it if it dies)
-  check --config FILE      validate a config file without starting (exit 1 on errors)
+  check --config FILE      validate a config file without starting (exit 1 on errors; --peer FILE: the
+                           other node of an HA pair must agree on servers, sticky secret, VRRP id)
   schema                   print the config JSON Schema (for editors)
   rules lint|test|explain  rule-file tools (see docs/rules.md)
   firewall --config FILE   print the nftables ruleset derived from limits (--apply, --remove)
+  health --config FILE     exit 0 when the node is ready (GET /healthz), 1 otherwise (keepalived track script)
+  drain --config FILE      planned hand-over: not ready now, stop once the address moved (--grace 10s, --no-wait)
+  keepalived --config FILE print a keepalived.conf for this node (ha.keepalived; docs/ha.md)
   top [--config FILE | --url URL]  live terminal view of the admin stats (token: from --config,
                            PORTCULLIS_ADMIN_TOKEN, --token or --token-file; q quits)
 `;
@@ -99,6 +103,15 @@ export async function main(argv: string[]): Promise<void> {
       const rules = await checkRules(cfg);
       if (!rules.ok) { code = 1; break; }
       process.stdout.write(`${summary(cfg)}${rules.summary}\n`);
+      const peerFile = argValue(rest, '--peer');
+      if (peerFile !== undefined) {
+        // The other node of an HA pair: what both must agree on (docs/ha.md).
+        const peer = loadOrReport(peerFile);
+        if (!peer) { code = 1; break; }
+        const issues = (await import('./ha.js')).pairMismatches(cfg, peer);
+        for (const i of issues) process.stderr.write(`pair: ${i}\n`);
+        if (issues.length > 0) code = 1; else process.stdout.write(`pair ${cfg.nodeId} + ${peer.nodeId}: consistent\n`);
+      }
       break;
     }
     case 'schema':
@@ -112,6 +125,22 @@ export async function main(argv: string[]): Promise<void> {
     case 'firewall': {
       const m = await import('./firewall.js');
       code = await m.runFirewallCli(rest, (path: string) => loadConfigFile(path));
+      break;
+    }
+    case 'health': {
+      const m = await import('./health-cli.js');
+      code = await m.runHealth(rest, { out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) });
+      break;
+    }
+    case 'drain': case 'keepalived': {
+      const cfg = loadOrReport(argValue(rest, '--config'));
+      if (!cfg) { code = 1; break; }
+      const ha = await import('./ha.js');
+      const io = { out: (t: string) => process.stdout.write(t), err: (t: string) => process.stderr.write(t) };
+      if (cmd === 'drain') code = await ha.runDrainCli(cfg, rest, io);
+      else {
+        try { io.out(ha.renderKeepalived(cfg)); } catch (e) { io.err(`${(e as Error).message}\n`); code = 1; }
+      }
       break;
     }
     case 'top': {

@@ -66,6 +66,11 @@ export interface RunningEdge {
   /** WebSocket tunnels of this edge (per-client counts, close-all on stop). */
   readonly websocket: WebSocketRuntime;
   ready: boolean;
+  /** A planned hand-over in progress (`portcullis drain`, POST /api/drain): /healthz answers 503 while
+   *  the listeners still serve, so that keepalived moves the virtual address first. */
+  draining: { sinceMs: number; graceMs: number } | null;
+  /** stop() has begun: listeners are closing. */
+  readonly stopping: boolean;
   /** Stop accepting, let in-flight requests finish up to the graceful deadline, then close. */
   stop(): Promise<void>;
 }
@@ -205,7 +210,8 @@ export async function startEdge(cfg: EdgeConfig, opts: EdgeOptions = {}): Promis
 
     let stopping: Promise<void> | null = null;
     const edge: RunningEdge = {
-      cfg, bus, pools, listeners, pipeline, guard, connGuard, bans, share, counters, rules, geo, websocket, ready: true,
+      cfg, bus, pools, listeners, pipeline, guard, connGuard, bans, share, counters, rules, geo, websocket, ready: true, draining: null,
+      get stopping(): boolean { return stopping !== null; },
       stop(): Promise<void> {
         if (stopping) return stopping;
         edge.ready = false;

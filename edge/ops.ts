@@ -9,6 +9,7 @@ import type { Transaction } from './transaction.js';
 import type { ActionSpec } from './act.js';
 import type { RuleMode } from './events/schema.js';
 import type { BackendPool, ServerState } from './backend/types.js';
+import { readiness, type NodeSnapshot } from './readiness.js';
 
 /** A ban without an end: the admin API's "until removed" (100 years). */
 const FOREVER_MS = 100 * 365 * 24 * 3600 * 1000;
@@ -68,8 +69,30 @@ export function adminTargetsFor(edge: RunningEdge, fanout: WorkerFanout | null =
       bans: edge.bans.size,
       stick_entries: table.count,
     }),
-    ready: () => edge.ready,
+    health: () => readiness(nodeSnapshot(edge)),
     redisState: () => (edge.share === null ? 'off' : edge.share.state),
+  };
+}
+
+/** What /healthz judges (edge/readiness.ts), read from the running edge. */
+export function nodeSnapshot(edge: RunningEdge): NodeSnapshot {
+  const open = edge.stopping ? 0 : edge.listeners.length;
+  return {
+    started: edge.ready || edge.stopping,
+    stopping: edge.stopping,
+    draining: edge.draining,
+    listeners: { total: edge.listeners.length, open },
+    backends: [...edge.pools.values()].map((p) => {
+      // With active checks a server counts while its latest check passed: a node (re)started in
+      // front of dead servers must not claim the virtual address before its checks find out (a
+      // single failed check is absorbed by keepalived's `fall`).
+      const h = edge.cfg.backends.find((b) => b.name === p.name)?.health ?? null;
+      const checked = h !== null && h.intervalMs > 0 && h.path !== '';
+      const servers = p.servers();
+      let up = 0;
+      for (const s of servers) if (s.state === 'up' && (!checked || (s.checkStatus?.startsWith('L7OK') ?? false))) up++;
+      return { name: p.name, up, servers: servers.length };
+    }),
   };
 }
 

@@ -2,12 +2,13 @@
 // listener, signals (SIGTERM/SIGINT graceful stop) and the last line of defence against a crash
 // from one bad request. The main thread supervises its workers and restarts one that dies.
 import { Worker } from 'node:worker_threads';
+import { networkInterfaces } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { startEdge, createSharedMemory, type RunningEdge } from './edge.js';
 import type { EdgeConfig } from './config/normalize.js';
 import type { EventsSection } from './config/sections.js';
-import type { SharedConfig } from './stick/config.js';
+import { redisConnectionOf, type SharedConfig } from './stick/config.js';
 import { EventBus } from './events.js';
 import { Metrics } from './metrics.js';
 import { startEventSinks } from './events/index.js';
@@ -15,6 +16,7 @@ import { startAdminServer, type AdminServer } from './admin/server.js';
 import { adminTargetsFor, bindMetricSources, MetricsObserver, WorkerFanout } from './ops.js';
 import type { WorkerInit, WorkerReport } from './worker.js';
 import { lifecycleEvent } from './events/build.js';
+import type { HaSection } from './ha.js';
 
 const WORKER_ENTRY = fileURLToPath(new URL('./worker.js', import.meta.url));
 
@@ -40,8 +42,9 @@ export async function runEdgeProcess(cfg: EdgeConfig, opts: { handleSignals?: bo
   const eventsCfg = cfg.sections.events as EventsSection;
   const sharedCfg = (cfg.sections.shared as SharedConfig | null) ?? null;
   // shared.redis is normalised to a target ({kind: 'url', url} | sentinel | cluster). The event stream
-  // and the admin state store connect by URL; with sentinel/cluster they stay local (said at start).
-  const redisUrl = sharedCfg !== null && sharedCfg.redis.kind === 'url' ? sharedCfg.redis.url : undefined;
+  // and the admin state store follow a URL or the master behind Sentinel; with a Cluster they stay
+  // local (said at start).
+  const redisUrl = sharedCfg !== null ? redisConnectionOf(sharedCfg.redis) ?? undefined : undefined;
   if (sharedCfg !== null && redisUrl === undefined) {
     logLine(40, `shared.redis is a ${sharedCfg.redis.kind}: the event stream and admin state use the local node only (state file)`);
   }
@@ -56,6 +59,7 @@ export async function runEdgeProcess(cfg: EdgeConfig, opts: { handleSignals?: bo
   const fanout = cfg.workers > 1 ? new WorkerFanout() : null;
   const forwarded = { name: 'workers', accepted: 0, dropped: 0, written: 0, pending: 0 };
   if (fanout !== null) metrics.addSinkSource(() => [forwarded]);
+  const haCfg = cfg.sections.ha as HaSection;
   let admin: AdminServer | null = null;
   if (cfg.admin !== null) {
     admin = await startAdminServer({
@@ -64,7 +68,7 @@ export async function runEdgeProcess(cfg: EdgeConfig, opts: { handleSignals?: bo
       tokens: cfg.admin.tokens,
       stateFile: cfg.admin.stateFile ?? join(dirname(cfg.file), 'portcullis.state.json'),
       redisUrl,
-    }, adminTargetsFor(edge, fanout), bus, metrics);
+    }, { ...adminTargetsFor(edge, fanout), drain: (graceMs: number, who: string) => drain(graceMs, who), drainGraceMs: haCfg.drainGraceMs }, bus, metrics);
   }
 
   let stopping = false;
@@ -119,6 +123,28 @@ export async function runEdgeProcess(cfg: EdgeConfig, opts: { handleSignals?: bo
     await admin?.close();
     await sinks.stop();
   };
+  /**
+   * Planned hand-over: /healthz answers 503 at once while the listeners keep serving, so keepalived
+   * moves the virtual address to the peer within the grace; then in-flight requests finish
+   * (timeouts.graceful_stop) and the process exits. False when a drain or stop is already under way.
+   */
+  const drain = (graceMs: number, who: string): boolean => {
+    if (stopping || edge.draining !== null) return false;
+    edge.draining = { sinceMs: Date.now(), graceMs };
+    edge.bus.emit(lifecycleEvent('draining', `by ${who}: not ready now; stopping in ${graceMs} ms (in flight: ${edge.pipeline.inFlight})`));
+    process.stderr.write(`portcullis: draining (by ${who}): /healthz 503; stopping in ${graceMs} ms\n`);
+    const finish = (): void => {
+      clearInterval(watch);
+      clearTimeout(timer);
+      void stop().then(() => { if (opts.handleSignals !== false) exitNow(0, workers.size > 0); });
+    };
+    const timer = setTimeout(finish, graceMs);
+    // With ha.keepalived.virtual_ip the grace ends as soon as the address has left this node
+    // (keepalived moved it, or this node never held it): nothing new can arrive here after that.
+    const vips = (haCfg.keepalived?.virtualIps ?? []).map((v) => v.slice(0, v.lastIndexOf('/')));
+    const watch = setInterval(() => { if (vips.length > 0 && !holdsAny(vips)) finish(); }, 100);
+    return true;
+  };
   if (opts.handleSignals !== false) {
     const onSignal = async (signal: string) => {
       process.stderr.write(`portcullis: ${signal}: stopping (in-flight ${edge.pipeline.inFlight}, up to ${cfg.timeouts.gracefulStopMs} ms)\n`);
@@ -142,6 +168,14 @@ export async function runEdgeProcess(cfg: EdgeConfig, opts: { handleSignals?: bo
   process.stderr.write(`portcullis: listening on ${edge.listeners.map((l) => `${cfg.listen.find((c) => c.name === l.name)?.host}:${l.port}`).join(', ')}` +
     `${cfg.workers > 1 ? ` (${cfg.workers} workers)` : ''} [pid ${process.pid}]\n`);
   return { edge, admin, metrics, workers: () => workers.size + 1, stop };
+}
+
+/** Some interface of this host (network namespace) carries one of these addresses. */
+function holdsAny(addresses: readonly string[]): boolean {
+  for (const list of Object.values(networkInterfaces())) {
+    for (const a of list ?? []) if (addresses.includes(a.address)) return true;
+  }
+  return false;
 }
 
 /**

@@ -41,10 +41,12 @@ async function main(argv: string[]): Promise<number> {
   const ignored = opts.vs.filter((k) => !scenario.supports.includes(k));
   const proxies: ProxyKind[] = [...(opts.skipPortcullis ? [] : ['portcullis' as const]), ...opts.vs.filter((k) => scenario.supports.includes(k))];
   if (proxies.length === 0) { console.error(`error: ${scenario.name} runs only against ${scenario.supports.join(', ')}`); return 2; }
+  const why = scenario.unavailable?.() ?? null;
+  if (why !== null) { console.error(`${scenario.name}: skipped: ${why}`); return 0; }
   const tools = new Set(scenario.tools(opts));
   for (const k of proxies) if (k !== 'portcullis') tools.add(k);
   const nproc = cpus().length;
-  const pinned = opts.pin && nproc >= 2;
+  const pinned = opts.pin && nproc >= 2 && scenario.pin !== false;
   if (pinned) tools.add('taskset');
   const pre = checkTools([...tools]);
   if (!pre.ok) { console.error(`error: ${pre.message}`); return 3; }

@@ -11,6 +11,7 @@ import { parseFilter } from '../events/ws-feed.js';
 import type { BlockStats } from '../events/stats.js';
 import type { Metrics } from '../metrics.js';
 import type { RateSampler } from './sampler.js';
+import { parseDuration } from '../config/units.js';
 import type { StateStore, StoredBan } from './state-store.js';
 import type { AdminTargets } from './targets.js';
 
@@ -56,6 +57,7 @@ export const ADMIN_ROUTES: readonly string[] = [
   'DELETE /api/rules/:id/mode',
   'GET /api/events/recent',
   'GET /api/events/ws',
+  'POST /api/drain',
 ];
 
 const SERVER_OPS: Record<string, 'drain' | 'maint' | 'up'> = { drain: 'drain', maint: 'maint', ready: 'up' };
@@ -96,6 +98,7 @@ export class AdminApi {
     r('PUT /api/rules/:id/mode', (c) => this.ruleMode(c));
     r('DELETE /api/rules/:id/mode', (c) => this.ruleModeReset(c));
     r('GET /api/events/recent', (c) => this.recent(c));
+    r('POST /api/drain', (c) => this.drain(c));
   }
 
   /** Find the route; `null` → 404. Throws 405 when the path exists for another method. */
@@ -271,6 +274,23 @@ export class AdminApi {
     return { status: 200, body: { id, override: null, mode, note: 'the mode from the rule file applies' } };
   }
 
+  /** Planned hand-over: not ready now, the process stops after the grace (docs/ha.md). */
+  private async drain(c: Call): Promise<Reply> {
+    const { targets } = this.d;
+    if (targets.drain === undefined) throw new HttpError(501, 'this edge cannot be drained from the admin API (not a `portcullis run` process)');
+    const body = await c.body();
+    let graceMs = targets.drainGraceMs ?? 10_000;
+    if (body.grace !== undefined) {
+      const g = typeof body.grace === 'number' ? body.grace * 1000 : typeof body.grace === 'string' ? parseDuration(body.grace) : null;
+      if (g === null || !Number.isFinite(g) || g < 0 || g > 3_600_000) throw new HttpError(400, 'body.grace must be seconds (number) or a duration like "5s", at most 1h');
+      graceMs = Math.round(g);
+    }
+    const before = targets.health().status;
+    if (!targets.drain(graceMs, c.who)) throw new HttpError(409, 'a drain or stop is already under way');
+    this.audit(c, 'node.drain', this.d.bus.node, before, 'draining');
+    return { status: 202, body: { status: 'draining', node: this.d.bus.node, grace_ms: graceMs, note: '/healthz answers 503 now; in-flight requests finish after the grace, then the process stops' } };
+  }
+
   private recent(c: Call): Reply {
     const f = parseFilter({ type: c.query.get('type') ?? undefined, rule: c.query.get('rule') ?? undefined, client: c.query.get('client') ?? undefined, node: c.query.get('node') ?? undefined });
     const limitText = c.query.get('limit') ?? '200';
@@ -327,7 +347,7 @@ export class AdminApi {
       node: this.d.bus.node,
       time: new Date().toISOString(),
       uptimeSec: Math.round((Date.now() - this.d.startedAt) / 1000),
-      ready: targets.ready(),
+      ready: targets.health().ready,
       redis: targets.redisState(),
       requests: {
         total: metrics.requests,

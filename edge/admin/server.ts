@@ -19,6 +19,7 @@ import { FileStateStore, MemoryStateStore } from './state-store.js';
 import type { StateStore } from './state-store.js';
 import { loadDashboard } from './static.js';
 import type { AdminTargets } from './targets.js';
+import type { RedisConnection } from '../stick/config.js';
 
 export interface AdminServerConfig {
   /** host:port, e.g. "127.0.0.1:9090" or "[::1]:9090"; port 0 picks a free port. */
@@ -29,8 +30,8 @@ export interface AdminServerConfig {
   tokens?: Record<string, string>;
   /** JSON file for runtime bans / rule modes (used when redisUrl is absent). */
   stateFile?: string;
-  /** Persist runtime edits in Redis instead (shared by all nodes). */
-  redisUrl?: string;
+  /** Persist runtime edits in Redis instead (shared by all nodes): a URL or Sentinel options. */
+  redisUrl?: RedisConnection;
   /** Redis key prefix for the state hashes (default "portcullis:admin:"). */
   statePrefix?: string;
 }
@@ -124,6 +125,12 @@ export async function startAdminServer(cfg: AdminServerConfig, targets: AdminTar
     reapplying = true;
     setImmediate(() => { api.reapply().catch(() => undefined).finally(() => { reapplying = false; }); });
   });
+  // Another node set or reset a rule mode (shared Redis state): apply it here too, at once.
+  store.watch?.((change) => {
+    const rules = targets.rules;
+    if (rules === null) return;
+    rules.setMode(change.rule, change.mode);
+  });
   sampler.start();
 
   // The live feed's WebSocketServer (and `ws` itself) is created on the first feed connection: most
@@ -161,8 +168,9 @@ export async function startAdminServer(cfg: AdminServerConfig, targets: AdminTar
     const path = url.pathname;
     const method = req.method ?? 'GET';
     if (path === '/healthz' && (method === 'GET' || method === 'HEAD')) {
-      const ready = targets.ready();
-      send(res, { status: ready ? 200 : 503, body: { status: ready ? 'ready' : 'starting', node: bus.node } });
+      // keepalived's track script (or a load balancer) reads the status code; people read the reasons.
+      const h = targets.health();
+      send(res, { status: h.ready ? 200 : 503, body: { status: h.status, node: bus.node, reasons: h.reasons.map((r) => r.message) } });
       return;
     }
     const file = method === 'GET' ? files.get(path) : undefined;

@@ -25,8 +25,13 @@ export interface StateStore {
   deleteBan(key: string): Promise<void>;
   putMode(rule: string, mode: RuleMode): Promise<void>;
   deleteMode(rule: string): Promise<void>;
+  /** Shared stores: `fn` hears of rule-mode changes other nodes make (within milliseconds). */
+  watch?(fn: (change: ModeChange) => void): void;
   close(): Promise<void>;
 }
+
+/** A rule mode set (`mode`) or its override removed (`mode: null`) on another node. */
+export interface ModeChange { rule: string; mode: RuleMode | null }
 
 function emptyState(): AdminState { return { bans: {}, modes: {} }; }
 

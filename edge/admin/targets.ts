@@ -3,6 +3,7 @@
 // otherwise. Methods may return a value or a promise (Redis-backed tables are asynchronous).
 import type { BackendPool } from '../backend/types.js';
 import type { RuleMode } from '../events/schema.js';
+import type { Readiness } from '../readiness.js';
 
 export type MaybePromise<T> = T | Promise<T>;
 
@@ -72,7 +73,13 @@ export interface AdminTargets {
   /** null when no rule files are configured. */
   rules: RuleControl | null;
   stats(): EdgeStats;
-  /** True once the listeners are bound and the first ruleset/health pass is done (/healthz 200). */
-  ready(): boolean;
+  /** May this node take traffic (edge/readiness.ts): /healthz answers 200 or 503 with the reasons. */
+  health(): Readiness;
+  /** Planned hand-over (POST /api/drain): report not ready, wait `graceMs` for the virtual address to
+   *  move, finish in-flight requests, stop the process. Absent where the process cannot be stopped
+   *  from here (tests' in-process edges). Returns false when a drain is already under way. */
+  drain?(graceMs: number, who: string): boolean;
+  /** Default grace of a drain (ha.drain_grace). */
+  drainGraceMs?: number;
   redisState(): 'ok' | 'degraded' | 'off';
 }

@@ -181,8 +181,9 @@ class Pool implements BackendPool {
   }
 
   private pinnable(s: ServerRuntime, tier: Tier, epoch: number): boolean {
-    // A cookie for a backup server is honoured only while the backups are serving.
-    return s.available && s.backup === tier.backup && s.skipEpoch !== epoch;
+    // A cookie for a backup server is honoured only while the backups are serving — except a server
+    // of the other site: a shopper pinned there (through the other node) keeps their server while it is up.
+    return s.available && (s.backup === tier.backup || s.cfg.otherSite === true) && s.skipEpoch !== epoch;
   }
 
   /** Select and take a slot. With shared counts another worker may win the last slot between
@@ -454,6 +455,7 @@ class Pool implements BackendPool {
       weight: s.weight,
       effectiveWeight: Math.round(s.effectiveWeight(now) * 100) / 100,
       backup: s.backup,
+      site: s.cfg.site ?? null,
       active: s.activeNow(),
       activeLocal: s.active,
       maxconn: s.maxconn,

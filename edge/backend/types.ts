@@ -13,6 +13,11 @@ export interface ServerConfig {
   slowstartMs: number;     // 0 = off
   backup: boolean;
   sendProxy: 'v2' | null;
+  /** Site label (`servers[].site`); null/absent when not set. */
+  site?: string | null;
+  /** On another site than this node (`site` of the node ≠ the server's): a backup for new clients,
+   *  but a shopper pinned to it by cookie stays on it while it is up (their session lives there). */
+  otherSite?: boolean;
 }
 
 export interface HealthConfig {
@@ -52,6 +57,8 @@ export interface ServerInfo {
   /** Weight in force now (lower during slow start). */
   effectiveWeight: number;
   backup: boolean;
+  /** Site label, null when none (docs/ha.md). */
+  site: string | null;
   active: number;
   maxconn: number;
   /** Requests in the backend queue pinned to this server by their sticky cookie (HAProxy's

@@ -209,6 +209,7 @@ function crossChecks(raw: Record<string, unknown>): CrossError[] {
       seen.add(s.name);
     });
   }
+  out.push(...siteChecks(raw));
   const listen = raw.listen as { address: string }[];
   const addrs = new Set<string>();
   listen.forEach((l, i) => {
@@ -222,4 +223,14 @@ function crossChecks(raw: Record<string, unknown>): CrossError[] {
     if (admin.address && addrs.has(admin.address)) out.push({ path: ['admin', 'address'], message: 'the admin listener cannot share a proxy listen address' });
   }
   return out;
+}
+
+/** A node `site` that no server carries is a typo: every server would become a backup. */
+function siteChecks(raw: Record<string, unknown>): CrossError[] {
+  const site = raw.site as string | undefined;
+  const backends = raw.backends as Record<string, { servers: { site?: string }[] }>;
+  const labels = new Set<string>();
+  for (const b of Object.values(backends)) for (const s of b.servers) if (s.site !== undefined) labels.add(s.site);
+  if (site === undefined || labels.size === 0 || labels.has(site)) return [];
+  return [{ path: ['site'], message: `no server is labelled with site "${site}" (server sites: ${[...labels].join(', ')}): every server would be a backup` }];
 }

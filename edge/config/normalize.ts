@@ -41,6 +41,8 @@ export interface EdgeConfig {
   file: string;
   baseDir: string;
   nodeId: string;
+  /** `site`: this node's site label (null = none; servers' site labels then change nothing). */
+  site: string | null;
   listen: ListenConfig[];
   admin: { host: string; port: number; token: string; tokens: Record<string, string>; stateFile: string | null } | null;
   workers: number;
@@ -86,7 +88,8 @@ export function normalizeConfig(raw: Raw, where: { file: string; baseDir: string
     gracefulStopMs: num(t.graceful_stop, 10_000),
   };
   const backendsRaw = obj(raw.backends);
-  const backends = Object.keys(backendsRaw).map((name) => normalizeBackend(name, obj(backendsRaw[name]), timeouts));
+  const site = typeof raw.site === 'string' ? raw.site : null;
+  const backends = Object.keys(backendsRaw).map((name) => normalizeBackend(name, obj(backendsRaw[name]), timeouts, site));
   const limits = obj(raw.limits);
   const rl = obj(limits.request);
   const admin = raw.admin === undefined ? null : obj(raw.admin);
@@ -96,6 +99,7 @@ export function normalizeConfig(raw: Raw, where: { file: string; baseDir: string
     file: where.file,
     baseDir: where.baseDir,
     nodeId: str(raw.node_id, hostname()),
+    site,
     listen: (raw.listen as Raw[]).map((l, i) => ({
       ...splitAddress(String(l.address)), name: str(l.name, i === 0 ? 'main' : `listen${i}`),
       tls: normalizeTls(l.tls, where.baseDir, l.hsts), redirectHttps: normalizeRedirect(l.redirect_https),
@@ -125,7 +129,7 @@ export function normalizeConfig(raw: Raw, where: { file: string; baseDir: string
   };
 }
 
-function normalizeBackend(name: string, b: Raw, edge: EdgeTimeouts): BackendConfig {
+function normalizeBackend(name: string, b: Raw, edge: EdgeTimeouts, nodeSite: string | null): BackendConfig {
   const h = b.health === undefined ? null : obj(b.health);
   const health: HealthConfig | null = h === null ? null : {
     path: str(h.path, '/'),
@@ -146,8 +150,11 @@ function normalizeBackend(name: string, b: Raw, edge: EdgeTimeouts): BackendConf
     weight: num(s.weight, 1),
     maxconn: num(s.maxconn, 0),
     slowstartMs: num(s.slowstart, 0),
-    backup: s.backup === true,
+    // Two sites (docs/ha.md): this node prefers its own site's servers; another site's serve as backups.
+    backup: s.backup === true || isOtherSite(nodeSite, s.site),
     sendProxy: s.send_proxy === 'v2' ? 'v2' : null,
+    site: typeof s.site === 'string' ? s.site : null,
+    otherSite: isOtherSite(nodeSite, s.site),
   }));
   return {
     name,
@@ -165,4 +172,8 @@ function normalizeBackend(name: string, b: Raw, edge: EdgeTimeouts): BackendConf
     },
     retries: num(b.retries, 1),
   };
+}
+
+function isOtherSite(nodeSite: string | null, serverSite: unknown): boolean {
+  return nodeSite !== null && typeof serverSite === 'string' && serverSite !== nodeSite;
 }

@@ -39,6 +39,7 @@ const serverSchema: JsonSchema = {
     slowstart: duration('Ramp the weight up over this time after the server comes back', '0s'),
     backup: { type: 'boolean', default: false, description: 'Second site: used only while every primary is down' },
     send_proxy: { enum: ['v2'], description: 'Send a PROXY protocol v2 header with the client address' },
+    site: { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,64}$', description: 'Site (data centre) of this server: with a node `site`, servers of other sites are backups (docs/ha.md)' },
   },
 };
 
@@ -120,6 +121,7 @@ export function buildSchema(fragments: SchemaFragments): JsonSchema {
       },
       workers: { type: 'integer', minimum: 1, maximum: 64, default: 1 },
       node_id: { type: 'string', description: 'Name of this edge node in events and shared counters (default: hostname)' },
+      site: { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,64}$', description: 'Site of this node: servers labelled with this site are preferred, servers of other sites become backups (docs/ha.md)' },
       backends: { type: 'object', minProperties: 1, additionalProperties: backendSchema, propertyNames: { pattern: '^[A-Za-z0-9_.-]{1,64}$' } },
       default_backend: { type: 'string' },
       timeouts: {

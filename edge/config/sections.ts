@@ -8,6 +8,7 @@ import { trustedProxiesSchema, normalizeTrustedProxies } from '../identity.js';
 import { geoConfigSchema, normalizeGeoConfig } from '../../geo/config.js';
 import { resolve } from 'node:path';
 import { duration } from './schema.js';
+import { haSchema, normalizeHa } from '../ha.js';
 
 /** `rules:` — rule files for the rule language (docs/rules.md). */
 export interface RulesSection { files: string[]; watch: boolean; runTests: boolean }
@@ -60,6 +61,7 @@ const SECTIONS: Section[] = [
       return { files: r.files.map((f) => resolve(cfg.baseDir, f)), watch: r.watch !== false, runTests: r.run_tests !== false };
     },
   },
+  { at: 'top', key: 'ha', name: 'ha', schema: haSchema, normalize: (raw) => normalizeHa(raw) },
   {
     at: 'top', key: 'events', name: 'events', schema: eventsSchema,
     normalize: (raw): EventsSection => {

@@ -240,7 +240,7 @@ export function errorEvent(reason: string, f: { client?: EventClient | null; req
 }
 
 /** The edge started, became ready or is stopping; a worker thread died and is being replaced. */
-export function lifecycleEvent(what: 'start' | 'ready' | 'stopping' | 'stopped' | 'worker_restart', reason?: string | null): SecurityEventDraft {
+export function lifecycleEvent(what: 'start' | 'ready' | 'draining' | 'stopping' | 'stopped' | 'worker_restart', reason?: string | null): SecurityEventDraft {
   const ev = draft('lifecycle');
   ev.action = what;
   ev.reason = reason ?? null;

@@ -5,13 +5,14 @@ import type { EventBus } from '../events.js';
 import type { Metrics } from '../metrics.js';
 import { LogSink } from './log-sink.js';
 import type { RedisStreamSink } from './redis-sink.js';
+import type { RedisConnection } from '../stick/config.js';
 import type { SinkStats } from './ring.js';
 
 export interface EventSinksConfig {
   /** `stdout`, `stderr`, a file path, or null/absent for no log sink. Default: stdout. */
   log?: string | null;
   /** Shared stream; absent = off. */
-  redis?: { url: string; stream?: string; maxLen?: number; read?: boolean } | null;
+  redis?: { url: RedisConnection; stream?: string; maxLen?: number; read?: boolean } | null;
   /** Ring size of each sink (default 16384). */
   capacity?: number;
 }

@@ -3,13 +3,19 @@
 // back (XREAD BLOCK on its own connection) to show other nodes' events in its WebSocket feed.
 // The writer never queues while Redis is down (enableOfflineQueue: false): the batch fails fast and
 // is counted as dropped.
-import { Redis } from 'ioredis';
+import { Redis, type RedisOptions } from 'ioredis';
+import type { RedisConnection } from '../stick/config.js';
+
+/** A client for a URL or for the master behind Sentinel. */
+export function connectRedis(c: RedisConnection, opts: RedisOptions): Redis {
+  return typeof c === 'string' ? new Redis(c, opts) : new Redis({ ...opts, ...c });
+}
 import type { EdgeEvent, EventBus } from '../events.js';
 import { BufferedSink } from './ring.js';
 
 export interface RedisStreamOptions {
-  /** redis://host:port/db */
-  url: string;
+  /** redis://host:port/db, or Sentinel options (the master behind Sentinel). */
+  url: RedisConnection;
   /** Stream key (default `portcullis:events`). */
   stream?: string;
   /** Approximate stream length kept (MAXLEN ~, default 100000). */
@@ -38,11 +44,11 @@ export class RedisStreamSink extends BufferedSink {
     super('redis', opts.capacity ?? 16384, 500);
     this.stream = opts.stream ?? 'portcullis:events';
     this.maxLen = opts.maxLen ?? 100_000;
-    this.writer = new Redis(opts.url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: false });
+    this.writer = connectRedis(opts.url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: false });
     this.writer.on('error', () => { /* state is visible through status; errors are counted as drops */ });
     this.readerReady = new Promise((r) => { this.markReaderReady = r; });
     if (opts.read !== false) {
-      this.reader = new Redis(opts.url, { maxRetriesPerRequest: null });
+      this.reader = connectRedis(opts.url, { maxRetriesPerRequest: null });
       this.reader.on('error', () => { /* reconnects on its own */ });
       this.readLoop = this.runReader();
     } else {

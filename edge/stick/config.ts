@@ -229,6 +229,18 @@ export type RedisTarget =
   | { kind: 'sentinel'; sentinels: HostPort[]; name: string; password?: string; sentinelPassword?: string }
   | { kind: 'cluster'; nodes: HostPort[]; password?: string };
 
+/** How a plain ioredis client (one node, or the master behind Sentinel) reaches a target: a URL or
+ *  Sentinel options ioredis accepts as they are; null for a Cluster (no single master to talk to). */
+export type RedisConnection = string | { sentinels: HostPort[]; name: string; password?: string; sentinelPassword?: string };
+
+export function redisConnectionOf(t: RedisTarget): RedisConnection | null {
+  if (t.kind === 'url') return t.url;
+  if (t.kind === 'sentinel') {
+    return { sentinels: t.sentinels, name: t.name, ...(t.password !== undefined ? { password: t.password } : {}), ...(t.sentinelPassword !== undefined ? { sentinelPassword: t.sentinelPassword } : {}) };
+  }
+  return null;
+}
+
 export interface SharedConfig {
   redis: RedisTarget;
   nodeCount: number;

@@ -74,5 +74,9 @@ export interface Scenario {
   tools(opts: RunOptions): string[];
   /** Proxies it can compare (others in --vs are ignored with a note). */
   supports: readonly ProxyKind[];
+  /** Why it cannot run on this machine (e.g. needs root), or null; the runner then skips it and says why. */
+  unavailable?(): string | null;
+  /** False: never pin to cores (the scenario runs its own process tree, e.g. in network namespaces). */
+  pin?: boolean;
   run(ctx: ScenarioContext): Promise<ScenarioResult>;
 }

@@ -9,7 +9,8 @@ import { failover } from './failover.js';
 import { redisOutage } from './redis-outage.js';
 import { rules } from './rules.js';
 import { conformance } from './conformance.js';
+import { haPair } from './ha-pair.js';
 
 export const SCENARIOS: Record<string, Scenario> = Object.fromEntries(
-  [throughput, peak, flood, botnet, slowloris, failover, redisOutage, rules, conformance].map((s) => [s.name, s]),
+  [throughput, peak, flood, botnet, slowloris, failover, redisOutage, rules, conformance, haPair].map((s) => [s.name, s]),
 );

@@ -223,7 +223,7 @@ test('servers() reports what the admin API shows', () => {
   const l = acquireNow(pool).server!;
   const info = pool.servers();
   assert.deepEqual(info[0], {
-    backend: 'shop', name: 'web1', url: 'http://127.0.0.1:8081', state: 'up', weight: 10, effectiveWeight: 10, backup: false,
+    backend: 'shop', name: 'web1', url: 'http://127.0.0.1:8081', state: 'up', weight: 10, effectiveWeight: 10, backup: false, site: null,
     active: 1, activeLocal: 1, maxconn: 100, queued: 0, backendQueued: 0, total: 1, checkStatus: null, lastChange: null,
   });
   assert.equal(info[1]!.backup, true);

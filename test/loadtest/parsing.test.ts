@@ -96,7 +96,7 @@ test('arguments: scenario, --vs list, duration, rounds; mistakes are usage error
 });
 
 test('every scenario the issue names is registered', () => {
-  assert.deepEqual(Object.keys(SCENARIOS).sort(), ['botnet', 'conformance', 'failover', 'flood', 'peak', 'redis-outage', 'rules', 'slowloris', 'throughput']);
+  assert.deepEqual(Object.keys(SCENARIOS).sort(), ['botnet', 'conformance', 'failover', 'flood', 'ha-pair', 'peak', 'redis-outage', 'rules', 'slowloris', 'throughput']);
   for (const s of Object.values(SCENARIOS)) assert.ok(s.defaultDurationMs >= 5000 && s.defaultDurationMs <= 60_000, `${s.name} is bounded in time`);
 });
 

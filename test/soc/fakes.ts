@@ -15,7 +15,7 @@ export class FakePool implements BackendPool {
   constructor(readonly name: string, servers: string[]) {
     this.infos = servers.map((s, i) => ({
       backend: name, name: s, url: `http://127.0.0.1:${8081 + i}`, state: 'up', weight: 1, effectiveWeight: 1,
-      backup: false, active: 0, maxconn: 0, queued: 0, total: 0, checkStatus: 'L7OK', activeLocal: 0, backendQueued: 0, lastChange: null,
+      backup: false, site: null, active: 0, maxconn: 0, queued: 0, total: 0, checkStatus: 'L7OK', activeLocal: 0, backendQueued: 0, lastChange: null,
     }));
   }
   acquire(_req: AcquireRequest, cb: (r: AcquireResult) => void): AcquireTicket {
@@ -89,9 +89,9 @@ export class FakeRules implements RuleControl {
     this.bus.emit(reloadEvent(res));
     return res;
   }
-  setMode(id: string, mode: RuleMode): boolean {
+  setMode(id: string, mode: RuleMode | null): boolean {
     if (this.modes[id] === undefined) return false;
-    this.modes[id] = mode;
+    this.modes[id] = mode ?? this.fileModes[id];
     return true;
   }
   mode(id: string): RuleMode | undefined { return this.modes[id]; }
@@ -108,7 +108,8 @@ export function fakeTargets(bus: EventBus): Fakes {
   const targets: AdminTargets = {
     pools: () => [pool], bans, tables, rules,
     stats: () => ({ configHash: 'abc123' }),
-    ready: () => ready,
+    health: () => (ready ? { ready: true, status: 'ready', reasons: [] }
+      : { ready: false, status: 'starting', reasons: [{ code: 'starting', message: 'listeners are not open yet', blocking: true }] }),
     redisState: () => 'off',
   };
   return { targets, pool, bans, tables, rules, setReady: (v) => { ready = v; } };

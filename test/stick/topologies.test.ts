@@ -1,6 +1,7 @@
 // `shared.redis` through Redis Sentinel and Redis Cluster, end to end against real servers this test
 // starts on free ports (redis-server from PATH): two edge nodes sum a client's counts and see each
 // other's bans. Every process started here is stopped at the end.
+import { RedisStateStore } from '../../edge/admin/redis-state-store.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
@@ -128,6 +129,24 @@ test('Redis Sentinel: shared.redis { sentinels, name } finds the master and sums
     await checkSharing(a, b, 100, (m) => t.diagnostic(m));
     // The counts really are in the master.
     assert.ok(Number(cli(master, 'DBSIZE').trim()) > 0, 'keys written to the master');
+    // The admin state (rule modes) follows the same master: a mode set through one node reaches the
+    // other at once (docs/ha.md: two sites with Sentinel).
+    const target = { sentinels: [{ host: '127.0.0.1', port: sport }], name: 'pcmaster' };
+    const s1 = new RedisStateStore(target, 'pcsent:admin:');
+    const s2 = new RedisStateStore(target, 'pcsent:admin:');
+    try {
+      const heard: string[] = [];
+      s2.watch((c) => heard.push(`${c.rule}=${String(c.mode)}`));
+      await sleep(300); // subscribed
+      await s1.putMode('php-probe', 'enforce');
+      for (let i = 0; i < 50 && heard.length === 0; i++) await sleep(20);
+      assert.deepEqual(heard, ['php-probe=enforce'], 'the other node heard of the mode within 1 s');
+      assert.deepEqual((await s2.load()).modes, { 'php-probe': 'enforce' });
+      assert.ok(cli(master, 'HGETALL', 'pcsent:admin:modes').includes('enforce'), 'written to the master');
+    } finally {
+      await s1.close();
+      await s2.close();
+    }
   } finally {
     await stopSharedNodes(...nodes);
     await stopAll();
