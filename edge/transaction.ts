@@ -24,6 +24,8 @@ export class Transaction {
   remote: Uint8Array = EMPTY;
   listener = '';
   tls = false;
+  /** TLS server name the client sent (null on plain HTTP or without SNI); read by the rules (tls.sni). */
+  sni: string | null = null;
   /** Set by the listener when the last request body byte arrived (or there is no body). */
   bodyComplete = false;
   /** Monotonic ms since which response writes to the client are blocked (slow reader), 0 when not. */
@@ -33,6 +35,10 @@ export class Transaction {
   xff: string | undefined = undefined;
   clientRequestId = '';
   forwardedProto = '';
+
+  // --- canonical path (pipeline, before the rules: rules/canonical-path.ts) ---
+  /** What the rules judge and, unless the backend sets forward_path: raw, what the origin receives. */
+  canonicalPath = '';
 
   // --- client identity ---
   clientIp = '';

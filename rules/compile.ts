@@ -104,7 +104,7 @@ export function compileProgram(program: Program, data: ReadonlyMap<string, Loade
           return { multi: true, get: (c) => c.cookieValues(slot) };
         }
         const slot = f.slot;
-        if (slot === 2 || slot === 3 || slot === 6) return { multi: false, get: (c) => c.get(slot) };
+        if (slot === 2 || slot === 6) return { multi: false, get: (c) => c.get(slot) };
         return { multi: false, get: (c) => c.slots[slot] };
       }
       case 'call': return call(v);

@@ -5,7 +5,6 @@
 import type { CounterStore } from '../edge/stick/counter-store.js';
 import type { RuleInput } from './input.js';
 import { parseIp } from './ip.js';
-import { normalizePath } from './normalize.js';
 import { SCALAR_SLOTS, SLOT } from './scheme.js';
 
 export type Scalar = string | number | null;
@@ -53,13 +52,14 @@ export class EvalContext {
     this.counterKeys = new Array<string | null>(counterCount).fill(null);
   }
 
-  reset(input: RuleInput, now: number, counters: CounterStore): void {
+  reset(input: RuleInput, canonicalPath: string, now: number, counters: CounterStore): void {
     this.input = input;
     this.now = now;
     this.counters = counters;
     const s = this.slots;
     s[SLOT.IP] = input.ip;
     s[SLOT.METHOD] = input.method;
+    s[SLOT.PATH] = canonicalPath;
     s[SLOT.RAW_PATH] = input.path;
     s[SLOT.QUERY] = input.query;
     s[SLOT.CONTENT_LENGTH] = input.contentLength >= 0 ? input.contentLength : null;
@@ -78,13 +78,13 @@ export class EvalContext {
     for (let i = 0; i < c.length; i++) c[i] = UNSET;
   }
 
-  /** Scalar field value; host, path and user agent are derived on first use. */
+  /** Scalar field value; host and user agent are derived on first use. */
   get(slot: number): Scalar {
-    if (slot === SLOT.HOST || slot === SLOT.PATH || slot === SLOT.USER_AGENT) {
+    if (slot === SLOT.HOST || slot === SLOT.USER_AGENT) {
       const bit = 1 << slot;
       if ((this.lazyDone & bit) === 0) {
         this.lazyDone |= bit;
-        this.slots[slot] = slot === SLOT.HOST ? hostOnly(this.input.host) : slot === SLOT.PATH ? normalizePath(this.input.path) : this.firstHeader('user-agent');
+        this.slots[slot] = slot === SLOT.HOST ? hostOnly(this.input.host) : this.firstHeader('user-agent');
       }
     }
     return this.slots[slot];

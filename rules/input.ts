@@ -11,6 +11,12 @@ export interface RuleInput {
   host: string;
   /** Raw path, no query. */
   path: string;
+  /**
+   * The canonical path (rules/canonical-path.ts) when the caller already computed it — the edge does,
+   * with its configured policy, and forwards the same string. When absent, the ruleset canonicalises
+   * `path` with the default policy and answers deny(400) for a path that policy refuses.
+   */
+  canonicalPath?: string;
   /** Raw query string, without '?'. */
   query: string;
   /** Flat [name, value, …]; names lower-case; repeated names allowed. */

@@ -6,7 +6,8 @@ import type { Program } from './checker.js';
 import type { CompiledProgram, CompiledRule, Effect } from './compile.js';
 import type { EvalContext } from './context.js';
 import { buildDispatch, Collector, type Dispatch } from './dispatch.js';
-import { type CounterHit, type Decision, describeAction, type HeaderOp, type LogMark, type LogOnlyHit, noDecision, type TerminalAction } from './decision.js';
+import { type CounterHit, type Decision, describeAction, type HeaderOp, type LogMark, type LogOnlyHit, noDecision, refusedDecision, type TerminalAction } from './decision.js';
+import { canonicalPath, isRefusal } from './canonical-path.js';
 import type { EvalEnv, RuleInput } from './input.js';
 import { MODES, type RuleMode } from './scheme.js';
 
@@ -105,7 +106,13 @@ export class Ruleset {
   }
 
   private run(c: EvalContext, input: RuleInput, env: EvalEnv, indexed: boolean): Decision {
-    c.reset(input, env.now, env.counters);
+    let path = input.canonicalPath;
+    if (path === undefined) {
+      const r = canonicalPath(input.path);
+      if (isRefusal(r)) return refusedDecision(this.hash, r.reason);
+      path = r;
+    }
+    c.reset(input, path, env.now, env.counters);
     this.updateCounters(c);
     let acc: Acc | null = null;
     const rules = this.rules;
@@ -157,7 +164,9 @@ export class Ruleset {
    */
   inspectContext(input: RuleInput, env: EvalEnv): EvalContext {
     const c = this.compiled.newContext();
-    c.reset(input, env.now, env.counters);
+    let path = input.canonicalPath;
+    if (path === undefined) { const r = canonicalPath(input.path); path = isRefusal(r) ? input.path : r; }
+    c.reset(input, path, env.now, env.counters);
     const counters = this.compiled.counters;
     for (let i = 0; i < counters.length; i++) {
       let key: string | null = '';
@@ -200,7 +209,7 @@ export class Ruleset {
     return Object.freeze({
       action, ruleId, mode, rulesetHash: this.hash, matched: acc.matched, logOnly: acc.logOnly, backend: acc.backend,
       priority: acc.priority, priorityClass: acc.priorityClass, requestHeaders: acc.requestHeaders,
-      responseHeaders: acc.responseHeaders, logs: acc.logs, counters: acc.counters,
+      responseHeaders: acc.responseHeaders, logs: acc.logs, counters: acc.counters, refused: null,
     });
   }
 }

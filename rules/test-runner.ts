@@ -143,6 +143,7 @@ function runOne(ruleset: Ruleset, t: TestDecl, file: string, line: number, opts:
 }
 
 function describeDecision(d: Decision): string {
+  if (d.refused !== null) return `deny(400) by the URL canonicaliser (${d.refused})`;
   if (!d.action) return d.logOnly.length ? `allow (log_only: ${d.logOnly.map((h) => `${h.ruleId} ${h.wouldHave}`).join(', ')})` : 'allow (no rule matched)';
   return `${describeAction(d.action)} by "${d.ruleId}"`;
 }
