@@ -57,7 +57,7 @@ const NO_OPS = { set: null, remove: null };
 export class RulesAdapter implements RulesStage {
   /** Reused for every request: evaluation is synchronous and the ruleset keeps nothing from it. */
   private readonly input: RuleInput = {
-    ip: '', method: '', host: '', path: '', canonicalPath: '', query: '', headers: [], sni: null, listener: '', country: null, asn: null, contentLength: -1,
+    ip: '', clientKey: '', method: '', host: '', path: '', canonicalPath: '', query: '', headers: [], sni: null, listener: '', country: null, asn: null, contentLength: -1,
   };
 
   constructor(
@@ -79,7 +79,7 @@ export class RulesAdapter implements RulesStage {
       tx.asn = g.asn;
     }
     const input = this.input;
-    input.ip = tx.clientIp; input.method = tx.method; input.host = tx.host; input.path = tx.path; input.canonicalPath = tx.canonicalPath;
+    input.ip = tx.clientIp; input.clientKey = tx.clientKey; input.method = tx.method; input.host = tx.host; input.path = tx.path; input.canonicalPath = tx.canonicalPath;
     input.query = tx.query; input.sni = tx.sni;
     input.headers = tx.headers; input.listener = tx.listener; input.country = tx.country; input.asn = tx.asn;
     input.contentLength = tx.bodyLength >= 0 ? tx.bodyLength : -1;

@@ -190,9 +190,10 @@ class Checker {
     const P = this.program;
     if (!FUNCTION_NAMES.has(v.name)) {
       const dm = didYouMean(v.name, FUNCTION_NAMES);
-      this.err('E_UNKNOWN_FUNCTION', v.nameSpan, `unknown function \`${v.name}()\``, dm ? `did you mean \`${dm}()\`?` : 'functions: lower, upper, len, count, rate, map');
+      this.err('E_UNKNOWN_FUNCTION', v.nameSpan, `unknown function \`${v.name}()\``, dm ? `did you mean \`${dm}()\`?` : `functions: ${[...FUNCTION_NAMES].join(', ')}`);
       return BAD;
     }
+    if (v.name === 'ipmask') return this.ipmaskType(v, inCounter);
     const arity = v.name === 'map' ? 2 : 1;
     if (v.args.length !== arity) { this.err('E_ARITY', v.span, `${v.name}() takes ${arity} argument${arity > 1 ? 's' : ''}, got ${v.args.length}`); return BAD; }
     const a0 = v.args[0];
@@ -234,6 +235,19 @@ class Checker {
         return { type: 'string', multi: t.multi, missing: t.missing, constant: t.constant, lowered: v.name === 'lower' };
       }
     }
+  }
+
+  /** ipmask(ip, bits[, v6bits]): an address value and integer literals 0..128 (IPv4 uses at most 32). */
+  private ipmaskType(v: Extract<Value, { k: 'call' }>, inCounter: boolean): VType {
+    if (v.args.length < 2 || v.args.length > 3) { this.err('E_ARITY', v.span, `ipmask() takes 2 or 3 arguments (address, bits[, IPv6 bits]), got ${v.args.length}`); return BAD; }
+    const t = this.valueType(v.args[0], inCounter);
+    if (t.type === null) return BAD;
+    if (t.type !== 'ip' || t.constant) { this.err('E_TYPE', v.args[0].span, `ipmask() takes ip.src (or another ipmask()), got ${this.describe(t)}`); return BAD; }
+    for (let i = 1; i < v.args.length; i++) {
+      const a = v.args[i];
+      if (a.k !== 'int' || a.value < 0 || a.value > 128) { this.err('E_RANGE', a.span, 'ipmask() bits are an integer 0..128', 'e.g. ipmask(ip.src, 24, 48): IPv4 /24, IPv6 /48'); return BAD; }
+    }
+    return { type: 'ip', multi: false, missing: false, constant: false };
   }
 
   private describe(t: VType): string {

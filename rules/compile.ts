@@ -8,7 +8,7 @@ import type { Program, RuleSym } from './checker.js';
 import { TERMINATING_ACTIONS } from './checker.js';
 import { EvalContext, MultiIndex, UNSET, type Scalar } from './context.js';
 import type { ActionKind, HeaderOp, TerminalAction } from './decision.js';
-import { IpTrie, parseCidr, parseIp } from './ip.js';
+import { formatIp, IpTrie, maskBytes, parseCidr, parseIp } from './ip.js';
 import { compileLiterals } from './multi-literal.js';
 import { printAction, printValue } from './print.js';
 import { lookupField, PRIORITY_CLASSES, type RuleMode } from './scheme.js';
@@ -48,11 +48,21 @@ export interface CompiledRule {
   readonly actionText: string;
 }
 
+/** One part of a counter key: a single defined text per request, or null when missing. */
+export type KeyPart = (c: EvalContext) => string | null;
+
+/**
+ * Headers that proxies append to: as a key part their last value is used (the hop nearest to the
+ * edge), and of that line the last comma-separated element. Every other header key uses the first line.
+ */
+export const PROXY_HEADERS: ReadonlySet<string> = new Set(['x-forwarded-for', 'forwarded', 'via']);
+
 export interface CompiledCounter {
   readonly name: string;
   readonly index: number;
   readonly windowMs: number;
-  readonly key: readonly G[];
+  /** Key parts, joined with U+001F. */
+  readonly key: readonly KeyPart[];
   readonly countWhen: Pred | null;
 }
 
@@ -130,6 +140,17 @@ export function compileProgram(program: Program, data: ReadonlyMap<string, Loade
           },
         };
       }
+      case 'ipmask': {
+        const bytes = ipBytesGetter(v);
+        if (bytes === null) throw new Error('ipmask() of a non-address');
+        const bits = ipmaskBits(v);
+        return {
+          multi: false, get: (c) => {
+            const b = bytes(c);
+            return b === null ? null : `${formatIp(b)}/${b.length === 4 ? bits.v4 : bits.v6}`;
+          },
+        };
+      }
       case 'count': {
         const g = value(v.args[0]);
         if (!g.multi) throw new Error('count() of a scalar');
@@ -187,6 +208,62 @@ export function compileProgram(program: Program, data: ReadonlyMap<string, Loade
     }
   }
 
+  function ipmaskBits(v: Extract<Value, { k: 'call' }>): { v4: number; v6: number } {
+    const n = (x: Value | undefined): number => (x !== undefined && x.k === 'int' ? x.value : -1);
+    const a = n(v.args[1]), b = n(v.args[2]);
+    return { v4: Math.min(a, 32), v6: b >= 0 ? b : a };
+  }
+
+  /** Address bytes of an ip-typed value (ip.src or ipmask(…)), cached per evaluation; null for other values. */
+  function ipBytesGetter(v: Value): ((c: EvalContext) => Uint8Array | null) | null {
+    if (v.k === 'field' && v.name === 'ip.src') { usedFields.add('ip.src'); return (c) => c.ipBytes(); }
+    if (v.k !== 'call' || v.name !== 'ipmask') return null;
+    const inner = ipBytesGetter(v.args[0]);
+    if (inner === null) return null;
+    const bits = ipmaskBits(v);
+    const slot = cacheSlot(v);
+    return (c) => {
+      const cached = c.cache[slot];
+      if (cached !== UNSET) return cached as Uint8Array | null;
+      const b = inner(c);
+      const r = b === null ? null : maskBytes(b, b.length === 4 ? bits.v4 : bits.v6);
+      c.cache[slot] = r;
+      return r;
+    };
+  }
+
+  /** Innermost field of a value (through lower()/upper()…), for the key rules. */
+  function innerField(v: Value): Extract<Value, { k: 'field' }> | null {
+    if (v.k === 'field') return v;
+    if (v.k === 'call' && v.args.length > 0 && v.name !== 'map') return innerField(v.args[0]);
+    return null;
+  }
+
+  /**
+   * A counter key part. Keys must not be spoofable: ip.src is the client as the connection guard keys
+   * it (IPv6 by prefix, IPv4-mapped folded to IPv4); a multi-valued field uses one defined value —
+   * the first line, or for proxies' headers (PROXY_HEADERS) the last element of the last line —
+   * never the join of all lines (a junk second line would make a fresh key per request).
+   */
+  function keyPart(v: Value): KeyPart {
+    if (v.k === 'field' && v.name === 'ip.src') { usedFields.add('ip.src'); return (c) => c.clientKey(); }
+    const g = value(v);
+    if (!g.multi) { const get = g.get; return (c) => { const x = get(c); return x === null ? null : String(x); }; }
+    const mg = g.get;
+    const f = innerField(v);
+    if (f !== null && f.index !== null && PROXY_HEADERS.has(f.index.value.toLowerCase())) {
+      return (c) => {
+        const xs = mg(c);
+        if (xs === null || xs.length === 0) return null;
+        const line = String(xs[xs.length - 1]);
+        const comma = line.lastIndexOf(',');
+        const last = (comma < 0 ? line : line.slice(comma + 1)).trim();
+        return last === '' ? null : last;
+      };
+    }
+    return (c) => { const xs = mg(c); return xs === null || xs.length === 0 || xs[0] === null ? null : String(xs[0]); };
+  }
+
   /** Lift a per-value test over a scalar or multi-valued getter (multi: any value matches). */
   function lift(g: G, test: (x: Scalar) => boolean): Pred {
     if (!g.multi) {
@@ -226,30 +303,30 @@ export function compileProgram(program: Program, data: ReadonlyMap<string, Loade
   function cmp(e: Extract<Expr, { k: 'cmp' }>): Pred {
     const g = value(e.left);
     const r = e.right;
-    const leftIsIp = e.left.k === 'field' && e.left.name === 'ip.src';
-    // ---- ip.src
-    if (leftIsIp) {
+    const ipBytes = ipBytesGetter(e.left);
+    // ---- ip.src, ipmask(ip.src, …): compared as address bytes
+    if (ipBytes !== null) {
       if (e.op === 'in' && r.k === 'set') {
         const test = ipSet(r.items.map((x) => (x.k === 'ip' ? x.text : x.k === 'str' ? x.value : '')));
-        return (c) => { const b = c.ipBytes(); return b !== null && test(b); };
+        return (c) => { const b = ipBytes(c); return b !== null && test(b); };
       }
       if (e.op === 'in' && r.k === 'listref') {
         const l = data.get(r.name) as ListLike;
         if (l.hasIpBytes) {
           const hasBytes = l.hasIpBytes.bind(l);
-          return (c) => { const b = c.ipBytes(); return b !== null && hasBytes(b); };
+          return (c) => { const b = ipBytes(c); return b !== null && hasBytes(b); };
         }
-        return (c) => l.has(c.input.ip);
+        return (c) => { const b = ipBytes(c); return b !== null && l.has(formatIp(b)); };
       }
       const want = parseIp(r.k === 'ip' ? r.text : r.k === 'str' ? r.value : '');
       if (!want) throw new Error('bad ip literal');
       const eq = (c: EvalContext) => {
-        const b = c.ipBytes();
+        const b = ipBytes(c);
         if (b === null || b.length !== want.length) return false;
         for (let i = 0; i < b.length; i++) if (b[i] !== want[i]) return false;
         return true;
       };
-      return e.op === '==' ? eq : (c) => c.ipBytes() !== null && !eq(c);
+      return e.op === '==' ? eq : (c) => ipBytes(c) !== null && !eq(c);
     }
     switch (e.op) {
       case 'in': {
@@ -367,7 +444,7 @@ export function compileProgram(program: Program, data: ReadonlyMap<string, Loade
 
   const counters: CompiledCounter[] = [];
   for (const c of program.counters.values()) {
-    counters[c.index] = { name: c.decl.name, index: c.index, windowMs: c.decl.windowMs, key: c.decl.keys.map(value), countWhen: c.decl.countWhen ? expr(c.decl.countWhen) : null };
+    counters[c.index] = { name: c.decl.name, index: c.index, windowMs: c.decl.windowMs, key: c.decl.keys.map(keyPart), countWhen: c.decl.countWhen ? expr(c.decl.countWhen) : null };
   }
 
   const rules: CompiledRule[] = program.rules.map((r) => compileRule(r));

@@ -4,7 +4,7 @@
 // so a request that matches nothing allocates nothing but what lazy derivations need.
 import type { CounterStore } from '../edge/stick/counter-store.js';
 import type { RuleInput } from './input.js';
-import { parseIp } from './ip.js';
+import { clientKeyOf, parseIp } from './ip.js';
 import { SCALAR_SLOTS, SLOT } from './scheme.js';
 
 export type Scalar = string | number | null;
@@ -88,6 +88,14 @@ export class EvalContext {
       }
     }
     return this.slots[slot];
+  }
+
+  /** ip.src as a counter key: the edge's client key when given, else the address's /64 key. */
+  clientKey(): string | null {
+    const k = this.input.clientKey;
+    if (k !== undefined && k !== '') return k;
+    const b = this.ipBytes();
+    return b === null ? null : clientKeyOf(b);
   }
 
   ipBytes(): Uint8Array | null {

@@ -6,6 +6,12 @@ import type { CounterStore } from '../edge/stick/counter-store.js';
 export interface RuleInput {
   /** Client address after trusted-proxy resolution (IPv4 or IPv6 text). */
   ip: string;
+  /**
+   * The client's key as the connection guard keys it (IPv4 address, or the IPv6 network at
+   * limits.client.ipv6_prefix, e.g. "2001:db8:1:2::/64"); counters keyed on ip.src use it. When
+   * absent, the key is derived from `ip` with the default /64.
+   */
+  clientKey?: string;
   method: string;
   /** Host header / :authority as sent (port allowed; rules see it lower-cased without port). */
   host: string;

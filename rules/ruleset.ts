@@ -171,9 +171,9 @@ export class Ruleset {
     for (let i = 0; i < counters.length; i++) {
       let key: string | null = '';
       for (let j = 0; j < counters[i].key.length; j++) {
-        const v = counters[i].key[j].get(c);
-        if (v === null || (Array.isArray(v) && v.length === 0)) { key = null; break; }
-        key += (j > 0 ? '\u001f' : '') + (Array.isArray(v) ? v.join(',') : String(v));
+        const v = counters[i].key[j](c);
+        if (v === null) { key = null; break; }
+        key += (j > 0 ? '\u001f' : '') + v;
       }
       c.counterKeys[i] = key;
     }
@@ -186,10 +186,9 @@ export class Ruleset {
       const k = counters[i];
       let key: string | null = '';
       for (let j = 0; j < k.key.length; j++) {
-        const g = k.key[j];
-        const v = g.get(c);
-        if (v === null || (Array.isArray(v) && v.length === 0)) { key = null; break; }
-        key += (j > 0 ? '\u001f' : '') + (Array.isArray(v) ? v.join(',') : String(v));
+        const v = k.key[j](c);
+        if (v === null) { key = null; break; }
+        key += (j > 0 ? '\u001f' : '') + v;
       }
       c.counterKeys[i] = key;
       if (key !== null && (k.countWhen === null || k.countWhen(c))) c.counters.add(k.name, key, k.windowMs, 1, c.now);

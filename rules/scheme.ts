@@ -61,6 +61,7 @@ export const FUNCTIONS: readonly FunctionDef[] = [
   { name: 'count', doc: 'count(http.headers["x"]) -> int, number of values (0 when absent)' },
   { name: 'rate', doc: 'rate(counter) -> int, events in the counter window for this request\'s key' },
   { name: 'map', doc: 'map($map, value) -> string, map lookup (longest prefix for ip maps); missing when no entry' },
+  { name: 'ipmask', doc: 'ipmask(ip.src, bits[, v6bits]) -> ip, the network of the address: IPv4 keeps min(bits, 32) bits, IPv6 v6bits (default bits)' },
 ];
 export const FUNCTION_NAMES = new Set(FUNCTIONS.map((x) => x.name));
 
