@@ -4,7 +4,7 @@
 // rules shadowed by an earlier terminating rule, unused declarations, always-true/false tests.
 import type { ActionCall, CounterDecl, CondDecl, Expr, FileAst, ListDecl, RuleDecl, TestDecl, Value } from './ast.js';
 import type { Diagnostic, SourceFile, Span } from './diagnostics.js';
-import { compileSafeRegex, type SafeRegex } from './safe-regex.js';
+import { compileSafeRegex, formatMicros, MAX_REGEX_PER_RULESET, regexCostMicros, type SafeRegex, type SafeRegexResult } from './safe-regex.js';
 import { parseCidr, parseIp } from './ip.js';
 import { printExpr } from './print.js';
 import {
@@ -30,6 +30,8 @@ export interface Program {
   tests: TestSym[];
   /** Regexes compiled (and validated) during checking, keyed by the pattern's AST node. */
   regexes: Map<Value, SafeRegex>;
+  /** Every accepted regex with its place, in source order (`rules lint --regex-cost`). */
+  regexSites: { src: SourceFile; span: Span; re: SafeRegex }[];
 }
 
 export const TERMINATING_ACTIONS = new Set(['allow', 'deny', 'tarpit', 'drop', 'ban', 'rate_limit']);
@@ -61,11 +63,14 @@ class Checker {
   private diags: Diagnostic[] = [];
   private program: Program;
   private src!: SourceFile;
+  /** `matches` regexes seen so far (the cap counts every occurrence) and compiled patterns by text. */
+  private regexCount = 0;
+  private readonly regexCache = new Map<string, SafeRegexResult>();
   /** Where a name was first declared, for "first declared at" hints. */
   private declared = new Map<string, string>();
 
   constructor(files: ParsedFile[]) {
-    this.program = { files, lists: new Map(), counters: new Map(), conds: new Map(), rules: [], tests: [], regexes: new Map() };
+    this.program = { files, lists: new Map(), counters: new Map(), conds: new Map(), rules: [], tests: [], regexes: new Map(), regexSites: [] };
   }
 
   private err(code: string, span: Span, msg: string, hint?: string): void { this.diags.push(this.src.diag('error', code, span, msg, hint)); }
@@ -322,14 +327,23 @@ class Checker {
     if (op === 'matches') {
       if (lt.type !== 'string') { this.err('E_TYPE', e.left.span, `matches needs a string, got ${this.describe(lt)}`); return; }
       if (r.k !== 'str') { this.err('E_TYPE', r.span, 'matches takes a regular expression in a string literal'); return; }
-      const res = compileSafeRegex(r.value);
-      if (!res.ok) {
+      if (++this.regexCount > MAX_REGEX_PER_RULESET) {
+        if (this.regexCount === MAX_REGEX_PER_RULESET + 1) this.err('E_LIMIT', r.span, `more than ${MAX_REGEX_PER_RULESET} regexes in one ruleset`, 'merge patterns into one alternation (a|b|c), or use contains_any for plain substrings');
+        return;
+      }
+      let res = this.regexCache.get(r.value);
+      if (res === undefined) { res = compileSafeRegex(r.value); this.regexCache.set(r.value, res); }
+      if (!res.ok && res.cost !== undefined) {
+        this.err('E_REGEX_COST', r.span, `regex cost cannot be bounded: worst case ≈ ${formatMicros(regexCostMicros(res.cost, 65536))} on a 64 KiB value (${res.cost.nfaStates} automaton steps per character; budget: one table step per character, ≈ ${formatMicros(regexCostMicros({ ...res.cost, bounded: true }, 65536))})`,
+          'a counted repetition after a choice (.*a.{900}c, (a|b)*a(a|b){200}c) makes the automaton remember every position; bound the gap with {0,N} after a literal (union.{0,500}select), or use contains / starts_with');
+      } else if (!res.ok) {
         // Offsets inside the pattern map to the source only when the literal has no escapes; else underline the literal.
         const raw = this.src.text.slice(r.span.start + 1, r.span.end - 1);
         const span = res.offset !== undefined && raw === r.value ? { start: r.span.start + 1 + res.offset, end: r.span.start + 2 + res.offset } : r.span;
         this.err('E_REGEX', span, `invalid or unsafe regex: ${res.error}`, 'the regex engine is linear-time: no backreferences or lookaround; prefer starts_with/contains when you can');
       } else {
         this.program.regexes.set(r, res.re);
+        this.program.regexSites.push({ src: this.src, span: r.span, re: res.re });
         if (/^[\w\-/.]+$/.test(r.value)) this.warn('W_PREFER_LITERAL', r.span, 'this regex is a plain substring', `use: contains "${r.value}"`);
       }
       return;
