@@ -4,7 +4,7 @@
 // rules shadowed by an earlier terminating rule, unused declarations, always-true/false tests.
 import type { ActionCall, CounterDecl, CondDecl, Expr, FileAst, ListDecl, RuleDecl, TestDecl, Value } from './ast.js';
 import type { Diagnostic, SourceFile, Span } from './diagnostics.js';
-import { compileSafeRegex, formatMicros, MAX_REGEX_PER_RULESET, regexCostMicros, type SafeRegex, type SafeRegexResult } from './safe-regex.js';
+import { compileSafeRegex, formatMicros, MAX_REGEX_PER_RULESET, MAX_RULESET_DFA_CELLS, regexCostMicros, type SafeRegex, type SafeRegexResult } from './safe-regex.js';
 import { parseCidr, parseIp } from './ip.js';
 import { printExpr } from './print.js';
 import {
@@ -65,6 +65,8 @@ class Checker {
   private src!: SourceFile;
   /** `matches` regexes seen so far (the cap counts every occurrence) and compiled patterns by text. */
   private regexCount = 0;
+  /** DFA table cells of the distinct regexes accepted so far (memory: 4 bytes each). */
+  private regexCells = 0;
   private readonly regexCache = new Map<string, SafeRegexResult>();
   /** Where a name was first declared, for "first declared at" hints. */
   private declared = new Map<string, string>();
@@ -332,7 +334,17 @@ class Checker {
         return;
       }
       let res = this.regexCache.get(r.value);
-      if (res === undefined) { res = compileSafeRegex(r.value); this.regexCache.set(r.value, res); }
+      if (res === undefined) {
+        res = compileSafeRegex(r.value);
+        this.regexCache.set(r.value, res);
+        if (res.ok) {
+          this.regexCells += res.re.cost.dfaStates * res.re.cost.classes;
+          if (this.regexCells > MAX_RULESET_DFA_CELLS) {
+            this.err('E_LIMIT', r.span, `the ruleset's regexes need more than ${MAX_RULESET_DFA_CELLS / (1 << 18)} MiB of DFA tables`, 'merge similar patterns, shorten bounded gaps ({0,500} → {0,100}), or use contains_any');
+            this.regexCells = -Infinity; // report once
+          }
+        }
+      }
       if (!res.ok && res.cost !== undefined) {
         this.err('E_REGEX_COST', r.span, `regex cost cannot be bounded: worst case ≈ ${formatMicros(regexCostMicros(res.cost, 65536))} on a 64 KiB value (${res.cost.nfaStates} automaton steps per character; budget: one table step per character, ≈ ${formatMicros(regexCostMicros({ ...res.cost, bounded: true }, 65536))})`,
           'a counted repetition after a choice (.*a.{900}c, (a|b)*a(a|b){200}c) makes the automaton remember every position; bound the gap with {0,N} after a literal (union.{0,500}select), or use contains / starts_with');

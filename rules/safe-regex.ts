@@ -32,6 +32,8 @@ export const MAX_REGEX_REPEAT = 1000;
 export const MAX_REGEX_NFA_STATES = 10000;
 /** Cap on `matches` regexes per ruleset (every occurrence counts); the checker refuses more (E_LIMIT). */
 export const MAX_REGEX_PER_RULESET = 1000;
+/** DFA table cells all regexes of one ruleset may use together (4 bytes each: 64 MiB). */
+export const MAX_RULESET_DFA_CELLS = 1 << 24;
 /** Deepest group nesting accepted (the parser is recursive). */
 const MAX_GROUP_DEPTH = 64;
 /** DFA transition cells kept per regex before the state cache is flushed (4 bytes each). */
