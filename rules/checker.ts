@@ -6,7 +6,7 @@ import type { ActionCall, CounterDecl, CondDecl, Expr, FileAst, ListDecl, RuleDe
 import type { Diagnostic, SourceFile, Span } from './diagnostics.js';
 import { compileSafeRegex, formatMicros, MAX_REGEX_PER_RULESET, MAX_RULESET_DFA_CELLS, regexCostMicros, type SafeRegex, type SafeRegexResult } from './safe-regex.js';
 import { parseCidr, parseIp } from './ip.js';
-import { printExpr } from './print.js';
+import { printExpr, printValue } from './print.js';
 import {
   FIELDS, FUNCTION_NAMES, LIST_TYPES, MODES, PRIORITY_CLASSES, didYouMean, listElementType, lookupField,
   strictestMode, type ListType, type RuleMode, type ValueType,
@@ -52,7 +52,7 @@ const FIELD_ALIASES: Record<string, string> = {
 };
 const HEADER_TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
-interface VType { type: ValueType | 'set' | 'list' | 'dur' | null; multi: boolean; missing: boolean; constant: boolean; lowered?: boolean }
+interface VType { type: ValueType | 'set' | 'list' | 'dur' | null; multi: boolean; missing: boolean; constant: boolean; lowered?: boolean; uppered?: boolean }
 const BAD: VType = { type: null, multi: false, missing: false, constant: false };
 
 export function checkProgram(files: ParsedFile[]): { program: Program; diagnostics: Diagnostic[] } {
@@ -239,7 +239,7 @@ class Checker {
         if (t.type === null) return BAD;
         if (t.type !== 'string') { this.err('E_TYPE', a0.span, `${v.name}() takes a string, got ${this.describe(t)}`); return BAD; }
         if (v.name === 'len') return { type: 'int', multi: t.multi, missing: t.missing, constant: t.constant };
-        return { type: 'string', multi: t.multi, missing: t.missing, constant: t.constant, lowered: v.name === 'lower' };
+        return { type: 'string', multi: t.multi, missing: t.missing, constant: t.constant, lowered: v.name === 'lower', uppered: v.name === 'upper' };
       }
     }
   }
@@ -269,7 +269,10 @@ class Checker {
   checkExpr(e: Expr): void {
     switch (e.k) {
       case 'bool': return;
-      case 'not': this.checkExpr(e.e); return;
+      case 'not':
+        if (e.e.k === 'bool') this.warn(e.e.value ? 'W_ALWAYS_FALSE' : 'W_ALWAYS_TRUE', e.span, `${printExpr(e)} is always ${!e.e.value}`);
+        this.checkExpr(e.e);
+        return;
       case 'and': case 'or': {
         for (const it of e.items) {
           if ((it.k === 'and' || it.k === 'or') && it.k !== e.k && !it.paren) {
@@ -320,6 +323,7 @@ class Checker {
         if (it.k !== 'str') { this.err('E_TYPE', it.span, 'contains_any takes strings'); continue; }
         if (it.value === '') this.warn('W_ALWAYS_TRUE', it.span, 'an empty string is contained in every value');
         if (lt.lowered && it.value !== it.value.toLowerCase()) this.warn('W_ALWAYS_FALSE', it.span, `"${it.value}" has upper-case letters but the value is lower()-ed`, `write "${it.value.toLowerCase()}"`);
+        if (lt.uppered && it.value !== it.value.toUpperCase()) this.warn('W_ALWAYS_FALSE', it.span, `"${it.value}" has lower-case letters but the value is upper()-ed`, `write "${it.value.toUpperCase()}"`);
       }
       return;
     }
@@ -357,6 +361,8 @@ class Checker {
         this.program.regexes.set(r, res.re);
         this.program.regexSites.push({ src: this.src, span: r.span, re: res.re });
         if (/^[\w\-/.]+$/.test(r.value)) this.warn('W_PREFER_LITERAL', r.span, 'this regex is a plain substring', `use: contains "${r.value}"`);
+        // An unanchored pattern that matches the empty string matches every string (at position 0).
+        else if (!/[$^]|\\[bB]/.test(r.value) && res.re.test('')) this.warn('W_ALWAYS_TRUE', e.span, `${printExpr(e)} is true for every present value`, 'the pattern matches the empty string; use "exists" to test presence');
       }
       return;
     }
@@ -366,6 +372,11 @@ class Checker {
         // Field values that are never negative: counts, lengths, rates, ASNs, content length.
         if ((op === '<' && r.value <= 0) || (op === '<=' && r.value < 0)) this.warn('W_ALWAYS_FALSE', e.span, `${printExpr(e)} is always false`, 'this value is never negative');
         if ((op === '>=' && r.value <= 0) || (op === '>' && r.value < 0)) this.warn('W_ALWAYS_TRUE', e.span, `${printExpr(e)} is always true when the value is present`);
+        const max = e.left.k === 'field' ? INT_MAX[e.left.name] : undefined;
+        if (max !== undefined) {
+          if ((op === '>' && r.value >= max) || (op === '>=' && r.value > max)) this.warn('W_ALWAYS_FALSE', e.span, `${printExpr(e)} is always false`, `${printValue(e.left)} is at most ${max}`);
+          if ((op === '<=' && r.value >= max) || (op === '<' && r.value > max)) this.warn('W_ALWAYS_TRUE', e.span, `${printExpr(e)} is always true`, `${printValue(e.left)} is at most ${max}`);
+        }
       }
       return;
     }
@@ -398,6 +409,8 @@ class Checker {
     const name = left.k === 'field' ? left.name : '';
     if (lt.lowered || name === 'http.host') {
       if (lit !== lit.toLowerCase()) this.warn('W_ALWAYS_FALSE', e.right.span, `"${lit}" has upper-case letters but ${lt.lowered ? 'the value is lower()-ed' : 'http.host is lower-case'}`, `write "${lit.toLowerCase()}"`);
+    } else if (lt.uppered) {
+      if (lit !== lit.toUpperCase()) this.warn('W_ALWAYS_FALSE', e.right.span, `"${lit}" has lower-case letters but the value is upper()-ed`, `write "${lit.toUpperCase()}"`);
     } else if (name === 'http.method' || name === 'geo.country') {
       if (lit !== lit.toUpperCase()) this.warn('W_ALWAYS_FALSE', e.right.span, `${name} is upper-case, "${lit}" never matches`, `write "${lit.toUpperCase()}"`);
     }
@@ -420,6 +433,10 @@ class Checker {
     }
     if (r.k !== 'set') { this.err('E_TYPE', r.span, '"in" takes a set {…} or a $list'); return; }
     if (r.items.length === 0) this.warn('W_ALWAYS_FALSE', e.span, '"in" with an empty set never matches');
+    if (lt.type === 'ip') {
+      const zero = (v: 4 | 16) => r.items.some((it) => { const c = parseCidr(it.k === 'ip' ? it.text : it.k === 'str' ? it.value : ''); return c !== null && c.prefix === 0 && c.bytes.length === v; });
+      if (zero(4) && zero(16)) this.warn('W_ALWAYS_TRUE', e.span, `${printExpr(e)} is always true: the set holds every IPv4 and every IPv6 address`);
+    }
     for (const it of r.items) {
       if (lt.type === 'ip') {
         const txt = it.k === 'ip' ? it.text : it.k === 'str' ? it.value : null;
@@ -437,8 +454,30 @@ class Checker {
     if (e.k === 'bool') this.warn(e.value ? 'W_ALWAYS_TRUE' : 'W_ALWAYS_FALSE', e.span, `condition is always ${e.value}`, e.value ? 'leave out "when" for a rule that applies to every request' : 'set mode = off to disable a rule');
   }
 
-  /** `a and not a` is always false; `a or not a` always true. */
+  /** `a and not a` is always false; `a or not a` always true; `x == "a" and x == "b"`, `x > 5 and x < 3` never hold. */
   private contradiction(e: Extract<Expr, { k: 'and' | 'or' }>): void {
+    if (e.k === 'and') {
+      const eq = new Map<string, string | number>();
+      const lo = new Map<string, number>(), hi = new Map<string, number>();
+      for (const it of e.items) {
+        if (it.k !== 'cmp' || !isScalarValue(it.left)) continue;
+        const key = printValue(it.left), r = it.right;
+        if (it.op === '==' && (r.k === 'str' || r.k === 'int')) {
+          const prev = eq.get(key);
+          if (prev !== undefined && prev !== r.value) { this.warn('W_ALWAYS_FALSE', e.span, `condition is always false: ${key} cannot equal both ${JSON.stringify(prev)} and ${JSON.stringify(r.value)}`); return; }
+          eq.set(key, r.value);
+        }
+        if (r.k === 'int') {
+          if (it.op === '>' || it.op === '>=') lo.set(key, Math.max(lo.get(key) ?? -Infinity, it.op === '>' ? r.value + 1 : r.value));
+          if (it.op === '<' || it.op === '<=') hi.set(key, Math.min(hi.get(key) ?? Infinity, it.op === '<' ? r.value - 1 : r.value));
+          if (it.op === '==') { lo.set(key, Math.max(lo.get(key) ?? -Infinity, r.value)); hi.set(key, Math.min(hi.get(key) ?? Infinity, r.value)); }
+        }
+      }
+      for (const [key, l] of lo) {
+        const h = hi.get(key);
+        if (h !== undefined && l > h) { this.warn('W_ALWAYS_FALSE', e.span, `condition is always false: no value of ${key} is both ≥ ${l} and ≤ ${h}`); return; }
+      }
+    }
     const plain = new Set<string>();
     const negated = new Set<string>();
     for (const it of e.items) {
@@ -630,13 +669,15 @@ class Checker {
   /** A rule is shadowed when an earlier enforced terminating rule matches a superset of its requests. */
   private checkShadowing(): void {
     const rules = this.program.rules;
+    const conds = this.program.conds;
+    const when = rules.map((r) => (r.decl.when === null ? null : expand(r.decl.when, conds, 0)));
     for (let j = 1; j < rules.length; j++) {
       const b = rules[j];
       if (b.mode === 'off') continue;
       for (let i = 0; i < j; i++) {
         const a = rules[i];
         if (!a.terminating || a.mode !== 'enforce') continue;
-        if (subsumes(a.decl.when, b.decl.when)) {
+        if (subsumes(when[i], when[j])) {
           this.src = b.src;
           const p = a.src.position(a.decl.idSpan.start);
           this.warn('W_SHADOWED', b.decl.idSpan, `rule "${b.decl.id}" never runs: rule "${a.decl.id}" before it ${a.terminating === 'allow' ? 'allows' : 'ends'} every request it matches`,
@@ -648,24 +689,129 @@ class Checker {
   }
 }
 
-/** True when every request matching `b` also matches `a` (conservative, structural). */
-interface Shape { text: string; conj: Set<string>; alts: Set<string> }
-const shapes = new WeakMap<Expr, Shape>();
-function shape(e: Expr): Shape {
-  let s = shapes.get(e);
-  if (!s) {
-    s = { text: printExpr(e), conj: new Set(e.k === 'and' ? e.items.map(printExpr) : [printExpr(e)]), alts: new Set(e.k === 'or' ? e.items.map(printExpr) : []) };
-    shapes.set(e, s);
-  }
-  return s;
+/** Largest value of bounded integer fields (W_ALWAYS_* on impossible ranges). */
+const INT_MAX: Record<string, number> = { 'time.hour': 23, 'time.weekday': 6, 'geo.asn': 4294967295 };
+
+/** A value with at most one value per request (a field that is not indexed, or a function of one). */
+function isScalarValue(v: Value): boolean {
+  if (v.k === 'field') return v.index === null;
+  if (v.k === 'call') return v.name === 'rate' || v.name === 'count' || v.name === 'ipmask' || (v.args.length > 0 && v.name !== 'map' && isScalarValue(v.args[0]));
+  return false;
 }
+
+/**
+ * True when every request matching `b` also matches `a` (conservative: false when unsure). Named
+ * conditions are expanded, so a named condition and the same expression inline are one thing, and
+ * comparisons are compared by containment: a longer prefix under a shorter one, an equality under a
+ * prefix, a CIDR inside an earlier CIDR, a member of an earlier set, a longer substring of an earlier
+ * `contains`, a tighter integer bound.
+ */
 function subsumes(a: Expr | null, b: Expr | null): boolean {
   if (a === null) return true;
   if (b === null) return false;
-  const sa = shape(a), sb = shape(b);
-  if (sa.text === sb.text) return true;
-  let all = true;
-  for (const x of sa.conj) if (!sb.conj.has(x)) { all = false; break; }
-  if (all) return true;
-  return sa.alts.has(sb.text);
+  return implies(b, a);
+}
+
+function expand(e: Expr, conds: ReadonlyMap<string, CondSym>, depth: number): Expr {
+  if (depth > 32) return e;
+  switch (e.k) {
+    case 'ref': { const c = conds.get(e.name); return c ? expand(c.decl.expr, conds, depth + 1) : e; }
+    case 'and': case 'or': return { ...e, items: e.items.map((x) => expand(x, conds, depth + 1)) };
+    case 'not': return { ...e, e: expand(e.e, conds, depth + 1) };
+    default: return e;
+  }
+}
+
+const textOf = new WeakMap<Expr, string>();
+function text(e: Expr): string {
+  let t = textOf.get(e);
+  if (t === undefined) { t = printExpr(e); textOf.set(e, t); }
+  return t;
+}
+
+/** Every request matching `b` matches `a`. */
+function implies(b: Expr, a: Expr): boolean {
+  if (text(b) === text(a)) return true;
+  if (a.k === 'bool') return a.value;
+  if (b.k === 'bool') return !b.value;
+  if (b.k === 'or') return b.items.every((x) => implies(x, a));
+  if (a.k === 'and') return a.items.every((x) => implies(b, x));
+  if (a.k === 'or') return a.items.some((x) => implies(b, x));
+  if (b.k === 'and') return b.items.some((x) => implies(x, a));
+  if (a.k === 'cmp' && b.k === 'cmp') return cmpImplies(b, a);
+  if (a.k === 'exists' && b.k === 'cmp') return vtext(a.v) === vtext(b.left); // a comparison that holds read a present value
+  return false;
+}
+
+type Cmp = Extract<Expr, { k: 'cmp' }>;
+/** Literal strings a comparison's right side lists ("x" or {"x" "y"}), or null. */
+function strLits(v: Value): string[] | null {
+  if (v.k === 'str') return [v.value];
+  if (v.k === 'set' && v.items.length > 0 && v.items.every((x) => x.k === 'str')) return v.items.map((x) => (x.k === 'str' ? x.value : ''));
+  return null;
+}
+function ipRanges(v: Value): { bytes: Uint8Array; prefix: number }[] | null {
+  const items = v.k === 'set' ? v.items : v.k === 'ip' || v.k === 'str' ? [v] : null;
+  if (items === null || items.length === 0) return null;
+  const out: { bytes: Uint8Array; prefix: number }[] = [];
+  for (const it of items) {
+    const t = it.k === 'ip' ? it.text : it.k === 'str' ? it.value : null;
+    const c = t === null ? null : parseCidr(t);
+    if (c === null) return null;
+    out.push(c);
+  }
+  return out;
+}
+function cidrInside(inner: { bytes: Uint8Array; prefix: number }, outer: { bytes: Uint8Array; prefix: number }): boolean {
+  if (inner.bytes.length !== outer.bytes.length || inner.prefix < outer.prefix) return false;
+  for (let bit = 0; bit < outer.prefix; bit++) {
+    const m = 1 << (7 - (bit & 7));
+    if ((inner.bytes[bit >> 3]! & m) !== (outer.bytes[bit >> 3]! & m)) return false;
+  }
+  return true;
+}
+
+/** b ⇒ a for two comparisons on the same value. */
+const valueText = new WeakMap<Value, string>();
+function vtext(v: Value): string {
+  let t = valueText.get(v);
+  if (t === undefined) { t = printValue(v); valueText.set(v, t); }
+  return t;
+}
+function cmpImplies(b: Cmp, a: Cmp): boolean {
+  if (vtext(a.left) !== vtext(b.left)) return false;
+  const isIp = a.left.k === 'field' && a.left.name === 'ip.src';
+  if (isIp) {
+    if (a.op !== 'in' && a.op !== '==') return false;
+    if (b.op !== 'in' && b.op !== '==') return false;
+    const outer = ipRanges(a.right), inner = ipRanges(b.right);
+    return outer !== null && inner !== null && inner.every((i) => outer.some((o) => cidrInside(i, o)));
+  }
+  // integers: b's range inside a's
+  if (a.right.k === 'int' && b.right.k === 'int' && ['<', '<=', '>', '>=', '=='].includes(a.op) && ['<', '<=', '>', '>=', '=='].includes(b.op)) {
+    const range = (c: Cmp, n: number): [number, number] => c.op === '>' ? [n + 1, Infinity] : c.op === '>=' ? [n, Infinity] : c.op === '<' ? [-Infinity, n - 1] : c.op === '<=' ? [-Infinity, n] : [n, n];
+    const [bl, bh] = range(b, b.right.value), [al, ah] = range(a, a.right.value);
+    return bl >= al && bh <= ah;
+  }
+  const as = strLits(a.right), bs = strLits(b.right);
+  if (as === null || bs === null) return false;
+  // every string b can match has the property a tests
+  const holds = (s: string, kind: 'eq' | 'prefix' | 'suffix' | 'sub'): boolean => {
+    switch (a.op) {
+      case '==': case 'in': return kind === 'eq' && as.includes(s);
+      case 'starts_with': return (kind === 'eq' || kind === 'prefix') && s.startsWith(as[0]!);
+      case 'ends_with': return (kind === 'eq' || kind === 'suffix') && s.endsWith(as[0]!);
+      case 'contains': return s.includes(as[0]!);
+      case 'contains_any': return as.some((x) => s.includes(x));
+      default: return false;
+    }
+  };
+  switch (b.op) {
+    case '==': case 'in': return bs.every((s) => holds(s, 'eq'));
+    case 'starts_with': return holds(bs[0]!, 'prefix');
+    case 'ends_with': return holds(bs[0]!, 'suffix');
+    case 'contains': return holds(bs[0]!, 'sub');
+    case 'contains_any': return bs.every((s) => holds(s, 'sub'));
+    default: return false;
+  }
 }
