@@ -4,6 +4,7 @@
 import { countBySeverity, type Diagnostic, formatDiagnostic } from './diagnostics.js';
 import { explain, formatExplain } from './explain.js';
 import { formatMicros, MAX_REGEX_INPUT_LENGTH, regexCostMicros } from './safe-regex.js';
+import { clientKeyOf, formatIp, parseIp } from './ip.js';
 import type { RuleInput } from './input.js';
 import { loadRulesetFromFiles } from './load.js';
 import { formatTestReport, runRuleTests } from './test-runner.js';
@@ -109,6 +110,9 @@ export function parseRequestJson(text: string): RuleInput | string {
     query: str('query', ''), listener: str('listener', 'main'),
   };
   for (const v of Object.values(fields)) if (v instanceof Error) return v.message;
+  // The address as production sees it (canonical text); an invalid one is refused, never "no match".
+  const ipBytes = parseIp(fields.ip as string);
+  if (ipBytes === null) return `"ip": ${JSON.stringify(fields.ip)} is not an IPv4 or IPv6 address`;
   let path = fields.path as string, query = fields.query as string;
   const q = path.indexOf('?');
   if (q >= 0) { query = path.slice(q + 1); path = path.slice(0, q); }
@@ -132,5 +136,5 @@ export function parseRequestJson(text: string): RuleInput | string {
   if (typeof cl !== 'number') return '"contentLength" must be a number';
   const sni = o.sni ?? null;
   if (sni !== null && typeof sni !== 'string') return '"sni" must be a string';
-  return { ip: fields.ip as string, method: fields.method as string, host: fields.host as string, path, query, headers, sni, listener: fields.listener as string, country, asn, contentLength: cl };
+  return { ip: formatIp(ipBytes), clientKey: clientKeyOf(ipBytes), method: fields.method as string, host: fields.host as string, path, query, headers, sni, listener: fields.listener as string, country, asn, contentLength: cl };
 }

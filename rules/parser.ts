@@ -30,6 +30,7 @@ export function parseRuleFile(file: string, text: string, limits: Partial<ParseL
       `rule file is larger than the ${lim.maxBytes}-byte limit`, 'split the policy into several files or move data into list files'));
     return { ast, source, diagnostics };
   }
+  warnInvisible(source, diagnostics);
   try {
     new Parser(source, tokenize(text), ast, diagnostics, lim).parseFile();
   } catch (e) {
@@ -37,6 +38,25 @@ export function parseRuleFile(file: string, text: string, limits: Partial<ParseL
     diagnostics.push(source.diag('error', 'E_INTERNAL', { start: 0, end: 0 }, `parser failure: ${(e as Error).message}`));
   }
   return { ast, source, diagnostics };
+}
+
+/** Invisible and bidirectional-override characters (Trojan Source, CVE-2021-42574) — never needed in a rule file. */
+const INVISIBLE = /[\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]/g;
+
+/** W_INVISIBLE_CHAR for each invisible or bidi control (a leading byte-order mark is fine), at most 20. */
+function warnInvisible(source: SourceFile, diagnostics: Diagnostic[]): void {
+  const text = source.text;
+  INVISIBLE.lastIndex = 0;
+  let n = 0;
+  for (let m = INVISIBLE.exec(text); m !== null && n < 20; m = INVISIBLE.exec(text)) {
+    if (m.index === 0 && text.charCodeAt(0) === 0xfeff) continue;
+    const cp = text.charCodeAt(m.index).toString(16).toUpperCase().padStart(4, '0');
+    const bidi = /[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/.test(m[0]);
+    diagnostics.push(source.diag('warning', 'W_INVISIBLE_CHAR', { start: m.index, end: m.index + 1 },
+      `${bidi ? 'bidirectional-override' : 'invisible'} character U+${cp} in the rule file`,
+      bidi ? 'it can make the text read differently from how it is parsed (Trojan Source); remove it' : 'it makes two different strings look the same; remove it or write it as \\u escape in a regex'));
+    n++;
+  }
 }
 
 class Parser {

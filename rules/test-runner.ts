@@ -10,6 +10,7 @@ import { MemoryCounterStore } from './memory-counters.js';
 import { printAction } from './print.js';
 import type { Ruleset } from './ruleset.js';
 import { PRIORITY_CLASSES } from './scheme.js';
+import { clientKeyOf, formatIp, parseIp } from './ip.js';
 
 /** Default virtual start time: aligned to every window that divides an hour, so `repeat N within W` lands in one window. */
 export const DEFAULT_TEST_TIME = Date.parse('2024-11-29T12:00:00Z');
@@ -83,7 +84,7 @@ function lit(v: Value): string | number | null {
 /** Builds the request a test describes; `now` is updated when the request sets `time`. */
 export function buildTestInput(req: TestRequest): { input: RuleInput; time: number | null } {
   const input = {
-    ip: '198.51.100.10', method: 'GET', host: 'shop.example', path: '/', query: '', headers: [] as string[],
+    ip: '198.51.100.10', clientKey: '', method: 'GET', host: 'shop.example', path: '/', query: '', headers: [] as string[],
     sni: null as string | null, listener: 'main', country: null as string | null, asn: null as number | null, contentLength: -1,
   };
   let time: number | null = null;
@@ -105,6 +106,10 @@ export function buildTestInput(req: TestRequest): { input: RuleInput; time: numb
       default: break;
     }
   }
+  // Addresses as production sees them: canonical text (::ffff:192.0.2.9 is 192.0.2.9, IPv6 in RFC 5952
+  // form) and the client key the guard would use (IPv6 by its /64).
+  const bytes = parseIp(input.ip);
+  if (bytes !== null) { input.ip = formatIp(bytes); input.clientKey = clientKeyOf(bytes); }
   for (const h of req.headers) input.headers.push(h.name.toLowerCase(), h.value);
   for (const g of req.geo) {
     const v = lit(g.value);
@@ -118,6 +123,9 @@ function runOne(ruleset: Ruleset, t: TestDecl, file: string, line: number, opts:
   const counters = opts.counters ? opts.counters() : new MemoryCounterStore();
   let now = DEFAULT_TEST_TIME;
   let last: Decision | null = null;
+  // ban(…) is simulated as the edge applies it: the client is denied (by the connection guard,
+  // before any rule or counter) until the ban expires on the virtual clock.
+  const bans = new Map<string, { until: number; decision: Decision }>();
   const failures: string[] = [];
   for (const step of t.steps) {
     if (step.k === 'wait') { now += step.ms; continue; }
@@ -126,7 +134,15 @@ function runOne(ruleset: Ruleset, t: TestDecl, file: string, line: number, opts:
       if (time !== null) now = time;
       const gap = step.repeat > 1 ? step.withinMs / step.repeat : 0;
       for (let i = 0; i < step.repeat; i++) {
+        const client = input.clientKey ?? input.ip;
+        const ban = bans.get(client);
+        if (ban !== undefined && Math.floor(now) < ban.until) {
+          last = ban.decision;
+          if (i < step.repeat - 1) now += gap;
+          continue;
+        }
         last = ruleset.evaluate(input, { now: Math.floor(now), counters });
+        if (last.action?.kind === 'ban' && last.ruleId !== null) bans.set(client, { until: Math.floor(now) + last.action.durationMs, decision: bannedDecision(last) });
         if (last.ruleId) exercised.add(last.ruleId);
         for (const id of last.matched) exercised.add(id);
         for (const h of last.logOnly) exercised.add(h.ruleId);
@@ -140,6 +156,12 @@ function runOne(ruleset: Ruleset, t: TestDecl, file: string, line: number, opts:
     if (problem) failures.push(`${file}:${ruleset.program.tests.find((x) => x.decl === t)?.src.position(step.span.start).line ?? line}: ${problem}`);
   }
   return { name: t.name, file, line, passed: failures.length === 0, failures };
+}
+
+/** What a banned client gets from the edge: deny with the ban's status, attributed to the banning rule. */
+function bannedDecision(d: Decision): Decision {
+  const a = d.action!;
+  return Object.freeze({ ...d, action: Object.freeze({ kind: 'deny' as const, status: a.status, body: null, durationMs: 0, retryAfterSec: 0 }), matched: [], logOnly: [], counters: [] });
 }
 
 function describeDecision(d: Decision): string {
