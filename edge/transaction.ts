@@ -24,6 +24,8 @@ export class Transaction {
   remote: Uint8Array = EMPTY;
   listener = '';
   tls = false;
+  /** HTTP version of the request ("1.0", "1.1", "2"), set by the front end; read by the rules (http.version). */
+  httpVersion = '1.1';
   /** TLS server name the client sent (null on plain HTTP or without SNI); read by the rules (tls.sni). */
   sni: string | null = null;
   /** Set by the listener when the last request body byte arrived (or there is no body). */

@@ -35,7 +35,7 @@ export interface Program {
 }
 
 export const TERMINATING_ACTIONS = new Set(['allow', 'deny', 'tarpit', 'drop', 'ban', 'rate_limit']);
-export const EFFECT_ACTIONS = new Set(['route', 'set_request_header', 'remove_request_header', 'set_response_header', 'remove_response_header', 'priority', 'log']);
+export const EFFECT_ACTIONS = new Set(['skip', 'route', 'set_request_header', 'remove_request_header', 'set_response_header', 'remove_response_header', 'priority', 'log']);
 const ALL_ACTIONS = [...TERMINATING_ACTIONS, ...EFFECT_ACTIONS];
 const ACTION_ALIASES: Record<string, string> = {
   block: 'deny(403)', reject: 'deny(403)', challenge: 'deny(403) (challenges are not supported)', tarpit_for: 'tarpit(30s)',
@@ -52,7 +52,7 @@ const FIELD_ALIASES: Record<string, string> = {
 };
 const HEADER_TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
-interface VType { type: ValueType | 'set' | 'list' | 'dur' | null; multi: boolean; missing: boolean; constant: boolean; lowered?: boolean; uppered?: boolean }
+interface VType { type: ValueType | 'set' | 'list' | 'dur' | null; multi: boolean; missing: boolean; constant: boolean; lowered?: boolean; uppered?: boolean; quantAll?: boolean }
 const BAD: VType = { type: null, multi: false, missing: false, constant: false };
 
 export function checkProgram(files: ParsedFile[]): { program: Program; diagnostics: Diagnostic[] } {
@@ -140,6 +140,7 @@ class Checker {
     }
     for (const t of P.tests) { this.src = t.src; this.checkTest(t.decl, ruleIds); }
     this.checkCycles();
+    this.checkSkips();
     this.checkShadowing();
     for (const l of P.lists.values()) if (!l.used) { this.src = l.src; this.warn('W_UNUSED_LIST', l.decl.nameSpan, `${l.decl.k} "${l.decl.name}" is never used`, 'remove it or reference it with $' + l.decl.name); }
     for (const c of P.counters.values()) if (!c.used) { this.src = c.src; this.warn('W_UNUSED_COUNTER', c.decl.nameSpan, `counter "${c.decl.name}" is never read`, `read it in a rule: rate(${c.decl.name}) > 100`); }
@@ -181,13 +182,12 @@ class Checker {
           if (this.program.counters.has(v.name)) { this.err('E_TYPE', v.span, `"${v.name}" is a counter`, `read it with rate(${v.name})`); return BAD; }
           return this.unknownField(v.name, v.span);
         }
-        if (f.indexed && !v.index) { this.err('E_TYPE', v.span, `\`${f.name}\` needs a name`, `for example ${f.name}["${f.indexed === 'header' ? 'x-api-key' : 'id'}"]`); return BAD; }
         if (!f.indexed && v.index) { this.err('E_TYPE', v.span, `\`${f.name}\` cannot be indexed`); return BAD; }
         if (f.indexed === 'header' && v.index) {
           if (!HEADER_TOKEN.test(v.index.value)) this.err('E_HEADER_NAME', v.index.span, `"${v.index.value}" is not a valid header name`);
           else if (v.index.value.includes('_')) this.warn('W_HEADER_NAME', v.index.span, `header name "${v.index.value}" contains "_"`, `proxies often drop such headers; did you mean "${v.index.value.replace(/_/g, '-')}"?`);
         }
-        return { type: f.type, multi: f.indexed !== null, missing: f.maybeMissing, constant: false };
+        return { type: f.type, multi: f.indexed !== null || f.names !== undefined, missing: f.maybeMissing, constant: false };
       }
       case 'call': return this.callType(v, inCounter);
     }
@@ -201,6 +201,14 @@ class Checker {
       return BAD;
     }
     if (v.name === 'ipmask') return this.ipmaskType(v, inCounter);
+    if (v.name === 'any' || v.name === 'all') {
+      if (v.args.length !== 1) { this.err('E_ARITY', v.span, `${v.name}() takes 1 argument, got ${v.args.length}`); return BAD; }
+      if (inCounter) { this.err('E_TYPE', v.span, `${v.name}() is a quantifier for comparisons, not a counter key`); return BAD; }
+      const t = this.valueType(v.args[0], inCounter);
+      if (t.type === null) return BAD;
+      if (!t.multi) { this.err('E_TYPE', v.args[0].span, `${v.name}() takes several values (http.headers, http.args[…], http.header_names…), got ${this.describe(t)}`); return BAD; }
+      return { ...t, quantAll: v.name === 'all' };
+    }
     const arity = v.name === 'map' ? 2 : 1;
     if (v.args.length !== arity) { this.err('E_ARITY', v.span, `${v.name}() takes ${arity} argument${arity > 1 ? 's' : ''}, got ${v.args.length}`); return BAD; }
     const a0 = v.args[0];
@@ -239,7 +247,12 @@ class Checker {
         if (t.type === null) return BAD;
         if (t.type !== 'string') { this.err('E_TYPE', a0.span, `${v.name}() takes a string, got ${this.describe(t)}`); return BAD; }
         if (v.name === 'len') return { type: 'int', multi: t.multi, missing: t.missing, constant: t.constant };
-        return { type: 'string', multi: t.multi, missing: t.missing, constant: t.constant, lowered: v.name === 'lower', uppered: v.name === 'upper' };
+        // Case is known after lower/upper/fold, and kept by transforms that do not create letters.
+        const keeps = v.name === 'remove_nulls' || v.name === 'compress_whitespace';
+        return {
+          type: 'string', multi: t.multi, missing: t.missing, constant: t.constant,
+          lowered: v.name === 'lower' || v.name === 'fold' || (keeps && t.lowered === true), uppered: v.name === 'upper' || (keeps && t.uppered === true),
+        };
       }
     }
   }
@@ -570,6 +583,11 @@ class Checker {
       case 'ban': return maxArgs(2) && dur(args[0], 7 * 86_400_000, 'ban') && status(args[1] ?? named('status'));
       case 'rate_limit': return maxArgs(1) && dur(args[0] ?? named('retry_after'), 86_400_000, 'retry_after') && status(named('status'), 400, 599) && (named('body') ? str(named('body'), 'the body') : true);
       case 'route': return maxArgs(1) && str(args[0], 'a backend name', 256);
+      case 'skip': {
+        if (args.length === 0) return bad('skip() needs the ids of the later rules to turn off', a.span, 'for example: skip("sqli-query", "xss-query")');
+        for (const v of args) if (!str(v, 'a rule id', 256)) return false;
+        return true;
+      }
       case 'priority': {
         if (!maxArgs(1)) return false;
         const v = args[0];
@@ -598,7 +616,7 @@ class Checker {
 
   private checkTest(t: TestDecl, ruleIds: Map<string, string>): void {
     let sawRequest = false;
-    const known = ['ip', 'method', 'host', 'path', 'time', 'sni', 'listener', 'content_length'];
+    const known = ['ip', 'method', 'host', 'path', 'time', 'sni', 'listener', 'content_length', 'version'];
     const ruleRef = (id: string, span: Span) => {
       if (!ruleIds.has(id)) {
         const dm = didYouMean(id, ruleIds.keys());
@@ -667,6 +685,25 @@ class Checker {
   }
 
   /** A rule is shadowed when an earlier enforced terminating rule matches a superset of its requests. */
+  /** skip("id", …) names rules that exist and come later (an earlier one has already run). */
+  private checkSkips(): void {
+    const byId = new Map(this.program.rules.map((r) => [r.decl.id, r]));
+    for (const r of this.program.rules) {
+      for (const a of r.decl.actions) {
+        if (a.name !== 'skip') continue;
+        for (const v of a.args) {
+          if (v.k !== 'str') continue;
+          const t = byId.get(v.value);
+          this.src = r.src;
+          if (t === undefined) {
+            const dm = didYouMean(v.value, byId.keys());
+            this.err('E_UNKNOWN_RULE', v.span, `skip(): no rule "${v.value}"`, dm ? `did you mean "${dm}"?` : undefined);
+          } else if (t.index <= r.index) this.err('E_ACTION_ARGS', v.span, `skip(): rule "${v.value}" comes ${t.index === r.index ? 'is this rule' : 'before this one'} and has already run`, 'skip only turns off later rules; move this rule above it');
+        }
+      }
+    }
+  }
+
   private checkShadowing(): void {
     const rules = this.program.rules;
     const conds = this.program.conds;

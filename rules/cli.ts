@@ -95,7 +95,7 @@ export async function runRulesCli(argv: string[], io: CliIo = stdio): Promise<nu
   return 0;
 }
 
-const REQUEST_KEYS = new Set(['ip', 'method', 'host', 'path', 'query', 'headers', 'sni', 'listener', 'country', 'asn', 'contentLength', 'content_length', 'geo']);
+const REQUEST_KEYS = new Set(['ip', 'method', 'host', 'path', 'query', 'headers', 'sni', 'listener', 'country', 'asn', 'contentLength', 'content_length', 'geo', 'version']);
 
 /** The --request JSON: {"ip","method","host","path"(may hold ?query),"query","headers":{name: value|[values]},"sni","listener","country","asn","contentLength"}. */
 export function parseRequestJson(text: string): RuleInput | string {
@@ -134,7 +134,9 @@ export function parseRequestJson(text: string): RuleInput | string {
   if (asn !== null && typeof asn !== 'number') return '"asn" must be a number';
   const cl = o.contentLength ?? o.content_length ?? -1;
   if (typeof cl !== 'number') return '"contentLength" must be a number';
+  const version = o.version ?? '1.1';
+  if (typeof version !== 'string') return '"version" must be a string ("1.0", "1.1" or "2")';
   const sni = o.sni ?? null;
   if (sni !== null && typeof sni !== 'string') return '"sni" must be a string';
-  return { ip: formatIp(ipBytes), clientKey: clientKeyOf(ipBytes), method: fields.method as string, host: fields.host as string, path, query, headers, sni, listener: fields.listener as string, country, asn, contentLength: cl };
+  return { ip: formatIp(ipBytes), clientKey: clientKeyOf(ipBytes), method: fields.method as string, host: fields.host as string, path, query, headers, sni, version, listener: fields.listener as string, country, asn, contentLength: cl };
 }

@@ -10,13 +10,14 @@ import { EvalContext, MultiIndex, UNSET, type Scalar } from './context.js';
 import type { ActionKind, HeaderOp, TerminalAction } from './decision.js';
 import { formatIp, IpTrie, maskBytes, parseCidr, parseIp } from './ip.js';
 import { compileLiterals } from './multi-literal.js';
+import { STRING_TRANSFORMS } from './transforms.js';
 import { printAction, printValue } from './print.js';
 import { lookupField, PRIORITY_CLASSES, type RuleMode } from './scheme.js';
 
 export type Pred = (c: EvalContext) => boolean;
 type Getter = (c: EvalContext) => Scalar;
 type MultiGetter = (c: EvalContext) => readonly Scalar[] | null;
-type G = { multi: false; get: Getter } | { multi: true; get: MultiGetter };
+type G = { multi: false; get: Getter } | { multi: true; get: MultiGetter; all?: boolean };
 
 /** A loaded list (membership) or map (lookup); implemented by rules/lists.ts. */
 export interface ListLike { readonly size: number; has(value: string): boolean; hasIpBytes?(b: Uint8Array): boolean; hasAsn?(asn: number): boolean }
@@ -24,10 +25,12 @@ export interface MapLike { get(key: string): string | undefined; getIpBytes?(b: 
 export type LoadedData = ListLike | MapLike;
 
 export interface Effect {
-  kind: 'route' | 'priority' | 'req_header' | 'resp_header' | 'log';
+  kind: 'route' | 'priority' | 'req_header' | 'resp_header' | 'log' | 'skip';
   text: string;
   num: number;
   header: HeaderOp | null;
+  /** skip(…): indexes of the (later) rules turned off for this request. */
+  skip?: readonly number[];
 }
 
 export interface CompiledRule {
@@ -107,6 +110,8 @@ export function compileProgram(program: Program, data: ReadonlyMap<string, Loade
         const f = lookupField(v.name);
         if (!f) throw new Error(`unchecked field ${v.name}`);
         usedFields.add(f.name);
+        if (f.names !== undefined) { const kind = f.names; return { multi: true, get: (c) => c.names(kind) }; }
+        if (f.indexed && !v.index) { const kind = f.indexed; return { multi: true, get: (c) => c.allValues(kind) }; }
         if (f.indexed && v.index) {
           const slot = index.slotFor(f.indexed, v.index.value);
           if (f.indexed === 'header') return { multi: true, get: (c) => c.headerValues(slot) };
@@ -139,6 +144,11 @@ export function compileProgram(program: Program, data: ReadonlyMap<string, Loade
             return r;
           },
         };
+      }
+      case 'any': case 'all': {
+        const g = value(v.args[0]);
+        if (!g.multi) throw new Error(`${v.name}() of a single value`);
+        return { multi: true, get: g.get, all: v.name === 'all' };
       }
       case 'ipmask': {
         const bytes = ipBytesGetter(v);
@@ -179,11 +189,11 @@ export function compileProgram(program: Program, data: ReadonlyMap<string, Loade
       }
       default: {
         const g = value(v.args[0]);
-        const fn: (s: string) => Scalar = v.name === 'lower' ? (s) => s.toLowerCase() : v.name === 'upper' ? (s) => s.toUpperCase() : (s) => s.length;
+        const fn: (s: string) => Scalar = STRING_TRANSFORMS[v.name] ?? ((s) => s.length);
         if (g.multi) {
           const mg = g.get;
           return {
-            multi: true, get: (c) => {
+            multi: true, all: g.all, get: (c) => {
               const cached = c.cache[slot];
               if (cached !== UNSET) return cached as Scalar[] | null;
               const vs = mg(c);
@@ -271,6 +281,15 @@ export function compileProgram(program: Program, data: ReadonlyMap<string, Loade
       return (c) => { const x = get(c); return x !== null && test(x); };
     }
     const get = g.get;
+    if (g.all === true) {
+      // all(…): every value matches; no value at all is "missing", so false
+      return (c) => {
+        const xs = get(c);
+        if (xs === null || xs.length === 0) return false;
+        for (let i = 0; i < xs.length; i++) { const x = xs[i]; if (x === null || !test(x)) return false; }
+        return true;
+      };
+    }
     return (c) => {
       const xs = get(c);
       if (xs === null) return false;
@@ -447,6 +466,7 @@ export function compileProgram(program: Program, data: ReadonlyMap<string, Loade
     counters[c.index] = { name: c.decl.name, index: c.index, windowMs: c.decl.windowMs, key: c.decl.keys.map(keyPart), countWhen: c.decl.countWhen ? expr(c.decl.countWhen) : null };
   }
 
+  const ruleIndex = new Map(program.rules.map((r) => [r.decl.id, r.index]));
   const rules: CompiledRule[] = program.rules.map((r) => compileRule(r));
   function compileRule(r: RuleSym): CompiledRule {
     const test: Pred = r.decl.when ? expr(r.decl.when) : () => true;
@@ -456,6 +476,7 @@ export function compileProgram(program: Program, data: ReadonlyMap<string, Loade
     const effects: Effect[] = [];
     for (const a of r.decl.actions) {
       if (TERMINATING_ACTIONS.has(a.name)) terminal = terminalAction(a);
+      else if (a.name === 'skip') effects.push({ kind: 'skip', text: '', num: 0, header: null, skip: a.args.map((x) => ruleIndex.get(x.k === 'str' ? x.value : '') ?? -1).filter((i) => i > r.index) });
       else effects.push(effect(a));
     }
     const pos = r.src.position(r.decl.idSpan.start);

@@ -43,6 +43,9 @@ export class EvalContext {
   private cookiesDone = false;
   /** Derived values (function results, rates) by cache slot. */
   readonly cache: unknown[];
+  /** skip(…): rules turned off for this evaluation (by index), and which flags are set. */
+  skipped: Uint8Array = new Uint8Array(0);
+  readonly skipList: number[] = [];
   /** Counter keys of this request (null when a key part is missing). */
   readonly counterKeys: (string | null)[];
 
@@ -69,6 +72,8 @@ export class EvalContext {
     s[SLOT.ASN] = input.asn;
     s[SLOT.HOUR] = Math.floor(now / 3_600_000) % 24;
     s[SLOT.WEEKDAY] = (Math.floor(now / 86_400_000) + 4) % 7; // 1970-01-01 was a Thursday
+    s[SLOT.VERSION] = input.version ?? '1.1';
+    this.collections = null;
     this.lazyDone = 0;
     this.ipParsed = undefined;
     this.headersDone = false;
@@ -101,6 +106,44 @@ export class EvalContext {
   ipBytes(): Uint8Array | null {
     if (this.ipParsed === undefined) this.ipParsed = parseIp(this.input.ip);
     return this.ipParsed;
+  }
+
+  /** Every value / name of headers, args, cookies (http.headers without an index, http.header_names…), built once per evaluation. */
+  private collections: Map<string, string[] | null> | null = null;
+
+  allValues(kind: 'header' | 'arg' | 'cookie'): string[] | null { return this.collection(kind, false); }
+  names(kind: 'header' | 'arg' | 'cookie'): string[] | null { return this.collection(kind, true); }
+
+  private collection(kind: 'header' | 'arg' | 'cookie', names: boolean): string[] | null {
+    const key = names ? kind + 'n' : kind;
+    const m = (this.collections ??= new Map());
+    const hit = m.get(key);
+    if (hit !== undefined) return hit;
+    const out: string[] = [];
+    if (kind === 'header') {
+      const h = this.input.headers;
+      for (let i = 0; i + 1 < h.length; i += 2) out.push(names ? h[i] : h[i + 1]);
+    } else if (kind === 'arg') {
+      const q = this.input.query;
+      for (const part of q === '' ? [] : q.split('&')) {
+        if (part === '') continue;
+        const eq = part.indexOf('=');
+        out.push(decodeComponent(names ? (eq < 0 ? part : part.slice(0, eq)) : (eq < 0 ? '' : part.slice(eq + 1))));
+      }
+    } else {
+      const h = this.input.headers;
+      for (let i = 0; i + 1 < h.length; i += 2) {
+        if (h[i] !== 'cookie') continue;
+        for (const part of h[i + 1].split(';')) {
+          const eq = part.indexOf('=');
+          if (eq <= 0) continue;
+          out.push(names ? part.slice(0, eq).trim().toLowerCase() : part.slice(eq + 1).trim());
+        }
+      }
+    }
+    const r = out.length === 0 ? null : out;
+    m.set(key, r);
+    return r;
   }
 
   private firstHeader(name: string): string | null {

@@ -28,6 +28,8 @@ export interface RuleInput {
   /** Flat [name, value, …]; names lower-case; repeated names allowed. */
   headers: readonly string[];
   sni: string | null;
+  /** HTTP version of the request: "1.0", "1.1" (default when absent) or "2". */
+  version?: string;
   listener: string;
   country: string | null;
   asn: number | null;

@@ -43,6 +43,7 @@ export class Ruleset {
   private readonly dispatch: Dispatch | null;
   private readonly collector: Collector;
 
+
   constructor(readonly compiled: CompiledProgram, readonly program: Program, hash: string, opts: { index?: boolean } = {}) {
     this.hash = hash;
     this.rules = compiled.rules;
@@ -55,6 +56,7 @@ export class Ruleset {
     this.collector = new Collector(this.rules.length);
     this.ctx = compiled.newContext();
     this.none = noDecision(hash);
+
   }
 
   get counters(): readonly CounterInfo[] { return this.compiled.counters.map((c) => ({ name: c.name, windowMs: c.windowMs })); }
@@ -113,14 +115,17 @@ export class Ruleset {
       path = r;
     }
     c.reset(input, path, env.now, env.counters);
+    if (c.skipList.length > 0) { for (const i of c.skipList) c.skipped[i] = 0; c.skipList.length = 0; }
     this.updateCounters(c);
     let acc: Acc | null = null;
     const rules = this.rules;
+    if (c.skipped.length !== rules.length) c.skipped = new Uint8Array(rules.length);
+    const skipped = c.skipped;
     const dispatch = indexed ? this.dispatch : null;
     if (dispatch === null) {
       for (let i = 0; i < rules.length; i++) {
         const r = rules[i];
-        if (r.mode === 'off' || !r.test(c)) continue;
+        if (r.mode === 'off' || skipped[i] === 1 || !r.test(c)) continue;
         acc ??= new Acc();
         const d = this.onMatch(r, c, acc);
         if (d !== null) return d;
@@ -139,7 +144,7 @@ export class Ruleset {
     while (i < n || j < ung.length) {
       const idx = j >= ung.length || (i < n && cand[i] < ung[j]) ? cand[i++] : ung[j++];
       const r = rules[idx];
-      if (r.mode === 'off' || !r.test(c)) continue;
+      if (r.mode === 'off' || skipped[idx] === 1 || !r.test(c)) continue;
       acc ??= new Acc();
       const d = this.onMatch(r, c, acc);
       if (d !== null) return d;
@@ -154,7 +159,11 @@ export class Ruleset {
       return null;
     }
     acc.matched.push(r.id);
-    for (let k = 0; k < r.effects.length; k++) applyEffect(acc, r.effects[k], r.id);
+    for (let k = 0; k < r.effects.length; k++) {
+      const e = r.effects[k];
+      if (e.kind === 'skip') { for (const i of e.skip!) { if (c.skipped[i] === 0) { c.skipped[i] = 1; c.skipList.push(i); } } continue; }
+      applyEffect(acc, e, r.id);
+    }
     return r.terminal !== null ? this.finish(acc, r.terminal, r.id, r.mode) : null;
   }
 

@@ -11,16 +11,18 @@ export interface FieldDef {
   readonly slot: number;
   /** True when the value can be absent (a header not sent, geo unknown…). */
   readonly maybeMissing: boolean;
-  /** Indexed multi-valued fields: `http.headers["name"]`, `http.args["name"]`, `http.cookies["name"]`. */
+  /** Indexed multi-valued fields: `http.headers["name"]`, `http.args["name"]`, `http.cookies["name"]`; without an index, every value. */
   readonly indexed: 'header' | 'arg' | 'cookie' | null;
+  /** Collections of names: every header / argument / cookie name of the request. */
+  readonly names?: 'header' | 'arg' | 'cookie';
   readonly doc: string;
 }
 
 export const SLOT = {
   IP: 0, METHOD: 1, HOST: 2, PATH: 3, RAW_PATH: 4, QUERY: 5, USER_AGENT: 6, CONTENT_LENGTH: 7,
-  SNI: 8, LISTENER: 9, COUNTRY: 10, ASN: 11, HOUR: 12, WEEKDAY: 13,
+  SNI: 8, LISTENER: 9, COUNTRY: 10, ASN: 11, HOUR: 12, WEEKDAY: 13, VERSION: 14,
 } as const;
-export const SCALAR_SLOTS = 14;
+export const SCALAR_SLOTS = 15;
 
 function f(name: string, type: ValueType, slot: number, maybeMissing: boolean, doc: string,
   indexed: FieldDef['indexed'] = null): FieldDef {
@@ -42,9 +44,13 @@ export const FIELDS: readonly FieldDef[] = [
   f('geo.asn', 'int', SLOT.ASN, true, 'autonomous system number; missing when unknown'),
   f('time.hour', 'int', SLOT.HOUR, false, 'hour of day 0-23, UTC'),
   f('time.weekday', 'int', SLOT.WEEKDAY, false, 'day of week 0-6, UTC, 0 = Sunday'),
-  f('http.headers', 'string', -1, true, 'request header values by name (case-insensitive), each header line is one value', 'header'),
-  f('http.args', 'string', -1, true, 'query argument values by name (percent-decoded)', 'arg'),
-  f('http.cookies', 'string', -1, true, 'cookie values by name', 'cookie'),
+  f('http.version', 'string', SLOT.VERSION, false, 'HTTP version: "1.0", "1.1" or "2"'),
+  f('http.headers', 'string', -1, true, 'request header values by name (case-insensitive), each header line is one value; without a name, every header value', 'header'),
+  f('http.args', 'string', -1, true, 'query argument values by name (percent-decoded); without a name, every argument value', 'arg'),
+  f('http.cookies', 'string', -1, true, 'cookie values by name; without a name, every cookie value', 'cookie'),
+  { name: 'http.header_names', type: 'string', slot: -1, maybeMissing: false, indexed: null, names: 'header', doc: 'every request header name (lower-case)' },
+  { name: 'http.arg_names', type: 'string', slot: -1, maybeMissing: true, indexed: null, names: 'arg', doc: 'every query argument name (percent-decoded)' },
+  { name: 'http.cookie_names', type: 'string', slot: -1, maybeMissing: true, indexed: null, names: 'cookie', doc: 'every cookie name (lower-case)' },
 ];
 
 const byName = new Map(FIELDS.map((x) => [x.name, x]));
@@ -57,6 +63,13 @@ export interface FunctionDef {
 export const FUNCTIONS: readonly FunctionDef[] = [
   { name: 'lower', doc: 'lower(string) -> string' },
   { name: 'upper', doc: 'upper(string) -> string' },
+  { name: 'url_decode', doc: 'url_decode(string) -> string, percent-decoded (UTF-8, + is a space); malformed escapes kept' },
+  { name: 'remove_nulls', doc: 'remove_nulls(string) -> string, NUL characters removed' },
+  { name: 'compress_whitespace', doc: 'compress_whitespace(string) -> string, each run of whitespace becomes one space' },
+  { name: 'normalize_path', doc: 'normalize_path(string) -> string, ;params stripped, %2F and \\ as /, dot segments and // removed (never refuses)' },
+  { name: 'fold', doc: 'fold(string) -> string, Unicode compatibility folding (NFKC) and lower case: ＳＥＬＥＣＴ is select' },
+  { name: 'any', doc: 'any(collection) -> the same values; a comparison holds when any value matches (the default for several values)' },
+  { name: 'all', doc: 'all(collection) -> the same values; a comparison holds when every value matches (false when there is none)' },
   { name: 'len', doc: 'len(string) -> int (missing stays missing)' },
   { name: 'count', doc: 'count(http.headers["x"]) -> int, number of values (0 when absent)' },
   { name: 'rate', doc: 'rate(counter) -> int, events in the counter window for this request\'s key' },

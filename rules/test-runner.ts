@@ -85,7 +85,7 @@ function lit(v: Value): string | number | null {
 export function buildTestInput(req: TestRequest): { input: RuleInput; time: number | null } {
   const input = {
     ip: '198.51.100.10', clientKey: '', method: 'GET', host: 'shop.example', path: '/', query: '', headers: [] as string[],
-    sni: null as string | null, listener: 'main', country: null as string | null, asn: null as number | null, contentLength: -1,
+    sni: null as string | null, version: '1.1', listener: 'main', country: null as string | null, asn: null as number | null, contentLength: -1,
   };
   let time: number | null = null;
   for (const f of req.fields) {
@@ -102,6 +102,7 @@ export function buildTestInput(req: TestRequest): { input: RuleInput; time: numb
       case 'sni': input.sni = String(v); break;
       case 'listener': input.listener = String(v); break;
       case 'content_length': input.contentLength = Number(v); break;
+      case 'version': input.version = String(v); break;
       case 'time': time = Date.parse(String(v)); break;
       default: break;
     }
