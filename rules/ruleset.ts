@@ -193,11 +193,12 @@ export class Ruleset {
     const counters = this.compiled.counters;
     for (let i = 0; i < counters.length; i++) {
       const k = counters[i];
-      let key: string | null = '';
-      for (let j = 0; j < k.key.length; j++) {
-        const v = k.key[j](c);
-        if (v === null) { key = null; break; }
-        key += (j > 0 ? '\u001f' : '') + v;
+      const parts = k.key;
+      // One key part (the usual case): its text is the key, no concatenation.
+      let key: string | null = parts[0](c);
+      for (let j = 1; j < parts.length && key !== null; j++) {
+        const v = parts[j](c);
+        key = v === null ? null : key + '\u001f' + v;
       }
       c.counterKeys[i] = key;
       if (key !== null && (k.countWhen === null || k.countWhen(c))) c.counters.add(k.name, key, k.windowMs, 1, c.now);
