@@ -33,7 +33,7 @@ export const FIELDS: readonly FieldDef[] = [
   f('ip.src', 'ip', SLOT.IP, false, 'client address after trusted-proxy resolution'),
   f('http.method', 'string', SLOT.METHOD, false, 'request method as sent (upper-case for standard methods)'),
   f('http.host', 'string', SLOT.HOST, false, 'Host / :authority, lower-cased, port removed'),
-  f('http.path', 'string', SLOT.PATH, false, 'normalised path: unreserved %-escapes decoded, dot segments and duplicate slashes removed'),
+  f('http.path', 'string', SLOT.PATH, false, 'canonical path (rules/canonical-path.ts): what the origin receives; unreserved %-escapes decoded, dot segments and duplicate slashes removed'),
   f('http.raw_path', 'string', SLOT.RAW_PATH, false, 'path exactly as sent, without the query'),
   f('http.query', 'string', SLOT.QUERY, false, 'raw query string without "?" (empty when none)'),
   f('http.user_agent', 'string', SLOT.USER_AGENT, true, 'first User-Agent header; missing when not sent'),
