@@ -96,6 +96,8 @@ export class ForwardAttempt implements AcquireRequest, AcquireWaiter, UpstreamRe
     replay: Buffer[] | null,
     /** True when the replayed chunks already hold the whole body (a retry after the body ended). */
     readonly replayComplete: boolean,
+    /** The backend's forward_path is raw: send the path as the client did, not the canonical one. */
+    private readonly forwardRaw: boolean,
   ) {
     this.clientKey = tx.clientKey;
     this.stickyCookie = stickyCookieName !== undefined && tx.cookie !== '' ? extractCookie(tx.cookie, stickyCookieName) : undefined;
@@ -125,13 +127,14 @@ export class ForwardAttempt implements AcquireRequest, AcquireWaiter, UpstreamRe
     try {
       // send_proxy: v2 — the origin learns the client address from a PROXY header on the connection.
       const proxyHeader = this.server.cfg.sendProxy === 'v2' ? proxyHeaderFor(tx) : undefined;
+      const path = this.forwardRaw ? tx.path : tx.canonicalPath;
+      this.path = tx.query === '' ? path : `${path}?${tx.query}`;
       if (isUpgradeIO(tx.io)) {
-        this.tunnel = new WsTunnel(tx, tx.io, this.server.url, headers, this.timeouts, proxyHeader, this);
+        this.tunnel = new WsTunnel(tx, tx.io, this.server.url, this.path, headers, this.timeouts, proxyHeader, this);
         this.tunnel.start();
         return;
       }
       this.method = tx.method;
-      this.path = tx.query === '' ? tx.path : `${tx.path}?${tx.query}`;
       this.bodyLength = tx.bodyLength;
       this.proxyHeader = proxyHeader;
       this.latin1 = tx.latin1Head;

@@ -15,6 +15,7 @@ import { bodyFor, replyHeaders, type ActionSpec } from './act.js';
 import { httpsRedirect } from './tls.js';
 import { blockEvent, deadlineEvent, errorEvent, eventClient, eventRequest, guardEvent, queueEvent } from './events/build.js';
 import type { RuleMode } from './events/schema.js';
+import { canonicalPath, type PathRefusal } from '../rules/canonical-path.js';
 
 /** Client identity stage: fills tx.clientIp / clientKey / viaTrustedProxy. False → 400. */
 export interface IdentityStage {
@@ -67,6 +68,20 @@ export interface PipelineDeps {
 const RETRY_AFTER_QUEUE = 5;
 /** ACME HTTP-01 challenges must reach the backend over plain HTTP even with redirect_https. */
 const ACME_PREFIX = '/.well-known/acme-challenge/';
+
+/** The answer to a path the canonicaliser refuses: 400, reported as a guard event with the form. */
+const REFUSED_SPECS = new Map<PathRefusal, ActionSpec>();
+function pathRefused(r: PathRefusal): ActionSpec {
+  let spec = REFUSED_SPECS.get(r);
+  if (spec === undefined) {
+    spec = {
+      kind: 'deny', status: 400, body: `Bad Request: ${r.reason}\n`, retryAfterSec: 0, durationMs: 0, ruleId: null,
+      source: 'guard', counters: null, reason: `path_refused: ${r.reason}`, eventType: 'guard',
+    };
+    REFUSED_SPECS.set(r, spec);
+  }
+  return spec;
+}
 
 interface Route {
   readonly pool: BackendPool;
@@ -156,6 +171,11 @@ export class Pipeline implements RequestHandler, ForwardHost {
       this.localReply(tx, r.code, `Moved to ${r.location}\n`, ['location', r.location, 'content-type', 'text/plain; charset=utf-8'], false, '--');
       return;
     }
+    // URL canonicaliser: one decision per request, read by the rules (http.path) and by the upstream
+    // (unless the backend forwards raw). A refused form never reaches the rules or an origin.
+    const canon = canonicalPath(tx.path, d.cfg.pathPolicy);
+    if (typeof canon !== 'string') { this.act(tx, pathRefused(canon), 'enforce'); return; }
+    tx.canonicalPath = canon;
     if (d.rules !== null) {
       const decision = d.rules.evaluate(tx, now);
       if (decision !== null) { this.act(tx, decision, tx.ruleMode ?? 'enforce'); return; }
@@ -247,7 +267,7 @@ export class Pipeline implements RequestHandler, ForwardHost {
     const b = route.cfg;
     // A first try starts at accept time (microseconds ago); a retry reads the clock.
     const now = tx.retries === 0 ? tx.t0 : this.clock.now();
-    const attempt = new ForwardAttempt(tx, route.pool, this, b.timeouts, now, b.sticky?.cookie, replay, replayComplete);
+    const attempt = new ForwardAttempt(tx, route.pool, this, b.timeouts, now, b.sticky?.cookie, replay, replayComplete, b.forwardRawPath === true);
     tx.waiting = true;
     const ticket = route.pool.acquireFor(attempt, attempt);
     // The answer may already have come (a free slot): only a request still waiting holds a ticket.

@@ -67,7 +67,7 @@ const NO_OPS = { set: null, remove: null };
 export class RulesAdapter implements RulesStage {
   /** Reused for every request: evaluation is synchronous and the ruleset keeps nothing from it. */
   private readonly input: RuleInput = {
-    ip: '', method: '', host: '', path: '', query: '', headers: [], sni: null, listener: '', country: null, asn: null, contentLength: -1,
+    ip: '', clientKey: '', method: '', host: '', path: '', canonicalPath: '', query: '', headers: [], sni: null, version: '1.1', listener: '', country: null, asn: null, contentLength: -1,
     connCur: -1, connRate: -1,
   };
 
@@ -92,8 +92,9 @@ export class RulesAdapter implements RulesStage {
       tx.asn = g.asn;
     }
     const input = this.input;
-    input.ip = tx.clientIp; input.method = tx.method; input.host = tx.host; input.path = tx.path; input.query = tx.query;
-    input.headers = tx.headers; input.sni = tx.sni; input.listener = tx.listener; input.country = tx.country; input.asn = tx.asn;
+    input.ip = tx.clientIp; input.clientKey = tx.clientKey; input.method = tx.method; input.host = tx.host; input.path = tx.path; input.canonicalPath = tx.canonicalPath;
+    input.query = tx.query; input.sni = tx.sni; input.version = tx.httpVersion;
+    input.headers = tx.headers; input.listener = tx.listener; input.country = tx.country; input.asn = tx.asn;
     input.contentLength = tx.bodyLength >= 0 ? tx.bodyLength : -1;
     if (ruleset.needsConn && this.conns !== null) {
       input.connCur = this.conns.connCurOf(tx.clientKey);

@@ -26,12 +26,12 @@ export class Transaction {
   remote: Uint8Array = EMPTY;
   listener = '';
   tls = false;
-  /** TLS server name (SNI) the client asked for; null on plain listeners or without SNI. */
+  /** TLS server name (SNI) the client asked for; null on plain listeners or without SNI; read by the rules (tls.sni). */
   sni: string | null = null;
   /** Header values hold one code point per client byte (http1 engine), not UTF-8-decoded text (uWS). */
   latin1Head = false;
-  /** 10 for HTTP/1.0, 11 for HTTP/1.1. */
-  httpVersion = 11;
+  /** HTTP version of the request ("1.0", "1.1", "2"), set by the front end; read by the rules (http.version) and the access log. */
+  httpVersion = '1.1';
   /** Plain listener with redirect_https: the pipeline answers with a redirect after the guard. */
   redirect: RedirectHttpsConfig | null = null;
   /** Set by the listener when the last request body byte arrived (or there is no body). */
@@ -43,6 +43,10 @@ export class Transaction {
   xff: string | undefined = undefined;
   clientRequestId = '';
   forwardedProto = '';
+
+  // --- canonical path (pipeline, before the rules: rules/canonical-path.ts) ---
+  /** What the rules judge and, unless the backend sets forward_path: raw, what the origin receives. */
+  canonicalPath = '';
 
   // --- client identity ---
   clientIp = '';

@@ -186,6 +186,8 @@ export class WsTunnel {
     private readonly tx: Transaction,
     private readonly io: UpgradeIO,
     private readonly origin: string,
+    /** Path and query to request from the origin (canonical unless the backend forwards raw). */
+    private readonly target: string,
     private readonly headers: readonly string[],
     private readonly timeouts: UpstreamTimeouts,
     private readonly proxyHeader: Buffer | undefined,
@@ -215,7 +217,6 @@ export class WsTunnel {
 
   /** Opens the server side (the slot is reserved). */
   private connect(Ws: WebSocketClass): void {
-    const tx = this.tx;
     const limits = this.runtime.limits;
     const headers: Record<string, string> = {};
     const h = this.headers;
@@ -225,7 +226,7 @@ export class WsTunnel {
     }
     const protocols = this.io.protocols.split(',').map((p) => p.trim()).filter((p) => p !== '');
     const proxyHeader = this.proxyHeader;
-    const url = `ws${this.origin.slice(4)}${tx.query === '' ? tx.path : `${tx.path}?${tx.query}`}`;
+    const url = `ws${this.origin.slice(4)}${this.target}`;
     let up: WebSocket;
     try {
       up = new Ws(url, protocols, {

@@ -2,7 +2,7 @@
 //
 //   geo:
 //     country_db: default          # default (bundled, no licence key) | off | path/to/GeoLite2-Country.mmdb
-//     asn_db: off                  # off | path/to/GeoLite2-ASN.mmdb (no ASN data without it)
+//     asn_db: default              # default (bundled @ip-location-db/asn) | off | path/to/GeoLite2-ASN.mmdb
 //     cache_size: 10000            # LRU entries; 0 disables
 // Relative paths are resolved against the config file's directory.
 
@@ -27,8 +27,8 @@ export const geoConfigSchema = {
     asn_db: {
       type: 'string',
       minLength: 1,
-      default: 'off',
-      description: "ASN .mmdb path (GeoLite2-ASN format), or 'off'.",
+      default: 'default',
+      description: "ASN .mmdb path (GeoLite2-ASN format), 'default' for the bundled @ip-location-db/asn data (CC BY 4.0), or 'off'.",
     },
     cache_size: {
       type: 'integer',
@@ -51,7 +51,6 @@ function dbPath(key: string, v: unknown, baseDir: string): string | false | unde
   if (v === false || v === 'off') return false;
   if (typeof v !== 'string' || v.length === 0) throw new GeoConfigError(key, `expected a file path, 'default' or 'off', got ${JSON.stringify(v)}`);
   if (v === 'default') {
-    if (key === 'asn_db') throw new GeoConfigError(key, "there is no bundled ASN database; give a GeoLite2-ASN .mmdb path or 'off'");
     return 'default';
   }
   return isAbsolute(v) ? v : resolve(baseDir, v);

@@ -5,8 +5,9 @@
 //   - country: a configured GeoLite2-Country / GeoIP2-Country (or City) file, else the bundled
 //     default `@ip-location-db/geo-whois-asn-country-mmdb` (no licence key; package licence CC0-1.0,
 //     its data includes NRO statistics under CC BY 4.0, which asks for attribution to nro.net).
-//   - ASN: only from a configured GeoLite2-ASN / GeoIP2-ISP style file. No open ASN .mmdb is
-//     published on npm, so without `asn_db` the ASN is always null (and rules on it never match).
+//   - ASN: a configured GeoLite2-ASN / GeoIP2-ISP style file, else the bundled default
+//     `@ip-location-db/asn` (RouteViews + DB-IP, CC BY 4.0; geo/asn-bundled.ts), so geo.asn works
+//     out of the box; `asn_db: off` turns ASN lookups off.
 // Records understood: GeoLite2 `{country: {iso_code}}` or ip-location-db `{country_code}`;
 // `{autonomous_system_number, autonomous_system_organization}`.
 // Files are re-read when they change on disk (also via rename-replace, as geoipupdate does); a
@@ -19,6 +20,7 @@ import maxmind from 'maxmind';
 import { parseIp, formatIp } from '../rules/ip.js';
 import { watchFiles } from '../rules/lists.js';
 import { LruCache } from './lru.js';
+import { BUNDLED_ASN_PACKAGE, BUNDLED_ASN_SOURCE, BundledAsn, bundledAsnFiles } from './asn-bundled.js';
 import { DEFAULT_GEO_CACHE_SIZE } from './config.js';
 
 export interface GeoResult {
@@ -37,7 +39,7 @@ export interface GeoReloadEvent {
 export interface GeoOptions {
   /** Path to a country .mmdb; omitted or 'default' = bundled database; false or 'off' = no country. */
   countryDb?: string | false;
-  /** Path to an ASN .mmdb; omitted, false or 'off' = no ASN data. */
+  /** Path to an ASN .mmdb; omitted or 'default' = the bundled @ip-location-db/asn data (when installed); false or 'off' = no ASN data. */
   asnDb?: string | false;
   /** Results cached (LRU, by address text). Default 10,000; 0 disables the cache. */
   cacheSize?: number;
@@ -60,6 +62,8 @@ const BUNDLED_COUNTRY_DB = '@ip-location-db/geo-whois-asn-country-mmdb/geo-whois
 const NO_RESULT: GeoResult = Object.freeze({ country: null, asn: null, asOrg: null });
 
 type Reader = maxmind.Reader<maxmind.Response>;
+/** What a lookup needs of a database: an mmdb Reader, or the bundled ASN table. */
+type Db = { get(ip: string): unknown };
 
 /** Path of the bundled country database, or null when the package is not installed. */
 export function bundledCountryDbPath(): string | null {
@@ -111,14 +115,14 @@ function pickPath(v: string | false | undefined, fallback: string | null): strin
 
 class GeoReaders implements GeoLookup {
   private country: Reader | null;
-  private asn: Reader | null;
+  private asn: Db | null;
   private readonly cache: LruCache<string, GeoResult>;
   private stopWatching: (() => void) | null = null;
 
   constructor(
     readonly sources: { country: string | null; asn: string | null },
     country: Reader | null,
-    asn: Reader | null,
+    asn: Db | null,
     cacheSize: number,
     private readonly onReload: ((e: GeoReloadEvent) => void) | undefined,
   ) {
@@ -150,7 +154,7 @@ class GeoReaders implements GeoLookup {
 
   private async reloadOne(kind: 'country' | 'asn'): Promise<void> {
     const file = this.sources[kind];
-    if (file === null) return;
+    if (file === null || file === BUNDLED_ASN_SOURCE) return; // bundled data changes only with an upgrade
     try {
       const reader = await openReader(file, kind);
       if (kind === 'country') this.country = reader; else this.asn = reader;
@@ -183,16 +187,18 @@ export async function openGeo(opts: GeoOptions = {}): Promise<GeoLookup> {
     throw new Error('the bundled country database (@ip-location-db/geo-whois-asn-country-mmdb) is not installed; set geo.country_db or country_db: off');
   }
   const countryPath = pickPath(opts.countryDb, bundled);
-  const asnPath = pickPath(opts.asnDb, null);
+  const bundledAsn = opts.asnDb === undefined || opts.asnDb === 'default' ? bundledAsnFiles() : null;
+  if (opts.asnDb === 'default' && bundledAsn === null) throw new Error(`the bundled ASN data (${BUNDLED_ASN_PACKAGE}) is not installed; set geo.asn_db to a GeoLite2-ASN file or off`);
+  const asnPath = bundledAsn !== null ? BUNDLED_ASN_SOURCE : pickPath(opts.asnDb, null);
   const [country, asn] = await Promise.all([
     countryPath === null ? null : openReader(countryPath, 'country'),
-    asnPath === null ? null : openReader(asnPath, 'asn'),
+    bundledAsn !== null ? new BundledAsn(bundledAsn) : asnPath === null ? null : openReader(asnPath, 'asn'),
   ]);
   const cacheSize = opts.cacheSize ?? DEFAULT_GEO_CACHE_SIZE;
   const geo = new GeoReaders({ country: countryPath, asn: asnPath }, country, asn, cacheSize, opts.onReload);
   if (opts.watch !== false) {
     // The bundled file only changes with a package upgrade (and a restart); watch configured files.
-    geo.watch([countryPath !== bundled ? countryPath : null, asnPath].filter((p): p is string => p !== null));
+    geo.watch([countryPath !== bundled ? countryPath : null, asnPath !== BUNDLED_ASN_SOURCE ? asnPath : null].filter((p): p is string => p !== null));
   }
   return geo;
 }

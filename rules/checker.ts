@@ -4,9 +4,9 @@
 // rules shadowed by an earlier terminating rule, unused declarations, always-true/false tests.
 import type { ActionCall, CounterDecl, CondDecl, Expr, FileAst, ListDecl, RuleDecl, TestDecl, Value } from './ast.js';
 import type { Diagnostic, SourceFile, Span } from './diagnostics.js';
-import { compileSafeRegex, type SafeRegex } from './safe-regex.js';
+import { compileSafeRegex, formatMicros, MAX_REGEX_PER_RULESET, MAX_RULESET_DFA_CELLS, regexCostMicros, type SafeRegex, type SafeRegexResult } from './safe-regex.js';
 import { parseCidr, parseIp } from './ip.js';
-import { printExpr } from './print.js';
+import { printExpr, printValue } from './print.js';
 import {
   FIELDS, FUNCTION_NAMES, LIST_TYPES, MODES, PRIORITY_CLASSES, didYouMean, listElementType, lookupField,
   strictestMode, type ListType, type RuleMode, type ValueType,
@@ -30,10 +30,12 @@ export interface Program {
   tests: TestSym[];
   /** Regexes compiled (and validated) during checking, keyed by the pattern's AST node. */
   regexes: Map<Value, SafeRegex>;
+  /** Every accepted regex with its place, in source order (`rules lint --regex-cost`). */
+  regexSites: { src: SourceFile; span: Span; re: SafeRegex }[];
 }
 
 export const TERMINATING_ACTIONS = new Set(['allow', 'deny', 'tarpit', 'drop', 'ban', 'rate_limit']);
-export const EFFECT_ACTIONS = new Set(['route', 'set_request_header', 'remove_request_header', 'set_response_header', 'remove_response_header', 'priority', 'log']);
+export const EFFECT_ACTIONS = new Set(['skip', 'route', 'set_request_header', 'remove_request_header', 'set_response_header', 'remove_response_header', 'priority', 'log']);
 const ALL_ACTIONS = [...TERMINATING_ACTIONS, ...EFFECT_ACTIONS];
 const ACTION_ALIASES: Record<string, string> = {
   block: 'deny(403)', reject: 'deny(403)', challenge: 'deny(403) (challenges are not supported)', tarpit_for: 'tarpit(30s)',
@@ -50,7 +52,7 @@ const FIELD_ALIASES: Record<string, string> = {
 };
 const HEADER_TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
-interface VType { type: ValueType | 'set' | 'list' | 'dur' | null; multi: boolean; missing: boolean; constant: boolean; lowered?: boolean }
+interface VType { type: ValueType | 'set' | 'list' | 'dur' | null; multi: boolean; missing: boolean; constant: boolean; lowered?: boolean; uppered?: boolean; quantAll?: boolean }
 const BAD: VType = { type: null, multi: false, missing: false, constant: false };
 
 export interface CheckOptions {
@@ -70,11 +72,16 @@ class Checker {
   private diags: Diagnostic[] = [];
   private program: Program;
   private src!: SourceFile;
+  /** `matches` regexes seen so far (the cap counts every occurrence) and compiled patterns by text. */
+  private regexCount = 0;
+  /** DFA table cells of the distinct regexes accepted so far (memory: 4 bytes each). */
+  private regexCells = 0;
+  private readonly regexCache = new Map<string, SafeRegexResult>();
   /** Where a name was first declared, for "first declared at" hints. */
   private declared = new Map<string, string>();
 
   constructor(files: ParsedFile[], private readonly backends: readonly string[] | null) {
-    this.program = { files, lists: new Map(), counters: new Map(), conds: new Map(), rules: [], tests: [], regexes: new Map() };
+    this.program = { files, lists: new Map(), counters: new Map(), conds: new Map(), rules: [], tests: [], regexes: new Map(), regexSites: [] };
   }
 
   private err(code: string, span: Span, msg: string, hint?: string): void { this.diags.push(this.src.diag('error', code, span, msg, hint)); }
@@ -142,6 +149,7 @@ class Checker {
     }
     for (const t of P.tests) { this.src = t.src; this.checkTest(t.decl, ruleIds); }
     this.checkCycles();
+    this.checkSkips();
     this.checkShadowing();
     for (const l of P.lists.values()) if (!l.used) { this.src = l.src; this.warn('W_UNUSED_LIST', l.decl.nameSpan, `${l.decl.k} "${l.decl.name}" is never used`, 'remove it or reference it with $' + l.decl.name); }
     for (const c of P.counters.values()) if (!c.used) { this.src = c.src; this.warn('W_UNUSED_COUNTER', c.decl.nameSpan, `counter "${c.decl.name}" is never read`, `read it in a rule: rate(${c.decl.name}) > 100`); }
@@ -183,13 +191,12 @@ class Checker {
           if (this.program.counters.has(v.name)) { this.err('E_TYPE', v.span, `"${v.name}" is a counter`, `read it with rate(${v.name})`); return BAD; }
           return this.unknownField(v.name, v.span);
         }
-        if (f.indexed && !v.index) { this.err('E_TYPE', v.span, `\`${f.name}\` needs a name`, `for example ${f.name}["${f.indexed === 'header' ? 'x-api-key' : 'id'}"]`); return BAD; }
         if (!f.indexed && v.index) { this.err('E_TYPE', v.span, `\`${f.name}\` cannot be indexed`); return BAD; }
         if (f.indexed === 'header' && v.index) {
           if (!HEADER_TOKEN.test(v.index.value)) this.err('E_HEADER_NAME', v.index.span, `"${v.index.value}" is not a valid header name`);
           else if (v.index.value.includes('_')) this.warn('W_HEADER_NAME', v.index.span, `header name "${v.index.value}" contains "_"`, `proxies often drop such headers; did you mean "${v.index.value.replace(/_/g, '-')}"?`);
         }
-        return { type: f.type, multi: f.indexed !== null, missing: f.maybeMissing, constant: false };
+        return { type: f.type, multi: f.indexed !== null || f.names !== undefined, missing: f.maybeMissing, constant: false };
       }
       case 'call': return this.callType(v, inCounter);
     }
@@ -199,8 +206,17 @@ class Checker {
     const P = this.program;
     if (!FUNCTION_NAMES.has(v.name)) {
       const dm = didYouMean(v.name, FUNCTION_NAMES);
-      this.err('E_UNKNOWN_FUNCTION', v.nameSpan, `unknown function \`${v.name}()\``, dm ? `did you mean \`${dm}()\`?` : 'functions: lower, upper, len, count, rate, map');
+      this.err('E_UNKNOWN_FUNCTION', v.nameSpan, `unknown function \`${v.name}()\``, dm ? `did you mean \`${dm}()\`?` : `functions: ${[...FUNCTION_NAMES].join(', ')}`);
       return BAD;
+    }
+    if (v.name === 'ipmask') return this.ipmaskType(v, inCounter);
+    if (v.name === 'any' || v.name === 'all') {
+      if (v.args.length !== 1) { this.err('E_ARITY', v.span, `${v.name}() takes 1 argument, got ${v.args.length}`); return BAD; }
+      if (inCounter) { this.err('E_TYPE', v.span, `${v.name}() is a quantifier for comparisons, not a counter key`); return BAD; }
+      const t = this.valueType(v.args[0], inCounter);
+      if (t.type === null) return BAD;
+      if (!t.multi) { this.err('E_TYPE', v.args[0].span, `${v.name}() takes several values (http.headers, http.args[…], http.header_names…), got ${this.describe(t)}`); return BAD; }
+      return { ...t, quantAll: v.name === 'all' };
     }
     const arity = v.name === 'map' ? 2 : 1;
     if (v.args.length !== arity) { this.err('E_ARITY', v.span, `${v.name}() takes ${arity} argument${arity > 1 ? 's' : ''}, got ${v.args.length}`); return BAD; }
@@ -240,9 +256,27 @@ class Checker {
         if (t.type === null) return BAD;
         if (t.type !== 'string') { this.err('E_TYPE', a0.span, `${v.name}() takes a string, got ${this.describe(t)}`); return BAD; }
         if (v.name === 'len') return { type: 'int', multi: t.multi, missing: t.missing, constant: t.constant };
-        return { type: 'string', multi: t.multi, missing: t.missing, constant: t.constant, lowered: v.name === 'lower' };
+        // Case is known after lower/upper/fold, and kept by transforms that do not create letters.
+        const keeps = v.name === 'remove_nulls' || v.name === 'compress_whitespace';
+        return {
+          type: 'string', multi: t.multi, missing: t.missing, constant: t.constant,
+          lowered: v.name === 'lower' || v.name === 'fold' || (keeps && t.lowered === true), uppered: v.name === 'upper' || (keeps && t.uppered === true),
+        };
       }
     }
+  }
+
+  /** ipmask(ip, bits[, v6bits]): an address value and integer literals 0..128 (IPv4 uses at most 32). */
+  private ipmaskType(v: Extract<Value, { k: 'call' }>, inCounter: boolean): VType {
+    if (v.args.length < 2 || v.args.length > 3) { this.err('E_ARITY', v.span, `ipmask() takes 2 or 3 arguments (address, bits[, IPv6 bits]), got ${v.args.length}`); return BAD; }
+    const t = this.valueType(v.args[0], inCounter);
+    if (t.type === null) return BAD;
+    if (t.type !== 'ip' || t.constant) { this.err('E_TYPE', v.args[0].span, `ipmask() takes ip.src (or another ipmask()), got ${this.describe(t)}`); return BAD; }
+    for (let i = 1; i < v.args.length; i++) {
+      const a = v.args[i];
+      if (a.k !== 'int' || a.value < 0 || a.value > 128) { this.err('E_RANGE', a.span, 'ipmask() bits are an integer 0..128', 'e.g. ipmask(ip.src, 24, 48): IPv4 /24, IPv6 /48'); return BAD; }
+    }
+    return { type: 'ip', multi: false, missing: false, constant: false };
   }
 
   private describe(t: VType): string {
@@ -257,7 +291,10 @@ class Checker {
   checkExpr(e: Expr): void {
     switch (e.k) {
       case 'bool': return;
-      case 'not': this.checkExpr(e.e); return;
+      case 'not':
+        if (e.e.k === 'bool') this.warn(e.e.value ? 'W_ALWAYS_FALSE' : 'W_ALWAYS_TRUE', e.span, `${printExpr(e)} is always ${!e.e.value}`);
+        this.checkExpr(e.e);
+        return;
       case 'and': case 'or': {
         for (const it of e.items) {
           if ((it.k === 'and' || it.k === 'or') && it.k !== e.k && !it.paren) {
@@ -308,6 +345,7 @@ class Checker {
         if (it.k !== 'str') { this.err('E_TYPE', it.span, 'contains_any takes strings'); continue; }
         if (it.value === '') this.warn('W_ALWAYS_TRUE', it.span, 'an empty string is contained in every value');
         if (lt.lowered && it.value !== it.value.toLowerCase()) this.warn('W_ALWAYS_FALSE', it.span, `"${it.value}" has upper-case letters but the value is lower()-ed`, `write "${it.value.toLowerCase()}"`);
+        if (lt.uppered && it.value !== it.value.toUpperCase()) this.warn('W_ALWAYS_FALSE', it.span, `"${it.value}" has lower-case letters but the value is upper()-ed`, `write "${it.value.toUpperCase()}"`);
       }
       return;
     }
@@ -317,15 +355,36 @@ class Checker {
     if (op === 'matches') {
       if (lt.type !== 'string') { this.err('E_TYPE', e.left.span, `matches needs a string, got ${this.describe(lt)}`); return; }
       if (r.k !== 'str') { this.err('E_TYPE', r.span, 'matches takes a regular expression in a string literal'); return; }
-      const res = compileSafeRegex(r.value);
-      if (!res.ok) {
+      if (++this.regexCount > MAX_REGEX_PER_RULESET) {
+        if (this.regexCount === MAX_REGEX_PER_RULESET + 1) this.err('E_LIMIT', r.span, `more than ${MAX_REGEX_PER_RULESET} regexes in one ruleset`, 'merge patterns into one alternation (a|b|c), or use contains_any for plain substrings');
+        return;
+      }
+      let res = this.regexCache.get(r.value);
+      if (res === undefined) {
+        res = compileSafeRegex(r.value);
+        this.regexCache.set(r.value, res);
+        if (res.ok) {
+          this.regexCells += res.re.cost.dfaStates * res.re.cost.classes;
+          if (this.regexCells > MAX_RULESET_DFA_CELLS) {
+            this.err('E_LIMIT', r.span, `the ruleset's regexes need more than ${MAX_RULESET_DFA_CELLS / (1 << 18)} MiB of DFA tables`, 'merge similar patterns, shorten bounded gaps ({0,500} → {0,100}), or use contains_any');
+            this.regexCells = -Infinity; // report once
+          }
+        }
+      }
+      if (!res.ok && res.cost !== undefined) {
+        this.err('E_REGEX_COST', r.span, `regex cost cannot be bounded: worst case ≈ ${formatMicros(regexCostMicros(res.cost, 65536))} on a 64 KiB value (${res.cost.nfaStates} automaton steps per character; budget: one table step per character, ≈ ${formatMicros(regexCostMicros({ ...res.cost, bounded: true }, 65536))})`,
+          'a counted repetition after a choice (.*a.{900}c, (a|b)*a(a|b){200}c) makes the automaton remember every position; bound the gap with {0,N} after a literal (union.{0,500}select), or use contains / starts_with');
+      } else if (!res.ok) {
         // Offsets inside the pattern map to the source only when the literal has no escapes; else underline the literal.
         const raw = this.src.text.slice(r.span.start + 1, r.span.end - 1);
         const span = res.offset !== undefined && raw === r.value ? { start: r.span.start + 1 + res.offset, end: r.span.start + 2 + res.offset } : r.span;
         this.err('E_REGEX', span, `invalid or unsafe regex: ${res.error}`, 'the regex engine is linear-time: no backreferences or lookaround; prefer starts_with/contains when you can');
       } else {
         this.program.regexes.set(r, res.re);
+        this.program.regexSites.push({ src: this.src, span: r.span, re: res.re });
         if (/^[\w\-/.]+$/.test(r.value)) this.warn('W_PREFER_LITERAL', r.span, 'this regex is a plain substring', `use: contains "${r.value}"`);
+        // An unanchored pattern that matches the empty string matches every string (at position 0).
+        else if (!/[$^]|\\[bB]/.test(r.value) && res.re.test('')) this.warn('W_ALWAYS_TRUE', e.span, `${printExpr(e)} is true for every present value`, 'the pattern matches the empty string; use "exists" to test presence');
       }
       return;
     }
@@ -335,6 +394,11 @@ class Checker {
         // Field values that are never negative: counts, lengths, rates, ASNs, content length.
         if ((op === '<' && r.value <= 0) || (op === '<=' && r.value < 0)) this.warn('W_ALWAYS_FALSE', e.span, `${printExpr(e)} is always false`, 'this value is never negative');
         if ((op === '>=' && r.value <= 0) || (op === '>' && r.value < 0)) this.warn('W_ALWAYS_TRUE', e.span, `${printExpr(e)} is always true when the value is present`);
+        const max = e.left.k === 'field' ? INT_MAX[e.left.name] : undefined;
+        if (max !== undefined) {
+          if ((op === '>' && r.value >= max) || (op === '>=' && r.value > max)) this.warn('W_ALWAYS_FALSE', e.span, `${printExpr(e)} is always false`, `${printValue(e.left)} is at most ${max}`);
+          if ((op === '<=' && r.value >= max) || (op === '<' && r.value > max)) this.warn('W_ALWAYS_TRUE', e.span, `${printExpr(e)} is always true`, `${printValue(e.left)} is at most ${max}`);
+        }
       }
       return;
     }
@@ -367,6 +431,8 @@ class Checker {
     const name = left.k === 'field' ? left.name : '';
     if (lt.lowered || name === 'http.host') {
       if (lit !== lit.toLowerCase()) this.warn('W_ALWAYS_FALSE', e.right.span, `"${lit}" has upper-case letters but ${lt.lowered ? 'the value is lower()-ed' : 'http.host is lower-case'}`, `write "${lit.toLowerCase()}"`);
+    } else if (lt.uppered) {
+      if (lit !== lit.toUpperCase()) this.warn('W_ALWAYS_FALSE', e.right.span, `"${lit}" has lower-case letters but the value is upper()-ed`, `write "${lit.toUpperCase()}"`);
     } else if (name === 'http.method' || name === 'geo.country') {
       if (lit !== lit.toUpperCase()) this.warn('W_ALWAYS_FALSE', e.right.span, `${name} is upper-case, "${lit}" never matches`, `write "${lit.toUpperCase()}"`);
     }
@@ -389,6 +455,10 @@ class Checker {
     }
     if (r.k !== 'set') { this.err('E_TYPE', r.span, '"in" takes a set {…} or a $list'); return; }
     if (r.items.length === 0) this.warn('W_ALWAYS_FALSE', e.span, '"in" with an empty set never matches');
+    if (lt.type === 'ip') {
+      const zero = (v: 4 | 16) => r.items.some((it) => { const c = parseCidr(it.k === 'ip' ? it.text : it.k === 'str' ? it.value : ''); return c !== null && c.prefix === 0 && c.bytes.length === v; });
+      if (zero(4) && zero(16)) this.warn('W_ALWAYS_TRUE', e.span, `${printExpr(e)} is always true: the set holds every IPv4 and every IPv6 address`);
+    }
     for (const it of r.items) {
       if (lt.type === 'ip') {
         const txt = it.k === 'ip' ? it.text : it.k === 'str' ? it.value : null;
@@ -406,8 +476,30 @@ class Checker {
     if (e.k === 'bool') this.warn(e.value ? 'W_ALWAYS_TRUE' : 'W_ALWAYS_FALSE', e.span, `condition is always ${e.value}`, e.value ? 'leave out "when" for a rule that applies to every request' : 'set mode = off to disable a rule');
   }
 
-  /** `a and not a` is always false; `a or not a` always true. */
+  /** `a and not a` is always false; `a or not a` always true; `x == "a" and x == "b"`, `x > 5 and x < 3` never hold. */
   private contradiction(e: Extract<Expr, { k: 'and' | 'or' }>): void {
+    if (e.k === 'and') {
+      const eq = new Map<string, string | number>();
+      const lo = new Map<string, number>(), hi = new Map<string, number>();
+      for (const it of e.items) {
+        if (it.k !== 'cmp' || !isScalarValue(it.left)) continue;
+        const key = printValue(it.left), r = it.right;
+        if (it.op === '==' && (r.k === 'str' || r.k === 'int')) {
+          const prev = eq.get(key);
+          if (prev !== undefined && prev !== r.value) { this.warn('W_ALWAYS_FALSE', e.span, `condition is always false: ${key} cannot equal both ${JSON.stringify(prev)} and ${JSON.stringify(r.value)}`); return; }
+          eq.set(key, r.value);
+        }
+        if (r.k === 'int') {
+          if (it.op === '>' || it.op === '>=') lo.set(key, Math.max(lo.get(key) ?? -Infinity, it.op === '>' ? r.value + 1 : r.value));
+          if (it.op === '<' || it.op === '<=') hi.set(key, Math.min(hi.get(key) ?? Infinity, it.op === '<' ? r.value - 1 : r.value));
+          if (it.op === '==') { lo.set(key, Math.max(lo.get(key) ?? -Infinity, r.value)); hi.set(key, Math.min(hi.get(key) ?? Infinity, r.value)); }
+        }
+      }
+      for (const [key, l] of lo) {
+        const h = hi.get(key);
+        if (h !== undefined && l > h) { this.warn('W_ALWAYS_FALSE', e.span, `condition is always false: no value of ${key} is both ≥ ${l} and ≤ ${h}`); return; }
+      }
+    }
     const plain = new Set<string>();
     const negated = new Set<string>();
     for (const it of e.items) {
@@ -509,6 +601,11 @@ class Checker {
       case 'ban': return maxArgs(2) && dur(args[0], 7 * 86_400_000, 'ban') && status(args[1] ?? named('status'));
       case 'rate_limit': return maxArgs(1) && dur(args[0] ?? named('retry_after'), 86_400_000, 'retry_after') && status(named('status'), 400, 599) && (named('body') ? str(named('body'), 'the body') : true);
       case 'route': return maxArgs(1) && str(args[0], 'a backend name', 256);
+      case 'skip': {
+        if (args.length === 0) return bad('skip() needs the ids of the later rules to turn off', a.span, 'for example: skip("sqli-query", "xss-query")');
+        for (const v of args) if (!str(v, 'a rule id', 256)) return false;
+        return true;
+      }
       case 'priority': {
         if (!maxArgs(1)) return false;
         const v = args[0];
@@ -537,7 +634,7 @@ class Checker {
 
   private checkTest(t: TestDecl, ruleIds: Map<string, string>): void {
     let sawRequest = false;
-    const known = ['ip', 'method', 'host', 'path', 'time', 'sni', 'listener', 'content_length', 'conn_cur', 'conn_rate'];
+    const known = ['ip', 'method', 'host', 'path', 'time', 'sni', 'listener', 'content_length', 'version', 'conn_cur', 'conn_rate'];
     const ruleRef = (id: string, span: Span) => {
       if (!ruleIds.has(id)) {
         const dm = didYouMean(id, ruleIds.keys());
@@ -608,15 +705,36 @@ class Checker {
   }
 
   /** A rule is shadowed when an earlier enforced terminating rule matches a superset of its requests. */
+  /** skip("id", …) names rules that exist and come later (an earlier one has already run). */
+  private checkSkips(): void {
+    const byId = new Map(this.program.rules.map((r) => [r.decl.id, r]));
+    for (const r of this.program.rules) {
+      for (const a of r.decl.actions) {
+        if (a.name !== 'skip') continue;
+        for (const v of a.args) {
+          if (v.k !== 'str') continue;
+          const t = byId.get(v.value);
+          this.src = r.src;
+          if (t === undefined) {
+            const dm = didYouMean(v.value, byId.keys());
+            this.err('E_UNKNOWN_RULE', v.span, `skip(): no rule "${v.value}"`, dm ? `did you mean "${dm}"?` : undefined);
+          } else if (t.index <= r.index) this.err('E_ACTION_ARGS', v.span, `skip(): rule "${v.value}" comes ${t.index === r.index ? 'is this rule' : 'before this one'} and has already run`, 'skip only turns off later rules; move this rule above it');
+        }
+      }
+    }
+  }
+
   private checkShadowing(): void {
     const rules = this.program.rules;
+    const conds = this.program.conds;
+    const when = rules.map((r) => (r.decl.when === null ? null : expand(r.decl.when, conds, 0)));
     for (let j = 1; j < rules.length; j++) {
       const b = rules[j];
       if (b.mode === 'off') continue;
       for (let i = 0; i < j; i++) {
         const a = rules[i];
         if (!a.terminating || a.mode !== 'enforce') continue;
-        if (subsumes(a.decl.when, b.decl.when)) {
+        if (subsumes(when[i], when[j])) {
           this.src = b.src;
           const p = a.src.position(a.decl.idSpan.start);
           this.warn('W_SHADOWED', b.decl.idSpan, `rule "${b.decl.id}" never runs: rule "${a.decl.id}" before it ${a.terminating === 'allow' ? 'allows' : 'ends'} every request it matches`,
@@ -628,24 +746,129 @@ class Checker {
   }
 }
 
-/** True when every request matching `b` also matches `a` (conservative, structural). */
-interface Shape { text: string; conj: Set<string>; alts: Set<string> }
-const shapes = new WeakMap<Expr, Shape>();
-function shape(e: Expr): Shape {
-  let s = shapes.get(e);
-  if (!s) {
-    s = { text: printExpr(e), conj: new Set(e.k === 'and' ? e.items.map(printExpr) : [printExpr(e)]), alts: new Set(e.k === 'or' ? e.items.map(printExpr) : []) };
-    shapes.set(e, s);
-  }
-  return s;
+/** Largest value of bounded integer fields (W_ALWAYS_* on impossible ranges). */
+const INT_MAX: Record<string, number> = { 'time.hour': 23, 'time.weekday': 6, 'geo.asn': 4294967295 };
+
+/** A value with at most one value per request (a field that is not indexed, or a function of one). */
+function isScalarValue(v: Value): boolean {
+  if (v.k === 'field') return v.index === null;
+  if (v.k === 'call') return v.name === 'rate' || v.name === 'count' || v.name === 'ipmask' || (v.args.length > 0 && v.name !== 'map' && isScalarValue(v.args[0]));
+  return false;
 }
+
+/**
+ * True when every request matching `b` also matches `a` (conservative: false when unsure). Named
+ * conditions are expanded, so a named condition and the same expression inline are one thing, and
+ * comparisons are compared by containment: a longer prefix under a shorter one, an equality under a
+ * prefix, a CIDR inside an earlier CIDR, a member of an earlier set, a longer substring of an earlier
+ * `contains`, a tighter integer bound.
+ */
 function subsumes(a: Expr | null, b: Expr | null): boolean {
   if (a === null) return true;
   if (b === null) return false;
-  const sa = shape(a), sb = shape(b);
-  if (sa.text === sb.text) return true;
-  let all = true;
-  for (const x of sa.conj) if (!sb.conj.has(x)) { all = false; break; }
-  if (all) return true;
-  return sa.alts.has(sb.text);
+  return implies(b, a);
+}
+
+function expand(e: Expr, conds: ReadonlyMap<string, CondSym>, depth: number): Expr {
+  if (depth > 32) return e;
+  switch (e.k) {
+    case 'ref': { const c = conds.get(e.name); return c ? expand(c.decl.expr, conds, depth + 1) : e; }
+    case 'and': case 'or': return { ...e, items: e.items.map((x) => expand(x, conds, depth + 1)) };
+    case 'not': return { ...e, e: expand(e.e, conds, depth + 1) };
+    default: return e;
+  }
+}
+
+const textOf = new WeakMap<Expr, string>();
+function text(e: Expr): string {
+  let t = textOf.get(e);
+  if (t === undefined) { t = printExpr(e); textOf.set(e, t); }
+  return t;
+}
+
+/** Every request matching `b` matches `a`. */
+function implies(b: Expr, a: Expr): boolean {
+  if (text(b) === text(a)) return true;
+  if (a.k === 'bool') return a.value;
+  if (b.k === 'bool') return !b.value;
+  if (b.k === 'or') return b.items.every((x) => implies(x, a));
+  if (a.k === 'and') return a.items.every((x) => implies(b, x));
+  if (a.k === 'or') return a.items.some((x) => implies(b, x));
+  if (b.k === 'and') return b.items.some((x) => implies(x, a));
+  if (a.k === 'cmp' && b.k === 'cmp') return cmpImplies(b, a);
+  if (a.k === 'exists' && b.k === 'cmp') return vtext(a.v) === vtext(b.left); // a comparison that holds read a present value
+  return false;
+}
+
+type Cmp = Extract<Expr, { k: 'cmp' }>;
+/** Literal strings a comparison's right side lists ("x" or {"x" "y"}), or null. */
+function strLits(v: Value): string[] | null {
+  if (v.k === 'str') return [v.value];
+  if (v.k === 'set' && v.items.length > 0 && v.items.every((x) => x.k === 'str')) return v.items.map((x) => (x.k === 'str' ? x.value : ''));
+  return null;
+}
+function ipRanges(v: Value): { bytes: Uint8Array; prefix: number }[] | null {
+  const items = v.k === 'set' ? v.items : v.k === 'ip' || v.k === 'str' ? [v] : null;
+  if (items === null || items.length === 0) return null;
+  const out: { bytes: Uint8Array; prefix: number }[] = [];
+  for (const it of items) {
+    const t = it.k === 'ip' ? it.text : it.k === 'str' ? it.value : null;
+    const c = t === null ? null : parseCidr(t);
+    if (c === null) return null;
+    out.push(c);
+  }
+  return out;
+}
+function cidrInside(inner: { bytes: Uint8Array; prefix: number }, outer: { bytes: Uint8Array; prefix: number }): boolean {
+  if (inner.bytes.length !== outer.bytes.length || inner.prefix < outer.prefix) return false;
+  for (let bit = 0; bit < outer.prefix; bit++) {
+    const m = 1 << (7 - (bit & 7));
+    if ((inner.bytes[bit >> 3]! & m) !== (outer.bytes[bit >> 3]! & m)) return false;
+  }
+  return true;
+}
+
+/** b ⇒ a for two comparisons on the same value. */
+const valueText = new WeakMap<Value, string>();
+function vtext(v: Value): string {
+  let t = valueText.get(v);
+  if (t === undefined) { t = printValue(v); valueText.set(v, t); }
+  return t;
+}
+function cmpImplies(b: Cmp, a: Cmp): boolean {
+  if (vtext(a.left) !== vtext(b.left)) return false;
+  const isIp = a.left.k === 'field' && a.left.name === 'ip.src';
+  if (isIp) {
+    if (a.op !== 'in' && a.op !== '==') return false;
+    if (b.op !== 'in' && b.op !== '==') return false;
+    const outer = ipRanges(a.right), inner = ipRanges(b.right);
+    return outer !== null && inner !== null && inner.every((i) => outer.some((o) => cidrInside(i, o)));
+  }
+  // integers: b's range inside a's
+  if (a.right.k === 'int' && b.right.k === 'int' && ['<', '<=', '>', '>=', '=='].includes(a.op) && ['<', '<=', '>', '>=', '=='].includes(b.op)) {
+    const range = (c: Cmp, n: number): [number, number] => c.op === '>' ? [n + 1, Infinity] : c.op === '>=' ? [n, Infinity] : c.op === '<' ? [-Infinity, n - 1] : c.op === '<=' ? [-Infinity, n] : [n, n];
+    const [bl, bh] = range(b, b.right.value), [al, ah] = range(a, a.right.value);
+    return bl >= al && bh <= ah;
+  }
+  const as = strLits(a.right), bs = strLits(b.right);
+  if (as === null || bs === null) return false;
+  // every string b can match has the property a tests
+  const holds = (s: string, kind: 'eq' | 'prefix' | 'suffix' | 'sub'): boolean => {
+    switch (a.op) {
+      case '==': case 'in': return kind === 'eq' && as.includes(s);
+      case 'starts_with': return (kind === 'eq' || kind === 'prefix') && s.startsWith(as[0]!);
+      case 'ends_with': return (kind === 'eq' || kind === 'suffix') && s.endsWith(as[0]!);
+      case 'contains': return s.includes(as[0]!);
+      case 'contains_any': return as.some((x) => s.includes(x));
+      default: return false;
+    }
+  };
+  switch (b.op) {
+    case '==': case 'in': return bs.every((s) => holds(s, 'eq'));
+    case 'starts_with': return holds(bs[0]!, 'prefix');
+    case 'ends_with': return holds(bs[0]!, 'suffix');
+    case 'contains': return holds(bs[0]!, 'sub');
+    case 'contains_any': return bs.every((s) => holds(s, 'sub'));
+    default: return false;
+  }
 }

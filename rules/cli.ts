@@ -3,6 +3,8 @@
 // tests, 2 usage errors.
 import { countBySeverity, type Diagnostic, formatDiagnostic } from './diagnostics.js';
 import { explain, formatExplain } from './explain.js';
+import { formatMicros, MAX_REGEX_INPUT_LENGTH, regexCostMicros } from './safe-regex.js';
+import { clientKeyOf, formatIp, parseIp } from './ip.js';
 import type { RuleInput } from './input.js';
 import { loadRulesetFromFiles, type LoadOptions } from './load.js';
 import { formatTestReport, runRuleTests } from './test-runner.js';
@@ -11,7 +13,7 @@ export interface CliIo { out(line: string): void; err(line: string): void }
 const stdio: CliIo = { out: (l) => process.stdout.write(l + '\n'), err: (l) => process.stderr.write(l + '\n') };
 
 const USAGE = `usage:
-  portcullis rules lint FILE… [--strict] [--config-dir DIR] [--config EDGE.yaml]
+  portcullis rules lint FILE… [--strict] [--regex-cost] [--config-dir DIR] [--config EDGE.yaml]
   portcullis rules test FILE… [--filter TEXT] [--config-dir DIR] [--config EDGE.yaml]
   portcullis rules explain FILE… --request '{"ip":"…","path":"…","headers":{…}}' [--time ISO] [--config-dir DIR]
   --config EDGE.yaml checks route("…") targets against that config's backends (without it they are not checked;
@@ -19,7 +21,7 @@ const USAGE = `usage:
 
 interface Args { files: string[]; flags: Map<string, string | true> }
 const VALUE_FLAGS = new Set(['--config-dir', '--filter', '--request', '--time', '--config']);
-const BOOL_FLAGS = new Set(['--strict']);
+const BOOL_FLAGS = new Set(['--strict', '--regex-cost']);
 
 function parseArgs(argv: string[]): Args | string {
   const files: string[] = [];
@@ -70,6 +72,13 @@ export async function runRulesCli(argv: string[], io: CliIo = stdio): Promise<nu
 
   if (cmd === 'lint') {
     printDiags(loaded.diagnostics);
+    if (args.flags.get('--regex-cost') === true && loaded.ruleset) {
+      for (const site of loaded.ruleset.program.regexSites) {
+        const { line, col } = site.src.position(site.span.start);
+        const c = site.re.cost;
+        io.out(`${site.src.name}:${line}:${col}: note[REGEX_COST]: ${JSON.stringify(site.re.source)} worst case ≈ ${formatMicros(regexCostMicros(c, MAX_REGEX_INPUT_LENGTH))} per 64 KiB value (complete DFA: ${c.dfaStates} states × ${c.classes} classes, one table step per character)`);
+      }
+    }
     const strict = args.flags.get('--strict') === true;
     io.out(`${errors} error${errors === 1 ? '' : 's'}, ${warnings} warning${warnings === 1 ? '' : 's'}${loaded.ruleset ? `; ${loaded.ruleset.ruleCount} rules, ruleset ${loaded.ruleset.hash}` : ''}`);
     return errors > 0 || (strict && warnings > 0) ? 1 : 0;
@@ -105,7 +114,7 @@ export async function runRulesCli(argv: string[], io: CliIo = stdio): Promise<nu
   return 0;
 }
 
-const REQUEST_KEYS = new Set(['ip', 'method', 'host', 'path', 'query', 'headers', 'sni', 'listener', 'country', 'asn', 'contentLength', 'content_length', 'geo', 'connCur', 'conn_cur', 'connRate', 'conn_rate']);
+const REQUEST_KEYS = new Set(['ip', 'method', 'host', 'path', 'query', 'headers', 'sni', 'listener', 'country', 'asn', 'contentLength', 'content_length', 'geo', 'version', 'connCur', 'conn_cur', 'connRate', 'conn_rate']);
 
 /** The --request JSON: {"ip","method","host","path"(may hold ?query),"query","headers":{name: value|[values]},"sni","listener","country","asn","contentLength"}. */
 export function parseRequestJson(text: string): RuleInput | string {
@@ -120,6 +129,9 @@ export function parseRequestJson(text: string): RuleInput | string {
     query: str('query', ''), listener: str('listener', 'main'),
   };
   for (const v of Object.values(fields)) if (v instanceof Error) return v.message;
+  // The address as production sees it (canonical text); an invalid one is refused, never "no match".
+  const ipBytes = parseIp(fields.ip as string);
+  if (ipBytes === null) return `"ip": ${JSON.stringify(fields.ip)} is not an IPv4 or IPv6 address`;
   let path = fields.path as string, query = fields.query as string;
   const q = path.indexOf('?');
   if (q >= 0) { query = path.slice(q + 1); path = path.slice(0, q); }
@@ -141,10 +153,12 @@ export function parseRequestJson(text: string): RuleInput | string {
   if (asn !== null && typeof asn !== 'number') return '"asn" must be a number';
   const cl = o.contentLength ?? o.content_length ?? -1;
   if (typeof cl !== 'number') return '"contentLength" must be a number';
+  const version = o.version ?? '1.1';
+  if (typeof version !== 'string') return '"version" must be a string ("1.0", "1.1" or "2")';
   const sni = o.sni ?? null;
   if (sni !== null && typeof sni !== 'string') return '"sni" must be a string';
   const connCur = o.connCur ?? o.conn_cur ?? -1, connRate = o.connRate ?? o.conn_rate ?? -1;
   if (typeof connCur !== 'number') return '"connCur" must be a number';
   if (typeof connRate !== 'number') return '"connRate" must be a number';
-  return { ip: fields.ip as string, method: fields.method as string, host: fields.host as string, path, query, headers, sni, listener: fields.listener as string, country, asn, contentLength: cl, connCur, connRate };
+  return { ip: formatIp(ipBytes), clientKey: clientKeyOf(ipBytes), method: fields.method as string, host: fields.host as string, path, query, headers, sni, version, listener: fields.listener as string, country, asn, contentLength: cl, connCur, connRate };
 }

@@ -8,15 +8,16 @@ import type { Program, RuleSym } from './checker.js';
 import { TERMINATING_ACTIONS } from './checker.js';
 import { EvalContext, MultiIndex, UNSET, type Scalar } from './context.js';
 import type { ActionKind, HeaderOp, TerminalAction } from './decision.js';
-import { IpTrie, parseCidr, parseIp } from './ip.js';
+import { formatIp, IpTrie, maskBytes, parseCidr, parseIp } from './ip.js';
 import { compileLiterals } from './multi-literal.js';
+import { STRING_TRANSFORMS } from './transforms.js';
 import { printAction, printValue } from './print.js';
 import { lookupField, PRIORITY_CLASSES, type RuleMode } from './scheme.js';
 
 export type Pred = (c: EvalContext) => boolean;
 type Getter = (c: EvalContext) => Scalar;
 type MultiGetter = (c: EvalContext) => readonly Scalar[] | null;
-type G = { multi: false; get: Getter } | { multi: true; get: MultiGetter };
+type G = { multi: false; get: Getter } | { multi: true; get: MultiGetter; all?: boolean };
 
 /** A loaded list (membership) or map (lookup); implemented by rules/lists.ts. */
 export interface ListLike { readonly size: number; has(value: string): boolean; hasIpBytes?(b: Uint8Array): boolean; hasAsn?(asn: number): boolean }
@@ -24,10 +25,12 @@ export interface MapLike { get(key: string): string | undefined; getIpBytes?(b: 
 export type LoadedData = ListLike | MapLike;
 
 export interface Effect {
-  kind: 'route' | 'priority' | 'req_header' | 'resp_header' | 'log';
+  kind: 'route' | 'priority' | 'req_header' | 'resp_header' | 'log' | 'skip';
   text: string;
   num: number;
   header: HeaderOp | null;
+  /** skip(…): indexes of the (later) rules turned off for this request. */
+  skip?: readonly number[];
 }
 
 export interface CompiledRule {
@@ -48,11 +51,21 @@ export interface CompiledRule {
   readonly actionText: string;
 }
 
+/** One part of a counter key: a single defined text per request, or null when missing. */
+export type KeyPart = (c: EvalContext) => string | null;
+
+/**
+ * Headers that proxies append to: as a key part their last value is used (the hop nearest to the
+ * edge), and of that line the last comma-separated element. Every other header key uses the first line.
+ */
+export const PROXY_HEADERS: ReadonlySet<string> = new Set(['x-forwarded-for', 'forwarded', 'via']);
+
 export interface CompiledCounter {
   readonly name: string;
   readonly index: number;
   readonly windowMs: number;
-  readonly key: readonly G[];
+  /** Key parts, joined with U+001F. */
+  readonly key: readonly KeyPart[];
   readonly countWhen: Pred | null;
 }
 
@@ -97,6 +110,8 @@ export function compileProgram(program: Program, data: ReadonlyMap<string, Loade
         const f = lookupField(v.name);
         if (!f) throw new Error(`unchecked field ${v.name}`);
         usedFields.add(f.name);
+        if (f.names !== undefined) { const kind = f.names; return { multi: true, get: (c) => c.names(kind) }; }
+        if (f.indexed && !v.index) { const kind = f.indexed; return { multi: true, get: (c) => c.allValues(kind) }; }
         if (f.indexed && v.index) {
           const slot = index.slotFor(f.indexed, v.index.value);
           if (f.indexed === 'header') return { multi: true, get: (c) => c.headerValues(slot) };
@@ -104,7 +119,7 @@ export function compileProgram(program: Program, data: ReadonlyMap<string, Loade
           return { multi: true, get: (c) => c.cookieValues(slot) };
         }
         const slot = f.slot;
-        if (slot === 2 || slot === 3 || slot === 6) return { multi: false, get: (c) => c.get(slot) };
+        if (slot === 2 || slot === 6) return { multi: false, get: (c) => c.get(slot) };
         return { multi: false, get: (c) => c.slots[slot] };
       }
       case 'call': return call(v);
@@ -127,6 +142,22 @@ export function compileProgram(program: Program, data: ReadonlyMap<string, Loade
             const r = key === null ? null : c.counters.rate(name, key, win, c.now);
             c.cache[slot] = r;
             return r;
+          },
+        };
+      }
+      case 'any': case 'all': {
+        const g = value(v.args[0]);
+        if (!g.multi) throw new Error(`${v.name}() of a single value`);
+        return { multi: true, get: g.get, all: v.name === 'all' };
+      }
+      case 'ipmask': {
+        const bytes = ipBytesGetter(v);
+        if (bytes === null) throw new Error('ipmask() of a non-address');
+        const bits = ipmaskBits(v);
+        return {
+          multi: false, get: (c) => {
+            const b = bytes(c);
+            return b === null ? null : `${formatIp(b)}/${b.length === 4 ? bits.v4 : bits.v6}`;
           },
         };
       }
@@ -158,11 +189,11 @@ export function compileProgram(program: Program, data: ReadonlyMap<string, Loade
       }
       default: {
         const g = value(v.args[0]);
-        const fn: (s: string) => Scalar = v.name === 'lower' ? (s) => s.toLowerCase() : v.name === 'upper' ? (s) => s.toUpperCase() : (s) => s.length;
+        const fn: (s: string) => Scalar = STRING_TRANSFORMS[v.name] ?? ((s) => s.length);
         if (g.multi) {
           const mg = g.get;
           return {
-            multi: true, get: (c) => {
+            multi: true, all: g.all, get: (c) => {
               const cached = c.cache[slot];
               if (cached !== UNSET) return cached as Scalar[] | null;
               const vs = mg(c);
@@ -187,6 +218,62 @@ export function compileProgram(program: Program, data: ReadonlyMap<string, Loade
     }
   }
 
+  function ipmaskBits(v: Extract<Value, { k: 'call' }>): { v4: number; v6: number } {
+    const n = (x: Value | undefined): number => (x !== undefined && x.k === 'int' ? x.value : -1);
+    const a = n(v.args[1]), b = n(v.args[2]);
+    return { v4: Math.min(a, 32), v6: b >= 0 ? b : a };
+  }
+
+  /** Address bytes of an ip-typed value (ip.src or ipmask(…)), cached per evaluation; null for other values. */
+  function ipBytesGetter(v: Value): ((c: EvalContext) => Uint8Array | null) | null {
+    if (v.k === 'field' && v.name === 'ip.src') { usedFields.add('ip.src'); return (c) => c.ipBytes(); }
+    if (v.k !== 'call' || v.name !== 'ipmask') return null;
+    const inner = ipBytesGetter(v.args[0]);
+    if (inner === null) return null;
+    const bits = ipmaskBits(v);
+    const slot = cacheSlot(v);
+    return (c) => {
+      const cached = c.cache[slot];
+      if (cached !== UNSET) return cached as Uint8Array | null;
+      const b = inner(c);
+      const r = b === null ? null : maskBytes(b, b.length === 4 ? bits.v4 : bits.v6);
+      c.cache[slot] = r;
+      return r;
+    };
+  }
+
+  /** Innermost field of a value (through lower()/upper()…), for the key rules. */
+  function innerField(v: Value): Extract<Value, { k: 'field' }> | null {
+    if (v.k === 'field') return v;
+    if (v.k === 'call' && v.args.length > 0 && v.name !== 'map') return innerField(v.args[0]);
+    return null;
+  }
+
+  /**
+   * A counter key part. Keys must not be spoofable: ip.src is the client as the connection guard keys
+   * it (IPv6 by prefix, IPv4-mapped folded to IPv4); a multi-valued field uses one defined value —
+   * the first line, or for proxies' headers (PROXY_HEADERS) the last element of the last line —
+   * never the join of all lines (a junk second line would make a fresh key per request).
+   */
+  function keyPart(v: Value): KeyPart {
+    if (v.k === 'field' && v.name === 'ip.src') { usedFields.add('ip.src'); return (c) => c.clientKey(); }
+    const g = value(v);
+    if (!g.multi) { const get = g.get; return (c) => { const x = get(c); return x === null ? null : String(x); }; }
+    const mg = g.get;
+    const f = innerField(v);
+    if (f !== null && f.index !== null && PROXY_HEADERS.has(f.index.value.toLowerCase())) {
+      return (c) => {
+        const xs = mg(c);
+        if (xs === null || xs.length === 0) return null;
+        const line = String(xs[xs.length - 1]);
+        const comma = line.lastIndexOf(',');
+        const last = (comma < 0 ? line : line.slice(comma + 1)).trim();
+        return last === '' ? null : last;
+      };
+    }
+    return (c) => { const xs = mg(c); return xs === null || xs.length === 0 || xs[0] === null ? null : String(xs[0]); };
+  }
+
   /** Lift a per-value test over a scalar or multi-valued getter (multi: any value matches). */
   function lift(g: G, test: (x: Scalar) => boolean): Pred {
     if (!g.multi) {
@@ -194,6 +281,15 @@ export function compileProgram(program: Program, data: ReadonlyMap<string, Loade
       return (c) => { const x = get(c); return x !== null && test(x); };
     }
     const get = g.get;
+    if (g.all === true) {
+      // all(…): every value matches; no value at all is "missing", so false
+      return (c) => {
+        const xs = get(c);
+        if (xs === null || xs.length === 0) return false;
+        for (let i = 0; i < xs.length; i++) { const x = xs[i]; if (x === null || !test(x)) return false; }
+        return true;
+      };
+    }
     return (c) => {
       const xs = get(c);
       if (xs === null) return false;
@@ -226,30 +322,30 @@ export function compileProgram(program: Program, data: ReadonlyMap<string, Loade
   function cmp(e: Extract<Expr, { k: 'cmp' }>): Pred {
     const g = value(e.left);
     const r = e.right;
-    const leftIsIp = e.left.k === 'field' && e.left.name === 'ip.src';
-    // ---- ip.src
-    if (leftIsIp) {
+    const ipBytes = ipBytesGetter(e.left);
+    // ---- ip.src, ipmask(ip.src, …): compared as address bytes
+    if (ipBytes !== null) {
       if (e.op === 'in' && r.k === 'set') {
         const test = ipSet(r.items.map((x) => (x.k === 'ip' ? x.text : x.k === 'str' ? x.value : '')));
-        return (c) => { const b = c.ipBytes(); return b !== null && test(b); };
+        return (c) => { const b = ipBytes(c); return b !== null && test(b); };
       }
       if (e.op === 'in' && r.k === 'listref') {
         const l = data.get(r.name) as ListLike;
         if (l.hasIpBytes) {
           const hasBytes = l.hasIpBytes.bind(l);
-          return (c) => { const b = c.ipBytes(); return b !== null && hasBytes(b); };
+          return (c) => { const b = ipBytes(c); return b !== null && hasBytes(b); };
         }
-        return (c) => l.has(c.input.ip);
+        return (c) => { const b = ipBytes(c); return b !== null && l.has(formatIp(b)); };
       }
       const want = parseIp(r.k === 'ip' ? r.text : r.k === 'str' ? r.value : '');
       if (!want) throw new Error('bad ip literal');
       const eq = (c: EvalContext) => {
-        const b = c.ipBytes();
+        const b = ipBytes(c);
         if (b === null || b.length !== want.length) return false;
         for (let i = 0; i < b.length; i++) if (b[i] !== want[i]) return false;
         return true;
       };
-      return e.op === '==' ? eq : (c) => c.ipBytes() !== null && !eq(c);
+      return e.op === '==' ? eq : (c) => ipBytes(c) !== null && !eq(c);
     }
     switch (e.op) {
       case 'in': {
@@ -367,9 +463,10 @@ export function compileProgram(program: Program, data: ReadonlyMap<string, Loade
 
   const counters: CompiledCounter[] = [];
   for (const c of program.counters.values()) {
-    counters[c.index] = { name: c.decl.name, index: c.index, windowMs: c.decl.windowMs, key: c.decl.keys.map(value), countWhen: c.decl.countWhen ? expr(c.decl.countWhen) : null };
+    counters[c.index] = { name: c.decl.name, index: c.index, windowMs: c.decl.windowMs, key: c.decl.keys.map(keyPart), countWhen: c.decl.countWhen ? expr(c.decl.countWhen) : null };
   }
 
+  const ruleIndex = new Map(program.rules.map((r) => [r.decl.id, r.index]));
   const rules: CompiledRule[] = program.rules.map((r) => compileRule(r));
   function compileRule(r: RuleSym): CompiledRule {
     const test: Pred = r.decl.when ? expr(r.decl.when) : () => true;
@@ -379,6 +476,7 @@ export function compileProgram(program: Program, data: ReadonlyMap<string, Loade
     const effects: Effect[] = [];
     for (const a of r.decl.actions) {
       if (TERMINATING_ACTIONS.has(a.name)) terminal = terminalAction(a);
+      else if (a.name === 'skip') effects.push({ kind: 'skip', text: '', num: 0, header: null, skip: a.args.map((x) => ruleIndex.get(x.k === 'str' ? x.value : '') ?? -1).filter((i) => i > r.index) });
       else effects.push(effect(a));
     }
     const pos = r.src.position(r.decl.idSpan.start);

@@ -4,8 +4,7 @@
 // so a request that matches nothing allocates nothing but what lazy derivations need.
 import type { CounterStore } from '../edge/stick/counter-store.js';
 import type { RuleInput } from './input.js';
-import { parseIp } from './ip.js';
-import { normalizePath } from './normalize.js';
+import { clientKeyOf, parseIp } from './ip.js';
 import { SCALAR_SLOTS, SLOT } from './scheme.js';
 
 export type Scalar = string | number | null;
@@ -44,6 +43,9 @@ export class EvalContext {
   private cookiesDone = false;
   /** Derived values (function results, rates) by cache slot. */
   readonly cache: unknown[];
+  /** skip(…): rules turned off for this evaluation (by index), and which flags are set. */
+  skipped: Uint8Array = new Uint8Array(0);
+  readonly skipList: number[] = [];
   /** Counter keys of this request (null when a key part is missing). */
   readonly counterKeys: (string | null)[];
 
@@ -53,13 +55,14 @@ export class EvalContext {
     this.counterKeys = new Array<string | null>(counterCount).fill(null);
   }
 
-  reset(input: RuleInput, now: number, counters: CounterStore): void {
+  reset(input: RuleInput, canonicalPath: string, now: number, counters: CounterStore): void {
     this.input = input;
     this.now = now;
     this.counters = counters;
     const s = this.slots;
     s[SLOT.IP] = input.ip;
     s[SLOT.METHOD] = input.method;
+    s[SLOT.PATH] = canonicalPath;
     s[SLOT.RAW_PATH] = input.path;
     s[SLOT.QUERY] = input.query;
     s[SLOT.CONTENT_LENGTH] = input.contentLength >= 0 ? input.contentLength : null;
@@ -72,6 +75,8 @@ export class EvalContext {
     const cc = input.connCur, cr = input.connRate;
     s[SLOT.CONN_CUR] = cc !== undefined && cc >= 0 ? cc : null;
     s[SLOT.CONN_RATE] = cr !== undefined && cr >= 0 ? Math.round(cr) : null;
+    s[SLOT.VERSION] = input.version ?? '1.1';
+    this.collections = null;
     this.lazyDone = 0;
     this.ipParsed = undefined;
     this.headersDone = false;
@@ -81,21 +86,67 @@ export class EvalContext {
     for (let i = 0; i < c.length; i++) c[i] = UNSET;
   }
 
-  /** Scalar field value; host, path and user agent are derived on first use. */
+  /** Scalar field value; host and user agent are derived on first use. */
   get(slot: number): Scalar {
-    if (slot === SLOT.HOST || slot === SLOT.PATH || slot === SLOT.USER_AGENT) {
+    if (slot === SLOT.HOST || slot === SLOT.USER_AGENT) {
       const bit = 1 << slot;
       if ((this.lazyDone & bit) === 0) {
         this.lazyDone |= bit;
-        this.slots[slot] = slot === SLOT.HOST ? hostOnly(this.input.host) : slot === SLOT.PATH ? normalizePath(this.input.path) : this.firstHeader('user-agent');
+        this.slots[slot] = slot === SLOT.HOST ? hostOnly(this.input.host) : this.firstHeader('user-agent');
       }
     }
     return this.slots[slot];
   }
 
+  /** ip.src as a counter key: the edge's client key when given, else the address's /64 key. */
+  clientKey(): string | null {
+    const k = this.input.clientKey;
+    if (k !== undefined && k !== '') return k;
+    const b = this.ipBytes();
+    return b === null ? null : clientKeyOf(b);
+  }
+
   ipBytes(): Uint8Array | null {
     if (this.ipParsed === undefined) this.ipParsed = parseIp(this.input.ip);
     return this.ipParsed;
+  }
+
+  /** Every value / name of headers, args, cookies (http.headers without an index, http.header_names…), built once per evaluation. */
+  private collections: Map<string, string[] | null> | null = null;
+
+  allValues(kind: 'header' | 'arg' | 'cookie'): string[] | null { return this.collection(kind, false); }
+  names(kind: 'header' | 'arg' | 'cookie'): string[] | null { return this.collection(kind, true); }
+
+  private collection(kind: 'header' | 'arg' | 'cookie', names: boolean): string[] | null {
+    const key = names ? kind + 'n' : kind;
+    const m = (this.collections ??= new Map());
+    const hit = m.get(key);
+    if (hit !== undefined) return hit;
+    const out: string[] = [];
+    if (kind === 'header') {
+      const h = this.input.headers;
+      for (let i = 0; i + 1 < h.length; i += 2) out.push(names ? h[i] : h[i + 1]);
+    } else if (kind === 'arg') {
+      const q = this.input.query;
+      for (const part of q === '' ? [] : q.split('&')) {
+        if (part === '') continue;
+        const eq = part.indexOf('=');
+        out.push(decodeComponent(names ? (eq < 0 ? part : part.slice(0, eq)) : (eq < 0 ? '' : part.slice(eq + 1))));
+      }
+    } else {
+      const h = this.input.headers;
+      for (let i = 0; i + 1 < h.length; i += 2) {
+        if (h[i] !== 'cookie') continue;
+        for (const part of h[i + 1].split(';')) {
+          const eq = part.indexOf('=');
+          if (eq <= 0) continue;
+          out.push(names ? part.slice(0, eq).trim().toLowerCase() : part.slice(eq + 1).trim());
+        }
+      }
+    }
+    const r = out.length === 0 ? null : out;
+    m.set(key, r);
+    return r;
   }
 
   private firstHeader(name: string): string | null {

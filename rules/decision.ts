@@ -49,6 +49,8 @@ export interface Decision {
   readonly logs: readonly LogMark[];
   /** Counter values read by matching rules (for SOC events). */
   readonly counters: readonly CounterHit[];
+  /** Set when the URL canonicaliser refused the path (action is then deny(400), no rule ran): why. */
+  readonly refused: string | null;
 }
 
 const EMPTY: readonly never[] = Object.freeze([]);
@@ -58,6 +60,17 @@ export function noDecision(rulesetHash: string): Decision {
   return Object.freeze({
     action: null, ruleId: null, mode: null, rulesetHash, matched: EMPTY, logOnly: EMPTY, backend: null,
     priority: null, priorityClass: null, requestHeaders: EMPTY, responseHeaders: EMPTY, logs: EMPTY, counters: EMPTY,
+    refused: null,
+  });
+}
+
+/** The decision for a path the canonicaliser refuses: deny(400) before any rule runs. */
+export function refusedDecision(rulesetHash: string, reason: string): Decision {
+  return Object.freeze({
+    action: Object.freeze({ kind: 'deny' as const, status: 400, body: null, durationMs: 0, retryAfterSec: 0 }),
+    ruleId: null, mode: 'enforce' as const, rulesetHash, matched: EMPTY, logOnly: EMPTY, backend: null,
+    priority: null, priorityClass: null, requestHeaders: EMPTY, responseHeaders: EMPTY, logs: EMPTY, counters: EMPTY,
+    refused: reason,
   });
 }
 

@@ -78,18 +78,39 @@ export function fileDiagnostic(file: string, code: string, message: string, hint
 export function formatDiagnostic(d: Diagnostic, source?: string): string {
   let lineText = d.lineText;
   if (source !== undefined) lineText = source.split('\n')[d.line - 1]?.replace(/\r$/, '') ?? lineText;
-  const out = [`${d.file}:${d.line}:${d.col}: ${d.severity}[${d.code}]: ${d.message}`];
+  const out = [`${visible(d.file)}:${d.line}:${d.col}: ${d.severity}[${d.code}]: ${visible(d.message)}`];
   if (lineText !== '') {
     const num = String(d.line);
     const pad = ' '.repeat(num.length);
+    // Escaped separately so the caret still sits under the span: before, under and after it.
+    let before = visible(lineText.slice(0, d.col - 1));
+    let under = visible(lineText.slice(d.col - 1, d.col - 1 + Math.max(1, d.length)));
+    let after = visible(lineText.slice(d.col - 1 + Math.max(1, d.length)));
+    // A very long line (minified, a pasted list) is cut around the caret.
+    if (before.length > CONTEXT) before = '…' + before.slice(before.length - CONTEXT + 1);
+    if (under.length > CONTEXT * 2) under = under.slice(0, CONTEXT * 2 - 1) + '…';
+    if (after.length > CONTEXT) after = after.slice(0, CONTEXT - 1) + '…';
     // Tabs keep their width in the caret line so the caret lines up in a terminal.
-    const prefix = lineText.slice(0, d.col - 1).replace(/[^\t]/g, ' ');
+    const prefix = before.replace(/[^\t]/g, ' ');
     out.push(`${pad} |`);
-    out.push(`${num} | ${lineText}`);
-    out.push(`${pad} | ${prefix}${'^'.repeat(Math.max(1, d.length))}`);
+    out.push(`${num} | ${before}${under}${after}`);
+    out.push(`${pad} | ${prefix}${'^'.repeat(Math.max(1, under.length))}`);
   }
-  if (d.hint) out.push(`  = hint: ${d.hint}`);
+  if (d.hint) out.push(`  = hint: ${visible(d.hint)}`);
   return out.join('\n');
+}
+
+/** Characters of context kept on each side of the caret on a long line. */
+const CONTEXT = 80;
+
+/**
+ * Text safe to print on a terminal: C0/C1 controls (except tab), DEL, and invisible or bidirectional
+ * characters are shown as \xHH / \u{HHHH} escapes, never written raw (a rule file could otherwise
+ * move the cursor, clear the screen or reorder what the reader sees).
+ */
+export function visible(s: string): string {
+  return s.replace(/[\x00-\x08\x0a-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028\u2029\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]/g,
+    (c) => { const n = c.charCodeAt(0); return n < 0x100 ? `\\x${n.toString(16).padStart(2, '0')}` : `\\u{${n.toString(16)}}`; });
 }
 
 export function hasErrors(ds: readonly Diagnostic[]): boolean {

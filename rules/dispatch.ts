@@ -5,6 +5,7 @@
 // one IP lookup) and yields the guarded rules that may match; these are merged in file order with
 // the rules that have no guard, and only those are evaluated. Semantics are unchanged: a skipped
 // rule's guard is false, so its condition is false.
+import { STRING_TRANSFORMS } from './transforms.js';
 import type { Expr, Value } from './ast.js';
 import type { Program } from './checker.js';
 import type { CompiledProgram } from './compile.js';
@@ -248,7 +249,8 @@ function atomOf(e: Extract<Expr, { k: 'cmp' }>, rule: number): Atom[] | null {
   const r = e.right;
   const left = e.left;
   // Only values whose reading has no side effects and no I/O (rate() reads the counter store).
-  if (left.k === 'call' && left.name !== 'lower' && left.name !== 'upper') return null;
+  // Pure string transforms (no I/O, no side effect) may be indexed; rate(), map() and ipmask() not.
+  if (left.k === 'call' && !(left.name in STRING_TRANSFORMS)) return null;
   if (left.k === 'call' && left.args[0].k !== 'field') return null;
   const isIp = left.k === 'field' && left.name === 'ip.src';
   if (isIp) {

@@ -7,6 +7,7 @@ import type { EvalContext } from './context.js';
 import { type Decision, describeAction } from './decision.js';
 import type { RuleInput } from './input.js';
 import { MemoryCounterStore } from './memory-counters.js';
+import { canonicalPath, isRefusal } from './canonical-path.js';
 import { printExpr, printValue } from './print.js';
 import type { Ruleset } from './ruleset.js';
 
@@ -30,6 +31,8 @@ export interface ExplainRule {
 
 export interface ExplainResult {
   decision: Decision;
+  /** The path as sent and as the rules (and, by default, the origin) see it; canonical is null when refused. */
+  path: { raw: string; canonical: string | null; refused: string | null };
   rules: ExplainRule[];
   fields: Record<string, string>;
 }
@@ -50,6 +53,10 @@ export function explain(ruleset: Ruleset, input: RuleInput, opts: ExplainOptions
   const now = opts.now ?? Date.now();
   const store = opts.counters ?? new MemoryCounterStore();
   const decision = ruleset.evaluate(input, { now, counters: store });
+  let canon: string | null = input.canonicalPath ?? null;
+  if (canon === null) { const r = canonicalPath(input.path); canon = isRefusal(r) ? null : r; }
+  const path = { raw: input.path, canonical: canon, refused: decision.refused };
+  if (decision.refused !== null) return { decision, path, rules: [], fields: {} };
   const compiled = ruleset.compiled;
   // Compile per-node predicates first: this may register value slots, so the context comes after.
   const program = ruleset.program;
@@ -69,7 +76,7 @@ export function explain(ruleset: Ruleset, input: RuleInput, opts: ExplainOptions
     if (['http.headers', 'http.args', 'http.cookies'].includes(name)) continue;
     fields[name] = show(compiled.compileValue({ k: 'field', name, span: { start: 0, end: 0 }, index: null }).get(ctx));
   }
-  return { decision, rules, fields };
+  return { decision, path, rules, fields };
 
   interface Plan { e: Expr; pred: (c: EvalContext) => boolean; reads: { text: string; get: (c: EvalContext) => unknown }[]; kids: Plan[] }
   function planNode(e: Expr): Plan {
@@ -100,6 +107,14 @@ export function explain(ruleset: Ruleset, input: RuleInput, opts: ExplainOptions
 
 export function formatExplain(x: ExplainResult, ruleset: Ruleset): string {
   const out: string[] = [];
+  const p = x.path;
+  const d = x.decision;
+  if (p.refused !== null) {
+    out.push(`path: ${JSON.stringify(p.raw)} is refused by the URL canonicaliser: ${p.refused}`);
+    out.push(`verdict: deny(400) (no rule runs on a refused path); ruleset ${ruleset.hash}`);
+    return out.join('\n');
+  }
+  out.push(p.canonical === p.raw ? `path: ${JSON.stringify(p.raw)} (canonical as sent)` : `path: ${JSON.stringify(p.raw)} → canonical ${JSON.stringify(p.canonical)} (what the rules see and the origin receives)`);
   out.push('fields:');
   for (const [k, v] of Object.entries(x.fields)) out.push(`  ${k} = ${v}`);
   for (const r of x.rules) {
@@ -108,7 +123,6 @@ export function formatExplain(x: ExplainResult, ruleset: Ruleset): string {
     if (r.condition) walk(r.condition, 2);
     else out.push('    true   (no condition: applies to every request)');
   }
-  const d = x.decision;
   const verdict = d.action ? `${describeAction(d.action)} by "${d.ruleId}" (mode ${d.mode})` : 'allow (no terminating rule matched)';
   out.push(`verdict: ${verdict}; ruleset ${ruleset.hash}`);
   if (d.logOnly.length) out.push(`log_only: ${d.logOnly.map((h) => `"${h.ruleId}" ${h.wouldHave}`).join('; ')}`);

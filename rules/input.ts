@@ -6,16 +6,30 @@ import type { CounterStore } from '../edge/stick/counter-store.js';
 export interface RuleInput {
   /** Client address after trusted-proxy resolution (IPv4 or IPv6 text). */
   ip: string;
+  /**
+   * The client's key as the connection guard keys it (IPv4 address, or the IPv6 network at
+   * limits.client.ipv6_prefix, e.g. "2001:db8:1:2::/64"); counters keyed on ip.src use it. When
+   * absent, the key is derived from `ip` with the default /64.
+   */
+  clientKey?: string;
   method: string;
   /** Host header / :authority as sent (port allowed; rules see it lower-cased without port). */
   host: string;
   /** Raw path, no query. */
   path: string;
+  /**
+   * The canonical path (rules/canonical-path.ts) when the caller already computed it — the edge does,
+   * with its configured policy, and forwards the same string. When absent, the ruleset canonicalises
+   * `path` with the default policy and answers deny(400) for a path that policy refuses.
+   */
+  canonicalPath?: string;
   /** Raw query string, without '?'. */
   query: string;
   /** Flat [name, value, …]; names lower-case; repeated names allowed. */
   headers: readonly string[];
   sni: string | null;
+  /** HTTP version of the request: "1.0", "1.1" (default when absent) or "2". */
+  version?: string;
   listener: string;
   country: string | null;
   asn: number | null;

@@ -167,7 +167,8 @@ function hostBitsClear(b: Uint8Array, prefix: number): boolean {
   return true;
 }
 
-function maskBytes(b: Uint8Array, prefix: number): Uint8Array {
+/** A copy of `b` with the bits after `prefix` cleared. */
+export function maskBytes(b: Uint8Array, prefix: number): Uint8Array {
   const out = b.slice();
   for (let bit = prefix; bit < out.length * 8; bit++) out[bit >> 3]! &= ~(1 << (7 - (bit & 7)));
   return out;
@@ -502,4 +503,14 @@ function sortV4(start: Uint32Array, aux: Uint32Array, n: number): { start: Uint3
     const ta = a1; a1 = a2; a2 = pass === 0 ? new Uint32Array(n) : ta;
   }
   return { start: s1, aux: a1 };
+}
+
+/**
+ * The per-client key of an address, as the connection guard keys clients (edge/identity.ts): IPv4
+ * (and IPv4-mapped IPv6) by address, IPv6 by its `v6prefix` network ("2001:db8:1:2::/64"; the bare
+ * address at /128). One client, one key, whatever spelling it arrived in.
+ */
+export function clientKeyOf(b: Uint8Array, v6prefix = 64): string {
+  if (b.length === 4) return formatIp(b);
+  return v6prefix >= 128 ? formatIp(b) : `${formatIp(maskBytes(b, v6prefix))}/${v6prefix}`;
 }

@@ -61,6 +61,7 @@ export function tokenize(src: string): Token[] {
   while (i < n) {
     const c = src.charCodeAt(i);
     if (c === 32 || c === 9 || c === 10 || c === 13) { i++; continue; }
+    if (c === 0xfeff && i === 0) { i++; continue; } // UTF-8 byte-order mark (editors on Windows write one)
     if (c === 35) { while (i < n && src.charCodeAt(i) !== 10) i++; continue; } // # comment
     const start = i;
     // IPv6 literals may start with a hex letter or ':' (fe80::/10, ::1).

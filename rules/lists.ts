@@ -15,7 +15,7 @@
 // directory, too large) use line 0 and col 0: the caller should point at the rule that named the file.
 // A missing file is always an error, never an empty list.
 
-import { closeSync, fstatSync, openSync, readFileSync, realpathSync, statSync, watch, type FSWatcher } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, readSync, realpathSync, statSync, watch, type FSWatcher } from 'node:fs';
 import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 import { IpTrie, cidrError, parseCidr, parseIp, parseIpv4At } from './ip.js';
 
@@ -133,8 +133,12 @@ function readConfined(path: string, opts: ListLoadOptions): ReadResult {
     // Size is checked on the opened descriptor, so a file swapped in between cannot dodge it.
     const size = fstatSync(fd).size;
     if (size > maxBytes) return fileErr(`list file is ${size} bytes, above the limit of ${maxBytes} bytes`);
-    const buf = readFileSync(fd);
-    if (buf.length > maxBytes) return fileErr(`list file is above the limit of ${maxBytes} bytes`);
+    // Read at most one byte past the cap: a file that grows after the fstat is still never read whole.
+    const cap = Buffer.allocUnsafe(Math.min(size, maxBytes) + 1);
+    let got = 0;
+    for (let r = 1; r > 0 && got < cap.length;) { r = readSync(fd, cap, got, cap.length - got, got); got += r; }
+    if (got > maxBytes) return fileErr(`list file is above the limit of ${maxBytes} bytes`);
+    const buf = cap.subarray(0, got);
     let text = buf.toString('utf8');
     if (text.charCodeAt(0) === 0xfeff) text = text.slice(1); // BOM
     return { ok: true, text };

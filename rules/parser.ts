@@ -30,6 +30,7 @@ export function parseRuleFile(file: string, text: string, limits: Partial<ParseL
       `rule file is larger than the ${lim.maxBytes}-byte limit`, 'split the policy into several files or move data into list files'));
     return { ast, source, diagnostics };
   }
+  warnInvisible(source, diagnostics);
   try {
     new Parser(source, tokenize(text), ast, diagnostics, lim).parseFile();
   } catch (e) {
@@ -37,6 +38,25 @@ export function parseRuleFile(file: string, text: string, limits: Partial<ParseL
     diagnostics.push(source.diag('error', 'E_INTERNAL', { start: 0, end: 0 }, `parser failure: ${(e as Error).message}`));
   }
   return { ast, source, diagnostics };
+}
+
+/** Invisible and bidirectional-override characters (Trojan Source, CVE-2021-42574) — never needed in a rule file. */
+const INVISIBLE = /[\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]/g;
+
+/** W_INVISIBLE_CHAR for each invisible or bidi control (a leading byte-order mark is fine), at most 20. */
+function warnInvisible(source: SourceFile, diagnostics: Diagnostic[]): void {
+  const text = source.text;
+  INVISIBLE.lastIndex = 0;
+  let n = 0;
+  for (let m = INVISIBLE.exec(text); m !== null && n < 20; m = INVISIBLE.exec(text)) {
+    if (m.index === 0 && text.charCodeAt(0) === 0xfeff) continue;
+    const cp = text.charCodeAt(m.index).toString(16).toUpperCase().padStart(4, '0');
+    const bidi = /[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/.test(m[0]);
+    diagnostics.push(source.diag('warning', 'W_INVISIBLE_CHAR', { start: m.index, end: m.index + 1 },
+      `${bidi ? 'bidirectional-override' : 'invisible'} character U+${cp} in the rule file`,
+      bidi ? 'it can make the text read differently from how it is parsed (Trojan Source); remove it' : 'it makes two different strings look the same; remove it or write it as \\u escape in a regex'));
+    n++;
+  }
 }
 
 class Parser {
@@ -52,6 +72,24 @@ class Parser {
   private isWord(w: string, t: Token = this.t): boolean { return t.kind === 'ident' && t.text === w; }
 
   private fail(t: Token, message: string, hint?: string): never {
+    // A declaration keyword at the start of a line inside an unclosed block: the real mistake is the
+    // missing '}' before it. Report it there and stop here, so parseFile resumes at this keyword and
+    // the next declaration is checked as usual.
+    if (t.kind === 'ident' && TOP_KEYWORDS.has(t.text) && this.isLineStart(t) && !this.isPunct('=', this.peek())) {
+      let open = 0, opener: Token | null = null;
+      for (let i = this.stmtStart; i < this.pos; i++) {
+        const x = this.toks[i];
+        if (this.isPunct('{', x)) { if (open++ === 0) opener = x; } else if (this.isPunct('}', x)) open--;
+      }
+      if (open > 0 && opener !== null) {
+        const prev = this.toks[Math.max(0, this.pos - 1)];
+        const at = this.src.position(opener.start);
+        const kw = this.toks[this.stmtStart];
+        this.diags.push(this.src.diag('error', 'E_SYNTAX', { start: prev.end, end: prev.end }, `missing '}' to close the ${kw.text} opened at line ${at.line}, column ${at.col}`,
+          `add '}' here; "${t.text}" on the next line starts a new declaration`));
+        throw new Abort();
+      }
+    }
     if (t.kind === 'error') this.diags.push(this.src.diag('error', 'E_SYNTAX', t, t.error ?? 'invalid token', hint));
     else this.diags.push(this.src.diag('error', 'E_SYNTAX', t.kind === 'eof' ? { start: t.start, end: t.start } : t,
       `${message}, found ${describe(t)}`, hint));
@@ -74,6 +112,15 @@ class Parser {
     return this.next();
   }
   private span(start: number): Span { return { start, end: this.toks[Math.max(0, this.pos - 1)].end }; }
+
+  /** The current token starts a declaration: a top-level keyword at the start of a line, not `name =`. */
+  private atDeclaration(): boolean {
+    const t = this.t;
+    return t.kind === 'ident' && TOP_KEYWORDS.has(t.text) && this.isLineStart(t) && !this.isPunct('=', this.peek());
+  }
+
+  /** Token index where the current declaration started (for the missing-'}' diagnosis). */
+  private stmtStart = 0;
 
   /** Skip to the next top-level keyword at brace depth 0 (error recovery). */
   private recover(): void {
@@ -112,6 +159,7 @@ class Parser {
 
   private statement(): void {
     this.depth = 0;
+    this.stmtStart = this.pos;
     const t = this.t;
     if (t.kind !== 'ident' || !TOP_KEYWORDS.has(t.text)) {
       this.fail(t, 'expected a declaration (version, mode, list, map, counter, cond, rule or test)');
@@ -218,6 +266,7 @@ class Parser {
         const th = this.next();
         rule.thenSpan = th;
         while (!this.isPunct('}') && this.t.kind === 'ident') {
+          if (this.atDeclaration()) this.fail(this.t, "expected '}'"); // a missing '}': fail() reports it
           rule.actions.push(this.actionCall());
           if (this.isPunct(',')) this.next();
         }

@@ -6,7 +6,8 @@ import type { Program } from './checker.js';
 import type { CompiledProgram, CompiledRule, Effect } from './compile.js';
 import type { EvalContext } from './context.js';
 import { buildDispatch, Collector, type Dispatch } from './dispatch.js';
-import { type CounterHit, type Decision, describeAction, type HeaderOp, type LogMark, type LogOnlyHit, noDecision, type TerminalAction } from './decision.js';
+import { type CounterHit, type Decision, describeAction, type HeaderOp, type LogMark, type LogOnlyHit, noDecision, refusedDecision, type TerminalAction } from './decision.js';
+import { canonicalPath, isRefusal } from './canonical-path.js';
 import type { EvalEnv, RuleInput } from './input.js';
 import { MODES, type RuleMode } from './scheme.js';
 
@@ -44,6 +45,7 @@ export class Ruleset {
   private readonly dispatch: Dispatch | null;
   private readonly collector: Collector;
 
+
   constructor(readonly compiled: CompiledProgram, readonly program: Program, hash: string, opts: { index?: boolean } = {}) {
     this.hash = hash;
     this.rules = compiled.rules;
@@ -57,6 +59,7 @@ export class Ruleset {
     this.collector = new Collector(this.rules.length);
     this.ctx = compiled.newContext();
     this.none = noDecision(hash);
+
   }
 
   get counters(): readonly CounterInfo[] { return this.compiled.counters.map((c) => ({ name: c.name, windowMs: c.windowMs })); }
@@ -108,15 +111,24 @@ export class Ruleset {
   }
 
   private run(c: EvalContext, input: RuleInput, env: EvalEnv, indexed: boolean): Decision {
-    c.reset(input, env.now, env.counters);
+    let path = input.canonicalPath;
+    if (path === undefined) {
+      const r = canonicalPath(input.path);
+      if (isRefusal(r)) return refusedDecision(this.hash, r.reason);
+      path = r;
+    }
+    c.reset(input, path, env.now, env.counters);
+    if (c.skipList.length > 0) { for (const i of c.skipList) c.skipped[i] = 0; c.skipList.length = 0; }
     this.updateCounters(c);
     let acc: Acc | null = null;
     const rules = this.rules;
+    if (c.skipped.length !== rules.length) c.skipped = new Uint8Array(rules.length);
+    const skipped = c.skipped;
     const dispatch = indexed ? this.dispatch : null;
     if (dispatch === null) {
       for (let i = 0; i < rules.length; i++) {
         const r = rules[i];
-        if (r.mode === 'off' || !r.test(c)) continue;
+        if (r.mode === 'off' || skipped[i] === 1 || !r.test(c)) continue;
         acc ??= new Acc();
         const d = this.onMatch(r, c, acc);
         if (d !== null) return d;
@@ -135,7 +147,7 @@ export class Ruleset {
     while (i < n || j < ung.length) {
       const idx = j >= ung.length || (i < n && cand[i] < ung[j]) ? cand[i++] : ung[j++];
       const r = rules[idx];
-      if (r.mode === 'off' || !r.test(c)) continue;
+      if (r.mode === 'off' || skipped[idx] === 1 || !r.test(c)) continue;
       acc ??= new Acc();
       const d = this.onMatch(r, c, acc);
       if (d !== null) return d;
@@ -150,7 +162,11 @@ export class Ruleset {
       return null;
     }
     acc.matched.push(r.id);
-    for (let k = 0; k < r.effects.length; k++) applyEffect(acc, r.effects[k], r.id);
+    for (let k = 0; k < r.effects.length; k++) {
+      const e = r.effects[k];
+      if (e.kind === 'skip') { for (const i of e.skip!) { if (c.skipped[i] === 0) { c.skipped[i] = 1; c.skipList.push(i); } } continue; }
+      applyEffect(acc, e, r.id);
+    }
     return r.terminal !== null ? this.finish(acc, r.terminal, r.id, r.mode) : null;
   }
 
@@ -160,14 +176,16 @@ export class Ruleset {
    */
   inspectContext(input: RuleInput, env: EvalEnv): EvalContext {
     const c = this.compiled.newContext();
-    c.reset(input, env.now, env.counters);
+    let path = input.canonicalPath;
+    if (path === undefined) { const r = canonicalPath(input.path); path = isRefusal(r) ? input.path : r; }
+    c.reset(input, path, env.now, env.counters);
     const counters = this.compiled.counters;
     for (let i = 0; i < counters.length; i++) {
       let key: string | null = '';
       for (let j = 0; j < counters[i].key.length; j++) {
-        const v = counters[i].key[j].get(c);
-        if (v === null || (Array.isArray(v) && v.length === 0)) { key = null; break; }
-        key += (j > 0 ? '\u001f' : '') + (Array.isArray(v) ? v.join(',') : String(v));
+        const v = counters[i].key[j](c);
+        if (v === null) { key = null; break; }
+        key += (j > 0 ? '\u001f' : '') + v;
       }
       c.counterKeys[i] = key;
     }
@@ -178,12 +196,12 @@ export class Ruleset {
     const counters = this.compiled.counters;
     for (let i = 0; i < counters.length; i++) {
       const k = counters[i];
-      let key: string | null = '';
-      for (let j = 0; j < k.key.length; j++) {
-        const g = k.key[j];
-        const v = g.get(c);
-        if (v === null || (Array.isArray(v) && v.length === 0)) { key = null; break; }
-        key += (j > 0 ? '\u001f' : '') + (Array.isArray(v) ? v.join(',') : String(v));
+      const parts = k.key;
+      // One key part (the usual case): its text is the key, no concatenation.
+      let key: string | null = parts[0](c);
+      for (let j = 1; j < parts.length && key !== null; j++) {
+        const v = parts[j](c);
+        key = v === null ? null : key + '\u001f' + v;
       }
       c.counterKeys[i] = key;
       if (key !== null && (k.countWhen === null || k.countWhen(c))) c.counters.add(k.name, key, k.windowMs, 1, c.now);
@@ -203,7 +221,7 @@ export class Ruleset {
     return Object.freeze({
       action, ruleId, mode, rulesetHash: this.hash, matched: acc.matched, logOnly: acc.logOnly, backend: acc.backend,
       priority: acc.priority, priorityClass: acc.priorityClass, requestHeaders: acc.requestHeaders,
-      responseHeaders: acc.responseHeaders, logs: acc.logs, counters: acc.counters,
+      responseHeaders: acc.responseHeaders, logs: acc.logs, counters: acc.counters, refused: null,
     });
   }
 }

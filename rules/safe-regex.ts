@@ -30,8 +30,10 @@ export const MAX_REGEX_INPUT_LENGTH = 65536;
 export const MAX_REGEX_REPEAT = 1000;
 /** Cap on automaton size after repetitions are expanded (keeps compile and per-char cost bounded). */
 export const MAX_REGEX_NFA_STATES = 10000;
-/** Suggested cap on `matches` regexes per ruleset; enforced by RegexBudget. */
+/** Cap on `matches` regexes per ruleset (every occurrence counts); the checker refuses more (E_LIMIT). */
 export const MAX_REGEX_PER_RULESET = 1000;
+/** DFA table cells all regexes of one ruleset may use together (4 bytes each: 64 MiB). */
+export const MAX_RULESET_DFA_CELLS = 1 << 24;
 /** Deepest group nesting accepted (the parser is recursive). */
 const MAX_GROUP_DEPTH = 64;
 /** DFA transition cells kept per regex before the state cache is flushed (4 bytes each). */
@@ -40,14 +42,50 @@ const MAX_DFA_CELLS = 1 << 18;
 export interface SafeRegex {
   test(input: string): boolean;
   readonly source: string;
+  /** The worst-case cost this regex was admitted with. */
+  readonly cost: RegexCost;
 }
 
-export type SafeRegexResult = { ok: true; re: SafeRegex } | { ok: false; error: string; offset?: number };
+/**
+ * What one `test()` can cost at most. A bounded regex has a complete DFA built at load: one table
+ * lookup per examined code unit whatever the input. An unbounded one would fall back to building
+ * states on the fly, up to `nfaStates` closure steps per code unit; compileSafeRegex refuses it.
+ */
+export interface RegexCost {
+  readonly bounded: boolean;
+  readonly dfaStates: number;
+  readonly classes: number;
+  readonly nfaStates: number;
+  /** Closure steps spent building the DFA (load time; for an unbounded regex, where exploration stopped). */
+  readonly buildWork: number;
+}
+
+/** Measured costs on the reference machine (loadtest/regex-bench.ts): a DFA table step, an NFA closure step. */
+export const NS_PER_DFA_STEP = 5;
+export const NS_PER_NFA_STEP = 6;
+/** Closure steps allowed to build one regex's DFA at load (≈ 50–150 ms at most). */
+export const MAX_REGEX_BUILD_WORK = 8_000_000;
+
+/** Worst-case microseconds of one test() on `inputLength` code units. */
+export function regexCostMicros(cost: RegexCost, inputLength: number): number {
+  const n = Math.min(inputLength, MAX_REGEX_INPUT_LENGTH);
+  return cost.bounded ? (n * NS_PER_DFA_STEP) / 1000 : (n * cost.nfaStates * NS_PER_NFA_STEP) / 1000;
+}
+
+export function formatMicros(us: number): string {
+  return us >= 1000 ? `${(us / 1000).toFixed(us >= 10_000 ? 0 : 1)} ms` : `${us.toFixed(us >= 10 ? 0 : 1)} µs`;
+}
+
+export type SafeRegexResult = { ok: true; re: SafeRegex } | { ok: false; error: string; offset?: number; cost?: RegexCost };
 
 export interface SafeRegexOptions {
   caseInsensitive?: boolean;
   /** Override of MAX_REGEX_INPUT_LENGTH for this regex (benchmarks, special callers). */
   maxInputLength?: number;
+  /** Override of MAX_REGEX_BUILD_WORK. */
+  maxBuildWork?: number;
+  /** Accept a regex whose DFA cannot be completed (benchmarks comparing engines only). */
+  allowUnbounded?: boolean;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -401,6 +439,11 @@ interface Nfa {
   sets: Ranges[];
   start: number;
   hasWordAssert: boolean;
+  /** Per state: the bounded repetition `x{m,n}` whose optional-copy split it is (0 = none). */
+  chain: Int32Array;
+  /** Per chain split: how many optional copies are still available there. */
+  rank: Int32Array;
+  hasChains: boolean;
 }
 
 /** Size of the automaton a node expands to (states), saturating above the cap. */
@@ -426,9 +469,13 @@ class NfaBuilder {
   next2: number[] = [];
   sets: Ranges[] = [];
   hasWordAssert = false;
+  chain: number[] = [];
+  rank: number[] = [];
+  chains = 0;
 
   add(op: number, arg: number, n1: number, n2: number): number {
     this.op.push(op); this.arg.push(arg); this.next1.push(n1); this.next2.push(n2);
+    this.chain.push(0); this.rank.push(0);
     return this.op.length - 1;
   }
 
@@ -466,10 +513,14 @@ class NfaBuilder {
           cur = loop;
         } else {
           // Optional copies nested as (x(x(x)?)?)?: each split either enters one more copy or
-          // jumps straight to `next`, so the automaton stays linear in max - min.
+          // jumps straight to `next`, so the automaton stays linear in max - min. The splits form a
+          // chain ranked by the copies still available: a split of higher rank matches everything a
+          // lower one does (x{0,5}y ⊇ x{0,3}y), which lets the DFA keep only the best of them.
+          const id = n.max - n.min > 1 ? ++this.chains : 0;
           for (let i = n.min; i < n.max; i++) {
             const body = this.build(n.node, cur);
             cur = this.add(OP_SPLIT, 0, body, next);
+            if (id !== 0) { this.chain[cur] = id; this.rank[cur] = i - n.min + 1; }
           }
         }
         for (let i = 0; i < n.min; i++) cur = this.build(n.node, cur);
@@ -491,6 +542,9 @@ function compileNfa(root: Node): Nfa {
     sets: b.sets,
     start,
     hasWordAssert: b.hasWordAssert,
+    chain: Int32Array.from(b.chain),
+    rank: Int32Array.from(b.rank),
+    hasChains: b.chains > 0,
   };
 }
 
@@ -570,6 +624,7 @@ const CTX_AT_START = 1;
 const CTX_PREV_WORD = 2;
 
 class LinearRegex implements SafeRegex {
+  cost!: RegexCost;
   private readonly alpha: Alphabet;
   private readonly nc: number;
   private readonly maxStates: number;
@@ -586,6 +641,18 @@ class LinearRegex implements SafeRegex {
   private readonly closure: Int32Array;
   /** Whether re-seeding the start state after position 0 can ever contribute (false for ^-anchored). */
   private readonly reseed: boolean;
+  // scratch for prune(): generation-marked arrays instead of a Map and Sets per step
+  private pruneGen = 0;
+  private readonly seen: Int32Array;
+  private readonly chainMark: Int32Array;
+  private readonly chainBest: Int32Array;
+  /** NFA states visited by epsilon closures so far (the cost measure of building DFA states). */
+  work = 0;
+  /** While explore() runs: a full state cache fails the exploration instead of being flushed. */
+  private exploring = false;
+  private overflow = false;
+  /** Every reachable DFA state and transition is built: test() never builds or flushes again. */
+  complete = false;
 
   constructor(readonly source: string, private readonly nfa: Nfa, private readonly maxInput: number) {
     this.alpha = buildAlphabet(nfa);
@@ -595,6 +662,11 @@ class LinearRegex implements SafeRegex {
     this.mark = new Int32Array(n);
     this.stack = new Int32Array(n + 1);
     this.closure = new Int32Array(n + 1);
+    this.seen = new Int32Array(n);
+    let maxChain = 0;
+    for (let i = 0; i < n; i++) if (nfa.chain[i]! > maxChain) maxChain = nfa.chain[i]!;
+    this.chainMark = new Int32Array(maxChain + 1);
+    this.chainBest = new Int32Array(maxChain + 1);
     this.table = new Int32Array(Math.min(64, this.maxStates) * this.nc).fill(T_UNKNOWN);
     this.endAccept = new Int8Array(Math.min(64, this.maxStates)).fill(-1);
     let useful = false;
@@ -637,6 +709,7 @@ class LinearRegex implements SafeRegex {
     }
     while (sp > 0) {
       const s = stack[--sp]!;
+      this.work++;
       const o = op[s]!;
       if (o === OP_SET || o === OP_MATCH) { out[len++] = s; continue; }
       let n1 = -1;
@@ -694,9 +767,10 @@ class LinearRegex implements SafeRegex {
       if (member[arg[q]!]![k] === 1) nextStates.push(next1[q]!);
     }
     if (this.reseed) nextStates.push(this.nfa.start);
-    const uniq = Int32Array.from(new Set(nextStates)).sort();
+    const uniq = this.prune(nextStates);
     const nctx = this.nfa.hasWordAssert && nextWord ? CTX_PREV_WORD : 0;
     let t = this.intern(uniq, nctx);
+    if (t === -1 && this.exploring) { this.overflow = true; return this.dead >= 0 ? this.dead : 0; }
     if (t === -1) {
       // Cache full: flush and keep going; correctness is unaffected, only speed.
       this.reset();
@@ -706,6 +780,68 @@ class LinearRegex implements SafeRegex {
     this.table[s * this.nc + k] = t;
     return t;
   }
+
+  /**
+   * Seeds without the dominated splits of bounded repetitions: of several splits of one chain only
+   * the highest rank stays, and the chain's exit state goes too (every split reaches it by epsilon).
+   * This keeps `union.{0,500}select` at a few thousand DFA states instead of 2^500.
+   */
+  private prune(states: number[]): Int32Array {
+    const { chain, rank, next2 } = this.nfa;
+    const g = ++this.pruneGen;
+    const chainMark = this.chainMark, chainBest = this.chainBest, seen = this.seen;
+    let chains = 0;
+    for (let i = 0; i < states.length; i++) {
+      const q = states[i]!;
+      const c = chain[q]!;
+      if (c === 0) continue;
+      if (chainMark[c] !== g) { chainMark[c] = g; chainBest[c] = q; chains++; }
+      else if (rank[q]! > rank[chainBest[c]!]!) chainBest[c] = q;
+    }
+    // the exits of the chains present are dominated: mark them as seen already
+    if (chains > 0) for (let i = 0; i < states.length; i++) { const c = chain[states[i]!]!; if (c !== 0) seen[next2[chainBest[c]!]!] = g; }
+    const out: number[] = [];
+    for (let i = 0; i < states.length; i++) {
+      const q = states[i]!;
+      const c = chain[q]!;
+      if (c !== 0 ? chainBest[c] !== q : false) continue;
+      if (seen[q] === g) continue;
+      seen[q] = g;
+      out.push(q);
+    }
+    return Int32Array.from(out).sort();
+  }
+
+  /**
+   * Builds every reachable DFA state and transition, within `maxWork` closure steps and the state
+   * cache. True when the automaton is complete: then each input code unit costs one table lookup,
+   * whatever the input. False when the pattern's DFA is too large to bound (e.g. `.*a.{900}c`,
+   * whose DFA must remember which of the last 900 characters were an `a`).
+   */
+  explore(maxWork: number): boolean {
+    this.exploring = true;
+    this.overflow = false;
+    const startWork = this.work;
+    try {
+      const nc = this.nc;
+      for (let s = 0; s < this.stateSets.length; s++) {
+        for (let k = 0; k < nc; k++) {
+          if (this.table[s * nc + k] === T_UNKNOWN) this.step(s, k);
+          if (this.overflow || this.work - startWork > maxWork) return false;
+        }
+        this.acceptsAtEnd(s);
+      }
+      this.complete = true;
+      return true;
+    } finally {
+      this.exploring = false;
+      if (!this.complete) this.reset();
+    }
+  }
+
+  get stateCount(): number { return this.stateSets.length; }
+  get classCount(): number { return this.nc; }
+  get nfaStates(): number { return this.nfa.op.length; }
 
   private acceptsAtEnd(s: number): boolean {
     const cached = this.endAccept[s]!;
@@ -783,20 +919,16 @@ export function compileSafeRegex(pattern: string, opts: SafeRegexOptions = {}): 
     return { ok: false, error: `pattern too large after expanding repetitions (more than ${MAX_REGEX_NFA_STATES} states); use smaller counts` };
   }
   const maxInput = opts.maxInputLength !== undefined && opts.maxInputLength > 0 ? Math.floor(opts.maxInputLength) : MAX_REGEX_INPUT_LENGTH;
-  return { ok: true, re: new LinearRegex(pattern, compileNfa(ast), maxInput) };
-}
-
-/** Counts regexes compiled for one ruleset and refuses more than the cap. */
-export class RegexBudget {
-  private used = 0;
-  constructor(readonly max: number = MAX_REGEX_PER_RULESET) {}
-  get count(): number {
-    return this.used;
+  const re = new LinearRegex(pattern, compileNfa(ast), maxInput);
+  const bounded = re.explore(opts.maxBuildWork ?? MAX_REGEX_BUILD_WORK);
+  const cost: RegexCost = Object.freeze({ bounded, dfaStates: re.stateCount, classes: re.classCount, nfaStates: re.nfaStates, buildWork: re.work });
+  re.cost = cost;
+  if (!bounded && opts.allowUnbounded !== true) {
+    const us = regexCostMicros(cost, MAX_REGEX_INPUT_LENGTH);
+    return {
+      ok: false, cost, offset: 0,
+      error: `its cost cannot be bounded: the automaton needs more DFA states than the cap (a counted repetition such as .{900} or (a|b){200} after a choice makes it remember every position); worst case ≈ ${formatMicros(us)} per 64 KiB value, ${re.nfaStates} NFA steps per character`,
+    };
   }
-  compile(pattern: string, opts?: SafeRegexOptions): SafeRegexResult {
-    if (this.used >= this.max) return { ok: false, error: `more than ${this.max} regexes in one ruleset` };
-    const r = compileSafeRegex(pattern, opts);
-    if (r.ok) this.used++;
-    return r;
-  }
+  return { ok: true, re };
 }

@@ -11,16 +11,18 @@ export interface FieldDef {
   readonly slot: number;
   /** True when the value can be absent (a header not sent, geo unknown…). */
   readonly maybeMissing: boolean;
-  /** Indexed multi-valued fields: `http.headers["name"]`, `http.args["name"]`, `http.cookies["name"]`. */
+  /** Indexed multi-valued fields: `http.headers["name"]`, `http.args["name"]`, `http.cookies["name"]`; without an index, every value. */
   readonly indexed: 'header' | 'arg' | 'cookie' | null;
+  /** Collections of names: every header / argument / cookie name of the request. */
+  readonly names?: 'header' | 'arg' | 'cookie';
   readonly doc: string;
 }
 
 export const SLOT = {
   IP: 0, METHOD: 1, HOST: 2, PATH: 3, RAW_PATH: 4, QUERY: 5, USER_AGENT: 6, CONTENT_LENGTH: 7,
-  SNI: 8, LISTENER: 9, COUNTRY: 10, ASN: 11, HOUR: 12, WEEKDAY: 13, CONN_CUR: 14, CONN_RATE: 15,
+  SNI: 8, LISTENER: 9, COUNTRY: 10, ASN: 11, HOUR: 12, WEEKDAY: 13, CONN_CUR: 14, CONN_RATE: 15, VERSION: 16,
 } as const;
-export const SCALAR_SLOTS = 16;
+export const SCALAR_SLOTS = 17;
 
 function f(name: string, type: ValueType, slot: number, maybeMissing: boolean, doc: string,
   indexed: FieldDef['indexed'] = null): FieldDef {
@@ -31,7 +33,7 @@ export const FIELDS: readonly FieldDef[] = [
   f('ip.src', 'ip', SLOT.IP, false, 'client address after trusted-proxy resolution'),
   f('http.method', 'string', SLOT.METHOD, false, 'request method as sent (upper-case for standard methods)'),
   f('http.host', 'string', SLOT.HOST, false, 'Host / :authority, lower-cased, port removed'),
-  f('http.path', 'string', SLOT.PATH, false, 'normalised path: unreserved %-escapes decoded, dot segments and duplicate slashes removed'),
+  f('http.path', 'string', SLOT.PATH, false, 'canonical path (rules/canonical-path.ts): what the origin receives; unreserved %-escapes decoded, dot segments and duplicate slashes removed'),
   f('http.raw_path', 'string', SLOT.RAW_PATH, false, 'path exactly as sent, without the query'),
   f('http.query', 'string', SLOT.QUERY, false, 'raw query string without "?" (empty when none)'),
   f('http.user_agent', 'string', SLOT.USER_AGENT, true, 'first User-Agent header; missing when not sent'),
@@ -44,9 +46,13 @@ export const FIELDS: readonly FieldDef[] = [
   f('time.weekday', 'int', SLOT.WEEKDAY, false, 'day of week 0-6, UTC, 0 = Sunday'),
   f('client.conn_cur', 'int', SLOT.CONN_CUR, true, 'connections this client has open on this node (connection guard); missing when not counted'),
   f('client.conn_rate', 'int', SLOT.CONN_RATE, true, 'new connections of this client in the limits.connection.rate window, summed across nodes when shared; missing when not counted'),
-  f('http.headers', 'string', -1, true, 'request header values by name (case-insensitive), each header line is one value', 'header'),
-  f('http.args', 'string', -1, true, 'query argument values by name (percent-decoded)', 'arg'),
-  f('http.cookies', 'string', -1, true, 'cookie values by name', 'cookie'),
+  f('http.version', 'string', SLOT.VERSION, false, 'HTTP version: "1.0", "1.1" or "2"'),
+  f('http.headers', 'string', -1, true, 'request header values by name (case-insensitive), each header line is one value; without a name, every header value', 'header'),
+  f('http.args', 'string', -1, true, 'query argument values by name (percent-decoded); without a name, every argument value', 'arg'),
+  f('http.cookies', 'string', -1, true, 'cookie values by name; without a name, every cookie value', 'cookie'),
+  { name: 'http.header_names', type: 'string', slot: -1, maybeMissing: false, indexed: null, names: 'header', doc: 'every request header name (lower-case)' },
+  { name: 'http.arg_names', type: 'string', slot: -1, maybeMissing: true, indexed: null, names: 'arg', doc: 'every query argument name (percent-decoded)' },
+  { name: 'http.cookie_names', type: 'string', slot: -1, maybeMissing: true, indexed: null, names: 'cookie', doc: 'every cookie name (lower-case)' },
 ];
 
 const byName = new Map(FIELDS.map((x) => [x.name, x]));
@@ -59,10 +65,18 @@ export interface FunctionDef {
 export const FUNCTIONS: readonly FunctionDef[] = [
   { name: 'lower', doc: 'lower(string) -> string' },
   { name: 'upper', doc: 'upper(string) -> string' },
+  { name: 'url_decode', doc: 'url_decode(string) -> string, percent-decoded (UTF-8, + is a space); malformed escapes kept' },
+  { name: 'remove_nulls', doc: 'remove_nulls(string) -> string, NUL characters removed' },
+  { name: 'compress_whitespace', doc: 'compress_whitespace(string) -> string, each run of whitespace becomes one space' },
+  { name: 'normalize_path', doc: 'normalize_path(string) -> string, ;params stripped, %2F and \\ as /, dot segments and // removed (never refuses)' },
+  { name: 'fold', doc: 'fold(string) -> string, Unicode compatibility folding (NFKC) and lower case: ＳＥＬＥＣＴ is select' },
+  { name: 'any', doc: 'any(collection) -> the same values; a comparison holds when any value matches (the default for several values)' },
+  { name: 'all', doc: 'all(collection) -> the same values; a comparison holds when every value matches (false when there is none)' },
   { name: 'len', doc: 'len(string) -> int (missing stays missing)' },
   { name: 'count', doc: 'count(http.headers["x"]) -> int, number of values (0 when absent)' },
   { name: 'rate', doc: 'rate(counter) -> int, events in the counter window for this request\'s key' },
   { name: 'map', doc: 'map($map, value) -> string, map lookup (longest prefix for ip maps); missing when no entry' },
+  { name: 'ipmask', doc: 'ipmask(ip.src, bits[, v6bits]) -> ip, the network of the address: IPv4 keeps min(bits, 32) bits, IPv6 v6bits (default bits)' },
 ];
 export const FUNCTION_NAMES = new Set(FUNCTIONS.map((x) => x.name));
 

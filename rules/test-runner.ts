@@ -10,6 +10,7 @@ import { MemoryCounterStore } from './memory-counters.js';
 import { printAction } from './print.js';
 import type { Ruleset } from './ruleset.js';
 import { PRIORITY_CLASSES } from './scheme.js';
+import { clientKeyOf, formatIp, parseIp } from './ip.js';
 
 /** Default virtual start time: aligned to every window that divides an hour, so `repeat N within W` lands in one window. */
 export const DEFAULT_TEST_TIME = Date.parse('2024-11-29T12:00:00Z');
@@ -83,8 +84,8 @@ function lit(v: Value): string | number | null {
 /** Builds the request a test describes; `now` is updated when the request sets `time`. */
 export function buildTestInput(req: TestRequest): { input: RuleInput; time: number | null } {
   const input = {
-    ip: '198.51.100.10', method: 'GET', host: 'shop.example', path: '/', query: '', headers: [] as string[],
-    sni: null as string | null, listener: 'main', country: null as string | null, asn: null as number | null, contentLength: -1,
+    ip: '198.51.100.10', clientKey: '', method: 'GET', host: 'shop.example', path: '/', query: '', headers: [] as string[],
+    sni: null as string | null, version: '1.1', listener: 'main', country: null as string | null, asn: null as number | null, contentLength: -1,
     connCur: -1, connRate: -1,
   };
   let time: number | null = null;
@@ -104,10 +105,15 @@ export function buildTestInput(req: TestRequest): { input: RuleInput; time: numb
       case 'content_length': input.contentLength = Number(v); break;
       case 'conn_cur': input.connCur = Number(v); break;
       case 'conn_rate': input.connRate = Number(v); break;
+      case 'version': input.version = String(v); break;
       case 'time': time = Date.parse(String(v)); break;
       default: break;
     }
   }
+  // Addresses as production sees them: canonical text (::ffff:192.0.2.9 is 192.0.2.9, IPv6 in RFC 5952
+  // form) and the client key the guard would use (IPv6 by its /64).
+  const bytes = parseIp(input.ip);
+  if (bytes !== null) { input.ip = formatIp(bytes); input.clientKey = clientKeyOf(bytes); }
   for (const h of req.headers) input.headers.push(h.name.toLowerCase(), h.value);
   for (const g of req.geo) {
     const v = lit(g.value);
@@ -121,6 +127,9 @@ function runOne(ruleset: Ruleset, t: TestDecl, file: string, line: number, opts:
   const counters = opts.counters ? opts.counters() : new MemoryCounterStore();
   let now = DEFAULT_TEST_TIME;
   let last: Decision | null = null;
+  // ban(…) is simulated as the edge applies it: the client is denied (by the connection guard,
+  // before any rule or counter) until the ban expires on the virtual clock.
+  const bans = new Map<string, { until: number; decision: Decision }>();
   const failures: string[] = [];
   for (const step of t.steps) {
     if (step.k === 'wait') { now += step.ms; continue; }
@@ -129,7 +138,15 @@ function runOne(ruleset: Ruleset, t: TestDecl, file: string, line: number, opts:
       if (time !== null) now = time;
       const gap = step.repeat > 1 ? step.withinMs / step.repeat : 0;
       for (let i = 0; i < step.repeat; i++) {
+        const client = input.clientKey ?? input.ip;
+        const ban = bans.get(client);
+        if (ban !== undefined && Math.floor(now) < ban.until) {
+          last = ban.decision;
+          if (i < step.repeat - 1) now += gap;
+          continue;
+        }
         last = ruleset.evaluate(input, { now: Math.floor(now), counters });
+        if (last.action?.kind === 'ban' && last.ruleId !== null) bans.set(client, { until: Math.floor(now) + last.action.durationMs, decision: bannedDecision(last) });
         if (last.ruleId) exercised.add(last.ruleId);
         for (const id of last.matched) exercised.add(id);
         for (const h of last.logOnly) exercised.add(h.ruleId);
@@ -145,7 +162,14 @@ function runOne(ruleset: Ruleset, t: TestDecl, file: string, line: number, opts:
   return { name: t.name, file, line, passed: failures.length === 0, failures };
 }
 
+/** What a banned client gets from the edge: deny with the ban's status, attributed to the banning rule. */
+function bannedDecision(d: Decision): Decision {
+  const a = d.action!;
+  return Object.freeze({ ...d, action: Object.freeze({ kind: 'deny' as const, status: a.status, body: null, durationMs: 0, retryAfterSec: 0 }), matched: [], logOnly: [], counters: [] });
+}
+
 function describeDecision(d: Decision): string {
+  if (d.refused !== null) return `deny(400) by the URL canonicaliser (${d.refused})`;
   if (!d.action) return d.logOnly.length ? `allow (log_only: ${d.logOnly.map((h) => `${h.ruleId} ${h.wouldHave}`).join(', ')})` : 'allow (no rule matched)';
   return `${describeAction(d.action)} by "${d.ruleId}"`;
 }

@@ -44,6 +44,8 @@ export interface BackendConfig {
   servers: ServerConfig[];
   timeouts: { connectMs: number; responseMs: number; idleMs: number };
   retries: number;
+  /** forward_path: raw — the origin receives the path as the client sent it, not the canonical path the rules judged. */
+  forwardRawPath?: boolean;
 }
 
 /** Read-only view for the admin API and dashboard. */

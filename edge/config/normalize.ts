@@ -5,6 +5,7 @@ import { hostname } from 'node:os';
 import type { BackendConfig, ServerConfig, HealthConfig, BalanceAlgorithm } from '../backend/types.js';
 import { normalizeTls, normalizeRedirect, type TlsConfig, type RedirectHttpsConfig } from '../tls.js';
 import { normalizeWebSocketLimits, type WebSocketLimits } from '../websocket.js';
+import { DEFAULT_PATH_POLICY, type PathPolicy } from '../../rules/canonical-path.js';
 
 export interface ListenConfig {
   host: string; port: number; name: string;
@@ -50,6 +51,8 @@ export interface EdgeConfig {
   defaultBackend: string;
   timeouts: EdgeTimeouts;
   requestLimits: RequestLimits;
+  /** request_path: how the URL canonicaliser treats ambiguous path forms (rules/canonical-path.ts). */
+  pathPolicy: PathPolicy;
   tarpitMaxConcurrent: number;
   /** limits.websocket: WebSocket tunnels. */
   websocket: WebSocketLimits;
@@ -121,12 +124,23 @@ export function normalizeConfig(raw: Raw, where: { file: string; baseDir: string
       maxHeaders: num(rl.max_headers, 48),
       maxBody: num(rl.max_body, 100 * 1024 * 1024),
     },
+    pathPolicy: normalizePathPolicy(obj(raw.request_path)),
     tarpitMaxConcurrent: num(obj(limits.tarpit).max_concurrent, 1000),
     websocket: normalizeWebSocketLimits(limits.websocket),
     accessLog: { path: str(obj(raw.access_log).path, 'stdout') },
     upstream: { client: up.client === 'undici' ? 'undici' : 'h1', connections: num(up.connections, 256) },
     sections: {},
   };
+}
+
+function normalizePathPolicy(r: Raw): PathPolicy {
+  const d = DEFAULT_PATH_POLICY;
+  return Object.freeze({
+    pathParams: r.path_params === 'strip' ? 'strip' : d.pathParams,
+    encodedSlash: r.encoded_slash === 'decode' || r.encoded_slash === 'keep' ? r.encoded_slash : d.encodedSlash,
+    backslash: r.backslash === 'slash' ? 'slash' : d.backslash,
+    mergeSlashes: typeof r.merge_slashes === 'boolean' ? r.merge_slashes : d.mergeSlashes,
+  });
 }
 
 function normalizeBackend(name: string, b: Raw, edge: EdgeTimeouts, nodeSite: string | null): BackendConfig {
@@ -171,6 +185,7 @@ function normalizeBackend(name: string, b: Raw, edge: EdgeTimeouts, nodeSite: st
       idleMs: num(t.server_idle, edge.serverIdleMs),
     },
     retries: num(b.retries, 1),
+    forwardRawPath: b.forward_path === 'raw',
   };
 }
 

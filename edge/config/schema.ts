@@ -75,6 +75,10 @@ const backendSchema: JsonSchema = {
       },
     },
     retries: { type: 'integer', minimum: 0, maximum: 3, default: 1 },
+    forward_path: {
+      enum: ['canonical', 'raw'], default: 'canonical',
+      description: 'canonical: the origin receives the path the rules judged (request_path); raw: the path exactly as the client sent it (the rules still judge the canonical one)',
+    },
     timeouts: upstreamTimeouts,
     servers: { type: 'array', minItems: 1, items: serverSchema },
   },
@@ -157,6 +161,16 @@ export function buildSchema(fragments: SchemaFragments): JsonSchema {
           },
           websocket: websocketLimitsSchema,
           ...fragments.limits,
+        },
+      },
+      request_path: {
+        type: 'object', additionalProperties: false,
+        description: 'URL canonicaliser: what the rules see and the origin receives (docs/rules.md "The canonical path")',
+        properties: {
+          path_params: { enum: ['reject', 'strip'], default: 'reject', description: '";" parameters in a segment: 400, or stripped as Tomcat/Spring do' },
+          encoded_slash: { enum: ['reject', 'decode', 'keep'], default: 'reject', description: '%2F: 400, a separator (nginx), or an opaque %2F (only for origins that never decode it)' },
+          backslash: { enum: ['reject', 'slash'], default: 'reject', description: '"\\" and %5C: 400, or "/" as IIS does' },
+          merge_slashes: { type: 'boolean', default: true, description: 'Collapse runs of "/" (nginx merge_slashes)' },
         },
       },
       access_log: {

@@ -282,7 +282,7 @@ export class Http1Connection implements ChunkSink {
     tx.xff = head.xff;
     tx.clientRequestId = head.requestId;
     tx.forwardedProto = head.forwardedProto;
-    tx.httpVersion = head.version;
+    tx.httpVersion = head.version === 10 ? '1.0' : '1.1';
     tx.latin1Head = true;
     ex.version = head.version;
     ex.wantsClose = head.close;

@@ -1,3 +1,4 @@
+import { bundledAsnFiles, BUNDLED_ASN_SOURCE } from '../../geo/asn-bundled.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync, renameSync } from 'node:fs';
@@ -130,22 +131,28 @@ test('openGeo: reloads when the file is replaced; a broken replacement keeps the
   }
 });
 
-test('openGeo: the bundled no-licence country database answers without any configuration', async (t) => {
-  if (bundledCountryDbPath() === null) {
-    t.skip('skipped: @ip-location-db/geo-whois-asn-country-mmdb not installed');
-    return;
-  }
+test('openGeo: the bundled country database and the bundled ASN data answer without any configuration', async () => {
+  // Both packages are dependencies: a missing one is a broken install, not a reason to skip.
+  assert.ok(bundledCountryDbPath() !== null, '@ip-location-db/geo-whois-asn-country-mmdb is installed');
+  assert.ok(bundledAsnFiles() !== null, '@ip-location-db/asn is installed');
   const geo = await openGeo({});
   try {
-    assert.equal(geo.sources.asn, null);
+    assert.equal(geo.sources.asn, BUNDLED_ASN_SOURCE);
     assert.match(geo.sources.country!, /geo-whois-asn-country\.mmdb$/);
-    // RIPE NCC's own address block is registered in the Netherlands.
+    // RIPE NCC's own address block is registered in the Netherlands, announced by AS3333.
     assert.equal(geo.lookup('193.0.6.139').country, 'NL');
     assert.equal(geo.lookup('10.0.0.1').country, null, 'private space has no country');
-    assert.equal(geo.lookup('193.0.6.139').asn, null, 'no ASN without asn_db');
+    assert.equal(geo.lookup('193.0.6.139').asn, 3333);
+    assert.match(geo.lookup('193.0.6.139').asOrg ?? '', /RIPE/);
+    assert.equal(geo.lookup('2001:4860:4860::8888').asn, 15169, 'IPv6');
+    assert.equal(geo.lookup('::ffff:8.8.8.8').asn, 15169, 'IPv4-mapped');
+    assert.equal(geo.lookup('10.0.0.1').asn, null, 'private space has no ASN');
   } finally {
     geo.close();
   }
+  // asn_db: off turns the bundled data off; a configured file wins (see the fixture tests above)
+  const off = await openGeo({ asnDb: 'off' });
+  try { assert.equal(off.sources.asn, null); assert.equal(off.lookup('193.0.6.139').asn, null); } finally { off.close(); }
 });
 
 test('LruCache evicts the least recently used entry', () => {
@@ -190,7 +197,7 @@ test('geo config: schema shape and normalisation with clear errors', () => {
   assert.deepEqual(normalizeGeoConfig({ country_db: 'default' }), { cacheSize: 10000, countryDb: 'default' });
   assert.throws(() => normalizeGeoConfig({ cache_size: -1 }), (e: unknown) => e instanceof GeoConfigError && /geo\.cache_size: expected an integer/.test(e.message));
   assert.throws(() => normalizeGeoConfig({ countrydb: 'x' }), /geo\.countrydb: unknown key; expected one of country_db, asn_db, cache_size/);
-  assert.throws(() => normalizeGeoConfig({ asn_db: 'default' }), /no bundled ASN database/);
+  assert.deepEqual(normalizeGeoConfig({ asn_db: 'default' }), { cacheSize: 10000, asnDb: 'default' });
   assert.throws(() => normalizeGeoConfig({ country_db: 5 }), /geo\.country_db: expected a file path/);
   assert.throws(() => normalizeGeoConfig([]), /must be a mapping/);
 });

@@ -13,13 +13,14 @@ export interface Bench {
 }
 
 /** An in-process edge whose only backend is a raw origin. `extra` is appended to the YAML. */
-export async function startBench(opts: { reply?: RawReply; extra?: string; edge?: EdgeOptions; requestLimits?: string; listener?: string } = {}): Promise<Bench> {
+export async function startBench(opts: { reply?: RawReply; extra?: string; edge?: EdgeOptions; requestLimits?: string; listener?: string; backendMore?: string } = {}): Promise<Bench> {
   const origin = await startRawOrigin(opts.reply);
   // The per-client guard is off: these tests send hundreds of requests from 127.0.0.1 on purpose.
   const edge = await startTestEdge(edgeYaml({
     limits: `${CLIENT_LIMITS_OFF}, request: { ${opts.requestLimits ?? ''} }`,
     servers: [{ name: 'raw', url: origin.url }],
     listener: opts.listener,
+    backendMore: opts.backendMore,
     more: opts.extra,
   }), opts.edge);
   return { edge, origin, stop: async () => { await edge.stop(); await origin.close(); } };

@@ -1,6 +1,7 @@
 // Why: an `/admin` rule is worthless if `/%61dmin`, `/x/../admin` or `//admin` reach /admin on the
-// origin. Rules see a normalised path (http.path) and the raw one (http.raw_path); the origin must
-// still receive the target byte-identical to what the client sent. And bytes that uWS's lax chunked
+// origin. Rules see the canonical path (http.path) and the raw one (http.raw_path); the origin
+// receives the canonical path the rules judged (forward_path: raw is the opt-in for the bytes as
+// sent), and an ambiguous form the policy refuses is answered 400 and reaches neither. And bytes that uWS's lax chunked
 // parser turns into a "second request" (TE.TE) must go through the rules like any request.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,6 +11,7 @@ import { join } from 'node:path';
 import { exchange, startBench, type Bench } from './helpers.js';
 import { loadRulesetFromSources } from '../../rules/index.js';
 import { MemoryCounterStore } from '../../rules/memory-counters.js';
+import { canonicalPath, isRefusal } from '../../rules/canonical-path.js';
 
 const RULES = `version 1
 
@@ -37,16 +39,65 @@ test('every spelling of /admin is denied by an `http.path starts_with "/admin"` 
   assert.equal(bench.origin.requests.length, 0, `origin saw ${bench.origin.requests.map((r) => r.target).join(' ')}`);
 });
 
-test('allowed requests are forwarded with the target byte-identical to what the client sent', async () => {
-  const targets = ['/x/../public', '/%70ublic//a/./b', '/p%2Fq%2fr?q=%61&b=..%2F', '/administrator-docs/../../help'];
-  // the last one normalises to /help: allowed, and forwarded unchanged
-  for (const t of targets) {
+test('allowed requests are forwarded with the canonical path the rules judged (the query as sent)', async () => {
+  const targets: [string, string][] = [
+    ['/x/../public', '/public'], ['/%70ublic//a/./b', '/public/a/b'], ['/p%3Bq%7e?q=%61&b=..%2F', '/p%3Bq~?q=%61&b=..%2F'],
+    ['/administrator-docs/../../help', '/help'], ['/caf%c3%a9', '/caf%C3%A9'],
+  ];
+  for (const [t, want] of targets) {
     const before = bench.origin.requests.length;
     const a = await exchange(bench.edge.port, get(t), { waitMs: 2000 });
     assert.deepEqual(a.statuses, [200], t);
-    const r = bench.origin.requests[before];
-    assert.equal(r.target, t, 'forwarded byte-identical');
+    assert.equal(bench.origin.requests[before].target, want, t);
   }
+});
+
+test('ambiguous forms the default policy refuses are answered 400, reported, and never reach the origin', async () => {
+  const refused = ['/x/..;/admin', '/x/%2e%2e;/admin', '/.;/admin', '/;x=1/admin', '/;/admin', '/x/..%2Fadmin', '/x\\..\\admin', '/%c0%ae%c0%ae/admin', '/adm%00in', '/%zz'];
+  const before = bench.origin.requests.length;
+  const answers = await Promise.all(refused.map((p) => exchange(bench.edge.port, get(p), { waitMs: 2000 })));
+  for (let i = 0; i < refused.length; i++) assert.deepEqual(answers[i].statuses, [400], refused[i]);
+  assert.equal(bench.origin.requests.length, before, 'no refused form reached the origin');
+  const events = bench.edge.events.filter((e) => e.type === 'guard' && /path_refused/.test(JSON.stringify(e)));
+  assert.ok(events.length >= refused.length, `guard events name the refused form: ${events.length}`);
+});
+
+test('property: random paths through the edge — the origin receives exactly the canonical path, and never an /admin path', async () => {
+  let s = 1616;
+  const rand = (): number => { s = (s * 1664525 + 1013904223) >>> 0; return s / 2 ** 32; };
+  const pieces = ['/', '/', 'admin', 'x', '.', '..', '%2e', '%2E', '%2f', ';', '%00', '%c0%ae', '%C3%A9', '%61', '%7e', '%', '%3B', '%25', '//', '@'];
+  const paths: string[] = [];
+  for (let k = 0; k < 150; k++) {
+    let p = '/';
+    const n = 1 + Math.floor(rand() * 7);
+    for (let i = 0; i < n; i++) p += pieces[Math.floor(rand() * pieces.length)];
+    paths.push(p);
+  }
+  for (const p of paths) {
+    const want = canonicalPath(p);
+    const before = bench.origin.requests.length;
+    const a = await exchange(bench.edge.port, get(p), { waitMs: 2000 });
+    const seen = bench.origin.requests.slice(before).map((r) => r.target);
+    if (isRefusal(want)) { assert.deepEqual(a.statuses, [400], p); assert.deepEqual(seen, [], p); continue; }
+    if (want.startsWith('/admin')) { assert.deepEqual(a.statuses, [403], p); assert.deepEqual(seen, [], p); continue; }
+    assert.deepEqual(a.statuses, [200], p);
+    assert.deepEqual(seen, [want], `${p}: the origin received what the rules judged`);
+  }
+});
+
+test('forward_path: raw — the origin gets the bytes as sent, the rules still judge the canonical path', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pc-hostile-raw-'));
+  const file = join(dir, 'edge.rules');
+  writeFileSync(file, RULES);
+  const raw = await startBench({ extra: `rules: { files: ["${file}"], watch: false }\nrequest_path: { path_params: strip }`, backendMore: 'forward_path: raw' });
+  try {
+    const a = await exchange(raw.edge.port, get('/x/../public;v=1'), { waitMs: 2000 });
+    assert.deepEqual(a.statuses, [200]);
+    assert.equal(raw.origin.requests[0].target, '/x/../public;v=1');
+    const b = await exchange(raw.edge.port, get('/x/..;/admin'), { waitMs: 2000 });
+    assert.deepEqual(b.statuses, [403], 'stripped ;params: the rules judge /admin');
+    assert.equal(raw.origin.requests.length, 1);
+  } finally { await raw.stop(); }
 });
 
 test('http.raw_path sees the bytes as sent, http.path the normalised form', async () => {

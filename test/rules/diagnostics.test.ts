@@ -21,7 +21,7 @@ const cases: [string, string, string, string][] = [
   ['ordering on strings', R('http.path > 3'), 'E_TYPE', 'http.path > 3'],
   ['cidr with ==', R('ip.src == 10.0.0.0/8'), 'E_TYPE', '10.0.0.0/8'],
   ['bad ip literal', R('ip.src in {10.0.0.300}'), 'E_BAD_IP', '10.0.0.300'],
-  ['header without name', R('http.headers == "x"'), 'E_TYPE', 'http.headers'],
+  ['all() of a single value', R('all(http.path) == "x"'), 'E_TYPE', 'http.path'],
   ['unknown list', R('ip.src in $offce'), 'E_UNKNOWN_LIST', '$offce'],
   ['unknown counter', R('rate(per_ip) > 10'), 'E_UNKNOWN_COUNTER', 'per_ip'],
   ['unsafe regex', R('http.path matches "(a)\\\\1"'), 'E_REGEX', '"(a)\\\\1"'],
