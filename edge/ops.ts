@@ -70,6 +70,7 @@ export function adminTargetsFor(edge: RunningEdge, fanout: WorkerFanout | null =
     }),
     ready: () => edge.ready,
     redisState: () => (edge.share === null ? 'off' : edge.share.state),
+    redisReason: () => edge.share?.reason ?? null,
   };
 }
 
@@ -104,6 +105,7 @@ export function bindMetricSources(metrics: Metrics, edge: RunningEdge): void {
     tables: () => [{ name: 'client', size: edge.guard.table.count }],
     bans: () => edge.bans.size,
     redisState: () => (edge.share === null ? 'off' : edge.share.state),
+    redisFault: () => ({ code: edge.share?.faultCode ?? null, counts: edge.share?.faultCounts ?? new Map<string, number>() }),
     inFlight: () => edge.pipeline.inFlight,
   });
 }

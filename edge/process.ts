@@ -15,6 +15,7 @@ import { startAdminServer, type AdminServer } from './admin/server.js';
 import { adminTargetsFor, bindMetricSources, MetricsObserver, WorkerFanout } from './ops.js';
 import type { WorkerInit, WorkerReport } from './worker.js';
 import { lifecycleEvent } from './events/build.js';
+import { installFaultGuard } from './fault-guard.js';
 
 const WORKER_ENTRY = fileURLToPath(new URL('./worker.js', import.meta.url));
 
@@ -30,12 +31,12 @@ export interface EdgeProcess {
   stop(): Promise<void>;
 }
 
-export async function runEdgeProcess(cfg: EdgeConfig, opts: { handleSignals?: boolean } = {}): Promise<EdgeProcess> {
-  // An exception escaping one request's handling must not take every other request down.
-  process.on('uncaughtException', (err) => logLine(50, 'uncaught exception (process kept alive)', { err: String(err?.stack ?? err) }));
-  process.on('unhandledRejection', (err) => logLine(50, 'unhandled rejection (process kept alive)', { err: String((err as Error)?.stack ?? err) }));
+export async function runEdgeProcess(cfg: EdgeConfig, opts: { handleSignals?: boolean; bus?: EventBus } = {}): Promise<EdgeProcess> {
   const shared: Record<string, unknown> = cfg.workers > 1 ? createSharedMemory(cfg) : {};
-  const bus = new EventBus({ node: cfg.nodeId });
+  const bus = opts.bus ?? new EventBus({ node: cfg.nodeId });
+  // An exception escaping one request's handling, or a rejection nobody awaited, must not take every
+  // other request down: logged, counted, reported as an `error` event (edge/fault-guard.ts).
+  const unguard = installFaultGuard(bus);
   const metrics = new Metrics();
   const eventsCfg = cfg.sections.events as EventsSection;
   const sharedCfg = (cfg.sections.shared as SharedConfig | null) ?? null;
@@ -118,6 +119,7 @@ export async function runEdgeProcess(cfg: EdgeConfig, opts: { handleSignals?: bo
     await Promise.all([edge.stop(), ...exits]);
     await admin?.close();
     await sinks.stop();
+    unguard();
   };
   if (opts.handleSignals !== false) {
     const onSignal = async (signal: string) => {

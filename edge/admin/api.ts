@@ -323,6 +323,7 @@ export class AdminApi {
       uptimeSec: Math.round((Date.now() - this.d.startedAt) / 1000),
       ready: targets.ready(),
       redis: targets.redisState(),
+      redisReason: targets.redisReason?.() ?? null,
       requests: {
         total: metrics.requests,
         rate: last?.rps ?? 0,

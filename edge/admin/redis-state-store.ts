@@ -1,38 +1,117 @@
 // Admin state (runtime bans and rule modes) in Redis hashes, shared by every node (see state-store.ts).
 // A module of its own so that ioredis (~8 MB of RSS) is loaded only when the admin state lives in Redis.
+//
+// Redis trouble (down, NOAUTH, OOM, READONLY …) never fails the edge nor an admin call: commands
+// never queue (no offline queue, a short timeout), a write that fails waits in `pending` and is
+// written once the connection is ready again, and load() answers with the last state it read plus
+// the pending writes (`stale` says so) — the server re-applies the real state when Redis is back.
 import { Redis } from 'ioredis';
 import { closeRedis } from '../events/redis-sink.js';
 import { parseState, pruneExpired } from './state-store.js';
 import type { AdminState, StateStore, StoredBan } from './state-store.js';
 import type { RuleMode } from '../events/schema.js';
 
+type Write = { hash: 'bans' | 'modes'; key: string; value: string | null };
+
 export class RedisStateStore implements StateStore {
   readonly kind = 'redis' as const;
   private readonly redis: Redis;
   private readonly bansKey: string;
   private readonly modesKey: string;
+  /** Writes not acknowledged by Redis yet, in order (last one per key wins). */
+  private readonly pending = new Map<string, Write>();
+  private last: AdminState = { bans: {}, modes: {} };
+  private flushing = false;
+  /** true when the last load() could not read Redis (answered from memory). */
+  stale = false;
+  /** The last error Redis gave us (null after a successful call). */
+  lastError: string | null = null;
 
-  constructor(url: string, prefix = 'portcullis:admin:', private readonly now: () => number = Date.now) {
-    this.redis = new Redis(url, { maxRetriesPerRequest: 2 });
-    this.redis.on('error', () => { /* surfaced as failed API calls */ });
+  constructor(url: string, prefix = 'portcullis:admin:', private readonly now: () => number = Date.now, private readonly timeoutMs = 1000) {
+    this.redis = new Redis(url, {
+      enableOfflineQueue: false, maxRetriesPerRequest: 0, autoResendUnfulfilledCommands: false,
+      commandTimeout: timeoutMs, connectTimeout: Math.max(500, timeoutMs),
+      retryStrategy: (times: number) => Math.min(100 * times, 1000),
+    });
+    this.redis.on('error', (e: Error) => { this.lastError = e.message; });
+    this.redis.on('ready', () => { void this.flush(); });
     this.bansKey = `${prefix}bans`;
     this.modesKey = `${prefix}modes`;
   }
 
+  /** Called each time the connection becomes ready (the admin server re-applies the state then). */
+  onReady(fn: () => void): void { this.redis.on('ready', fn); }
+
+  get connected(): boolean { return this.redis.status === 'ready'; }
+
   async load(): Promise<AdminState> {
-    const [bans, modes] = await Promise.all([this.redis.hgetall(this.bansKey), this.redis.hgetall(this.modesKey)]);
-    const text = JSON.stringify({
-      bans: Object.fromEntries(Object.entries(bans).map(([k, v]) => [k, safeJson(v)])),
-      modes,
-    });
-    return pruneExpired(parseState(text, `redis ${this.bansKey}/${this.modesKey}`), this.now());
+    try {
+      await this.whenReady();
+      const [bans, modes] = await Promise.all([this.redis.hgetall(this.bansKey), this.redis.hgetall(this.modesKey)]);
+      const text = JSON.stringify({
+        bans: Object.fromEntries(Object.entries(bans).map(([k, v]) => [k, safeJson(v)])),
+        modes,
+      });
+      this.last = parseState(text, `redis ${this.bansKey}/${this.modesKey}`);
+      this.stale = false;
+      this.lastError = null;
+    } catch (e) {
+      this.stale = true;
+      this.lastError = (e as Error).message;
+    }
+    // Our own writes not acknowledged yet are part of the state.
+    const out: AdminState = { bans: { ...this.last.bans }, modes: { ...this.last.modes } };
+    for (const w of this.pending.values()) {
+      if (w.hash === 'bans') { if (w.value === null) delete out.bans[w.key]; else out.bans[w.key] = safeJson(w.value) as StoredBan; }
+      else if (w.value === null) delete out.modes[w.key]; else out.modes[w.key] = w.value as RuleMode;
+    }
+    return pruneExpired(out, this.now());
   }
 
-  async putBan(key: string, ban: StoredBan): Promise<void> { await this.redis.hset(this.bansKey, key, JSON.stringify(ban)); }
-  async deleteBan(key: string): Promise<void> { await this.redis.hdel(this.bansKey, key); }
-  async putMode(rule: string, mode: RuleMode): Promise<void> { await this.redis.hset(this.modesKey, rule, mode); }
-  async deleteMode(rule: string): Promise<void> { await this.redis.hdel(this.modesKey, rule); }
+  async putBan(key: string, ban: StoredBan): Promise<void> { await this.write({ hash: 'bans', key, value: JSON.stringify(ban) }); }
+  async deleteBan(key: string): Promise<void> { await this.write({ hash: 'bans', key, value: null }); }
+  async putMode(rule: string, mode: RuleMode): Promise<void> { await this.write({ hash: 'modes', key: rule, value: mode }); }
+  async deleteMode(rule: string): Promise<void> { await this.write({ hash: 'modes', key: rule, value: null }); }
   async close(): Promise<void> { await closeRedis(this.redis); }
+
+  private async write(w: Write): Promise<void> {
+    const id = `${w.hash}\u0000${w.key}`;
+    this.pending.delete(id);
+    this.pending.set(id, w);
+    await this.flush();
+  }
+
+  /** Writes what is pending, in order; stops at the first failure (retried on the next ready/write). */
+  private async flush(): Promise<void> {
+    if (this.flushing || this.redis.status !== 'ready') return;
+    this.flushing = true;
+    try {
+      for (const [id, w] of [...this.pending]) {
+        const key = w.hash === 'bans' ? this.bansKey : this.modesKey;
+        if (w.value === null) await this.redis.hdel(key, w.key); else await this.redis.hset(key, w.key, w.value);
+        if (this.pending.get(id) === w) this.pending.delete(id);
+        const target = w.hash === 'bans' ? this.last.bans : this.last.modes;
+        if (w.value === null) delete target[w.key];
+        else (target as Record<string, unknown>)[w.key] = w.hash === 'bans' ? safeJson(w.value) : w.value;
+      }
+      this.lastError = null;
+    } catch (e) {
+      this.lastError = (e as Error).message;
+    } finally {
+      this.flushing = false;
+    }
+  }
+
+  private whenReady(): Promise<void> {
+    if (this.redis.status === 'ready') return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const done = (): void => { clearTimeout(t); this.redis.off('ready', done); this.redis.off('error', fail); resolve(); };
+      const fail = (e?: Error): void => { clearTimeout(t); this.redis.off('ready', done); this.redis.off('error', fail); reject(new Error(e?.message ?? this.lastError ?? `redis ${this.redis.status}`)); };
+      const t = setTimeout(fail, this.timeoutMs);
+      this.redis.once('ready', done);
+      this.redis.once('error', fail);
+    });
+  }
 }
 
 function safeJson(v: string): unknown { try { return JSON.parse(v); } catch { return null; } }

@@ -75,4 +75,6 @@ export interface AdminTargets {
   /** True once the listeners are bound and the first ruleset/health pass is done (/healthz 200). */
   ready(): boolean;
   redisState(): 'ok' | 'degraded' | 'off';
+  /** Why Redis is degraded ('NOAUTH: …'); null while ok or off. */
+  redisReason?(): string | null;
 }

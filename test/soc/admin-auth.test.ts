@@ -73,7 +73,7 @@ test('/healthz needs no token: 503 before the edge is ready, 200 after', async (
   t.after(() => admin.close());
   const before = await call(admin.url, 'GET', '/healthz', { token: null });
   assert.equal(before.status, 503);
-  assert.deepEqual(before.json, { status: 'starting', node: 'h' });
+  assert.deepEqual(before.json, { status: 'starting', node: 'h', degraded: false });
   f.setReady(true);
   const after = await call(admin.url, 'GET', '/healthz', { token: null });
   assert.equal(after.status, 200);
