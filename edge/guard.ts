@@ -185,7 +185,7 @@ export class ClientGuard {
         const est = this.reqRate.projected(s, now, share.contributors);
         if (est >= limit) {
           t.markDirty(s); // keep pulling the global total while we reject
-          this.retryAfter = retrySeconds(this.reqRate.msUntilBelow(s, now, limit, est));
+          this.retryAfter = retrySeconds(this.reqRate.msUntilBelow(s, now, limit, share.contributors));
           return this.reject(GUARD_CLIENT_RATE, clientKey, h, now, true, true);
         }
       }
