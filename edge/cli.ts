@@ -1,6 +1,6 @@
 // `portcullis` command line: run, check, schema, rules, firewall, top.
 import { loadConfigFile, configSchema, ConfigLoadError } from './config/load.js';
-import { formatDuration } from './config/units.js';
+import { formatDuration, parseDuration } from './config/units.js';
 import type { EdgeConfig } from './config/normalize.js';
 import { fileURLToPath } from 'node:url';
 import { runEdgeProcess } from './process.js';
@@ -10,6 +10,8 @@ const USAGE = `usage: portcullis <command> [options]
 commands:
   run --config FILE        start the edge proxy (--supervise: restart it if it dies)
   check --config FILE      validate a config file without starting (exit 1 on errors)
+        [--online]         also connect to what it names: Redis (credentials, permissions), each
+                           server's health check, geo databases, rule files (--timeout 3s)
   schema                   print the config JSON Schema (for editors)
   rules lint|test|explain  rule-file tools (see docs/rules.md)
   firewall --config FILE   print the nftables ruleset derived from limits (--apply, --remove)
@@ -62,7 +64,18 @@ export async function main(argv: string[]): Promise<void> {
     }
     case 'check': {
       const cfg = loadOrReport(argValue(rest, '--config'));
-      if (!cfg) code = 1; else process.stdout.write(`${summary(cfg)}\n`);
+      if (!cfg) { code = 1; break; }
+      process.stdout.write(`${summary(cfg)}\n`);
+      if (rest.includes('--online')) {
+        // Connect to what the config names (Redis with its credentials, servers' health, geo, rules).
+        const { checkOnline, formatFindings } = await import('./check-online.js');
+        const t = argValue(rest, '--timeout');
+        const timeoutMs = t !== undefined ? parseDuration(t) : null;
+        if (t !== undefined && (timeoutMs === null || timeoutMs <= 0)) { process.stderr.write(`--timeout "${t}": give a duration such as 3s or 500ms\n`); code = 2; break; }
+        const report = formatFindings(await checkOnline(cfg, { timeoutMs: timeoutMs ?? undefined }));
+        process.stdout.write(report.text);
+        code = report.code;
+      }
       break;
     }
     case 'schema':
