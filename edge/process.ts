@@ -14,8 +14,11 @@ import { startEventSinks } from './events/index.js';
 import { startAdminServer, type AdminServer } from './admin/server.js';
 import { adminTargetsFor, bindMetricSources, MetricsObserver, WorkerFanout } from './ops.js';
 import type { WorkerInit, WorkerReport } from './worker.js';
-import { lifecycleEvent } from './events/build.js';
+import { lifecycleEvent, reloadEvent } from './events/build.js';
 import { installFaultGuard } from './fault-guard.js';
+import { loadConfigFile, ConfigLoadError, formatConfigError } from './config/load.js';
+import { createSharedActiveCounts } from './backend/index.js';
+import type { ReloadResult } from './reconfigure.js';
 
 const WORKER_ENTRY = fileURLToPath(new URL('./worker.js', import.meta.url));
 
@@ -57,6 +60,13 @@ export async function runEdgeProcess(cfg: EdgeConfig, opts: { handleSignals?: bo
   const fanout = cfg.workers > 1 ? new WorkerFanout() : null;
   const forwarded = { name: 'workers', accepted: 0, dropped: 0, written: 0, pending: 0 };
   if (fanout !== null) metrics.addSinkSource(() => [forwarded]);
+  // Live reconfiguration (SIGHUP, POST /api/config/reload): re-read, validate, apply or refuse.
+  let reloading: Promise<ReloadResult> | null = null;
+  const reloadConfig = (why: string): Promise<ReloadResult> => {
+    // One at a time: a second request while one runs gets the same answer.
+    reloading ??= reloadConfigFile(edge, fanout, why).finally(() => { reloading = null; });
+    return reloading;
+  };
   let admin: AdminServer | null = null;
   if (cfg.admin !== null) {
     admin = await startAdminServer({
@@ -65,7 +75,7 @@ export async function runEdgeProcess(cfg: EdgeConfig, opts: { handleSignals?: bo
       tokens: cfg.admin.tokens,
       stateFile: cfg.admin.stateFile ?? join(dirname(cfg.file), 'portcullis.state.json'),
       redisUrl,
-    }, adminTargetsFor(edge, fanout), bus, metrics);
+    }, adminTargetsFor(edge, fanout, () => reloadConfig('admin API')), bus, metrics);
   }
 
   let stopping = false;
@@ -129,8 +139,10 @@ export async function runEdgeProcess(cfg: EdgeConfig, opts: { handleSignals?: bo
     };
     process.once('SIGTERM', () => void onSignal('SIGTERM'));
     process.once('SIGINT', () => void onSignal('SIGINT'));
-    // SIGHUP: re-read certificates and geo databases (rule files reload on SIGHUP through RuleManager.watch()).
+    // SIGHUP: re-read the whole config (backends, servers, limits, timeouts …), certificates and geo
+    // databases (rule files reload on SIGHUP through RuleManager.watch()).
     process.on('SIGHUP', () => {
+      void reloadConfig('SIGHUP');
       for (const l of edge.listeners) l.reloadTls?.();
       void edge.geo?.reload();
     });
@@ -138,6 +150,37 @@ export async function runEdgeProcess(cfg: EdgeConfig, opts: { handleSignals?: bo
   process.stderr.write(`portcullis: listening on ${edge.listeners.map((l) => `${cfg.listen.find((c) => c.name === l.name)?.host}:${l.port}`).join(', ')}` +
     `${cfg.workers > 1 ? ` (${cfg.workers} workers)` : ''} [pid ${process.pid}]\n`);
   return { edge, admin, metrics, workers: () => workers.size + 1, stop };
+}
+
+/**
+ * Reads the config file again and applies it to the edge (and, through `fanout`, to every worker);
+ * a config that does not load is refused with its errors (a `reload` event, ok false) and the running
+ * one stays. Never throws.
+ */
+export async function reloadConfigFile(edge: RunningEdge, fanout: WorkerFanout | null, why: string): Promise<ReloadResult> {
+  const file = edge.cfg.file;
+  const what = `config ${file} (${why})`;
+  let next: EdgeConfig;
+  try {
+    next = loadConfigFile(file);
+  } catch (err) {
+    const errors = err instanceof ConfigLoadError ? err.errors.map(formatConfigError) : [String((err as Error)?.message ?? err)];
+    edge.bus.emit(reloadEvent({ ok: false, errors, hash: null, what }));
+    return { ok: false, errors, changes: [], restartRequired: [] };
+  }
+  // Worker threads share a changed backend's active counts (maxconn) with the main thread's pool.
+  const shared: Record<string, unknown> = {};
+  if (fanout !== null) {
+    for (const b of next.backends) {
+      const was = edge.cfg.backends.find((x) => x.name === b.name);
+      if (was === undefined || JSON.stringify(was) !== JSON.stringify(b)) shared[`backend:${b.name}`] = createSharedActiveCounts(b);
+    }
+  }
+  const r = edge.reconfigure(next, shared);
+  if (r.ok) fanout?.send({ type: 'config-apply', config: next, shared });
+  const detail = r.ok ? `${r.changes.length > 0 ? r.changes.join('; ') : 'no change'}${r.restartRequired.length > 0 ? `; needs a restart to apply: ${r.restartRequired.join(', ')}` : ''}` : '';
+  edge.bus.emit(reloadEvent({ ok: r.ok, errors: r.errors, hash: null, what: r.ok ? `${what}: ${detail}` : what }));
+  return r;
 }
 
 /**

@@ -93,6 +93,7 @@ export class AdminApi {
     r('DELETE /api/bans/:key', (c) => this.banRemove(c));
     r('GET /api/rules', () => ({ status: 200, body: this.d.targets.rules?.list() ?? [] }));
     r('POST /api/rules/reload', (c) => this.rulesReload(c));
+    r('POST /api/config/reload', (c) => this.configReload(c));
     r('PUT /api/rules/:id/mode', (c) => this.ruleMode(c));
     r('DELETE /api/rules/:id/mode', (c) => this.ruleModeReset(c));
     r('GET /api/events/recent', (c) => this.recent(c));
@@ -231,6 +232,16 @@ export class AdminApi {
     const r = this.d.targets.rules;
     if (r === null) throw new HttpError(404, 'no rule files are configured');
     return r;
+  }
+
+  /** The whole config file again (as SIGHUP): 200 with what changed, or 422 with the errors (nothing changed). */
+  private async configReload(c: Call): Promise<Reply> {
+    const reload = this.d.targets.reloadConfig;
+    if (!reload) throw new HttpError(404, 'this edge has no config file to reload');
+    const res = await reload();
+    if (res.ok) await this.reapply();
+    this.audit(c, 'config.reload', null, null, res);
+    return { status: res.ok ? 200 : 422, body: res };
   }
 
   private async rulesReload(c: Call): Promise<Reply> {

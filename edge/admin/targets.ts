@@ -75,6 +75,8 @@ export interface AdminTargets {
   /** True once the listeners are bound and the first ruleset/health pass is done (/healthz 200). */
   ready(): boolean;
   redisState(): 'ok' | 'degraded' | 'off';
+  /** Re-reads and applies the config file (null: not available, e.g. an edge without a file). */
+  reloadConfig?: (() => Promise<{ ok: boolean; errors: string[]; changes: string[]; restartRequired: string[] }>) | null;
   /** Why Redis is degraded ('NOAUTH: …'); null while ok or off. */
   redisReason?(): string | null;
 }

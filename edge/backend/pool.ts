@@ -507,6 +507,16 @@ class Pool implements BackendPool {
     return true;
   }
 
+  adoptState(server: string, state: ServerState, checkStatus: string | null): void {
+    const s = this.byName.get(server);
+    if (s === undefined) return;
+    if (state === 'maint') s.admin = 'maint';
+    else if (state === 'drain') s.admin = 'drain';
+    else if (state === 'down') s.oper = 'down';
+    s.lastCheck = checkStatus;
+    this.tierDirty = true;
+  }
+
   setWeight(server: string, weight: number): boolean {
     const s = this.byName.get(server);
     if (s === undefined || !Number.isInteger(weight) || weight < 0 || weight > 256) return false;

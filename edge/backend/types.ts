@@ -128,6 +128,11 @@ export interface BackendPool {
   queueLength(): number;
   setState(server: string, state: ServerState): boolean;
   setWeight(server: string, weight: number): boolean;
+  /**
+   * Live reconfiguration: a server of a new pool takes over the state its namesake had in the old
+   * one (drain / maint by the operator, down by the checks), silently — nothing changed for it.
+   */
+  adoptState?(server: string, state: ServerState, checkStatus: string | null): void;
   /** Start active health checks. */
   start(): void;
   /** Stop timers; pending queue entries get queue_timeout. */

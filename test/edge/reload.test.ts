@@ -1,0 +1,199 @@
+// Live reconfiguration: POST /api/config/reload and SIGHUP re-read the whole config file. Servers,
+// weights, timeouts and limits change for new requests, a request in flight finishes on the old
+// config, no request of a steady client fails meanwhile, and a config with errors is refused with
+// them (422, a `reload` event with ok false) while the running one keeps serving.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { request } from 'undici';
+import { loadConfigFile } from '../../edge/config/load.js';
+import { runEdgeProcess } from '../../edge/process.js';
+import { EventBus, type EdgeEvent } from '../../edge/events.js';
+import { startOrigin, type OriginHandler } from '../harness/origin.js';
+import { freePort } from '../harness/ports.js';
+import { httpClient } from '../harness/client.js';
+import { spawnEdge } from '../harness/process.js';
+
+const TOKEN = 'test-admin-token-0123456789';
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+const named = (name: string): OriginHandler => (req, res) => {
+  if (req.url === '/slow') { setTimeout(() => { res.setHeader('x-origin', name); res.end(`slow from ${name}\n`); }, 1500); return; }
+  res.setHeader('x-origin', name);
+  res.end(`hello from ${name}\n`);
+};
+
+interface Spec { port: number; adminPort: number; servers: string[]; serverTimeout?: string; limit?: number; extra?: string }
+function yamlOf(s: Spec): string {
+  return [
+    `listen: [{ address: "127.0.0.1:${s.port}" }]`,
+    `admin: { address: "127.0.0.1:${s.adminPort}", token: "${TOKEN}" }`,
+    'access_log: { path: "off" }',
+    'events: { log: "off" }',
+    `timeouts: { server: ${s.serverTimeout ?? '30s'} }`,
+    `limits: { client: { requests: { limit: ${s.limit ?? 0}, window: 60s }, in_flight: 0 } }`,
+    'backends:', '  shop:', '    servers:',
+    ...s.servers.map((v) => `      - ${v}`),
+    s.extra ?? '',
+  ].join('\n') + '\n';
+}
+
+async function reload(adminPort: number): Promise<{ status: number; body: { ok: boolean; errors: string[]; changes: string[]; restartRequired: string[] } }> {
+  const r = await request(`http://127.0.0.1:${adminPort}/api/config/reload`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` } });
+  return { status: r.statusCode, body: (await r.body.json()) as { ok: boolean; errors: string[]; changes: string[]; restartRequired: string[] } };
+}
+
+test('config reload through the admin API: servers, weights, timeouts and limits change live; a bad file is refused; no request fails', async (t) => {
+  const a = await startOrigin('a', named('a'));
+  const b = await startOrigin('b', named('b'));
+  t.after(() => Promise.all([a.close(), b.close()]));
+  const dir = mkdtempSync(join(tmpdir(), 'pc-reload-'));
+  const file = join(dir, 'edge.yaml');
+  const spec: Spec = { port: await freePort(), adminPort: await freePort(), servers: [`{ name: a, url: "${a.url}" }`] };
+  writeFileSync(file, yamlOf(spec));
+  const bus = new EventBus({ node: 'reload' });
+  const events: EdgeEvent[] = [];
+  bus.subscribe((e) => { events.push(e); });
+  const proc = await runEdgeProcess(loadConfigFile(file), { handleSignals: false, bus });
+  t.after(() => proc.stop());
+  const url = `http://127.0.0.1:${spec.port}`;
+
+  // A steady shopper on keep-alive connections for the whole test: not one failure allowed.
+  const shopper = httpClient({ localAddress: '127.0.0.2', connections: 4 });
+  t.after(() => shopper.close());
+  const seen = new Map<string, number>();
+  let failures = 0, served = 0, running = true;
+  const loop = (async () => {
+    while (running) {
+      try {
+        const r = await shopper.get(`${url}/shop`);
+        if (r.status !== 200) failures++; else { served++; const o = String(r.headers['x-origin']); seen.set(o, (seen.get(o) ?? 0) + 1); }
+      } catch { failures++; }
+      await sleep(5);
+    }
+  })();
+  const stopLoop = async (): Promise<void> => { running = false; await loop; };
+  t.after(stopLoop);
+  await sleep(200);
+
+  // 1. Add server b (weight 3 against a's 1): it gets traffic from now on.
+  spec.servers = [`{ name: a, url: "${a.url}", weight: 1 }`, `{ name: b, url: "${b.url}", weight: 3 }`];
+  writeFileSync(file, yamlOf(spec));
+  const r1 = await reload(spec.adminPort);
+  assert.equal(r1.status, 200, JSON.stringify(r1.body));
+  assert.ok(r1.body.changes.some((c) => /backend shop: .*server b added/.test(c)), JSON.stringify(r1.body.changes));
+  seen.clear();
+  await sleep(600);
+  const toB = seen.get('b') ?? 0, toA = seen.get('a') ?? 0;
+  assert.ok(toB > toA, `after adding b (weight 3 vs 1): a ${toA}, b ${toB}`);
+  const servers = await request(`http://127.0.0.1:${spec.adminPort}/api/servers`, { headers: { authorization: `Bearer ${TOKEN}` } });
+  const list = (await servers.body.json()) as { name: string; weight: number }[];
+  assert.deepEqual(list.map((s) => [s.name, s.weight]), [['a', 1], ['b', 3]]);
+
+  // 2. A config with errors is refused with file, line and key; the running one stays.
+  writeFileSync(file, yamlOf({ ...spec, extra: 'default_backend: nowhere\nbogus_key: 1' }));
+  const bad = await reload(spec.adminPort);
+  assert.equal(bad.status, 422);
+  assert.equal(bad.body.ok, false);
+  assert.ok(bad.body.errors.some((e) => e.includes('edge.yaml:') && e.includes('bogus_key')), JSON.stringify(bad.body.errors));
+  assert.ok(events.some((e) => e.type === 'reload' && e.ok === false), 'a refused reload is reported');
+  seen.clear();
+  await sleep(300);
+  assert.ok((seen.get('a') ?? 0) > 0 && (seen.get('b') ?? 0) > 0, 'still both servers after the refused reload');
+
+  // 3. Remove a while a slow request is on it: that request finishes (old pool), new ones go to b.
+  const slowClient = httpClient({ localAddress: '127.0.0.3', connections: 1 });
+  t.after(() => slowClient.close());
+  let slowOn = '';
+  const slow = (async () => {
+    // Round robin with weights 1:3 — retry until one lands on a.
+    for (let i = 0; i < 8; i++) {
+      const before = a.active;
+      const p = slowClient.get(`${url}/slow`);
+      await sleep(100);
+      if (a.active > before) { slowOn = 'a'; return p; }
+      await p;
+    }
+    throw new Error('no slow request landed on a');
+  })();
+  while (slowOn === '') await sleep(20);
+  spec.servers = [`{ name: b, url: "${b.url}", weight: 3 }`];
+  writeFileSync(file, yamlOf(spec));
+  const r3 = await reload(spec.adminPort);
+  assert.equal(r3.status, 200);
+  assert.ok(r3.body.changes.some((c) => /server a removed/.test(c)), JSON.stringify(r3.body.changes));
+  seen.clear();
+  const slowRes = await (await slow);
+  assert.equal(slowRes.status, 200, 'the request in flight on the removed server finished');
+  assert.match(slowRes.body, /slow from a/);
+  await sleep(300);
+  assert.equal(seen.get('a') ?? 0, 0, 'no new request reaches the removed server');
+  assert.ok((seen.get('b') ?? 0) > 0);
+
+  // 4. Timeouts: server timeout 500ms → the slow path answers 504 from now on.
+  spec.serverTimeout = '500ms';
+  writeFileSync(file, yamlOf(spec));
+  const r4 = await reload(spec.adminPort);
+  assert.equal(r4.status, 200);
+  assert.ok(r4.body.changes.some((c) => c.startsWith('timeouts: serverMs 30000 → 500')), JSON.stringify(r4.body.changes));
+  assert.equal((await slowClient.get(`${url}/slow`)).status, 504);
+
+  await stopLoop();
+  assert.ok(served > 100, `the shopper got ${served} answers`);
+  assert.equal(failures, 0, `failed shopper requests during the reloads: ${failures} of ${served + failures}`);
+
+  // 5. Limits: a per-client limit of 3 applies from the next request.
+  spec.limit = 3;
+  writeFileSync(file, yamlOf(spec));
+  const r5 = await reload(spec.adminPort);
+  assert.ok(r5.body.changes.includes('limits.client.requests.limit: 0 → 3'), JSON.stringify(r5.body.changes));
+  const limited = httpClient({ localAddress: '127.0.0.4', connections: 1 });
+  t.after(() => limited.close());
+  const statuses: number[] = [];
+  for (let i = 0; i < 5; i++) statuses.push((await limited.get(`${url}/x`)).status);
+  assert.deepEqual(statuses, [200, 200, 200, 429, 429]);
+
+  // 6. A listener change is reported as needing a restart (and the rest is applied).
+  const other = await freePort();
+  writeFileSync(file, yamlOf({ ...spec, port: other }));
+  const r6 = await reload(spec.adminPort);
+  assert.equal(r6.status, 200);
+  assert.ok(r6.body.restartRequired.some((x) => x.includes(`127.0.0.1:${other}`)), JSON.stringify(r6.body));
+});
+
+for (const workers of [1, 2]) {
+  test(`SIGHUP re-reads the whole config (workers: ${workers}): a server added to the file gets traffic without a restart`, async (t) => {
+    const a = await startOrigin('a', named('a'));
+    const b = await startOrigin('b', named('b'));
+    t.after(() => Promise.all([a.close(), b.close()]));
+    const base = (servers: string[]): string => [
+      'listen: [{ address: "127.0.0.1:{{PORT}}" }]',
+      'admin: { address: "127.0.0.1:{{ADMIN_PORT}}", token: "${PORTCULLIS_ADMIN_TOKEN}" }',
+      'access_log: { path: "off" }',
+      `workers: ${workers}`,
+      'limits: { client: { requests: { limit: 0 }, in_flight: 0 } }',
+      'backends:', '  shop:', '    servers:', ...servers.map((v) => `      - ${v}`),
+    ].join('\n') + '\n';
+    const edge = await spawnEdge(base([`{ name: a, url: "${a.url}" }`]));
+    t.after(() => edge.stop());
+    // A fresh connection per request: with workers they land on every thread.
+    const get = async (): Promise<string> => {
+      const r = await request(`${edge.url}/`, { reset: true });
+      const body = await r.body.text();
+      return r.statusCode === 200 ? String(r.headers['x-origin']) : `${r.statusCode} ${body.trim()}`;
+    };
+    assert.equal(await get(), 'a');
+    const text = base([`{ name: a, url: "${a.url}", weight: 0 }`, `{ name: b, url: "${b.url}" }`])
+      .replace('{{PORT}}', String(edge.port)).replace('{{ADMIN_PORT}}', String(edge.adminPort));
+    writeFileSync(edge.configFile, text);
+    edge.child.kill('SIGHUP');
+    // Applied by the main thread, then by each worker (a message): wait until both answer with b.
+    for (let i = 0, run = 0; i < 100 && run < 10; i++) { run = (await get()) === 'b' ? run + 1 : 0; if (run === 0) await sleep(50); }
+    const got: string[] = [];
+    for (let i = 0; i < 40; i++) got.push(await get());
+    assert.deepEqual(got.filter((o) => o !== 'b'), [], `requests not reaching b after SIGHUP:\n${edge.output()}`);
+    assert.match(edge.output(), /"type":"reload".*server b added.*"ok":true/);
+  });
+}
