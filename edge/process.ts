@@ -19,6 +19,8 @@ import { installFaultGuard } from './fault-guard.js';
 import { loadConfigFile, ConfigLoadError, formatConfigError } from './config/load.js';
 import { createSharedActiveCounts } from './backend/index.js';
 import type { ReloadResult } from './reconfigure.js';
+import type { AdminTargets } from './admin/targets.js';
+import type { BackendConfig } from './backend/types.js';
 
 const WORKER_ENTRY = fileURLToPath(new URL('./worker.js', import.meta.url));
 
@@ -75,7 +77,7 @@ export async function runEdgeProcess(cfg: EdgeConfig, opts: { handleSignals?: bo
       tokens: cfg.admin.tokens,
       stateFile: cfg.admin.stateFile ?? join(dirname(cfg.file), 'portcullis.state.json'),
       redisUrl,
-    }, adminTargetsFor(edge, fanout, () => reloadConfig('admin API')), bus, metrics);
+    }, { ...adminTargetsFor(edge, fanout, () => reloadConfig('admin API')), runtimeServers: runtimeServersOf(edge, fanout) }, bus, metrics);
   }
 
   let stopping = false;
@@ -152,6 +154,49 @@ export async function runEdgeProcess(cfg: EdgeConfig, opts: { handleSignals?: bo
   return { edge, admin, metrics, workers: () => workers.size + 1, stop };
 }
 
+/** Applies `next` (a copy of the running config with a change) to the edge and every worker thread. */
+function applyRuntimeConfig(edge: RunningEdge, fanout: WorkerFanout | null, next: EdgeConfig): ReloadResult {
+  const shared: Record<string, unknown> = {};
+  if (fanout !== null) {
+    for (const b of next.backends) {
+      const was = edge.cfg.backends.find((x) => x.name === b.name);
+      if (was === undefined || JSON.stringify(was) !== JSON.stringify(b)) shared[`backend:${b.name}`] = createSharedActiveCounts(b);
+    }
+  }
+  const r = edge.reconfigure(next, shared);
+  if (r.ok) fanout?.send({ type: 'config-apply', config: next, shared });
+  return r;
+}
+
+/**
+ * Admin API: add or remove a server at runtime — the running config with that one change, applied
+ * like a reload (new requests see it, requests in flight finish where they are).
+ */
+export function runtimeServersOf(edge: RunningEdge, fanout: WorkerFanout | null): NonNullable<AdminTargets['runtimeServers']> {
+  const change = (backend: string, fn: (b: BackendConfig) => string | null): ReloadResult => {
+    const next = structuredClone(edge.cfg);
+    const b = next.backends.find((x) => x.name === backend);
+    if (b === undefined) return { ok: false, errors: [`no backend "${backend}"`], changes: [], restartRequired: [] };
+    const err = fn(b);
+    if (err !== null) return { ok: false, errors: [err], changes: [], restartRequired: [] };
+    return applyRuntimeConfig(edge, fanout, next);
+  };
+  return {
+    add: (backend, s) => change(backend, (b) => {
+      if (b.servers.some((x) => x.name === s.name)) return `backend ${backend} already has a server "${s.name}"`;
+      b.servers.push({ name: s.name, url: s.url, weight: s.weight, maxconn: s.maxconn, slowstartMs: 0, backup: s.backup, sendProxy: null });
+      return null;
+    }),
+    remove: (backend, name) => change(backend, (b) => {
+      const i = b.servers.findIndex((x) => x.name === name);
+      if (i < 0) return `no server "${name}" in backend "${backend}"`;
+      if (b.servers.length === 1) return `${backend}/${name} is the backend's last server: drain it, or add another first`;
+      b.servers.splice(i, 1);
+      return null;
+    }),
+  };
+}
+
 /**
  * Reads the config file again and applies it to the edge (and, through `fanout`, to every worker);
  * a config that does not load is refused with its errors (a `reload` event, ok false) and the running
@@ -169,15 +214,7 @@ export async function reloadConfigFile(edge: RunningEdge, fanout: WorkerFanout |
     return { ok: false, errors, changes: [], restartRequired: [] };
   }
   // Worker threads share a changed backend's active counts (maxconn) with the main thread's pool.
-  const shared: Record<string, unknown> = {};
-  if (fanout !== null) {
-    for (const b of next.backends) {
-      const was = edge.cfg.backends.find((x) => x.name === b.name);
-      if (was === undefined || JSON.stringify(was) !== JSON.stringify(b)) shared[`backend:${b.name}`] = createSharedActiveCounts(b);
-    }
-  }
-  const r = edge.reconfigure(next, shared);
-  if (r.ok) fanout?.send({ type: 'config-apply', config: next, shared });
+  const r = applyRuntimeConfig(edge, fanout, next);
   const detail = r.ok ? `${r.changes.length > 0 ? r.changes.join('; ') : 'no change'}${r.restartRequired.length > 0 ? `; needs a restart to apply: ${r.restartRequired.join(', ')}` : ''}` : '';
   edge.bus.emit(reloadEvent({ ok: r.ok, errors: r.errors, hash: null, what: r.ok ? `${what}: ${detail}` : what }));
   return r;

@@ -8,19 +8,20 @@
 import { Redis } from 'ioredis';
 import { closeRedis } from '../events/redis-sink.js';
 import { parseState, pruneExpired } from './state-store.js';
-import type { AdminState, StateStore, StoredBan } from './state-store.js';
+import type { AdminState, RuntimeServer, StateStore, StoredBan } from './state-store.js';
 import type { RuleMode } from '../events/schema.js';
 
-type Write = { hash: 'bans' | 'modes'; key: string; value: string | null };
+type Write = { hash: 'bans' | 'modes' | 'servers'; key: string; value: string | null };
 
 export class RedisStateStore implements StateStore {
   readonly kind = 'redis' as const;
   private readonly redis: Redis;
   private readonly bansKey: string;
   private readonly modesKey: string;
+  private readonly serversKey: string;
   /** Writes not acknowledged by Redis yet, in order (last one per key wins). */
   private readonly pending = new Map<string, Write>();
-  private last: AdminState = { bans: {}, modes: {} };
+  private last: AdminState = { bans: {}, modes: {}, servers: {} };
   private flushing = false;
   /** true when the last load() could not read Redis (answered from memory). */
   stale = false;
@@ -37,6 +38,7 @@ export class RedisStateStore implements StateStore {
     this.redis.on('ready', () => { void this.flush(); });
     this.bansKey = `${prefix}bans`;
     this.modesKey = `${prefix}modes`;
+    this.serversKey = `${prefix}servers`;
   }
 
   /** Called each time the connection becomes ready (the admin server re-applies the state then). */
@@ -47,10 +49,11 @@ export class RedisStateStore implements StateStore {
   async load(): Promise<AdminState> {
     try {
       await this.whenReady();
-      const [bans, modes] = await Promise.all([this.redis.hgetall(this.bansKey), this.redis.hgetall(this.modesKey)]);
+      const [bans, modes, servers] = await Promise.all([this.redis.hgetall(this.bansKey), this.redis.hgetall(this.modesKey), this.redis.hgetall(this.serversKey)]);
       const text = JSON.stringify({
         bans: Object.fromEntries(Object.entries(bans).map(([k, v]) => [k, safeJson(v)])),
         modes,
+        servers: Object.fromEntries(Object.entries(servers).map(([k, v]) => [k, safeJson(v)])),
       });
       this.last = parseState(text, `redis ${this.bansKey}/${this.modesKey}`);
       this.stale = false;
@@ -60,9 +63,10 @@ export class RedisStateStore implements StateStore {
       this.lastError = (e as Error).message;
     }
     // Our own writes not acknowledged yet are part of the state.
-    const out: AdminState = { bans: { ...this.last.bans }, modes: { ...this.last.modes } };
+    const out: AdminState = { bans: { ...this.last.bans }, modes: { ...this.last.modes }, servers: { ...this.last.servers } };
     for (const w of this.pending.values()) {
       if (w.hash === 'bans') { if (w.value === null) delete out.bans[w.key]; else out.bans[w.key] = safeJson(w.value) as StoredBan; }
+      else if (w.hash === 'servers') { if (w.value === null) delete out.servers[w.key]; else out.servers[w.key] = safeJson(w.value) as RuntimeServer; }
       else if (w.value === null) delete out.modes[w.key]; else out.modes[w.key] = w.value as RuleMode;
     }
     return pruneExpired(out, this.now());
@@ -72,6 +76,7 @@ export class RedisStateStore implements StateStore {
   async deleteBan(key: string): Promise<void> { await this.write({ hash: 'bans', key, value: null }); }
   async putMode(rule: string, mode: RuleMode): Promise<void> { await this.write({ hash: 'modes', key: rule, value: mode }); }
   async deleteMode(rule: string): Promise<void> { await this.write({ hash: 'modes', key: rule, value: null }); }
+  async putServer(key: string, change: RuntimeServer | null): Promise<void> { await this.write({ hash: 'servers', key, value: change === null ? null : JSON.stringify(change) }); }
   async close(): Promise<void> { await closeRedis(this.redis); }
 
   private async write(w: Write): Promise<void> {
@@ -87,12 +92,12 @@ export class RedisStateStore implements StateStore {
     this.flushing = true;
     try {
       for (const [id, w] of [...this.pending]) {
-        const key = w.hash === 'bans' ? this.bansKey : this.modesKey;
+        const key = w.hash === 'bans' ? this.bansKey : w.hash === 'servers' ? this.serversKey : this.modesKey;
         if (w.value === null) await this.redis.hdel(key, w.key); else await this.redis.hset(key, w.key, w.value);
         if (this.pending.get(id) === w) this.pending.delete(id);
-        const target = w.hash === 'bans' ? this.last.bans : this.last.modes;
+        const target = (w.hash === 'bans' ? this.last.bans : w.hash === 'servers' ? this.last.servers : this.last.modes) as Record<string, unknown>;
         if (w.value === null) delete target[w.key];
-        else (target as Record<string, unknown>)[w.key] = w.hash === 'bans' ? safeJson(w.value) : w.value;
+        else target[w.key] = w.hash === 'modes' ? w.value : safeJson(w.value);
       }
       this.lastError = null;
     } catch (e) {

@@ -4,7 +4,7 @@
 // them (422, a `reload` event with ok false) while the running one keeps serving.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
@@ -197,3 +197,71 @@ for (const workers of [1, 2]) {
     assert.match(edge.output(), /"type":"reload".*server b added.*"ok":true/);
   });
 }
+
+test('admin API: add, re-weight and remove a server at runtime — audited, persisted, re-applied after a reload and a restart, marked as runtime', async (t) => {
+  const a = await startOrigin('a', named('a'));
+  const b = await startOrigin('b', named('b'));
+  t.after(() => Promise.all([a.close(), b.close()]));
+  const dir = mkdtempSync(join(tmpdir(), 'pc-runtime-'));
+  const file = join(dir, 'edge.yaml');
+  const stateFile = join(dir, 'state.json');
+  const port = await freePort(), adminPort = await freePort();
+  writeFileSync(file, yamlOf({ port, adminPort, servers: [`{ name: a, url: "${a.url}" }`], extra: '' })
+    .replace(`token: "${TOKEN}" }`, `token: "${TOKEN}", state_file: "${stateFile}" }`));
+  const start = async (): Promise<{ stop(): Promise<void>; events: EdgeEvent[] }> => {
+    const bus = new EventBus({ node: 'rt' });
+    const events: EdgeEvent[] = [];
+    bus.subscribe((e) => { events.push(e); });
+    const p = await runEdgeProcess(loadConfigFile(file), { handleSignals: false, bus });
+    return { stop: () => p.stop(), events };
+  };
+  let proc = await start();
+  t.after(() => proc.stop());
+  const admin = async (method: string, path: string, body?: unknown): Promise<{ status: number; json: unknown }> => {
+    const r = await request(`http://127.0.0.1:${adminPort}${path}`, { method: method as 'GET', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+    const text = await r.body.text();
+    return { status: r.statusCode, json: text === '' ? null : JSON.parse(text) };
+  };
+  const servers = async (): Promise<{ name: string; weight: number; runtime?: string[] }[]> => (await admin('GET', '/api/servers')).json as { name: string; weight: number; runtime?: string[] }[];
+  const c = httpClient({ localAddress: '127.0.0.5', connections: 1 });
+  t.after(() => c.close());
+  const origins = async (n: number): Promise<Map<string, number>> => {
+    const m = new Map<string, number>();
+    for (let i = 0; i < n; i++) { const r = await c.get(`http://127.0.0.1:${port}/`); assert.equal(r.status, 200); const o = String(r.headers['x-origin']); m.set(o, (m.get(o) ?? 0) + 1); }
+    return m;
+  };
+
+  // Bad requests are refused with a reason.
+  assert.equal((await admin('POST', '/api/servers/shop', { name: 'b', url: 'not a url' })).status, 400);
+  assert.equal((await admin('POST', '/api/servers/nope', { name: 'b', url: b.url })).status, 404);
+  assert.equal((await admin('POST', '/api/servers/shop', { name: 'a', url: b.url })).status, 409);
+
+  // Add b (weight 3): live, audited, marked as runtime.
+  const added = await admin('POST', '/api/servers/shop', { name: 'b', url: b.url, weight: 3 });
+  assert.equal(added.status, 201, JSON.stringify(added.json));
+  assert.ok(((await origins(8)).get('b') ?? 0) >= 5, 'b takes its share at once');
+  assert.deepEqual((await servers()).map((s) => [s.name, s.weight, s.runtime ?? []]), [['a', 1, []], ['b', 3, ['added']]]);
+  assert.ok(proc.events.some((e) => e.type === 'admin' && e.what === 'server.add' && e.target === 'shop/b'), 'audited');
+  // Re-weight a: persisted too.
+  assert.equal((await admin('PUT', '/api/servers/shop/a/weight', { weight: 5 })).status, 200);
+  const persisted = JSON.parse(readFileSync(stateFile, 'utf8')) as { servers: Record<string, unknown> };
+  assert.deepEqual(persisted.servers, { 'shop/b': { added: { url: b.url, weight: 3, maxconn: 0, backup: false } }, 'shop/a': { weight: 5 } });
+
+  // A reload of the (unchanged) file keeps the runtime changes.
+  assert.equal((await admin('POST', '/api/config/reload')).status, 200);
+  assert.deepEqual((await servers()).map((s) => [s.name, s.weight, s.runtime ?? []]), [['a', 5, ['weight']], ['b', 3, ['added']]]);
+
+  // …and so does a restart.
+  await proc.stop();
+  proc = await start();
+  assert.deepEqual((await servers()).map((s) => [s.name, s.weight, s.runtime ?? []]), [['a', 5, ['weight']], ['b', 3, ['added']]]);
+  assert.ok(((await origins(8)).get('b') ?? 0) > 0);
+
+  // Remove b: no new request reaches it; gone after a restart as well.
+  assert.equal((await admin('DELETE', '/api/servers/shop/b')).status, 200);
+  assert.deepEqual([...(await origins(6)).keys()], ['a']);
+  assert.equal((await admin('DELETE', '/api/servers/shop/a')).status, 422, 'the last server cannot be removed');
+  await proc.stop();
+  proc = await start();
+  assert.deepEqual((await servers()).map((s) => s.name), ['a']);
+});
