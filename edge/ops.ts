@@ -177,6 +177,8 @@ function fanoutPool(pool: BackendPool, fanout: WorkerFanout): BackendPool {
       return ok;
     },
     adoptState: (server, state, check) => pool.adoptState?.(server, state, check),
+    linkPeers: (previous) => pool.linkPeers?.(previous),
+    runtimeOf: (server) => pool.runtimeOf?.(server),
     start: () => pool.start(),
     stop: () => pool.stop(),
   };

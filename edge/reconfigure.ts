@@ -89,6 +89,17 @@ function carryOver(from: BackendPool, to: BackendPool): void {
     if (o === undefined || o.url !== s.url) continue;
     to.adoptState?.(s.name, o.state, o.checkStatus);
   }
+  to.linkPeers?.(from);
+}
+
+/**
+ * Changes a running pool can take without a new one: server weights (set live, as the admin API
+ * does), backend timeouts and retries (read from the route's config per request). Anything else —
+ * servers added/removed/moved, maxconn, balance, health, queue, sticky — builds a new pool.
+ */
+function inPlaceChange(a: BackendConfig, b: BackendConfig): boolean {
+  const shape = (x: BackendConfig): unknown => ({ ...x, timeouts: null, retries: null, servers: x.servers.map((s) => ({ ...s, weight: null })) });
+  return same(shape(a), shape(b));
 }
 
 /** Stops a retired pool once nothing is in flight or queued on it. */
@@ -117,11 +128,18 @@ export function applyConfig(t: ReconfigureTarget, next: EdgeConfig, shared: Reco
   const pools = new Map<string, BackendPool>();
   const built: BackendPool[] = [];
   const replaced: BackendPool[] = [];
+  const inPlace: (() => void)[] = [];
   try {
     for (const b of next.backends) {
       const old = t.pools.get(b.name);
       const was = prev.backends.find((x) => x.name === b.name);
       if (old !== undefined && was !== undefined && same(was, b)) { pools.set(b.name, old); continue; }
+      if (old !== undefined && was !== undefined && inPlaceChange(was, b)) {
+        pools.set(b.name, old);
+        inPlace.push(() => { for (const s of b.servers) if (was.servers.find((x) => x.name === s.name)?.weight !== s.weight) old.setWeight(s.name, s.weight); });
+        changes.push(`backend ${b.name}: ${describeBackendChange(was, b)} (applied in place)`);
+        continue;
+      }
       const pool = t.createPool(b, shared[`backend:${b.name}`] as SharedActiveCounts | undefined);
       built.push(pool);
       pools.set(b.name, pool);
@@ -138,6 +156,7 @@ export function applyConfig(t: ReconfigureTarget, next: EdgeConfig, shared: Reco
   if (prev.tarpitMaxConcurrent !== next.tarpitMaxConcurrent) changes.push(`limits.tarpit.max_concurrent: ${prev.tarpitMaxConcurrent} → ${next.tarpitMaxConcurrent}`);
   // 2. Apply, all at once.
   t.swap(next, pools);
+  for (const f of inPlace) f();
   changes.push(...t.applyLimits(next));
   t.pools.clear();
   for (const [k, v] of pools) t.pools.set(k, v);

@@ -152,6 +152,15 @@ class Pool implements BackendPool {
     }
     if (this.passiveFailures > 0) this.observe(server, outcome);
     if (this.queue.size > 0) this.dispatchQueue();
+    // A slot freed on this generation of the server is one for its namesake in the other pool
+    // generation too (live reconfiguration): let that pool's queue use it.
+    const peer = server.peer;
+    if (peer !== null && peer.owner instanceof Pool) peer.owner.peerReleased();
+  }
+
+  /** The other pool generation freed a slot of a shared server (see release()). */
+  peerReleased(): void {
+    if (this.queue.size > 0 && !this.stopped) this.dispatchQueue();
   }
 
   queueLength(): number {
@@ -505,6 +514,17 @@ class Pool implements BackendPool {
     }
     this.changed(s, from, `admin: set state ${state}`, ADMIN_CHECK);
     return true;
+  }
+
+  runtimeOf(server: string): ServerRuntime | undefined { return this.byName.get(server); }
+
+  linkPeers(previous: BackendPool): void {
+    for (const s of this.list) {
+      const o = previous.runtimeOf?.(s.name);
+      if (!(o instanceof ServerRuntime) || o.url !== s.url) continue;
+      s.peer = o;
+      o.peer = s; // and the older generation is let go
+    }
   }
 
   adoptState(server: string, state: ServerState, checkStatus: string | null): void {

@@ -51,6 +51,13 @@ export class ServerRuntime implements LeasedServer {
   /** Queued requests pinned to this server by their sticky cookie. */
   pinnedQueued = 0;
 
+  /**
+   * The same server (name and URL) in the other pool generation around a live reconfiguration: its
+   * requests in flight count against this one's maxconn too, so a reload never lets the origin see
+   * more than maxconn (the old pool finishes its requests, the new one takes new ones).
+   */
+  peer: ServerRuntime | null = null;
+
   /** Cross-worker active counts (SharedArrayBuffer), or null when counting per process. */
   private readonly shared: Int32Array | null;
   private readonly slot: number;
@@ -100,22 +107,28 @@ export class ServerRuntime implements LeasedServer {
     return this.shared === null ? this.active : Atomics.load(this.shared, this.slot);
   }
 
+  /** This generation's own in-flight count (without the peer's). */
+  private ownActive(): number {
+    return this.shared === null ? this.active : Atomics.load(this.shared, this.slot);
+  }
+
   hasSlot(): boolean {
-    return this.maxconn === 0 || this.activeNow() < this.maxconn;
+    return this.maxconn === 0 || this.activeNow() + (this.peer === null ? 0 : this.peer.ownActive()) < this.maxconn;
   }
 
   /** Take one connection slot; false when the server is at maxconn. With shared counts this is a
    *  compare-and-swap, so the total across workers never exceeds maxconn. */
   tryTake(): boolean {
     const sh = this.shared;
+    const other = this.peer === null ? 0 : this.peer.ownActive();
     if (sh === null) {
-      if (this.maxconn !== 0 && this.active >= this.maxconn) return false;
+      if (this.maxconn !== 0 && this.active + other >= this.maxconn) return false;
     } else if (this.maxconn === 0) {
       Atomics.add(sh, this.slot, 1);
     } else {
       for (;;) {
         const cur = Atomics.load(sh, this.slot);
-        if (cur >= this.maxconn) return false;
+        if (cur + other >= this.maxconn) return false;
         if (Atomics.compareExchange(sh, this.slot, cur, cur + 1) === cur) break;
       }
     }

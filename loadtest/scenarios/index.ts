@@ -8,7 +8,8 @@ import { slowloris } from './slowloris.js';
 import { failover } from './failover.js';
 import { redisOutage } from './redis-outage.js';
 import { rules } from './rules.js';
+import { reloadStorm } from './reload-storm.js';
 
 export const SCENARIOS: Record<string, Scenario> = Object.fromEntries(
-  [throughput, peak, flood, botnet, slowloris, failover, redisOutage, rules].map((s) => [s.name, s]),
+  [throughput, peak, flood, botnet, slowloris, failover, redisOutage, rules, reloadStorm].map((s) => [s.name, s]),
 );

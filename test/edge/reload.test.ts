@@ -265,3 +265,29 @@ test('admin API: add, re-weight and remove a server at runtime — audited, pers
   proc = await start();
   assert.deepEqual((await servers()).map((s) => s.name), ['a']);
 });
+
+test('a reload that rebuilds a backend keeps maxconn: requests in flight on the old pool count against the new one', async (t) => {
+  const a = await startOrigin('a', named('a'));
+  t.after(() => a.close());
+  const dir = mkdtempSync(join(tmpdir(), 'pc-maxconn-'));
+  const file = join(dir, 'edge.yaml');
+  const spec: Spec = { port: await freePort(), adminPort: await freePort(), servers: [`{ name: a, url: "${a.url}", maxconn: 1 }`] };
+  writeFileSync(file, yamlOf(spec));
+  const proc = await runEdgeProcess(loadConfigFile(file), { handleSignals: false, bus: new EventBus({ node: 'mc' }) });
+  t.after(() => proc.stop());
+  const url = `http://127.0.0.1:${spec.port}`;
+  const c1 = httpClient({ localAddress: '127.0.0.6', connections: 1 });
+  const c2 = httpClient({ localAddress: '127.0.0.7', connections: 1 });
+  t.after(() => Promise.all([c1.close(), c2.close()]));
+  const first = c1.get(`${url}/slow`);
+  while (a.active === 0) await sleep(10);
+  // maxconn stays, but the queue changes: a new pool.
+  writeFileSync(file, yamlOf({ ...spec, extra: '    queue: { max: 50, timeout: 10s }' }).replace('servers:\n', 'queue: { max: 50, timeout: 10s }\n    servers:\n').replace('\n    queue: { max: 50, timeout: 10s }\n', '\n'));
+  const r = await reload(spec.adminPort);
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  assert.ok(r.body.changes.some((x) => x.startsWith('backend shop: queue')), JSON.stringify(r.body.changes));
+  const second = c2.get(`${url}/slow`);
+  const [r1, r2] = await Promise.all([first, second]);
+  assert.deepEqual([r1.status, r2.status], [200, 200]);
+  assert.equal(a.maxActive, 1, 'the origin never saw more than maxconn 1 across the reload');
+});
