@@ -419,6 +419,8 @@ export class AdminApi {
       ready: targets.ready(),
       redis: targets.redisState(),
       redisReason: targets.redisReason?.() ?? null,
+      // For soak runs and leak hunting: this (main) thread's memory, in bytes.
+      process: (() => { const m = process.memoryUsage(); return { rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external }; })(),
       requests: {
         total: metrics.requests,
         rate: last?.rps ?? 0,

@@ -9,7 +9,8 @@ import { failover } from './failover.js';
 import { redisOutage } from './redis-outage.js';
 import { rules } from './rules.js';
 import { reloadStorm } from './reload-storm.js';
+import { soak } from './soak.js';
 
 export const SCENARIOS: Record<string, Scenario> = Object.fromEntries(
-  [throughput, peak, flood, botnet, slowloris, failover, redisOutage, rules, reloadStorm].map((s) => [s.name, s]),
+  [throughput, peak, flood, botnet, slowloris, failover, redisOutage, rules, reloadStorm, soak].map((s) => [s.name, s]),
 );
