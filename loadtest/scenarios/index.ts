@@ -10,7 +10,8 @@ import { redisOutage } from './redis-outage.js';
 import { rules } from './rules.js';
 import { reloadStorm } from './reload-storm.js';
 import { soak } from './soak.js';
+import { redisChaos } from './redis-chaos.js';
 
 export const SCENARIOS: Record<string, Scenario> = Object.fromEntries(
-  [throughput, peak, flood, botnet, slowloris, failover, redisOutage, rules, reloadStorm, soak].map((s) => [s.name, s]),
+  [throughput, peak, flood, botnet, slowloris, failover, redisOutage, rules, reloadStorm, soak, redisChaos].map((s) => [s.name, s]),
 );
