@@ -11,7 +11,8 @@ import { rules } from './rules.js';
 import { reloadStorm } from './reload-storm.js';
 import { soak } from './soak.js';
 import { redisChaos } from './redis-chaos.js';
+import { originChaos } from './origin-chaos.js';
 
 export const SCENARIOS: Record<string, Scenario> = Object.fromEntries(
-  [throughput, peak, flood, botnet, slowloris, failover, redisOutage, rules, reloadStorm, soak, redisChaos].map((s) => [s.name, s]),
+  [throughput, peak, flood, botnet, slowloris, failover, redisOutage, rules, reloadStorm, soak, redisChaos, originChaos].map((s) => [s.name, s]),
 );
