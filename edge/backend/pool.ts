@@ -154,8 +154,8 @@ class Pool implements BackendPool {
     if (this.queue.size > 0) this.dispatchQueue();
     // A slot freed on this generation of the server is one for its namesake in the other pool
     // generation too (live reconfiguration): let that pool's queue use it.
-    const peer = server.peer;
-    if (peer !== null && peer.owner instanceof Pool) peer.owner.peerReleased();
+    const peers = server.peers;
+    for (let i = 0; i < peers.length; i++) { const o = peers[i].owner; if (o instanceof Pool) o.peerReleased(); }
   }
 
   /** The other pool generation freed a slot of a shared server (see release()). */
@@ -361,6 +361,7 @@ class Pool implements BackendPool {
 
   stop(): void {
     this.stopped = true;
+    this.unlinkPeers();
     for (const c of this.checks) c.stop();
     this.checks = [];
     if (this.housekeeping !== null) clearInterval(this.housekeeping);
@@ -522,8 +523,18 @@ class Pool implements BackendPool {
     for (const s of this.list) {
       const o = previous.runtimeOf?.(s.name);
       if (!(o instanceof ServerRuntime) || o.url !== s.url) continue;
-      s.peer = o;
-      o.peer = s; // and the older generation is let go
+      // Every live generation of this server counts the others' requests in flight.
+      const group = [o, ...o.peers];
+      s.peers = group;
+      for (const g of group) g.peers = [...g.peers, s];
+    }
+  }
+
+  /** A stopped pool's servers no longer count for their other generations. */
+  private unlinkPeers(): void {
+    for (const s of this.list) {
+      for (const p of s.peers) p.peers = p.peers.filter((x) => x !== s);
+      s.peers = [];
     }
   }
 

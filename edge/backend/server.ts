@@ -52,11 +52,20 @@ export class ServerRuntime implements LeasedServer {
   pinnedQueued = 0;
 
   /**
-   * The same server (name and URL) in the other pool generation around a live reconfiguration: its
-   * requests in flight count against this one's maxconn too, so a reload never lets the origin see
-   * more than maxconn (the old pool finishes its requests, the new one takes new ones).
+   * The same server (name and URL) in the other live pool generations around live reconfigurations:
+   * their requests in flight count against this one's maxconn too, so reloads never let the origin
+   * see more than maxconn (old pools finish their requests, the new one takes new ones). Empty
+   * unless a reload rebuilt the backend while requests were in flight; a stopped pool unlinks itself.
    */
-  peer: ServerRuntime | null = null;
+  peers: ServerRuntime[] = [];
+
+  /** In flight on the other generations of this server. */
+  private peerLoad(): number {
+    const ps = this.peers;
+    let n = 0;
+    for (let i = 0; i < ps.length; i++) n += ps[i].ownActive();
+    return n;
+  }
 
   /** Cross-worker active counts (SharedArrayBuffer), or null when counting per process. */
   private readonly shared: Int32Array | null;
@@ -113,14 +122,14 @@ export class ServerRuntime implements LeasedServer {
   }
 
   hasSlot(): boolean {
-    return this.maxconn === 0 || this.activeNow() + (this.peer === null ? 0 : this.peer.ownActive()) < this.maxconn;
+    return this.maxconn === 0 || this.activeNow() + (this.peers.length === 0 ? 0 : this.peerLoad()) < this.maxconn;
   }
 
   /** Take one connection slot; false when the server is at maxconn. With shared counts this is a
    *  compare-and-swap, so the total across workers never exceeds maxconn. */
   tryTake(): boolean {
     const sh = this.shared;
-    const other = this.peer === null ? 0 : this.peer.ownActive();
+    const other = this.peers.length === 0 ? 0 : this.peerLoad();
     if (sh === null) {
       if (this.maxconn !== 0 && this.active + other >= this.maxconn) return false;
     } else if (this.maxconn === 0) {
