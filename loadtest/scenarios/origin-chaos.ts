@@ -25,7 +25,7 @@ const FAULTS: Fault[] = [
 export const originChaos: Scenario = {
   name: 'origin-chaos',
   description: 'one of three origins hangs, answers garbage, cuts bodies or resets per phase under the peak mix: failures, retries, health',
-  defaultDurationMs: 90_000,
+  defaultDurationMs: 54_000,
   supports: ['portcullis'],
   tools: () => [],
   async run(ctx: ScenarioContext): Promise<ScenarioResult> {

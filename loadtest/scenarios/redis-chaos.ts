@@ -31,7 +31,7 @@ export const FAULTS: { name: string; mode: FakeRedisMode }[] = [
 export const redisChaos: Scenario = {
   name: 'redis-chaos',
   description: 'two nodes sharing Redis through a fault-injecting RESP proxy; the fault matrix cycled under load: legit failures, limits per phase',
-  defaultDurationMs: 140_000,
+  defaultDurationMs: 60_000,
   supports: ['portcullis'],
   tools: () => ['redis-server'],
   async run(ctx: ScenarioContext): Promise<ScenarioResult> {
