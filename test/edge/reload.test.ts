@@ -291,3 +291,37 @@ test('a reload that rebuilds a backend keeps maxconn: requests in flight on the 
   assert.deepEqual([r1.status, r2.status], [200, 200]);
   assert.equal(a.maxActive, 1, 'the origin never saw more than maxconn 1 across the reload');
 });
+
+test('workers: 2 — a server added through the admin API serves from every worker thread', async (t) => {
+  const a = await startOrigin('a', named('a'));
+  const b = await startOrigin('b', named('b'));
+  t.after(() => Promise.all([a.close(), b.close()]));
+  const edge = await spawnEdge([
+    'listen: [{ address: "127.0.0.1:{{PORT}}" }]',
+    'admin: { address: "127.0.0.1:{{ADMIN_PORT}}", token: "${PORTCULLIS_ADMIN_TOKEN}" }',
+    'access_log: { path: "off" }',
+    'workers: 2',
+    'limits: { client: { requests: { limit: 0 }, in_flight: 0 } }',
+    'backends:', '  shop:', '    servers:', `      - { name: a, url: "${a.url}" }`,
+  ].join('\n') + '\n');
+  t.after(() => edge.stop());
+  const r = await request(`http://127.0.0.1:${edge.adminPort}/api/servers/shop`, {
+    method: 'POST', headers: { authorization: 'Bearer test-admin-token-0123456789', 'content-type': 'application/json' }, body: JSON.stringify({ name: 'b', url: b.url }),
+  });
+  assert.equal(r.statusCode, 201, await r.body.text());
+  // a out of rotation (weight 0, sent to every worker): a thread without b would answer 503.
+  const w = await request(`http://127.0.0.1:${edge.adminPort}/api/servers/shop/a/weight`, {
+    method: 'PUT', headers: { authorization: 'Bearer test-admin-token-0123456789', 'content-type': 'application/json' }, body: JSON.stringify({ weight: 0 }),
+  });
+  assert.equal(w.statusCode, 200, await w.body.text());
+  const get = async (): Promise<string> => {
+    const res = await request(`${edge.url}/`, { reset: true });
+    const body = await res.body.text();
+    return res.statusCode === 200 ? String(res.headers['x-origin']) : `${res.statusCode} ${body.trim()}`;
+  };
+  // The worker applies both changes from messages: wait until ten answers in a row come from b.
+  for (let i = 0, run = 0; i < 100 && run < 10; i++) { run = (await get()) === 'b' ? run + 1 : 0; if (run === 0) await sleep(50); }
+  const got: string[] = [];
+  for (let i = 0; i < 40; i++) got.push(await get());
+  assert.deepEqual(got.filter((o) => o !== 'b'), [], 'every thread serves the added server');
+});
