@@ -1,6 +1,6 @@
 // `portcullis` command line: run, check, schema, rules, firewall, top.
 import { loadConfigFile, configSchema, ConfigLoadError } from './config/load.js';
-import { formatDuration } from './config/units.js';
+import { formatDuration, parseDuration } from './config/units.js';
 import type { EdgeConfig } from './config/normalize.js';
 import { fileURLToPath } from 'node:url';
 import { runEdgeProcess } from './process.js';
@@ -12,6 +12,8 @@ commands:
   run --config FILE        start the edge proxy (--supervise: restart it if it dies)
   check --config FILE      validate a config file without starting (exit 1 on errors; --peer FILE: the
                            other node of an HA pair must agree on servers, sticky secret, VRRP id)
+        [--online]         also connect to what it names: Redis (credentials, permissions), each
+                           server's health check, geo databases, rule files (--timeout 3s)
   schema                   print the config JSON Schema (for editors)
   rules lint|test|explain  rule-file tools (see docs/rules.md)
   firewall --config FILE   print the nftables ruleset derived from limits (--apply, --remove)
@@ -111,6 +113,16 @@ export async function main(argv: string[]): Promise<void> {
         const issues = (await import('./ha.js')).pairMismatches(cfg, peer);
         for (const i of issues) process.stderr.write(`pair: ${i}\n`);
         if (issues.length > 0) code = 1; else process.stdout.write(`pair ${cfg.nodeId} + ${peer.nodeId}: consistent\n`);
+      }
+      if (rest.includes('--online')) {
+        // Connect to what the config names (Redis with its credentials, servers' health, geo, rules).
+        const { checkOnline, formatFindings } = await import('./check-online.js');
+        const t = argValue(rest, '--timeout');
+        const timeoutMs = t !== undefined ? parseDuration(t) : null;
+        if (t !== undefined && (timeoutMs === null || timeoutMs <= 0)) { process.stderr.write(`--timeout "${t}": give a duration such as 3s or 500ms\n`); code = 2; break; }
+        const report = formatFindings(await checkOnline(cfg, { timeoutMs: timeoutMs ?? undefined }));
+        process.stdout.write(report.text);
+        code = report.code;
       }
       break;
     }

@@ -30,6 +30,7 @@ import { reloadEvent, lifecycleEvent, errorEvent, guardEvent, eventClient } from
 import type { Transaction } from './transaction.js';
 import { registerListenerAddress } from './forward.js';
 import { WebSocketRuntime } from './websocket.js';
+import { applyConfig, type ReconfigureTarget, type ReloadResult } from './reconfigure.js';
 
 export interface EdgeOptions {
   clock?: Clock;
@@ -47,7 +48,8 @@ export interface EdgeOptions {
 }
 
 export interface RunningEdge {
-  readonly cfg: EdgeConfig;
+  /** The config in force (replaced by a live reconfiguration). */
+  cfg: EdgeConfig;
   readonly bus: EventBus;
   readonly pools: Map<string, BackendPool>;
   readonly listeners: RunningListener[];
@@ -71,13 +73,19 @@ export interface RunningEdge {
   draining: { sinceMs: number; graceMs: number } | null;
   /** stop() has begun: listeners are closing. */
   readonly stopping: boolean;
+  /**
+   * Live reconfiguration (edge/reconfigure.ts): applies a validated config; `shared` holds active
+   * counts the main thread created for changed backends (workers: N).
+   */
+  reconfigure(next: EdgeConfig, shared?: Record<string, unknown>): ReloadResult;
   /** Stop accepting, let in-flight requests finish up to the graceful deadline, then close. */
   stop(): Promise<void>;
 }
 
 /** Client identity stage over edge/identity.ts (trusted proxies, IPv4-mapped → IPv4, IPv6 prefixes). */
 class IdentityAdapter implements IdentityStage {
-  constructor(private readonly cfg: IdentityConfig) {}
+  /** Replaced by a live reconfiguration (trusted_proxies, ipv6_prefix). */
+  constructor(public cfg: IdentityConfig) {}
   resolve(tx: Transaction): boolean {
     const id = resolveClient(tx.remote, tx.xff, this.cfg);
     if (id === null) return false;
@@ -170,11 +178,13 @@ export async function startEdge(cfg: EdgeConfig, opts: EdgeOptions = {}): Promis
     // --- backends, upstream, pipeline ---
     const pools = new Map<string, BackendPool>();
     for (const b of cfg.backends) pools.set(b.name, createBackendPool(b, { bus, clock }, shared[`backend:${b.name}`] as SharedActiveCounts | undefined));
+    const retiring = new Set<BackendPool>();
     const client = opts.client ?? await createUpstreamClient(cfg);
     cleanups.push(() => client.close());
     const log: AccessLog = openAccessLog(cfg.accessLog.path, cfg.nodeId);
-    const trusted = (cfg.sections.trusted_proxies as string[] | undefined) ?? [];
-    const identityCfg = compileIdentity({ trustedProxies: trusted, ipv6Prefix: cfg.sections.ipv6_prefix as number });
+    const identityOf = (c: EdgeConfig): IdentityConfig => compileIdentity({ trustedProxies: (c.sections.trusted_proxies as string[] | undefined) ?? [], ipv6Prefix: c.sections.ipv6_prefix as number });
+    // The http1 listeners key connections and trust PROXY headers with the config they opened with.
+    const identityCfg = identityOf(cfg);
     const identity = new IdentityAdapter(identityCfg);
     const guardStage: GuardStage = new GuardAdapter(guard, bans);
     // client.conn_cur / client.conn_rate: the connection guard's node-wide counts.
@@ -182,7 +192,13 @@ export async function startEdge(cfg: EdgeConfig, opts: EdgeOptions = {}): Promis
     const pipeline = new Pipeline({ cfg, clock, bus, log, pools, client, identity, guard: guardStage, rules: rulesStage, observer: opts.observer ?? null });
     cleanups.push(() => pipeline.close());
     setAbortHook((tx) => pipeline.clientAborted(tx));
-    for (const p of pools.values()) { p.start(); cleanups.push(() => p.stop()); }
+    for (const p of pools.values()) p.start();
+    // The pools in force at stop time (a reload replaces them) and those still finishing old requests.
+    cleanups.push(() => {
+      for (const p of pools.values()) p.stop();
+      for (const p of retiring) p.stop();
+      retiring.clear();
+    });
 
     const listeners: RunningListener[] = [];
     const websocket = new WebSocketRuntime(cfg.websocket);
@@ -212,6 +228,25 @@ export async function startEdge(cfg: EdgeConfig, opts: EdgeOptions = {}): Promis
     const edge: RunningEdge = {
       cfg, bus, pools, listeners, pipeline, guard, connGuard, bans, share, counters, rules, geo, websocket, ready: true, draining: null,
       get stopping(): boolean { return stopping !== null; },
+      reconfigure(next: EdgeConfig, sharedNext: Record<string, unknown> = {}): ReloadResult {
+        const target: ReconfigureTarget = {
+          cfg: edge.cfg, pools, retiring,
+          createPool: (b, counts) => { const p = createBackendPool(b, { bus, clock }, counts); p.start(); return p; },
+          swap: (c, ps) => pipeline.reconfigure(c, ps),
+          applyLimits: (c) => {
+            const out = guard.reconfigure(guardConfigOf(c));
+            const was = edge.cfg;
+            if (JSON.stringify(was.sections.trusted_proxies ?? []) !== JSON.stringify(c.sections.trusted_proxies ?? []) || was.sections.ipv6_prefix !== c.sections.ipv6_prefix) {
+              identity.cfg = identityOf(c);
+              out.push('trusted_proxies / ipv6_prefix');
+            }
+            return out;
+          },
+        };
+        const r = applyConfig(target, next, sharedNext);
+        if (r.ok) edge.cfg = target.cfg;
+        return r;
+      },
       stop(): Promise<void> {
         if (stopping) return stopping;
         edge.ready = false;

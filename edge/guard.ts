@@ -120,11 +120,11 @@ export class ClientGuard {
   private readonly bytesOutRate: RateColumn;
   private readonly bans: BanList | null;
   private readonly share: RedisShare | null;
-  private readonly statuses: Int32Array;
-  private readonly rateLimit: number;
-  private readonly localRateLimit: number;
-  private readonly clientInFlight: number;
-  private readonly globalInFlight: number;
+  private statuses: Int32Array;
+  private rateLimit: number;
+  private localRateLimit: number;
+  private clientInFlight: number;
+  private globalInFlight: number;
 
   /** After GUARD_CLIENT_RATE: seconds for the Retry-After header. */
   retryAfter = 0;
@@ -163,6 +163,27 @@ export class ClientGuard {
     this.localRateLimit = this.rateLimit / nodes;
     this.clientInFlight = cfg.client.inFlight;
     this.globalInFlight = cfg.global.inFlight;
+  }
+
+  /**
+   * Live reconfiguration: the limits, statuses and in-flight caps of `cfg` apply from the next
+   * request. The window and the memory sizes are fixed at start (the caller reports them). Returns
+   * what changed, one line each.
+   */
+  reconfigure(cfg: GuardConfig): string[] {
+    const out: string[] = [];
+    const was = { limit: this.rateLimit, clientInFlight: this.clientInFlight, globalInFlight: this.globalInFlight, statuses: Array.from(this.statuses) };
+    const nodes = this.share ? (cfg.shared?.nodeCount ?? this.share.cfg.nodeCount) : 1;
+    this.rateLimit = cfg.client.requests.limit;
+    this.localRateLimit = this.rateLimit / nodes;
+    this.clientInFlight = cfg.client.inFlight;
+    this.globalInFlight = cfg.global.inFlight;
+    this.statuses = Int32Array.from([0, cfg.client.banStatus, cfg.global.status, 429, cfg.client.requests.status]);
+    if (was.limit !== this.rateLimit) out.push(`limits.client.requests.limit: ${was.limit} → ${this.rateLimit}`);
+    if (was.clientInFlight !== this.clientInFlight) out.push(`limits.client.in_flight: ${was.clientInFlight} → ${this.clientInFlight}`);
+    if (was.globalInFlight !== this.globalInFlight) out.push(`limits.global.in_flight: ${was.globalInFlight} → ${this.globalInFlight}`);
+    if (was.statuses.join() !== Array.from(this.statuses).join()) out.push('limits statuses changed');
+    return out;
   }
 
   /** HTTP status for a rejecting verdict. */
@@ -206,7 +227,7 @@ export class ClientGuard {
         const est = this.reqRate.projected(s, now, share.contributors);
         if (est >= limit) {
           t.markDirty(s); // keep pulling the global total while we reject
-          this.retryAfter = retrySeconds(this.reqRate.msUntilBelow(s, now, limit, est));
+          this.retryAfter = retrySeconds(this.reqRate.msUntilBelow(s, now, limit, share.contributors));
           return this.reject(GUARD_CLIENT_RATE, clientKey, h, now, true, true);
         }
       }

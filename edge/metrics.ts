@@ -12,6 +12,7 @@
 // read from the bound sources at scrape time too.
 import type { Counter, Gauge, Metric, Registry } from 'prom-client';
 import type { SinkStats } from './events/ring.js';
+import { unhandledCounts } from './fault-guard.js';
 
 /** What the metrics read at scrape time; the admin server binds these from its targets. */
 export interface MetricsSources {
@@ -19,6 +20,8 @@ export interface MetricsSources {
   tables(): readonly { name: string; size: number }[];
   bans(): number;
   redisState(): 'ok' | 'degraded' | 'off';
+  /** Why Redis is degraded now (fault code, null while ok) and how often it became unusable, by code. */
+  redisFault(): { code: string | null; counts: ReadonlyMap<string, number> };
   /** Client requests in flight now (the edge's own count; else connectionOpened/Closed are used). */
   inFlight(): number;
   /**
@@ -189,6 +192,32 @@ export class Metrics {
       collect(this: Gauge<string>) {
         const s = self.sources.redisState?.() ?? 'off';
         this.set(s === 'ok' ? 1 : s === 'degraded' ? 0 : -1);
+      },
+    });
+    new client.Gauge({
+      name: p + 'redis_degraded', help: 'Shared-counter Redis unusable now, by reason (refused, timeout, NOAUTH, NOPERM, OOM, READONLY, LOADING, MOVED, no_master …): 1 for the current reason',
+      labelNames: ['reason'], registers: [reg],
+      collect(this: Gauge<string>) {
+        this.reset();
+        const f = self.sources.redisFault?.();
+        if (f?.code) this.set({ reason: f.code }, 1);
+      },
+    });
+    new client.Counter({
+      name: p + 'redis_faults_total', help: 'Times the shared-counter Redis became unusable (limits enforced locally at limit / node_count), by reason',
+      labelNames: ['reason'], registers: [reg],
+      collect(this: Counter<string>) {
+        this.reset();
+        const f = self.sources.redisFault?.();
+        if (f) for (const [code, n] of f.counts) this.inc({ reason: code }, n);
+      },
+    });
+    new client.Counter({
+      name: p + 'unhandled_errors_total', help: 'Exceptions and promise rejections nobody handled (logged, process kept alive); any is a bug',
+      labelNames: ['kind'], registers: [reg],
+      collect(this: Counter<string>) {
+        this.reset();
+        for (const kind of ['exception', 'rejection'] as const) this.inc({ kind }, unhandledCounts[kind]);
       },
     });
     new client.Counter({

@@ -10,16 +10,18 @@ import type { ActionSpec } from './act.js';
 import type { RuleMode } from './events/schema.js';
 import type { BackendPool, ServerState } from './backend/types.js';
 import { readiness, type NodeSnapshot } from './readiness.js';
+import type { EdgeConfig } from './config/normalize.js';
 
 /** A ban without an end: the admin API's "until removed" (100 years). */
 const FOREVER_MS = 100 * 365 * 24 * 3600 * 1000;
 
-export function adminTargetsFor(edge: RunningEdge, fanout: WorkerFanout | null = null): AdminTargets {
+export function adminTargetsFor(edge: RunningEdge, fanout: WorkerFanout | null = null, reloadConfig: AdminTargets['reloadConfig'] = null): AdminTargets {
   const table = edge.guard.table;
-  // With worker threads every admin change made here is also sent to each worker (fanout).
-  const pools = fanout === null ? [...edge.pools.values()] : [...edge.pools.values()].map((p) => fanoutPool(p, fanout));
+  // With worker threads every admin change made here is also sent to each worker (fanout). The pools
+  // in force are read on every call: a config reload replaces them.
   return {
-    pools: () => pools,
+    pools: () => (fanout === null ? [...edge.pools.values()] : [...edge.pools.values()].map((p) => fanoutPool(p, fanout))),
+    reloadConfig,
     bans: {
       list: (): BanEntry[] => edge.bans.list().map((b) => ({
         key: b.key, reason: b.reason, expiresAt: b.until - Date.now() > FOREVER_MS / 2 ? null : b.until, source: b.by,
@@ -71,6 +73,7 @@ export function adminTargetsFor(edge: RunningEdge, fanout: WorkerFanout | null =
     }),
     health: () => readiness(nodeSnapshot(edge)),
     redisState: () => (edge.share === null ? 'off' : edge.share.state),
+    redisReason: () => edge.share?.reason ?? null,
   };
 }
 
@@ -93,6 +96,7 @@ export function nodeSnapshot(edge: RunningEdge): NodeSnapshot {
       for (const s of servers) if (s.state === 'up' && (!checked || (s.checkStatus?.startsWith('L7OK') ?? false))) up++;
       return { name: p.name, up, servers: servers.length };
     }),
+    redis: edge.share === null ? { state: 'off', reason: null } : { state: edge.share.state, reason: edge.share.reason ?? null },
   };
 }
 
@@ -127,6 +131,7 @@ export function bindMetricSources(metrics: Metrics, edge: RunningEdge): void {
     tables: () => [{ name: 'client', size: edge.guard.table.count }],
     bans: () => edge.bans.size,
     redisState: () => (edge.share === null ? 'off' : edge.share.state),
+    redisFault: () => ({ code: edge.share?.faultCode ?? null, counts: edge.share?.faultCounts ?? new Map<string, number>() }),
     inFlight: () => edge.pipeline.inFlight,
     connections: () => ({ open: edge.connGuard?.openConnections ?? 0, tarpitted: edge.connGuard?.tarpitted ?? 0 }),
   });
@@ -143,7 +148,9 @@ export type WorkerCommand =
   | { type: 'server-weight'; backend: string; server: string; weight: number }
   | { type: 'rule-mode'; id: string; mode: RuleMode | null }
   | { type: 'rules-reload' }
-  | { type: 'table-clear'; key: string };
+  | { type: 'table-clear'; key: string }
+  /** A reloaded config (validated by the main thread) and the active counts of its changed backends. */
+  | { type: 'config-apply'; config: EdgeConfig; shared: Record<string, unknown> };
 
 export interface CommandPort { postMessage(msg: unknown): void }
 
@@ -168,8 +175,9 @@ export class WorkerFanout {
 
   send(cmd: WorkerCommand): void {
     const key = cmd.type === 'server-state' || cmd.type === 'server-weight' ? `${cmd.type}:${cmd.backend}/${cmd.server}`
-      : cmd.type === 'rule-mode' ? `rule-mode:${cmd.id}` : null;
-    if (key !== null) this.journal.set(key, cmd);
+      : cmd.type === 'rule-mode' ? `rule-mode:${cmd.id}` : cmd.type === 'config-apply' ? 'config-apply' : null;
+    // Re-inserted at the end: a restarted worker replays the latest config after what came before it.
+    if (key !== null) { this.journal.delete(key); this.journal.set(key, cmd); }
     for (const p of this.ports) p.postMessage(cmd);
   }
 }
@@ -193,6 +201,9 @@ function fanoutPool(pool: BackendPool, fanout: WorkerFanout): BackendPool {
       if (ok) fanout.send({ type: 'server-weight', backend: pool.name, server, weight });
       return ok;
     },
+    adoptState: (server, state, check) => pool.adoptState?.(server, state, check),
+    linkPeers: (previous) => pool.linkPeers?.(previous),
+    runtimeOf: (server) => pool.runtimeOf?.(server),
     start: () => pool.start(),
     stop: () => pool.stop(),
   };
@@ -206,11 +217,16 @@ export async function applyWorkerCommand(edge: RunningEdge, cmd: WorkerCommand):
     case 'rule-mode': return edge.rules?.setMode(cmd.id, cmd.mode) ?? false;
     case 'rules-reload': return edge.rules !== null && (await edge.rules.reload('admin')).ok;
     case 'table-clear': return edge.guard.table.delete(cmd.key);
+    case 'config-apply': {
+      const r = edge.reconfigure(cmd.config, cmd.shared);
+      if (!r.ok) throw new Error(`config not applied: ${r.errors.join('; ')}`);
+      return true;
+    }
     default: return false;
   }
 }
 
 export function isWorkerCommand(m: unknown): m is WorkerCommand {
   const t = (m as { type?: unknown } | null)?.type;
-  return t === 'server-state' || t === 'server-weight' || t === 'rule-mode' || t === 'rules-reload' || t === 'table-clear';
+  return t === 'server-state' || t === 'server-weight' || t === 'rule-mode' || t === 'rules-reload' || t === 'table-clear' || t === 'config-apply';
 }

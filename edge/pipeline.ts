@@ -142,6 +142,22 @@ export class Pipeline implements RequestHandler, ForwardHost {
 
   close(): void { clearInterval(this.deadlineTimer); }
 
+  /**
+   * Live reconfiguration: new requests use `cfg` (timeouts, default backend, tarpit cap) and these
+   * pools from now on; a request in flight keeps the pool it was given (ForwardAttempt holds it).
+   */
+  reconfigure(cfg: EdgeConfig, pools: Map<string, BackendPool>): void {
+    const routes = new Map<string, Route>();
+    for (const b of cfg.backends) {
+      const pool = pools.get(b.name);
+      if (pool !== undefined) routes.set(b.name, { pool, cfg: b });
+    }
+    this.deps.cfg = cfg;
+    this.deps.pools = pools;
+    this.routes.clear();
+    for (const [k, v] of routes) this.routes.set(k, v);
+  }
+
   /** Resolves when no request is in flight (graceful stop). */
   whenIdle(): Promise<void> {
     if (this.inFlight === 0) return Promise.resolve();

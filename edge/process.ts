@@ -15,8 +15,14 @@ import { startEventSinks } from './events/index.js';
 import { startAdminServer, type AdminServer } from './admin/server.js';
 import { adminTargetsFor, bindMetricSources, MetricsObserver, WorkerFanout } from './ops.js';
 import type { WorkerInit, WorkerReport } from './worker.js';
-import { lifecycleEvent } from './events/build.js';
+import { lifecycleEvent, reloadEvent } from './events/build.js';
 import type { HaSection } from './ha.js';
+import { installFaultGuard } from './fault-guard.js';
+import { loadConfigFile, ConfigLoadError, formatConfigError } from './config/load.js';
+import { createSharedActiveCounts } from './backend/index.js';
+import type { ReloadResult } from './reconfigure.js';
+import type { AdminTargets } from './admin/targets.js';
+import type { BackendConfig } from './backend/types.js';
 
 const WORKER_ENTRY = fileURLToPath(new URL('./worker.js', import.meta.url));
 
@@ -32,12 +38,12 @@ export interface EdgeProcess {
   stop(): Promise<void>;
 }
 
-export async function runEdgeProcess(cfg: EdgeConfig, opts: { handleSignals?: boolean } = {}): Promise<EdgeProcess> {
-  // An exception escaping one request's handling must not take every other request down.
-  process.on('uncaughtException', (err) => logLine(50, 'uncaught exception (process kept alive)', { err: String(err?.stack ?? err) }));
-  process.on('unhandledRejection', (err) => logLine(50, 'unhandled rejection (process kept alive)', { err: String((err as Error)?.stack ?? err) }));
+export async function runEdgeProcess(cfg: EdgeConfig, opts: { handleSignals?: boolean; bus?: EventBus } = {}): Promise<EdgeProcess> {
   const shared: Record<string, unknown> = cfg.workers > 1 ? createSharedMemory(cfg) : {};
-  const bus = new EventBus({ node: cfg.nodeId });
+  const bus = opts.bus ?? new EventBus({ node: cfg.nodeId });
+  // An exception escaping one request's handling, or a rejection nobody awaited, must not take every
+  // other request down: logged, counted, reported as an `error` event (edge/fault-guard.ts).
+  const unguard = installFaultGuard(bus);
   const metrics = new Metrics();
   const eventsCfg = cfg.sections.events as EventsSection;
   const sharedCfg = (cfg.sections.shared as SharedConfig | null) ?? null;
@@ -60,6 +66,13 @@ export async function runEdgeProcess(cfg: EdgeConfig, opts: { handleSignals?: bo
   const forwarded = { name: 'workers', accepted: 0, dropped: 0, written: 0, pending: 0 };
   if (fanout !== null) metrics.addSinkSource(() => [forwarded]);
   const haCfg = cfg.sections.ha as HaSection;
+  // Live reconfiguration (SIGHUP, POST /api/config/reload): re-read, validate, apply or refuse.
+  let reloading: Promise<ReloadResult> | null = null;
+  const reloadConfig = (why: string): Promise<ReloadResult> => {
+    // One at a time: a second request while one runs gets the same answer.
+    reloading ??= reloadConfigFile(edge, fanout, why).finally(() => { reloading = null; });
+    return reloading;
+  };
   let admin: AdminServer | null = null;
   if (cfg.admin !== null) {
     admin = await startAdminServer({
@@ -68,7 +81,7 @@ export async function runEdgeProcess(cfg: EdgeConfig, opts: { handleSignals?: bo
       tokens: cfg.admin.tokens,
       stateFile: cfg.admin.stateFile ?? join(dirname(cfg.file), 'portcullis.state.json'),
       redisUrl,
-    }, { ...adminTargetsFor(edge, fanout), drain: (graceMs: number, who: string) => drain(graceMs, who), drainGraceMs: haCfg.drainGraceMs }, bus, metrics);
+    }, { ...adminTargetsFor(edge, fanout, () => reloadConfig('admin API')), runtimeServers: runtimeServersOf(edge, fanout), drain: (graceMs: number, who: string) => drain(graceMs, who), drainGraceMs: haCfg.drainGraceMs }, bus, metrics);
   }
 
   let stopping = false;
@@ -122,6 +135,7 @@ export async function runEdgeProcess(cfg: EdgeConfig, opts: { handleSignals?: bo
     await Promise.all([edge.stop(), ...exits]);
     await admin?.close();
     await sinks.stop();
+    unguard();
   };
   /**
    * Planned hand-over: /healthz answers 503 at once while the listeners keep serving, so keepalived
@@ -153,8 +167,10 @@ export async function runEdgeProcess(cfg: EdgeConfig, opts: { handleSignals?: bo
     };
     process.once('SIGTERM', () => void onSignal('SIGTERM'));
     process.once('SIGINT', () => void onSignal('SIGINT'));
-    // SIGHUP: re-read certificates and geo databases (rule files reload on SIGHUP through RuleManager.watch()).
+    // SIGHUP: re-read the whole config (backends, servers, limits, timeouts …), certificates and geo
+    // databases (rule files reload on SIGHUP through RuleManager.watch()).
     process.on('SIGHUP', () => {
+      void reloadConfig('SIGHUP');
       for (const l of edge.listeners) l.reloadTls?.();
       void edge.geo?.reload();
       // With `rules.watch: false` the rule manager does not listen for SIGHUP itself: SIGHUP still
@@ -176,6 +192,72 @@ function holdsAny(addresses: readonly string[]): boolean {
     for (const a of list ?? []) if (addresses.includes(a.address)) return true;
   }
   return false;
+}
+
+/** Applies `next` (a copy of the running config with a change) to the edge and every worker thread. */
+function applyRuntimeConfig(edge: RunningEdge, fanout: WorkerFanout | null, next: EdgeConfig): ReloadResult {
+  const shared: Record<string, unknown> = {};
+  if (fanout !== null) {
+    for (const b of next.backends) {
+      const was = edge.cfg.backends.find((x) => x.name === b.name);
+      if (was === undefined || JSON.stringify(was) !== JSON.stringify(b)) shared[`backend:${b.name}`] = createSharedActiveCounts(b);
+    }
+  }
+  const r = edge.reconfigure(next, shared);
+  if (r.ok) fanout?.send({ type: 'config-apply', config: next, shared });
+  return r;
+}
+
+/**
+ * Admin API: add or remove a server at runtime — the running config with that one change, applied
+ * like a reload (new requests see it, requests in flight finish where they are).
+ */
+export function runtimeServersOf(edge: RunningEdge, fanout: WorkerFanout | null): NonNullable<AdminTargets['runtimeServers']> {
+  const change = (backend: string, fn: (b: BackendConfig) => string | null): ReloadResult => {
+    const next = structuredClone(edge.cfg);
+    const b = next.backends.find((x) => x.name === backend);
+    if (b === undefined) return { ok: false, errors: [`no backend "${backend}"`], changes: [], restartRequired: [] };
+    const err = fn(b);
+    if (err !== null) return { ok: false, errors: [err], changes: [], restartRequired: [] };
+    return applyRuntimeConfig(edge, fanout, next);
+  };
+  return {
+    add: (backend, s) => change(backend, (b) => {
+      if (b.servers.some((x) => x.name === s.name)) return `backend ${backend} already has a server "${s.name}"`;
+      b.servers.push({ name: s.name, url: s.url, weight: s.weight, maxconn: s.maxconn, slowstartMs: 0, backup: s.backup, sendProxy: null });
+      return null;
+    }),
+    remove: (backend, name) => change(backend, (b) => {
+      const i = b.servers.findIndex((x) => x.name === name);
+      if (i < 0) return `no server "${name}" in backend "${backend}"`;
+      if (b.servers.length === 1) return `${backend}/${name} is the backend's last server: drain it, or add another first`;
+      b.servers.splice(i, 1);
+      return null;
+    }),
+  };
+}
+
+/**
+ * Reads the config file again and applies it to the edge (and, through `fanout`, to every worker);
+ * a config that does not load is refused with its errors (a `reload` event, ok false) and the running
+ * one stays. Never throws.
+ */
+export async function reloadConfigFile(edge: RunningEdge, fanout: WorkerFanout | null, why: string): Promise<ReloadResult> {
+  const file = edge.cfg.file;
+  const what = `config ${file} (${why})`;
+  let next: EdgeConfig;
+  try {
+    next = loadConfigFile(file);
+  } catch (err) {
+    const errors = err instanceof ConfigLoadError ? err.errors.map(formatConfigError) : [String((err as Error)?.message ?? err)];
+    edge.bus.emit(reloadEvent({ ok: false, errors, hash: null, what }));
+    return { ok: false, errors, changes: [], restartRequired: [] };
+  }
+  // Worker threads share a changed backend's active counts (maxconn) with the main thread's pool.
+  const r = applyRuntimeConfig(edge, fanout, next);
+  const detail = r.ok ? `${r.changes.length > 0 ? r.changes.join('; ') : 'no change'}${r.restartRequired.length > 0 ? `; needs a restart to apply: ${r.restartRequired.join(', ')}` : ''}` : '';
+  edge.bus.emit(reloadEvent({ ok: r.ok, errors: r.errors, hash: null, what: r.ok ? `${what}: ${detail}` : what }));
+  return r;
 }
 
 /**

@@ -17,6 +17,8 @@ export interface NodeSnapshot {
   listeners: { total: number; open: number };
   /** Per backend: servers that can take new traffic (state up), out of all. */
   backends: readonly { name: string; up: number; servers: number }[];
+  /** Shared counters' Redis: `degraded` is reported but never blocks (limits are then enforced locally). */
+  redis?: { state: 'ok' | 'degraded' | 'off'; reason: string | null };
 }
 
 export interface Reason {
@@ -57,7 +59,11 @@ const serverUp: Check = (s) => {
   return { code: 'no_server', message: `no backend has a server up (${detail})`, blocking: true };
 };
 
-const CHECKS: readonly Check[] = [starting, stopping, draining, listenersOpen, serverUp];
+const redisShared: Check = (s) => (s.redis?.state === 'degraded'
+  ? { code: 'redis', message: `shared counters' Redis is unusable (${s.redis.reason ?? 'unknown'}): limits are enforced locally at limit / node_count`, blocking: false }
+  : null);
+
+const CHECKS: readonly Check[] = [starting, stopping, draining, listenersOpen, serverUp, redisShared];
 
 export function readiness(s: NodeSnapshot, now: number = Date.now()): Readiness {
   const reasons: Reason[] = [];

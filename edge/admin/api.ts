@@ -12,7 +12,7 @@ import type { BlockStats } from '../events/stats.js';
 import type { Metrics } from '../metrics.js';
 import type { RateSampler } from './sampler.js';
 import { parseDuration } from '../config/units.js';
-import type { StateStore, StoredBan } from './state-store.js';
+import type { RuntimeServer, StateStore, StoredBan } from './state-store.js';
 import type { AdminTargets } from './targets.js';
 
 export class HttpError extends Error {
@@ -86,6 +86,8 @@ export class AdminApi {
     r('GET /api/servers', () => ({ status: 200, body: this.servers() }));
     r('POST /api/servers/:backend/:server/:op', (c) => this.serverOp(c));
     r('PUT /api/servers/:backend/:server/weight', (c) => this.serverWeight(c));
+    r('POST /api/servers/:backend', (c) => this.serverAdd(c));
+    r('DELETE /api/servers/:backend/:server', (c) => this.serverRemove(c));
     r('GET /api/tables', () => ({ status: 200, body: this.d.targets.tables.tables() }));
     r('GET /api/tables/:table/keys/:key', (c) => this.tableLookup(c));
     r('DELETE /api/tables/:table/keys/:key', (c) => this.tableClear(c));
@@ -95,6 +97,7 @@ export class AdminApi {
     r('DELETE /api/bans/:key', (c) => this.banRemove(c));
     r('GET /api/rules', () => ({ status: 200, body: this.d.targets.rules?.list() ?? [] }));
     r('POST /api/rules/reload', (c) => this.rulesReload(c));
+    r('POST /api/config/reload', (c) => this.configReload(c));
     r('PUT /api/rules/:id/mode', (c) => this.ruleMode(c));
     r('DELETE /api/rules/:id/mode', (c) => this.ruleModeReset(c));
     r('GET /api/events/recent', (c) => this.recent(c));
@@ -132,10 +135,75 @@ export class AdminApi {
     return { status: 200, body, type: contentType };
   }
 
+  /** Runtime server changes in force (persisted; re-applied at start and after reloads). */
+  private runtime: Record<string, RuntimeServer> = {};
+
   private servers(): unknown[] {
     const out: unknown[] = [];
-    for (const p of this.d.targets.pools()) for (const s of p.servers()) out.push(s);
+    for (const p of this.d.targets.pools()) {
+      for (const s of p.servers()) {
+        const rt = this.runtime[`${p.name}/${s.name}`];
+        // What the config file does not hold, for the dashboard: added, weight, drain / maint.
+        const runtime: string[] = [];
+        if (rt?.added) runtime.push('added');
+        if (rt?.weight !== undefined) runtime.push('weight');
+        if (rt?.state !== undefined) runtime.push(rt.state);
+        out.push(runtime.length > 0 ? { ...s, runtime } : s);
+      }
+    }
     return out;
+  }
+
+  private async persistServer(key: string, change: (cur: RuntimeServer) => RuntimeServer | null): Promise<void> {
+    const changed = change({ ...(this.runtime[key] ?? {}) });
+    const next = changed === null ? null : Object.fromEntries(Object.entries(changed).filter(([, v]) => v !== undefined)) as RuntimeServer;
+    const empty = next === null || Object.keys(next).length === 0;
+    if (empty) delete this.runtime[key]; else this.runtime[key] = next;
+    await this.d.store.putServer(key, empty ? null : next);
+  }
+
+  private runtimeServers(): NonNullable<AdminTargets['runtimeServers']> {
+    const rs = this.d.targets.runtimeServers;
+    if (!rs) throw new HttpError(404, 'servers cannot be added or removed at runtime on this edge');
+    return rs;
+  }
+
+  /** POST /api/servers/:backend {name, url, weight?, maxconn?, backup?}: a new server, live, persisted. */
+  private async serverAdd(c: Call): Promise<Reply> {
+    const rs = this.runtimeServers();
+    const backend = c.params.backend;
+    const pool = this.d.targets.pools().find((p) => p.name === backend);
+    if (!pool) throw new HttpError(404, `no backend "${backend}"`);
+    const b = await c.body();
+    if (typeof b.name !== 'string' || !/^[A-Za-z0-9_.-]{1,64}$/.test(b.name)) throw new HttpError(400, 'body.name must be 1–64 of A-Z a-z 0-9 _ . -');
+    if (typeof b.url !== 'string' || !/^https?:\/\/[^/\s]+:\d{1,5}$/.test(b.url)) throw new HttpError(400, 'body.url must be http://host:port');
+    const weight = b.weight === undefined ? 1 : b.weight;
+    const maxconn = b.maxconn === undefined ? 0 : b.maxconn;
+    const backup = b.backup === undefined ? false : b.backup;
+    if (typeof weight !== 'number' || !Number.isInteger(weight) || weight < 0 || weight > 256) throw new HttpError(400, 'body.weight must be an integer 0..256');
+    if (typeof maxconn !== 'number' || !Number.isInteger(maxconn) || maxconn < 0) throw new HttpError(400, 'body.maxconn must be an integer ≥ 0');
+    if (typeof backup !== 'boolean') throw new HttpError(400, 'body.backup must be true or false');
+    if (pool.servers().some((s) => s.name === b.name)) throw new HttpError(409, `backend ${backend} already has a server "${b.name}"`);
+    const spec = { name: b.name, url: b.url, weight, maxconn, backup };
+    const r = rs.add(backend, spec);
+    if (!r.ok) throw new HttpError(422, r.errors.join('; '));
+    await this.persistServer(`${backend}/${b.name}`, (cur) => ({ ...cur, removed: undefined, added: { url: spec.url, weight, maxconn, backup } }));
+    this.audit(c, 'server.add', `${backend}/${b.name}`, null, spec);
+    const info = this.d.targets.pools().find((p) => p.name === backend)?.servers().find((s) => s.name === b.name);
+    return { status: 201, body: info ?? spec };
+  }
+
+  /** DELETE /api/servers/:backend/:server: no new requests from now on, requests in flight finish. */
+  private async serverRemove(c: Call): Promise<Reply> {
+    const rs = this.runtimeServers();
+    const { pool, info } = this.findServer(c);
+    const r = rs.remove(pool.name, info.name);
+    if (!r.ok) throw new HttpError(422, r.errors.join('; '));
+    const key = `${pool.name}/${info.name}`;
+    // A server added at runtime simply goes; one from the file is remembered as removed.
+    await this.persistServer(key, (cur) => (cur.added ? null : { removed: true }));
+    this.audit(c, 'server.remove', key, info, null);
+    return { status: 200, body: { backend: pool.name, name: info.name, removed: true } };
   }
 
   private findServer(c: Call): { pool: ReturnType<AdminTargets['pools']>[number]; info: ReturnType<ReturnType<AdminTargets['pools']>[number]['servers']>[number] } {
@@ -146,13 +214,14 @@ export class AdminApi {
     return { pool, info };
   }
 
-  private serverOp(c: Call): Reply {
+  private async serverOp(c: Call): Promise<Reply> {
     const state = SERVER_OPS[c.params.op];
     if (state === undefined) throw new HttpError(404, `unknown server operation "${c.params.op}" (drain, maint, ready)`);
     const { pool, info } = this.findServer(c);
     const before = info.state;
     if (!pool.setState(info.name, state)) throw new HttpError(409, `server ${pool.name}/${info.name} refused state ${state}`);
     const after = pool.servers().find((s) => s.name === info.name) ?? info;
+    await this.persistServer(`${pool.name}/${info.name}`, (cur) => ({ ...cur, state: state === 'up' ? undefined : state }));
     this.audit(c, `server.${c.params.op}`, `${pool.name}/${info.name}`, before, after.state);
     return { status: 200, body: after };
   }
@@ -165,6 +234,7 @@ export class AdminApi {
     const before = info.weight;
     if (!pool.setWeight(info.name, w)) throw new HttpError(409, `server ${pool.name}/${info.name} refused weight ${w}`);
     const after = pool.servers().find((s) => s.name === info.name) ?? info;
+    await this.persistServer(`${pool.name}/${info.name}`, (cur) => (cur.added ? { ...cur, added: { ...cur.added, weight: w } } : { ...cur, weight: w }));
     this.audit(c, 'server.weight', `${pool.name}/${info.name}`, before, after.weight);
     return { status: 200, body: after };
   }
@@ -234,6 +304,16 @@ export class AdminApi {
     const r = this.d.targets.rules;
     if (r === null) throw new HttpError(404, 'no rule files are configured');
     return r;
+  }
+
+  /** The whole config file again (as SIGHUP): 200 with what changed, or 422 with the errors (nothing changed). */
+  private async configReload(c: Call): Promise<Reply> {
+    const reload = this.d.targets.reloadConfig;
+    if (!reload) throw new HttpError(404, 'this edge has no config file to reload');
+    const res = await reload();
+    if (res.ok) await this.reapply();
+    this.audit(c, 'config.reload', null, null, res);
+    return { status: res.ok ? 200 : 422, body: res };
   }
 
   private async rulesReload(c: Call): Promise<Reply> {
@@ -317,6 +397,21 @@ export class AdminApi {
       if (live.has(key)) continue;
       await this.d.targets.bans.add(key, ttl, b.reason, b.source);
     }
+    // Runtime server changes: removed, added, then weight and drain/maint (re-applied after every reload).
+    this.runtime = { ...state.servers };
+    const rs = this.d.targets.runtimeServers;
+    for (const [key, ch] of Object.entries(state.servers)) {
+      const i = key.indexOf('/');
+      const backend = key.slice(0, i), name = key.slice(i + 1);
+      const pool = () => this.d.targets.pools().find((p) => p.name === backend);
+      const has = (): boolean => pool()?.servers().some((s) => s.name === name) ?? false;
+      if (ch.removed && has() && rs) rs.remove(backend, name);
+      if (ch.added && !has() && rs) rs.add(backend, { name, ...ch.added });
+      const p = pool();
+      if (p === undefined || !has()) continue;
+      if (ch.weight !== undefined) p.setWeight(name, ch.weight);
+      if (ch.state !== undefined && p.servers().find((s) => s.name === name)?.state !== ch.state) p.setState(name, ch.state);
+    }
     let modes = 0;
     const missingRules: string[] = [];
     const rules = this.d.targets.rules;
@@ -349,6 +444,9 @@ export class AdminApi {
       uptimeSec: Math.round((Date.now() - this.d.startedAt) / 1000),
       ready: targets.health().ready,
       redis: targets.redisState(),
+      redisReason: targets.redisReason?.() ?? null,
+      // For soak runs and leak hunting: this (main) thread's memory, in bytes.
+      process: (() => { const m = process.memoryUsage(); return { rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external }; })(),
       requests: {
         total: metrics.requests,
         rate: last?.rps ?? 0,

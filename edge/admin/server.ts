@@ -7,7 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { WebSocketServer } from 'ws';
 import type { EventBus } from '../events.js';
-import { authFailureEvent, eventClient } from '../events/build.js';
+import { authFailureEvent, errorEvent, eventClient } from '../events/build.js';
 import { BlockStats } from '../events/stats.js';
 import { EventFeed, parseFilter } from '../events/ws-feed.js';
 import type { Metrics } from '../metrics.js';
@@ -81,8 +81,8 @@ export async function startAdminServer(cfg: AdminServerConfig, targets: AdminTar
   const { host, port } = parseAddress(cfg.address);
   const auth = new TokenAuth(cfg.token, cfg.tokens);
   // ioredis (~8 MB of RSS) is loaded only when the state lives in Redis.
-  const store: StateStore = cfg.redisUrl ? new (await import('./redis-state-store.js')).RedisStateStore(cfg.redisUrl, cfg.statePrefix)
-    : cfg.stateFile ? new FileStateStore(cfg.stateFile) : new MemoryStateStore();
+  const redisStore = cfg.redisUrl ? new (await import('./redis-state-store.js')).RedisStateStore(cfg.redisUrl, cfg.statePrefix) : null;
+  const store: StateStore = redisStore ?? (cfg.stateFile ? new FileStateStore(cfg.stateFile) : new MemoryStateStore());
   const files = loadDashboard();
   const feed = new EventFeed(bus);
   const blocks = new BlockStats(bus);
@@ -116,6 +116,12 @@ export async function startAdminServer(cfg: AdminServerConfig, targets: AdminTar
     blocks.stop();
     await store.close().catch(() => undefined);
     throw e;
+  }
+  // Redis unusable at start (down, NOAUTH, …): the edge starts with what it has and re-applies the
+  // shared state each time the connection becomes ready.
+  if (redisStore !== null) {
+    if (redisStore.stale) bus.emit(errorEvent(`admin state not read from Redis (${redisStore.lastError ?? 'not connected'}): runtime bans and rule modes are applied once Redis answers`));
+    redisStore.onReady(() => { api.reapply().catch(() => undefined); });
   }
   // A reload from anywhere (SIGHUP, file watch, API) rebuilds the ruleset with its file modes:
   // put the operator's overrides back. Cheap check first: this listener runs inside emit().
@@ -169,8 +175,16 @@ export async function startAdminServer(cfg: AdminServerConfig, targets: AdminTar
     const method = req.method ?? 'GET';
     if (path === '/healthz' && (method === 'GET' || method === 'HEAD')) {
       // keepalived's track script (or a load balancer) reads the status code; people read the reasons.
+      // Ready but degraded (Redis unusable: limits enforced locally) is still 200 — taking the node out
+      // for it would only move its shoppers onto the other nodes; the reason is listed.
       const h = targets.health();
-      send(res, { status: h.ready ? 200 : 503, body: { status: h.status, node: bus.node, reasons: h.reasons.map((r) => r.message) } });
+      const body: Record<string, unknown> = { status: h.ready ? 'ready' : h.status, node: bus.node, reasons: h.reasons.map((r) => r.message) };
+      const redis = targets.redisState();
+      if (redis !== 'off') {
+        body.degraded = redis === 'degraded';
+        body.redis = { state: redis, reason: targets.redisReason?.() ?? null };
+      }
+      send(res, { status: h.ready ? 200 : 503, body });
       return;
     }
     const file = method === 'GET' ? files.get(path) : undefined;

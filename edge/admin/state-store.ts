@@ -12,9 +12,23 @@ import type { RuleMode } from '../events/schema.js';
 
 export interface StoredBan { reason: string; expiresAt: number | null; source: string }
 
+/**
+ * A server change made through the admin API that the config file does not hold (key
+ * `backend/server`): added at runtime, removed at runtime, re-weighted, drained or in maintenance.
+ * Re-applied at start and after every reload, like bans and rule modes.
+ */
+export interface RuntimeServer {
+  added?: { url: string; weight: number; maxconn: number; backup: boolean };
+  removed?: boolean;
+  weight?: number;
+  state?: 'drain' | 'maint';
+}
+
 export interface AdminState {
   bans: Record<string, StoredBan>;
   modes: Record<string, RuleMode>;
+  /** Runtime server changes (absent in state written before they existed). */
+  servers: Record<string, RuntimeServer>;
 }
 
 export interface StateStore {
@@ -25,6 +39,8 @@ export interface StateStore {
   deleteBan(key: string): Promise<void>;
   putMode(rule: string, mode: RuleMode): Promise<void>;
   deleteMode(rule: string): Promise<void>;
+  /** Sets (or with null clears) the runtime change of server `backend/server`. */
+  putServer(key: string, change: RuntimeServer | null): Promise<void>;
   /** Shared stores: `fn` hears of rule-mode changes other nodes make (within milliseconds). */
   watch?(fn: (change: ModeChange) => void): void;
   close(): Promise<void>;
@@ -33,7 +49,25 @@ export interface StateStore {
 /** A rule mode set (`mode`) or its override removed (`mode: null`) on another node. */
 export interface ModeChange { rule: string; mode: RuleMode | null }
 
-function emptyState(): AdminState { return { bans: {}, modes: {} }; }
+function emptyState(): AdminState { return { bans: {}, modes: {}, servers: {} }; }
+
+/** Checks one runtime server change read back from a file or Redis. */
+export function parseRuntimeServer(v: unknown, where: string): RuntimeServer {
+  const o = v as Record<string, unknown> | null;
+  if (o === null || typeof o !== 'object') throw new Error(`${where}: must be an object`);
+  const out: RuntimeServer = {};
+  if (o.added !== undefined) {
+    const a = o.added as Record<string, unknown> | null;
+    if (a === null || typeof a !== 'object' || typeof a.url !== 'string' || typeof a.weight !== 'number' || typeof a.maxconn !== 'number' || typeof a.backup !== 'boolean') {
+      throw new Error(`${where}.added must be {url, weight, maxconn, backup}`);
+    }
+    out.added = { url: a.url, weight: a.weight, maxconn: a.maxconn, backup: a.backup };
+  }
+  if (o.removed === true) out.removed = true;
+  if (o.weight !== undefined) { if (typeof o.weight !== 'number') throw new Error(`${where}.weight must be a number`); out.weight = o.weight; }
+  if (o.state !== undefined) { if (o.state !== 'drain' && o.state !== 'maint') throw new Error(`${where}.state must be drain or maint`); out.state = o.state; }
+  return out;
+}
 
 export function pruneExpired(s: AdminState, now: number): AdminState {
   for (const [k, b] of Object.entries(s.bans)) if (b.expiresAt !== null && b.expiresAt <= now) delete s.bans[k];
@@ -65,6 +99,11 @@ export function parseState(text: string, where: string): AdminState {
       if (!RULE_MODES.includes(v as RuleMode)) throw new Error(`${where}: modes["${k}"] must be one of ${RULE_MODES.join(', ')}, got ${JSON.stringify(v)}`);
       out.modes[k] = v as RuleMode;
     }
+  }
+  const srv = (raw as { servers?: unknown }).servers;
+  if (srv !== undefined) {
+    if (srv === null || typeof srv !== 'object') throw new Error(`${where}: "servers" must be an object`);
+    for (const [k, v] of Object.entries(srv as Record<string, unknown>)) out.servers[k] = parseRuntimeServer(v, `${where}: servers["${k}"]`);
   }
   return out;
 }
@@ -106,6 +145,7 @@ export class FileStateStore implements StateStore {
   deleteBan(key: string): Promise<void> { return this.mutate((s) => { delete s.bans[key]; }); }
   putMode(rule: string, mode: RuleMode): Promise<void> { return this.mutate((s) => { s.modes[rule] = mode; }); }
   deleteMode(rule: string): Promise<void> { return this.mutate((s) => { delete s.modes[rule]; }); }
+  putServer(key: string, change: RuntimeServer | null): Promise<void> { return this.mutate((s) => { if (change === null) delete s.servers[key]; else s.servers[key] = change; }); }
   async close(): Promise<void> { await this.writing; }
 }
 
@@ -118,5 +158,6 @@ export class MemoryStateStore implements StateStore {
   async deleteBan(key: string): Promise<void> { delete this.state.bans[key]; }
   async putMode(rule: string, mode: RuleMode): Promise<void> { this.state.modes[rule] = mode; }
   async deleteMode(rule: string): Promise<void> { delete this.state.modes[rule]; }
+  async putServer(key: string, change: RuntimeServer | null): Promise<void> { if (change === null) delete this.state.servers[key]; else this.state.servers[key] = change; }
   async close(): Promise<void> { /* nothing held */ }
 }

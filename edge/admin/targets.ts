@@ -82,4 +82,13 @@ export interface AdminTargets {
   /** Default grace of a drain (ha.drain_grace). */
   drainGraceMs?: number;
   redisState(): 'ok' | 'degraded' | 'off';
+  /** Adds / removes a server at runtime (a live reconfiguration of its backend); null: not available. */
+  runtimeServers?: {
+    add(backend: string, server: { name: string; url: string; weight: number; maxconn: number; backup: boolean }): { ok: boolean; errors: string[] };
+    remove(backend: string, server: string): { ok: boolean; errors: string[] };
+  } | null;
+  /** Re-reads and applies the config file (null: not available, e.g. an edge without a file). */
+  reloadConfig?: (() => Promise<{ ok: boolean; errors: string[]; changes: string[]; restartRequired: string[] }>) | null;
+  /** Why Redis is degraded ('NOAUTH: …'); null while ok or off. */
+  redisReason?(): string | null;
 }

@@ -152,6 +152,15 @@ class Pool implements BackendPool {
     }
     if (this.passiveFailures > 0) this.observe(server, outcome);
     if (this.queue.size > 0) this.dispatchQueue();
+    // A slot freed on this generation of the server is one for its namesake in the other pool
+    // generation too (live reconfiguration): let that pool's queue use it.
+    const peers = server.peers;
+    for (let i = 0; i < peers.length; i++) { const o = peers[i].owner; if (o instanceof Pool) o.peerReleased(); }
+  }
+
+  /** The other pool generation freed a slot of a shared server (see release()). */
+  peerReleased(): void {
+    if (this.queue.size > 0 && !this.stopped) this.dispatchQueue();
   }
 
   queueLength(): number {
@@ -353,6 +362,7 @@ class Pool implements BackendPool {
 
   stop(): void {
     this.stopped = true;
+    this.unlinkPeers();
     for (const c of this.checks) c.stop();
     this.checks = [];
     if (this.housekeeping !== null) clearInterval(this.housekeeping);
@@ -507,6 +517,37 @@ class Pool implements BackendPool {
     }
     this.changed(s, from, `admin: set state ${state}`, ADMIN_CHECK);
     return true;
+  }
+
+  runtimeOf(server: string): ServerRuntime | undefined { return this.byName.get(server); }
+
+  linkPeers(previous: BackendPool): void {
+    for (const s of this.list) {
+      const o = previous.runtimeOf?.(s.name);
+      if (!(o instanceof ServerRuntime) || o.url !== s.url) continue;
+      // Every live generation of this server counts the others' requests in flight.
+      const group = [o, ...o.peers];
+      s.peers = group;
+      for (const g of group) g.peers = [...g.peers, s];
+    }
+  }
+
+  /** A stopped pool's servers no longer count for their other generations. */
+  private unlinkPeers(): void {
+    for (const s of this.list) {
+      for (const p of s.peers) p.peers = p.peers.filter((x) => x !== s);
+      s.peers = [];
+    }
+  }
+
+  adoptState(server: string, state: ServerState, checkStatus: string | null): void {
+    const s = this.byName.get(server);
+    if (s === undefined) return;
+    if (state === 'maint') s.admin = 'maint';
+    else if (state === 'drain') s.admin = 'drain';
+    else if (state === 'down') s.oper = 'down';
+    s.lastCheck = checkStatus;
+    this.tierDirty = true;
   }
 
   setWeight(server: string, weight: number): boolean {

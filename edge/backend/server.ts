@@ -51,6 +51,22 @@ export class ServerRuntime implements LeasedServer {
   /** Queued requests pinned to this server by their sticky cookie. */
   pinnedQueued = 0;
 
+  /**
+   * The same server (name and URL) in the other live pool generations around live reconfigurations:
+   * their requests in flight count against this one's maxconn too, so reloads never let the origin
+   * see more than maxconn (old pools finish their requests, the new one takes new ones). Empty
+   * unless a reload rebuilt the backend while requests were in flight; a stopped pool unlinks itself.
+   */
+  peers: ServerRuntime[] = [];
+
+  /** In flight on the other generations of this server. */
+  private peerLoad(): number {
+    const ps = this.peers;
+    let n = 0;
+    for (let i = 0; i < ps.length; i++) n += ps[i].ownActive();
+    return n;
+  }
+
   /** Cross-worker active counts (SharedArrayBuffer), or null when counting per process. */
   private readonly shared: Int32Array | null;
   private readonly slot: number;
@@ -100,22 +116,28 @@ export class ServerRuntime implements LeasedServer {
     return this.shared === null ? this.active : Atomics.load(this.shared, this.slot);
   }
 
+  /** This generation's own in-flight count (without the peer's). */
+  private ownActive(): number {
+    return this.shared === null ? this.active : Atomics.load(this.shared, this.slot);
+  }
+
   hasSlot(): boolean {
-    return this.maxconn === 0 || this.activeNow() < this.maxconn;
+    return this.maxconn === 0 || this.activeNow() + (this.peers.length === 0 ? 0 : this.peerLoad()) < this.maxconn;
   }
 
   /** Take one connection slot; false when the server is at maxconn. With shared counts this is a
    *  compare-and-swap, so the total across workers never exceeds maxconn. */
   tryTake(): boolean {
     const sh = this.shared;
+    const other = this.peers.length === 0 ? 0 : this.peerLoad();
     if (sh === null) {
-      if (this.maxconn !== 0 && this.active >= this.maxconn) return false;
+      if (this.maxconn !== 0 && this.active + other >= this.maxconn) return false;
     } else if (this.maxconn === 0) {
       Atomics.add(sh, this.slot, 1);
     } else {
       for (;;) {
         const cur = Atomics.load(sh, this.slot);
-        if (cur >= this.maxconn) return false;
+        if (cur + other >= this.maxconn) return false;
         if (Atomics.compareExchange(sh, this.slot, cur, cur + 1) === cur) break;
       }
     }

@@ -137,6 +137,15 @@ export interface BackendPool {
   queueLength(): number;
   setState(server: string, state: ServerState): boolean;
   setWeight(server: string, weight: number): boolean;
+  /**
+   * Live reconfiguration: a server of a new pool takes over the state its namesake had in the old
+   * one (drain / maint by the operator, down by the checks), silently — nothing changed for it.
+   */
+  adoptState?(server: string, state: ServerState, checkStatus: string | null): void;
+  /** Links each server to its namesake (same URL) in `previous`, both ways, for maxconn (ServerRuntime.peer). */
+  linkPeers?(previous: BackendPool): void;
+  /** The runtime object of a server (for linkPeers); undefined when absent. */
+  runtimeOf?(server: string): unknown;
   /** Start active health checks. */
   start(): void;
   /** Stop timers; pending queue entries get queue_timeout. */

@@ -189,7 +189,9 @@
       actions.appendChild(w);
       actions.appendChild(button('set weight', 'setweight-' + id, function () { act('PUT', base + '/weight', { weight: Number(w.value) }, 'weight set'); }));
       var q = queue[v.backend] !== undefined ? queue[v.backend] : v.queued;
-      return [v.backend, v.name, el('span', v.state, 'state-' + v.state), v.weight, v.active, q, v.total, v.checkStatus, actions];
+      // A change made through the admin API that the config file does not hold is marked as such.
+      var name = v.runtime ? el('span', v.name + ' (runtime: ' + v.runtime.join(', ') + ')', 'runtime') : v.name;
+      return [v.backend, name, el('span', v.state, 'state-' + v.state), v.weight, v.active, q, v.total, v.checkStatus, actions];
     }));
 
     fill('tables', s.tables.map(function (t) { return [t.name, t.size]; }));

@@ -254,11 +254,13 @@ export class BanList {
   }
 }
 
+/** Resolves when the client is ready, reports an error (Redis unusable: start locally) or after `ms`. */
 function waitReady(client: RedisClient, ms: number): Promise<void> {
   if (client.status === 'ready') return Promise.resolve();
   return new Promise((resolve) => {
-    const done = (): void => { clearTimeout(t); client.off('ready', done); resolve(); };
+    const done = (): void => { clearTimeout(t); client.off('ready', done); client.off('error', done); resolve(); };
     const t = setTimeout(done, ms);
     client.once('ready', done);
+    client.once('error', done);
   });
 }

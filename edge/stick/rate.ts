@@ -211,25 +211,43 @@ export class RateColumn {
   }
 
   /**
-   * Milliseconds until the window count drops below `limit` if nothing more arrives (for
-   * Retry-After). Upper-bounded by the time every counted event has left the window.
+   * Milliseconds until projected() drops below `limit` if nothing more arrives (for Retry-After: a
+   * client that waits exactly this long is admitted). Mirrors projected(): a synced key is held on
+   * the global count, an unsynced shared key to limit / contributors of its local count.
    */
-  msUntilBelow(slot: number, now: number, limit: number, count: number): number {
+  msUntilBelow(slot: number, now: number, limit: number, contributors = 1): number {
     const p = this.periodMs;
-    if (this.synced(slot, now) >= 0) {
-      // Global count: assume its events are spread over the window (+ one slice).
-      if (count < limit) return 0;
-      const span = p + this.sliceMs;
-      return Math.min(span, Math.ceil(((count - limit + 1) / count) * span));
-    }
+    const local = this.pool === null ? limit : limit / contributors;
+    this.roll(slot, now);
     const start = (this.base + this.bucket[slot]) * p;
-    const cur = this.cur[slot];
-    const toNext = start + p - now;
-    if (cur >= limit) return toNext + p; // the current bucket alone is over: wait until it leaves
-    // Remaining count falls as the previous bucket slides out; linear from now to bucket end.
-    const prevPart = count - cur;
-    if (prevPart <= 0) return 0;
-    const need = count - limit + 1; // how much must slide out
-    return Math.min(toNext, Math.ceil((need / prevPart) * toNext));
+    const localMs = msUntilTwoBucketBelow(this.cur[slot], this.prev[slot], (this.first[2 * slot + 1] * p) / FIRST_SCALE, start + p - now, p, local);
+    if (this.pool === null) return localMs;
+    // Shared: the global count is a sum of slices; which slices hold it is not known here, and they
+    // may all be the newest one: only when the whole window (+ the one slice Redis may over-count)
+    // has passed is every counted event surely out. And a key that meanwhile leaves the sync pool
+    // is held to limit / contributors of its local count: wait for whichever comes later.
+    return Math.max(p + this.sliceMs, localMs);
   }
+}
+
+/**
+ * Two-bucket sliding window (count = cur + prev × min(1, covered / span), span = period − offset of
+ * the previous bucket's first event): ms until the count is below `limit` with no new events.
+ * The previous bucket starts to slide out only once `covered` < span — estimating a linear decline
+ * from now (as if its events were spread over the whole bucket) gave Retry-After values one second
+ * short, and a client that waited exactly that long was refused again.
+ */
+export function msUntilTwoBucketBelow(cur: number, prev: number, prevFirstOffsetMs: number, toNextMs: number, periodMs: number, limit: number): number {
+  if (cur >= limit) {
+    // The current bucket alone is over: once it is the previous one, it slides out over
+    // [its first event, bucket end]; it is below the limit when covered < span × limit / cur.
+    return toNextMs + periodMs; // its first-event offset is not final yet: the safe bound
+  }
+  if (prev <= 0) return 0;
+  const span = periodMs - prevFirstOffsetMs;
+  const x = (limit - cur) / prev; // the previous bucket's weight must fall below x
+  // weight(t) = min(1, (toNext − t) / span), 0 once the bucket ends; weight(t) = x at t:
+  const t = toNextMs - x * span;
+  if (t < 0) return 0; // already below (x > 1, or covered < x × span)
+  return Math.min(toNextMs, Math.floor(t) + 1);
 }

@@ -31,6 +31,7 @@ import type { StickTable } from './table.js';
 import type { RateColumn } from './rate.js';
 import { SLICES } from './rate.js';
 import type { SyncPool } from './sync-pool.js';
+import { classifyRedisError, describeFault, probeGreeting, type RedisFault } from './redis-fault.js';
 
 export type RedisClient = Redis | Cluster;
 
@@ -150,7 +151,17 @@ export class RedisShare {
   private okState = false;
   private everOk = false;
   private closed = false;
+  /** When this share was created: a first connection still under way is not trouble for a while. */
+  private readonly createdAt = Date.now();
   private reported: 'ok' | 'degraded' | null = null;
+  /** Why we are degraded now (null while ok). */
+  private fault: RedisFault | null = null;
+  /** The last error a connection or a command reported, and when: it explains a generic state change. */
+  private lastError: RedisFault | null = null;
+  private lastErrorAt = 0;
+  private reportedCode: string | null = null;
+  /** Times Redis became unusable, by fault code (portcullis_redis_faults_total). */
+  readonly faultCounts = new Map<string, number>();
 
   // Metrics (the SOC issue exposes them).
   syncs = 0;
@@ -173,9 +184,48 @@ export class RedisShare {
     this.client = opts.client ?? createRedis(cfg);
     this.ownsSync = opts.syncClient === undefined;
     this.syncClient = opts.syncClient ?? (opts.client !== undefined ? duplicateForSync(opts.client, cfg) : createRedis(cfg, { commandTimeout: cfg.syncTimeoutMs }));
-    this.syncClient.on('close', () => this.setState(false, 'connection closed'));
+    this.syncClient.on('close', () => { this.explainClose(); this.setState(false, 'connection closed'); });
     this.syncClient.on('ready', () => { void this.syncNow(); });
+    // Errors explain the state changes that follow them (NOAUTH before the close it causes …).
+    for (const c of new Set([this.client, this.syncClient])) {
+      c.on('error', (err: unknown) => this.noteError(err));
+      c.on('sentinelError', (err: unknown) => this.noteError(err));
+    }
   }
+
+  private probing = false;
+  private lastProbe = 0;
+  /**
+   * A connection that closed with no error said: look at what the server greets a new connection
+   * with (protected mode's -DENIED is only seen this way). Single-URL targets, plain TCP, every 2 s at most.
+   */
+  private explainClose(): void {
+    const t = this.cfg.redis;
+    if (t.kind !== 'url' || this.probing || this.closed || Date.now() - this.lastProbe < 2000) return;
+    if (this.lastError !== null && Date.now() - this.lastErrorAt < 1000) return;
+    let u: URL;
+    try { u = new URL(t.url); } catch { return; }
+    if (u.protocol !== 'redis:') return;
+    this.probing = true;
+    this.lastProbe = Date.now();
+    const host = u.hostname.replace(/^\[|\]$/g, '');
+    probeGreeting(host, Number(u.port || 6379)).then((line) => {
+      this.probing = false;
+      if (line === null || this.okState || this.closed) return;
+      this.noteError(line);
+      this.setState(false, line);
+    }, () => { this.probing = false; });
+  }
+
+  private noteError(err: unknown): void {
+    this.lastError = classifyRedisError(err);
+    this.lastErrorAt = Date.now();
+  }
+
+  /** Why counts are not summed now ('NOAUTH: …', 'refused: connect ECONNREFUSED …'); null while ok. */
+  get reason(): string | null { return this.okState ? null : this.fault !== null ? describeFault(this.fault) : 'connecting'; }
+  /** Short code of the current fault (metric label); null while ok. */
+  get faultCode(): string | null { return this.okState ? null : this.fault?.code ?? 'connecting'; }
 
   /** `true` while counts are not being summed (Redis down, slow or not yet reached). */
   get degraded(): boolean { return !this.okState; }
@@ -227,6 +277,9 @@ export class RedisShare {
    * Redis hash holding the slices of one key of a shared column: `<prefix>:{<prefix>:w}:…` — found by
    * `SCAN MATCH <prefix>*`, and one Cluster hash slot (the `{…}` tag) for every key a round touches.
    */
+  /** The canary key of idle rounds (same hash slot as the counters). */
+  get probeKey(): string { return `${this.cfg.prefix}:{${this.cfg.prefix}:w}:probe:${this.nodeId}`; }
+
   windowKey(table: string, col: RateColumn, key: string): string {
     const p = this.cfg.prefix;
     return `${p}:{${p}:w}:${table}:${col.name}:${col.periodMs}:${key}`;
@@ -241,7 +294,12 @@ export class RedisShare {
       if (now - this.syncStarted > this.cfg.syncIntervalMs * 2 + this.cfg.syncTimeoutMs) this.setState(false, 'sync stalled');
       return;
     }
-    if (this.syncClient.status !== 'ready') { this.setState(false, `redis ${this.syncClient.status}`); return; }
+    if (this.syncClient.status !== 'ready') {
+      const st = this.syncClient.status;
+      // 'connect': the socket is open but the handshake got no answer (yet).
+      this.setState(false, st === 'connect' ? 'connected, but Redis is not answering the handshake (timed out?)' : `redis ${st}`);
+      return;
+    }
     this.syncing = true;
     this.syncStarted = now;
     let calls = 0, keys = 0;
@@ -283,7 +341,10 @@ export class RedisShare {
           }
         }
       }
-      if (calls === 0) pipe.ping();
+      // Nothing to sync: a canary write instead of a PING, so a Redis that answers but refuses our
+      // work (NOPERM on EVALSHA, OOM at maxmemory, READONLY replica, LOADING, MOVED …) is found
+      // before the first shopper's count needs it. One tiny hash of our own, expiring in 10 s.
+      if (calls === 0) cmds.pcwin(1, [this.probeKey], [Math.floor(now / 1000), SLICES, 10_000, 1]);
       const started = Date.now();
       const sent = pipe.exec();
       this.syncCpuMs += performance.now() - buildStart;
@@ -294,9 +355,14 @@ export class RedisShare {
       const applyStart = performance.now();
       const failed = this.apply(replies, calls, this.now());
       this.syncCpuMs += performance.now() - applyStart;
-      if (failed) { this.syncFailures++; this.setState(false, replies === null ? 'sync timed out' : 'sync failed'); }
+      if (failed) {
+        this.syncFailures++;
+        if (replies === null) this.noteError(`sync round timed out (no answer within sync_timeout ${this.cfg.syncTimeoutMs}ms)`);
+        this.setState(false, replies === null ? 'sync timed out' : 'sync failed');
+      }
       else { this.syncs++; this.setState(true, 'synced'); }
-    } catch {
+    } catch (err) {
+      this.noteError(err);
       this.apply(null, calls, this.now());
       this.syncFailures++;
       this.setState(false, 'sync failed');
@@ -312,6 +378,7 @@ export class RedisShare {
    */
   private apply(replies: [Error | null, unknown][] | null, calls: number, now: number): boolean {
     let failed = replies === null || (calls === 0 && replies[0]?.[0] != null);
+    if (replies !== null && calls === 0 && replies[0]?.[0] != null) this.noteError(replies[0][0]);
     let r = 0;
     for (const ts of this.tables) {
       const { pool, entries, gens, n } = ts;
@@ -322,7 +389,7 @@ export class RedisShare {
           const to = Math.min(n, from + CHUNK);
           const reply = replies?.[r++];
           const sums = reply && !reply[0] && Array.isArray(reply[1]) ? (reply[1] as unknown[]) : null;
-          if (sums === null) failed = true;
+          if (sums === null) { failed = true; if (reply?.[0]) this.noteError(reply[0]); }
           for (let i = from; i < to; i++) {
             const e = entries[i];
             if (gens[i] !== pool.gen[e]) continue; // entry given to another key meanwhile
@@ -347,13 +414,22 @@ export class RedisShare {
   private setState(ok: boolean, why: string): void {
     if (this.closed) return; // our own shutdown is not Redis trouble
     this.okState = ok;
-    if (ok) this.everOk = true;
-    // The very first connection attempt is not "trouble" yet.
-    else if (!this.everOk && this.syncClient.status === 'connecting') return;
+    if (ok) { this.everOk = true; this.fault = null; this.lastError = null; }
+    else {
+      // A generic change ("connection closed", "redis reconnecting") is explained by the error that
+      // caused it, when there was one lately.
+      this.fault = this.lastError !== null && Date.now() - this.lastErrorAt < 10_000 ? this.lastError : classifyRedisError(why);
+      // The very first connection attempt is not "trouble" yet — until it reports an error.
+      if (!this.everOk && this.lastError === null && Date.now() - this.createdAt < this.cfg.syncTimeoutMs * 2 &&
+        (this.syncClient.status === 'connecting' || this.syncClient.status === 'connect')) return;
+    }
     const st = ok ? 'ok' : 'degraded';
-    if (st === this.reported) return;
+    const code = this.fault?.code ?? null;
+    if (st === this.reported && code === this.reportedCode) return;
+    if (!ok && code !== null) this.faultCounts.set(code, (this.faultCounts.get(code) ?? 0) + 1);
     this.reported = st;
-    this.bus?.emit(redisEvent(st, why));
+    this.reportedCode = code;
+    this.bus?.emit(redisEvent(st, ok ? why : describeFault(this.fault as RedisFault)));
   }
 }
 

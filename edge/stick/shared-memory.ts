@@ -9,6 +9,7 @@
 // bucket's first event (same refinement as RateColumn). Word 0 of the buffer is the node-wide
 // number of requests in flight.
 import { fnv1a, rehash } from './keys.js';
+import { msUntilTwoBucketBelow } from './rate.js';
 
 const HEADER = 16; // Int32 words before the rows
 const ENTRY = 5; // inflight, rate even, rate odd, first even, first odd
@@ -102,15 +103,16 @@ export class GuardCounters {
 
   /** ms until the located key's count drops below `limit` with no new events (Retry-After). */
   msUntilBelow(now: number, limit: number): number {
+    // rate() is the smaller of the two count-min rows: below the limit as soon as either row is.
+    const x = this.msUntilBelowAt(this.e1, now, limit), y = this.msUntilBelowAt(this.e2, now, limit);
+    return x < y ? x : y;
+  }
+
+  private msUntilBelowAt(e: number, now: number, limit: number): number {
     const p = this.windowMs;
     const b = Math.floor(now / p);
-    const toNext = (b + 1) * p - now;
-    const cur = Math.min(this.count(this.e1, b), this.count(this.e2, b));
-    if (cur >= limit) return toNext + p;
-    const total = this.rate(now);
-    const prevPart = total - cur;
-    if (prevPart <= 0) return 0;
-    return Math.min(toNext, Math.ceil(((total - limit + 1) / prevPart) * toNext));
+    const f = this.atomic ? Atomics.load(this.a, e + 3 + ((b - 1) & 1)) : this.a[e + 3 + ((b - 1) & 1)];
+    return msUntilTwoBucketBelow(this.count(e, b), this.count(e, b - 1), (f * p) / FIRST_SCALE, (b + 1) * p - now, p, limit);
   }
 
   private count(e: number, b: number): number {

@@ -23,6 +23,8 @@ export interface OriginStats {
   /** Per-second samples since the last reset: [max in-flight during the second, requests answered]. */
   series: [number, number][];
   byPrefix: Record<string, number>;
+  /** Answers spoiled by chaos, by kind (origin-chaos). */
+  spoiled?: Record<string, number>;
 }
 
 const CRLF2 = Buffer.from('\r\n\r\n');
@@ -41,8 +43,15 @@ function prefixOf(path: string): string {
   return slash > 0 ? p.slice(0, slash) : p;
 }
 
+/** Misbehaviour of an origin for chaos scenarios, applied to a share (`rate`) of its answers. */
+export type OriginChaos = 'none' | 'garbage' | 'midbody' | 'reset';
+
 export class Origin {
   readonly stats: OriginStats;
+  chaos: OriginChaos = 'none';
+  chaosRate = 1;
+  /** Answers spoiled by chaos (by kind). */
+  readonly spoiled: Record<string, number> = {};
   private server: Server | null = null;
   private readonly okResponse: Buffer;
   private readonly okClose: Buffer;
@@ -136,8 +145,19 @@ export class Origin {
   }
 
   /** Answers one request; returns true when the answer is delayed (the connection is busy until done()). */
+  /** Spoils this answer when chaos is on: garbage instead of HTTP, a body cut short, or a reset. */
+  private spoil(socket: Socket): boolean {
+    if (this.chaos === 'none' || Math.random() >= this.chaosRate) return false;
+    this.spoiled[this.chaos] = (this.spoiled[this.chaos] ?? 0) + 1;
+    if (this.chaos === 'garbage') socket.end('\u0000\u00ffNOT HTTP AT ALL\r\n\r\n');
+    else if (this.chaos === 'midbody') { socket.write(this.okResponse.subarray(0, this.okResponse.length - 40)); socket.destroy(); }
+    else socket.resetAndDestroy();
+    return true;
+  }
+
   private answer(socket: Socket, path: string, close: boolean, done: () => void): boolean {
     const s = this.stats;
+    if (this.spoil(socket)) return false;
     // Health checks are answered but not counted: "requests" means traffic the proxy forwarded.
     if (path === '/health') { socket.write(this.healthResponse); return false; }
     s.requests++;

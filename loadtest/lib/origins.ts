@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import { adoptProcess, killProcess, stopProcess, type Managed } from './procs.js';
 import { originMain } from './paths.js';
 import { pin } from './procstat.js';
-import type { OriginOptions, OriginStats } from './origin.js';
+import type { OriginOptions, OriginStats, OriginChaos } from './origin.js';
 
 export interface OriginHandle {
   name: string;
@@ -32,7 +32,10 @@ export async function startOrigin(options: OriginOptions, cpuList?: string): Pro
   return { name: options.name, port: msg.port, options: { ...options, port: msg.port }, proc };
 }
 
-function ask(h: OriginHandle, type: 'stats' | 'reset'): Promise<OriginStats | null> {
+/** Makes an origin misbehave (garbage, body cut short, reset) on a share of its answers; 'none' stops it. */
+export function setOriginChaos(h: OriginHandle, mode: OriginChaos, rate = 1): Promise<OriginStats | null> { return ask(h, 'chaos', { mode, rate }); }
+
+function ask(h: OriginHandle, type: 'stats' | 'reset' | 'chaos', extra: Record<string, unknown> = {}): Promise<OriginStats | null> {
   if (h.proc.exited || !h.proc.child.connected) return Promise.resolve(null);
   const id = nextId++;
   return new Promise((resolve) => {
@@ -44,7 +47,7 @@ function ask(h: OriginHandle, type: 'stats' | 'reset'): Promise<OriginStats | nu
     const cleanup = () => { clearTimeout(timer); h.proc.child.off('message', onMsg); h.proc.child.off('exit', onExit); };
     h.proc.child.on('message', onMsg);
     h.proc.child.once('exit', onExit);
-    h.proc.child.send({ type, id });
+    h.proc.child.send({ type, id, ...extra });
   });
 }
 

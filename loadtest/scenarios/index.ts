@@ -10,7 +10,11 @@ import { redisOutage } from './redis-outage.js';
 import { rules } from './rules.js';
 import { conformance } from './conformance.js';
 import { haPair } from './ha-pair.js';
+import { reloadStorm } from './reload-storm.js';
+import { soak } from './soak.js';
+import { redisChaos } from './redis-chaos.js';
+import { originChaos } from './origin-chaos.js';
 
 export const SCENARIOS: Record<string, Scenario> = Object.fromEntries(
-  [throughput, peak, flood, botnet, slowloris, failover, redisOutage, rules, conformance, haPair].map((s) => [s.name, s]),
+  [throughput, peak, flood, botnet, slowloris, failover, redisOutage, rules, conformance, haPair, reloadStorm, soak, redisChaos, originChaos].map((s) => [s.name, s]),
 );

@@ -4,6 +4,7 @@ import { mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './edge.js';
+import { UNHANDLED_MARK } from '../../edge/fault-guard.js';
 
 export interface EdgeProcess {
   child: ChildProcess;
@@ -59,6 +60,8 @@ export async function spawnEdge(yaml: string, env: NodeJS.ProcessEnv = {}): Prom
       const t = setTimeout(() => child.kill('SIGKILL'), 15_000);
       const code = await exited;
       clearTimeout(t);
+      // The process guard kept the edge alive through an unhandled error: still a bug, fail the test.
+      if (out.includes(UNHANDLED_MARK)) throw new Error(`the edge logged an unhandled error:\n${out.split('\n').filter((l) => l.includes(UNHANDLED_MARK)).join('\n')}`);
       return code;
     },
   };

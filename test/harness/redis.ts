@@ -39,14 +39,18 @@ export interface PrivateRedis {
   stop(): Promise<void>;
 }
 
+/** What startPrivateRedis varies: more redis-server arguments, and the password its probe needs (`--requirepass`). */
+export interface PrivateRedisOptions { args?: string[]; password?: string }
+
 /** A redis-server of the caller's own on a free 127.0.0.1 port, persistence off; null when the binary is missing or it does not answer within 5 s. */
-export async function startPrivateRedis(): Promise<PrivateRedis | null> {
+export async function startPrivateRedis(opts: PrivateRedisOptions = {}): Promise<PrivateRedis | null> {
   if (!haveRedisServer()) return null;
   const port = await freePort();
   const url = `redis://127.0.0.1:${port}`;
+  const probeUrl = opts.password !== undefined ? `redis://:${encodeURIComponent(opts.password)}@127.0.0.1:${port}` : url;
   let child: ChildProcess | null = null;
   const launch = async (): Promise<boolean> => {
-    const c = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+    const c = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...(opts.args ?? [])], { stdio: 'ignore' });
     child = c;
     let failed = false;
     c.once('error', () => { failed = true; });
@@ -57,7 +61,7 @@ export async function startPrivateRedis(): Promise<PrivateRedis | null> {
     const deadline = Date.now() + 5000;
     while (Date.now() < deadline) {
       if (failed || c.exitCode !== null || c.signalCode !== null) return false;
-      if (await redisReachable(url, 300)) return true;
+      if (await redisReachable(probeUrl, 300)) return true;
       await sleep(50);
     }
     return false;

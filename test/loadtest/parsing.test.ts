@@ -96,8 +96,9 @@ test('arguments: scenario, --vs list, duration, rounds; mistakes are usage error
 });
 
 test('every scenario the issue names is registered', () => {
-  assert.deepEqual(Object.keys(SCENARIOS).sort(), ['botnet', 'conformance', 'failover', 'flood', 'ha-pair', 'peak', 'redis-outage', 'rules', 'slowloris', 'throughput']);
-  for (const s of Object.values(SCENARIOS)) assert.ok(s.defaultDurationMs >= 5000 && s.defaultDurationMs <= 60_000, `${s.name} is bounded in time`);
+  assert.deepEqual(Object.keys(SCENARIOS).sort(), ['botnet', 'conformance', 'failover', 'flood', 'ha-pair', 'origin-chaos', 'peak', 'redis-chaos', 'redis-outage', 'reload-storm', 'rules', 'slowloris', 'soak', 'throughput']);
+  // soak is long by design (30 min by default, issue 13); every other scenario fits in a minute.
+  for (const s of Object.values(SCENARIOS)) assert.ok(s.defaultDurationMs >= 5000 && s.defaultDurationMs <= (s.name === 'soak' ? 30 * 60_000 : 60_000), `${s.name} is bounded in time`);
 });
 
 test('durations, percentiles, medians and client addresses', () => {

@@ -97,3 +97,40 @@ test('workers: one client spread over 4 threads is limited once, not per thread'
   // 8 admits were already counted by the held requests; the flood gets the rest of the 200.
   assert.ok(admitted >= 190 && admitted <= 196, `admitted ${admitted} over 4 threads (limit 200, 8 used before)`);
 });
+
+// Issue 13, item 6: a client that waits exactly the Retry-After it was given must be admitted —
+// wherever in the window its burst started, however it paced itself, alone or with its earlier
+// traffic still sliding out. Many shapes, a manual clock: the first request after the wait passes.
+test('Retry-After is enough: a client that waits exactly that long is admitted (many burst shapes)', () => {
+  const limits = { client: { requests: { limit: 20, window: '2s', status: 429 }, in_flight: 0 } };
+  let seed = 12345;
+  const rnd = (n: number): number => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed % n; };
+  let cases = 0;
+  for (let round = 0; round < 400; round++) {
+    const clock = new ManualClock(1_700_000_000_000 + rnd(2000));
+    const g = new ClientGuard(guardConfigFrom(limits, null), { now: clock.now() });
+    const key = `198.51.100.${round % 250}`;
+    // Earlier traffic: a few requests spread over the previous window or so.
+    const early = rnd(25);
+    for (let i = 0; i < early; i++) { if (g.admit(key, clock.now()) === GUARD_ADMIT) g.finish(key, 200, 0, 0, clock.now()); clock.tick(rnd(150)); }
+    clock.tick(rnd(2500));
+    // Then a burst, paced 0–50 ms, until the guard says 429.
+    const pace = rnd(50);
+    let refused = false;
+    for (let i = 0; i < 200 && !refused; i++) {
+      const v = g.admit(key, clock.now());
+      if (v === GUARD_ADMIT) { g.finish(key, 200, 0, 0, clock.now()); clock.tick(pace); continue; }
+      assert.equal(v, GUARD_CLIENT_RATE);
+      refused = true;
+    }
+    if (!refused) continue;
+    cases++;
+    const wait = g.retryAfter;
+    assert.ok(Number.isInteger(wait) && wait >= 1 && wait <= 5, `Retry-After ${wait} for a 2 s window`);
+    clock.tick(wait * 1000);
+    const v = g.admit(key, clock.now());
+    assert.equal(v, GUARD_ADMIT, `round ${round}: refused again after waiting exactly Retry-After ${wait} s (early ${early}, pace ${pace} ms)`);
+    g.finish(key, 200, 0, 0, clock.now());
+  }
+  assert.ok(cases > 300, `only ${cases} bursts reached the limit`);
+});

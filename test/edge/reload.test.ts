@@ -1,0 +1,327 @@
+// Live reconfiguration: POST /api/config/reload and SIGHUP re-read the whole config file. Servers,
+// weights, timeouts and limits change for new requests, a request in flight finishes on the old
+// config, no request of a steady client fails meanwhile, and a config with errors is refused with
+// them (422, a `reload` event with ok false) while the running one keeps serving.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { request } from 'undici';
+import { loadConfigFile } from '../../edge/config/load.js';
+import { runEdgeProcess } from '../../edge/process.js';
+import { EventBus, type EdgeEvent } from '../../edge/events.js';
+import { startOrigin, type OriginHandler } from '../harness/origin.js';
+import { freePort } from '../harness/ports.js';
+import { httpClient } from '../harness/client.js';
+import { spawnEdge } from '../harness/process.js';
+
+const TOKEN = 'test-admin-token-0123456789';
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+const named = (name: string): OriginHandler => (req, res) => {
+  if (req.url === '/slow') { setTimeout(() => { res.setHeader('x-origin', name); res.end(`slow from ${name}\n`); }, 1500); return; }
+  res.setHeader('x-origin', name);
+  res.end(`hello from ${name}\n`);
+};
+
+interface Spec { port: number; adminPort: number; servers: string[]; serverTimeout?: string; limit?: number; extra?: string }
+function yamlOf(s: Spec): string {
+  return [
+    `listen: [{ address: "127.0.0.1:${s.port}" }]`,
+    `admin: { address: "127.0.0.1:${s.adminPort}", token: "${TOKEN}" }`,
+    'access_log: { path: "off" }',
+    'events: { log: "off" }',
+    `timeouts: { server: ${s.serverTimeout ?? '30s'} }`,
+    `limits: { client: { requests: { limit: ${s.limit ?? 0}, window: 60s }, in_flight: 0 } }`,
+    'backends:', '  shop:', '    servers:',
+    ...s.servers.map((v) => `      - ${v}`),
+    s.extra ?? '',
+  ].join('\n') + '\n';
+}
+
+async function reload(adminPort: number): Promise<{ status: number; body: { ok: boolean; errors: string[]; changes: string[]; restartRequired: string[] } }> {
+  const r = await request(`http://127.0.0.1:${adminPort}/api/config/reload`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` } });
+  return { status: r.statusCode, body: (await r.body.json()) as { ok: boolean; errors: string[]; changes: string[]; restartRequired: string[] } };
+}
+
+test('config reload through the admin API: servers, weights, timeouts and limits change live; a bad file is refused; no request fails', async (t) => {
+  const a = await startOrigin('a', named('a'));
+  const b = await startOrigin('b', named('b'));
+  t.after(() => Promise.all([a.close(), b.close()]));
+  const dir = mkdtempSync(join(tmpdir(), 'pc-reload-'));
+  const file = join(dir, 'edge.yaml');
+  const spec: Spec = { port: await freePort(), adminPort: await freePort(), servers: [`{ name: a, url: "${a.url}" }`] };
+  writeFileSync(file, yamlOf(spec));
+  const bus = new EventBus({ node: 'reload' });
+  const events: EdgeEvent[] = [];
+  bus.subscribe((e) => { events.push(e); });
+  const proc = await runEdgeProcess(loadConfigFile(file), { handleSignals: false, bus });
+  t.after(() => proc.stop());
+  const url = `http://127.0.0.1:${spec.port}`;
+
+  // A steady shopper on keep-alive connections for the whole test: not one failure allowed.
+  const shopper = httpClient({ localAddress: '127.0.0.2', connections: 4 });
+  t.after(() => shopper.close());
+  const seen = new Map<string, number>();
+  let failures = 0, served = 0, running = true;
+  const loop = (async () => {
+    while (running) {
+      try {
+        const r = await shopper.get(`${url}/shop`);
+        if (r.status !== 200) failures++; else { served++; const o = String(r.headers['x-origin']); seen.set(o, (seen.get(o) ?? 0) + 1); }
+      } catch { failures++; }
+      await sleep(5);
+    }
+  })();
+  const stopLoop = async (): Promise<void> => { running = false; await loop; };
+  t.after(stopLoop);
+  await sleep(200);
+
+  // 1. Add server b (weight 3 against a's 1): it gets traffic from now on.
+  spec.servers = [`{ name: a, url: "${a.url}", weight: 1 }`, `{ name: b, url: "${b.url}", weight: 3 }`];
+  writeFileSync(file, yamlOf(spec));
+  const r1 = await reload(spec.adminPort);
+  assert.equal(r1.status, 200, JSON.stringify(r1.body));
+  assert.ok(r1.body.changes.some((c) => /backend shop: .*server b added/.test(c)), JSON.stringify(r1.body.changes));
+  seen.clear();
+  await sleep(600);
+  const toB = seen.get('b') ?? 0, toA = seen.get('a') ?? 0;
+  assert.ok(toB > toA, `after adding b (weight 3 vs 1): a ${toA}, b ${toB}`);
+  const servers = await request(`http://127.0.0.1:${spec.adminPort}/api/servers`, { headers: { authorization: `Bearer ${TOKEN}` } });
+  const list = (await servers.body.json()) as { name: string; weight: number }[];
+  assert.deepEqual(list.map((s) => [s.name, s.weight]), [['a', 1], ['b', 3]]);
+
+  // 2. A config with errors is refused with file, line and key; the running one stays.
+  writeFileSync(file, yamlOf({ ...spec, extra: 'default_backend: nowhere\nbogus_key: 1' }));
+  const bad = await reload(spec.adminPort);
+  assert.equal(bad.status, 422);
+  assert.equal(bad.body.ok, false);
+  assert.ok(bad.body.errors.some((e) => e.includes('edge.yaml:') && e.includes('bogus_key')), JSON.stringify(bad.body.errors));
+  assert.ok(events.some((e) => e.type === 'reload' && e.ok === false), 'a refused reload is reported');
+  seen.clear();
+  await sleep(300);
+  assert.ok((seen.get('a') ?? 0) > 0 && (seen.get('b') ?? 0) > 0, 'still both servers after the refused reload');
+
+  // 3. Remove a while a slow request is on it: that request finishes (old pool), new ones go to b.
+  const slowClient = httpClient({ localAddress: '127.0.0.3', connections: 1 });
+  t.after(() => slowClient.close());
+  let slowOn = '';
+  const slow = (async () => {
+    // Round robin with weights 1:3 — retry until one lands on a.
+    for (let i = 0; i < 8; i++) {
+      const before = a.active;
+      const p = slowClient.get(`${url}/slow`);
+      await sleep(100);
+      if (a.active > before) { slowOn = 'a'; return p; }
+      await p;
+    }
+    throw new Error('no slow request landed on a');
+  })();
+  while (slowOn === '') await sleep(20);
+  spec.servers = [`{ name: b, url: "${b.url}", weight: 3 }`];
+  writeFileSync(file, yamlOf(spec));
+  const r3 = await reload(spec.adminPort);
+  assert.equal(r3.status, 200);
+  assert.ok(r3.body.changes.some((c) => /server a removed/.test(c)), JSON.stringify(r3.body.changes));
+  seen.clear();
+  const slowRes = await (await slow);
+  assert.equal(slowRes.status, 200, 'the request in flight on the removed server finished');
+  assert.match(slowRes.body, /slow from a/);
+  await sleep(300);
+  assert.equal(seen.get('a') ?? 0, 0, 'no new request reaches the removed server');
+  assert.ok((seen.get('b') ?? 0) > 0);
+
+  // 4. Timeouts: server timeout 500ms → the slow path answers 504 from now on.
+  spec.serverTimeout = '500ms';
+  writeFileSync(file, yamlOf(spec));
+  const r4 = await reload(spec.adminPort);
+  assert.equal(r4.status, 200);
+  assert.ok(r4.body.changes.some((c) => c.startsWith('timeouts: serverMs 30000 → 500')), JSON.stringify(r4.body.changes));
+  assert.equal((await slowClient.get(`${url}/slow`)).status, 504);
+
+  await stopLoop();
+  assert.ok(served > 100, `the shopper got ${served} answers`);
+  assert.equal(failures, 0, `failed shopper requests during the reloads: ${failures} of ${served + failures}`);
+
+  // 5. Limits: a per-client limit of 3 applies from the next request.
+  spec.limit = 3;
+  writeFileSync(file, yamlOf(spec));
+  const r5 = await reload(spec.adminPort);
+  assert.ok(r5.body.changes.includes('limits.client.requests.limit: 0 → 3'), JSON.stringify(r5.body.changes));
+  const limited = httpClient({ localAddress: '127.0.0.4', connections: 1 });
+  t.after(() => limited.close());
+  const statuses: number[] = [];
+  for (let i = 0; i < 5; i++) statuses.push((await limited.get(`${url}/x`)).status);
+  assert.deepEqual(statuses, [200, 200, 200, 429, 429]);
+
+  // 6. A listener change is reported as needing a restart (and the rest is applied).
+  const other = await freePort();
+  writeFileSync(file, yamlOf({ ...spec, port: other }));
+  const r6 = await reload(spec.adminPort);
+  assert.equal(r6.status, 200);
+  assert.ok(r6.body.restartRequired.some((x) => x.includes(`127.0.0.1:${other}`)), JSON.stringify(r6.body));
+});
+
+for (const workers of [1, 2]) {
+  test(`SIGHUP re-reads the whole config (workers: ${workers}): a server added to the file gets traffic without a restart`, async (t) => {
+    const a = await startOrigin('a', named('a'));
+    const b = await startOrigin('b', named('b'));
+    t.after(() => Promise.all([a.close(), b.close()]));
+    const base = (servers: string[]): string => [
+      'listen: [{ address: "127.0.0.1:{{PORT}}" }]',
+      'admin: { address: "127.0.0.1:{{ADMIN_PORT}}", token: "${PORTCULLIS_ADMIN_TOKEN}" }',
+      'access_log: { path: "off" }',
+      `workers: ${workers}`,
+      'limits: { client: { requests: { limit: 0 }, in_flight: 0 } }',
+      'backends:', '  shop:', '    servers:', ...servers.map((v) => `      - ${v}`),
+    ].join('\n') + '\n';
+    const edge = await spawnEdge(base([`{ name: a, url: "${a.url}" }`]));
+    t.after(() => edge.stop());
+    // A fresh connection per request: with workers they land on every thread.
+    const get = async (): Promise<string> => {
+      const r = await request(`${edge.url}/`, { reset: true });
+      const body = await r.body.text();
+      return r.statusCode === 200 ? String(r.headers['x-origin']) : `${r.statusCode} ${body.trim()}`;
+    };
+    assert.equal(await get(), 'a');
+    const text = base([`{ name: a, url: "${a.url}", weight: 0 }`, `{ name: b, url: "${b.url}" }`])
+      .replace('{{PORT}}', String(edge.port)).replace('{{ADMIN_PORT}}', String(edge.adminPort));
+    writeFileSync(edge.configFile, text);
+    edge.child.kill('SIGHUP');
+    // Applied by the main thread, then by each worker (a message): wait until both answer with b.
+    for (let i = 0, run = 0; i < 100 && run < 10; i++) { run = (await get()) === 'b' ? run + 1 : 0; if (run === 0) await sleep(50); }
+    const got: string[] = [];
+    for (let i = 0; i < 40; i++) got.push(await get());
+    assert.deepEqual(got.filter((o) => o !== 'b'), [], `requests not reaching b after SIGHUP:\n${edge.output()}`);
+    assert.match(edge.output(), /"type":"reload".*server b added.*"ok":true/);
+  });
+}
+
+test('admin API: add, re-weight and remove a server at runtime — audited, persisted, re-applied after a reload and a restart, marked as runtime', async (t) => {
+  const a = await startOrigin('a', named('a'));
+  const b = await startOrigin('b', named('b'));
+  t.after(() => Promise.all([a.close(), b.close()]));
+  const dir = mkdtempSync(join(tmpdir(), 'pc-runtime-'));
+  const file = join(dir, 'edge.yaml');
+  const stateFile = join(dir, 'state.json');
+  const port = await freePort(), adminPort = await freePort();
+  writeFileSync(file, yamlOf({ port, adminPort, servers: [`{ name: a, url: "${a.url}" }`], extra: '' })
+    .replace(`token: "${TOKEN}" }`, `token: "${TOKEN}", state_file: "${stateFile}" }`));
+  const start = async (): Promise<{ stop(): Promise<void>; events: EdgeEvent[] }> => {
+    const bus = new EventBus({ node: 'rt' });
+    const events: EdgeEvent[] = [];
+    bus.subscribe((e) => { events.push(e); });
+    const p = await runEdgeProcess(loadConfigFile(file), { handleSignals: false, bus });
+    return { stop: () => p.stop(), events };
+  };
+  let proc = await start();
+  t.after(() => proc.stop());
+  const admin = async (method: string, path: string, body?: unknown): Promise<{ status: number; json: unknown }> => {
+    const r = await request(`http://127.0.0.1:${adminPort}${path}`, { method: method as 'GET', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+    const text = await r.body.text();
+    return { status: r.statusCode, json: text === '' ? null : JSON.parse(text) };
+  };
+  const servers = async (): Promise<{ name: string; weight: number; runtime?: string[] }[]> => (await admin('GET', '/api/servers')).json as { name: string; weight: number; runtime?: string[] }[];
+  const c = httpClient({ localAddress: '127.0.0.5', connections: 1 });
+  t.after(() => c.close());
+  const origins = async (n: number): Promise<Map<string, number>> => {
+    const m = new Map<string, number>();
+    for (let i = 0; i < n; i++) { const r = await c.get(`http://127.0.0.1:${port}/`); assert.equal(r.status, 200); const o = String(r.headers['x-origin']); m.set(o, (m.get(o) ?? 0) + 1); }
+    return m;
+  };
+
+  // Bad requests are refused with a reason.
+  assert.equal((await admin('POST', '/api/servers/shop', { name: 'b', url: 'not a url' })).status, 400);
+  assert.equal((await admin('POST', '/api/servers/nope', { name: 'b', url: b.url })).status, 404);
+  assert.equal((await admin('POST', '/api/servers/shop', { name: 'a', url: b.url })).status, 409);
+
+  // Add b (weight 3): live, audited, marked as runtime.
+  const added = await admin('POST', '/api/servers/shop', { name: 'b', url: b.url, weight: 3 });
+  assert.equal(added.status, 201, JSON.stringify(added.json));
+  assert.ok(((await origins(8)).get('b') ?? 0) >= 5, 'b takes its share at once');
+  assert.deepEqual((await servers()).map((s) => [s.name, s.weight, s.runtime ?? []]), [['a', 1, []], ['b', 3, ['added']]]);
+  assert.ok(proc.events.some((e) => e.type === 'admin' && e.what === 'server.add' && e.target === 'shop/b'), 'audited');
+  // Re-weight a: persisted too.
+  assert.equal((await admin('PUT', '/api/servers/shop/a/weight', { weight: 5 })).status, 200);
+  const persisted = JSON.parse(readFileSync(stateFile, 'utf8')) as { servers: Record<string, unknown> };
+  assert.deepEqual(persisted.servers, { 'shop/b': { added: { url: b.url, weight: 3, maxconn: 0, backup: false } }, 'shop/a': { weight: 5 } });
+
+  // A reload of the (unchanged) file keeps the runtime changes.
+  assert.equal((await admin('POST', '/api/config/reload')).status, 200);
+  assert.deepEqual((await servers()).map((s) => [s.name, s.weight, s.runtime ?? []]), [['a', 5, ['weight']], ['b', 3, ['added']]]);
+
+  // …and so does a restart.
+  await proc.stop();
+  proc = await start();
+  assert.deepEqual((await servers()).map((s) => [s.name, s.weight, s.runtime ?? []]), [['a', 5, ['weight']], ['b', 3, ['added']]]);
+  assert.ok(((await origins(8)).get('b') ?? 0) > 0);
+
+  // Remove b: no new request reaches it; gone after a restart as well.
+  assert.equal((await admin('DELETE', '/api/servers/shop/b')).status, 200);
+  assert.deepEqual([...(await origins(6)).keys()], ['a']);
+  assert.equal((await admin('DELETE', '/api/servers/shop/a')).status, 422, 'the last server cannot be removed');
+  await proc.stop();
+  proc = await start();
+  assert.deepEqual((await servers()).map((s) => s.name), ['a']);
+});
+
+test('a reload that rebuilds a backend keeps maxconn: requests in flight on the old pool count against the new one', async (t) => {
+  const a = await startOrigin('a', named('a'));
+  t.after(() => a.close());
+  const dir = mkdtempSync(join(tmpdir(), 'pc-maxconn-'));
+  const file = join(dir, 'edge.yaml');
+  const spec: Spec = { port: await freePort(), adminPort: await freePort(), servers: [`{ name: a, url: "${a.url}", maxconn: 1 }`] };
+  writeFileSync(file, yamlOf(spec));
+  const proc = await runEdgeProcess(loadConfigFile(file), { handleSignals: false, bus: new EventBus({ node: 'mc' }) });
+  t.after(() => proc.stop());
+  const url = `http://127.0.0.1:${spec.port}`;
+  const c1 = httpClient({ localAddress: '127.0.0.6', connections: 1 });
+  const c2 = httpClient({ localAddress: '127.0.0.7', connections: 1 });
+  t.after(() => Promise.all([c1.close(), c2.close()]));
+  const first = c1.get(`${url}/slow`);
+  while (a.active === 0) await sleep(10);
+  // maxconn stays, but the queue changes: a new pool.
+  writeFileSync(file, yamlOf({ ...spec, extra: '    queue: { max: 50, timeout: 10s }' }).replace('servers:\n', 'queue: { max: 50, timeout: 10s }\n    servers:\n').replace('\n    queue: { max: 50, timeout: 10s }\n', '\n'));
+  const r = await reload(spec.adminPort);
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  assert.ok(r.body.changes.some((x) => x.startsWith('backend shop: queue')), JSON.stringify(r.body.changes));
+  const second = c2.get(`${url}/slow`);
+  const [r1, r2] = await Promise.all([first, second]);
+  assert.deepEqual([r1.status, r2.status], [200, 200]);
+  assert.equal(a.maxActive, 1, 'the origin never saw more than maxconn 1 across the reload');
+});
+
+test('workers: 2 — a server added through the admin API serves from every worker thread', async (t) => {
+  const a = await startOrigin('a', named('a'));
+  const b = await startOrigin('b', named('b'));
+  t.after(() => Promise.all([a.close(), b.close()]));
+  const edge = await spawnEdge([
+    'listen: [{ address: "127.0.0.1:{{PORT}}" }]',
+    'admin: { address: "127.0.0.1:{{ADMIN_PORT}}", token: "${PORTCULLIS_ADMIN_TOKEN}" }',
+    'access_log: { path: "off" }',
+    'workers: 2',
+    'limits: { client: { requests: { limit: 0 }, in_flight: 0 } }',
+    'backends:', '  shop:', '    servers:', `      - { name: a, url: "${a.url}" }`,
+  ].join('\n') + '\n');
+  t.after(() => edge.stop());
+  const r = await request(`http://127.0.0.1:${edge.adminPort}/api/servers/shop`, {
+    method: 'POST', headers: { authorization: 'Bearer test-admin-token-0123456789', 'content-type': 'application/json' }, body: JSON.stringify({ name: 'b', url: b.url }),
+  });
+  assert.equal(r.statusCode, 201, await r.body.text());
+  // a out of rotation (weight 0, sent to every worker): a thread without b would answer 503.
+  const w = await request(`http://127.0.0.1:${edge.adminPort}/api/servers/shop/a/weight`, {
+    method: 'PUT', headers: { authorization: 'Bearer test-admin-token-0123456789', 'content-type': 'application/json' }, body: JSON.stringify({ weight: 0 }),
+  });
+  assert.equal(w.statusCode, 200, await w.body.text());
+  const get = async (): Promise<string> => {
+    const res = await request(`${edge.url}/`, { reset: true });
+    const body = await res.body.text();
+    return res.statusCode === 200 ? String(res.headers['x-origin']) : `${res.statusCode} ${body.trim()}`;
+  };
+  // The worker applies both changes from messages: wait until ten answers in a row come from b.
+  for (let i = 0, run = 0; i < 100 && run < 10; i++) { run = (await get()) === 'b' ? run + 1 : 0; if (run === 0) await sleep(50); }
+  const got: string[] = [];
+  for (let i = 0; i < 40; i++) got.push(await get());
+  assert.deepEqual(got.filter((o) => o !== 'b'), [], 'every thread serves the added server');
+});
