@@ -497,7 +497,10 @@ class Conn implements ResponseParserHandler {
       const b = this.pending;
       this.pending = null;
       this.process(b === null ? EMPTY : b);
-      if (this.ex === null || this.paused) return;
+      // The held bytes completed the response: the socket (paused since the back-pressure) goes back
+      // to the pool reading again, or the next request on it would never see its answer.
+      if (this.ex === null) { if (!this.closed && !this.paused) this.socket.resume(); return; }
+      if (this.paused) return;
       if (this.eof && this.parser.readsUntilEof) {
         this.parser.finishEof();
         this.finish(false);
