@@ -131,6 +131,13 @@ test('dashboard layout at 1280, 1440 and 1920 px: controls on screen, no overlap
     await page.click('#login-button');
     await waitFor(`${width}: stats and events shown`, async () => (await text('#top-clients')).includes('127.0.7.1') && (await page.locator('#events tbody tr').count()) > 0, 10_000);
     await waitFor(`${width}: the block chart has its rule series`, async () => (await text('#chart-blocked')).includes('ua-scanners'), 10_000);
+    // The time axis is measured once the history spans a few samples (a fresh page draws one point:
+    // no time labels at all yet, which says nothing about their spacing).
+    await waitFor(`${width}: the charts have time labels`, async () => page.evaluate(() => {
+      const d = (globalThis as unknown as { portcullisDashboard?: { charts(): { axes: { _values?: unknown[] }[] }[] } }).portcullisDashboard;
+      const charts = d ? d.charts() : [];
+      return charts.length === 2 && charts.every((u) => (u.axes[0]._values ?? []).length >= 2);
+    }), 15_000);
     await new Promise((r) => setTimeout(r, 300)); // the event burst is drawn on the next frame
 
     const problems = await layoutProblems(page);
