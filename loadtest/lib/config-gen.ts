@@ -59,7 +59,7 @@ export function portcullisConfig(spec: ProxySpec, keys: PortcullisKeys = null): 
     listen: [listener],
     admin: { address: `127.0.0.1:${spec.adminPort}`, token: `\${${ADMIN_TOKEN_ENV}}` },
     workers: spec.workers,
-    backends: { shop: backend },
+    backends: { shop: backend, ...Object.fromEntries((spec.aliasBackends ?? []).map((name) => [name, backend])) },
     default_backend: 'shop',
   };
   const docLimits: Record<string, unknown> = {};

@@ -60,6 +60,8 @@ export interface ProxySpec {
   tls?: TlsFiles | null;
   /** false = Portcullis's in-process connection guard counts but never refuses (`limits.connection.in_process: off`); unset = its defaults. */
   connectionGuard?: boolean;
+  /** More backend names served by the same servers (rules that route to them, e.g. the example rules' `api`). */
+  aliasBackends?: string[];
 }
 
 /** Defaults every scenario starts from; scenarios override what they test. */

@@ -29,7 +29,7 @@ export const rules: Scenario = {
     if (!existsSync(RULES_FILE)) throw new Error(`${RULES_FILE} not found: the rules scenario measures the example e-shop rule set that the rule-language work ships`);
     const origins = await startOrigins(ctx, 1);
     const plain = await startTarget(ctx, 'portcullis', await newSpec(ctx, 'no-rules', serversFor(origins)), 'no-rules');
-    const withRules = await startTarget(ctx, 'portcullis', await newSpec(ctx, 'shop-rules', serversFor(origins), (s) => { s.rulesFiles = [RULES_FILE]; }), 'shop-rules');
+    const withRules = await startTarget(ctx, 'portcullis', await newSpec(ctx, 'shop-rules', serversFor(origins), (s) => { s.rulesFiles = [RULES_FILE]; s.aliasBackends = ['api']; }), 'shop-rules');
     const { opts } = ctx;
     const { samples, summary } = await interleavedWrk(ctx, [{ label: 'no-rules', proxy: plain }, { label: 'shop-rules', proxy: withRules }], { rounds: opts.rounds, durationMs: opts.durationMs, connections: opts.connections, path: RULES_PATH, driver: RULES_DRIVER });
     const ratio = pairedRatio(samples, 'shop-rules', 'no-rules');
