@@ -96,7 +96,8 @@ export class RedisStateStore implements StateStore {
 
   watch(fn: (change: ModeChange) => void): void {
     if (this.sub !== null) return;
-    const sub = this.redis.duplicate();
+    // The subscriber may queue its SUBSCRIBE until connected (the main connection never queues commands).
+    const sub = this.redis.duplicate({ enableOfflineQueue: true, commandTimeout: undefined });
     sub.on('error', () => { /* reconnects; a change missed meanwhile is in the hash for the next start/reload */ });
     sub.on('message', (_ch: string, text: string) => {
       let m: { origin?: string; rule?: unknown; mode?: unknown };

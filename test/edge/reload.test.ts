@@ -173,7 +173,7 @@ for (const workers of [1, 2]) {
       'admin: { address: "127.0.0.1:{{ADMIN_PORT}}", token: "${PORTCULLIS_ADMIN_TOKEN}" }',
       'access_log: { path: "off" }',
       `workers: ${workers}`,
-      'limits: { client: { requests: { limit: 0 }, in_flight: 0 } }',
+      'limits: { client: { requests: { limit: 0 }, in_flight: 0 }, connection: { in_process: off } }', // a new connection per request, from one address
       'backends:', '  shop:', '    servers:', ...servers.map((v) => `      - ${v}`),
     ].join('\n') + '\n';
     const edge = await spawnEdge(base([`{ name: a, url: "${a.url}" }`]));
