@@ -73,34 +73,9 @@ const BAD_REQUEST_VALUE = /[\x00-\x08\x0a-\x1f\x7f\u0100-\uffff]/;
 // origin-form is ASCII visible characters only, and never a fragment ('#' would let `/admin#x`
 // pass a `== "/admin"` rule and reach /admin on origins that strip fragments).
 const BAD_TARGET = /[^\x21\x22\x24-\x7e]/;
-// Host = uri-host [":" port] (RFC 3986 reg-name or IP literal): no '@', '/', spaces or controls.
-// Checked with two byte tables instead of a regex (it ran for every request).
-const REG_NAME_CHAR = charTable("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._~!$&'()*+,;=%-");
-const IP_LITERAL_CHAR = charTable('0123456789ABCDEFabcdef:.');
-function charTable(chars: string): Uint8Array {
-  const t = new Uint8Array(128);
-  for (let i = 0; i < chars.length; i++) t[chars.charCodeAt(i)] = 1;
-  return t;
-}
-
-/** reg-name (1+ chars) or "[" IP-literal chars "]", then optionally ":" and 1 to 5 digits. */
-export function isValidHost(h: string): boolean {
-  const n = h.length;
-  let i = 0;
-  if (n > 0 && h.charCodeAt(0) === 91 /* [ */) {
-    i = 1;
-    while (i < n) { const c = h.charCodeAt(i); if (c > 127 || IP_LITERAL_CHAR[c] === 0) break; i++; }
-    if (i === 1 || i === n || h.charCodeAt(i) !== 93 /* ] */) return false;
-    i++;
-  } else {
-    while (i < n) { const c = h.charCodeAt(i); if (c > 127 || REG_NAME_CHAR[c] === 0) break; i++; }
-    if (i === 0) return false;
-  }
-  if (i === n) return true;
-  if (h.charCodeAt(i) !== 58 /* : */ || n - i - 1 < 1 || n - i - 1 > 5) return false;
-  for (let k = i + 1; k < n; k++) { const c = h.charCodeAt(k); if (c < 48 || c > 57) return false; }
-  return true;
-}
+/** One Host grammar for both engines (edge/http1/parser.ts). */
+export { isValidHost } from './http1/parser.js';
+import { isValidHost } from './http1/parser.js';
 const EMPTY_BUF = Buffer.alloc(0);
 
 /** Response headers uWS writes itself or that must not cross the proxy (uws-notes §10.9). */
