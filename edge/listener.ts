@@ -78,9 +78,9 @@ export { isValidHost } from './http1/parser.js';
 import { isValidHost } from './http1/parser.js';
 const EMPTY_BUF = Buffer.alloc(0);
 
-/** Response headers uWS writes itself or that must not cross the proxy (uws-notes §10.9). */
-export const RESPONSE_SKIP = new Set(['content-length', 'transfer-encoding', 'date', 'connection', 'keep-alive',
-  'proxy-connection', 'te', 'trailer', 'upgrade', 'proxy-authenticate']);
+/** Response headers we write ourselves or that must not cross the proxy (uws-notes §10.9): one list for both engines. */
+export { RESPONSE_SKIP } from './http1/response.js';
+import { RESPONSE_SKIP } from './http1/response.js';
 
 class UwsExchange implements ClientIO {
   aborted = false;

@@ -4,6 +4,7 @@
 // bounded: beyond READ_AHEAD the socket is paused), so a response can never overtake another and a
 // byte after a refused head is never read as a request.
 import type { Socket } from 'node:net';
+import { STATUS_CODES } from 'node:http';
 import { Transaction } from '../transaction.js';
 import type { ClientIO, RequestBodySink, ResponseDrainSink } from '../exchange.js';
 import type { RequestHandler } from '../listener.js';
@@ -77,7 +78,7 @@ const TEXT_PLAIN = 'content-type: text/plain; charset=utf-8\r\n';
 export const enum Deadline { None, Head, Idle }
 
 // Pause reasons (bit flags): the socket reads only while none is set.
-export const PAUSE_BODY = 1, PAUSE_AHEAD = 2, PAUSE_EARLY = 4;
+export const PAUSE_BODY = 1, PAUSE_AHEAD = 2;
 
 export class Http1Connection implements ChunkSink {
   /** The pending bytes: a Node-owned read buffer (never reused by Node, so views of it may be kept). */
@@ -100,8 +101,6 @@ export class Http1Connection implements ChunkSink {
   deadlineKind: Deadline = Deadline.None;
   /** Index in the listener's connection list (deadline scan). */
   slot = -1;
-  /** Set by the connection guard: its key for this client, released on close. */
-  guardKey = '';
   private readonly onDataFn = (chunk: Buffer): void => this.onData(chunk);
   private readonly onEndFn = (): void => this.onEnd();
   private readonly onDrainFn = (): void => this.onDrain();
@@ -235,7 +234,6 @@ export class Http1Connection implements ChunkSink {
     const dec = this.chunked;
     const buf = this.buf;
     this.sinkEx = ex;
-    this.sinkOk = true;
     const stop = dec.feed(buf, 0, buf.length, this);
     this.sinkEx = null;
     if (stop < 0) {
@@ -253,30 +251,25 @@ export class Http1Connection implements ChunkSink {
   }
 
   private sinkEx: Http1Exchange | null = null;
-  private sinkOk = true;
   /** ChunkSink: decoded chunk data (a view of the read buffer, which Node never reuses). */
   chunkData(buf: Buffer, start: number, end: number): void {
-    if (end > start && this.sinkEx !== null) this.sinkOk = this.sinkEx.body(buf.subarray(start, end), false) && this.sinkOk;
+    // A refused piece (back-pressure) has already paused the connection (Http1Exchange.body).
+    if (end > start && this.sinkEx !== null) this.sinkEx.body(buf.subarray(start, end), false);
   }
 
   private startRequest(head: RequestHead): void {
     const ctx = this.ctx;
     const upgrade = head.websocket && ctx.websocket !== null && ctx.wsAcceptor !== null;
     const ex = upgrade ? new Http1UpgradeExchange(this, ctx.websocket as WebSocketRuntime, head) : new Http1Exchange(this);
-    const tx = new Transaction(ex, ctx.clock.now());
-    ex.tx = tx;
+    const tx = this.transactionFor(ex);
     this.current = ex;
     this.setDeadline(Deadline.None, 0);
-    tx.listener = ctx.name;
-    tx.tls = ctx.tls;
-    tx.sni = this.sni;
     tx.redirect = ctx.redirect;
     tx.method = head.method;
     tx.path = head.path;
     tx.query = head.query;
     tx.host = head.host;
     tx.headers = head.headers;
-    tx.remote = this.remote;
     tx.userAgent = head.userAgent;
     tx.cookie = head.cookie;
     tx.xff = head.xff;
@@ -317,25 +310,31 @@ export class Http1Connection implements ChunkSink {
     }
   }
 
+  /** A new transaction on this connection: what the connection knows (listener, TLS, SNI, peer) filled in. */
+  private transactionFor(ex: Http1Exchange): Transaction {
+    const tx = new Transaction(ex, this.ctx.clock.now());
+    ex.tx = tx;
+    tx.listener = this.ctx.name;
+    tx.tls = this.ctx.tls;
+    tx.sni = this.sni;
+    tx.remote = this.remote;
+    return tx;
+  }
+
   /** A request whose head parsed but that we refuse before any stage runs. */
   private rejectRequest(ex: Http1Exchange, status: number, reason: string): void {
     const tx = ex.tx;
     tx.status = status;
     tx.term = 'PR';
     this.ctx.handler.rejected(tx, status, reason);
-    ex.reply(status, null, `${statusText(status)}: ${reason}\n`, true);
+    ex.reply(status, null, `${STATUS_CODES[status] ?? 'Error'}: ${reason}\n`, true);
   }
 
   /** A malformed head: answer at once with Connection: close and read nothing more. */
   private refuseHead(e: HeadError): void {
     const ex = new Http1Exchange(this);
-    const tx = new Transaction(ex, this.ctx.clock.now());
-    ex.tx = tx;
+    const tx = this.transactionFor(ex);
     this.current = ex;
-    tx.listener = this.ctx.name;
-    tx.tls = this.ctx.tls;
-    tx.sni = this.sni;
-    tx.remote = this.remote;
     // What we could read of the request line, for the log and the event (bounded, printable only).
     const line = this.buf.latin1Slice(this.scanner.start, Math.min(this.buf.length, this.scanner.start + 200));
     const sp = line.indexOf(' ');
@@ -365,7 +364,7 @@ export class Http1Connection implements ChunkSink {
     }
     this.chunked = null;
     this.setDeadline(this.buf.length > 0 ? Deadline.Head : Deadline.Idle, this.buf.length > 0 ? this.ctx.headTimeoutMs : this.ctx.idleTimeoutMs);
-    this.resume(PAUSE_AHEAD | PAUSE_BODY | PAUSE_EARLY);
+    this.resume(PAUSE_AHEAD | PAUSE_BODY);
     if (this.buf.length > 0) this.process();
     else if (this.peerEnded) this.destroy();
   }
@@ -408,12 +407,7 @@ export class Http1Connection implements ChunkSink {
     if (kind === Deadline.Idle) { this.destroy(); return; }
     // Head deadline: answer 408 when the client sent part of a head, close silently when it sent nothing.
     const ex = new Http1Exchange(this);
-    const tx = new Transaction(ex, this.ctx.clock.now());
-    ex.tx = tx;
-    tx.listener = this.ctx.name;
-    tx.tls = this.ctx.tls;
-    tx.sni = this.sni;
-    tx.remote = this.remote;
+    const tx = this.transactionFor(ex);
     tx.method = '<BADREQ>';
     tx.bytesIn = this.buf.length;
     tx.term = 'cR';
@@ -461,20 +455,6 @@ export class Http1Connection implements ChunkSink {
   }
 }
 
-function statusText(status: number): string {
-  switch (status) {
-    case 400: return 'Bad Request';
-    case 405: return 'Method Not Allowed';
-    case 408: return 'Request Timeout';
-    case 413: return 'Content Too Large';
-    case 414: return 'URI Too Long';
-    case 417: return 'Expectation Failed';
-    case 431: return 'Request Header Fields Too Large';
-    case 501: return 'Not Implemented';
-    case 505: return 'HTTP Version Not Supported';
-    default: return 'Error';
-  }
-}
 
 function printable(s: string): string {
   return s.replace(/[^\x21-\x7e]/g, '?');
@@ -564,7 +544,7 @@ export class Http1Exchange implements ClientIO {
   resumeBody(): void {
     if (this.finished) return;
     const conn = this.conn;
-    conn.resume(PAUSE_BODY | PAUSE_EARLY);
+    conn.resume(PAUSE_BODY);
     conn.process();
   }
 
