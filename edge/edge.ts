@@ -215,6 +215,7 @@ export async function startEdge(cfg: EdgeConfig, opts: EdgeOptions = {}): Promis
           headTimeoutMs: cfg.timeouts.clientHeadMs, idleTimeoutMs: cfg.timeouts.clientIdleMs,
           tls: l.tls, redirectHttps: l.redirectHttps, websocket, onTlsReload,
           connGuard, identity: identityCfg, acceptProxy: l.acceptProxy,
+          http2: l.http2, h2c: l.h2c, http2Settings: cfg.http2,
           onRefused: (remote, reason) => {
             if (bus.hasListeners) bus.emit(guardEvent({ client: eventClient(addressText(remote)), reason, status: null, term: 'PR', listener: l.name }));
           },

@@ -105,7 +105,9 @@ export class MetricsObserver implements RequestObserver {
   constructor(private readonly metrics: Metrics) {}
   request(tx: Transaction, now: number): void {
     this.metrics.request(tx.backend || null, tx.server?.name ?? null, tx.status, (now - tx.t0) / 1000);
+    this.metrics.protocol(tx.httpVersion);
   }
+  http2Defence(defence: string): void { this.metrics.http2Defence(defence); }
   action(_tx: Transaction, spec: ActionSpec, mode: string): void {
     if (spec.source === 'guard') this.metrics.guardReject(spec.reason ?? 'guard');
     else this.metrics.ruleHit(spec.ruleId ?? '', mode, spec.kind);

@@ -50,6 +50,8 @@ export interface RequestObserver {
   queueRejected(backend: string, reason: string): void;
   /** A request head the listener refused before any stage ran (counted as a guard rejection). */
   rejected?(tx: Transaction, reason: string, now: number): void;
+  /** An HTTP/2 defence fired on a connection (edge/http2/defences.ts names). */
+  http2Defence?(defence: string): void;
 }
 
 export interface PipelineDeps {
@@ -215,6 +217,21 @@ export class Pipeline implements RequestHandler, ForwardHost {
       this.deps.observer?.rejected?.(tx, internal ? 'internal_error' : reason, now);
       this.deps.log.write(tx, now);
     }
+  }
+
+  /**
+   * An HTTP/2 defence fired on a client connection (rapid reset, a frame flood, a header block too
+   * large or unfinished, a write stall, a stream nghttp2 refused): a guard event, the metric, and one
+   * error on the client's record (the stick table's http_err_rate sees HTTP/2 abuse too).
+   */
+  http2Defence(tx: Transaction, defence: string, detail: string, closed: boolean): void {
+    if (tx.clientIp === '') this.deps.identity.resolve(tx);
+    if (this.deps.bus.hasListeners) {
+      this.deps.bus.emit(guardEvent({ client: clientOf(tx), reason: `h2_${defence}: ${detail}${closed ? ' → GOAWAY, connection closed' : ''}`, status: null, term: 'PR', listener: tx.listener }));
+    }
+    const now = this.clock.now();
+    this.deps.guard?.countError(tx, now);
+    this.deps.observer?.http2Defence?.(defence);
   }
 
   // ---- action stage ----

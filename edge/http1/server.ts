@@ -16,6 +16,10 @@ import { parseProxyHeader } from './proxy-protocol.js';
 import { CONN_ADMIT, type ConnectionGuard } from '../connection-guard.js';
 import { isTrustedPeer, resolveClient, type IdentityConfig } from '../identity.js';
 import { Duplex } from 'node:stream';
+import type { Http2Server } from 'node:http2';
+import type { Http2Settings } from '../http2/config.js';
+import { Http2Connection, createSessionFactory, type Http2Context, type Http2Handler } from '../http2/connection.js';
+import { PREFACE } from '../http2/frame-scanner.js';
 
 export interface Http1ListenerOptions {
   host: string;
@@ -39,16 +43,33 @@ export interface Http1ListenerOptions {
   acceptProxy?: boolean;
   /** A connection closed before HTTP for a reason the SOC should see (PROXY refused, TLS handshake failed or too slow). */
   onRefused?: (remote: Uint8Array, reason: string) => void;
+  /** listen[].http2: offer ALPN h2 on this TLS listener. */
+  http2?: boolean;
+  /** listen[].h2c: accept HTTP/2 prior knowledge from trusted_proxies peers on this plain listener. */
+  h2c?: boolean;
+  /** `http2:` settings and defences (needed when http2 or h2c is on). */
+  http2Settings?: Http2Settings;
+}
+
+/** A connection the listener tracks for its deadline scan and graceful stop (HTTP/1.1 or HTTP/2). */
+interface TrackedConnection {
+  slot: number;
+  deadline: number;
+  readonly current: unknown;
+  expire(): void;
+  destroy(): void;
+  /** HTTP/2: GOAWAY and let the streams in flight finish. */
+  drain?(): void;
 }
 
 /** How often connection deadlines (head, idle keep-alive, TLS handshake) are checked. */
 const SCAN_MS = 100;
 
-export async function openHttp1Listener(opts: Http1ListenerOptions, handler: Http1Handler): Promise<RunningListener> {
+export async function openHttp1Listener(opts: Http1ListenerOptions, handler: Http2Handler): Promise<RunningListener> {
   const tlsCfg = opts.tls ?? null;
   const wsRuntime = opts.websocket !== undefined && opts.websocket !== null && opts.websocket.limits.enabled ? opts.websocket : null;
   const wsAcceptor = wsRuntime === null ? null : await loadWsAcceptor(wsRuntime);
-  const conns: (Http1Connection | null)[] = [];
+  const conns: (TrackedConnection | null)[] = [];
   const freeSlots: number[] = [];
   const guard = opts.connGuard ?? null;
   const acceptProxy = opts.acceptProxy === true;
@@ -67,12 +88,26 @@ export async function openHttp1Listener(opts: Http1ListenerOptions, handler: Htt
     idleTimeoutMs: opts.idleTimeoutMs,
     defaultHost: '',
     draining: false,
-    connectionClosed(conn) {
-      if (conn.slot >= 0) { conns[conn.slot] = null; freeSlots.push(conn.slot); conn.slot = -1; }
-    },
+    connectionClosed(conn) { untrack(conn); },
+  };
+  const untrack = (conn: TrackedConnection): void => {
+    if (conn.slot >= 0) { conns[conn.slot] = null; freeSlots.push(conn.slot); conn.slot = -1; }
   };
 
-  const track = (conn: Http1Connection): void => {
+  // ---- HTTP/2 (ALPN h2 on TLS, h2c prior knowledge from trusted peers on plain listeners) ----
+  const h2Enabled = tlsCfg !== null ? opts.http2 === true : opts.h2c === true;
+  const h2Settings = opts.http2Settings;
+  const h2Factory: Http2Server | null = h2Enabled && h2Settings !== undefined ? createSessionFactory(h2Settings, opts.limits) : null;
+  const h2ctx: Http2Context | null = h2Factory === null || h2Settings === undefined ? null : {
+    name: opts.name, tls: tlsCfg !== null, limits: opts.limits, clock: opts.clock, handler, always: ctx.always, settings: h2Settings,
+    headTimeoutMs: opts.headTimeoutMs, idleTimeoutMs: opts.idleTimeoutMs, draining: false,
+    connectionClosed(conn) { untrack(conn); },
+  };
+  const startHttp2 = (sock: Socket, remote: Uint8Array, sni: string | null, raw: Socket, first: Buffer): void => {
+    track(new Http2Connection(sock, h2ctx as Http2Context, remote, sni, raw, h2Factory as Http2Server, first));
+  };
+
+  const track = (conn: TrackedConnection): void => {
     const i = freeSlots.length > 0 ? freeSlots.pop() as number : conns.push(null) - 1;
     conns[i] = conn;
     conn.slot = i;
@@ -124,8 +159,8 @@ export async function openHttp1Listener(opts: Http1ListenerOptions, handler: Htt
       isServer: true,
       secureContext: defaultContext as SecureContext,
       SNICallback: sniCallback,
-      // HTTP/2 (its own issue) adds 'h2' here and picks the engine on the negotiated protocol.
-      ALPNProtocols: ['http/1.1'],
+      // h2 first: the client picks from our list in our order of preference (RFC 7301 lets the server choose).
+      ALPNProtocols: h2ctx !== null ? ['h2', 'http/1.1'] : ['http/1.1'],
     });
     let done = false;
     const timer = setTimeout(() => {
@@ -149,6 +184,7 @@ export async function openHttp1Listener(opts: Http1ListenerOptions, handler: Htt
       done = true;
       clearTimeout(timer);
       const sni = typeof t.servername === 'string' && t.servername !== '' ? t.servername.toLowerCase() : null;
+      if (h2ctx !== null && t.alpnProtocol === 'h2') { startHttp2(t, remote, sni, raw, EMPTY); return; }
       track(new Http1Connection(t, ctx, remote, sni, raw));
     });
     if (rest.length === 0) raw.resume();
@@ -166,9 +202,48 @@ export async function openHttp1Listener(opts: Http1ListenerOptions, handler: Htt
       sock.once('close', () => guard.close(key));
     }
     if (tlsCfg !== null) { startTls(sock, remote, rest); return; }
+    if (h2ctx !== null && isTrustedPeer(peerOf(sock), opts.identity)) { sniffPreface(sock, remote, rest); return; }
+    startHttp1(sock, remote, rest);
+  };
+
+  const startHttp1 = (sock: Socket, remote: Uint8Array, rest: Buffer): void => {
     const conn = new Http1Connection(sock, ctx, remote, null);
     track(conn);
     conn.feed(rest);
+    sock.resume();
+  };
+
+  /**
+   * h2c with prior knowledge (a trusted load balancer that speaks HTTP/2 in clear): the first bytes
+   * tell. The HTTP/1.1 parser refuses the preface at once, so anything else goes there unchanged.
+   */
+  const sniffPreface = (sock: Socket, remote: Uint8Array, rest: Buffer): void => {
+    let buf = rest;
+    const decide = (): boolean => {
+      const n = Math.min(buf.length, PREFACE.length);
+      if (buf.subarray(0, n).equals(PREFACE.subarray(0, n))) {
+        if (n < PREFACE.length) return false; // a prefix of the preface: wait for more
+        sock.removeListener('data', onData);
+        clearTimeout(timer);
+        sock.pause();
+        startHttp2(sock, remote, null, sock, buf);
+        return true;
+      }
+      sock.removeListener('data', onData);
+      clearTimeout(timer);
+      sock.pause();
+      startHttp1(sock, remote, buf);
+      return true;
+    };
+    const onData = (chunk: Buffer): void => {
+      buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
+      decide();
+    };
+    // Nothing sent: the HTTP/1.1 connection's own head deadline takes over.
+    const timer = setTimeout(() => { sock.removeListener('data', onData); sock.pause(); startHttp1(sock, remote, buf); }, Math.min(opts.headTimeoutMs, 1000));
+    timer.unref();
+    if (buf.length > 0 && decide()) return;
+    sock.on('data', onData);
     sock.resume();
   };
 
@@ -238,8 +313,14 @@ export async function openHttp1Listener(opts: Http1ListenerOptions, handler: Htt
       ctx.draining = true;
       server.close();
       certs?.close();
-      // Idle keep-alive connections have nothing left to say: close them now; busy ones close after their response.
-      for (const c of conns) if (c !== null && c.current === null) c.destroy();
+      if (h2ctx !== null) h2ctx.draining = true;
+      // Idle keep-alive connections have nothing left to say: close them now; busy ones close after
+      // their response (HTTP/2: GOAWAY, the streams in flight finish).
+      for (const c of conns) {
+        if (c === null) continue;
+        if (c.current === null) c.destroy();
+        else c.drain?.();
+      }
     },
     closeConnections: () => {
       clearInterval(scan);
@@ -273,6 +354,11 @@ class PrefixedSocket extends Duplex {
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void { this.sock.write(chunk, cb); }
   override _final(cb: (err?: Error | null) => void): void { this.sock.end(); cb(); }
   override _destroy(err: Error | null, cb: (err: Error | null) => void): void { this.sock.destroy(); cb(err); }
+}
+
+/** The TCP peer's address bytes (not a PROXY header's source: h2c trusts the load balancer itself). */
+function peerOf(sock: Socket): Uint8Array {
+  return addressBytes(sock.remoteAddress) ?? new Uint8Array(0);
 }
 
 /** The peer address as 4 (IPv4, IPv4-mapped) or 16 bytes. */
