@@ -6,6 +6,8 @@ import { startOrigin, type Origin } from '../harness/origin.js';
 import { edgeYaml, startTestEdge, CLIENT_LIMITS_OFF, type TestEdge } from '../harness/edge.js';
 import { createTestCa, type TestCa } from '../tls/certs.js';
 import { join } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
+import { connect as h2connect, type ClientHttp2Session } from 'node:http2';
 
 export const HOST = 'shop.test';
 /** Size of /big (deterministic bytes, so the client can check them). */
@@ -82,4 +84,25 @@ export function run(cmd: string, args: string[], timeoutMs = 30_000): Promise<Ru
 /** curl over HTTP/2 to https://shop.test:<port><path>, trusting the test CA. */
 export function curl(e: H2Edge, path: string, extra: string[] = []): Promise<Run> {
   return run('curl', ['--http2', '-sS', '--cacert', e.caFile, '--resolve', `${HOST}:${e.port}:127.0.0.1`, ...extra, `https://${HOST}:${e.port}${path}`]);
+}
+
+/** A node:http2 client session to shop.test on the edge (SNI shop.test, the test CA trusted). */
+export function h2client(e: H2Edge, servername = HOST): ClientHttp2Session {
+  return h2connect(`https://${HOST}:${e.port}`, {
+    createConnection: () => tlsConnect({ host: '127.0.0.1', port: e.port, servername, ca: e.ca.ca, ALPNProtocols: ['h2'] }),
+  });
+}
+
+/** One request on a node:http2 session: status, headers, body. */
+export function h2get(c: ClientHttp2Session, path: string, extra: Record<string, string> = {}): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = c.request({ ':path': path, ...extra });
+    let headers: Record<string, unknown> = {};
+    const chunks: Buffer[] = [];
+    req.on('response', (h) => { headers = h as Record<string, unknown>; });
+    req.on('data', (d: Buffer) => chunks.push(d));
+    req.on('end', () => resolve({ status: Number(headers[':status']), headers, body: Buffer.concat(chunks).toString() }));
+    req.on('error', reject);
+    req.end();
+  });
 }
