@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { startOrigin, type Origin } from '../harness/origin.js';
 import { edgeYaml, startTestEdge, CLIENT_LIMITS_OFF, type TestEdge } from '../harness/edge.js';
+import type { EdgeOptions } from '../../edge/edge.js';
 import { createTestCa, type TestCa } from '../tls/certs.js';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
@@ -53,7 +54,7 @@ export async function startH2Origin(): Promise<Origin> {
 export interface H2Edge { o: Origin; px: TestEdge; ca: TestCa; caFile: string; port: number }
 
 /** Origin + TLS edge for shop.test; `more` adds top-level YAML (http2:, rules:, …), `listener` keys of the listener. */
-export async function startH2Edge(t: { after(fn: () => unknown): void }, opts: { more?: string; listener?: string; limits?: string; accessLog?: string } = {}): Promise<H2Edge> {
+export async function startH2Edge(t: { after(fn: () => unknown): void }, opts: { more?: string; listener?: string; limits?: string; accessLog?: string; edge?: EdgeOptions } = {}): Promise<H2Edge> {
   const ca = createTestCa(t);
   const leaf = ca.issue('shop', [HOST, 'other.test']);
   const o = await startH2Origin();
@@ -64,7 +65,7 @@ export async function startH2Edge(t: { after(fn: () => unknown): void }, opts: {
     limits: opts.limits ?? CLIENT_LIMITS_OFF,
     accessLog: opts.accessLog,
     more: opts.more,
-  }));
+  }), opts.edge);
   t.after(() => px.stop());
   return { o, px, ca, caFile: join(ca.dir, 'ca.crt'), port: px.port };
 }
