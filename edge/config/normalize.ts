@@ -116,7 +116,8 @@ export function normalizeConfig(raw: Raw, where: { file: string; baseDir: string
       // node:net cannot share a port between worker threads on Node 20 (no SO_REUSEPORT): uWS there.
       engine: l.engine === 'uws' || l.engine === 'http1' ? l.engine : num(raw.workers, 1) > 1 ? 'uws' : 'http1',
       acceptProxy: l.accept_proxy === true,
-      http2: l.tls !== undefined && l.http2 !== false,
+      // HTTP/2 is served by the http1 engine (node:http2 on its sockets); uWS speaks HTTP/1.1 only.
+      http2: l.tls !== undefined && l.http2 !== false && (l.engine ?? (num(raw.workers, 1) > 1 ? 'uws' : 'http1')) === 'http1',
       h2c: l.tls === undefined && l.h2c === true,
     })),
     admin: admin && adminAddr ? {

@@ -62,7 +62,8 @@ export class FrameGate extends Duplex {
     this.localAddress = sock.localAddress;
     this.localPort = sock.localPort;
     this.encrypted = (sock as { encrypted?: boolean }).encrypted === true;
-    this.alpnProtocol = (sock as { alpnProtocol?: string | false }).alpnProtocol ?? false;
+    // node:http2 treats a socket whose ALPN is false or http/1.1 as "unknown protocol": h2c has none.
+    this.alpnProtocol = (sock as { alpnProtocol?: string | false }).alpnProtocol || 'h2c';
     sock.on('data', (chunk: Buffer) => this.onData(chunk));
     sock.on('end', () => this.push(null));
     sock.on('drain', () => this.onDrain());
