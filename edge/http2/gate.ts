@@ -87,6 +87,21 @@ export class FrameGate extends Duplex {
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
     this.outbound.scan(chunk);
+    this.send(chunk, cb);
+  }
+
+  /**
+   * nghttp2 hands its frames over in several buffers at once: one socket write for all of them, so
+   * the TLS layer seals one record instead of one per frame (the largest CPU item in the h2 profile).
+   */
+  override _writev(chunks: { chunk: Buffer }[], cb: (err?: Error | null) => void): void {
+    let total = 0;
+    for (let i = 0; i < chunks.length; i++) { this.outbound.scan(chunks[i].chunk); total += chunks[i].chunk.length; }
+    const one = chunks.length === 1 ? chunks[0].chunk : Buffer.concat(chunks.map((c) => c.chunk), total);
+    this.send(one, cb);
+  }
+
+  private send(chunk: Buffer, cb: (err?: Error | null) => void): void {
     if (this.sock.destroyed) { cb(); return; }
     if (this.sock.write(chunk)) { cb(); return; }
     // The socket's buffer is full (the client reads slowly or not at all): hold nghttp2 back until it drains.
