@@ -2,9 +2,9 @@
 // Sections owned by other modules (limits.client, tables, shared, geo, …) contribute their own
 // fragments; this file composes them. Numbers marked `x-unit` accept "5s" / "10mb" strings, which
 // the loader converts to ms / bytes before validation.
-import { tlsListenSchema, hstsSchema, redirectHttpsSchema, acceptProxySchema } from '../tls.js';
+import { tlsListenSchema, hstsSchema, redirectHttpsSchema, acceptProxySchema } from '../tls/certificates.js';
+import { websocketLimitsSchema } from '../upstream/websocket.js';
 import { http2Schema, listenHttp2Schema, listenH2cSchema } from '../http2/config.js';
-import { websocketLimitsSchema } from '../websocket.js';
 
 export type JsonSchema = Record<string, unknown>;
 

@@ -4,9 +4,9 @@
 import { STATUS_CODES } from 'node:http';
 import { constants, createServer, type Http2Server, type ServerHttp2Session, type ServerHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
 import type { Socket } from 'node:net';
-import { Transaction } from '../transaction.js';
-import type { ClientIO } from '../exchange.js';
-import type { Clock } from '../clock.js';
+import { Transaction } from '../pipeline/transaction.js';
+import type { ClientIO } from '../pipeline/exchange.js';
+import type { Clock } from '../../lib/clock.js';
 import type { RequestLimits } from '../config/normalize.js';
 import type { Http1Handler } from '../http1/connection.js';
 import type { Http2Settings } from './config.js';

@@ -1,8 +1,8 @@
 // One HTTP/2 stream as the pipeline sees it (ClientIO): the same interface as an HTTP/1.1 exchange, so
 // each stream runs the same stages (identity, guard, rules, action, balancer, upstream, events, log).
 import { constants, type ServerHttp2Stream, type OutgoingHttpHeaders } from 'node:http2';
-import type { Transaction } from '../transaction.js';
-import type { ClientIO, RequestBodySink, ResponseDrainSink } from '../exchange.js';
+import type { Transaction } from '../pipeline/transaction.js';
+import type { ClientIO, RequestBodySink, ResponseDrainSink } from '../pipeline/exchange.js';
 import { responseHeaders, trailerHeaders } from './translate.js';
 
 /** Body bytes held while no upstream is attached yet (queue wait); beyond it the stream stops reading (flow control holds the client). */

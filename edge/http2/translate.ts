@@ -6,7 +6,7 @@
 // line and an error on the client's record — and because the checks must hold whatever library sits
 // below.
 import type { OutgoingHttpHeaders } from 'node:http2';
-import type { Transaction } from '../transaction.js';
+import type { Transaction } from '../pipeline/transaction.js';
 import type { RequestLimits } from '../config/normalize.js';
 
 /** Connection-specific fields (RFC 9113 §8.2.2): a request carrying one is malformed. */

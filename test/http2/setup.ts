@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { startOrigin, type Origin } from '../harness/origin.js';
 import { edgeYaml, startTestEdge, CLIENT_LIMITS_OFF, type TestEdge } from '../harness/edge.js';
-import type { EdgeOptions } from '../../edge/edge.js';
+import type { EdgeOptions } from '../../edge/main/edge.js';
 import { createTestCa, type TestCa } from '../tls/certs.js';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
