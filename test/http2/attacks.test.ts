@@ -140,3 +140,59 @@ test('zero window: a client that never opens its window loses the stream at the 
   assert.ok(grown < 60, `RSS grew ${grown.toFixed(1)} MB for five stalled 4 MB downloads`);
   assert.ok(await raw.until(() => raw.closed, 10_000), 'the idle connection is closed (client_idle)');
 });
+
+test('PRIORITY, WINDOW_UPDATE and empty-DATA floods each hit their budget; too many concurrent streams are refused', async (t) => {
+  const metrics = new Metrics();
+  const e = await startH2Edge(t, {
+    more: 'http2: { max_concurrent_streams: 5, flood: { priority: 30, window_update: 30, empty_data: 30 } }\ntimeouts: { client_head: 1s }',
+    edge: { observer: new MetricsObserver(metrics) },
+  });
+  const good = h2client(e);
+  t.after(() => good.close());
+  const prio = await RawH2.open(e.port, HOST, e.ca.ca);
+  prio.write(Buffer.concat(Array.from({ length: 100 }, (_v, i) => frame(T.PRIORITY, 0, 1 + 2 * i, Buffer.from([0, 0, 0, 0, 16])))));
+  await calmedDown(prio);
+  const wu = await RawH2.open(e.port, HOST, e.ca.ca);
+  wu.write(Buffer.concat(Array.from({ length: 100 }, () => frame(T.WINDOW_UPDATE, 0, 0, u32(1)))));
+  await calmedDown(wu);
+  const empty = await RawH2.open(e.port, HOST, e.ca.ca);
+  empty.write(frame(T.HEADERS, END_HEADERS, 1, requestHeaders(`${HOST}:${e.port}`, '/echo', 'POST')));
+  empty.write(Buffer.concat(Array.from({ length: 100 }, () => frame(T.DATA, 0, 1))));
+  await calmedDown(empty);
+  // Ten streams at once where five are allowed: the rest are refused (REFUSED_STREAM), the five served.
+  const many = await RawH2.open(e.port, HOST, e.ca.ca);
+  many.write(Buffer.concat(Array.from({ length: 10 }, (_v, i) => frame(T.HEADERS, END_HEADERS | END_STREAM, 1 + 2 * i, requestHeaders(`${HOST}:${e.port}`, '/slow/300')))));
+  assert.ok(await many.until((f) => f.filter((x) => x.type === T.RST_STREAM && x.payload.readUInt32BE(0) === 7).length >= 5));
+  assert.ok(await many.until(() => [1, 3, 5, 7, 9].every((id) => many.status(id) === 200)), 'the five admitted streams are answered');
+  many.close();
+  const counts = metrics.http2DefenceCounts();
+  assert.deepEqual([counts.priority_flood, counts.window_update_flood, counts.empty_data_flood], [1, 1, 1]);
+  assert.ok((counts.refused_stream ?? 0) >= 5, JSON.stringify(counts));
+  assert.equal((await h2get(good, '/after')).status, 200);
+});
+
+test('per-client limits apply per stream: requests beyond limits.client.requests get 429 on their stream, the connection stays', async (t) => {
+  const e = await startH2Edge(t, { limits: 'client: { requests: { limit: 5, window: 10s, status: 429 }, in_flight: 0 }, connection: { in_process: off }' });
+  const c = h2client(e);
+  t.after(() => c.close());
+  const statuses: number[] = [];
+  for (let i = 0; i < 8; i++) statuses.push((await h2get(c, `/n${i}`)).status);
+  assert.deepEqual(statuses, [200, 200, 200, 200, 200, 429, 429, 429]);
+  assert.equal(c.closed || c.destroyed, false, 'one connection served all eight');
+});
+
+test('graceful stop: GOAWAY, the stream in flight finishes', async (t) => {
+  const e = await startH2Edge(t);
+  const c = h2client(e);
+  t.after(() => c.close());
+  let goaway = false;
+  c.on('goaway', () => { goaway = true; });
+  const slow = h2get(c, '/slow/500');
+  await new Promise((r) => setTimeout(r, 150));
+  const stopped = e.px.stop();
+  const r = await slow;
+  assert.equal(r.status, 200);
+  assert.equal(r.body, 'slow\n');
+  await stopped;
+  assert.ok(goaway, 'the client was told with GOAWAY');
+});
