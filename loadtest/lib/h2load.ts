@@ -40,14 +40,15 @@ export function parseH2loadOutput(out: string): WrkResult & { protocol: string }
   const proto = /Application protocol: (\S+)/.exec(out);
   const mean = t ? ms(t[5], t[6]) : 0;
   const sd = t ? ms(t[7], t[8]) : 0;
-  const done = Number(req[3]);
   return {
     requests: Number(req[4]),
     durationSec: ms(fin[1], fin[2]) / 1000,
     requestsPerSec: Number(fin[3]),
     latencyMs: { avg: mean, stdev: sd, max: t ? ms(t[3], t[4]) : 0, p50: mean, p75: mean + 0.674 * sd, p90: mean + 1.282 * sd, p99: mean + 2.326 * sd },
     socketErrors: { connect: 0, read: Number(req[6]), write: 0, timeout: Number(req[7]) },
-    non2xx: Number(codes[2]) + Number(codes[3]) + Number(codes[4]) + Math.max(0, done - Number(req[4]) - Number(req[6]) - Number(req[7])),
+    // h2load's "failed" counts 4xx/5xx answers and errored and timed-out requests: the rest of it
+    // (streams reset without an answer) counts as non-2xx here too.
+    non2xx: Number(codes[2]) + Number(codes[3]) + Number(codes[4]) + Math.max(0, Number(req[5]) - Number(codes[3]) - Number(codes[4]) - Number(req[6]) - Number(req[7])),
     bytesRead: traffic ? Number(traffic[1]) : 0,
     protocol: proto ? proto[1] : 'unknown',
   };
