@@ -100,7 +100,7 @@ export class Http2Connection implements GateOwner, StreamHost {
   private defended = false;
   private lastStream = 0;
   private readonly tctx: TranslateContext;
-  private readonly refusal: HeadRefusal = { status: 0, reason: '' };
+  private readonly refusal: HeadRefusal = { status: 0, reason: '', expectContinue: false };
   readonly always: readonly string[];
   readonly maxBody: number;
   readonly handler: Http2Handler;
@@ -163,6 +163,7 @@ export class Http2Connection implements GateOwner, StreamHost {
       ex.reply(r.status, null, `${STATUS_CODES[r.status] ?? 'Error'}: ${r.reason}\n`, false);
       return;
     }
+    ex.expectContinue = r.expectContinue;
     try {
       ctx.handler.handle(tx);
     } catch (err) {

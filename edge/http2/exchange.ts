@@ -32,6 +32,8 @@ export class Http2Exchange implements ClientIO {
   /** The request body is complete (or there is none). */
   bodyEnded = false;
   stalled = false;
+  /** The client waits for a 100 (Continue) before its body: sent once a server is chosen, as the HTTP/1.1 engine does. */
+  expectContinue = false;
   private sink: RequestBodySink | null = null;
   private early: Buffer[] | null = null;
   private earlyBytes = 0;
@@ -85,6 +87,13 @@ export class Http2Exchange implements ClientIO {
   attachBody(sink: RequestBodySink): void {
     if (this.finished) return;
     this.sink = sink;
+    if (this.expectContinue) {
+      this.expectContinue = false;
+      const s = this.stream;
+      if (!this.responseStarted && !s.closed && !s.destroyed && !s.headersSent) {
+        try { s.additionalHeaders({ ':status': 100 }); } catch { /* the stream ended meanwhile */ }
+      }
+    }
     const early = this.early;
     if (early !== null) {
       this.early = null;

@@ -26,7 +26,12 @@ export interface TranslateContext {
 }
 
 /** Why a head is refused (status 0: accepted). */
-export interface HeadRefusal { status: number; reason: string }
+export interface HeadRefusal {
+  status: number;
+  reason: string;
+  /** Set on success: the client sent `expect: 100-continue` and waits for a 100 before its body. */
+  expectContinue: boolean;
+}
 
 const DIGITS = /^[0-9]{1,15}$/;
 
@@ -40,6 +45,7 @@ export function translateRequest(raw: readonly string[], endStream: boolean, c: 
   let host: string | null = null;
   let cookie: string | null = null;
   let contentLength = '';
+  let expectContinue = false;
   let bytes = 0;
   let count = 0;
   const headers: string[] = [];
@@ -75,6 +81,7 @@ export function translateRequest(raw: readonly string[], endStream: boolean, c: 
       case 'x-forwarded-for': tx.xff = tx.xff === undefined ? value : `${tx.xff}, ${value}`; break;
       case 'x-request-id': tx.clientRequestId = value; break;
       case 'x-forwarded-proto': tx.forwardedProto = value; break;
+      case 'expect': if (value.toLowerCase() === '100-continue') expectContinue = true; break;
     }
     headers.push(name, value);
   }
@@ -113,6 +120,7 @@ export function translateRequest(raw: readonly string[], endStream: boolean, c: 
   tx.latin1Head = true;
   out.status = 0;
   out.reason = '';
+  out.expectContinue = expectContinue && bodyLength !== -1;
   return true;
 }
 

@@ -90,3 +90,17 @@ test('curl --http2: request trailers reach the origin after a chunked body', asy
   assert.equal(j.bytes, 5);
   assert.equal(j.trailers['x-digest'], 'sha-256=abc');
 });
+
+test('expect: 100-continue: the client gets its 100 once a server is chosen, then its body goes through', async (t) => {
+  const e = await startH2Edge(t);
+  const c = h2client(e);
+  t.after(() => c.close());
+  const req = c.request({ ':method': 'POST', ':path': '/echo', expect: '100-continue', 'content-length': '11' });
+  await new Promise<void>((resolve) => req.once('continue', () => resolve()));
+  req.end('hello world');
+  const chunks: Buffer[] = [];
+  req.on('data', (d: Buffer) => chunks.push(d));
+  await new Promise((r) => req.on('end', r));
+  assert.equal((JSON.parse(Buffer.concat(chunks).toString()) as { bytes: number }).bytes, 11);
+  assert.equal(e.o.seen.at(-1)?.headers.expect, undefined, 'expect is hop-by-hop: the origin never sees it');
+});
