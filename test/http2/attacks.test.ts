@@ -196,3 +196,18 @@ test('graceful stop: GOAWAY, the stream in flight finishes', async (t) => {
   await stopped;
   assert.ok(goaway, 'the client was told with GOAWAY');
 });
+
+test('connection write stall: a client that keeps every window shut loses the connection at http2.write_stall (GOAWAY ENHANCE_YOUR_CALM)', async (t) => {
+  const metrics = new Metrics();
+  // The per-stream deadline is set out of the way, so the connection's own deadline is what fires.
+  const e = await startH2Edge(t, { more: 'http2: { write_stall: 1s }\ntimeouts: { client_write_stall: 60s }', edge: { observer: new MetricsObserver(metrics) } });
+  const good = h2client(e);
+  t.after(() => good.close());
+  const raw = await RawH2.open(e.port, HOST, e.ca.ca, [settings([[4, 0]])]);
+  raw.write(frame(T.HEADERS, END_HEADERS | END_STREAM, 1, requestHeaders(`${HOST}:${e.port}`, '/big')));
+  await calmedDown(raw);
+  assert.equal(defenceEvents(e, 'write_stall').length, 1);
+  assert.equal(metrics.http2DefenceCounts().write_stall, 1);
+  assert.ok(errRate(e) >= 1);
+  assert.equal((await h2get(good, '/after')).status, 200);
+});
