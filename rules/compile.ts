@@ -41,6 +41,8 @@ export interface CompiledRule {
   readonly test: Pred;
   readonly terminal: TerminalAction | null;
   readonly effects: readonly Effect[];
+  /** skip(…) of this rule: indexes of the later rules it turns off for the request (null: none). */
+  readonly skips: readonly number[] | null;
   /** Mode from the file: strictest of the file mode and the rule's own `mode =`. */
   readonly declaredMode: RuleMode;
   /** Effective mode (declared, or a runtime override). */
@@ -480,8 +482,9 @@ export function compileProgram(program: Program, data: ReadonlyMap<string, Loade
       else effects.push(effect(a));
     }
     const pos = r.src.position(r.decl.idSpan.start);
+    const skips = effects.flatMap((e) => e.skip ?? []);
     return {
-      id: r.decl.id, index: r.index, file: r.src.name, line: pos.line, test, terminal, effects,
+      id: r.decl.id, index: r.index, file: r.src.name, line: pos.line, test, terminal, effects, skips: skips.length > 0 ? skips : null,
       declaredMode: r.mode, mode: r.mode, counters: read,
       actionText: r.decl.actions.map(printAction).join(' '),
     };

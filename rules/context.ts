@@ -45,6 +45,8 @@ export class EvalContext {
   readonly cache: unknown[];
   /** skip(…): rules turned off for this evaluation (by index), and which flags are set. */
   skipped: Uint8Array = new Uint8Array(0);
+  /** Indexes of the rules that matched, in order (ruleset.ts run/decide). */
+  hits: Int32Array = new Int32Array(0);
   readonly skipList: number[] = [];
   /** Counter keys of this request (null when a key part is missing). */
   readonly counterKeys: (string | null)[];
