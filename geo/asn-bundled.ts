@@ -8,7 +8,7 @@
 // reads geo.asn; a configured GeoLite2-ASN file (geo.asn_db) still wins.
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { parseIp } from '../rules/ip.js';
+import { parseIp } from '../lib/ip.js';
 
 export const BUNDLED_ASN_PACKAGE = '@ip-location-db/asn';
 /** `sources.asn` of a lookup that uses the bundled data. */
@@ -59,11 +59,10 @@ function countLines(buf: Uint8Array): number {
 
 /** Organisation names, deduplicated per ASN (the data gives one name per ASN, almost always). */
 class OrgPool {
-  bytes: Uint8Array;
+  bytes = new Uint8Array(1 << 22);
   len = 0;
   readonly starts: number[] = [0];
   private readonly byAsn = new Map<number, number>();
-  constructor(capacity: number) { this.bytes = new Uint8Array(capacity); }
 
   /** Index of the organisation written as buf[from..to) (CSV field, maybe quoted) for this ASN. */
   intern(asn: number, buf: Uint8Array, from: number, to: number): number {
@@ -72,6 +71,7 @@ class OrgPool {
     if (quoted) { a++; b--; }
     const prev = this.byAsn.get(asn);
     if (prev !== undefined && this.equals(prev, buf, a, b, quoted)) return prev;
+    if (this.len + (b - a) > this.bytes.length) { const g = new Uint8Array(Math.max(this.bytes.length * 2, this.len + (b - a))); g.set(this.bytes.subarray(0, this.len)); this.bytes = g; }
     for (let i = a; i < b; i++) {
       this.bytes[this.len++] = buf[i];
       if (quoted && buf[i] === 34 && buf[i + 1] === 34) i++; // "" is one quote
@@ -130,16 +130,25 @@ function decimal(buf: Uint8Array, from: number, to: number): number {
   return v;
 }
 
-/** A decimal of up to 128 bits into four big-endian 32-bit words. */
+/** A decimal of up to 128 bits into four big-endian 32-bit words (nine digits at a time). */
 function decimal128(buf: Uint8Array, from: number, to: number, out: number[]): boolean {
   out[0] = out[1] = out[2] = out[3] = 0;
-  for (let i = from; i < to; i++) {
-    let carry = buf[i] - 48;
-    if (carry < 0 || carry > 9) return false;
+  for (let i = from; i < to;) {
+    const end = Math.min(to, i + 9);
+    let chunk = 0, scale = 1;
+    for (; i < end; i++) {
+      const d = buf[i] - 48;
+      if (d < 0 || d > 9) return false;
+      chunk = chunk * 10 + d;
+      scale *= 10;
+    }
+    let carry = chunk;
     for (let w = 3; w >= 0; w--) {
-      const x = out[w] * 10 + carry; // < 2^36: exact in a double
-      out[w] = x % 4294967296;
-      carry = Math.floor(x / 4294967296);
+      // out[w] * scale + carry < 2^32 * 10^9 + 2^32 < 2^63: split to stay exact in doubles
+      const lo = (out[w] & 0xffff) * scale + carry;
+      const hi = (out[w] >>> 16) * scale + Math.floor(lo / 65536);
+      out[w] = (((hi % 65536) * 65536) + (lo % 65536)) >>> 0;
+      carry = Math.floor(hi / 65536);
     }
   }
   return true;
@@ -150,7 +159,7 @@ export function parseBundledAsn(files: { v4: string; v6: string }): AsnTable {
   const b4 = readFileSync(files.v4);
   const b6 = readFileSync(files.v6);
   const n4 = countLines(b4), n6 = countLines(b6);
-  const orgs = new OrgPool(b4.length + b6.length);
+  const orgs = new OrgPool();
   const v4Start = sharedU32(n4), v4End = sharedU32(n4), v4Asn = sharedU32(n4), v4Org = sharedU32(n4);
   const v6Start = sharedU32(n6 * 4), v6End = sharedU32(n6 * 4), v6Asn = sharedU32(n6), v6Org = sharedU32(n6);
   const v4Count = parseRanges(b4, false, v4Start, v4End, v4Asn, v4Org, orgs);
