@@ -37,11 +37,52 @@ export function normalizePathValue(s: string): string {
   return isRefusal(r) ? s : q < 0 ? r : r + s.slice(q);
 }
 
-/** Unicode folding: compatibility forms (NFKC: fullwidth ＳＥＬＥＣＴ, ligatures) and case, lower-cased. */
+/**
+ * Look-alikes of ASCII letters and digits that NFKC leaves alone: the Cyrillic, Greek, Armenian and
+ * Latin-extension letters of Unicode's confusables list (UTS #39, confusables.txt) whose prototype is
+ * one ASCII character — "ѕеlеct" written with Cyrillic ѕ and е is "select" after fold(). Keys are
+ * lower-case (fold() lower-cases first); upper-case forms that lower-case to a key are covered.
+ */
+const CONFUSABLE_PAIRS: readonly (readonly [string, string])[] = [
+  // Cyrillic
+  ['а', 'a'], ['в', 'b'], ['ь', 'b'], ['с', 'c'], ['ԁ', 'd'], ['е', 'e'], ['ё', 'e'], ['һ', 'h'], ['н', 'h'], ['і', 'i'], ['ї', 'i'], ['ӏ', 'l'],
+  ['ј', 'j'], ['к', 'k'], ['м', 'm'], ['о', 'o'], ['р', 'p'], ['ԛ', 'q'], ['г', 'r'], ['ѕ', 's'], ['т', 't'], ['ц', 'u'], ['ѵ', 'v'],
+  ['ԝ', 'w'], ['х', 'x'], ['у', 'y'], ['ү', 'y'], ['з', '3'], ['ч', '4'], ['б', '6'],
+  // Greek
+  ['α', 'a'], ['β', 'b'], ['ϲ', 'c'], ['ε', 'e'], ['η', 'n'], ['ι', 'i'], ['κ', 'k'], ['ν', 'v'], ['ο', 'o'], ['ρ', 'p'], ['τ', 't'],
+  ['υ', 'u'], ['χ', 'x'], ['γ', 'y'], ['ζ', 'z'], ['ϳ', 'j'], ['ω', 'w'],
+  // Armenian
+  ['օ', 'o'], ['ս', 'u'], ['ո', 'n'], ['հ', 'h'], ['զ', 'q'], ['ց', 'g'], ['ք', 'p'],
+  // Latin extensions and IPA
+  ['ı', 'i'], ['ɡ', 'g'], ['ɑ', 'a'], ['ɩ', 'i'], ['ʟ', 'l'], ['ɴ', 'n'], ['ʀ', 'r'], ['ʏ', 'y'], ['ᴅ', 'd'], ['ᴇ', 'e'], ['ᴋ', 'k'],
+  ['ᴍ', 'm'], ['ᴏ', 'o'], ['ᴘ', 'p'], ['ᴛ', 't'], ['ᴜ', 'u'], ['ᴠ', 'v'], ['ᴡ', 'w'], ['ᴢ', 'z'], ['ꜱ', 's'], ['ƅ', 'b'],
+];
+const CONFUSABLES: ReadonlyMap<number, string> = new Map(CONFUSABLE_PAIRS.map(([k, v]) => [k.codePointAt(0) as number, v]));
+/** Format characters that render as nothing (zero-width space/joiners, soft hyphen, word joiner, BOM): dropped. */
+const INVISIBLE = /[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]/g;
+
+/**
+ * Unicode folding for matching: compatibility forms (NFKC: fullwidth ＳＥＬＥＣＴ, ligatures), lower
+ * case, look-alike letters to the ASCII letter they imitate (Cyrillic "ѕеlеct" is "select"), and
+ * invisible format characters removed ("sel\u200bect" is "select").
+ */
 export function fold(s: string): string {
-  // ASCII needs only lower-casing; NFKC is the costly part.
-  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 127) return s.normalize('NFKC').toLowerCase();
+  // ASCII needs only lower-casing; the rest is the costly part.
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 127) return foldUnicode(s);
   return s.toLowerCase();
+}
+
+function foldUnicode(s: string): string {
+  const n = s.normalize('NFKC').toLowerCase().replace(INVISIBLE, '');
+  let out = '';
+  let from = 0;
+  for (let i = 0; i < n.length; i++) {
+    const c = n.charCodeAt(i);
+    if (c < 128) continue;
+    const m = CONFUSABLES.get(c);
+    if (m !== undefined) { out += n.slice(from, i) + m; from = i + 1; }
+  }
+  return from === 0 ? n : out + n.slice(from);
 }
 
 /** String → string functions by rule-language name. */
