@@ -6,7 +6,7 @@
 // with `workers: N` the main thread parses once and every worker thread reads the same memory
 // (AsnTable travels in the edge's shared-memory record; see loadBundledAsn). Only loaded when a rule
 // reads geo.asn; a configured GeoLite2-ASN file (geo.asn_db) still wins.
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { parseIp } from '../lib/ip.js';
 
@@ -51,9 +51,34 @@ export interface AsnRecord { readonly autonomous_system_number: number; readonly
 
 function sharedU32(n: number): Uint32Array { return new Uint32Array(new SharedArrayBuffer(Math.max(1, n) * 4)); }
 
-function countLines(buf: Uint8Array): number {
-  let n = 1;
-  for (let i = buf.indexOf(10); i >= 0; i = buf.indexOf(10, i + 1)) n++;
+/**
+ * Calls `line(buf, start, end)` for every line of a file, reading it through one 1 MiB buffer: the
+ * CSV files (32 MB together) are never held whole, so parsing them leaves no high-water mark of
+ * freed file buffers in the process's memory.
+ */
+function forEachLine(path: string, line: (buf: Uint8Array, start: number, end: number) => void): void {
+  const fd = openSync(path, 'r');
+  try {
+    let buf = Buffer.allocUnsafe(1 << 20);
+    let have = 0;
+    for (;;) {
+      if (have === buf.length) { const g = Buffer.allocUnsafe(buf.length * 2); buf.copy(g, 0, 0, have); buf = g; } // a line longer than the buffer
+      const n = readSync(fd, buf, have, buf.length - have, null);
+      const end = have + n;
+      let pos = 0;
+      for (let nl = buf.indexOf(10, have); nl >= 0 && nl < end; nl = buf.indexOf(10, pos)) { line(buf, pos, nl); pos = nl + 1; }
+      if (n === 0) { if (pos < end) line(buf, pos, end); return; }
+      buf.copy(buf, 0, pos, end);
+      have = end - pos;
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function countLines(path: string): number {
+  let n = 0;
+  forEachLine(path, () => { n++; });
   return n;
 }
 
@@ -94,33 +119,28 @@ class OrgPool {
 }
 
 /** Parses one CSV file of ranges; v6 bounds go into four words each. Returns the number of ranges. */
-function parseRanges(buf: Uint8Array, v6: boolean, start: Uint32Array, end: Uint32Array, asn: Uint32Array, org: Uint32Array, orgs: OrgPool): number {
+function parseRanges(path: string, v6: boolean, start: Uint32Array, end: Uint32Array, asn: Uint32Array, org: Uint32Array, orgs: OrgPool): number {
   const words = [0, 0, 0, 0];
   let k = 0;
-  let pos = 0;
-  const n = buf.length;
-  while (pos < n) {
-    let eol = buf.indexOf(10, pos);
-    if (eol < 0) eol = n;
+  forEachLine(path, (buf, pos, eol) => {
+    if (k >= asn.length) return; // the file grew between counting and parsing
     let lineEnd = eol;
     if (lineEnd > pos && buf[lineEnd - 1] === 13) lineEnd--;
     // start,end,asn,organisation
     const c1 = buf.indexOf(44, pos), c2 = c1 < 0 ? -1 : buf.indexOf(44, c1 + 1), c3 = c2 < 0 ? -1 : buf.indexOf(44, c2 + 1);
-    if (c3 >= 0 && c3 < lineEnd) {
-      const as = decimal(buf, c2 + 1, c3);
-      if (v6) {
-        if (decimal128(buf, pos, c1, words)) for (let w = 0; w < 4; w++) start[k * 4 + w] = words[w];
-        if (decimal128(buf, c1 + 1, c2, words)) for (let w = 0; w < 4; w++) end[k * 4 + w] = words[w];
-      } else {
-        start[k] = decimal(buf, pos, c1);
-        end[k] = decimal(buf, c1 + 1, c2);
-      }
-      asn[k] = as;
-      org[k] = orgs.intern(as, buf, c3 + 1, lineEnd);
-      k++;
+    if (c3 < 0 || c3 >= lineEnd) return;
+    const as = decimal(buf, c2 + 1, c3);
+    if (v6) {
+      if (decimal128(buf, pos, c1, words)) for (let w = 0; w < 4; w++) start[k * 4 + w] = words[w];
+      if (decimal128(buf, c1 + 1, c2, words)) for (let w = 0; w < 4; w++) end[k * 4 + w] = words[w];
+    } else {
+      start[k] = decimal(buf, pos, c1);
+      end[k] = decimal(buf, c1 + 1, c2);
     }
-    pos = eol + 1;
-  }
+    asn[k] = as;
+    org[k] = orgs.intern(as, buf, c3 + 1, lineEnd);
+    k++;
+  });
   return k;
 }
 
@@ -156,14 +176,12 @@ function decimal128(buf: Uint8Array, from: number, to: number, out: number[]): b
 
 /** Parses the package's CSV files into an AsnTable (SharedArrayBuffer-backed). */
 export function parseBundledAsn(files: { v4: string; v6: string }): AsnTable {
-  const b4 = readFileSync(files.v4);
-  const b6 = readFileSync(files.v6);
-  const n4 = countLines(b4), n6 = countLines(b6);
+  const n4 = countLines(files.v4), n6 = countLines(files.v6);
   const orgs = new OrgPool();
   const v4Start = sharedU32(n4), v4End = sharedU32(n4), v4Asn = sharedU32(n4), v4Org = sharedU32(n4);
   const v6Start = sharedU32(n6 * 4), v6End = sharedU32(n6 * 4), v6Asn = sharedU32(n6), v6Org = sharedU32(n6);
-  const v4Count = parseRanges(b4, false, v4Start, v4End, v4Asn, v4Org, orgs);
-  const v6Count = parseRanges(b6, true, v6Start, v6End, v6Asn, v6Org, orgs);
+  const v4Count = parseRanges(files.v4, false, v4Start, v4End, v4Asn, v4Org, orgs);
+  const v6Count = parseRanges(files.v6, true, v6Start, v6End, v6Asn, v6Org, orgs);
   const orgBytes = new Uint8Array(new SharedArrayBuffer(Math.max(1, orgs.len)));
   orgBytes.set(orgs.bytes.subarray(0, orgs.len));
   const orgStart = sharedU32(orgs.starts.length);

@@ -4,7 +4,7 @@
 // rules shadowed by an earlier terminating rule, unused declarations, always-true/false tests.
 import type { ActionCall, CounterDecl, CondDecl, Expr, FileAst, ListDecl, RuleDecl, TestDecl, Value } from './ast.js';
 import type { Diagnostic, SourceFile, Span } from './diagnostics.js';
-import { compileSafeRegex, formatMicros, MAX_REGEX_PER_RULESET, MAX_RULESET_DFA_CELLS, regexCostMicros, type SafeRegex, type SafeRegexResult } from './safe-regex.js';
+import { compileSafeRegex, formatMicros, MAX_REGEX_BUILD_WORK, MAX_REGEX_PER_RULESET, MAX_RULESET_DFA_CELLS, MAX_RULESET_REGEX_BUILD_WORK, regexCostMicros, type SafeRegex, type SafeRegexResult } from './safe-regex.js';
 import { parseCidr, parseIp } from '../lib/ip.js';
 import { printExpr, printValue } from './print.js';
 import {
@@ -78,6 +78,8 @@ class Checker {
   private regexCount = 0;
   /** DFA table cells of the distinct regexes accepted so far (memory: 4 bytes each). */
   private regexCells = 0;
+  /** DFA build work the ruleset's regexes have spent (MAX_RULESET_REGEX_BUILD_WORK caps it). */
+  private regexWork = 0;
   private readonly regexCache = new Map<string, SafeRegexResult>();
   /** Where a name was first declared, for "first declared at" hints. */
   private declared = new Map<string, string>();
@@ -364,7 +366,20 @@ class Checker {
       }
       let res = this.regexCache.get(r.value);
       if (res === undefined) {
-        res = compileSafeRegex(r.value);
+        // Load time is bounded for the whole ruleset, not only per regex: once the regexes so far
+        // have spent the ruleset's build budget, a regex gets only what is left of it.
+        const left = MAX_RULESET_REGEX_BUILD_WORK - this.regexWork;
+        if (left < MAX_REGEX_BUILD_WORK) {
+          const trial = compileSafeRegex(r.value, { maxBuildWork: Math.max(0, left) });
+          if (!trial.ok && trial.cost !== undefined) {
+            this.err('E_REGEX_COST', r.span, `the ruleset's regexes take too long to build: this one would pass the load-time budget of ${MAX_RULESET_REGEX_BUILD_WORK / 1e6} million steps for all regexes together (${(this.regexWork / 1e6).toFixed(1)} million spent before it)`,
+              'merge similar patterns into one alternation, shorten bounded gaps ({0,500} → {0,100}), or use contains / contains_any');
+            this.regexCache.set(r.value, { ok: false, error: 'ruleset regex build budget exhausted' });
+            return;
+          }
+          res = trial;
+        } else res = compileSafeRegex(r.value);
+        this.regexWork += res.ok ? res.re.cost.buildWork : res.cost?.buildWork ?? 0;
         this.regexCache.set(r.value, res);
         if (res.ok) {
           this.regexCells += res.re.cost.dfaStates * res.re.cost.classes;
