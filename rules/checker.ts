@@ -783,10 +783,23 @@ class ShadowIndex {
   /** Literals of `contains` anchors per value text: probed by scanning when enumerating substrings costs more. */
   private readonly subLits = new Map<string, string[]>();
 
+  /** Integer-range anchors per value text, sorted by lower bound: [lo, hi, rule]. */
+  private readonly ints = new Map<string, [number, number, number][]>();
+
   add(rule: number, e: Expr | null): void {
     const keys = e === null ? null : shadowAnchors(e);
     if (keys === null) { this.wild.push(rule); return; }
     for (const k of new Set(keys)) {
+      if (k.startsWith('int:')) {
+        const [vt, lo, hi] = k.slice(4).split('\u0000');
+        const l = this.ints.get(vt) ?? [];
+        const entry: [number, number, number] = [Number(lo), Number(hi), rule];
+        let at = l.length;
+        while (at > 0 && l[at - 1][0] > entry[0]) at--;
+        l.splice(at, 0, entry);
+        this.ints.set(vt, l);
+        continue;
+      }
       let l = this.byKey.get(k);
       if (l === undefined) { l = []; this.byKey.set(k, l); }
       l.push(rule);
@@ -803,9 +816,14 @@ class ShadowIndex {
   /** Earlier rules that may subsume `e`, ascending. */
   candidates(e: Expr | null): number[] {
     const out = new Set<number>(this.wild);
-    if (e !== null && this.byKey.size > 0) {
+    if (e !== null && (this.byKey.size > 0 || this.ints.size > 0)) {
       const probe = (k: string) => { const l = this.byKey.get(k); if (l !== undefined) for (const r of l) out.add(r); };
-      shadowProbes(e, probe, this.subLits);
+      shadowProbes(e, probe, this.subLits, (vt, lo, hi) => {
+        // earlier ranges [alo, ahi] holding [lo, hi]: alo <= lo (a sorted prefix) and ahi >= hi
+        const l = this.ints.get(vt);
+        if (l === undefined) return;
+        for (let i = 0; i < l.length && l[i][0] <= lo; i++) if (l[i][1] >= hi) out.add(l[i][2]);
+      });
     }
     return [...out].sort((x, y) => x - y);
   }
@@ -850,7 +868,7 @@ function shadowAnchors(e: Expr): string[] | null {
 function specificity(keys: string[]): number {
   if (keys.length === 0) return 100;
   let worst = 100;
-  for (const k of keys) worst = Math.min(worst, k.startsWith('eq:') || k.startsWith('ip:') ? 3 : k.startsWith('v:') ? 1 : 2);
+  for (const k of keys) worst = Math.min(worst, k.startsWith('eq:') || k.startsWith('ip:') || k.startsWith('int:') ? 3 : k.startsWith('v:') ? 1 : 2);
   return worst * 10 - Math.min(keys.length, 9);
 }
 
@@ -864,8 +882,24 @@ function firstAtom(e: Expr): string | null {
   }
 }
 
+/** The integer range a comparison with an integer literal admits, or null. */
+function intRange(c: Cmp): [number, number] | null {
+  if (c.right.k !== 'int') return null;
+  const n = c.right.value;
+  switch (c.op) {
+    case '>': return [n + 1, Infinity];
+    case '>=': return [n, Infinity];
+    case '<': return [-Infinity, n - 1];
+    case '<=': return [-Infinity, n];
+    case '==': return [n, n];
+    default: return null;
+  }
+}
+
 function cmpAnchors(a: Cmp): string[] {
   const vt = vtext(a.left);
+  const range = intRange(a);
+  if (range !== null) return [`int:${vt}\u0000${range[0]}\u0000${range[1]}`];
   if (a.left.k === 'field' && a.left.name === 'ip.src' && (a.op === 'in' || a.op === '==')) {
     const r = ipRanges(a.right);
     if (r !== null) return r.map((x) => ipKey(x.bytes, x.prefix));
@@ -885,16 +919,18 @@ function cmpAnchors(a: Cmp): string[] {
 }
 
 /** Calls `probe` with every key an earlier rule subsuming `e` may be indexed under. */
-function shadowProbes(e: Expr, probe: (k: string) => void, subLits: ReadonlyMap<string, string[]>): void {
+function shadowProbes(e: Expr, probe: (k: string) => void, subLits: ReadonlyMap<string, string[]>, ints: (vt: string, lo: number, hi: number) => void): void {
   switch (e.k) {
     case 'exists': probe(`v:${vtext(e.v)}`); return;
-    case 'not': shadowProbes(e.e, probe, subLits); return;
-    case 'and': case 'or': for (const it of e.items) shadowProbes(it, probe, subLits); return;
+    case 'not': shadowProbes(e.e, probe, subLits, ints); return;
+    case 'and': case 'or': for (const it of e.items) shadowProbes(it, probe, subLits, ints); return;
     case 'cmp': break;
     default: return;
   }
   const vt = vtext(e.left);
   probe(`v:${vt}`);
+  const range = intRange(e);
+  if (range !== null) { ints(vt, range[0], range[1]); return; }
   if (e.left.k === 'field' && e.left.name === 'ip.src' && (e.op === 'in' || e.op === '==')) {
     for (const r of ipRanges(e.right) ?? []) for (let len = 0; len <= r.prefix; len++) probe(ipKey(r.bytes, len));
   }

@@ -45,18 +45,25 @@ export function normalizePathValue(s: string): string {
  */
 const CONFUSABLE_PAIRS: readonly (readonly [string, string])[] = [
   // Cyrillic
-  ['а', 'a'], ['в', 'b'], ['ь', 'b'], ['с', 'c'], ['ԁ', 'd'], ['е', 'e'], ['ё', 'e'], ['һ', 'h'], ['н', 'h'], ['і', 'i'], ['ї', 'i'], ['ӏ', 'l'],
-  ['ј', 'j'], ['к', 'k'], ['м', 'm'], ['о', 'o'], ['р', 'p'], ['ԛ', 'q'], ['г', 'r'], ['ѕ', 's'], ['т', 't'], ['ц', 'u'], ['ѵ', 'v'],
-  ['ԝ', 'w'], ['х', 'x'], ['у', 'y'], ['ү', 'y'], ['з', '3'], ['ч', '4'], ['б', '6'],
+  ['а', 'a'], ['с', 'c'], ['ԁ', 'd'], ['е', 'e'], ['ё', 'e'], ['һ', 'h'], ['і', 'i'], ['ї', 'i'], ['ӏ', 'l'], ['ј', 'j'], ['о', 'o'],
+  ['р', 'p'], ['ԛ', 'q'], ['г', 'r'], ['ѕ', 's'], ['ԝ', 'w'], ['х', 'x'], ['у', 'y'], ['ү', 'y'], ['б', '6'],
   // Greek
-  ['α', 'a'], ['β', 'b'], ['ϲ', 'c'], ['ε', 'e'], ['η', 'n'], ['ι', 'i'], ['κ', 'k'], ['ν', 'v'], ['ο', 'o'], ['ρ', 'p'], ['τ', 't'],
-  ['υ', 'u'], ['χ', 'x'], ['γ', 'y'], ['ζ', 'z'], ['ϳ', 'j'], ['ω', 'w'],
+  ['α', 'a'], ['ϲ', 'c'], ['ι', 'i'], ['ϳ', 'j'], ['η', 'n'], ['ο', 'o'], ['ρ', 'p'], ['ν', 'v'], ['χ', 'x'], ['γ', 'y'],
   // Armenian
-  ['օ', 'o'], ['ս', 'u'], ['ո', 'n'], ['հ', 'h'], ['զ', 'q'], ['ց', 'g'], ['ք', 'p'],
+  ['օ', 'o'], ['ս', 'u'], ['ո', 'n'], ['հ', 'h'], ['զ', 'q'], ['ց', 'g'],
   // Latin extensions and IPA
-  ['ı', 'i'], ['ɡ', 'g'], ['ɑ', 'a'], ['ɩ', 'i'], ['ʟ', 'l'], ['ɴ', 'n'], ['ʀ', 'r'], ['ʏ', 'y'], ['ᴅ', 'd'], ['ᴇ', 'e'], ['ᴋ', 'k'],
-  ['ᴍ', 'm'], ['ᴏ', 'o'], ['ᴘ', 'p'], ['ᴛ', 't'], ['ᴜ', 'u'], ['ᴠ', 'v'], ['ᴡ', 'w'], ['ᴢ', 'z'], ['ꜱ', 's'], ['ƅ', 'b'],
+  ['ı', 'i'], ['ɡ', 'g'], ['ɑ', 'a'], ['ɩ', 'i'], ['ꜱ', 's'],
 ];
+/**
+ * Capitals whose look-alike is an ASCII capital, mapped before lower-casing: Greek Ν is N (its
+ * lower case ν imitates v), Cyrillic Н is H, В is B, К is K, М is M, Т is T.
+ */
+const CONFUSABLE_CAPITALS: readonly (readonly [string, string])[] = [
+  ['А', 'A'], ['В', 'B'], ['С', 'C'], ['Е', 'E'], ['Н', 'H'], ['І', 'I'], ['Ј', 'J'], ['К', 'K'], ['М', 'M'], ['О', 'O'], ['Р', 'P'],
+  ['Ѕ', 'S'], ['Т', 'T'], ['Х', 'X'], ['Ү', 'Y'], ['Α', 'A'], ['Β', 'B'], ['Ε', 'E'], ['Ζ', 'Z'], ['Η', 'H'], ['Ι', 'I'], ['Κ', 'K'],
+  ['Μ', 'M'], ['Ν', 'N'], ['Ο', 'O'], ['Ρ', 'P'], ['Τ', 'T'], ['Υ', 'Y'], ['Χ', 'X'],
+];
+const CAPITALS: ReadonlyMap<number, string> = new Map(CONFUSABLE_CAPITALS.map(([k, v]) => [k.codePointAt(0) as number, v]));
 const CONFUSABLES: ReadonlyMap<number, string> = new Map(CONFUSABLE_PAIRS.map(([k, v]) => [k.codePointAt(0) as number, v]));
 /** Format characters that render as nothing (zero-width space/joiners, soft hyphen, word joiner, BOM): dropped. */
 const INVISIBLE = /[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]/g;
@@ -73,13 +80,17 @@ export function fold(s: string): string {
 }
 
 function foldUnicode(s: string): string {
-  const n = s.normalize('NFKC').toLowerCase().replace(INVISIBLE, '');
+  const n = mapChars(s.normalize('NFKC'), CAPITALS).toLowerCase().replace(INVISIBLE, '');
+  return mapChars(n, CONFUSABLES);
+}
+
+function mapChars(n: string, map: ReadonlyMap<number, string>): string {
   let out = '';
   let from = 0;
   for (let i = 0; i < n.length; i++) {
     const c = n.charCodeAt(i);
     if (c < 128) continue;
-    const m = CONFUSABLES.get(c);
+    const m = map.get(c);
     if (m !== undefined) { out += n.slice(from, i) + m; from = i + 1; }
   }
   return from === 0 ? n : out + n.slice(from);
