@@ -1,10 +1,12 @@
-// The rules stage as the edge runs it per request, without sockets: RulesAdapter (edge/stages.ts)
+// The rules stage as the edge runs it per request, without sockets: RulesAdapter (edge/pipeline/stages.ts)
 // with examples/rules/shop.rules, the bundled geo data, the in-process counter store, and the
 // request the `rules` loadtest scenario sends (GET /product/42?ref=home, browser headers, 4,000
 // rotating client addresses). Prints ns per evaluation; with STAGE_NO_RULES=1 a pass-through rule set.
-// For repeatable numbers on a loaded machine, compare instruction counts:
-//   valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.%p node dist/bench/rules-stage.js 20000
-//   minus the same with 0 requests (start-up), divided by the request count.
+// For repeatable numbers on a loaded machine, compare instruction counts (start-up subtracted):
+//   valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.1 node dist/bench/rules-stage.js 300000
+//   valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.0 node dist/bench/rules-stage.js 0
+//   (Collected of the first − Collected of the second) / 300000 = instructions per request; 20,000
+//   warm-up requests run in both. Use a large N: start-up varies by ~±100 M instructions.
 import { join } from 'node:path';
 import { loadRulesetFromFiles, loadRulesetFromSources } from '../rules/load.js';
 import { RulesAdapter } from '../edge/pipeline/stages.js';
