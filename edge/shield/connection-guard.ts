@@ -36,7 +36,7 @@ import type { StickTable } from './stick/table.js';
 import { GuardCounters, createGuardMemory, type GuardMemory } from './stick/shared-memory.js';
 import { fnv1a } from './stick/keys.js';
 import { normalizeConnectionLimits, type ConnectionLimits, type InProcessAction } from './firewall/config.js';
-import { addressText, parseAddressInto, parseCidr } from '../pipeline/identity.js';
+import { addressText, cidrWords, parseAddressInto } from '../pipeline/identity.js';
 import type { EdgeConfig } from '../config/normalize.js';
 import type { SharedConfig } from './stick/config.js';
 
@@ -180,7 +180,7 @@ export class ConnectionGuard {
     this.global = cfg.global;
     const v4: number[] = [], v6: number[] = [];
     for (const c of cfg.exempt) {
-      const p = parseCidr(c);
+      const p = cidrWords(c);
       if (p === null) throw new Error(`limits.connection.exempt: "${c}" is not a CIDR`);
       if (p.v4) v4.push(p.words[0], p.masks[0]); else v6.push(...p.words, ...p.masks);
     }
