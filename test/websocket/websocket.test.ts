@@ -140,6 +140,10 @@ test('per-client tunnel cap: the 3rd concurrent tunnel of a client gets 429, a s
   await assert.rejects(openClient(px, '/c'), (e: Error & { status?: number; headers?: Record<string, string> }) => e.status === 429 && e.headers?.['retry-after'] === '5');
   assert.equal(o.upgrades.length, 2, 'the refused tunnel never reached the server');
   assert.equal(px.edge.websocket.tunnelsOf('127.0.0.1'), 2);
+  // A stage decision before any server is leased: a guard event like every other refusal.
+  const refusal = px.events.find((e) => e.type === 'guard' && e.reason === 'websocket_per_client');
+  assert.ok(refusal, `guard event for the refused upgrade: ${JSON.stringify(px.events.map((e) => [e.type, e.reason]))}`);
+  assert.deepEqual([refusal.status, refusal.term, (refusal.request as { path?: string } | null)?.path], [429, 'PR', '/c']);
   a.close(1000);
   await closed(a);
   await waitFor(() => px.edge.websocket.tunnelsOf('127.0.0.1') === 1);
