@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadList, loadMap, parseIp, type ListDiagnostic } from '../../rules/lists.js';
 import { watchFiles } from '../../lib/watch-files.js';
+import { waitFor } from '../harness/wait.js';
 
 function withDir(fn: (dir: string) => void | Promise<void>): () => Promise<void> {
   return async () => {
@@ -208,18 +209,14 @@ test('watchFiles sees in-place writes and rename-replace, ignores neighbours, st
   const file = join(dir, 'block.txt');
   writeFileSync(file, '1.1.1.1\n');
   let calls = 0;
-  const waitFor = async (n: number, ms = 3000): Promise<void> => {
-    const end = Date.now() + ms;
-    while (calls < n && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
-  };
   const stop = watchFiles([file], () => { calls++; }, { debounceMs: 30 });
   try {
     writeFileSync(file, '1.1.1.1\n2.2.2.2\n');
-    await waitFor(1);
+    await waitFor('the in-place write to be seen', () => calls >= 1, 3000);
     assert.equal(calls, 1, 'in-place write');
     writeFileSync(join(dir, 'block.txt.tmp'), '3.3.3.3\n');
     renameSync(join(dir, 'block.txt.tmp'), file);
-    await waitFor(2);
+    await waitFor('the rename-replace to be seen', () => calls >= 2, 3000);
     assert.equal(calls, 2, 'rename-replace');
     writeFileSync(join(dir, 'other.txt'), 'x');
     await new Promise((r) => setTimeout(r, 200));

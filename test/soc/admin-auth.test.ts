@@ -45,7 +45,7 @@ test('every admin route except /healthz answers 401 without a token or with a wr
   assert.equal(f.bans.calls.length, 0);
   assert.equal(f.pool.servers()[0].state, 'up');
 
-  await waitFor(() => events.filter((e) => e.type === 'auth_failure').length === expectedFailures, 3000, 'auth_failure events');
+  await waitFor('auth_failure events', () => events.filter((e) => e.type === 'auth_failure').length === expectedFailures, 3000);
   const ev = events.find((e) => e.type === 'auth_failure') as EdgeEvent;
   assert.equal(ev.status, 401);
   assert.equal((ev.client as { ip: string }).ip, '127.0.0.1');

@@ -16,8 +16,8 @@ import type { SharedConfig } from '../../edge/shield/stick/config.js';
 import { StickCounterStore } from '../../edge/shield/stick/counter-store.js';
 import { freePort } from '../harness/ports.js';
 import { startSharedNode, stopSharedNodes, type SharedNode } from './helpers.js';
+import { sleep } from '../harness/wait.js';
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const hasRedis = spawnSync('redis-server', ['--version']).status === 0 && spawnSync('redis-cli', ['--version']).status === 0;
 
 async function waitPort(port: number, ms = 5000): Promise<void> {

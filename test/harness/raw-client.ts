@@ -1,6 +1,7 @@
-// A raw HTTP client for hostile-input tests and the load harness's conformance scenario: it writes
-// exact bytes on a fresh connection and stops as soon as it has a complete answer (or the server
-// closed, or time ran out). Only node:net, so the load harness can use it without loading the edge.
+// The raw HTTP client of the tests (and of the load harness's conformance scenario): it writes exact
+// bytes on a fresh connection and stops as soon as it has a complete answer (or the server closed, or
+// time ran out). Only node:net, so the load harness can use it without loading the edge.
+// harness/client.ts's rawExchange/rawRequest are this client with a parsed answer.
 import { connect } from 'node:net';
 
 export interface Answer {
@@ -36,6 +37,8 @@ export interface ExchangeOptions {
   /** Delay between the pieces of an array `bytes` (default 30 ms). */
   gapMs?: number;
   host?: string;
+  /** Source address (127.0.0.x: another client of the same host). */
+  localAddress?: string;
 }
 
 /**
@@ -50,7 +53,7 @@ export function exchange(port: number, bytes: string | Buffer | readonly (string
     let lastWrite = t0;
     let firstByte = -1;
     const chunks: Buffer[] = [];
-    const s = connect(port, opts.host ?? '127.0.0.1');
+    const s = connect({ port, host: opts.host ?? '127.0.0.1', localAddress: opts.localAddress });
     let done = false;
     let settle: NodeJS.Timeout | null = null;
     const finish = (closed: boolean): void => {
