@@ -62,18 +62,39 @@ export function compileIdentity(opts: { trustedProxies?: readonly string[]; ipv6
   if (!Number.isInteger(prefix) || prefix < 1 || prefix > 128) {
     throw new Error(`limits.client.ipv6_prefix: ${prefix} must be an integer 1..128`);
   }
+  const set = cidrSet(opts.trustedProxies ?? [], 'trusted_proxies');
+  return { v4: set.v4, v6: set.v6, ipv6Prefix: prefix, hasTrusted: set.v4.length + set.v6.length > 0 };
+}
+
+/** CIDRs as flat word arrays for the request path: v4 pairs (network, mask), v6 groups of 8. */
+export interface CidrSetWords { readonly v4: Uint32Array; readonly v6: Uint32Array }
+
+/** Compiles a CIDR list; throws naming `key` and the bad entry. */
+export function cidrSet(list: readonly string[], key: string): CidrSetWords {
   const v4: number[] = [];
   const v6: number[] = [];
-  for (const c of opts.trustedProxies ?? []) {
+  for (const c of list) {
     const p = cidrWords(c);
-    if (!p) throw new Error(`trusted_proxies: "${c}" is not a CIDR`);
+    if (!p) throw new Error(`${key}: "${c}" is not a CIDR`);
     if (p.v4) v4.push(p.words[0], p.masks[0]);
     else v6.push(...p.words, ...p.masks);
   }
-  return {
-    v4: Uint32Array.from(v4), v6: Uint32Array.from(v6), ipv6Prefix: prefix,
-    hasTrusted: v4.length + v6.length > 0,
-  };
+  return { v4: Uint32Array.from(v4), v6: Uint32Array.from(v6) };
+}
+
+/** Is the address in words `w` (IPv4 in w[3] when `v4`) inside one of the set's CIDRs? */
+export function inCidrSet(w: Uint32Array, v4: boolean, set: CidrSetWords): boolean {
+  if (v4) {
+    const a = set.v4;
+    for (let i = 0; i < a.length; i += 2) if (((w[3] & a[i + 1]) >>> 0) === a[i]) return true;
+    return false;
+  }
+  const a = set.v6;
+  for (let i = 0; i < a.length; i += 8) {
+    if (((w[0] & a[i + 4]) >>> 0) === a[i] && ((w[1] & a[i + 5]) >>> 0) === a[i + 1]
+      && ((w[2] & a[i + 6]) >>> 0) === a[i + 2] && ((w[3] & a[i + 7]) >>> 0) === a[i + 3]) return true;
+  }
+  return false;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -136,17 +157,7 @@ export function isTrustedPeer(remote: Uint8Array, cfg: IdentityConfig): boolean 
 }
 
 function isTrusted(w: Uint32Array, v4: boolean, cfg: IdentityConfig): boolean {
-  if (v4) {
-    const a = cfg.v4;
-    for (let i = 0; i < a.length; i += 2) if (((w[3] & a[i + 1]) >>> 0) === a[i]) return true;
-    return false;
-  }
-  const a = cfg.v6;
-  for (let i = 0; i < a.length; i += 8) {
-    if (((w[0] & a[i + 4]) >>> 0) === a[i] && ((w[1] & a[i + 5]) >>> 0) === a[i + 1]
-      && ((w[2] & a[i + 6]) >>> 0) === a[i + 2] && ((w[3] & a[i + 7]) >>> 0) === a[i + 3]) return true;
-  }
-  return false;
+  return inCidrSet(w, v4, cfg);
 }
 
 // Dotted text of recently seen IPv4 clients, direct-mapped by address: a keep-alive client sends many
