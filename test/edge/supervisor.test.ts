@@ -1,3 +1,4 @@
+// @slow (real processes, real time or external tools: `node scripts/run-tests.mjs --fast` leaves it out)
 // Why: an edge process can die in ways no JavaScript handler can catch (a native abort in uWS, a
 // worker thread torn down, an OOM kill). `portcullis run --supervise` starts a new one.
 import { test } from 'node:test';

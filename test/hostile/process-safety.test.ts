@@ -1,3 +1,4 @@
+// @slow (real processes, real time or external tools: `node scripts/run-tests.mjs --fast` leaves it out)
 // Why: at peak an edge receives junk at volume. Memory must stay bounded under a flood of malformed
 // requests, and the `run` parent (the supervisor of `workers: N` threads) must stop cleanly on
 // SIGTERM — letting in-flight requests finish — so that systemd (docs/http-conformance.md,

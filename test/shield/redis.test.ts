@@ -1,3 +1,4 @@
+// @slow (real processes, real time or external tools: `node scripts/run-tests.mjs --fast` leaves it out)
 // Why: HAProxy peers overwrite each other's counters, so an attacker spread over N edge nodes gets N
 // times the limit. Ours are summed through Redis: a client alternating between two nodes must be
 // held near the one limit, a ban set on one node must block on the other within a second, and

@@ -1,3 +1,4 @@
+// @slow (real processes, real time or external tools: `node scripts/run-tests.mjs --fast` leaves it out)
 // Why: a slow client holds a connection, a request slot and an upstream connection for as long as
 // it likes unless the proxy enforces deadlines after the head: first body byte, minimum body rate
 // after a grace period, and a stalled reader (slow read). Each must end with 408 (or a close when

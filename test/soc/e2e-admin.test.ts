@@ -1,3 +1,4 @@
+// @slow (real processes, real time or external tools: `node scripts/run-tests.mjs --fast` leaves it out)
 // Why: the operator's view of the REAL process. /metrics must count exactly the traffic sent through
 // the proxy (a SOC alerts on these numbers), every admin route must refuse a missing or wrong token
 // (only /healthz is open), and runtime bans and rule modes must survive a rules reload and a

@@ -1,3 +1,4 @@
+// @slow (real processes, real time or external tools: `node scripts/run-tests.mjs --fast` leaves it out)
 // The Redis fault matrix: for every way a Redis can be unusable, an edge whose `shared.redis` names
 // it starts (or keeps running), serves, enforces limits locally at limit / node_count, emits a `redis`
 // event with the reason, shows it in /metrics and /healthz (200 ready, degraded, reason), and resumes

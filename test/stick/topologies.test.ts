@@ -1,3 +1,4 @@
+// @slow (real processes, real time or external tools: `node scripts/run-tests.mjs --fast` leaves it out)
 // `shared.redis` through Redis Sentinel and Redis Cluster, end to end against real servers this test
 // starts on free ports (redis-server from PATH): two edge nodes sum a client's counts and see each
 // other's bans. Every process started here is stopped at the end.
