@@ -1,3 +1,4 @@
+// @slow (real processes, real time or external tools: `node scripts/run-tests.mjs --fast` leaves it out)
 // HTTP/2 denial-of-service attacks written frame by frame, each stopped by its defence while a
 // second, well-behaved HTTP/2 client keeps being served: rapid reset, CONTINUATION flood and an
 // unfinished header block, SETTINGS and PING floods, an HPACK bomb, a zero window. Each defence

@@ -1,3 +1,4 @@
+// @slow (real processes, real time or external tools: `node scripts/run-tests.mjs --fast` leaves it out)
 // Real HTTP/2 clients (curl --http2, nghttp) through Portcullis to a test origin: each stream is a
 // request through the whole pipeline, translated to HTTP/1.1 for the origin and back.
 import { test } from 'node:test';

@@ -1,3 +1,4 @@
+// @slow (real processes, real time or external tools: `node scripts/run-tests.mjs --fast` leaves it out)
 // h2c with prior knowledge on a plain listener: for a trusted load balancer only (listen[].h2c, off by
 // default). Any other peer, and every peer when h2c is off, meets the HTTP/1.1 parser, which refuses
 // the HTTP/2 preface at once. Plus the config checks of the HTTP/2 keys.

@@ -1,3 +1,4 @@
+// @slow (real processes, real time or external tools: `node scripts/run-tests.mjs --fast` leaves it out)
 // The SOC's view of HTTP/2 in the real process: /metrics and the dashboard's /api/stats count requests
 // by protocol and name the HTTP/2 defences that fired; the dashboard renders both tables.
 import { test } from 'node:test';

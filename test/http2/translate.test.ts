@@ -1,3 +1,4 @@
+// @slow (real processes, real time or external tools: `node scripts/run-tests.mjs --fast` leaves it out)
 // Translation of HTTP/2 requests into the pipeline's view (RFC 9113 §8): what the rules and the
 // origin see, what is refused before any stage, and the access line's protocol.
 import { test } from 'node:test';
