@@ -259,8 +259,10 @@ export class ForwardAttempt implements AcquireRequest, AcquireWaiter, UpstreamRe
     const tx = this.tx;
     if (tx.bodyLength !== -1 && this.replay === null) return false; // body no longer replayable
     if (!err.requestSent && (err.kind === 'connect' || err.kind === 'timeout_connect')) return true;
-    // Idempotent requests may also be retried after a reset once sent; a POST whose body was sent never.
-    return err.kind === 'reset' && IDEMPOTENT.has(tx.method) && this.upstreamStatus === 0;
+    // Idempotent requests may also be retried once sent, while no response head came back: after a
+    // reset, and after an answer that is not HTTP (junk: HAProxy's retry-on junk-response) — nothing
+    // reached the client yet. A POST whose body was sent never.
+    return (err.kind === 'reset' || err.kind === 'protocol') && IDEMPOTENT.has(tx.method) && this.upstreamStatus === 0;
   }
 
   /** Client went away or a deadline fired: cancel the upstream side. */
