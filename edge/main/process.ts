@@ -270,7 +270,8 @@ export function runtimeServersOf(edge: RunningEdge, fanout: WorkerFanout | null)
     }),
     remove: (backend, name) => change(backend, (b) => {
       const i = b.servers.findIndex((x) => x.name === name);
-      if (i < 0) return `no server "${name}" in backend "${backend}"`;
+      // Already gone (a reload that ran meanwhile applied this removal): nothing to do.
+      if (i < 0) return null;
       if (b.servers.length === 1) return `${backend}/${name} is the backend's last server: drain it, or add another first`;
       b.servers.splice(i, 1);
       return null;

@@ -106,26 +106,24 @@ test('config reload through the admin API: servers, weights, timeouts and limits
   // 3. Remove a while a slow request is on it: that request finishes (old pool), new ones go to b.
   const slowClient = httpClient({ localAddress: '127.0.0.3', connections: 1 });
   t.after(() => slowClient.close());
-  let slowOn = '';
-  const slow = (async () => {
-    // Round robin with weights 1:3 — retry until one lands on a.
-    for (let i = 0; i < 8; i++) {
-      const before = a.active;
-      const p = slowClient.get(`${url}/slow`);
-      await sleep(100);
-      if (a.active > before) { slowOn = 'a'; return p; }
-      await p;
-    }
-    throw new Error('no slow request landed on a');
-  })();
-  while (slowOn === '') await sleep(20);
+  // Round robin with weights 1:3 — send slow requests until one is on a (each waits until it reached
+  // an origin: no timing guess, the machine may be loaded).
+  let slow: Promise<{ status: number; body: string }> | null = null;
+  const slowSeen = (o: typeof a): number => o.seen.filter((r) => r.url === '/slow').length;
+  for (let i = 0; i < 12 && slow === null; i++) {
+    const [beforeA, beforeB] = [slowSeen(a), slowSeen(b)];
+    const p = slowClient.get(`${url}/slow`);
+    while (slowSeen(a) === beforeA && slowSeen(b) === beforeB) await sleep(5);
+    if (slowSeen(a) > beforeA) slow = p; else await p;
+  }
+  assert.ok(slow !== null, 'no slow request landed on a');
   spec.servers = [`{ name: b, url: "${b.url}", weight: 3 }`];
   writeFileSync(file, yamlOf(spec));
   const r3 = await reload(spec.adminPort);
   assert.equal(r3.status, 200);
   assert.ok(r3.body.changes.some((c) => /server a removed/.test(c)), JSON.stringify(r3.body.changes));
   seen.clear();
-  const slowRes = await (await slow);
+  const slowRes = await slow;
   assert.equal(slowRes.status, 200, 'the request in flight on the removed server finished');
   assert.match(slowRes.body, /slow from a/);
   await sleep(300);
