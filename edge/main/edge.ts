@@ -5,10 +5,11 @@ import { systemClock, type Clock } from '../../lib/clock.js';
 import { EventBus } from '../observe/events/bus.js';
 import type { EdgeConfig, ListenConfig } from '../config/normalize.js';
 import type { RulesSection } from '../config/sections.js';
-import { openListener, setAbortHook, type RunningListener } from '../uws/listener.js';
+import { openListener, type RunningListener } from '../uws/listener.js';
 import { openHttp1Listener, type Http1Listener, type Http1ListenerOptions } from '../http1/server.js';
 import type { TlsReloadResult } from '../tls/certificates.js';
-import { Pipeline, type GuardStage, type IdentityStage, type RulesStage, type RequestObserver } from '../pipeline/pipeline.js';
+import { Pipeline } from '../pipeline/pipeline.js';
+import type { GuardStage, IdentityStage, RulesStage, RequestObserver } from '../pipeline/chain.js';
 import { openAccessLog, type AccessLog } from '../observe/accesslog.js';
 import { createBackendPool, createSharedActiveCounts, type SharedActiveCounts } from '../backend/index.js';
 import type { BackendPool } from '../backend/types.js';
@@ -28,7 +29,6 @@ import type { RuleManager } from '../../rules/manager.js';
 import type { GeoLookup, GeoOptions } from '../../geo/index.js';
 import { reloadEvent, lifecycleEvent, errorEvent, guardEvent, eventClient } from '../observe/events/build.js';
 import type { Transaction } from '../pipeline/transaction.js';
-import { registerListenerAddress } from '../upstream/forward.js';
 import { WebSocketRuntime } from '../upstream/websocket.js';
 import { applyConfig, listenersLive, planListeners, type ReconfigureTarget, type ReloadResult } from './reconfigure.js';
 
@@ -192,7 +192,6 @@ export async function startEdge(cfg: EdgeConfig, opts: EdgeOptions = {}): Promis
     const rulesStage: RulesStage | null = rules !== null ? new RulesAdapter(rules, counters, geo, bus, connGuard) : null;
     const pipeline = new Pipeline({ cfg, clock, bus, log, pools, client, identity, guard: guardStage, rules: rulesStage, observer: opts.observer ?? null });
     cleanups.push(() => pipeline.close());
-    setAbortHook((tx) => pipeline.clientAborted(tx));
     for (const p of pools.values()) p.start();
     // The pools in force at stop time (a reload replaces them) and those still finishing old requests.
     cleanups.push(() => {
@@ -228,7 +227,7 @@ export async function startEdge(cfg: EdgeConfig, opts: EdgeOptions = {}): Promis
         : (h1 = await openHttp1Listener(http1Options(l, cfg, identityCfg), pipeline));
       listeners.push(running);
       slots.push({ cfg: l, l: running, h1 });
-      registerListenerAddress(l.name, l.host, running.port);
+      pipeline.registerListener(l.name, l.host, running.port);
     }
     cleanups.push(() => { for (const l of listeners) l.stopAccepting(); });
 
@@ -274,9 +273,9 @@ export async function startEdge(cfg: EdgeConfig, opts: EdgeOptions = {}): Promis
         o.l.activate();
         listeners.push(o.l);
         slots.push({ cfg: o.cfg, l: o.l, h1: o.l });
-        registerListenerAddress(o.cfg.name, o.cfg.host, o.l.port);
+        pipeline.registerListener(o.cfg.name, o.cfg.host, o.l.port);
       }
-      for (const p of prepared) { p.p.commit(); p.slot.cfg = p.cfg; registerListenerAddress(p.cfg.name, p.cfg.host, p.slot.l.port); }
+      for (const p of prepared) { p.p.commit(); p.slot.cfg = p.cfg; pipeline.registerListener(p.cfg.name, p.cfg.host, p.slot.l.port); }
       for (const x of plan.same) { const slot = slots.find((y) => y.cfg === x.prev); if (slot !== undefined) slot.cfg = x.next; }
       for (const gone of [...plan.removed, ...plan.moved.map((m) => m.prev)]) {
         const i = slots.findIndex((y) => y.cfg === gone);

@@ -2,8 +2,8 @@
 // the pipeline's stage interfaces. Each adapter only translates: the policy lives in its module.
 import { GUARD_REASONS, type ClientGuard, type GuardVerdict } from '../shield/guard.js';
 import type { BanList } from '../shield/stick/bans.js';
-import type { CounterStore } from '../shield/stick/counter-store.js';
-import type { GuardStage, RulesStage } from './pipeline.js';
+import type { CounterStore } from '../../rules/counters.js';
+import type { GuardStage, RulesStage } from './chain.js';
 import type { ActionSpec, ActionKind } from './act.js';
 import type { Transaction } from './transaction.js';
 import type { EventBus } from '../observe/events/bus.js';
