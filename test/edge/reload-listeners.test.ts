@@ -1,3 +1,4 @@
+// @slow (real processes, real time or external tools: `node scripts/run-tests.mjs --fast` leaves it out)
 // Listeners change live on a config reload (engine http1, workers: 1): an added listener serves, a
 // removed one refuses new connections while the requests it holds finish, a moved one (same name,
 // new port) binds the new port before the old one closes, a changed one (limits, TLS certificate)
