@@ -16,6 +16,7 @@ import { parseProxyHeader } from './proxy-protocol.js';
 import { CONN_ADMIT, type ConnectionGuard } from '../connection-guard.js';
 import { isTrustedPeer, resolveClient, type IdentityConfig } from '../identity.js';
 import { Duplex } from 'node:stream';
+import { EXTRA_ACCEPT_HANDLES, fanOutAccepts } from './accept-fanout.js';
 
 export interface Http1ListenerOptions {
   host: string;
@@ -43,6 +44,8 @@ export interface Http1ListenerOptions {
 
 /** How often connection deadlines (head, idle keep-alive, TLS handshake) are checked. */
 const SCAN_MS = 100;
+/** listen() backlog: a burst of 1,000 connections must not overflow it (a dropped SYN costs the client 1 s). */
+const BACKLOG = 4096;
 
 export async function openHttp1Listener(opts: Http1ListenerOptions, handler: Http1Handler): Promise<RunningListener> {
   const tlsCfg = opts.tls ?? null;
@@ -204,8 +207,12 @@ export async function openHttp1Listener(opts: Http1ListenerOptions, handler: Htt
   };
 
   // pauseOnConnect: nothing is read before the connection guard (and a PROXY header) decided.
-  const server: Server = createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, onConnection);
-  server.on('error', () => { /* accept errors (EMFILE …) must not end the process */ });
+  const makeServer = (): Server => {
+    const s = createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, onConnection);
+    s.on('error', () => { /* accept errors (EMFILE …) must not end the process */ });
+    return s;
+  };
+  const server = makeServer();
 
   await new Promise<void>((resolve, reject) => {
     const onErr = (err: Error): void => { server.removeListener('listening', onListening); reject(new Error(`cannot listen on ${opts.host}:${opts.port}: ${err.message}`)); };
@@ -213,8 +220,12 @@ export async function openHttp1Listener(opts: Http1ListenerOptions, handler: Htt
     server.once('error', onErr);
     server.once('listening', onListening);
     // exclusive: no other process can take the port with SO_REUSEPORT and steal connections.
-    server.listen({ host: opts.host, port: opts.port, exclusive: true, backlog: 4096 });
+    server.listen({ host: opts.host, port: opts.port, exclusive: true, backlog: BACKLOG });
   }).catch((err: Error) => { certs?.close(); throw err; });
+  // More accepting handles on the same socket (libuv accepts one connection per handle per loop
+  // turn); they arrive in the background, the primary handle accepts meanwhile.
+  const extraServers: Server[] = [];
+  fanOutAccepts(server, EXTRA_ACCEPT_HANDLES, makeServer, (s) => extraServers.push(s), (sock) => { sock.pause(); onConnection(sock); }, { backlog: BACKLOG, timeoutMs: 10_000 });
   const port = (server.address() as { port: number }).port;
   ctx.defaultHost = opts.host.includes(':') ? `[${opts.host}]:${port}` : `${opts.host}:${port}`;
   certs?.watch();
@@ -237,6 +248,7 @@ export async function openHttp1Listener(opts: Http1ListenerOptions, handler: Htt
       open = false;
       ctx.draining = true;
       server.close();
+      for (const s of extraServers) s.close();
       certs?.close();
       // Idle keep-alive connections have nothing left to say: close them now; busy ones close after their response.
       for (const c of conns) if (c !== null && c.current === null) c.destroy();
