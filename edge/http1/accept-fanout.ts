@@ -14,18 +14,24 @@
 // descriptor of the same socket in this process. A connection the child happens to accept while it
 // holds the socket is handed back over the same channel (never lost). The child exits at once.
 import { spawn } from 'node:child_process';
-import { Server, type Socket } from 'node:net';
+import { Server, Socket } from 'node:net';
 
 /** Extra handles per listener: up to 1 + this many accepts per event-loop iteration. */
 export const EXTRA_ACCEPT_HANDLES = 31;
 
+// The helper: sends the socket back \`count\` times, stops accepting once the last copy is written,
+// and hangs up; Node delays the hang-up until every queued handle (a returned connection too) is
+// acknowledged by the parent, so no connection it accepted is lost.
 const CHILD = `
-let left = Number(process.argv[1]);
+const count = Number(process.argv[1]);
 process.on('message', (m, srv) => {
   if (m !== 'dup' || srv === undefined) return;
-  srv.on('connection', (s) => { s.pause(); process.send('conn', s); });
-  const done = () => { srv.close(); process.disconnect(); };
-  for (let i = 0; i < left; i++) process.send('fd', srv, { keepOpen: true }, i === left - 1 ? done : undefined);
+  let open = true;
+  // Never read from a connection accepted here: its bytes belong to the parent.
+  srv.pauseOnConnect = true;
+  srv.on('connection', (s) => { if (open) process.send('conn', s); else s.destroy(); });
+  const done = () => { open = false; srv.close(); process.disconnect(); };
+  for (let i = 0; i < count; i++) process.send('fd', srv, { keepOpen: true }, i === count - 1 ? done : undefined);
 });
 process.on('disconnect', () => process.exit(0));
 `;
@@ -41,19 +47,20 @@ export interface FanoutOptions {
  * Opens up to `count` extra handles on `primary`'s socket in the background. Each arrives as a
  * listening net.Server made by `make` (same options and 'connection' listener as the primary) and is
  * passed to `onServer`; until then (and if the helper cannot run at all) the primary handle alone
- * accepts, as before. Connections the helper accepted meanwhile are passed to `adopt`.
+ * accepts, as before. Connections the helper accepted meanwhile are passed to `adopt`. Returns a
+ * function that ends the helper if it still runs (call it when the listener stops).
  */
-export function fanOutAccepts(primary: Server, count: number, make: () => Server, onServer: (s: Server) => void, adopt: (sock: Socket) => void, opts: FanoutOptions): void {
-  if (count <= 0) return;
+export function fanOutAccepts(primary: Server, count: number, make: () => Server, onServer: (s: Server) => void, adopt: (sock: Socket) => void, opts: FanoutOptions): () => void {
+  const none = (): void => {};
+  if (count <= 0) return none;
   let child;
   try {
     // Not node's execArgv (--cpu-prof, --inspect …): the helper only passes descriptors.
     child = spawn(process.execPath, ['-e', CHILD, String(count)], { stdio: ['ignore', 'ignore', 'ignore', 'ipc'] });
   } catch {
-    return;
+    return none;
   }
   const helper = child;
-  let received = 0;
   let settled = false;
   const finish = (): void => {
     if (settled) return;
@@ -66,7 +73,14 @@ export function fanOutAccepts(primary: Server, count: number, make: () => Server
   helper.on('error', finish);
   helper.on('exit', finish);
   helper.on('message', (msg: unknown, handle: unknown) => {
-    if (msg === 'conn' && handle !== undefined) { adopt(handle as Socket); return; }
+    if (msg === 'conn' && handle instanceof Socket) {
+      // Made by Node's IPC layer, not by our server: give it our server's socket options. It
+      // reads from the next loop turn on; the listener attaches its reader (or TLS) in this one.
+      handle.pause();
+      handle.allowHalfOpen = true;
+      if (primary.listening) adopt(handle); else handle.destroy();
+      return;
+    }
     if (msg !== 'fd' || !(handle instanceof Server)) return;
     if (settled || !primary.listening) { handle.close(); return; }
     // Node's receiving side listened on the new descriptor with backlog 511 (a listen() on the
@@ -74,11 +88,14 @@ export function fanOutAccepts(primary: Server, count: number, make: () => Server
     // listener's backlog again. No connection is accepted in between (same tick).
     const s = make();
     s.listen(handle, opts.backlog);
+    // The helper hangs up by itself once everything it sent was acknowledged: never cut it short
+    // here (a connection it accepted may still be on its way).
     onServer(s);
-    if (++received === count) finish();
   });
   // The helper must not keep the process alive (a stop during start-up).
   helper.unref();
   helper.channel?.unref();
   helper.send('dup', primary);
+  // Stop: the helper must not keep a copy of the socket (the port would stay bound).
+  return () => { if (!settled) { helper.kill('SIGKILL'); finish(); } };
 }

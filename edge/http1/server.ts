@@ -225,7 +225,7 @@ export async function openHttp1Listener(opts: Http1ListenerOptions, handler: Htt
   // More accepting handles on the same socket (libuv accepts one connection per handle per loop
   // turn); they arrive in the background, the primary handle accepts meanwhile.
   const extraServers: Server[] = [];
-  fanOutAccepts(server, EXTRA_ACCEPT_HANDLES, makeServer, (s) => extraServers.push(s), (sock) => { sock.pause(); onConnection(sock); }, { backlog: BACKLOG, timeoutMs: 10_000 });
+  const stopFanout = fanOutAccepts(server, EXTRA_ACCEPT_HANDLES, makeServer, (s) => extraServers.push(s), (sock) => { sock.pause(); onConnection(sock); }, { backlog: BACKLOG, timeoutMs: 10_000 });
   const port = (server.address() as { port: number }).port;
   ctx.defaultHost = opts.host.includes(':') ? `[${opts.host}]:${port}` : `${opts.host}:${port}`;
   certs?.watch();
@@ -248,6 +248,7 @@ export async function openHttp1Listener(opts: Http1ListenerOptions, handler: Htt
       open = false;
       ctx.draining = true;
       server.close();
+      stopFanout();
       for (const s of extraServers) s.close();
       certs?.close();
       // Idle keep-alive connections have nothing left to say: close them now; busy ones close after their response.
