@@ -4,7 +4,7 @@
 import type { RunningEdge } from './edge.js';
 import type { AdminTargets, BanEntry, TableEntry } from '../admin/targets.js';
 import type { Metrics } from '../observe/metrics.js';
-import type { RequestObserver } from '../pipeline/pipeline.js';
+import type { RequestObserver } from '../pipeline/chain.js';
 import type { Transaction } from '../pipeline/transaction.js';
 import type { ActionSpec } from '../pipeline/act.js';
 import type { RuleMode } from '../observe/events/schema.js';
@@ -104,7 +104,7 @@ export function nodeSnapshot(edge: RunningEdge): NodeSnapshot {
 export class MetricsObserver implements RequestObserver {
   constructor(private readonly metrics: Metrics) {}
   request(tx: Transaction, now: number): void {
-    this.metrics.request(tx.backend || null, tx.server?.name ?? null, tx.status, (now - tx.t0) / 1000);
+    this.metrics.request(tx.backend || null, tx.serverName || null, tx.status, (now - tx.t0) / 1000);
   }
   action(_tx: Transaction, spec: ActionSpec, mode: string): void {
     if (spec.source === 'guard') this.metrics.guardReject(spec.reason ?? 'guard');
