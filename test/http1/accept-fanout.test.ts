@@ -1,3 +1,4 @@
+// @slow (real processes, real time or external tools: `node scripts/run-tests.mjs --fast` leaves it out)
 // Why: libuv 1.46 (Node 20) accepts one connection per listening handle per event-loop turn, so a
 // busy edge (turns of 10–30 ms) let a burst of new connections wait seconds in the kernel's accept
 // queue — the p99 of 2.19 s at 1,000 connections. The http1 listener accepts from 1 + 31 handles of
@@ -9,6 +10,7 @@ import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { connect, createServer, type Socket } from 'node:net';
 import { CLIENT_LIMITS_OFF, startOriginAndEdge } from '../harness/edge.js';
 import { EXTRA_ACCEPT_HANDLES } from '../../edge/http1/accept-fanout.js';
+import { waitFor } from '../harness/wait.js';
 
 /** Inode and accept-queue length of the IPv4 listening socket on `port` (/proc/net/tcp: rx_queue of a LISTEN socket is its accept queue). */
 function listener(port: number): { inode: string; queued: number } | null {
@@ -30,13 +32,6 @@ function descriptorsOf(inode: string): number {
   return n;
 }
 
-async function until(what: string, ok: () => boolean, ms: number): Promise<void> {
-  const end = Date.now() + ms;
-  while (!ok()) {
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 function ask(port: number): Promise<{ s: Socket; answer: Promise<string> }> {
   return new Promise((resolve, reject) => {
@@ -55,7 +50,7 @@ test('the http1 listener accepts from 1 + 31 descriptors of its socket, and clos
   const { px } = await startOriginAndEdge(t, { limits: CLIENT_LIMITS_OFF });
   const l = listener(px.port);
   assert.ok(l !== null, 'listening socket not found in /proc/net/tcp');
-  await until(`${1 + EXTRA_ACCEPT_HANDLES} descriptors`, () => descriptorsOf(l.inode) === 1 + EXTRA_ACCEPT_HANDLES, 15_000);
+  await waitFor(`${1 + EXTRA_ACCEPT_HANDLES} descriptors of the listening socket`, () => descriptorsOf(l.inode) === 1 + EXTRA_ACCEPT_HANDLES, 15_000);
   const r = await fetch(`${px.url}/x`);
   assert.equal(r.status, 200);
   await px.stop();
@@ -70,7 +65,7 @@ test('a burst of 200 connections to an edge whose loop turns take 15 ms is accep
   const { px } = await startOriginAndEdge(t, { limits: CLIENT_LIMITS_OFF });
   const l = listener(px.port);
   assert.ok(l !== null);
-  await until('the extra accepting handles', () => descriptorsOf(l.inode) === 1 + EXTRA_ACCEPT_HANDLES, 15_000);
+  await waitFor('the extra accepting handles', () => descriptorsOf(l.inode) === 1 + EXTRA_ACCEPT_HANDLES, 15_000);
   let turns = 0;
   const busy = setInterval(() => { turns++; const end = Date.now() + 15; while (Date.now() < end) { /* a loaded loop */ } }, 0);
   t.after(() => clearInterval(busy));
@@ -79,7 +74,7 @@ test('a burst of 200 connections to an edge whose loop turns take 15 ms is accep
   t.after(() => { for (const c of conns) c.s.destroy(); });
   for (const c of conns) c.s.write('GET /burst HTTP/1.1\r\nHost: shop\r\n\r\n');
   const start = turns;
-  await until('an empty accept queue', () => (listener(px.port)?.queued ?? 0) === 0, 60_000);
+  await waitFor('an empty accept queue', () => (listener(px.port)?.queued ?? 0) === 0, 60_000);
   const used = turns - start;
   // One handle would need ~200 turns (one accept each); 32 handles need about 200 / 32.
   assert.ok(used <= 40, `the accept queue took ${used} loop turns to drain`);
