@@ -39,7 +39,8 @@ process.on('disconnect', () => process.exit(0));
 export interface FanoutOptions {
   /** The listen() backlog to restore: every transferred handle is re-listened (Node's receiving side uses 511). */
   backlog: number;
-  /** Give up after this long and keep what arrived (the primary handle always works). */
+  /** Give up after this long and keep what arrived (the primary handle always works). Long: a helper
+   *  killed while it holds the socket loses the connections it accepted and has not handed back. */
   timeoutMs: number;
 }
 

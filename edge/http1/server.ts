@@ -250,7 +250,7 @@ export async function openHttp1Listener(opts: Http1ListenerOptions, handler: Htt
   // More accepting handles on the same socket (libuv accepts one connection per handle per loop
   // turn); they arrive in the background, the primary handle accepts meanwhile.
   const extraServers: Server[] = [];
-  const stopFanout = fanOutAccepts(server, EXTRA_ACCEPT_HANDLES, makeServer, (s) => extraServers.push(s), (sock) => { sock.pause(); onConnection(sock); }, { backlog: BACKLOG, timeoutMs: 10_000 });
+  const stopFanout = fanOutAccepts(server, EXTRA_ACCEPT_HANDLES, makeServer, (s) => extraServers.push(s), (sock) => { sock.pause(); onConnection(sock); }, { backlog: BACKLOG, timeoutMs: 60_000 });
   const port = (server.address() as { port: number }).port;
   const defaultHost = opts.host.includes(':') ? `[${opts.host}]:${port}` : `${opts.host}:${port}`;
   cur.ctx.defaultHost = defaultHost;
