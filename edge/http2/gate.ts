@@ -122,11 +122,12 @@ export class FrameGate extends Duplex {
   }
 
   override _destroy(err: Error | null, cb: (err: Error | null) => void): void {
-    const pending = this.pendingCb;
+    // A write still waiting for the socket to drain is not completed here: node:http2's stream wrapper
+    // (JSStreamSocket) cancels its own pending write when it closes; completing it after the destroy
+    // would hand it a callback for a request it no longer holds.
     this.pendingCb = null;
     if (!this.sock.destroyed) this.sock.destroy();
     cb(err);
-    if (pending !== null) pending();
   }
 
   // net.Socket methods node:http2 may call on its socket.
