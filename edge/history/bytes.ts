@@ -1,6 +1,8 @@
 // Varint (LEB128) writer/reader for history records: counts, milliseconds and sketch buckets are
 // non-negative integers, most of them small, so a record of a quiet server is a few dozen bytes.
 
+const UTF8 = new Map<string, Uint8Array>();
+
 export class ByteWriter {
   private buf: Uint8Array;
   len = 0;
@@ -28,7 +30,13 @@ export class ByteWriter {
   }
 
   str(s: string): void {
-    const b = Buffer.from(s, 'utf8');
+    // Node, series and rule names repeat in every record: their UTF-8 bytes are kept (bounded).
+    let b = UTF8.get(s);
+    if (b === undefined) {
+      b = Buffer.from(s, 'utf8');
+      if (UTF8.size >= 50_000) UTF8.clear();
+      UTF8.set(s, b);
+    }
     this.uint(b.length);
     this.room(b.length);
     this.buf.set(b, this.len);

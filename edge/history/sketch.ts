@@ -5,7 +5,7 @@
 //
 // Own implementation rather than @datadog/sketches-js (the reference port): the request path must
 // add without allocating, so the open minute's sketch is a preallocated, fixed Uint32Array over a
-// bounded range (0.01 ms … 10 min; outside it values are clamped to the end buckets, and counted), it
+// bounded range (0.01 ms … 10 min; faster answers count as 0, slower ones in the last bucket), it
 // is reused minute after minute (only the touched index range is zeroed), and a closed sketch is
 // stored as a compact varint-encoded sparse list in our own CRC-checked record format. The library
 // grows JS arrays on add and serialises through protobufjs; the mapping itself is 20 lines.
@@ -34,9 +34,16 @@ function valueOf(bucket: number): number {
   return (2 * Math.pow(GAMMA, bucket + MIN_INDEX)) / (GAMMA + 1);
 }
 
-/** Dense sketch: preallocated, allocation-free add(), reset() for reuse. */
+const NO_BINS = new Uint32Array(0);
+
+/**
+ * A sketch. Bucket counts live in `bins`, which covers buckets [off, off + bins.length): a sketch
+ * that records requests switches to the full dense range on its first add() and keeps it (the
+ * request path then never allocates); a decoded or merged sketch holds just its touched range.
+ */
 export class Sketch {
-  readonly bins = new Uint32Array(BUCKETS);
+  bins: Uint32Array = NO_BINS;
+  off = 0;
   zero = 0;
   count = 0;
   /** Touched bucket range (lo > hi: none). */
@@ -47,22 +54,54 @@ export class Sketch {
     this.count++;
     if (!(ms >= MIN_MS)) { this.zero++; return; } // also NaN / negative
     const b = indexOf(ms);
-    this.bins[b]++;
+    const bins = this.bins.length === BUCKETS ? this.bins : this.dense();
+    bins[b]++;
     if (b < this.lo) this.lo = b;
     if (b > this.hi) this.hi = b;
+  }
+
+  /** Switches to the full range (once per recording sketch). */
+  private dense(): Uint32Array {
+    const full = new Uint32Array(BUCKETS);
+    if (this.hi >= this.lo) full.set(this.bins.subarray(this.lo - this.off, this.hi - this.off + 1), this.lo);
+    this.bins = full;
+    this.off = 0;
+    return full;
+  }
+
+  /** Makes room for buckets lo..hi (merges and decoding). */
+  private cover(lo: number, hi: number): void {
+    const off = this.off;
+    if (lo >= off && hi < off + this.bins.length) return;
+    const nlo = this.hi >= this.lo ? Math.min(lo, this.lo) : lo;
+    const nhi = this.hi >= this.lo ? Math.max(hi, this.hi) : hi;
+    const next = new Uint32Array(nhi - nlo + 1);
+    if (this.hi >= this.lo) next.set(this.bins.subarray(this.lo - off, this.hi - off + 1), this.lo - nlo);
+    this.bins = next;
+    this.off = nlo;
+  }
+
+  /** Count of bucket i. */
+  at(i: number): number {
+    const j = i - this.off;
+    return j >= 0 && j < this.bins.length ? this.bins[j] : 0;
   }
 
   /** Adds another sketch's counts (exact). */
   merge(o: Sketch): void {
     this.zero += o.zero;
     this.count += o.count;
-    for (let i = o.lo; i <= o.hi; i++) this.bins[i] += o.bins[i];
+    if (o.hi < o.lo) return;
+    this.cover(o.lo, o.hi);
+    const bins = this.bins;
+    const d = this.off;
+    for (let i = o.lo; i <= o.hi; i++) bins[i - d] += o.bins[i - o.off];
     if (o.lo < this.lo) this.lo = o.lo;
     if (o.hi > this.hi) this.hi = o.hi;
   }
 
   reset(): void {
-    if (this.hi >= this.lo) this.bins.fill(0, this.lo, this.hi + 1);
+    if (this.hi >= this.lo) this.bins.fill(0, this.lo - this.off, this.hi - this.off + 1);
     this.zero = 0; this.count = 0; this.lo = BUCKETS; this.hi = -1;
   }
 
@@ -76,7 +115,7 @@ export class Sketch {
     let seen = this.zero;
     if (rank < seen) return 0;
     for (let i = this.lo; i <= this.hi; i++) {
-      seen += this.bins[i];
+      seen += this.bins[i - this.off];
       if (rank < seen) return valueOf(i);
     }
     return valueOf(this.hi);
@@ -85,12 +124,14 @@ export class Sketch {
   /** Sparse encoding: zero, bucket count, then (bucket delta, count) varint pairs. */
   encode(w: ByteWriter): void {
     w.uint(this.zero);
+    const bins = this.bins;
+    const d = this.off;
     let n = 0;
-    for (let i = this.lo; i <= this.hi; i++) if (this.bins[i] !== 0) n++;
+    for (let i = this.lo; i <= this.hi; i++) if (bins[i - d] !== 0) n++;
     w.uint(n);
     let prev = 0;
     for (let i = this.lo; i <= this.hi; i++) {
-      const c = this.bins[i];
+      const c = bins[i - d];
       if (c === 0) continue;
       w.uint(i - prev); w.uint(c);
       prev = i;
@@ -102,14 +143,23 @@ export class Sketch {
     const z = r.uint();
     this.zero += z; this.count += z;
     const n = r.uint();
+    const start = r.pos;
+    // First pass: the range, so that the bins are allocated once.
     let b = 0;
+    let lo = -1;
+    for (let k = 0; k < n; k++) { b += r.uint(); r.uint(); if (lo < 0) lo = b; }
+    if (n === 0) return;
+    if (b >= BUCKETS) throw new Error(`sketch bucket ${b} out of range`);
+    this.cover(lo, b);
+    r.pos = start;
+    b = 0;
+    const d = this.off;
     for (let k = 0; k < n; k++) {
       b += r.uint();
       const c = r.uint();
-      if (b >= BUCKETS) throw new Error(`sketch bucket ${b} out of range`);
-      this.bins[b] += c; this.count += c;
-      if (b < this.lo) this.lo = b;
-      if (b > this.hi) this.hi = b;
+      this.bins[b - d] += c; this.count += c;
     }
+    if (lo < this.lo) this.lo = lo;
+    if (b > this.hi) this.hi = b;
   }
 }
