@@ -35,6 +35,7 @@ export class RedisHistorySync {
   private readonly pending: Buffer[] = [];
   private readonly lastIds = new Map<string, string>();
   private running: Promise<void> | null = null;
+  private readonly waitMs: number;
   state: SyncState = 'ok';
   lastError: string | null = null;
   /** Batches dropped while Redis was away (beyond maxPending). */
@@ -48,6 +49,7 @@ export class RedisHistorySync {
     this.node = opts.node;
     this.maxLen = opts.maxLen ?? 20_000;
     this.maxPending = opts.maxPending ?? 2000;
+    this.waitMs = opts.commandTimeoutMs ?? 2000;
     const common = { enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: opts.commandTimeoutMs ?? 2000, lazyConnect: false };
     this.redis = typeof opts.url === 'string' ? new Redis(opts.url, common) : new Redis({ ...common, ...opts.url });
     this.redis.on('error', () => { /* the state and lastError say it */ });
@@ -72,7 +74,7 @@ export class RedisHistorySync {
       while (this.pending.length > this.maxPending) { this.pending.shift(); this.dropped++; }
     }
     try {
-      if (this.redis.status !== 'ready') throw new Error(`not connected (${this.redis.status})`);
+      if (this.redis.status !== 'ready') await this.whenReady();
       while (this.pending.length > 0) {
         await this.redis.multi()
           .xadd(this.streamOf(this.node), 'MAXLEN', '~', String(this.maxLen), '*', 'r', this.pending[0])
@@ -107,6 +109,16 @@ export class RedisHistorySync {
       this.state = 'degraded';
       this.lastError = (e as Error).message;
     }
+  }
+
+  /** Waits for the connection (at start, or while ioredis reconnects) up to the command timeout. */
+  private whenReady(): Promise<void> {
+    const r = this.redis;
+    return new Promise<void>((resolve, reject) => {
+      const done = (): void => { clearTimeout(timer); r.off('ready', done); resolve(); };
+      const timer = setTimeout(() => { r.off('ready', done); reject(new Error(`not connected (${r.status})`)); }, this.waitMs);
+      r.on('ready', done);
+    });
   }
 
   async close(): Promise<void> {
