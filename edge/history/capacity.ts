@@ -68,10 +68,19 @@ function hourly(store: HistoryStore, from: number, to: number): Map<string, Map<
   for (const r of store.query(2, from, to, { kinds })) put(r, r.t, true);
   const have = new Set<string>();
   for (const [k, m] of out) for (const h of m.keys()) have.add(`${k}\u0000${h}`);
+  // Hours not rolled up yet: from the 5-minute tier, and 5-minute buckets not rolled up yet from the minutes.
   const recentFrom = Math.max(from, to - 2 * DAY);
+  const have5 = new Set<string>();
   for (const r of store.query(1, recentFrom, to, { kinds })) {
     const h = Math.floor(r.t / HOUR) * HOUR;
     if (have.has(`${r.kind}\u0000${r.key}\u0000${h}`)) continue;
+    have5.add(`${r.kind}\u0000${r.key}\u0000${r.t}`);
+    put(r, h, false);
+  }
+  for (const r of store.query(0, Math.max(from, to - 3 * HOUR), to, { kinds })) {
+    const h = Math.floor(r.t / HOUR) * HOUR;
+    const t5 = Math.floor(r.t / TIERS[1]) * TIERS[1];
+    if (have.has(`${r.kind}\u0000${r.key}\u0000${h}`) || have5.has(`${r.kind}\u0000${r.key}\u0000${t5}`)) continue;
     put(r, h, false);
   }
   return out;

@@ -135,11 +135,22 @@ export class HistoryService {
     this.addOwn(recs);
   }
 
+  /**
+   * Puts what the open minute holds so far into the store (the slot keeps adding up until the minute
+   * ends), so that an answer includes this minute; worker threads report theirs when it ends.
+   */
+  private flushOpen(): void {
+    this.tick();
+    this.addOwn(this.recorder.close(this.openMinute, this.deps.node));
+  }
+
   history(range: string, filter: { kind?: SeriesKind | null; backend?: string | null; server?: string | null; node?: string | null } = {}): HistoryAnswer {
+    this.flushOpen();
     return historyQuery(this.store, range, this.now(), filter);
   }
 
   capacity(o: { days?: number; target?: number; growthPct?: number; lose?: string | null } = {}): CapacityView {
+    this.flushOpen();
     const servers: { backend: string; name: string; backup: boolean }[] = [];
     for (const p of this.deps.pools()) for (const s of p.servers()) servers.push({ backend: p.name, name: s.name, backup: s.backup === true });
     return capacityView(this.store, {
