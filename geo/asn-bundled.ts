@@ -6,7 +6,7 @@
 // GeoLite2-ASN file (geo.asn_db) still wins.
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { parseIp } from '../rules/ip.js';
+import { parseIp } from '../lib/ip.js';
 
 export const BUNDLED_ASN_PACKAGE = '@ip-location-db/asn';
 /** `sources.asn` of a lookup that uses the bundled data. */

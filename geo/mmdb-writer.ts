@@ -9,7 +9,7 @@
 // which is where readers (mmdb-lib) look IPv4 addresses up.
 
 import { writeFileSync, renameSync } from 'node:fs';
-import { parseCidr } from '../rules/ip.js';
+import { parseCidr } from '../lib/ip.js';
 
 /** An unsigned integer with an explicit MaxMind width (metadata needs uint16/uint64 fields). */
 export class MmdbUint {

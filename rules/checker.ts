@@ -5,7 +5,7 @@
 import type { ActionCall, CounterDecl, CondDecl, Expr, FileAst, ListDecl, RuleDecl, TestDecl, Value } from './ast.js';
 import type { Diagnostic, SourceFile, Span } from './diagnostics.js';
 import { compileSafeRegex, formatMicros, MAX_REGEX_PER_RULESET, MAX_RULESET_DFA_CELLS, regexCostMicros, type SafeRegex, type SafeRegexResult } from './safe-regex.js';
-import { parseCidr, parseIp } from './ip.js';
+import { parseCidr, parseIp } from '../lib/ip.js';
 import { printExpr, printValue } from './print.js';
 import {
   FIELDS, FUNCTION_NAMES, LIST_TYPES, MODES, PRIORITY_CLASSES, didYouMean, listElementType, lookupField,

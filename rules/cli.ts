@@ -4,7 +4,7 @@
 import { countBySeverity, type Diagnostic, formatDiagnostic } from './diagnostics.js';
 import { explain, formatExplain } from './explain.js';
 import { formatMicros, MAX_REGEX_INPUT_LENGTH, regexCostMicros } from './safe-regex.js';
-import { clientKeyOf, formatIp, parseIp } from './ip.js';
+import { clientKeyOf, formatIp, parseIp } from '../lib/ip.js';
 import type { RuleInput } from './input.js';
 import { loadRulesetFromFiles, type LoadOptions } from './load.js';
 import { formatTestReport, runRuleTests } from './test-runner.js';

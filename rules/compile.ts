@@ -8,7 +8,7 @@ import type { Program, RuleSym } from './checker.js';
 import { TERMINATING_ACTIONS } from './checker.js';
 import { EvalContext, MultiIndex, UNSET, type Scalar } from './context.js';
 import type { ActionKind, HeaderOp, TerminalAction } from './decision.js';
-import { formatIp, IpTrie, maskBytes, parseCidr, parseIp } from './ip.js';
+import { formatIp, IpTrie, maskBytes, parseCidr, parseIp } from '../lib/ip.js';
 import { compileLiterals } from './multi-literal.js';
 import { STRING_TRANSFORMS } from './transforms.js';
 import { printAction, printValue } from './print.js';

@@ -2,9 +2,9 @@
 // (normalised path, header/arg/cookie lookups, lower()-ed strings, counter rates). One context
 // object is owned by each compiled ruleset and reset per evaluation (evaluation is synchronous),
 // so a request that matches nothing allocates nothing but what lazy derivations need.
-import type { CounterStore } from '../edge/stick/counter-store.js';
+import type { CounterStore } from '../edge/shield/stick/counter-store.js';
 import type { RuleInput } from './input.js';
-import { clientKeyOf, parseIp } from './ip.js';
+import { clientKeyOf, parseIp } from '../lib/ip.js';
 import { SCALAR_SLOTS, SLOT } from './scheme.js';
 
 export type Scalar = string | number | null;

@@ -10,7 +10,7 @@ import type { Expr, Value } from './ast.js';
 import type { Program } from './checker.js';
 import type { CompiledProgram } from './compile.js';
 import type { EvalContext, Scalar } from './context.js';
-import { IpTrie, parseCidr, parseIp } from './ip.js';
+import { IpTrie, parseCidr, parseIp } from '../lib/ip.js';
 import { NeedleIndex } from './multi-literal.js';
 import { printValue } from './print.js';
 

@@ -1,7 +1,7 @@
 // The request as the edge hands it to the rule engine. Everything the rules can see comes from here
 // (plus the clock and the counter store in EvalEnv). Derived values (normalised path, cookies, query
 // args, user agent) are computed lazily inside the compiled ruleset, at most once per evaluation.
-import type { CounterStore } from '../edge/stick/counter-store.js';
+import type { CounterStore } from '../edge/shield/stick/counter-store.js';
 
 export interface RuleInput {
   /** Client address after trusted-proxy resolution (IPv4 or IPv6 text). */

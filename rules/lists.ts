@@ -15,11 +15,11 @@
 // directory, too large) use line 0 and col 0: the caller should point at the rule that named the file.
 // A missing file is always an error, never an empty list.
 
-import { closeSync, fstatSync, openSync, readFileSync, readSync, realpathSync, statSync, watch, type FSWatcher } from 'node:fs';
-import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
-import { IpTrie, cidrError, parseCidr, parseIp, parseIpv4At } from './ip.js';
+import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
+import { IpTrie, cidrError, parseCidr, parseIp, parseIpv4At } from '../lib/ip.js';
+import { resolveConfinedPath } from '../lib/confined-path.js';
 
-export { IpTrie, parseCidr, parseIp, cidrError, formatIp } from './ip.js';
+export { IpTrie, parseCidr, parseIp, cidrError, formatIp } from '../lib/ip.js';
 
 export type ListType = 'ip' | 'string' | 'asn' | 'country';
 export type MapKeyType = 'ip' | 'string';
@@ -67,54 +67,6 @@ export const DEFAULT_MAX_LIST_ENTRIES = 5_000_000;
 export const DEFAULT_MAX_LIST_FILE_BYTES = 256 * 1024 * 1024;
 /** Errors reported per file before giving up on it. */
 const MAX_DIAGNOSTICS = 50;
-
-// ---------------------------------------------------------------------------------------------
-// Path confinement
-
-export type ConfinedPath = { ok: true; path: string } | { ok: false; message: string };
-
-/**
- * Resolves `path` against `configDir` and checks that it stays inside it, both by name (no `..`
- * escape, no absolute path elsewhere) and after following symlinks. The file must exist and be a
- * regular file. Returns the real path to read.
- */
-export function resolveConfinedPath(path: string, configDir: string): ConfinedPath {
-  if (typeof path !== 'string' || path.length === 0) return { ok: false, message: 'list path is empty' };
-  if (path.includes('\0')) return { ok: false, message: 'list path contains a NUL byte' };
-  const baseDir = resolve(configDir);
-  const abs = isAbsolute(path) ? resolve(path) : resolve(baseDir, path);
-  if (escapes(baseDir, abs)) {
-    return { ok: false, message: `list path \`${path}\` is outside the config directory ${baseDir}` };
-  }
-  let realBase: string;
-  try {
-    realBase = realpathSync(baseDir);
-  } catch {
-    return { ok: false, message: `config directory ${baseDir} does not exist` };
-  }
-  let real: string;
-  try {
-    real = realpathSync(abs);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') return { ok: false, message: `list file not found: \`${path}\` (looked for ${abs})` };
-    return { ok: false, message: `cannot resolve list file \`${path}\`: ${(e as Error).message}` };
-  }
-  if (escapes(realBase, real)) {
-    return { ok: false, message: `list path \`${path}\` resolves through a symlink to ${real}, outside the config directory ${realBase}` };
-  }
-  try {
-    if (!statSync(real).isFile()) return { ok: false, message: `list path \`${path}\` is not a regular file` };
-  } catch (e) {
-    return { ok: false, message: `cannot stat list file \`${path}\`: ${(e as Error).message}` };
-  }
-  return { ok: true, path: real };
-}
-
-function escapes(base: string, target: string): boolean {
-  const rel = relative(base, target);
-  return rel === '..' || rel.startsWith('..' + sep) || isAbsolute(rel);
-}
 
 type ReadResult = { ok: true; text: string } | { ok: false; diagnostics: ListDiagnostic[] };
 
@@ -537,67 +489,4 @@ export function loadMap(path: string, keyType: MapKeyType, opts: ListLoadOptions
     return { ok: false, diagnostics: d.list };
   }
   return { ok: true, map: keyType === 'ip' ? new IpMap(path, trie, trie.size) : new StringMap(path, strMap) };
-}
-
-// ---------------------------------------------------------------------------------------------
-// Watching
-
-export interface WatchOptions {
-  /** Quiet time after the last change before onChange runs. Default 100 ms. */
-  debounceMs?: number;
-}
-
-function fileSignature(p: string): string {
-  try {
-    const st = statSync(p); // follows symlinks, so a swapped symlink target counts as a change
-    return `${st.ino}:${st.size}:${st.mtimeMs}`;
-  } catch {
-    return 'missing';
-  }
-}
-
-/**
- * Calls onChange (debounced) when any of `paths` changes. Watches the parent directories rather
- * than the files, so editors that write a temp file and rename it over the original, and
- * Kubernetes-style symlink swaps, are seen. Changes are confirmed by comparing inode, size and
- * mtime, so unrelated files in the same directory do not trigger reloads. Watchers do not keep
- * the process alive. Returns a function that stops watching.
- */
-export function watchFiles(paths: string[], onChange: () => void, opts: WatchOptions = {}): () => void {
-  const debounceMs = opts.debounceMs ?? 100;
-  const files = [...new Set(paths.map((p) => resolve(p)))];
-  const sigs = new Map<string, string>(files.map((f) => [f, fileSignature(f)]));
-  const watchers: FSWatcher[] = [];
-  let timer: NodeJS.Timeout | null = null;
-  let closed = false;
-
-  const check = (): void => {
-    timer = null;
-    if (closed) return;
-    let changed = false;
-    for (const f of files) {
-      const sig = fileSignature(f);
-      if (sig !== sigs.get(f)) { sigs.set(f, sig); changed = true; }
-    }
-    if (changed) onChange();
-  };
-  const poke = (): void => {
-    if (closed) return;
-    if (timer) clearTimeout(timer);
-    timer = setTimeout(check, debounceMs);
-  };
-  for (const dir of new Set(files.map((f) => dirname(f)))) {
-    try {
-      const w = watch(dir, { persistent: false }, poke);
-      w.on('error', () => { /* directory removed: nothing more to watch; signatures stay */ });
-      watchers.push(w);
-    } catch {
-      // Directory missing: the caller already reported the missing file when loading.
-    }
-  }
-  return () => {
-    closed = true;
-    if (timer) clearTimeout(timer);
-    for (const w of watchers) w.close();
-  };
 }

@@ -6,7 +6,8 @@ import { dirname, resolve } from 'node:path';
 import { checkProgram, type ParsedFile, type Program } from './checker.js';
 import { compileProgram, type LoadedData } from './compile.js';
 import { type Diagnostic, fileDiagnostic, hasErrors } from './diagnostics.js';
-import { loadList, loadMap, resolveConfinedPath } from './lists.js';
+import { loadList, loadMap } from './lists.js';
+import { resolveConfinedPath } from '../lib/confined-path.js';
 import { DEFAULT_LIMITS, type ParseLimits, parseRuleFile } from './parser.js';
 import { Ruleset } from './ruleset.js';
 

@@ -4,9 +4,9 @@
 // assignment. Any error or failing test keeps the previous ruleset and is reported through
 // onEvent/onReload. Requests already evaluating keep the Ruleset object they started with.
 // Runtime mode overrides (setMode) are re-applied to every new ruleset.
-import type { CounterStore } from '../edge/stick/counter-store.js';
+import type { CounterStore } from '../edge/shield/stick/counter-store.js';
 import { type Diagnostic, formatDiagnostic } from './diagnostics.js';
-import { watchFiles } from './lists.js';
+import { watchFiles } from '../lib/watch-files.js';
 import { loadRulesetFromFiles, type LoadOptions } from './load.js';
 import type { Ruleset } from './ruleset.js';
 import { MODES, type RuleMode } from './scheme.js';

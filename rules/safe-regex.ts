@@ -60,7 +60,7 @@ export interface RegexCost {
   readonly buildWork: number;
 }
 
-/** Measured costs on the reference machine (loadtest/regex-bench.ts): a DFA table step, an NFA closure step. */
+/** Measured costs on the reference machine (bench/regex.ts): a DFA table step, an NFA closure step. */
 export const NS_PER_DFA_STEP = 5;
 export const NS_PER_NFA_STEP = 6;
 /** Closure steps allowed to build one regex's DFA at load (≈ 50–150 ms at most). */

@@ -2,7 +2,7 @@
 // no Redis, no geo database (geo values are injected by the test). Each test starts from empty
 // counters. Reports per-test failures, the rules no test exercised, and a final summary line
 // `N passed, M failed`.
-import type { CounterStore } from '../edge/stick/counter-store.js';
+import type { CounterStore } from '../edge/shield/stick/counter-store.js';
 import type { ActionCall, ExpectWhat, TestDecl, TestRequest, Value } from './ast.js';
 import { type Decision, describeAction, type TerminalAction } from './decision.js';
 import type { RuleInput } from './input.js';
@@ -10,7 +10,7 @@ import { MemoryCounterStore } from './memory-counters.js';
 import { printAction } from './print.js';
 import type { Ruleset } from './ruleset.js';
 import { PRIORITY_CLASSES } from './scheme.js';
-import { clientKeyOf, formatIp, parseIp } from './ip.js';
+import { clientKeyOf, formatIp, parseIp } from '../lib/ip.js';
 
 /** Default virtual start time: aligned to every window that divides an hour, so `repeat N within W` lands in one window. */
 export const DEFAULT_TEST_TIME = Date.parse('2024-11-29T12:00:00Z');

@@ -2,14 +2,14 @@
 // AdminTargets, persists runtime edits (bans, rule modes) in the state store and emits one audit
 // event (who, what, before → after).
 import type { IncomingMessage } from 'node:http';
-import type { EventBus } from '../events.js';
-import { adminEvent, eventClient } from '../events/build.js';
-import { RULE_MODES } from '../events/schema.js';
-import type { RuleMode } from '../events/schema.js';
-import type { EventFeed } from '../events/ws-feed.js';
-import { parseFilter } from '../events/ws-feed.js';
-import type { BlockStats } from '../events/stats.js';
-import type { Metrics } from '../metrics.js';
+import type { EventBus } from '../observe/events/bus.js';
+import { adminEvent, eventClient } from '../observe/events/build.js';
+import { RULE_MODES } from '../observe/events/schema.js';
+import type { RuleMode } from '../observe/events/schema.js';
+import type { EventFeed } from '../observe/events/ws-feed.js';
+import { parseFilter } from '../observe/events/ws-feed.js';
+import type { BlockStats } from '../observe/events/stats.js';
+import type { Metrics } from '../observe/metrics.js';
 import type { RateSampler } from './sampler.js';
 import { parseDuration } from '../config/units.js';
 import type { RuntimeServer, StateStore, StoredBan } from './state-store.js';

@@ -10,11 +10,11 @@
 // (bans travel with BanList). The connection follows the Sentinel master when one is configured.
 import { Redis } from 'ioredis';
 import { randomUUID } from 'node:crypto';
-import { closeRedis, connectRedis } from '../events/redis-sink.js';
-import type { RedisConnection } from '../stick/config.js';
+import { closeRedis, connectRedis } from '../observe/events/redis-sink.js';
+import type { RedisConnection } from '../shield/stick/config.js';
 import { parseState, pruneExpired } from './state-store.js';
 import type { AdminState, ModeChange, RuntimeServer, StateStore, StoredBan } from './state-store.js';
-import type { RuleMode } from '../events/schema.js';
+import type { RuleMode } from '../observe/events/schema.js';
 
 type Write = { hash: 'bans' | 'modes' | 'servers'; key: string; value: string | null };
 

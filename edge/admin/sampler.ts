@@ -1,8 +1,8 @@
 // Once a second: turn the metrics' running totals into per-second rates and keep two minutes of
 // history, so the dashboard and `portcullis top` get ready-made series (a page opened late still
 // shows the last two minutes).
-import { interpolatedQuantile, type Metrics } from '../metrics.js';
-import type { BlockStats } from '../events/stats.js';
+import { interpolatedQuantile, type Metrics } from '../observe/metrics.js';
+import type { BlockStats } from '../observe/events/stats.js';
 
 export interface RatePoint {
   /** Unix seconds. */

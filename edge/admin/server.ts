@@ -6,11 +6,11 @@ import { createServer } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { WebSocketServer } from 'ws';
-import type { EventBus } from '../events.js';
-import { authFailureEvent, errorEvent, eventClient } from '../events/build.js';
-import { BlockStats } from '../events/stats.js';
-import { EventFeed, parseFilter } from '../events/ws-feed.js';
-import type { Metrics } from '../metrics.js';
+import type { EventBus } from '../observe/events/bus.js';
+import { authFailureEvent, errorEvent, eventClient } from '../observe/events/build.js';
+import { BlockStats } from '../observe/events/stats.js';
+import { EventFeed, parseFilter } from '../observe/events/ws-feed.js';
+import type { Metrics } from '../observe/metrics.js';
 import { AdminApi, HttpError, readJson } from './api.js';
 import type { Call, Reply } from './api.js';
 import { TokenAuth, bearer, wsToken } from './auth.js';
@@ -19,7 +19,7 @@ import { FileStateStore, MemoryStateStore } from './state-store.js';
 import type { StateStore } from './state-store.js';
 import { loadDashboard } from './static.js';
 import type { AdminTargets } from './targets.js';
-import type { RedisConnection } from '../stick/config.js';
+import type { RedisConnection } from '../shield/stick/config.js';
 
 export interface AdminServerConfig {
   /** host:port, e.g. "127.0.0.1:9090" or "[::1]:9090"; port 0 picks a free port. */

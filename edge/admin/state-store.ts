@@ -7,8 +7,8 @@
 // loaded only when it is used).
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { RULE_MODES } from '../events/schema.js';
-import type { RuleMode } from '../events/schema.js';
+import { RULE_MODES } from '../observe/events/schema.js';
+import type { RuleMode } from '../observe/events/schema.js';
 
 export interface StoredBan { reason: string; expiresAt: number | null; source: string }
 

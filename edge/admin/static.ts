@@ -1,4 +1,4 @@
-// The dashboard's files, read once at admin start from the project itself (edge/dashboard/ and the
+// The dashboard's files, read once at admin start from the project itself (edge/admin/dashboard/ and the
 // uPlot package in node_modules) — no CDN, no external fonts. tsc does not copy non-TS files into
 // dist/, so the files are found from the package root, which works for both `node dist/…` and an
 // installed package. Served from memory through a fixed table: no path from the URL ever reaches
@@ -15,17 +15,17 @@ export function packageRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 8; i++) {
     const pj = join(dir, 'package.json');
-    if (existsSync(pj) && existsSync(join(dir, 'edge', 'dashboard', 'index.html'))) return dir;
+    if (existsSync(pj) && existsSync(join(dir, 'edge', 'admin', 'dashboard', 'index.html'))) return dir;
     const up = dirname(dir);
     if (up === dir) break;
     dir = up;
   }
-  throw new Error('dashboard: cannot find the package root (edge/dashboard/index.html) above ' + fileURLToPath(import.meta.url));
+  throw new Error('dashboard: cannot find the package root (edge/admin/dashboard/index.html) above ' + fileURLToPath(import.meta.url));
 }
 
 export function loadDashboard(): Map<string, StaticFile> {
   const root = packageRoot();
-  const dash = join(root, 'edge', 'dashboard');
+  const dash = join(root, 'edge', 'admin', 'dashboard');
   const req = createRequire(join(root, 'package.json'));
   const uplotDist = dirname(req.resolve('uplot'));
   const files = new Map<string, StaticFile>();

@@ -2,8 +2,8 @@
 // its pools, stick tables, guard and rule manager; the admin server never reaches into them
 // otherwise. Methods may return a value or a promise (Redis-backed tables are asynchronous).
 import type { BackendPool } from '../backend/types.js';
-import type { RuleMode } from '../events/schema.js';
-import type { Readiness } from '../readiness.js';
+import type { RuleMode } from '../observe/events/schema.js';
+import type { Readiness } from '../main/readiness.js';
 import type { HistoryService } from '../history/service.js';
 
 export type MaybePromise<T> = T | Promise<T>;
@@ -74,7 +74,7 @@ export interface AdminTargets {
   /** null when no rule files are configured. */
   rules: RuleControl | null;
   stats(): EdgeStats;
-  /** May this node take traffic (edge/readiness.ts): /healthz answers 200 or 503 with the reasons. */
+  /** May this node take traffic (edge/main/readiness.ts): /healthz answers 200 or 503 with the reasons. */
   health(): Readiness;
   /** Planned hand-over (POST /api/drain): report not ready, wait `graceMs` for the virtual address to
    *  move, finish in-flight requests, stop the process. Absent where the process cannot be stopped

@@ -2,9 +2,9 @@
 // the peak queue, behind the BackendPool contract (types.ts). Everything on the acquire/release
 // path is synchronous and allocation-light; timers exist only for health checks and one coarse
 // housekeeping tick (queue timeouts, passive cool-down) that runs only while there is work for it.
-import type { EventBus } from '../events.js';
-import { errorEvent, healthEvent } from '../events/build.js';
-import type { Clock } from '../clock.js';
+import type { EventBus } from '../observe/events/bus.js';
+import { errorEvent, healthEvent } from '../observe/events/build.js';
+import type { Clock } from '../../lib/clock.js';
 import type {
   AcquireError, AcquireRequest, AcquireResult, AcquireTicket, AcquireWaiter, BackendConfig, BackendPool,
   LeasedServer, ReleaseOutcome, ServerInfo, ServerState,

@@ -9,7 +9,7 @@ import { buildSchema, type JsonSchema } from './schema.js';
 import { sectionFragments, normalizeSections } from './sections.js';
 import { parseDuration, parseSize } from './units.js';
 import { normalizeConfig, type EdgeConfig } from './normalize.js';
-import { listenConfigChecks } from '../tls.js';
+import { listenConfigChecks } from '../tls/certificates.js';
 
 export interface ConfigError { file: string; line: number; path: string; message: string }
 
@@ -216,7 +216,7 @@ function crossChecks(raw: Record<string, unknown>): CrossError[] {
     if (addrs.has(l.address)) out.push({ path: ['listen', i, 'address'], message: `address ${l.address} is listed twice` });
     addrs.add(l.address);
   });
-  out.push(...listenConfigChecks(raw)); // accept_proxy refused, hsts/redirect_https placement (edge/tls.ts)
+  out.push(...listenConfigChecks(raw)); // accept_proxy refused, hsts/redirect_https placement (edge/tls/certificates.ts)
   const admin = raw.admin as { address?: string; token?: string } | undefined;
   if (admin !== undefined) {
     if (!admin.token) out.push({ path: ['admin'], message: 'admin.token is required (at least 16 characters; use ${ENV} substitution)' });

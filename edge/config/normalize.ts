@@ -3,8 +3,8 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { BackendConfig, ServerConfig, HealthConfig, BalanceAlgorithm } from '../backend/types.js';
-import { normalizeTls, normalizeRedirect, type TlsConfig, type RedirectHttpsConfig } from '../tls.js';
-import { normalizeWebSocketLimits, type WebSocketLimits } from '../websocket.js';
+import { normalizeTls, normalizeRedirect, type TlsConfig, type RedirectHttpsConfig } from '../tls/certificates.js';
+import { normalizeWebSocketLimits, type WebSocketLimits } from '../upstream/websocket.js';
 import { DEFAULT_PATH_POLICY, type PathPolicy } from '../../rules/canonical-path.js';
 
 export interface ListenConfig {

@@ -2,8 +2,8 @@
 // Sections owned by other modules (limits.client, tables, shared, geo, …) contribute their own
 // fragments; this file composes them. Numbers marked `x-unit` accept "5s" / "10mb" strings, which
 // the loader converts to ms / bytes before validation.
-import { tlsListenSchema, hstsSchema, redirectHttpsSchema, acceptProxySchema } from '../tls.js';
-import { websocketLimitsSchema } from '../websocket.js';
+import { tlsListenSchema, hstsSchema, redirectHttpsSchema, acceptProxySchema } from '../tls/certificates.js';
+import { websocketLimitsSchema } from '../upstream/websocket.js';
 
 export type JsonSchema = Record<string, unknown>;
 

@@ -2,13 +2,13 @@
 // Adding a section = one entry here; the loader and `portcullis schema` pick it up.
 import type { JsonSchema, SchemaFragments } from './schema.js';
 import type { EdgeConfig } from './normalize.js';
-import { connectionLimitsSchema, normalizeConnectionLimits } from '../firewall-config.js';
-import { clientLimitsSchema, normalizeClientLimits, globalLimitsSchema, normalizeGlobalLimits, tablesSchema, normalizeTables, sharedSchema, normalizeShared } from '../stick/config.js';
-import { trustedProxiesSchema, normalizeTrustedProxies } from '../identity.js';
+import { connectionLimitsSchema, normalizeConnectionLimits } from '../shield/firewall/config.js';
+import { clientLimitsSchema, normalizeClientLimits, globalLimitsSchema, normalizeGlobalLimits, tablesSchema, normalizeTables, sharedSchema, normalizeShared } from '../shield/stick/config.js';
+import { trustedProxiesSchema, normalizeTrustedProxies } from '../pipeline/identity.js';
 import { geoConfigSchema, normalizeGeoConfig } from '../../geo/config.js';
 import { resolve } from 'node:path';
 import { duration } from './schema.js';
-import { haSchema, normalizeHa } from '../ha.js';
+import { haSchema, normalizeHa } from '../main/ha.js';
 import { historySchema, normalizeHistory } from '../history/config.js';
 
 /** `rules:` — rule files for the rule language (docs/rules.md). */

@@ -8,7 +8,7 @@
 // what it already had from peers, and says so); its unsent batches wait in a bounded queue (oldest
 // dropped and counted beyond it) and go out when Redis answers again.
 import { Redis } from 'ioredis';
-import type { RedisConnection } from '../stick/config.js';
+import type { RedisConnection } from '../shield/stick/config.js';
 import { frameAll, parseFrames } from './disk.js';
 import type { HistoryRecord } from './record.js';
 

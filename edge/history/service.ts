@@ -3,9 +3,9 @@
 // bounds, the disk file, and the exchange with other nodes through Redis. Every timer here is off
 // the request path and unref'd.
 import { join } from 'node:path';
-import type { EventBus } from '../events.js';
-import { errorEvent } from '../events/build.js';
-import type { RedisConnection } from '../stick/config.js';
+import type { EventBus } from '../observe/events/bus.js';
+import { errorEvent } from '../observe/events/build.js';
+import type { RedisConnection } from '../shield/stick/config.js';
 import type { HistorySection } from './config.js';
 import { HistoryFile } from './disk.js';
 import { decodeRecord, TIERS, type HistoryRecord, type SeriesKind } from './record.js';

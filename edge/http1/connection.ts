@@ -5,13 +5,13 @@
 // byte after a refused head is never read as a request.
 import type { Socket } from 'node:net';
 import { STATUS_CODES } from 'node:http';
-import { Transaction } from '../transaction.js';
-import type { ClientIO, RequestBodySink, ResponseDrainSink } from '../exchange.js';
-import type { RequestHandler } from '../listener.js';
+import { Transaction } from '../pipeline/transaction.js';
+import type { ClientIO, RequestBodySink, ResponseDrainSink } from '../pipeline/exchange.js';
+import type { RequestHandler } from '../uws/listener.js';
 import type { RequestLimits } from '../config/normalize.js';
-import type { Clock } from '../clock.js';
-import type { RedirectHttpsConfig } from '../tls.js';
-import type { ClientSocket, UpgradeIO, WebSocketRuntime, WsTunnel } from '../websocket.js';
+import type { Clock } from '../../lib/clock.js';
+import type { RedirectHttpsConfig } from '../tls/certificates.js';
+import type { ClientSocket, UpgradeIO, WebSocketRuntime, WsTunnel } from '../upstream/websocket.js';
 import { ChunkedDecoder, HeadScanner, RequestHead, parseHead, type ChunkSink, type HeadError } from './parser.js';
 import { dateHeader, headerLines, isAscii, statusLine } from './response.js';
 

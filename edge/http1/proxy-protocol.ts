@@ -24,7 +24,7 @@
 import {
   PROXY_V2_SIGNATURE, PROXY_V2_FIXED, PROXY_V1_MAX, PP2_FAM_UNSPEC, PP2_FAM_TCP4, PP2_FAM_TCP6,
   PP2_ADDR_LEN_INET, PP2_ADDR_LEN_INET6, PP2_TYPE_CRC32C, PP2_TYPE_SSL, crc32c,
-} from '../proxy-wire.js';
+} from '../upstream/proxy-wire.js';
 
 export interface ProxyTlv { type: number; value: Buffer }
 

@@ -6,15 +6,15 @@ import { TLSSocket, createSecureContext, type SecureContext } from 'node:tls';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { RequestLimits } from '../config/normalize.js';
-import type { Clock } from '../clock.js';
-import { TlsCertificates, hstsValue, type CertificateHost, type RedirectHttpsConfig, type TlsConfig, type TlsReloadResult, type UwsCertFiles } from '../tls.js';
-import type { WebSocketRuntime } from '../websocket.js';
-import type { RunningListener } from '../listener.js';
-import { parseIp } from '../../rules/ip.js';
+import type { Clock } from '../../lib/clock.js';
+import { TlsCertificates, hstsValue, type CertificateHost, type RedirectHttpsConfig, type TlsConfig, type TlsReloadResult, type UwsCertFiles } from '../tls/certificates.js';
+import type { WebSocketRuntime } from '../upstream/websocket.js';
+import type { RunningListener } from '../uws/listener.js';
+import { parseIp } from '../../lib/ip.js';
 import { Http1Connection, type Http1Context, type Http1Handler, type WsAcceptor, type WsLike } from './connection.js';
 import { parseProxyHeader } from './proxy-protocol.js';
-import { CONN_ADMIT, type ConnectionGuard } from '../connection-guard.js';
-import { isTrustedPeer, resolveClient, type IdentityConfig } from '../identity.js';
+import { CONN_ADMIT, type ConnectionGuard } from '../shield/connection-guard.js';
+import { isTrustedPeer, resolveClient, type IdentityConfig } from '../pipeline/identity.js';
 import { Duplex } from 'node:stream';
 
 export interface Http1ListenerOptions {

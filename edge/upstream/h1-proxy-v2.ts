@@ -4,7 +4,7 @@ import { isIPv4, isIPv6 } from 'node:net';
 import {
   PROXY_V2_SIGNATURE, PP2_VERSION, PP2_CMD_LOCAL, PP2_CMD_PROXY, PP2_FAM_TCP4, PP2_FAM_TCP6, PP2_FAM_UNSPEC,
   PP2_TYPE_CRC32C, crc32c,
-} from '../proxy-wire.js';
+} from './proxy-wire.js';
 
 export interface ProxyV2Addresses {
   /** Client address as seen by the edge (IPv4, IPv6, or IPv4-mapped IPv6). */

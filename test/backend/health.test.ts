@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { acquireNow, backend, countPicks, harness, health, Origin, pickName, req, server, sleep, waitFor } from './helpers.js';
-import type { EdgeEvent } from '../../edge/events.js';
+import type { EdgeEvent } from '../../edge/observe/events/bus.js';
 import type { BackendPool } from '../../edge/backend/types.js';
 
 const stateOf = (pool: BackendPool, name: string): string => pool.servers().find((s) => s.name === name)!.state;

@@ -2,8 +2,8 @@
 // real loopback origin servers whose health endpoint can be switched or killed.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { EventBus, type EdgeEvent } from '../../edge/events.js';
-import { ManualClock } from '../../edge/clock.js';
+import { EventBus, type EdgeEvent } from '../../edge/observe/events/bus.js';
+import { ManualClock } from '../../lib/clock.js';
 import { createBackendPool } from '../../edge/backend/pool.js';
 import type {
   AcquireRequest, AcquireResult, BackendConfig, BackendPool, HealthConfig, ServerConfig,

@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { acquireNow, backend, harness, Origin, req, server, sleep, waitFor } from './helpers.js';
 import { createBackendPool } from '../../edge/backend/pool.js';
-import { EventBus } from '../../edge/events.js';
-import { systemClock } from '../../edge/clock.js';
+import { EventBus } from '../../edge/observe/events/bus.js';
+import { systemClock } from '../../lib/clock.js';
 import type { AcquireResult, BackendConfig } from '../../edge/backend/types.js';
 
 function oneSlot(over: Partial<BackendConfig> = {}): BackendConfig {

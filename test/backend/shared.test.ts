@@ -4,8 +4,8 @@ import { Worker } from 'node:worker_threads';
 import { backend, Origin, req, server, waitFor } from './helpers.js';
 import { createBackendPool } from '../../edge/backend/pool.js';
 import { createSharedActiveCounts } from '../../edge/backend/shared.js';
-import { EventBus } from '../../edge/events.js';
-import { systemClock } from '../../edge/clock.js';
+import { EventBus } from '../../edge/observe/events/bus.js';
+import { systemClock } from '../../lib/clock.js';
 import type { AcquireResult } from '../../edge/backend/types.js';
 
 test('two pools sharing active counts never exceed maxconn together; a slot freed by one serves the other\'s queue', async () => {
@@ -72,10 +72,10 @@ test('worker threads sharing one SharedArrayBuffer: the origin never sees more t
     queue: { max: 1000, timeoutMs: 30_000 },
   });
   const shared = createSharedActiveCounts(cfg);
-  const base = new URL('../../edge/', import.meta.url).href;
+  const base = new URL('../../', import.meta.url).href;
   const workers = Array.from({ length: 4 }, () => new Worker(WORKER_SRC, {
     eval: true,
-    workerData: { cfg, shared, n: 300, maxconn, poolUrl: `${base}backend/pool.js`, eventsUrl: `${base}events.js`, clockUrl: `${base}clock.js` },
+    workerData: { cfg, shared, n: 300, maxconn, poolUrl: `${base}edge/backend/pool.js`, eventsUrl: `${base}edge/observe/events/bus.js`, clockUrl: `${base}lib/clock.js` },
   }));
   try {
     const results = await Promise.all(workers.map((w) => new Promise<{ over?: number; failed?: number; error?: string }>((resolve, reject) => {

@@ -1,11 +1,11 @@
-// The access line is encoded by hand for speed (edge/accesslog.ts); it must stay byte-identical to
+// The access line is encoded by hand for speed (edge/observe/accesslog.ts); it must stay byte-identical to
 // what pino writes for the same fields, whatever the strings hold.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import fc from 'fast-check';
-import { AccessLineEncoder, type AccessFields } from '../../edge/accesslog.js';
+import { AccessLineEncoder, type AccessFields } from '../../edge/observe/accesslog.js';
 
 function pinoLine(nodeId: string, f: AccessFields, ms: number): string {
   let out = '';

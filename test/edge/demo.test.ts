@@ -13,7 +13,7 @@ import { freePort } from '../harness/ports.js';
 import { send, waitFor } from '../soc/e2e-support.js';
 
 const ROOT = resolve(fileURLToPath(new URL('../../../', import.meta.url)));
-const DEMO = join(ROOT, 'dist', 'edge', 'demo.js');
+const DEMO = join(ROOT, 'dist', 'edge', 'main', 'demo.js');
 const TOKEN = 'demo-admin-token-change-me';
 
 function canBind(port: number): Promise<boolean> {
@@ -79,7 +79,7 @@ async function adminCall(adminPort: number, method: string, path: string, body?:
 }
 
 test('npm start demo: /api/ reaches backend api, state lives outside the repo (said at start), the tree stays clean, a new run starts fresh', { timeout: 90_000 }, async (t) => {
-  if (!existsSync(DEMO)) { t.skip('dist/edge/demo.js not built'); return; }
+  if (!existsSync(DEMO)) { t.skip('dist/edge/main/demo.js not built'); return; }
   const before = gitStatus();
   const base = await freeRange();
   const adminPort = await freePort();

@@ -5,9 +5,9 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-const guardModule = fileURLToPath(new URL('../../edge/fault-guard.js', import.meta.url));
-const eventsModule = fileURLToPath(new URL('../../edge/events.js', import.meta.url));
-const metricsModule = fileURLToPath(new URL('../../edge/metrics.js', import.meta.url));
+const guardModule = fileURLToPath(new URL('../../edge/main/fault-guard.js', import.meta.url));
+const eventsModule = fileURLToPath(new URL('../../edge/observe/events/bus.js', import.meta.url));
+const metricsModule = fileURLToPath(new URL('../../edge/observe/metrics.js', import.meta.url));
 
 test('an unhandled rejection and an uncaught exception are logged, counted and reported; the process lives on', () => {
   const script = `

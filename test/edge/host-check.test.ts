@@ -1,9 +1,9 @@
-// The Host check is hand-written for speed (edge/listener.ts); it must accept exactly what the
+// The Host check is hand-written for speed (edge/uws/listener.ts); it must accept exactly what the
 // grammar it replaced accepts: reg-name or [IP-literal], then an optional port of 1 to 5 digits.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { isValidHost } from '../../edge/listener.js';
+import { isValidHost } from '../../edge/uws/listener.js';
 
 const GRAMMAR = /^(?:[A-Za-z0-9._~!$&'()*+,;=%-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$/;
 

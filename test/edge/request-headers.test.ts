@@ -1,9 +1,9 @@
-// The request-header filter is a switch for speed (edge/forward.ts); it must say exactly what the
+// The request-header filter is a switch for speed (edge/upstream/forward.ts); it must say exactly what the
 // documented list (REQUEST_SKIP, plus any proxy-* name) says, for any name.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { REQUEST_SKIP, skipRequestHeader } from '../../edge/forward.js';
+import { REQUEST_SKIP, skipRequestHeader } from '../../edge/upstream/forward.js';
 
 const reference = (name: string): boolean => REQUEST_SKIP.has(name) || name.startsWith('proxy-');
 

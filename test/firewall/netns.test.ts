@@ -10,7 +10,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import {
   applyFirewall, listFirewall, normalizeConnectionLimits, removeFirewall, renderFirewall, runFirewallCli, type FirewallInput,
-} from '../../edge/firewall.js';
+} from '../../edge/shield/firewall/command.js';
 import type { OpenResult } from './netns-agent.js';
 
 const id = randomBytes(3).toString('hex');

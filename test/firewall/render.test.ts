@@ -7,7 +7,7 @@ import {
   CONNECTION_LIMIT_DEFAULTS, FirewallConfigError, assertOnlyOurTable, connectionLimitsSchema, firewallInputFromConfig,
   formatCidr, ipv6PrefixMask, listenPorts, nftRate, normalizeConnectionLimits, parseCidr, parseDurationMs,
   renderFirewall, runFirewallCli, type CliIo,
-} from '../../edge/firewall.js';
+} from '../../edge/shield/firewall/command.js';
 
 const Ajv = AjvModule.default;
 

@@ -8,7 +8,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfigText, loadConfigFile, ConfigLoadError } from '../../edge/config/load.js';
-import { pairMismatches, renderKeepalived } from '../../edge/ha.js';
+import { pairMismatches, renderKeepalived } from '../../edge/main/ha.js';
 
 const BASE = `listen: [{ address: "0.0.0.0:8080" }]
 admin: { address: "10.0.0.1:9090", token: "0123456789abcdef0123" }

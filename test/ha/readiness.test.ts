@@ -3,10 +3,10 @@
 // why otherwise, so that the operator reading a 503 knows what to fix.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readiness, type NodeSnapshot } from '../../edge/readiness.js';
+import { readiness, type NodeSnapshot } from '../../edge/main/readiness.js';
 import { startAdminServer } from '../../edge/admin/server.js';
-import { adminTargetsFor } from '../../edge/ops.js';
-import { Metrics } from '../../edge/metrics.js';
+import { adminTargetsFor } from '../../edge/main/ops.js';
+import { Metrics } from '../../edge/observe/metrics.js';
 import { startTestEdge, edgeYaml, CLIENT_LIMITS_OFF } from '../harness/edge.js';
 import { startOrigin } from '../harness/origin.js';
 import { send, waitFor } from '../soc/e2e-support.js';

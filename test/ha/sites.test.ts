@@ -6,8 +6,8 @@ import assert from 'node:assert/strict';
 import { loadConfigText, ConfigLoadError } from '../../edge/config/load.js';
 import { createBackendPool } from '../../edge/backend/index.js';
 import { stickyValue } from '../../edge/backend/sticky.js';
-import { EventBus } from '../../edge/events.js';
-import { systemClock } from '../../edge/clock.js';
+import { EventBus } from '../../edge/observe/events/bus.js';
+import { systemClock } from '../../lib/clock.js';
 import type { BackendPool } from '../../edge/backend/types.js';
 
 const yaml = (site: string): string => `listen: [{ address: "127.0.0.1:8080" }]

@@ -1,8 +1,8 @@
 // Starts a real Portcullis edge (uWS listener on a free port) from YAML text, in this process, and
 // writes the YAML that edge tests share (one listener, no access log, one backend of test origins).
 import { loadConfigText } from '../../edge/config/load.js';
-import { startEdge, type EdgeOptions, type RunningEdge } from '../../edge/edge.js';
-import type { EdgeEvent } from '../../edge/events.js';
+import { startEdge, type EdgeOptions, type RunningEdge } from '../../edge/main/edge.js';
+import type { EdgeEvent } from '../../edge/observe/events/bus.js';
 import { startOrigin, type Origin, type OriginHandler } from './origin.js';
 import { freePort } from './ports.js';
 

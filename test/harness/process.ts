@@ -4,7 +4,7 @@ import { mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './edge.js';
-import { UNHANDLED_MARK } from '../../edge/fault-guard.js';
+import { UNHANDLED_MARK } from '../../edge/main/fault-guard.js';
 
 export interface EdgeProcess {
   child: ChildProcess;

@@ -1,10 +1,10 @@
 // Builds PROXY protocol headers for tests (what a load balancer in front of Portcullis sends).
 // v2 goes through the edge's own encoder (edge/upstream/h1-proxy-v2.ts, used for `send_proxy: v2`),
-// so tests and the sender share one copy of the wire format (edge/proxy-wire.ts).
+// so tests and the sender share one copy of the wire format (edge/upstream/proxy-wire.ts).
 import { addressBytes, encodeProxyV2, type ProxyV2Tlv } from '../../edge/upstream/h1-proxy-v2.js';
-import { PP2_TYPE_SSL } from '../../edge/proxy-wire.js';
+import { PP2_TYPE_SSL } from '../../edge/upstream/proxy-wire.js';
 
-export { PROXY_V2_SIGNATURE, PP2_TYPE_CRC32C, PP2_TYPE_NOOP, PP2_TYPE_SSL, PP2_TYPE_ALPN, PP2_TYPE_AUTHORITY, crc32c } from '../../edge/proxy-wire.js';
+export { PROXY_V2_SIGNATURE, PP2_TYPE_CRC32C, PP2_TYPE_NOOP, PP2_TYPE_SSL, PP2_TYPE_ALPN, PP2_TYPE_AUTHORITY, crc32c } from '../../edge/upstream/proxy-wire.js';
 
 export interface ProxyV1Spec {
   /** TCP4 / TCP6 with addresses, or UNKNOWN (optionally with a trailer the receiver ignores). */

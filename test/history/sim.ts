@@ -23,7 +23,7 @@ export class SimPool implements SampledPool {
 export class Sim {
   now = T0;
   readonly service: HistoryService;
-  constructor(readonly pools: SimPool[], opts: { node?: string; raw?: Record<string, unknown>; baseDir?: string; cfg?: Partial<HistorySection>; redis?: { url: string; prefix: string; commandTimeoutMs: number } | null; now?: number; bus?: import('../../edge/events.js').EventBus } = {}) {
+  constructor(readonly pools: SimPool[], opts: { node?: string; raw?: Record<string, unknown>; baseDir?: string; cfg?: Partial<HistorySection>; redis?: { url: string; prefix: string; commandTimeoutMs: number } | null; now?: number; bus?: import('../../edge/observe/events/bus.js').EventBus } = {}) {
     if (opts.now !== undefined) this.now = opts.now;
     const cfg = { ...normalizeHistory({ dir: 'off', ...(opts.raw ?? {}) }, opts.baseDir ?? '/tmp'), sampleMs: MINUTE, ...(opts.cfg ?? {}) };
     this.service = new HistoryService(cfg, { node: opts.node ?? 'sim', bus: opts.bus ?? null, pools: () => this.pools, redis: opts.redis ?? null, now: () => this.now });

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { EventBus } from '../../edge/events.js';
+import { EventBus } from '../../edge/observe/events/bus.js';
 import { HistoryStore, RECORD_OVERHEAD } from '../../edge/history/store.js';
 import { HistoryFile } from '../../edge/history/disk.js';
 import { newRecord, F } from '../../edge/history/record.js';

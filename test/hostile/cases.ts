@@ -51,7 +51,7 @@ export interface ConformanceCase {
   /** Why we chose this answer where RFC 9112/9110 allow more than one. */
   why?: string;
   /**
-   * What the uWS engine (edge/listener.ts) really does, as outcomeLabel() writes it: statuses (or —),
+   * What the uWS engine (edge/uws/listener.ts) really does, as outcomeLabel() writes it: statuses (or —),
    * `closed` / `open` at the end of the wait, `→N` complete requests at the origin. Asserted by the test.
    * ` | ` separates outcomes that depend on timing (whether uWS forwards the first of several
    * pipelined requests before it closes the connection).

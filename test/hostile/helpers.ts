@@ -2,7 +2,7 @@
 // client that stops as soon as it has a complete answer (or the server closed, or time ran out).
 import { startRawOrigin, type RawOrigin, type RawReply } from '../harness/raw-origin.js';
 import { CLIENT_LIMITS_OFF, edgeYaml, startTestEdge, type TestEdge } from '../harness/edge.js';
-import type { EdgeOptions } from '../../edge/edge.js';
+import type { EdgeOptions } from '../../edge/main/edge.js';
 
 export { exchange, statusesOf, completeResponses, type Answer } from './raw-client.js';
 

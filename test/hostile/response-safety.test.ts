@@ -1,7 +1,7 @@
 // Why: the uWS traps that corrupt output or kill the process (uws-notes §4, §10): writeHeader does no
 // CR/LF validation (response splitting), end() sends bodies for HEAD, large corked writes lose data,
 // and a throw/return before onAborted aborts the process. Each is closed by a guard in
-// edge/listener.ts or edge/forward.ts; these tests show the client-visible result. An exception in
+// edge/uws/listener.ts or edge/upstream/forward.ts; these tests show the client-visible result. An exception in
 // one request's handling must answer that request with 5xx, be reported, and leave the process up.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 import { startBench, exchange, statusesOf, completeResponses } from '../hostile/helpers.js';
-import type { EdgeEvent } from '../../edge/events.js';
+import type { EdgeEvent } from '../../edge/observe/events/bus.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

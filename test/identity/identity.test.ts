@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import uWS from 'uWebSockets.js';
-import { resolveClient, compileIdentity, normalizeTrustedProxies, formatIPv6, parseAddressInto } from '../../edge/identity.js';
+import { resolveClient, compileIdentity, normalizeTrustedProxies, formatIPv6, parseAddressInto } from '../../edge/pipeline/identity.js';
 
 const v4 = (a: number, b: number, c: number, d: number): Uint8Array => Uint8Array.from([a, b, c, d]);
 function v6(text: string): Uint8Array {

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadList, loadMap, parseIp, watchFiles, type ListDiagnostic } from '../../rules/lists.js';
+import { loadList, loadMap, parseIp, type ListDiagnostic } from '../../rules/lists.js';
+import { watchFiles } from '../../lib/watch-files.js';
 
 function withDir(fn: (dir: string) => void | Promise<void>): () => Promise<void> {
   return async () => {

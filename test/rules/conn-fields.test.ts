@@ -6,13 +6,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadRulesetFromSources, MemoryCounterStore, runRuleTests, type RuleInput, type Ruleset } from '../../rules/index.js';
 import { parseRequestJson } from '../../rules/cli.js';
-import { RulesAdapter } from '../../edge/stages.js';
-import { ClientGuard, guardConfigFrom } from '../../edge/guard.js';
-import { ConnectionGuard, connectionGuardConfig, tableConnCounts } from '../../edge/connection-guard.js';
-import { normalizeConnectionLimits } from '../../edge/firewall-config.js';
-import { EventBus } from '../../edge/events.js';
+import { RulesAdapter } from '../../edge/pipeline/stages.js';
+import { ClientGuard, guardConfigFrom } from '../../edge/shield/guard.js';
+import { ConnectionGuard, connectionGuardConfig, tableConnCounts } from '../../edge/shield/connection-guard.js';
+import { normalizeConnectionLimits } from '../../edge/shield/firewall/config.js';
+import { EventBus } from '../../edge/observe/events/bus.js';
 import type { RuleManager } from '../../rules/manager.js';
-import type { Transaction } from '../../edge/transaction.js';
+import type { Transaction } from '../../edge/pipeline/transaction.js';
 
 const RULES = `
 rule "many-conns" { when client.conn_cur > 20 then deny(429) }

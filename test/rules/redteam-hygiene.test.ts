@@ -10,10 +10,10 @@ import { formatDiagnostic, loadRulesetFromSources, MemoryCounterStore, runRuleTe
 import { runRulesCli } from '../../rules/cli.js';
 import { loadList } from '../../rules/lists.js';
 import { RuleManager } from '../../rules/manager.js';
-import { RulesAdapter } from '../../edge/stages.js';
-import { EventBus } from '../../edge/events.js';
-import { Transaction } from '../../edge/transaction.js';
-import type { ClientIO } from '../../edge/exchange.js';
+import { RulesAdapter } from '../../edge/pipeline/stages.js';
+import { EventBus } from '../../edge/observe/events/bus.js';
+import { Transaction } from '../../edge/pipeline/transaction.js';
+import type { ClientIO } from '../../edge/pipeline/exchange.js';
 
 const BAN_RULES = `version 1
 counter logins { key = ip.src  window = 1m  count_when = http.path == "/login" }

@@ -9,18 +9,18 @@ import assert from 'node:assert/strict';
 import { createServer, connect, type Socket, type AddressInfo } from 'node:net';
 import { once } from 'node:events';
 import { Ajv } from 'ajv';
-import { ClientGuard, guardConfigFrom } from '../../edge/guard.js';
+import { ClientGuard, guardConfigFrom } from '../../edge/shield/guard.js';
 import {
   ConnectionGuard, connectionGuardConfig, connectionGuardConfigOf, CONN_ADMIT, CONN_CUR, CONN_GLOBAL, CONN_RATE,
-} from '../../edge/connection-guard.js';
-import { normalizeConnectionLimits } from '../../edge/firewall-config.js';
-import { EventBus, type EdgeEvent } from '../../edge/events.js';
-import { securityEventSchema } from '../../edge/events/schema.js';
-import { Metrics } from '../../edge/metrics.js';
-import { compileIdentity, resolveClient, parseAddressInto as parseInto } from '../../edge/identity.js';
+} from '../../edge/shield/connection-guard.js';
+import { normalizeConnectionLimits } from '../../edge/shield/firewall/config.js';
+import { EventBus, type EdgeEvent } from '../../edge/observe/events/bus.js';
+import { securityEventSchema } from '../../edge/observe/events/schema.js';
+import { Metrics } from '../../edge/observe/metrics.js';
+import { compileIdentity, resolveClient, parseAddressInto as parseInto } from '../../edge/pipeline/identity.js';
 import { loadConfigText } from '../../edge/config/load.js';
-import { adminTargetsFor } from '../../edge/ops.js';
-import type { RunningEdge } from '../../edge/edge.js';
+import { adminTargetsFor } from '../../edge/main/ops.js';
+import type { RunningEdge } from '../../edge/main/edge.js';
 
 interface Built { conn: ConnectionGuard; guard: ClientGuard; events: EdgeEvent[]; metrics: Metrics }
 

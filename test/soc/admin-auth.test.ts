@@ -3,9 +3,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { WebSocket } from 'ws';
-import { EventBus } from '../../edge/events.js';
-import type { EdgeEvent } from '../../edge/events.js';
-import { Metrics } from '../../edge/metrics.js';
+import { EventBus } from '../../edge/observe/events/bus.js';
+import type { EdgeEvent } from '../../edge/observe/events/bus.js';
+import { Metrics } from '../../edge/observe/metrics.js';
 import { startAdminServer } from '../../edge/admin/server.js';
 import { ADMIN_ROUTES } from '../../edge/admin/api.js';
 import { TOKEN, call, fakeTargets, waitFor } from './fakes.js';

@@ -7,9 +7,9 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import { testOutputDir } from '../harness/output.js';
-import { EventBus } from '../../edge/events.js';
-import { blockEvent, eventClient, eventRequest, healthEvent } from '../../edge/events/build.js';
-import { Metrics } from '../../edge/metrics.js';
+import { EventBus } from '../../edge/observe/events/bus.js';
+import { blockEvent, eventClient, eventRequest, healthEvent } from '../../edge/observe/events/build.js';
+import { Metrics } from '../../edge/observe/metrics.js';
 import { startAdminServer } from '../../edge/admin/server.js';
 import { TOKEN, fakeTargets, waitFor } from './fakes.js';
 

@@ -8,7 +8,7 @@ import { readFileSync, existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Ajv } from 'ajv';
-import { securityEventSchema } from '../../edge/events/schema.js';
+import { securityEventSchema } from '../../edge/observe/events/schema.js';
 import { edgeYaml } from '../harness/edge.js';
 import { ADMIN_TOKEN } from '../harness/process.js';
 

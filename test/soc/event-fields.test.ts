@@ -9,10 +9,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CLIENT_LIMITS_OFF, startOriginAndEdge } from '../harness/edge.js';
 import { rawRequest } from '../harness/client.js';
-import { EventBus } from '../../edge/events.js';
-import { Metrics } from '../../edge/metrics.js';
+import { EventBus } from '../../edge/observe/events/bus.js';
+import { Metrics } from '../../edge/observe/metrics.js';
 import { startAdminServer } from '../../edge/admin/server.js';
-import { EVENT_TARGET_MAX, eventTarget } from '../../edge/events/build.js';
+import { EVENT_TARGET_MAX, eventTarget } from '../../edge/observe/events/build.js';
 import { TOKEN, fakeTargets } from './fakes.js';
 import { eventValidator, send, waitFor } from './e2e-support.js';
 

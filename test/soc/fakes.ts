@@ -2,9 +2,9 @@
 // real parts where the admin API can observe it: a reload resets rule modes to the file's modes
 // and emits a `reload` event, bans expire, setState/setWeight change what servers() reports.
 import type { AcquireRequest, AcquireResult, AcquireTicket, AcquireWaiter, BackendPool, LeasedServer, ServerInfo, ServerState } from '../../edge/backend/types.js';
-import type { EventBus } from '../../edge/events.js';
-import { reloadEvent } from '../../edge/events/build.js';
-import type { RuleMode } from '../../edge/events/schema.js';
+import type { EventBus } from '../../edge/observe/events/bus.js';
+import { reloadEvent } from '../../edge/observe/events/build.js';
+import type { RuleMode } from '../../edge/observe/events/schema.js';
 import type { AdminTargets, BanControl, BanEntry, RuleControl, RuleInfo, TableControl, TableEntry, TableInfo, ReloadResult } from '../../edge/admin/targets.js';
 
 export const TOKEN = 'test-admin-token-0123456789';

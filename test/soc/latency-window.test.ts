@@ -3,9 +3,9 @@
 // traffic changed; it is now taken over the last minute, interpolated inside its bucket.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { EventBus } from '../../edge/events.js';
-import { BlockStats } from '../../edge/events/stats.js';
-import { Metrics } from '../../edge/metrics.js';
+import { EventBus } from '../../edge/observe/events/bus.js';
+import { BlockStats } from '../../edge/observe/events/stats.js';
+import { Metrics } from '../../edge/observe/metrics.js';
 import { RateSampler } from '../../edge/admin/sampler.js';
 
 test('p95 latency is computed over a moving one-minute window and moves with the traffic', (t) => {

@@ -2,8 +2,8 @@
 // the pipeline reported (names follow portcullis_…_total, seconds as base unit).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { EventBus } from '../../edge/events.js';
-import { Metrics } from '../../edge/metrics.js';
+import { EventBus } from '../../edge/observe/events/bus.js';
+import { Metrics } from '../../edge/observe/metrics.js';
 import { startAdminServer } from '../../edge/admin/server.js';
 import { TOKEN, call, fakeTargets } from './fakes.js';
 

@@ -1,12 +1,12 @@
 // Why: a SOC's SIEM parses these events; every type the edge can produce must match the documented
-// JSON Schema (edge/events/schema.ts, docs/events.md), and malformed ones must not pass it.
+// JSON Schema (edge/observe/events/schema.ts, docs/events.md), and malformed ones must not pass it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Ajv } from 'ajv';
-import { EventBus, EVENT_TYPES } from '../../edge/events.js';
-import type { EdgeEvent } from '../../edge/events.js';
-import { securityEventSchema } from '../../edge/events/schema.js';
-import * as b from '../../edge/events/build.js';
+import { EventBus, EVENT_TYPES } from '../../edge/observe/events/bus.js';
+import type { EdgeEvent } from '../../edge/observe/events/bus.js';
+import { securityEventSchema } from '../../edge/observe/events/schema.js';
+import * as b from '../../edge/observe/events/build.js';
 
 function validator(): (ev: unknown) => string | null {
   const ajv = new Ajv({ strict: true, strictTypes: false, strictRequired: false, allErrors: true });

@@ -3,11 +3,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
-import { EventBus } from '../../edge/events.js';
-import { blockEvent, eventClient, eventRequest } from '../../edge/events/build.js';
-import { Metrics } from '../../edge/metrics.js';
+import { EventBus } from '../../edge/observe/events/bus.js';
+import { blockEvent, eventClient, eventRequest } from '../../edge/observe/events/build.js';
+import { Metrics } from '../../edge/observe/metrics.js';
 import { startAdminServer } from '../../edge/admin/server.js';
-import { runTop } from '../../edge/top.js';
+import { runTop } from '../../edge/admin/top.js';
 import { TOKEN, fakeTargets } from './fakes.js';
 
 function sink(): { stream: Writable; text(): string } {

@@ -4,10 +4,10 @@
 // own Redis connections, against a real Redis (REDIS_URL or 127.0.0.1:6379).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { normalizeShared, type SharedConfig } from '../../edge/stick/config.js';
-import { ConnectionGuard, connectionGuardConfig, CONN_ADMIT, CONN_RATE } from '../../edge/connection-guard.js';
-import { normalizeConnectionLimits } from '../../edge/firewall-config.js';
-import { EventBus, type EdgeEvent } from '../../edge/events.js';
+import { normalizeShared, type SharedConfig } from '../../edge/shield/stick/config.js';
+import { ConnectionGuard, connectionGuardConfig, CONN_ADMIT, CONN_RATE } from '../../edge/shield/connection-guard.js';
+import { normalizeConnectionLimits } from '../../edge/shield/firewall/config.js';
+import { EventBus, type EdgeEvent } from '../../edge/observe/events/bus.js';
 import { REDIS_URL, redisReachable } from '../harness/redis.js';
 import { startSharedNode, stopSharedNodes, type SharedNode } from './helpers.js';
 

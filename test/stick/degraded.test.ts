@@ -3,8 +3,8 @@
 // reported; restart it → the nodes reconnect and summing resumes.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { GUARD_ADMIT, GUARD_CLIENT_RATE } from '../../edge/guard.js';
-import { normalizeShared } from '../../edge/stick/config.js';
+import { GUARD_ADMIT, GUARD_CLIENT_RATE } from '../../edge/shield/guard.js';
+import { normalizeShared } from '../../edge/shield/stick/config.js';
 import { haveRedisServer, startPrivateRedis } from '../harness/redis.js';
 import { startSharedNode, stopSharedNodes, type SharedNode } from './helpers.js';
 

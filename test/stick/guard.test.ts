@@ -6,8 +6,8 @@ import { pathToFileURL } from 'node:url';
 import path from 'node:path';
 import {
   ClientGuard, guardConfigFrom, GUARD_ADMIT, GUARD_CLIENT_IN_FLIGHT, GUARD_CLIENT_RATE, GUARD_GLOBAL_IN_FLIGHT, GUARD_REASONS,
-} from '../../edge/guard.js';
-import { ManualClock } from '../../edge/clock.js';
+} from '../../edge/shield/guard.js';
+import { ManualClock } from '../../lib/clock.js';
 
 const acceptance = { client: { requests: { limit: 100, window: '10s', status: 429 }, in_flight: 20 } };
 
@@ -59,7 +59,7 @@ test('global in-flight cap answers 503', () => {
 test('workers: one client spread over 4 threads is limited once, not per thread', async () => {
   const cfg = guardConfigFrom({ client: { requests: { limit: 200, window: '10s' }, in_flight: 8 } }, null, 4);
   const memory = ClientGuard.createShared(cfg);
-  const guardUrl = pathToFileURL(path.resolve(import.meta.dirname, '../../edge/guard.js')).href;
+  const guardUrl = pathToFileURL(path.resolve(import.meta.dirname, '../../edge/shield/guard.js')).href;
   const code = `
     const { workerData, parentPort } = require('node:worker_threads');
     import(workerData.guardUrl).then(({ ClientGuard }) => {

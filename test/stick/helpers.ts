@@ -1,11 +1,11 @@
 // Shared pieces of the stick tests: one edge node's Redis-sharing parts (share, bans, guard), wired
 // as the edge wires them, in this process.
-import { ClientGuard, guardConfigFrom } from '../../edge/guard.js';
-import type { SharedConfig } from '../../edge/stick/config.js';
-import { RedisShare } from '../../edge/stick/redis.js';
-import { BanList } from '../../edge/stick/bans.js';
-import { EventBus } from '../../edge/events.js';
-import type { EdgeEvent } from '../../edge/events.js';
+import { ClientGuard, guardConfigFrom } from '../../edge/shield/guard.js';
+import type { SharedConfig } from '../../edge/shield/stick/config.js';
+import { RedisShare } from '../../edge/shield/stick/redis.js';
+import { BanList } from '../../edge/shield/stick/bans.js';
+import { EventBus } from '../../edge/observe/events/bus.js';
+import type { EdgeEvent } from '../../edge/observe/events/bus.js';
 
 export interface SharedNode { share: RedisShare; bans: BanList; guard: ClientGuard; events: EdgeEvent[] }
 

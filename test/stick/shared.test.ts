@@ -3,11 +3,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
-import { GUARD_ADMIT, GUARD_BANNED } from '../../edge/guard.js';
-import { normalizeShared } from '../../edge/stick/config.js';
-import type { SharedConfig } from '../../edge/stick/config.js';
-import { RedisShare } from '../../edge/stick/redis.js';
-import { StickCounterStore } from '../../edge/stick/counter-store.js';
+import { GUARD_ADMIT, GUARD_BANNED } from '../../edge/shield/guard.js';
+import { normalizeShared } from '../../edge/shield/stick/config.js';
+import type { SharedConfig } from '../../edge/shield/stick/config.js';
+import { RedisShare } from '../../edge/shield/stick/redis.js';
+import { StickCounterStore } from '../../edge/shield/stick/counter-store.js';
 import { REDIS_URL, redisReachable } from '../harness/redis.js';
 import { startSharedNode, stopSharedNodes, type SharedNode } from './helpers.js';
 

@@ -3,11 +3,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import { StickTable } from '../../edge/stick/table.js';
-import { normalizeTable, normalizeTables, normalizeClientLimits, normalizeShared, parseStore } from '../../edge/stick/config.js';
-import { BanList } from '../../edge/stick/bans.js';
-import { ClientGuard, GUARD_BANNED, guardConfigFrom } from '../../edge/guard.js';
-import { ManualClock } from '../../edge/clock.js';
+import { StickTable } from '../../edge/shield/stick/table.js';
+import { normalizeTable, normalizeTables, normalizeClientLimits, normalizeShared, parseStore } from '../../edge/shield/stick/config.js';
+import { BanList } from '../../edge/shield/stick/bans.js';
+import { ClientGuard, GUARD_BANNED, guardConfigFrom } from '../../edge/shield/guard.js';
+import { ManualClock } from '../../lib/clock.js';
 
 v8.setFlagsFromString('--expose-gc');
 const gc = vm.runInNewContext('gc') as () => void;

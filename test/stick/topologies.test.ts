@@ -10,10 +10,10 @@ import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import net from 'node:net';
-import { GUARD_ADMIT, GUARD_BANNED } from '../../edge/guard.js';
-import { normalizeShared } from '../../edge/stick/config.js';
-import type { SharedConfig } from '../../edge/stick/config.js';
-import { StickCounterStore } from '../../edge/stick/counter-store.js';
+import { GUARD_ADMIT, GUARD_BANNED } from '../../edge/shield/guard.js';
+import { normalizeShared } from '../../edge/shield/stick/config.js';
+import type { SharedConfig } from '../../edge/shield/stick/config.js';
+import { StickCounterStore } from '../../edge/shield/stick/counter-store.js';
 import { freePort } from '../harness/ports.js';
 import { startSharedNode, stopSharedNodes, type SharedNode } from './helpers.js';
 

@@ -12,7 +12,7 @@ import type { IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import WebSocket, { WebSocketServer } from 'ws';
 import { edgeYaml, startTestEdge, type TestEdge } from '../harness/edge.js';
-import { sendableCloseCode, uwsIdleTimeoutSec, normalizeWebSocketLimits } from '../../edge/websocket.js';
+import { sendableCloseCode, uwsIdleTimeoutSec, normalizeWebSocketLimits } from '../../edge/upstream/websocket.js';
 
 interface WsOrigin {
   url: string;
