@@ -55,7 +55,16 @@ export class HistoryService {
   /** Reads the file back (a damaged one is reported and set aside) and connects to Redis. */
   async start(timers = true): Promise<void> {
     if (this.file !== null) {
-      const loaded = this.file.load(this.now());
+      let loaded: ReturnType<HistoryFile['load']>;
+      try {
+        loaded = this.file.load(this.now());
+      } catch (e) {
+        // Unreadable (permissions, a directory in the way): the edge starts with an empty history.
+        const msg = `history file ${this.file.path} cannot be read (${(e as Error).message}): starting with an empty history`;
+        process.stderr.write(`${JSON.stringify({ level: 50, time: new Date(this.now()).toISOString(), msg })}\n`);
+        this.deps.bus?.emit(errorEvent(msg));
+        loaded = { records: [], corrupt: null };
+      }
       for (const r of loaded.records) this.store.add(r, 'replace', this.now(), false);
       this.store.restoredRollups();
       if (loaded.corrupt !== null) {

@@ -72,7 +72,13 @@ export async function runEdgeProcess(cfg: EdgeConfig, opts: { handleSignals?: bo
     redis: sharedCfg !== null && redisUrl !== undefined ? { url: redisUrl, prefix: sharedCfg.prefix, commandTimeoutMs: sharedCfg.commandTimeoutMs } : null,
   }) : null;
   await history?.start();
-  const edge = await startEdge(cfg, { exclusivePort: cfg.workers === 1, shared, workerIndex: 0, bus, observer: new MetricsObserver(metrics, history?.recorder ?? null), metrics });
+  let edge: RunningEdge;
+  try {
+    edge = await startEdge(cfg, { exclusivePort: cfg.workers === 1, shared, workerIndex: 0, bus, observer: new MetricsObserver(metrics, history?.recorder ?? null), metrics });
+  } catch (err) {
+    await history?.stop().catch(() => undefined);
+    throw err;
+  }
   edgeRef = edge;
   bindMetricSources(metrics, edge, history?.recorder ?? null);
   if (history !== null) metrics.bind({ history: () => history });
