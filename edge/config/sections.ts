@@ -63,7 +63,7 @@ const SECTIONS: Section[] = [
     },
   },
   { at: 'top', key: 'ha', name: 'ha', schema: haSchema, normalize: (raw) => normalizeHa(raw) },
-  { at: 'top', key: 'history', name: 'history', schema: historySchema, normalize: (raw, cfg) => normalizeHistory(raw, cfg.baseDir) },
+  { at: 'top', key: 'history', name: 'history', schema: historySchema, normalize: (raw, cfg) => normalizeHistory(raw, cfg.baseDir, cfg.file) },
   {
     at: 'top', key: 'events', name: 'events', schema: eventsSchema,
     normalize: (raw): EventsSection => {

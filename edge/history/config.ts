@@ -1,4 +1,5 @@
 // `history:` — the traffic history and capacity view (docs/history.md).
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { JsonSchema } from '../config/schema.js';
 import { duration, size } from '../config/schema.js';
@@ -23,7 +24,7 @@ export const historySchema: JsonSchema = {
   description: 'Traffic history (per-minute aggregates rolled up to 5 min and 1 h) and capacity view (docs/history.md)',
   properties: {
     enabled: { type: 'boolean', default: true },
-    dir: { type: 'string', default: 'portcullis.history', description: 'Directory of the history file, relative to the config; "off": memory only' },
+    dir: { type: 'string', default: 'portcullis.history', description: 'Directory of the history file, relative to the config; "off": memory only (also the default for a config given as text, without a file)' },
     retention: {
       type: 'object', additionalProperties: false,
       properties: {
@@ -45,7 +46,11 @@ export const historySchema: JsonSchema = {
   },
 };
 
-export function normalizeHistory(raw: unknown, baseDir: string): HistorySection {
+/**
+ * `configFile`: the config's path; when no such file exists (a config given as text, e.g. by a test)
+ * and `dir` is not set, the history stays in memory rather than landing in the working directory.
+ */
+export function normalizeHistory(raw: unknown, baseDir: string, configFile?: string): HistorySection {
   const r = (raw ?? {}) as {
     enabled?: boolean; dir?: string; retention?: { minute?: number; five_minute?: number; hour?: number };
     max_memory?: number; max_disk?: number; sample_interval?: number; sync_interval?: number; redis_maxlen?: number; target?: number; capacity?: Record<string, number>;
@@ -53,7 +58,7 @@ export function normalizeHistory(raw: unknown, baseDir: string): HistorySection 
   const ret = r.retention ?? {};
   return {
     enabled: r.enabled !== false,
-    dir: r.dir === 'off' ? null : resolve(baseDir, r.dir ?? 'portcullis.history'),
+    dir: r.dir === 'off' || (r.dir === undefined && configFile !== undefined && !existsSync(configFile)) ? null : resolve(baseDir, r.dir ?? 'portcullis.history'),
     retentionMs: [ret.minute ?? 48 * 3_600_000, ret.five_minute ?? 30 * 86_400_000, ret.hour ?? 400 * 86_400_000],
     maxMemory: r.max_memory ?? 128 * 1024 * 1024,
     maxDisk: r.max_disk ?? 512 * 1024 * 1024,
