@@ -15,7 +15,7 @@ const ROUNDS = Number(process.argv[3] ?? 15);
 function txs(servers: number): Transaction[] {
   const out: Transaction[] = [];
   for (let i = 0; i < 64; i++) {
-    out.push({ backend: 'shop', server: { name: `web${i % servers}` }, status: i % 17 === 0 ? 503 : 200, t0: 1000, Tw: i % 9 === 0 ? 3 : 0 } as unknown as Transaction);
+    out.push({ backend: 'shop', server: { name: `web${i % servers}` }, serverName: `web${i % servers}`, status: i % 17 === 0 ? 503 : 200, t0: 1000, Tw: i % 9 === 0 ? 3 : 0 } as unknown as Transaction);
   }
   return out;
 }

@@ -113,6 +113,7 @@ export function parseIp(text: string): Uint8Array | null {
 
 /** Reason a CIDR text is invalid, or null when parseCidr accepts it. For diagnostics. */
 export function cidrError(text: string): string | null {
+  text = text.trim();
   const slash = text.indexOf('/');
   const addr = slash < 0 ? text : text.slice(0, slash);
   const b = parseIp(addr);
@@ -125,21 +126,19 @@ export function cidrError(text: string): string | null {
   const prefix = Number(p);
   if (prefix > max) return `prefix length /${prefix} is longer than ${max}`;
   if (mappedV6 && prefix < 96) return `IPv4-mapped prefix /${prefix} is shorter than /96; write an IPv6 prefix without ::ffff: or an IPv4 CIDR`;
-  const real = mappedV6 ? prefix - 96 : prefix;
-  if (!hostBitsClear(b, real)) {
-    const masked = maskBytes(b, real);
-    return `host bits are set in \`${text}\`; did you mean \`${formatIp(masked)}/${real}\`?`;
-  }
   return null;
 }
 
 /**
- * Parses "addr/prefix" or a bare address (a host prefix /32 or /128). IPv4-mapped IPv6 prefixes of
- * /96 or longer become IPv4 prefixes. Returns null when invalid, including when host bits are set
- * (`10.0.0.1/8`, almost always a typo); cidrError() explains why.
+ * The one CIDR parser (rule lists and literals, trusted_proxies, limits.connection, the nftables
+ * layer, geo): "addr/prefix" or a bare address (a host prefix /32 or /128), blanks around it ignored.
+ * IPv4-mapped IPv6 prefixes of /96 or longer become IPv4 prefixes. Host bits are cleared, as HAProxy
+ * reads them: `10.0.0.1/8` is `10.0.0.0/8` everywhere (nft, which refuses host bits, is given the
+ * cleared form). Returns null when invalid; cidrError() explains why.
  */
 export function parseCidr(text: string): { bytes: Uint8Array; prefix: number } | null {
   if (typeof text !== 'string') return null;
+  text = text.trim();
   const slash = text.indexOf('/');
   if (slash < 0) {
     const b = parseIp(text);
@@ -156,15 +155,7 @@ export function parseCidr(text: string): { bytes: Uint8Array; prefix: number } |
     if (prefix < 96 || prefix > 128) return null;
     prefix -= 96;
   } else if (prefix > b.length * 8) return null;
-  if (!hostBitsClear(b, prefix)) return null;
-  return { bytes: b, prefix };
-}
-
-function hostBitsClear(b: Uint8Array, prefix: number): boolean {
-  for (let bit = prefix; bit < b.length * 8; bit++) {
-    if ((b[bit >> 3]! >> (7 - (bit & 7))) & 1) return false;
-  }
-  return true;
+  return { bytes: maskBytes(b, prefix), prefix };
 }
 
 /** A copy of `b` with the bits after `prefix` cleared. */

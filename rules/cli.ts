@@ -41,17 +41,15 @@ function parseArgs(argv: string[]): Args | string {
   return { files, flags };
 }
 
-/** Backend names of an edge config, or the error text. Loaded lazily: the rule tools need no config otherwise. */
-async function configBackends(file: string): Promise<string[] | string> {
-  const { loadConfigFile, ConfigLoadError } = await import('../edge/config/load.js');
-  try {
-    return loadConfigFile(file).backends.map((b) => b.name);
-  } catch (e) {
-    return e instanceof ConfigLoadError ? `--config ${file}:\n${e.message}` : `--config ${file}: ${(e as Error).message}`;
-  }
-}
+/**
+ * Reads the backend names of an edge config for `--config`, or returns the error text. The edge's
+ * command line supplies it (rules/ does not import the edge: the direction is edge → rules).
+ */
+export type ConfigBackends = (file: string) => string[] | string | Promise<string[] | string>;
 
-export async function runRulesCli(argv: string[], io: CliIo = stdio): Promise<number> {
+const NO_CONFIG_READER: ConfigBackends = (file) => `--config ${file}: this entry point cannot read edge configs; run \`portcullis rules\``;
+
+export async function runRulesCli(argv: string[], io: CliIo = stdio, configBackends: ConfigBackends = NO_CONFIG_READER): Promise<number> {
   const [cmd, ...rest] = argv;
   if (!cmd || cmd === 'help' || cmd === '--help' || cmd === '-h') { io.out(USAGE); return cmd ? 0 : 2; }
   if (!['lint', 'test', 'explain'].includes(cmd)) { io.err(`unknown command "${cmd}"\n${USAGE}`); return 2; }

@@ -1,7 +1,7 @@
 // Explain/trace: evaluates one request and shows, for every rule, each condition's value and the
 // field values it read, plus the final verdict. Counters are counted once for the request (as the
 // edge would), then every condition is re-read without counting again.
-import type { CounterStore } from '../edge/shield/stick/counter-store.js';
+import type { CounterStore } from './counters.js';
 import type { Expr, Value } from './ast.js';
 import type { EvalContext } from './context.js';
 import { type Decision, describeAction } from './decision.js';

@@ -1,7 +1,7 @@
 // The request as the edge hands it to the rule engine. Everything the rules can see comes from here
 // (plus the clock and the counter store in EvalEnv). Derived values (normalised path, cookies, query
 // args, user agent) are computed lazily inside the compiled ruleset, at most once per evaluation.
-import type { CounterStore } from '../edge/shield/stick/counter-store.js';
+import type { CounterStore } from './counters.js';
 
 export interface RuleInput {
   /** Client address after trusted-proxy resolution (IPv4 or IPv6 text). */
@@ -33,6 +33,11 @@ export interface RuleInput {
   listener: string;
   country: string | null;
   asn: number | null;
+  /**
+   * Geo lookup done only when a rule reads geo.country / geo.asn (then `country` / `asn` above are
+   * ignored): the edge passes one, so a request that no geo rule examines costs no lookup.
+   */
+  geo?: ((ip: string) => { readonly country: string | null; readonly asn: number | null }) | null;
   /** -1 if the request has no Content-Length. */
   contentLength: number;
   /** The client's open connections on this node (connection guard); absent or -1: not counted. */

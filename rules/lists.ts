@@ -3,7 +3,7 @@
 // File format (one entry per line, UTF-8):
 //   - blank lines are ignored; `#` at the start of a line (after blanks) starts a comment line;
 //     ` #` or a tab then `#` after a value starts a trailing comment.
-//   - ip lists: an address or CIDR per line (IPv4 or IPv6; host bits must be clear).
+//   - ip lists: an address or CIDR per line (IPv4 or IPv6; host bits are cleared, `10.0.0.1/8` is `10.0.0.0/8`, as everywhere: lib/ip.ts).
 //   - asn lists: `13335` or `AS13335`.
 //   - country lists: ISO 3166-1 alpha-2 codes, any case (`de`, `US`).
 //   - string lists: the rest of the line, trimmed (inner spaces kept). Write a JSON-style
@@ -291,7 +291,7 @@ function fastV4Cidr(text: string, s: number, e: number): boolean {
       prefix = prefix * 10 + (c - 48);
     }
     if (prefix > 32 || (digits === 2 && text.charCodeAt(slash + 1) === 48)) return false;
-    if (prefix < 32 && (prefix === 0 ? ip !== 0 : (ip & ~(0xffffffff << (32 - prefix))) !== 0)) return false; // host bits
+    if (prefix < 32 && (prefix === 0 ? ip !== 0 : (ip & ~(0xffffffff << (32 - prefix))) !== 0)) return false; // host bits set: the general parser clears them
   }
   fastStart = ip;
   fastPrefix = prefix;

@@ -4,7 +4,7 @@
 // assignment. Any error or failing test keeps the previous ruleset and is reported through
 // onEvent/onReload. Requests already evaluating keep the Ruleset object they started with.
 // Runtime mode overrides (setMode) are re-applied to every new ruleset.
-import type { CounterStore } from '../edge/shield/stick/counter-store.js';
+import type { CounterStore } from './counters.js';
 import { type Diagnostic, formatDiagnostic } from './diagnostics.js';
 import { watchFiles } from '../lib/watch-files.js';
 import { loadRulesetFromFiles, type LoadOptions } from './load.js';

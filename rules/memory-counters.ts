@@ -2,7 +2,7 @@
 // the current window's count plus the previous window's count weighted by how much of it still
 // overlaps the sliding window). Used by the test runner on a virtual clock and by explain; needs
 // no Redis. Entries idle for two windows are dropped lazily to bound memory.
-import type { CounterStore } from '../edge/shield/stick/counter-store.js';
+import type { CounterStore } from './counters.js';
 
 interface Entry { start: number; curr: number; prev: number }
 

@@ -2,7 +2,7 @@
 // no Redis, no geo database (geo values are injected by the test). Each test starts from empty
 // counters. Reports per-test failures, the rules no test exercised, and a final summary line
 // `N passed, M failed`.
-import type { CounterStore } from '../edge/shield/stick/counter-store.js';
+import type { CounterStore } from './counters.js';
 import type { ActionCall, ExpectWhat, TestDecl, TestRequest, Value } from './ast.js';
 import { type Decision, describeAction, type TerminalAction } from './decision.js';
 import type { RuleInput } from './input.js';

@@ -56,6 +56,9 @@ export class RedisStateStore implements StateStore {
 
   get connected(): boolean { return this.redis.status === 'ready'; }
 
+  /** The connection, for other admin state kept in the same Redis (the failed-login throttle). */
+  get client(): Redis { return this.redis; }
+
   async load(): Promise<AdminState> {
     try {
       await this.whenReady();

@@ -14,6 +14,7 @@ import type { Metrics } from '../observe/metrics.js';
 import { AdminApi, HttpError, readJson } from './api.js';
 import type { Call, Reply } from './api.js';
 import { TokenAuth, bearer, wsToken } from './auth.js';
+import { DEFAULT_LOGIN_THROTTLE, LoginThrottle, type LoginThrottleConfig } from './login-throttle.js';
 import { RateSampler } from './sampler.js';
 import { FileStateStore, MemoryStateStore } from './state-store.js';
 import type { StateStore } from './state-store.js';
@@ -34,6 +35,8 @@ export interface AdminServerConfig {
   redisUrl?: RedisConnection;
   /** Redis key prefix for the state hashes (default "portcullis:admin:"). */
   statePrefix?: string;
+  /** Wrong tokens per source address before it is refused for a while (default DEFAULT_LOGIN_THROTTLE). */
+  loginThrottle?: LoginThrottleConfig;
 }
 
 export interface AdminServer {
@@ -73,8 +76,8 @@ function unauthorizedMessage(presented: string | null, header: string | undefine
 }
 
 /** A whole HTTP/1.1 answer for a socket that was going to be upgraded (no ServerResponse there). */
-function plainReply(statusLine: string, body: string): string {
-  return `HTTP/1.1 ${statusLine}\r\nconnection: close\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+function plainReply(statusLine: string, body: string, extraHeaders = ''): string {
+  return `HTTP/1.1 ${statusLine}\r\nconnection: close\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${extraHeaders}\r\n${body}`;
 }
 
 export async function startAdminServer(cfg: AdminServerConfig, targets: AdminTargets, bus: EventBus, metrics: Metrics): Promise<AdminServer> {
@@ -83,6 +86,7 @@ export async function startAdminServer(cfg: AdminServerConfig, targets: AdminTar
   // ioredis (~8 MB of RSS) is loaded only when the state lives in Redis.
   const redisStore = cfg.redisUrl ? new (await import('./redis-state-store.js')).RedisStateStore(cfg.redisUrl, cfg.statePrefix) : null;
   const store: StateStore = redisStore ?? (cfg.stateFile ? new FileStateStore(cfg.stateFile) : new MemoryStateStore());
+  const throttle = new LoginThrottle(cfg.loginThrottle ?? DEFAULT_LOGIN_THROTTLE, redisStore?.client ?? null, cfg.statePrefix);
   const files = loadDashboard();
   const feed = new EventFeed(bus);
   const blocks = new BlockStats(bus);
@@ -153,9 +157,31 @@ export async function startAdminServer(cfg: AdminServerConfig, targets: AdminTar
     return wss;
   });
 
-  const unauthorized = (req: IncomingMessage, path: string, reason: string): void => {
-    bus.emit(authFailureEvent({ client: eventClient(req.socket.remoteAddress ?? '?'), method: req.method ?? '?', path, reason }));
+  const unauthorized = (req: IncomingMessage, path: string, reason: string, status = 401): void => {
+    bus.emit(authFailureEvent({ client: eventClient(req.socket.remoteAddress ?? '?'), method: req.method ?? '?', path, reason, status }));
   };
+  /**
+   * The token check with the failed-login throttle around it: the name of the accepted token, or
+   * null after the refusal was reported (event) — `refuse` then writes the answer.
+   */
+  const authenticate = async (req: IncomingMessage, path: string, presented: string | null,
+    refuse: (status: number, retryAfterSec: number) => void): Promise<string | null> => {
+    const address = req.socket.remoteAddress ?? '?';
+    const blockedMs = await throttle.blockedFor(address);
+    if (blockedMs > 0) {
+      unauthorized(req, path, 'too many failed logins', 429);
+      refuse(429, Math.ceil(blockedMs / 1000));
+      return null;
+    }
+    const who = auth.check(presented);
+    if (who !== null) return who;
+    if (presented !== null) await throttle.failed(address);
+    unauthorized(req, path, presented === null ? 'missing token' : 'wrong token');
+    refuse(401, 0);
+    return null;
+  };
+  const tooMany = (retryAfterSec: number): string =>
+    `too many failed admin logins from this address: try again in ${retryAfterSec} s`;
 
   const send = (res: ServerResponse, r: Reply): void => {
     const isText = typeof r.body === 'string' || Buffer.isBuffer(r.body);
@@ -194,13 +220,16 @@ export async function startAdminServer(cfg: AdminServerConfig, targets: AdminTar
       return;
     }
     const presented = bearer(req.headers.authorization);
-    const who = auth.check(presented);
-    if (who === null) {
-      unauthorized(req, path, presented === null ? 'missing token' : 'wrong token');
+    const who = await authenticate(req, path, presented, (status, retryAfterSec) => {
+      if (status === 429) {
+        res.setHeader('retry-after', String(retryAfterSec));
+        send(res, { status, body: { error: tooMany(retryAfterSec) } });
+        return;
+      }
       res.setHeader('www-authenticate', 'Bearer realm="portcullis-admin"');
-      send(res, { status: 401, body: { error: unauthorizedMessage(presented, req.headers.authorization) } });
-      return;
-    }
+      send(res, { status, body: { error: unauthorizedMessage(presented, req.headers.authorization) } });
+    });
+    if (who === null) return;
     const m = api.match(method, path);
     if (m === null) throw new HttpError(404, `no route ${method} ${path}`);
     const call: Call = {
@@ -229,23 +258,28 @@ export async function startAdminServer(cfg: AdminServerConfig, targets: AdminTar
     }
     const protoHeader = req.headers['sec-websocket-protocol'];
     const token = wsToken(Array.isArray(protoHeader) ? protoHeader.join(',') : protoHeader, req.headers.authorization, url.searchParams);
-    if (auth.check(token) === null) {
-      unauthorized(req, url.pathname, token === null ? 'missing token' : 'wrong token');
-      socket.end(plainReply('401 Unauthorized', token === null
-        ? 'unauthorized: no admin token (send it as the Sec-WebSocket-Protocol entry token.<token>, a Bearer header or ?token=)\n'
-        : 'unauthorized: the admin token was not accepted\n'));
-      return;
-    }
+    // http has taken its own listeners off the upgraded socket: a reset while we wait (the throttle,
+    // `ws` loading) must not become an uncaught 'error' (handleUpgrade installs ws's handler once it runs).
+    const onError = (): void => { socket.destroy(); };
+    socket.on('error', onError);
+    void authenticate(req, url.pathname, token, (status, retryAfterSec) => {
+      socket.end(status === 429
+        ? plainReply('429 Too Many Requests', `${tooMany(retryAfterSec)}\n`, `retry-after: ${retryAfterSec}\r\n`)
+        : plainReply('401 Unauthorized', token === null
+          ? 'unauthorized: no admin token (send it as the Sec-WebSocket-Protocol entry token.<token>, a Bearer header or ?token=)\n'
+          : 'unauthorized: the admin token was not accepted\n'));
+    }).then((who) => {
+      if (who !== null) acceptFeed(req, socket, head, url, onError);
+    }, () => { socket.destroy(); });
+  });
+
+  const acceptFeed = (req: IncomingMessage, socket: Duplex, head: Buffer, url: URL, onError: () => void): void => {
     const filter = parseFilter({ type: url.searchParams.get('type') ?? undefined, rule: url.searchParams.get('rule') ?? undefined, client: url.searchParams.get('client') ?? undefined, node: url.searchParams.get('node') ?? undefined });
     const upgrade = (feedWss: WebSocketServer): void => feedWss.handleUpgrade(req, socket, head, (ws) => {
       feed.add(ws, filter);
       ws.send(JSON.stringify({ kind: 'hello', node: bus.node }));
     });
-    if (wss !== null) { upgrade(wss); return; }
-    // http has taken its own listeners off the upgraded socket: a reset while `ws` loads must not
-    // become an uncaught 'error' (handleUpgrade installs ws's handler once it runs).
-    const onError = (): void => { socket.destroy(); };
-    socket.on('error', onError);
+    if (wss !== null) { socket.off('error', onError); upgrade(wss); return; }
     feedServer().then((loaded) => {
       socket.off('error', onError);
       if (closed) { socket.destroy(); return; }
@@ -254,7 +288,7 @@ export async function startAdminServer(cfg: AdminServerConfig, targets: AdminTar
       socket.off('error', onError);
       socket.end(plainReply('500 Internal Server Error', 'the live event feed could not be started\n'));
     });
-  });
+  };
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

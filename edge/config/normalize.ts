@@ -45,7 +45,11 @@ export interface EdgeConfig {
   /** `site`: this node's site label (null = none; servers' site labels then change nothing). */
   site: string | null;
   listen: ListenConfig[];
-  admin: { host: string; port: number; token: string; tokens: Record<string, string>; stateFile: string | null } | null;
+  admin: {
+    host: string; port: number; token: string; tokens: Record<string, string>; stateFile: string | null;
+    /** Failed logins per source address (edge/admin/login-throttle.ts). */
+    loginThrottle: { failures: number; windowMs: number; blockMs: number };
+  } | null;
   workers: number;
   backends: BackendConfig[];
   defaultBackend: string;
@@ -113,6 +117,11 @@ export function normalizeConfig(raw: Raw, where: { file: string; baseDir: string
     admin: admin && adminAddr ? {
       ...adminAddr, token: str(admin.token, ''), tokens: obj(admin.tokens) as Record<string, string>,
       stateFile: typeof admin.state_file === 'string' ? admin.state_file : null,
+      loginThrottle: {
+        failures: num(obj(admin.login_throttle).failures, 10),
+        windowMs: num(obj(admin.login_throttle).window, 60_000),
+        blockMs: num(obj(admin.login_throttle).block, 300_000),
+      },
     } : null,
     workers: num(raw.workers, 1),
     backends,

@@ -121,6 +121,15 @@ export function buildSchema(fragments: SchemaFragments): JsonSchema {
           token: { type: 'string', minLength: 16, description: 'Bearer token; use ${ENV} substitution' },
           state_file: { type: 'string', description: 'Where runtime bans and rule modes persist without Redis (default: portcullis.state.json next to the config)' },
           tokens: { type: 'object', additionalProperties: { type: 'string', minLength: 16 }, description: 'Extra named tokens (name → token); the name appears in audit events' },
+          login_throttle: {
+            type: 'object', additionalProperties: false,
+            description: 'Failed admin logins per source address (shared through Redis with `shared`): beyond `failures` wrong tokens per `window`, the address gets 429 + Retry-After for `block`',
+            properties: {
+              failures: { type: 'integer', minimum: 0, default: 10, description: 'Wrong tokens per window; 0 turns the throttle off' },
+              window: { ...duration('Window the failures are counted in', '1m'), minimum: 1000 },
+              block: { ...duration('How long the address is refused once over the limit', '5m'), minimum: 1000 },
+            },
+          },
         },
       },
       workers: { type: 'integer', minimum: 1, maximum: 64, default: 1 },

@@ -82,6 +82,15 @@ function loadOrReport(file: string | undefined): EdgeConfig | null {
   }
 }
 
+/** Backend names of an edge config for `portcullis rules … --config FILE`, or the error text. */
+function configBackends(file: string): string[] | string {
+  try {
+    return loadConfigFile(file).backends.map((b) => b.name);
+  } catch (e) {
+    return e instanceof ConfigLoadError ? `--config ${file}:\n${e.message}` : `--config ${file}: ${(e as Error).message}`;
+  }
+}
+
 export async function main(argv: string[]): Promise<void> {
   const cmd = argv[0];
   const rest = argv.slice(1);
@@ -131,7 +140,7 @@ export async function main(argv: string[]): Promise<void> {
       break;
     case 'rules': {
       const m = await import('../../rules/cli.js');
-      code = await m.runRulesCli(rest);
+      code = await m.runRulesCli(rest, undefined, configBackends);
       break;
     }
     case 'firewall': {

@@ -5,10 +5,11 @@ import { systemClock, type Clock } from '../../lib/clock.js';
 import { EventBus } from '../observe/events/bus.js';
 import type { EdgeConfig } from '../config/normalize.js';
 import type { RulesSection } from '../config/sections.js';
-import { openListener, setAbortHook, type RunningListener } from '../uws/listener.js';
+import { openListener, type RunningListener } from '../uws/listener.js';
 import { openHttp1Listener } from '../http1/server.js';
 import type { TlsReloadResult } from '../tls/certificates.js';
-import { Pipeline, type GuardStage, type IdentityStage, type RulesStage, type RequestObserver } from '../pipeline/pipeline.js';
+import { Pipeline } from '../pipeline/pipeline.js';
+import type { GuardStage, IdentityStage, RulesStage, RequestObserver } from '../pipeline/chain.js';
 import { openAccessLog, type AccessLog } from '../observe/accesslog.js';
 import { createBackendPool, createSharedActiveCounts, type SharedActiveCounts } from '../backend/index.js';
 import type { BackendPool } from '../backend/types.js';
@@ -28,7 +29,6 @@ import type { RuleManager } from '../../rules/manager.js';
 import type { GeoLookup, GeoOptions } from '../../geo/index.js';
 import { reloadEvent, lifecycleEvent, errorEvent, guardEvent, eventClient } from '../observe/events/build.js';
 import type { Transaction } from '../pipeline/transaction.js';
-import { registerListenerAddress } from '../upstream/forward.js';
 import { WebSocketRuntime } from '../upstream/websocket.js';
 import { applyConfig, type ReconfigureTarget, type ReloadResult } from './reconfigure.js';
 
@@ -170,7 +170,7 @@ export async function startEdge(cfg: EdgeConfig, opts: EdgeOptions = {}): Promis
     if (needsGeo || cfg.sections.geo !== undefined && (cfg.sections.geo as GeoOptions).countryDb !== undefined) {
       // maxmind is loaded only when a rule or the geo section needs it (~9 MB of RSS).
       const { openGeo } = await import('../../geo/index.js');
-      geo = await openGeo({ ...(cfg.sections.geo as GeoOptions), onReload: (e) => { if (!e.ok) bus.emit(errorEvent(`geo ${e.source} reload failed: ${e.error ?? ''}`)); } });
+      geo = await openGeo({ ...(cfg.sections.geo as GeoOptions), shared, onReload: (e) => { if (!e.ok) bus.emit(errorEvent(`geo ${e.source} reload failed: ${e.error ?? ''}`)); } });
       const g = geo;
       cleanups.push(() => g.close());
     }
@@ -191,7 +191,6 @@ export async function startEdge(cfg: EdgeConfig, opts: EdgeOptions = {}): Promis
     const rulesStage: RulesStage | null = rules !== null ? new RulesAdapter(rules, counters, geo, bus, connGuard) : null;
     const pipeline = new Pipeline({ cfg, clock, bus, log, pools, client, identity, guard: guardStage, rules: rulesStage, observer: opts.observer ?? null });
     cleanups.push(() => pipeline.close());
-    setAbortHook((tx) => pipeline.clientAborted(tx));
     for (const p of pools.values()) p.start();
     // The pools in force at stop time (a reload replaces them) and those still finishing old requests.
     cleanups.push(() => {
@@ -220,7 +219,7 @@ export async function startEdge(cfg: EdgeConfig, opts: EdgeOptions = {}): Promis
           },
         }, pipeline);
       listeners.push(running);
-      registerListenerAddress(l.name, l.host, running.port);
+      pipeline.registerListener(l.name, l.host, running.port);
       cleanups.push(() => running.stopAccepting());
     }
 

@@ -5,7 +5,7 @@ import type { RunningEdge } from './edge.js';
 import type { AdminTargets, BanEntry, TableEntry } from '../admin/targets.js';
 import type { HistoryRecorder } from '../history/recorder.js';
 import type { Metrics } from '../observe/metrics.js';
-import type { RequestObserver } from '../pipeline/pipeline.js';
+import type { RequestObserver } from '../pipeline/chain.js';
 import type { Transaction } from '../pipeline/transaction.js';
 import type { ActionSpec } from '../pipeline/act.js';
 import type { RuleMode } from '../observe/events/schema.js';
@@ -105,7 +105,7 @@ export function nodeSnapshot(edge: RunningEdge): NodeSnapshot {
 export class MetricsObserver implements RequestObserver {
   constructor(private readonly metrics: Metrics, private readonly history: HistoryRecorder | null = null) {}
   request(tx: Transaction, now: number): void {
-    const server = tx.server === null ? null : tx.server.name;
+    const server = tx.serverName || null;
     this.metrics.request(tx.backend || null, server, tx.status, (now - tx.t0) / 1000);
     if (this.history !== null) this.history.request(tx.backend, server, tx.status, now - tx.t0, tx.Tw);
   }

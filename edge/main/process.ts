@@ -102,6 +102,7 @@ export async function runEdgeProcess(cfg: EdgeConfig, opts: { handleSignals?: bo
       tokens: cfg.admin.tokens,
       stateFile: cfg.admin.stateFile ?? join(dirname(cfg.file), 'portcullis.state.json'),
       redisUrl,
+      loginThrottle: cfg.admin.loginThrottle,
     }, { ...adminTargetsFor(edge, fanout, () => reloadConfig('admin API')), history, runtimeServers: runtimeServersOf(edge, fanout), drain: (graceMs: number, who: string) => drain(graceMs, who), drainGraceMs: haCfg.drainGraceMs }, bus, metrics);
   }
 

@@ -278,7 +278,7 @@ function fieldsOf(tx: Transaction, now: number, f: AccessFields): AccessFields {
   f.Tw = tx.Tw;
   f.Tr = tx.Tr;
   f.backend = tx.backend;
-  f.server = tx.server?.name ?? '';
+  f.server = tx.serverName;
   f.retries = tx.retries;
   f.term = tx.term;
   f.rule = tx.ruleId;

@@ -1,9 +1,9 @@
-// Action stage: carries out what the connection guard or a rule decided — deny, tarpit, drop,
-// rate-limit (429 + Retry-After) and ban. All local replies of the pipeline go through here.
+// What a stage decides when it stops a request (ActionSpec: deny, tarpit, drop, rate-limit with
+// Retry-After, ban, redirect) and the bodies of local replies. edge/pipeline/reply.ts carries them out.
 
 import { STATUS_CODES } from 'node:http';
 
-export type ActionKind = 'deny' | 'tarpit' | 'drop' | 'ban' | 'rate_limit';
+export type ActionKind = 'deny' | 'tarpit' | 'drop' | 'ban' | 'rate_limit' | 'redirect';
 
 /** A terminating decision, from the guard or from a rule. */
 export interface ActionSpec {
@@ -24,6 +24,10 @@ export interface ActionSpec {
   /** Event type to emit (default: the action kind). */
   eventType?: string;
   rulesetHash?: string;
+  /** Reply headers instead of the default ones (replyHeaders()). */
+  headers?: readonly string[];
+  /** false: keep the connection open after a deny (default: close). */
+  close?: boolean;
 }
 
 export const DEFAULT_BODIES: Record<number, string> = {

@@ -14,7 +14,7 @@
 //   the lead closes such a connection.
 // - IPv6 clients are keyed by their prefix (/64 by default: one customer LAN = one key), IPv4 by address.
 // The trusted CIDR set is compiled once (compileIdentity); nothing is parsed from config per request.
-import { formatIPv6Groups } from '../../lib/ip.js';
+import { formatIPv6Groups, parseCidr } from '../../lib/ip.js';
 
 export interface ClientIdentity {
   /** IPv4 dotted quad or RFC 5952 compressed IPv6. */
@@ -62,18 +62,39 @@ export function compileIdentity(opts: { trustedProxies?: readonly string[]; ipv6
   if (!Number.isInteger(prefix) || prefix < 1 || prefix > 128) {
     throw new Error(`limits.client.ipv6_prefix: ${prefix} must be an integer 1..128`);
   }
+  const set = cidrSet(opts.trustedProxies ?? [], 'trusted_proxies');
+  return { v4: set.v4, v6: set.v6, ipv6Prefix: prefix, hasTrusted: set.v4.length + set.v6.length > 0 };
+}
+
+/** CIDRs as flat word arrays for the request path: v4 pairs (network, mask), v6 groups of 8. */
+export interface CidrSetWords { readonly v4: Uint32Array; readonly v6: Uint32Array }
+
+/** Compiles a CIDR list; throws naming `key` and the bad entry. */
+export function cidrSet(list: readonly string[], key: string): CidrSetWords {
   const v4: number[] = [];
   const v6: number[] = [];
-  for (const c of opts.trustedProxies ?? []) {
-    const p = parseCidr(c);
-    if (!p) throw new Error(`trusted_proxies: "${c}" is not a CIDR`);
+  for (const c of list) {
+    const p = cidrWords(c);
+    if (!p) throw new Error(`${key}: "${c}" is not a CIDR`);
     if (p.v4) v4.push(p.words[0], p.masks[0]);
     else v6.push(...p.words, ...p.masks);
   }
-  return {
-    v4: Uint32Array.from(v4), v6: Uint32Array.from(v6), ipv6Prefix: prefix,
-    hasTrusted: v4.length + v6.length > 0,
-  };
+  return { v4: Uint32Array.from(v4), v6: Uint32Array.from(v6) };
+}
+
+/** Is the address in words `w` (IPv4 in w[3] when `v4`) inside one of the set's CIDRs? */
+export function inCidrSet(w: Uint32Array, v4: boolean, set: CidrSetWords): boolean {
+  if (v4) {
+    const a = set.v4;
+    for (let i = 0; i < a.length; i += 2) if (((w[3] & a[i + 1]) >>> 0) === a[i]) return true;
+    return false;
+  }
+  const a = set.v6;
+  for (let i = 0; i < a.length; i += 8) {
+    if (((w[0] & a[i + 4]) >>> 0) === a[i] && ((w[1] & a[i + 5]) >>> 0) === a[i + 1]
+      && ((w[2] & a[i + 6]) >>> 0) === a[i + 2] && ((w[3] & a[i + 7]) >>> 0) === a[i + 3]) return true;
+  }
+  return false;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -136,17 +157,7 @@ export function isTrustedPeer(remote: Uint8Array, cfg: IdentityConfig): boolean 
 }
 
 function isTrusted(w: Uint32Array, v4: boolean, cfg: IdentityConfig): boolean {
-  if (v4) {
-    const a = cfg.v4;
-    for (let i = 0; i < a.length; i += 2) if (((w[3] & a[i + 1]) >>> 0) === a[i]) return true;
-    return false;
-  }
-  const a = cfg.v6;
-  for (let i = 0; i < a.length; i += 8) {
-    if (((w[0] & a[i + 4]) >>> 0) === a[i] && ((w[1] & a[i + 5]) >>> 0) === a[i + 1]
-      && ((w[2] & a[i + 6]) >>> 0) === a[i + 2] && ((w[3] & a[i + 7]) >>> 0) === a[i + 3]) return true;
-  }
-  return false;
+  return inCidrSet(w, v4, cfg);
 }
 
 // Dotted text of recently seen IPv4 clients, direct-mapped by address: a keep-alive client sends many
@@ -294,33 +305,15 @@ function parseV6(t: string, s: number, e: number, out: Uint32Array): 0 | 4 | 6 {
   return out[0] === 0 && out[1] === 0 && out[2] === 0xffff ? 4 : 6;
 }
 
-interface ParsedCidr { v4: boolean; words: number[]; masks: number[] }
+/** A CIDR as the request path matches it: one word and mask for IPv4, four of each for IPv6. */
+export interface CidrWords { v4: boolean; words: number[]; masks: number[] }
 
-export function parseCidr(text: string): ParsedCidr | null {
-  const slash = text.indexOf('/');
-  const addr = slash < 0 ? text : text.slice(0, slash);
-  const w = new Uint32Array(4);
-  const fam = parseAddressInto(addr, w);
-  if (fam === 0 || addr.includes('[')) return null;
-  const literalV4 = !addr.includes(':');
-  let bits: number;
-  if (slash < 0) bits = literalV4 ? 32 : 128;
-  else {
-    const p = text.slice(slash + 1).trim();
-    if (!/^\d{1,3}$/.test(p)) return null;
-    bits = Number(p);
-  }
-  if (literalV4) {
-    if (bits > 32) return null;
-    const m = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
-    return { v4: true, words: [(w[3] & m) >>> 0], masks: [m] };
-  }
-  if (bits > 128) return null;
-  if (fam === 4 && bits >= 96) { // ::ffff:a.b.c.d/n written as IPv6: store as IPv4 /n-96
-    const b4 = bits - 96;
-    const m = b4 === 0 ? 0 : (0xffffffff << (32 - b4)) >>> 0;
-    return { v4: true, words: [(w[3] & m) >>> 0], masks: [m] };
-  }
-  const masks = [0, 1, 2, 3].map((i) => maskWord(bits, i));
-  return { v4: false, words: [0, 1, 2, 3].map((i) => (w[i] & masks[i]) >>> 0), masks };
+/** Parses a CIDR with the one parser (lib/ip.ts: host bits cleared, as HAProxy reads them) into words. */
+export function cidrWords(text: string): CidrWords | null {
+  const c = parseCidr(text);
+  if (c === null) return null;
+  const b = c.bytes;
+  const word = (i: number): number => ((b[i] << 24) | (b[i + 1] << 16) | (b[i + 2] << 8) | b[i + 3]) >>> 0;
+  if (b.length === 4) return { v4: true, words: [word(0)], masks: [maskWord(c.prefix + 96, 3)] };
+  return { v4: false, words: [word(0), word(4), word(8), word(12)], masks: [0, 1, 2, 3].map((i) => maskWord(c.prefix, i)) };
 }

@@ -1,56 +1,25 @@
-// The request pipeline: accept → connection guard → client identity → rules → action → balancer →
-// upstream → response → events. Each stage is a named interface owned by its module; this file only
-// sequences them and keeps per-request bookkeeping (deadlines, retries, the access line).
+// The request pipeline: accept (edge/http1/, edge/uws/) → the stage chain (edge/pipeline/chain.ts:
+// identity → guard → redirect → canonical path → WebSocket limit → rules) → route and balance
+// (edge/backend/) → upstream (edge/upstream/) → response → access line and events. A stage that stops a
+// request hands its decision to edge/pipeline/reply.ts, the one owner of local replies and termination
+// states. This file runs the chain and keeps the per-request bookkeeping: the live handles of the
+// stages (queue ticket, forward attempt, tarpit timer) — held here, never on the Transaction —,
+// deadlines, retries and the end of each request.
 import { randomBytes } from 'node:crypto';
 import type { Transaction } from './transaction.js';
 import type { RequestHandler } from '../uws/listener.js';
 import type { EdgeConfig } from '../config/normalize.js';
-import type { AcquireError, BackendConfig, BackendPool, LeasedServer } from '../backend/types.js';
+import type { AcquireError, AcquireTicket, BackendConfig, BackendPool, LeasedServer } from '../backend/types.js';
 import type { UpstreamClient, UpstreamFailure } from '../upstream/types.js';
 import type { Clock } from '../../lib/clock.js';
-import type { EventBus, EdgeEvent } from '../observe/events/bus.js';
+import type { EventBus } from '../observe/events/bus.js';
 import type { AccessLog } from '../observe/accesslog.js';
-import { ForwardAttempt, upstreamHeaders, type ForwardHost } from '../upstream/forward.js';
-import { bodyFor, replyHeaders, type ActionSpec } from './act.js';
-import { httpsRedirect } from '../tls/certificates.js';
-import { blockEvent, deadlineEvent, errorEvent, eventClient, eventRequest, guardEvent, queueEvent } from '../observe/events/build.js';
-import type { RuleMode } from '../observe/events/schema.js';
-import { canonicalPath, type PathRefusal } from '../../rules/canonical-path.js';
+import { ForwardAttempt, upstreamHeaders, type ForwardHost, type ListenerAddress } from '../upstream/forward.js';
+import { deadlineEvent, errorEvent, guardEvent } from '../observe/events/build.js';
+import { buildChain, type GuardStage, type IdentityStage, type RequestObserver, type RulesStage, type Stage } from './chain.js';
+import { Replies, clientOf, requestOf } from './reply.js';
 
-/** Client identity stage: fills tx.clientIp / clientKey / viaTrustedProxy. False → 400. */
-export interface IdentityStage {
-  resolve(tx: Transaction): boolean;
-}
-
-/** Connection guard stage (built-in per-client policy, bans, global cap). */
-export interface GuardStage {
-  /** null = admitted (finish() will be called), else the action to take. */
-  admit(tx: Transaction, now: number): ActionSpec | null;
-  finish(tx: Transaction, now: number): void;
-  /** A request refused before the guard ran (malformed head, head deadline): one error for the client. */
-  countError(tx: Transaction, now: number): void;
-  /** Ban a client key (from a rule's ban action). */
-  ban(key: string, durationMs: number, reason: string, ruleId: string | null): void;
-}
-
-/** Rules stage: evaluates the active ruleset. Sets tx.ruleId/ruleMode/routeBackend/priority/extra headers. */
-export interface RulesStage {
-  evaluate(tx: Transaction, now: number): ActionSpec | null;
-  /** Request header operations decided for this transaction (flat set list, remove list). */
-  requestHeaderOps(tx: Transaction): { set: readonly string[] | null; remove: readonly string[] | null };
-  /** The transaction has ended and tx.logOnly is set: report what the log_only rules would have done. */
-  finished?(tx: Transaction): void;
-}
-
-/** Per-request observations for metrics (the SOC module implements it). */
-export interface RequestObserver {
-  request(tx: Transaction, now: number): void;
-  action(tx: Transaction, spec: ActionSpec, mode: string): void;
-  upstreamError(backend: string, kind: string): void;
-  queueRejected(backend: string, reason: string): void;
-  /** A request head the listener refused before any stage ran (counted as a guard rejection). */
-  rejected?(tx: Transaction, reason: string, now: number): void;
-}
+export type { GuardStage, IdentityStage, RequestObserver, RulesStage } from './chain.js';
 
 export interface PipelineDeps {
   cfg: EdgeConfig;
@@ -65,49 +34,50 @@ export interface PipelineDeps {
   observer: RequestObserver | null;
 }
 
-const RETRY_AFTER_QUEUE = 5;
-/** ACME HTTP-01 challenges must reach the backend over plain HTTP even with redirect_https. */
-const ACME_PREFIX = '/.well-known/acme-challenge/';
-
-/** The answer to a path the canonicaliser refuses: 400, reported as a guard event with the form. */
-const REFUSED_SPECS = new Map<PathRefusal, ActionSpec>();
-function pathRefused(r: PathRefusal): ActionSpec {
-  let spec = REFUSED_SPECS.get(r);
-  if (spec === undefined) {
-    spec = {
-      kind: 'deny', status: 400, body: `Bad Request: ${r.reason}\n`, retryAfterSec: 0, durationMs: 0, ruleId: null,
-      source: 'guard', counters: null, reason: `path_refused: ${r.reason}`, eventType: 'guard',
-    };
-    REFUSED_SPECS.set(r, spec);
-  }
-  return spec;
-}
-
 interface Route {
   readonly pool: BackendPool;
   readonly cfg: BackendConfig;
 }
 
+/** What the pipeline holds for one request in flight: the live handles of its stages. */
+class Flight {
+  tx: Transaction | null = null;
+  /** Waiting in a backend's queue. */
+  ticket: AcquireTicket | null = null;
+  /** The try on a server in progress. */
+  attempt: ForwardAttempt | null = null;
+  /** Pending tarpit timer. */
+  tarpit: NodeJS.Timeout | null = null;
+}
+
 /**
- * The transactions in flight, for the deadline scan: a slot array with a free list instead of a Set.
+ * The requests in flight, for the deadline scan: a slot array with a free list instead of a Set.
  * A Set's hash table, once promoted to the old generation, made V8's scavenger keep every request that
  * had passed through it alive until the next full GC (its obsolete tables still point at them):
  * 40 % of each request's objects survived every scavenge and GC pauses cost ≈ 4.5 µs per request
- * (measured with --trace-gc-nvp, bimodal from run to run). A slot is nulled on removal, so a
- * finished transaction is referenced from nowhere.
+ * (measured with --trace-gc-nvp, bimodal from run to run). A slot's request is nulled on removal, so
+ * a finished transaction is referenced from nowhere; the slot's Flight record is reused.
  */
 class ActiveList {
-  readonly slots: (Transaction | null)[] = [];
+  readonly slots: Flight[] = [];
   private readonly free: number[] = [];
   add(tx: Transaction): void {
-    const i = this.free.length > 0 ? this.free.pop() as number : this.slots.push(null) - 1;
-    this.slots[i] = tx;
+    let i: number;
+    if (this.free.length > 0) i = this.free.pop() as number;
+    else { i = this.slots.length; this.slots.push(new Flight()); }
+    this.slots[i].tx = tx;
     tx.activeSlot = i;
+  }
+  /** The handles of `tx`, or null once it has ended. */
+  of(tx: Transaction): Flight | null {
+    const i = tx.activeSlot;
+    return i < 0 ? null : this.slots[i];
   }
   remove(tx: Transaction): void {
     const i = tx.activeSlot;
     if (i < 0) return;
-    this.slots[i] = null;
+    const f = this.slots[i];
+    f.tx = null; f.ticket = null; f.attempt = null; f.tarpit = null;
     tx.activeSlot = -1;
     this.free.push(i);
   }
@@ -121,9 +91,12 @@ export class Pipeline implements RequestHandler, ForwardHost {
   private readonly active = new ActiveList();
   /** Backend name → its pool and configuration (one lookup per request). */
   private readonly routes = new Map<string, Route>();
+  private chain: Stage[];
+  private readonly replies: Replies;
+  /** Address the client connected to, per listener name (send_proxy: v2 names it). */
+  private readonly listenerAddresses = new Map<string, ListenerAddress>();
   private readonly idPrefix = randomBytes(4).toString('hex');
   private idSeq = 0;
-  private tarpits = 0;
   private deadlineTimer: NodeJS.Timeout;
   private idleWaiters: (() => void)[] = [];
 
@@ -134,6 +107,16 @@ export class Pipeline implements RequestHandler, ForwardHost {
       const pool = deps.pools.get(b.name);
       if (pool !== undefined) this.routes.set(b.name, { pool, cfg: b });
     }
+    this.chain = buildChain(deps.cfg, deps);
+    const observer = deps.observer;
+    this.replies = new Replies(deps.bus, {
+      action: observer === null ? undefined : (tx, spec, mode) => observer.action(tx, spec, mode),
+      upstreamError: observer === null ? undefined : (backend, kind) => observer.upstreamError(backend, kind),
+      queueRejected: observer === null ? undefined : (backend, reason) => observer.queueRejected(backend, reason),
+      ban: (key, durationMs, reason, ruleId) => deps.guard?.ban(key, durationMs, reason, ruleId),
+      finish: (tx) => this.finish(tx),
+      holdTarpit: (tx, timer) => { (this.active.of(tx) as Flight).tarpit = timer; },
+    });
     // One coarse scan for every request deadline (body first byte, body rate, whole body, slow read):
     // no timer per request.
     this.deadlineTimer = setInterval(() => this.checkDeadlines(), 250);
@@ -142,9 +125,19 @@ export class Pipeline implements RequestHandler, ForwardHost {
 
   close(): void { clearInterval(this.deadlineTimer); }
 
+  /** The stages in force, by name (for tests and `portcullis check`). */
+  get stages(): readonly string[] { return this.chain.map((s) => s.name); }
+
+  /** A listener is open: `send_proxy: v2` headers name this address as the destination. */
+  registerListener(name: string, host: string, port: number): void {
+    this.listenerAddresses.set(name, { host, port });
+  }
+
+  listenerAddress(name: string): ListenerAddress | undefined { return this.listenerAddresses.get(name); }
+
   /**
-   * Live reconfiguration: new requests use `cfg` (timeouts, default backend, tarpit cap) and these
-   * pools from now on; a request in flight keeps the pool it was given (ForwardAttempt holds it).
+   * Live reconfiguration: new requests use `cfg` (timeouts, default backend, tarpit cap, the chain)
+   * and these pools from now on; a request in flight keeps the pool it was given (ForwardAttempt holds it).
    */
   reconfigure(cfg: EdgeConfig, pools: Map<string, BackendPool>): void {
     const routes = new Map<string, Route>();
@@ -154,6 +147,7 @@ export class Pipeline implements RequestHandler, ForwardHost {
     }
     this.deps.cfg = cfg;
     this.deps.pools = pools;
+    this.chain = buildChain(cfg, this.deps);
     this.routes.clear();
     for (const [k, v] of routes) this.routes.set(k, v);
   }
@@ -170,31 +164,10 @@ export class Pipeline implements RequestHandler, ForwardHost {
     this.active.add(tx);
     tx.id = `${this.idPrefix}-${(++this.idSeq).toString(36)}`;
     const now = tx.t0;
-    const d = this.deps;
-    if (!d.identity.resolve(tx)) {
-      this.localReply(tx, 400, 'Bad Request: unusable client address\n', null, true, 'PR');
-      return;
-    }
-    if (tx.viaTrustedProxy && tx.clientRequestId !== '') tx.id = tx.clientRequestId;
-    if (d.guard !== null) {
-      const verdict = d.guard.admit(tx, now);
-      if (verdict !== null) { this.act(tx, verdict, 'enforce'); return; }
-      tx.guardAdmitted = true;
-    }
-    if (tx.redirect !== null && !tx.path.startsWith(ACME_PREFIX)) {
-      // redirect_https: after the guard (a banned or flooding client is refused like anywhere else).
-      const r = httpsRedirect(tx.host, tx.path, tx.query, tx.method, tx.redirect);
-      this.localReply(tx, r.code, `Moved to ${r.location}\n`, ['location', r.location, 'content-type', 'text/plain; charset=utf-8'], false, '--');
-      return;
-    }
-    // URL canonicaliser: one decision per request, read by the rules (http.path) and by the upstream
-    // (unless the backend forwards raw). A refused form never reaches the rules or an origin.
-    const canon = canonicalPath(tx.path, d.cfg.pathPolicy);
-    if (typeof canon !== 'string') { this.act(tx, pathRefused(canon), 'enforce'); return; }
-    tx.canonicalPath = canon;
-    if (d.rules !== null) {
-      const decision = d.rules.evaluate(tx, now);
-      if (decision !== null) { this.act(tx, decision, tx.ruleMode ?? 'enforce'); return; }
+    const chain = this.chain;
+    for (let i = 0; i < chain.length; i++) {
+      const decision = chain[i].run(tx, now);
+      if (decision !== null) { this.replies.act(tx, decision, this.deps.cfg.tarpitMaxConcurrent, this.deps.cfg.timeouts.tarpitMs); return; }
     }
     this.balance(tx);
   }
@@ -217,64 +190,12 @@ export class Pipeline implements RequestHandler, ForwardHost {
     }
   }
 
-  // ---- action stage ----
-  private act(tx: Transaction, spec: ActionSpec, mode: string): void {
-    const d = this.deps;
-    tx.action = spec.kind;
-    if (spec.ruleId !== null) tx.ruleId = spec.ruleId;
-    d.observer?.action(tx, spec, mode);
-    if (d.bus.hasListeners) {
-      const client = clientOf(tx);
-      const request = requestOf(tx);
-      const term = spec.kind === 'tarpit' ? 'PT' : 'PR';
-      const status = spec.kind === 'drop' ? null : spec.status;
-      if (spec.eventType === 'guard') {
-        d.bus.emit(guardEvent({ client, reason: spec.reason ?? 'guard', status, term, request, counters: spec.counters }));
-      } else {
-        const type = spec.kind === 'ban' ? 'deny' : spec.kind === 'rate_limit' ? 'rate_limit' : spec.kind;
-        d.bus.emit(blockEvent(type, {
-          client, request, rule: spec.ruleId, mode: mode as RuleMode, action: spec.kind, status, term,
-          counters: spec.counters, reason: spec.reason ?? null,
-        }));
-      }
-    }
-    switch (spec.kind) {
-      case 'drop':
-        tx.status = 0;
-        tx.term = 'PR';
-        tx.io.close();
-        this.finish(tx);
-        return;
-      case 'ban':
-        if (d.guard !== null) d.guard.ban(tx.clientKey, spec.durationMs, `rule ${spec.ruleId ?? ''}`, spec.ruleId);
-        this.localReply(tx, spec.status, bodyFor(spec.status, spec.body), replyHeaders(spec), true, 'PR');
-        return;
-      case 'tarpit':
-        if (this.tarpits >= d.cfg.tarpitMaxConcurrent) {
-          // Tarpits hold memory and sockets: beyond the cap, answer at once.
-          this.localReply(tx, spec.status, bodyFor(spec.status, spec.body), replyHeaders(spec), true, 'PR');
-          return;
-        }
-        this.tarpits++;
-        tx.tarpit = setTimeout(() => {
-          tx.tarpit = null;
-          this.tarpits--;
-          this.localReply(tx, spec.status, bodyFor(spec.status, spec.body), replyHeaders(spec), true, 'PT');
-        }, spec.durationMs > 0 ? spec.durationMs : d.cfg.timeouts.tarpitMs);
-        return;
-      default:
-        this.localReply(tx, spec.status, bodyFor(spec.status, spec.body), replyHeaders(spec), spec.kind !== 'rate_limit', 'PR');
-    }
-  }
 
-  // ---- balancer stage ----
+  // ---- route + balancer (the terminal step) ----
   private balance(tx: Transaction): void {
     const name = tx.routeBackend ?? this.deps.cfg.defaultBackend;
     const route = this.routes.get(name);
-    if (route === undefined) {
-      this.localReply(tx, 503, `Service Unavailable: no backend "${name}"\n`, null, false, 'IC');
-      return;
-    }
+    if (route === undefined) { this.replies.noBackend(tx, name); return; }
     tx.backend = name;
     this.acquire(tx, route, null, false);
   }
@@ -287,32 +208,29 @@ export class Pipeline implements RequestHandler, ForwardHost {
     tx.waiting = true;
     const ticket = route.pool.acquireFor(attempt, attempt);
     // The answer may already have come (a free slot): only a request still waiting holds a ticket.
-    if (tx.waiting) tx.ticket = ticket;
+    if (tx.waiting) (this.active.of(tx) as Flight).ticket = ticket;
   }
 
   /** The backend answered (server or refusal): the request no longer waits; its queue time counts in Tw. */
   private answered(tx: Transaction, queuedMs: number): void {
-    tx.ticket = null;
+    const f = this.active.of(tx);
+    if (f !== null) f.ticket = null;
     tx.waiting = false;
     tx.Tw = Math.max(tx.Tw, 0) + Math.round(queuedMs);
   }
 
   attemptRefused(attempt: ForwardAttempt, error: AcquireError, queuedMs: number): void {
     const tx = attempt.tx;
-    const pool = attempt.pool;
     this.answered(tx, queuedMs);
     if (tx.io.aborted) { this.finish(tx); return; }
-    const queued = error === 'queue_timeout' || error === 'queue_full';
-    this.deps.observer?.queueRejected(pool.name, error);
-    this.deps.bus.emit(queueEvent({ backend: pool.name, reason: error, queuedMs, client: clientOf(tx), request: requestOf(tx), status: 503, term: queued ? 'sQ' : 'SC' }));
-    this.localReply(tx, 503, bodyFor(503, ''), ['content-type', 'text/plain; charset=utf-8', 'retry-after', String(RETRY_AFTER_QUEUE)], false, queued ? 'sQ' : 'SC');
+    this.replies.refused(tx, attempt.pool.name, error, queuedMs);
   }
 
   attemptGranted(attempt: ForwardAttempt, server: LeasedServer, setCookie: string | null, queuedMs: number): void {
     const tx = attempt.tx;
     this.answered(tx, queuedMs);
     if (tx.io.aborted) { attempt.pool.release(server, 'aborted'); this.finish(tx); return; }
-    tx.server = server;
+    tx.serverName = server.name;
     if (setCookie !== null) {
       // A new list: the rules stage may have handed this transaction a list shared with others.
       const prev = tx.extraResponseHeaders;
@@ -321,14 +239,15 @@ export class Pipeline implements RequestHandler, ForwardHost {
     const rules = this.deps.rules;
     const ops = rules === null ? null : rules.requestHeaderOps(tx);
     attempt.server = server;
-    tx.attempt = attempt;
+    (this.active.of(tx) as Flight).attempt = attempt;
     attempt.start(upstreamHeaders(tx, ops === null ? null : ops.set, ops === null ? null : ops.remove), queuedMs);
   }
 
   // ---- upstream stage callbacks (ForwardHost) ----
   attemptFailed(tx: Transaction, attempt: ForwardAttempt, err: UpstreamFailure): void {
     attempt.pool.release(attempt.server, attempt.outcome);
-    tx.attempt = null;
+    const f = this.active.of(tx);
+    if (f !== null) f.attempt = null;
     if (tx.io.aborted) { this.finish(tx); return; }
     const route = this.routes.get(attempt.pool.name) as Route;
     if (tx.retries < route.cfg.retries && attempt.retryable(err)) {
@@ -337,30 +256,27 @@ export class Pipeline implements RequestHandler, ForwardHost {
       this.acquire(tx, route, attempt.replay, tx.bodyComplete);
       return;
     }
-    const timeout = err.kind === 'timeout_response' || err.kind === 'timeout_connect' || err.kind === 'timeout_idle';
-    const term = err.kind === 'timeout_connect' ? 'sC' : timeout ? 'sH' : err.kind === 'connect' ? 'SC' : 'SH';
-    const status = timeout ? 504 : 502;
-    this.deps.observer?.upstreamError(attempt.pool.name, err.kind);
-    this.deps.bus.emit(errorEvent(`upstream ${err.kind}: ${err.message}`, { client: clientOf(tx), request: requestOf(tx), status, term, backend: attempt.pool.name, server: attempt.server.name }));
-    this.localReply(tx, status, bodyFor(status, ''), ['content-type', 'text/plain; charset=utf-8'], false, term);
+    this.replies.upstreamFailed(tx, attempt.pool.name, attempt.server.name, err);
   }
 
   attemptDone(tx: Transaction, attempt: ForwardAttempt): void {
     attempt.pool.release(attempt.server, attempt.outcome);
-    tx.attempt = null;
+    const f = this.active.of(tx);
+    if (f !== null) f.attempt = null;
     if (tx.term === '--' && tx.io.aborted) tx.term = 'CD';
     this.finish(tx);
   }
 
-  /** The client went away (uWS onAborted). */
+  /** The client went away (uWS onAborted, a closed http1 connection). */
   clientAborted(tx: Transaction): void {
     if (tx.done) return;
-    if (tx.tarpit !== null) { clearTimeout(tx.tarpit); tx.tarpit = null; this.tarpits--; tx.term = 'CT'; this.finish(tx); return; }
-    if (tx.ticket !== null) { tx.ticket.cancel(); tx.ticket = null; tx.term = 'CQ'; this.finish(tx); return; }
-    const a = tx.attempt;
-    if (a !== null) { if (tx.term === '--') tx.term = tx.io.responseStarted ? 'CD' : 'CH'; a.cancel('aborted'); return; }
-    if (tx.activeSlot < 0) return;
-    if (tx.term === '--') tx.term = 'CR';
+    const f = this.active.of(tx);
+    if (f === null) return;
+    if (f.tarpit !== null) { clearTimeout(f.tarpit); f.tarpit = null; this.replies.tarpitAborted(tx); this.finish(tx); return; }
+    if (f.ticket !== null) { f.ticket.cancel(); f.ticket = null; this.replies.clientGone(tx, 'queue'); this.finish(tx); return; }
+    const a = f.attempt;
+    if (a !== null) { this.replies.clientGone(tx, 'server'); a.cancel('aborted'); return; }
+    this.replies.clientGone(tx, 'nothing');
     this.finish(tx);
   }
 
@@ -370,7 +286,7 @@ export class Pipeline implements RequestHandler, ForwardHost {
     const t = this.deps.cfg.timeouts;
     const list = this.active.slots;
     for (let i = 0; i < list.length; i++) {
-      const tx = list[i];
+      const tx = list[i].tx;
       if (tx === null || tx.done) continue;
       let reason = '';
       if (!tx.bodyComplete) {
@@ -385,20 +301,18 @@ export class Pipeline implements RequestHandler, ForwardHost {
   }
 
   private expire(tx: Transaction, reason: string): void {
-    const responding = tx.io.responseStarted;
-    tx.term = responding ? 'cD' : 'cR';
-    this.deps.bus.emit(deadlineEvent({ client: clientOf(tx), reason, term: tx.term, status: responding ? null : 408, request: requestOf(tx) }));
-    this.cutOff(tx, 408);
+    const status = this.replies.deadline(tx);
+    this.deps.bus.emit(deadlineEvent({ client: clientOf(tx), reason, term: tx.term, status: tx.io.responseStarted ? null : status, request: requestOf(tx) }));
+    this.cutOff(tx, status);
   }
 
   /** A chunked request body broke its framing after the head was accepted (HTTP/1.1 engine). */
   badBody(tx: Transaction, reason: string): void {
     if (tx.done || tx.activeSlot < 0) return;
-    const responding = tx.io.responseStarted;
-    tx.term = responding ? 'CD' : 'CR';
-    this.deps.bus.emit(guardEvent({ client: clientOf(tx), reason: `bad_body: ${reason}`, status: responding ? null : 400, term: tx.term, request: requestOf(tx) }));
+    const status = this.replies.badBody(tx);
+    this.deps.bus.emit(guardEvent({ client: clientOf(tx), reason: `bad_body: ${reason}`, status: tx.io.responseStarted ? null : status, term: tx.term, request: requestOf(tx) }));
     this.deps.observer?.rejected?.(tx, 'bad_body', this.clock.now());
-    this.cutOff(tx, 400);
+    this.cutOff(tx, status);
   }
 
   /**
@@ -419,34 +333,23 @@ export class Pipeline implements RequestHandler, ForwardHost {
   /** A streamed (chunked) request body went beyond limits.request.max_body (called by the listener). */
   bodyTooLarge(tx: Transaction): void {
     if (tx.done || tx.activeSlot < 0) return; // a head already rejected by the listener: nothing to undo
-    const responding = tx.io.responseStarted;
-    tx.term = responding ? 'PD' : 'PR';
-    this.deps.bus.emit(guardEvent({ client: clientOf(tx), reason: 'body_too_large', status: responding ? null : 413, term: tx.term, request: requestOf(tx) }));
-    this.cutOff(tx, 413);
+    const status = this.replies.bodyTooLarge(tx);
+    this.deps.bus.emit(guardEvent({ client: clientOf(tx), reason: 'body_too_large', status: tx.io.responseStarted ? null : status, term: tx.term, request: requestOf(tx) }));
+    this.cutOff(tx, status);
   }
 
   /** Ends a transaction the proxy gives up on: `status` if no response started, else close. */
   private cutOff(tx: Transaction, status: number): void {
-    const responding = tx.io.responseStarted;
-    if (tx.ticket !== null) { tx.ticket.cancel(); tx.ticket = null; }
-    if (tx.tarpit !== null) { clearTimeout(tx.tarpit); tx.tarpit = null; this.tarpits--; }
-    const a = tx.attempt;
-    if (!responding) {
-      tx.status = status;
-      // Reply first: the attempt's cancel finishes the transaction.
-      tx.io.reply(status, ['content-type', 'text/plain; charset=utf-8'], bodyFor(status, ''), true);
-    } else tx.io.close();
+    const f = this.active.of(tx) as Flight;
+    if (f.ticket !== null) { f.ticket.cancel(); f.ticket = null; }
+    if (f.tarpit !== null) { clearTimeout(f.tarpit); f.tarpit = null; this.replies.tarpits--; }
+    const a = f.attempt;
+    // Reply first: the attempt's cancel finishes the transaction.
+    this.replies.cutOff(tx, status);
     if (a !== null) a.cancel('aborted'); else this.finish(tx);
   }
 
-  // ---- response + events ----
-  private localReply(tx: Transaction, status: number, body: string, headers: string[] | null, close: boolean, term: string): void {
-    tx.status = status;
-    tx.term = term;
-    if (!tx.io.aborted) tx.io.reply(status, headers, body, close);
-    this.finish(tx);
-  }
-
+  // ---- end of a request: guard bookkeeping, log_only reports, metrics, access line ----
   private finish(tx: Transaction): void {
     if (tx.done) return;
     tx.done = true;
@@ -462,13 +365,4 @@ export class Pipeline implements RequestHandler, ForwardHost {
       for (const f of w) f();
     }
   }
-}
-
-
-function clientOf(tx: Transaction) {
-  return eventClient(tx.clientIp, tx.clientKey || null, tx.country, tx.asn);
-}
-
-function requestOf(tx: Transaction) {
-  return eventRequest(tx.method, tx.host, tx.path, tx.userAgent || null, tx.id, tx.query, tx.sni);
 }

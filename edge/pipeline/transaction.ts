@@ -1,8 +1,6 @@
 // One Transaction per request (HAProxy's word), created in full by the listener so that its shape
 // never changes. Each stage writes only its own fields; the request head is read-only after accept.
 import type { ClientIO } from './exchange.js';
-import type { LeasedServer, AcquireTicket } from '../backend/types.js';
-import type { ForwardAttempt } from '../upstream/forward.js';
 import type { RedirectHttpsConfig } from '../tls/certificates.js';
 import type { LogOnlyHit } from '../../rules/decision.js';
 
@@ -56,6 +54,8 @@ export class Transaction {
   // --- geo (only when a rule needs it) ---
   country: string | null = null;
   asn: number | null = null;
+  /** country/asn have been looked up (the rules stage looks up only when a rule reads geo.*). */
+  geoDone = false;
 
   // --- rules / action ---
   ruleId: string | null = null;
@@ -74,15 +74,12 @@ export class Transaction {
   /** Admitted by the connection guard: finish() must be reported. */
   guardAdmitted = false;
 
-  // --- balancing / upstream ---
+  // --- balancing / upstream (the live handles — queue ticket, attempt, tarpit — are the pipeline's) ---
   backend = '';
-  server: LeasedServer | null = null;
-  ticket: AcquireTicket | null = null;
+  /** Name of the server the last try went to ('' when none was granted). */
+  serverName = '';
   /** Between pool.acquire() and its callback. */
   waiting = false;
-  attempt: ForwardAttempt | null = null;
-  /** Pending tarpit timer. */
-  tarpit: NodeJS.Timeout | null = null;
   retries = 0;
   /** Servers already tried (for retries). */
   tried: string[] | null = null;

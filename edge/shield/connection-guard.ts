@@ -36,7 +36,7 @@ import type { StickTable } from './stick/table.js';
 import { GuardCounters, createGuardMemory, type GuardMemory } from './stick/shared-memory.js';
 import { fnv1a } from './stick/keys.js';
 import { normalizeConnectionLimits, type ConnectionLimits, type InProcessAction } from './firewall/config.js';
-import { addressText, parseAddressInto, parseCidr } from '../pipeline/identity.js';
+import { addressText, cidrSet, inCidrSet, parseAddressInto, type CidrSetWords } from '../pipeline/identity.js';
 import type { EdgeConfig } from '../config/normalize.js';
 import type { SharedConfig } from './stick/config.js';
 
@@ -140,8 +140,7 @@ export class ConnectionGuard {
   private readonly concurrent: number;
   private readonly global: number;
   // Exempt CIDRs, compiled: v4 pairs (network, mask); v6 groups of 8 (4 network words, 4 mask words).
-  private readonly exempt4: Uint32Array;
-  private readonly exempt6: Uint32Array;
+  private readonly exempt: CidrSetWords;
   private readonly hasExempt: boolean;
   private readonly tarpit: TarpitHold;
 
@@ -178,15 +177,8 @@ export class ConnectionGuard {
     this.localRateLimit = this.rateLimit / (this.share !== null ? Math.max(1, cfg.nodeCount) : 1);
     this.concurrent = cfg.concurrent;
     this.global = cfg.global;
-    const v4: number[] = [], v6: number[] = [];
-    for (const c of cfg.exempt) {
-      const p = parseCidr(c);
-      if (p === null) throw new Error(`limits.connection.exempt: "${c}" is not a CIDR`);
-      if (p.v4) v4.push(p.words[0], p.masks[0]); else v6.push(...p.words, ...p.masks);
-    }
-    this.exempt4 = Uint32Array.from(v4);
-    this.exempt6 = Uint32Array.from(v6);
-    this.hasExempt = v4.length + v6.length > 0;
+    this.exempt = cidrSet(cfg.exempt, 'limits.connection.exempt');
+    this.hasExempt = this.exempt.v4.length + this.exempt.v6.length > 0;
     this.tarpit = new TarpitHold(cfg.tarpitMs, cfg.tarpitMax, this.clock);
   }
 
@@ -307,17 +299,7 @@ export class ConnectionGuard {
     } else {
       return false;
     }
-    if (v4) {
-      const a = this.exempt4;
-      for (let i = 0; i < a.length; i += 2) if (((w[3] & a[i + 1]) >>> 0) === a[i]) return true;
-      return false;
-    }
-    const a = this.exempt6;
-    for (let i = 0; i < a.length; i += 8) {
-      if (((w[0] & a[i + 4]) >>> 0) === a[i] && ((w[1] & a[i + 5]) >>> 0) === a[i + 1]
-        && ((w[2] & a[i + 6]) >>> 0) === a[i + 2] && ((w[3] & a[i + 7]) >>> 0) === a[i + 3]) return true;
-    }
-    return false;
+    return inCidrSet(w, v4, this.exempt);
   }
 }
 

@@ -47,7 +47,11 @@ export interface ForwardHost {
   attemptFailed(tx: Transaction, attempt: ForwardAttempt, err: UpstreamFailure): void;
   /** The exchange is over (response complete, client gone, or upstream broke after the head). */
   attemptDone(tx: Transaction, attempt: ForwardAttempt): void;
+  /** The address a listener is bound to (the destination of a `send_proxy: v2` header). */
+  listenerAddress(name: string): ListenerAddress | undefined;
 }
+
+export interface ListenerAddress { host: string; port: number }
 
 /**
  * One try on a server. The same object is, in turn, the balancer's request and waiter
@@ -126,7 +130,7 @@ export class ForwardAttempt implements AcquireRequest, AcquireWaiter, UpstreamRe
     this.tSent = this.now + queuedMs;
     try {
       // send_proxy: v2 — the origin learns the client address from a PROXY header on the connection.
-      const proxyHeader = this.server.cfg.sendProxy === 'v2' ? proxyHeaderFor(tx) : undefined;
+      const proxyHeader = this.server.cfg.sendProxy === 'v2' ? proxyHeaderFor(tx, this.host.listenerAddress(tx.listener)) : undefined;
       const path = this.forwardRaw ? tx.path : tx.canonicalPath;
       this.path = tx.query === '' ? path : `${path}?${tx.query}`;
       if (isUpgradeIO(tx.io)) {
@@ -335,15 +339,8 @@ function applyHeaderOps(list: string[], set: readonly string[] | null, remove: r
   return out;
 }
 
-/** Address the client connected to, per listener name (set by the edge once a listener is open). */
-const listenerAddresses = new Map<string, { host: string; port: number }>();
-export function registerListenerAddress(name: string, host: string, port: number): void {
-  listenerAddresses.set(name, { host, port });
-}
-
-/** PROXY v2 header for `send_proxy: v2`: source = the client (as identified), destination = our listener. */
-export function proxyHeaderFor(tx: Transaction): Buffer {
-  const l = listenerAddresses.get(tx.listener);
+/** PROXY v2 header for `send_proxy: v2`: source = the client (as identified), destination = our listener `l`. */
+export function proxyHeaderFor(tx: Transaction, l: ListenerAddress | undefined): Buffer {
   const src = tx.clientIp !== '' ? tx.clientIp : addressText(tx.remote);
   const v4 = isIP(src) === 4;
   // A listener bound to a name (or unknown) is reported as the unspecified address of the client's family.

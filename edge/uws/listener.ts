@@ -50,6 +50,8 @@ export interface RequestHandler {
   rejected(tx: Transaction, status: number, reason: string): void;
   /** The body outgrew limits.request.max_body while streaming (chunked): answer 413 / close, cancel upstream. */
   bodyTooLarge(tx: Transaction): void;
+  /** The client went away (uWS onAborted). */
+  clientAborted(tx: Transaction): void;
 }
 
 const STATUS_LINE: string[] = [];
@@ -124,7 +126,7 @@ class UwsExchange implements ClientIO {
     this.aborted = true;
     this.finished = true;
     const tx = this.tx;
-    if (tx !== null) abortHook?.(tx);
+    if (tx !== null) this.handler?.clientAborted(tx);
   };
 
   /** Registers the body handler (only requests that frame a body: its closure is made here, not per exchange). */
@@ -404,7 +406,6 @@ function writeSafeHeader(res: HttpResponse, name: string, value: string): void {
   res.writeHeader(name, value);
 }
 
-let abortHook: ((tx: Transaction) => void) | null = null;
 
 // Trampolines for res.cork(): the exchange is passed through a module variable (cork runs its
 // callback synchronously), so no exchange allocates its own cork closures.
@@ -487,7 +488,6 @@ export interface RunningListener {
   closeConnections(): void;
 }
 
-export function setAbortHook(fn: (tx: Transaction) => void): void { abortHook = fn; }
 
 /** Opens one uWS listener. The handler gets every request whose head passed the checks. */
 export function openListener(opts: ListenerOptions, handler: RequestHandler): Promise<RunningListener> {

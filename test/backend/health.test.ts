@@ -16,14 +16,14 @@ test('active check: a killed server is marked down after `fall` failed checks, b
   ], { health: health({ intervalMs: 40, timeoutMs: 200, rise: 2, fall: 3 }) }));
   try {
     pool.start();
-    await waitFor(() => a.healthHits >= 2 && b.healthHits >= 2, 2000, 'first checks');
+    await waitFor('first checks', () => a.healthHits >= 2 && b.healthHits >= 2, 2000);
     assert.equal(stateOf(pool, 'b'), 'up');
     assert.equal(pool.servers()[1]!.effectiveWeight, 10, 'no slow start at first start');
     assert.match(pool.servers()[1]!.checkStatus!, /^L7OK 200 in /);
     const port = b.port;
     const killedAt = Date.now();
     await b.stop();
-    await waitFor(() => stateOf(pool, 'b') === 'down', 3000, 'b down');
+    await waitFor('b down', () => stateOf(pool, 'b') === 'down', 3000);
     const tookMs = Date.now() - killedAt;
     assert.ok(tookMs >= 2 * 40, `down after ≥ fall-1 intervals (${tookMs}ms)`);
     const down = healthEvents(events, 'b');
@@ -39,7 +39,7 @@ test('active check: a killed server is marked down after `fall` failed checks, b
 
     await b.start(port);
     const t0 = clock.now();
-    await waitFor(() => stateOf(pool, 'b') === 'up', 3000, 'b back up');
+    await waitFor('b back up', () => stateOf(pool, 'b') === 'up', 3000);
     const up = healthEvents(events, 'b')[1]!;
     assert.equal(up.from, 'down');
     assert.equal(up.to, 'up');
@@ -79,7 +79,7 @@ test('active check: wrong status (L7STS) and no answer (L7TOUT) mark a server do
   ], { health: health({ intervalMs: 30, timeoutMs: 80, fall: 2, expectStatus: [204] }) }));
   try {
     pool.start();
-    await waitFor(() => stateOf(pool, 'wrong') === 'down' && stateOf(pool, 'hang') === 'down', 3000, 'both down');
+    await waitFor('both down', () => stateOf(pool, 'wrong') === 'down' && stateOf(pool, 'hang') === 'down', 3000);
     const ev = (n: string): EdgeEvent => healthEvents(events, n)[0]!;
     assert.equal((ev('wrong').check as { status: string; code: number }).status, 'L7STS');
     assert.equal((ev('wrong').check as { code: number }).code, 503);
@@ -127,7 +127,7 @@ test('passive without active checks: the server comes back after the cool-down',
   countPicks(pool, 4);
   assert.equal(stateOf(pool, 'a'), 'down');
   clock.tick(1);
-  await waitFor(() => stateOf(pool, 'a') === 'up', 1000, 'cool-down revival by the housekeeping tick');
+  await waitFor('cool-down revival by the housekeeping tick', () => stateOf(pool, 'a') === 'up', 1000);
   const ev = healthEvents(events, 'a');
   assert.equal(ev[1]!.to, 'up');
   assert.equal((ev[1]!.check as { status: string }).status, 'COOLDOWN');
@@ -146,7 +146,7 @@ test('passive with active checks: down until the checks bring it back', async ()
     assert.equal(stateOf(pool, 'a'), 'down');
     const hitsAtDown = a.healthHits;
     pool.start();
-    await waitFor(() => stateOf(pool, 'a') === 'up', 3000, 'checks revive a');
+    await waitFor('checks revive a', () => stateOf(pool, 'a') === 'up', 3000);
     assert.ok(a.healthHits - hitsAtDown >= 2, 'took `rise` successful checks');
   } finally {
     pool.stop();
@@ -197,9 +197,9 @@ test('admin states: drain and maint take no new traffic, maint ignores checks, e
     assert.equal(pool.servers()[0]!.active, 0);
     assert.ok(pool.setState('a', 'maint'));
     o.healthStatus = 500; // checks fail, but a is in maintenance: no report
-    await waitFor(() => stateOf(pool, 'b') === 'down', 3000, 'b is still checked and goes down');
+    await waitFor('b is still checked and goes down', () => stateOf(pool, 'b') === 'down', 3000);
     const hits = o.healthHits;
-    await waitFor(() => o.healthHits >= hits + 4, 3000, 'more checks on both');
+    await waitFor('more checks on both', () => o.healthHits >= hits + 4, 3000);
     assert.equal(stateOf(pool, 'a'), 'maint');
     assert.ok(!pool.setState('a', 'bogus' as 'up'), 'unknown state refused');
     assert.ok(!pool.setState('nope', 'up'), 'unknown server refused');
@@ -209,7 +209,7 @@ test('admin states: drain and maint take no new traffic, maint ignores checks, e
     assert.equal((healthEvents(events, 'a')[0]!.check as { status: string }).status, 'ADMIN');
     o.healthStatus = 200;
     pool.setState('a', 'up');
-    await waitFor(() => stateOf(pool, 'b') === 'up', 2000, 'b back');
+    await waitFor('b back', () => stateOf(pool, 'b') === 'up', 2000);
     await sleep(100);
     assert.equal(stateOf(pool, 'a'), 'up');
   } finally {

@@ -75,15 +75,7 @@ export function countPicks(pool: BackendPool, n: number, mk: (i: number) => Acqu
   return m;
 }
 
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-export async function waitFor(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}`);
-    await sleep(5);
-  }
-}
+export { sleep, waitFor } from '../harness/wait.js';
 
 /** A real origin on loopback. `healthStatus` is what GET /health answers; 0 = never answer. */
 export class Origin {

@@ -52,7 +52,7 @@ test('queue timeout: waiters past queue.timeout get queue_timeout, younger ones 
   clock.tick(600);
   pool.acquire(req(), (r) => results.push({ ...r, tag: 'young' }));
   clock.tick(401); // old: 1001 ms, young: 401 ms
-  await waitFor(() => results.length === 1, 1000, 'expiry tick');
+  await waitFor('expiry tick', () => results.length === 1, 1000);
   assert.equal(results[0]!.tag, 'old');
   assert.equal(results[0]!.error, 'queue_timeout');
   assert.equal(results[0]!.server, null);

@@ -25,7 +25,7 @@ test('two pools sharing active counts never exceed maxconn together; a slot free
     assert.equal(p2.servers()[0]!.active, 3, 'active is the total across pools');
     assert.equal(p2.servers()[0]!.activeLocal, 1);
     p1.release(got[0]!.server!, 'ok');
-    await waitFor(() => late !== null, 1000, 'p2 polls the shared slot');
+    await waitFor('p2 polls the shared slot', () => late !== null, 1000);
     assert.equal((late as AcquireResult | null)?.server?.name, 'a');
   } finally {
     p1.stop();

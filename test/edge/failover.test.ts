@@ -2,7 +2,7 @@
 // retries on another server hide it at once, active checks confirm it down, and bring it back.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { sleep } from '../harness/wait.js';
 import { startOrigin } from '../harness/origin.js';
 import { CLIENT_LIMITS_OFF, edgeYaml, startOriginAndEdge, startTestEdge } from '../harness/edge.js';
 import { httpClient } from '../harness/client.js';

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { sleep } from '../harness/wait.js';
 import { startOriginAndEdge, freePort } from '../harness/edge.js';
 import { rawRequest } from '../harness/client.js';
 

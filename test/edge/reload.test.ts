@@ -15,9 +15,9 @@ import { startOrigin, type OriginHandler } from '../harness/origin.js';
 import { freePort } from '../harness/ports.js';
 import { httpClient } from '../harness/client.js';
 import { spawnEdge } from '../harness/process.js';
+import { sleep } from '../harness/wait.js';
 
 const TOKEN = 'test-admin-token-0123456789';
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 const named = (name: string): OriginHandler => (req, res) => {
   if (req.url === '/slow') { setTimeout(() => { res.setHeader('x-origin', name); res.end(`slow from ${name}\n`); }, 1500); return; }

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { connect } from 'node:net';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { sleep } from '../harness/wait.js';
 import { startOrigin } from '../harness/origin.js';
 import { spawnEdge } from '../harness/process.js';
 import { CLIENT_LIMITS_OFF, edgeYaml } from '../harness/edge.js';

@@ -1,3 +1,4 @@
+// @slow (real processes, real time or external tools: `node scripts/run-tests.mjs --fast` leaves it out)
 // Why: an edge process can die in ways no JavaScript handler can catch (a native abort in uWS, a
 // worker thread torn down, an OOM kill). `portcullis run --supervise` starts a new one.
 import { test } from 'node:test';
@@ -6,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { sleep, waitFor } from '../harness/wait.js';
 import { startOrigin } from '../harness/origin.js';
 import { CLIENT_LIMITS_OFF, edgeYaml, freePort } from '../harness/edge.js';
 import { httpClient } from '../harness/client.js';
@@ -27,13 +28,12 @@ test('run --supervise: a killed edge (workers: 2) is restarted and serves again;
   const exited = new Promise<number | null>((r) => sup.once('exit', (c) => r(c)));
   t.after(() => { if (sup.exitCode === null) sup.kill('SIGKILL'); });
   const pids = (): number[] => [...out.matchAll(/listening on .*\[pid (\d+)\]/g)].map((m) => Number(m[1]));
-  const waitFor = async (n: number) => { const t0 = Date.now(); while (pids().length < n && Date.now() - t0 < 15_000) await sleep(50); };
-  await waitFor(1);
+  await waitFor('the supervisor to start the edge', () => pids().length >= 1, 15_000, 50);
   const c = httpClient({ connections: 1 });
   assert.equal((await c.get(`http://127.0.0.1:${port}/before`)).status, 200);
   const first = pids()[0];
   process.kill(first, 'SIGKILL'); // as a native abort would
-  await waitFor(2);
+  await waitFor('the supervisor to start a new edge', () => pids().length >= 2, 15_000, 50);
   assert.equal(pids().length, 2, out);
   assert.notEqual(pids()[1], first);
   assert.match(out, /the edge exited \(SIGKILL\); restarting/);

@@ -1,3 +1,4 @@
+// @slow (real processes, real time or external tools: `node scripts/run-tests.mjs --fast` leaves it out)
 // The nftables layer against real TCP, inside two network namespaces this test creates and deletes:
 //   pc-fw-srv-<id>  protected side: our table + a TCP server on a protected and an unprotected port
 //   pc-fw-cli-<id>  clients, with several source addresses (IPv4 /29 and IPv6 ULA, on the veth only)

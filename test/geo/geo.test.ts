@@ -1,6 +1,7 @@
 import { bundledAsnFiles, BUNDLED_ASN_SOURCE } from '../../geo/asn-bundled.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { waitFor } from '../harness/wait.js';
 import { mkdtempSync, rmSync, writeFileSync, renameSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,11 +29,6 @@ function asnDb(entries: Record<string, [number, string]>): MmdbWriter {
   return w;
 }
 
-async function waitFor(cond: () => boolean, ms = 4000): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (!cond() && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
-  return cond();
-}
 
 test('mmdb writer output reads back with the maxmind package (24- and 32-bit records, IPv4 and IPv6 trees)', () => {
   for (const recordSize of [24, 32] as const) {
@@ -113,11 +109,11 @@ test('openGeo: reloads when the file is replaced; a broken replacement keeps the
   try {
     assert.equal(geo.lookup('192.0.2.1').country, 'DE');
     countryDb({ '192.0.2.0/24': 'NL' }).writeFile(file); // temp + rename, like geoipupdate
-    assert.ok(await waitFor(() => geo.lookup('192.0.2.1').country === 'NL'), 'new data after replace');
+    await waitFor('new data after replace', () => geo.lookup('192.0.2.1').country === 'NL');
     assert.equal(events.at(-1)?.ok, true);
     writeFileSync(file + '.tmp', 'garbage');
     renameSync(file + '.tmp', file);
-    assert.ok(await waitFor(() => events.some((e) => !e.ok)), 'failed reload reported');
+    await waitFor('failed reload reported', () => events.some((e) => !e.ok));
     const failed = events.find((e) => !e.ok)!;
     assert.equal(failed.source, 'country');
     assert.match(failed.error!, /not a valid MaxMind DB/);

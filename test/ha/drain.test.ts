@@ -1,3 +1,4 @@
+// @slow (real processes, real time or external tools: `node scripts/run-tests.mjs --fast` leaves it out)
 // Why: maintenance on one node of a pair must not fail a single request. `portcullis drain` makes
 // the node report not-ready at once (keepalived moves the address) while it keeps serving, then lets
 // in-flight requests finish and stops; `portcullis health` is what keepalived's track script runs.

@@ -1,3 +1,4 @@
+// @slow (real processes, real time or external tools: `node scripts/run-tests.mjs --fast` leaves it out)
 // Why: the keepalived configuration is where a pair most often goes wrong (a track script refused for
 // script security, a semicolon read as part of a value, a wrong interface). `portcullis keepalived`
 // prints one keepalived itself accepts (`keepalived -t`), from the same file the node runs with.

@@ -1,3 +1,4 @@
+// @slow (real processes, real time or external tools: `node scripts/run-tests.mjs --fast` leaves it out)
 // Why: the shop's address must survive its edge node. Two Portcullis nodes ("site A", "site B"), each
 // with keepalived, share one Redis inside network namespaces this test creates (and removes, also on
 // failure); shoppers in a client namespace browse and add to cart through the virtual address.

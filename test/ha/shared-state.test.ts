@@ -1,3 +1,4 @@
+// @slow (real processes, real time or external tools: `node scripts/run-tests.mjs --fast` leaves it out)
 // Why: when the address moves to the other node, the shop must look the same from there: a shopper
 // keeps its server (same cookie secret, same server names), a ban or a rule mode an operator set on
 // one node holds on the other at once, and a client's request count is one sum across both nodes.

@@ -1,7 +1,7 @@
 // Test clients: a raw-socket HTTP/1.1 client (exact bytes out, whole response in) and a small
 // keep-alive fetch helper with its own undici Agent so tests can close it.
-import { connect, type Socket } from 'node:net';
 import { Agent, request } from 'undici';
+import { exchange } from './raw-client.js';
 
 export interface RawResponse {
   status: number;
@@ -12,17 +12,9 @@ export interface RawResponse {
 }
 
 /** Sends `bytes` on a fresh connection and collects everything until the server closes or `waitMs` passes. */
-export function rawExchange(port: number, bytes: string | Buffer, waitMs = 1500, localAddress?: string): Promise<{ data: Buffer; closed: boolean }> {
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
-    const s: Socket = connect({ port, host: '127.0.0.1', localAddress });
-    let closed = false;
-    const timer = setTimeout(() => { s.destroy(); resolve({ data: Buffer.concat(chunks), closed }); }, waitMs);
-    s.on('data', (c) => chunks.push(c));
-    s.on('error', () => {});
-    s.on('close', () => { closed = true; clearTimeout(timer); resolve({ data: Buffer.concat(chunks), closed }); });
-    s.write(bytes);
-  });
+export async function rawExchange(port: number, bytes: string | Buffer, waitMs = 1500, localAddress?: string): Promise<{ data: Buffer; closed: boolean }> {
+  const a = await exchange(port, bytes, { waitMs, localAddress });
+  return { data: a.data, closed: a.closed };
 }
 
 export function parseResponse(data: Buffer): RawResponse | null {

@@ -5,6 +5,7 @@ import { startEdge, type EdgeOptions, type RunningEdge } from '../../edge/main/e
 import type { EdgeEvent } from '../../edge/observe/events/bus.js';
 import { startOrigin, type Origin, type OriginHandler } from './origin.js';
 import { freePort } from './ports.js';
+import { EventCollector } from './events.js';
 
 export { freePort };
 
@@ -58,6 +59,8 @@ export interface TestEdge {
   url: string;
   port: number;
   events: EdgeEvent[];
+  /** The same events, with expect() for termination state, status and rule id. */
+  collector: EventCollector;
   stop(): Promise<void>;
 }
 
@@ -67,9 +70,8 @@ export async function startTestEdge(yaml: string, opts: EdgeOptions = {}): Promi
   const text = yaml.replaceAll('{{PORT}}', String(port));
   const cfg = loadConfigText(text, 'test.yaml', { PORTCULLIS_ADMIN_TOKEN: 'test-token-0123456789' });
   const edge = await startEdge(cfg, opts);
-  const events: EdgeEvent[] = [];
-  edge.bus.subscribe((e) => { events.push(e); });
-  return { edge, url: `http://127.0.0.1:${port}`, port, events, stop: () => edge.stop() };
+  const collector = new EventCollector(edge.bus);
+  return { edge, url: `http://127.0.0.1:${port}`, port, events: collector.events, collector, stop: () => edge.stop() };
 }
 
 /** What startOriginAndEdge() varies: the origin (name, handler), its server's `more` and the rest of edgeYaml()'s spec. */

@@ -42,8 +42,8 @@ export interface RawOrigin {
   allBytes(): Buffer;
   /** Writes raw bytes on connection `conn` (e.g. the late answer to a request replied with null). */
   send(conn: number, bytes: string | Buffer): void;
-  /** Waits until at least `n` requests arrived (or `ms` passed). */
-  waitFor(n: number, ms?: number): Promise<boolean>;
+  /** Waits until at least `n` requests arrived; throws, saying how many did, after `ms`. */
+  waitFor(n: number, ms?: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -184,12 +184,15 @@ export async function startRawOrigin(reply: RawReply = okReply): Promise<RawOrig
       const s = byIndex[conn];
       if (s !== undefined && !s.destroyed) s.write(bytes);
     },
-    waitFor(n: number, ms = 2000): Promise<boolean> {
-      if (requests.length >= n) return Promise.resolve(true);
-      return new Promise((resolve) => {
-        const timer = setTimeout(() => resolve(requests.length >= n), ms);
+    waitFor(n: number, ms = 2000): Promise<void> {
+      if (requests.length >= n) return Promise.resolve();
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          if (requests.length >= n) resolve();
+          else reject(new Error(`timed out after ${ms} ms waiting for ${n} requests at the origin (${requests.length} arrived)`));
+        }, ms);
         const check = (): void => {
-          if (requests.length >= n) { clearTimeout(timer); resolve(true); } else waiters.push(check);
+          if (requests.length >= n) { clearTimeout(timer); resolve(); } else waiters.push(check);
         };
         waiters.push(check);
       });

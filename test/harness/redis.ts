@@ -4,7 +4,7 @@
 // decides itself what "no Redis" means for it (skip with "skipped: no redis", a diagnostic, a failure),
 // so these helpers only report null/false and never skip.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { sleep } from './wait.js';
 import { Redis } from 'ioredis';
 import { freePort } from './ports.js';
 

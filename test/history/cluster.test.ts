@@ -1,3 +1,4 @@
+// @slow
 // Why: either node of a pair must show the whole cluster, and a cluster-wide p99 must be the p99 of
 // every request of both nodes (merged sketches, never an average of two p99s). When Redis goes away
 // each node keeps recording and shows its own history; what it recorded meanwhile reaches the other

@@ -1,3 +1,4 @@
+// @slow
 // Why: the operator plans the peak season from the dashboard. In a real headless Chromium: the
 // existing charts switch between live and the history ranges, the capacity page shows each server's
 // busiest hour against the band with the forecast, the what-if names the servers that cross, and one

@@ -1,3 +1,4 @@
+// @slow
 // Why: the history an operator reads comes from real traffic through a running edge — every request,
 // also those served by worker threads — and reaches them through the admin API (token as elsewhere,
 // JSON and CSV) and through /metrics for Grafana. The Grafana dashboard and recording rules shipped

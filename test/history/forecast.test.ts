@@ -1,3 +1,4 @@
+// @slow
 // Why: an operator plans investments from the capacity view. Months of synthetic traffic, driven by
 // a simulated clock through the real store (recorder → minutes → 5 min → 1 h roll-ups), must give a
 // forecast that names the right day, and a weekly pattern must not read as growth.

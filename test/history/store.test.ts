@@ -1,3 +1,4 @@
+// @slow
 // Why: history an operator can trust after a restart, a damaged file, and a fleet far larger than
 // its budget: what was kept comes back, a bad file never stops the edge, and the store never grows
 // past its bounds.

@@ -3,7 +3,7 @@
 // exactly what it should (nothing, or these requests byte for byte)? Shared by the test
 // (conformance.test.ts, per engine) and the load harness (`npm run loadtest -- conformance`).
 import type { RawOrigin, RawOriginRequest } from '../harness/raw-origin.js';
-import { exchange, type Answer } from './raw-client.js';
+import { exchange, type Answer } from '../harness/raw-client.js';
 import type { ConformanceCase, OriginWant } from './cases.js';
 
 export interface CaseResult {

@@ -1,3 +1,4 @@
+// @slow (real processes, real time or external tools: `node scripts/run-tests.mjs --fast` leaves it out)
 // Why: the conformance table covers the attacks we thought of; fuzzing covers the ones we did not.
 // Random and mutated requests over raw sockets must get a 4xx, a close, or a correct forward (never
 // a 5xx from a refused re-serialisation, never a crash or a wedged process), and random or mutated

@@ -1,3 +1,4 @@
+// @slow (real processes, real time or external tools: `node scripts/run-tests.mjs --fast` leaves it out)
 // Why: the uws engine cannot own its head deadline. uWS 20.51 answers most malformed heads at once
 // (400/505), but a few it neither answers nor closes (a bare CR, an empty line before the request
 // line — the corpus's `— open` rows of the uws column), and a head that never ends is held until

@@ -4,7 +4,7 @@ import { startRawOrigin, type RawOrigin, type RawReply } from '../harness/raw-or
 import { CLIENT_LIMITS_OFF, edgeYaml, startTestEdge, type TestEdge } from '../harness/edge.js';
 import type { EdgeOptions } from '../../edge/main/edge.js';
 
-export { exchange, statusesOf, completeResponses, type Answer } from './raw-client.js';
+export { exchange, statusesOf, completeResponses, type Answer } from '../harness/raw-client.js';
 
 export interface Bench {
   edge: TestEdge;
@@ -31,7 +31,7 @@ export function clientHeaderLines(lines: readonly string[]): string[] {
   return lines.filter((l) => !/^x-(forwarded-(for|proto|host)|request-id):/i.test(l));
 }
 
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+export { sleep } from '../harness/wait.js';
 
 /** The front-end engines a listener can use (`listen[].engine`); http1 is the default. */
 export const ENGINES = ['http1', 'uws'] as const;

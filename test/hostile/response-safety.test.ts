@@ -126,7 +126,7 @@ test('a queued request that throws when its turn comes fails alone; the request 
   }), { client: new ThrowingClient() });
   try {
     const slow = exchange(edge.port, GET('/slow'), { waitMs: 4000, expectResponses: 1 });
-    assert.ok(await origin.waitFor(1));
+    await origin.waitFor(1);
     const boom = exchange(edge.port, GET('/boom-queued'), { waitMs: 4000, expectResponses: 1 });
     await sleep(200); // /boom-queued now waits in the queue for the only slot
     // The origin answers /slow; its release hands the slot to /boom-queued, whose start() throws

@@ -1,3 +1,4 @@
+// @slow (real processes, real time or external tools: `node scripts/run-tests.mjs --fast` leaves it out)
 // Why: slow headers (slowloris), slow body (R-U-Dead-Yet) and slow read are the attacks a new
 // operator runs first, with the real tool (Debian's slowhttptest). Each must be cut by its own
 // configured deadline — client_head, the body rate, client_write_stall — while a legitimate client

@@ -1,3 +1,4 @@
+// @slow (real processes, real time or external tools: `node scripts/run-tests.mjs --fast` leaves it out)
 // The harness's moving parts against real sockets: the origin server and the source-address client,
 // and a short `throughput` run through bin/portcullis so the harness cannot rot.
 import { test } from 'node:test';

@@ -9,18 +9,12 @@ import { startTestEdge, edgeYaml, CLIENT_LIMITS_OFF } from '../harness/edge.js';
 import { startOrigin } from '../harness/origin.js';
 import { proxyV1, proxyV2 } from '../harness/proxy-header.js';
 import { createTestCa } from '../tls/certs.js';
+import { exchange } from '../harness/raw-client.js';
 
 /** Sends bytes from `localAddress`, resolves with what came back once the server closed (or after ms). */
-function send(port: number, localAddress: string, bytes: Buffer, ms = 2000): Promise<{ data: string; closedMs: number }> {
-  return new Promise((resolve) => {
-    const t0 = performance.now();
-    const s = connect({ port, host: '127.0.0.1', localAddress }, () => s.write(bytes));
-    let data = '';
-    s.on('data', (d: Buffer) => { data += d.toString('latin1'); });
-    s.on('error', () => {});
-    const timer = setTimeout(() => { s.destroy(); resolve({ data, closedMs: -1 }); }, ms);
-    s.on('close', () => { clearTimeout(timer); resolve({ data, closedMs: performance.now() - t0 }); });
-  });
+async function send(port: number, localAddress: string, bytes: Buffer, ms = 2000): Promise<{ data: string; closedMs: number }> {
+  const a = await exchange(port, bytes, { waitMs: ms, localAddress });
+  return { data: a.data.toString('latin1'), closedMs: a.closedAfterMs };
 }
 
 const GET = (path: string): Buffer => Buffer.from(`GET ${path} HTTP/1.1\r\nHost: shop.test\r\nConnection: close\r\n\r\n`);

@@ -1,3 +1,4 @@
+// @slow (real processes, real time or external tools: `node scripts/run-tests.mjs --fast` leaves it out)
 // Hardening: random and mutated rule files produce diagnostics, never an exception.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

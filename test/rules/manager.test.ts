@@ -5,6 +5,7 @@ import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RuleManager, type RuleEvent, type RuleInput, MemoryCounterStore } from '../../rules/index.js';
+import { waitFor } from '../harness/wait.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'portcullis-rules-mgr-'));
 test.after(() => rmSync(dir, { recursive: true, force: true }));
@@ -107,16 +108,13 @@ test('watch(): editing a rule file or a list file reloads; SIGHUP reloads', asyn
   await m.reload();
   m.watch();
   try {
-    const waitFor = async (pred: () => boolean) => { for (let i = 0; i < 100 && !pred(); i++) await new Promise((r) => setTimeout(r, 30)); };
     writeFileSync(rules, GOOD(410));
-    await waitFor(() => m.current().evaluate(req('/x'), env).action?.status === 410);
-    assert.equal(m.current().evaluate(req('/x'), env).action?.status, 410);
+    await waitFor('the edited rule (410 on /x) to be live', () => m.current().evaluate(req('/x'), env).action?.status === 410, 3000);
     writeFileSync(join(rules, '..', 'lists/blocked.txt'), '198.51.100.0/24\n203.0.113.0/24\n');
-    await waitFor(() => m.current().evaluate(req('/', '198.51.100.9'), env).action?.kind === 'tarpit');
-    assert.equal(m.current().evaluate(req('/', '198.51.100.9'), env).action?.kind, 'tarpit');
+    await waitFor('the edited list (tarpit for 198.51.100.9) to be live', () => m.current().evaluate(req('/', '198.51.100.9'), env).action?.kind === 'tarpit', 3000);
     const before = reloads.length;
     process.kill(process.pid, 'SIGHUP');
-    await waitFor(() => reloads.length > before);
+    await waitFor('another reload', () => reloads.length > before, 3000);
     assert.ok(reloads.slice(before).some((r) => r.startsWith('signal:')), reloads.join());
   } finally {
     m.close();

@@ -1,11 +1,11 @@
 // Shared pieces of the DoS-shield tests: sequential GETs from a chosen 127.x source address with
 // latency records, percentiles, and admin-API calls with the test token. (Their private Redis comes
 // from ../harness/redis.ts.)
-import { setTimeout as sleep } from 'node:timers/promises';
+import { sleep, waitFor } from '../harness/wait.js';
 import { Agent, request } from 'undici';
 import { ADMIN_TOKEN } from '../harness/process.js';
 
-export { sleep };
+export { sleep, waitFor };
 
 export interface Sample { status: number; ms: number; retryAfter: string | undefined }
 
@@ -77,12 +77,9 @@ export function metricValue(text: string, name: string): number {
   return NaN;
 }
 
-/** Polls until fn() is true or timeoutMs passes; returns the elapsed ms, or -1 on timeout. */
-export async function waitFor(fn: () => boolean | Promise<boolean>, timeoutMs: number, everyMs = 25): Promise<number> {
+/** Milliseconds until fn() is true; throws, naming `what`, after timeoutMs (test/harness/wait.ts). */
+export async function msUntil(what: string, fn: () => boolean | Promise<boolean>, timeoutMs: number, everyMs = 25): Promise<number> {
   const t0 = performance.now();
-  while (performance.now() - t0 < timeoutMs) {
-    if (await fn()) return performance.now() - t0;
-    await sleep(everyMs);
-  }
-  return -1;
+  await waitFor(what, fn, timeoutMs, everyMs);
+  return performance.now() - t0;
 }

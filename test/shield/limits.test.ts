@@ -57,13 +57,13 @@ test('in flight from one source: the 4th concurrent request of A gets 429 while 
   t.after(() => Promise.all([a.close(), b.close()]));
 
   const slow = [0, 1, 2].map((i) => a.get(`${px.url}/slow${i}`));
-  assert.ok(await waitFor(() => held.length === 3, 3000) >= 0, 'three slow requests reached the origin');
+  await waitFor('three slow requests reached the origin', () => held.length === 3, 3000);
   const fourth = await a.get(`${px.url}/fast`);
   assert.equal(fourth.status, 429);
   assert.ok(Number(fourth.retryAfter) >= 1);
   // B: its own in-flight budget, including 3 concurrent requests of its own
   const bSlow = [0, 1, 2].map((i) => b.get(`${px.url}/slow-b${i}`));
-  assert.ok(await waitFor(() => held.length === 6, 3000) >= 0);
+  await waitFor('three more slow requests reached the origin', () => held.length === 6, 3000);
   assert.equal((await b.get(`${px.url}/fast`)).status, 429, 'B has the same cap');
   for (const r of held.splice(3)) r.end('done\n');
   assert.deepEqual((await Promise.all(bSlow)).map((r) => r.status), [200, 200, 200]);

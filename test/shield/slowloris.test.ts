@@ -1,3 +1,4 @@
+// @slow (real processes, real time or external tools: `node scripts/run-tests.mjs --fast` leaves it out)
 // Why: slowloris (a request head trickled one byte at a time) is the classic way to exhaust a
 // server's connections. The HTTP/1.1 engine bounds the whole head with timeouts.client_head, counted
 // from the accept and not extended by trickled bytes: each attacker gets a 408 and a close at the

@@ -39,7 +39,7 @@ test('servers: list, drain, ready, maint, weight â€” each audited with before â†
   const d = await call(admin.url, 'POST', '/api/servers/app/s1/drain', { token: 'oncall-token-abcdefghijkl' });
   assert.equal(d.status, 200);
   assert.equal(f.pool.servers()[0].state, 'drain');
-  await waitFor(() => audits(events, 'server.drain').length === 1);
+  await waitFor(`audits(events, 'server.drain').length === 1`, () => audits(events, 'server.drain').length === 1);
   const a = audits(events, 'server.drain')[0];
   assert.deepEqual([a.who, a.target, a.before, a.after], ['oncall', 'app/s1', 'up', 'drain']);
 
@@ -50,7 +50,7 @@ test('servers: list, drain, ready, maint, weight â€” each audited with before â†
   const w = await call(admin.url, 'PUT', '/api/servers/app/s2/weight', { body: { weight: 7 } });
   assert.equal(w.status, 200);
   assert.equal(f.pool.servers()[1].weight, 7);
-  await waitFor(() => audits(events, 'server.weight').length === 1);
+  await waitFor(`audits(events, 'server.weight').length === 1`, () => audits(events, 'server.weight').length === 1);
   assert.deepEqual([audits(events, 'server.weight')[0].before, audits(events, 'server.weight')[0].after], [1, 7]);
 
   assert.equal((await call(admin.url, 'PUT', '/api/servers/app/s2/weight', { body: { weight: 999 } })).status, 400);
@@ -80,7 +80,7 @@ test('stick table: look up, top N, clear', async (t) => {
   assert.equal(del.status, 200);
   assert.equal(tbl.has('203.0.113.2'), false);
   assert.equal((await call(admin.url, 'GET', '/api/tables/clients/keys/203.0.113.2')).status, 404);
-  await waitFor(() => audits(events, 'table.clear').length === 1);
+  await waitFor(`audits(events, 'table.clear').length === 1`, () => audits(events, 'table.clear').length === 1);
   assert.deepEqual(audits(events, 'table.clear')[0].before, { http_req_rate: 500, conn_cur: 9 });
   const tables = await call(admin.url, 'GET', '/api/tables');
   assert.deepEqual(tables.json, [{ name: 'clients', size: 2, capacity: 100000 }]);
@@ -109,7 +109,7 @@ test('bans and rule modes persist in the state file across a reload and a restar
   assert.equal(f1.rules.mode('php-probe'), 'enforce');
   assert.equal((await call(s1.admin.url, 'PUT', '/api/rules/php-probe/mode', { body: { mode: 'loud' } })).status, 400);
   assert.equal((await call(s1.admin.url, 'PUT', '/api/rules/nope/mode', { body: { mode: 'off' } })).status, 404);
-  await waitFor(() => audits(s1.events, 'rule.mode').length === 1);
+  await waitFor(`audits(s1.events, 'rule.mode').length === 1`, () => audits(s1.events, 'rule.mode').length === 1);
   assert.deepEqual([audits(s1.events, 'rule.mode')[0].before, audits(s1.events, 'rule.mode')[0].after], ['log_only', 'enforce']);
 
   // A reload through the API recompiles (fake: modes back to the file) and re-applies the override.
@@ -120,7 +120,7 @@ test('bans and rule modes persist in the state file across a reload and a restar
   // A reload from elsewhere (SIGHUP): the `reload` event triggers the re-apply.
   await f1.rules.reload();
   assert.equal(f1.rules.mode('php-probe'), 'log_only');
-  await waitFor(() => f1.rules.mode('php-probe') === 'enforce', 2000, 'mode re-applied after a reload event');
+  await waitFor('mode re-applied after a reload event', () => f1.rules.mode('php-probe') === 'enforce', 2000);
 
   const saved = JSON.parse(readFileSync(stateFile, 'utf8')) as { bans: Record<string, unknown>; modes: Record<string, string> };
   assert.deepEqual(Object.keys(saved.bans), ['198.51.100.4']);

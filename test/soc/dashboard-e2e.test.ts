@@ -1,3 +1,4 @@
+// @slow (real processes, real time or external tools: `node scripts/run-tests.mjs --fast` leaves it out)
 // Why: the SOC acts from the dashboard of the REAL edge process. In a headless Chromium against
 // `portcullis run`: it signs in with the token, its numbers move while real traffic flows through the
 // proxy, its ban button refuses that client at the proxy, its drain button drains a server (and new

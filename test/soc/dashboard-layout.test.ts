@@ -1,3 +1,4 @@
+// @slow (real processes, real time or external tools: `node scripts/run-tests.mjs --fast` leaves it out)
 // Why: the dashboard is read on ordinary laptop and desktop screens. At 1280, 1440 and 1920 px wide
 // (headless Chromium, against the real edge with the example shop rules) no control may sit outside
 // the viewport, no label may overlap another (DOM boxes, and the charts' canvas-drawn time labels),

@@ -93,28 +93,28 @@ test('dashboard in headless Chromium: live numbers, events, ban / drain / rule-m
   assert.match((await page.textContent('#top-clients')) ?? '', /203\.0\.113\.50/);
   assert.match((await page.textContent('#top-countries')) ?? '', /NL/);
   await page.click('#ban-203_0_113_50');
-  await waitFor(() => f.bans.isBanned('203.0.113.50'), 5000, 'ban reached the bans target');
+  await waitFor('ban reached the bans target', () => f.bans.isBanned('203.0.113.50'), 5000);
   assert.equal(f.bans.map.get('203.0.113.50')?.source, 'admin');
   await page.waitForSelector('#unban-203_0_113_50');
 
   // Unban from the bans table.
   await page.click('#unban-203_0_113_50');
-  await waitFor(() => !f.bans.isBanned('203.0.113.50'), 5000, 'unban reached the bans target');
+  await waitFor('unban reached the bans target', () => !f.bans.isBanned('203.0.113.50'), 5000);
 
   // Ban form.
   await page.fill('#ban-key', '192.0.2.200');
   await page.fill('#ban-ttl', '30m');
   await page.click('#ban-add');
-  await waitFor(() => f.bans.isBanned('192.0.2.200'), 5000, 'ban form');
+  await waitFor('ban form', () => f.bans.isBanned('192.0.2.200'), 5000);
 
   // Drain a server, then make it ready again.
   await page.click('#drain-app-s1');
-  await waitFor(() => f.pool.servers()[0].state === 'drain', 5000, 'drain reached the pool');
+  await waitFor('drain reached the pool', () => f.pool.servers()[0].state === 'drain', 5000);
   await waitText('#servers tbody tr', (x) => /drain/.test(x));
 
   // Rule mode select.
   await page.selectOption('#mode-php-probe', 'enforce');
-  await waitFor(() => f.rules.mode('php-probe') === 'enforce', 5000, 'rule mode reached the rules');
+  await waitFor('rule mode reached the rules', () => f.rules.mode('php-probe') === 'enforce', 5000);
 
   // Event filter (server-side): only health events from now on.
   await page.selectOption('#filter-type', 'health');

@@ -1,3 +1,4 @@
+// @slow (real processes, real time or external tools: `node scripts/run-tests.mjs --fast` leaves it out)
 // Why: a SOC's SIEM parses the event log of the REAL edge process. Every kind of event the running
 // edge produces — blocks of each mode, bans, guard rejections, slow clients, health, Redis, reloads,
 // admin audit, bad tokens — must actually be produced by `portcullis run` and match the documented

@@ -3,7 +3,6 @@
 // so that each test "client" has its own identity), as an operator (admin API) and as a SIEM (the
 // JSON-lines event log).
 import { request as httpRequest } from 'node:http';
-import { connect } from 'node:net';
 import { readFileSync, existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +10,7 @@ import { Ajv } from 'ajv';
 import { securityEventSchema } from '../../edge/observe/events/schema.js';
 import { edgeYaml } from '../harness/edge.js';
 import { ADMIN_TOKEN } from '../harness/process.js';
+import { exchange } from '../harness/raw-client.js';
 
 export { ADMIN_TOKEN };
 
@@ -79,16 +79,8 @@ export function send(url: string, opts: { method?: string; headers?: Record<stri
 }
 
 /** Raw bytes on a fresh connection; resolves with what came back before close (or after ms). */
-export function sendRaw(port: number, bytes: string, ms = 2000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const s = connect(port, '127.0.0.1');
-    let out = '';
-    const t = setTimeout(() => { s.destroy(); resolve(out); }, ms);
-    s.on('data', (d) => { out += d.toString('latin1'); });
-    s.on('close', () => { clearTimeout(t); resolve(out); });
-    s.on('error', (e) => { clearTimeout(t); if (out !== '') resolve(out); else reject(e); });
-    s.write(bytes);
-  });
+export async function sendRaw(port: number, bytes: string, ms = 2000): Promise<string> {
+  return (await exchange(port, bytes, { waitMs: ms })).data.toString('latin1');
 }
 
 export interface AdminReply { status: number; body: any } // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -125,15 +117,7 @@ export function readEvents(file: string): Ev[] {
   return out;
 }
 
-export async function waitFor<T>(what: string, fn: () => T | null | undefined | false | Promise<T | null | undefined | false>, ms = 5000, step = 50): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, step));
-  }
-}
+export { waitFor } from '../harness/wait.js';
 
 /** Prometheus text → samples (name, labels, value); throws on a line that is not exposition format. */
 export function parsePrometheus(text: string): { name: string; labels: Record<string, string>; value: number }[] {

@@ -1,3 +1,4 @@
+// @slow (real processes, real time or external tools: `node scripts/run-tests.mjs --fast` leaves it out)
 // Why: a SOC watches one screen for the whole edge. Two real edge processes share one Redis: what
 // node B blocks must appear in node A's live WebSocket feed (through the shared Redis Stream), and a
 // ban set on node B through its admin API must hold on node A.

@@ -1,3 +1,4 @@
+// @slow (real processes, real time or external tools: `node scripts/run-tests.mjs --fast` leaves it out)
 // Why: with `workers: N` the admin API lives in the main thread only, but the kernel spreads client
 // connections over every worker. A drain, a weight, a ban or a rule mode set by the SOC must hold on
 // every connection, whichever thread serves it; and what the workers do must show up in the main

@@ -128,14 +128,4 @@ export async function call(base: string, method: string, path: string, opts: { t
   return { status: r.status, json, text, headers: r.headers };
 }
 
-export function waitFor(pred: () => boolean, timeoutMs = 5000, what = 'condition'): Promise<void> {
-  const t0 = Date.now();
-  return new Promise((resolve, reject) => {
-    const tick = (): void => {
-      if (pred()) { resolve(); return; }
-      if (Date.now() - t0 > timeoutMs) { reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)); return; }
-      setTimeout(tick, 20);
-    };
-    tick();
-  });
-}
+export { waitFor } from '../harness/wait.js';

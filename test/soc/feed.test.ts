@@ -60,7 +60,7 @@ test('an event emitted on node B appears in node A\'s WebSocket feed (one shared
   b.bus.emit(deny('192.0.2.1', 'php-probe'));
   a.bus.emit(deny('192.0.2.2', 'local-rule'));
 
-  await waitFor(() => all.got.length >= 4, 5000, 'four events in node A feed');
+  await waitFor('four events in node A feed', () => all.got.length >= 4, 5000);
   const fromB = all.got.filter((e) => e.node === 'node-b');
   assert.equal(fromB.length, 3);
   assert.deepEqual(fromB.map((e) => e.type), ['deny', 'health', 'deny']);
@@ -69,7 +69,7 @@ test('an event emitted on node B appears in node A\'s WebSocket feed (one shared
   await new Promise((res) => setTimeout(res, 300));
   assert.equal(all.got.filter((e) => e.node === 'node-a').length, 1);
 
-  await waitFor(() => onlyHealth.got.length >= 1 && onlyClient.got.length >= 1, 3000, 'filtered feeds');
+  await waitFor('filtered feeds', () => onlyHealth.got.length >= 1 && onlyClient.got.length >= 1, 3000);
   assert.deepEqual(onlyHealth.got.map((e) => e.type), ['health']);
   assert.deepEqual(onlyClient.got.map((e) => (e.client as { ip: string }).ip), ['198.51.100.9']);
 
@@ -86,7 +86,7 @@ test('an event emitted on node B appears in node A\'s WebSocket feed (one shared
   const before = all.got.length;
   b.bus.emit(deny('192.0.2.3', 'scraper'));
   b.bus.emit(deny('192.0.2.4', 'php-probe'));
-  await waitFor(() => all.got.length > before, 3000, 'filtered event');
+  await waitFor('filtered event', () => all.got.length > before, 3000);
   await new Promise((res) => setTimeout(res, 300));
   assert.deepEqual(all.got.slice(before).map((e) => e.rule), ['php-probe']);
 });
@@ -99,7 +99,7 @@ test('without Redis the feed still shows local events, and /api/events/recent ke
   t.after(() => f.ws.close());
   bus.emit(deny('192.0.2.10', 'r1'));
   bus.emit(deny('192.0.2.11', 'r2'));
-  await waitFor(() => f.got.length === 1);
+  await waitFor('f.got.length === 1', () => f.got.length === 1);
   const res = await fetch(`${admin.url}/api/events/recent?rule=r2`, { headers: { authorization: `Bearer ${TOKEN}` } });
   const recent = await res.json() as EdgeEvent[];
   assert.deepEqual(recent.map((e) => (e.client as { ip: string }).ip), ['192.0.2.11']);

@@ -10,9 +10,9 @@ import { normalizeConnectionLimits } from '../../edge/shield/firewall/config.js'
 import { EventBus, type EdgeEvent } from '../../edge/observe/events/bus.js';
 import { REDIS_URL, redisReachable } from '../harness/redis.js';
 import { startSharedNode, stopSharedNodes, type SharedNode } from './helpers.js';
+import { sleep } from '../harness/wait.js';
 
 const prefix = `pcconn${process.pid}x${Date.now()}`;
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 type Node = SharedNode & { conn: ConnectionGuard; connEvents: EdgeEvent[] };
 

@@ -7,8 +7,8 @@ import { GUARD_ADMIT, GUARD_CLIENT_RATE } from '../../edge/shield/guard.js';
 import { normalizeShared } from '../../edge/shield/stick/config.js';
 import { haveRedisServer, startPrivateRedis } from '../harness/redis.js';
 import { startSharedNode, stopSharedNodes, type SharedNode } from './helpers.js';
+import { sleep } from '../harness/wait.js';
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 test('Redis killed under load: no failed admit, local limit = limit / node_count, degraded reported; back: summing resumes', async (t) => {
   if (!haveRedisServer()) { t.skip('skipped: no redis'); return; }

@@ -1,3 +1,4 @@
+// @slow (real processes, real time or external tools: `node scripts/run-tests.mjs --fast` leaves it out)
 // The Redis fault matrix: for every way a Redis can be unusable, an edge whose `shared.redis` names
 // it starts (or keeps running), serves, enforces limits locally at limit / node_count, emits a `redis`
 // event with the reason, shows it in /metrics and /healthz (200 ready, degraded, reason), and resumes
@@ -21,6 +22,7 @@ import { startOrigin, type Origin } from '../harness/origin.js';
 import { freePort } from '../harness/ports.js';
 import { httpClient } from '../harness/client.js';
 import { spawnEdge } from '../harness/process.js';
+import { sleep, waitFor } from '../harness/wait.js';
 
 const TOKEN = 'test-admin-token-0123456789';
 const LIMIT = 10;
@@ -30,7 +32,6 @@ let origin: Origin;
 before(async () => { origin = await startOrigin('web1'); });
 after(async () => { await origin.close(); });
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Another loopback source address per limit check: each is a fresh client for the edge. */
 let nextClient = 10;
@@ -71,15 +72,6 @@ async function startFaultEdge(redis: string): Promise<FaultEdge> {
   return { proc, events, url: `http://127.0.0.1:${port}`, admin: `http://127.0.0.1:${adminPort}`, stop: () => proc.stop() };
 }
 
-async function waitFor<T>(what: string, fn: () => T | undefined | null | false | Promise<T | undefined | null | false>, ms = 10_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
-}
 
 async function getJson(url: string, auth = false): Promise<{ status: number; body: Record<string, unknown> }> {
   const r = await request(url, { headers: auth ? { authorization: `Bearer ${TOKEN}` } : {} });

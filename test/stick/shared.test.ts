@@ -10,9 +10,9 @@ import { RedisShare } from '../../edge/shield/stick/redis.js';
 import { StickCounterStore } from '../../edge/shield/stick/counter-store.js';
 import { REDIS_URL, redisReachable } from '../harness/redis.js';
 import { startSharedNode, stopSharedNodes, type SharedNode } from './helpers.js';
+import { sleep } from '../harness/wait.js';
 
 const prefix = `pctest${process.pid}x${Date.now()}`;
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 type Node = SharedNode & { cfg: SharedConfig };
 

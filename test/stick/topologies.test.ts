@@ -1,3 +1,4 @@
+// @slow (real processes, real time or external tools: `node scripts/run-tests.mjs --fast` leaves it out)
 // `shared.redis` through Redis Sentinel and Redis Cluster, end to end against real servers this test
 // starts on free ports (redis-server from PATH): two edge nodes sum a client's counts and see each
 // other's bans. Every process started here is stopped at the end.
@@ -16,8 +17,8 @@ import type { SharedConfig } from '../../edge/shield/stick/config.js';
 import { StickCounterStore } from '../../edge/shield/stick/counter-store.js';
 import { freePort } from '../harness/ports.js';
 import { startSharedNode, stopSharedNodes, type SharedNode } from './helpers.js';
+import { sleep } from '../harness/wait.js';
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const hasRedis = spawnSync('redis-server', ['--version']).status === 0 && spawnSync('redis-cli', ['--version']).status === 0;
 
 async function waitPort(port: number, ms = 5000): Promise<void> {

@@ -1,3 +1,4 @@
+// @slow (real processes, real time or external tools: `node scripts/run-tests.mjs --fast` leaves it out)
 // Mixed traffic against an origin that misbehaves at random: every request gets exactly one terminal
 // sink call (unless the caller aborted it), nothing is called after abort, and the pool ends consistent.
 import { it, after } from 'node:test';

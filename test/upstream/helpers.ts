@@ -158,9 +158,8 @@ export function rawOrigin(onRequest: (s: net.Socket, head: string, n: number) =>
   return listen(srv);
 }
 
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
+import { sleep } from '../harness/wait.js';
+export { sleep };
 
 /**
  * A loopback listener whose accept queue is full, so a further connect() never completes (SYNs are

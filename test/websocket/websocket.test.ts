@@ -13,6 +13,7 @@ import type { AddressInfo } from 'node:net';
 import WebSocket, { WebSocketServer } from 'ws';
 import { edgeYaml, startTestEdge, type TestEdge } from '../harness/edge.js';
 import { sendableCloseCode, uwsIdleTimeoutSec, normalizeWebSocketLimits } from '../../edge/upstream/websocket.js';
+import { sleep, waitFor } from '../harness/wait.js';
 
 interface WsOrigin {
   url: string;
@@ -98,9 +99,9 @@ test('echo through the tunnel: text and a 1 MB binary message, subprotocol chose
   const done = closed(ws);
   ws.close(4002, 'client done');
   assert.deepEqual(await done, { code: 4002, reason: 'client done' });
-  await waitFor(() => o.closes.length === 1);
+  await waitFor('o.closes.length === 1', () => o.closes.length === 1);
   assert.deepEqual(o.closes[0], { code: 4002, reason: 'client done' }, 'client close code reaches the server');
-  await waitFor(() => px.edge.websocket.tunnels.size === 0);
+  await waitFor('px.edge.websocket.tunnels.size === 0', () => px.edge.websocket.tunnels.size === 0);
   assert.equal(px.edge.pipeline.inFlight, 0);
 });
 
@@ -111,7 +112,7 @@ test('server close code 4001 reaches the client; a close without code is sent as
   const ws2 = await openClient(px, '/echo');
   ws2.close(); // no status code: the server must see 1000, not 1005
   await closed(ws2);
-  await waitFor(() => o.closes.length === 2);
+  await waitFor('o.closes.length === 2', () => o.closes.length === 2);
   assert.equal(o.closes[1].code, 1000);
   assert.equal(sendableCloseCode(1005), 1000);
   assert.equal(sendableCloseCode(1006), 1011);
@@ -140,9 +141,12 @@ test('per-client tunnel cap: the 3rd concurrent tunnel of a client gets 429, a s
   await assert.rejects(openClient(px, '/c'), (e: Error & { status?: number; headers?: Record<string, string> }) => e.status === 429 && e.headers?.['retry-after'] === '5');
   assert.equal(o.upgrades.length, 2, 'the refused tunnel never reached the server');
   assert.equal(px.edge.websocket.tunnelsOf('127.0.0.1'), 2);
+  // A stage decision before any server is leased: a guard event like every other refusal.
+  const refusal = await px.collector.expect({ type: 'guard', reason: 'websocket_per_client', status: 429, term: 'PR' });
+  assert.equal((refusal.request as { path?: string } | null)?.path, '/c');
   a.close(1000);
   await closed(a);
-  await waitFor(() => px.edge.websocket.tunnelsOf('127.0.0.1') === 1);
+  await waitFor(`px.edge.websocket.tunnelsOf('127.0.0.1') === 1`, () => px.edge.websocket.tunnelsOf('127.0.0.1') === 1);
   const c = await openClient(px, '/c');
   c.send('x');
   assert.equal((await nextMessage(c)).data.toString(), 'x');
@@ -162,7 +166,7 @@ test('idle timeout: a tunnel without messages is closed (1001) on both sides', a
   assert.equal(c.code, 1001);
   assert.equal(c.reason, 'idle timeout');
   assert.ok(Date.now() - t0 >= 2400, 'not before the idle time after the last message');
-  await waitFor(() => o.closes.length === 1);
+  await waitFor('o.closes.length === 1', () => o.closes.length === 1);
   assert.equal(o.closes[0].code, 1001);
 });
 
@@ -170,7 +174,7 @@ test('back-pressure server → client: a client that stops reading pauses the se
   const { o, px } = await startWsEdge(t, 'limits: { websocket: { max_message: 1mb, max_backpressure: 2mb } }');
   const ws = await openClient(px, '/flood');
   (ws as unknown as { _socket: import('node:net').Socket })._socket.pause(); // stop reading at TCP level
-  await waitFor(() => o.sockets.length === 1);
+  await waitFor('o.sockets.length === 1', () => o.sockets.length === 1);
   const server = o.sockets[0];
   const n = 48;
   const chunk = randomBytes(1 << 20);
@@ -227,11 +231,4 @@ test('uWS idleTimeout is always 0 or 9..960 (else std::terminate); limits are no
   assert.deepEqual(normalizeWebSocketLimits(undefined), { enabled: true, perClient: 20, idleTimeoutMs: 120_000, maxMessage: 1 << 20, maxBackpressure: 2 << 20 });
 });
 
-function sleep(ms: number): Promise<void> { return new Promise((r) => setTimeout(r, ms)); }
-async function waitFor(cond: () => boolean, ms = 3000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await sleep(20);
-  }
-}
+

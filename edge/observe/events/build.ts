@@ -201,11 +201,11 @@ export function adminEvent(f: { who: string; what: string; target: string | null
 }
 
 /** A request to the admin listener carried no token or a wrong one. */
-export function authFailureEvent(f: { client: EventClient; method: string; path: string; reason: string }): SecurityEventDraft {
+export function authFailureEvent(f: { client: EventClient; method: string; path: string; reason: string; status?: number }): SecurityEventDraft {
   const ev = draft('auth_failure');
   ev.client = f.client;
   ev.action = 'reject';
-  ev.status = 401;
+  ev.status = f.status ?? 401;
   // The path only: a query string here may carry the token itself (?token= of the live feed).
   ev.request = { method: f.method, host: '', path: eventTarget(f.path), ua: null, id: '' };
   ev.reason = f.reason;

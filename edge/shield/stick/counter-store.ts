@@ -1,15 +1,3 @@
-// The named interface between the rule language (rules/) and the stick tables (edge/shield/stick/).
-// Rules declare counters (`counter name { key …; window 10s; count_when … }`); the compiled ruleset
-// calls add() when a counter's count_when matches and rate() when a condition reads it.
-// Implementations: the in-memory store used by `portcullis rules test` (virtual clock) and the
-// stick-table store (local sliding windows, summed across nodes through Redis when configured).
-export interface CounterStore {
-  /** Count `delta` events for (counter, key) at time `now` (ms). */
-  add(counter: string, key: string, windowMs: number, delta: number, now: number): void;
-  /** Events per window for (counter, key) over the sliding window ending at `now`. */
-  rate(counter: string, key: string, windowMs: number, now: number): number;
-}
-
 // ---------------------------------------------------------------------------------------------
 // The stick-table store: one bounded StickTable per counter (sized by `tables.<counter name>` when
 // configured, else 100,000 keys), a sliding-window column per window. With a RedisShare the counts
@@ -17,6 +5,7 @@ export interface CounterStore {
 // global sum at the last sync + our unsynced events, with a margin for the other nodes' unsynced
 // ones), or — while Redis is degraded — our local count × node_count, which is the same as holding
 // each node to threshold / node_count.
+import type { CounterStore } from '../../../rules/counters.js';
 import type { TableConfig } from './config.js';
 import { StickTable } from './table.js';
 import type { RateColumn } from './rate.js';

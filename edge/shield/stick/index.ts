@@ -9,7 +9,7 @@ export type { RedisClient, RedisShareOptions } from './redis.js';
 export { BanList } from './bans.js';
 export type { BanInfo, BanMeta, BanListOptions } from './bans.js';
 export { StickCounterStore } from './counter-store.js';
-export type { CounterStore, StickCounterStoreOptions } from './counter-store.js';
+export type { StickCounterStoreOptions } from './counter-store.js';
 export { GuardCounters, createGuardMemory } from './shared-memory.js';
 export type { GuardMemory } from './shared-memory.js';
 export { fnv1a, rehash, boundKey } from './keys.js';
