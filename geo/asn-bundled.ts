@@ -1,16 +1,20 @@
 // The default ASN data: the openly licensed `@ip-location-db/asn` package (RouteViews and DB-IP data,
 // CC BY 4.0 — attribution: "IP to ASN data by RouteViews and DB-IP (db-ip.com)"), so `geo.asn` works
 // on a default install. Its `asn-ipv4-num.csv` / `asn-ipv6-num.csv` (start,end,asn,organisation as
-// decimal integers) are read once into sorted typed arrays and searched by binary search: ≈ 0.7 M
-// ranges, ≈ 15 MB, about a second at start-up, and only when a rule reads geo.asn. A configured
-// GeoLite2-ASN file (geo.asn_db) still wins.
-import { readFileSync } from 'node:fs';
+// decimal integers) are parsed once, byte by byte (no string per line), into compact typed arrays
+// searched by binary search: ≈ 515,000 ranges in ≈ 12 MB. The arrays live in SharedArrayBuffers, so
+// with `workers: N` the main thread parses once and every worker thread reads the same memory
+// (AsnTable travels in the edge's shared-memory record; see loadBundledAsn). Only loaded when a rule
+// reads geo.asn; a configured GeoLite2-ASN file (geo.asn_db) still wins.
+import { closeSync, openSync, readSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { parseIp } from '../lib/ip.js';
 
 export const BUNDLED_ASN_PACKAGE = '@ip-location-db/asn';
 /** `sources.asn` of a lookup that uses the bundled data. */
 export const BUNDLED_ASN_SOURCE = `bundled:${BUNDLED_ASN_PACKAGE}`;
+/** Key of the parsed table in the edge's shared-memory record (edge.ts createSharedMemory / workerData). */
+export const SHARED_ASN_KEY = 'geo:asn';
 
 /** Paths of the package's two CSV files, or null when the package is not installed. */
 export function bundledAsnFiles(): { v4: string; v6: string } | null {
@@ -22,92 +26,242 @@ export function bundledAsnFiles(): { v4: string; v6: string } | null {
   }
 }
 
-/** Splits one CSV line: start,end,asn,organisation (the organisation may be quoted, with "" escapes). */
-function fields(line: string): [string, string, string, string] | null {
-  const a = line.indexOf(','), b = a < 0 ? -1 : line.indexOf(',', a + 1), c = b < 0 ? -1 : line.indexOf(',', b + 1);
-  if (c < 0) return null;
-  let org = line.slice(c + 1);
-  if (org.startsWith('"') && org.endsWith('"')) org = org.slice(1, -1).replace(/""/g, '"');
-  return [line.slice(0, a), line.slice(a + 1, b), line.slice(b + 1, c), org];
+/**
+ * The parsed table: plain typed arrays (structured-clonable; over SharedArrayBuffers they are shared,
+ * not copied, when posted to a worker). IPv6 bounds are four big-endian 32-bit words per range.
+ * Organisation names are UTF-8 bytes, `orgStart[i]..orgStart[i+1]` for organisation i.
+ */
+export interface AsnTable {
+  readonly v4Count: number;
+  readonly v4Start: Uint32Array;
+  readonly v4End: Uint32Array;
+  readonly v4Asn: Uint32Array;
+  readonly v4Org: Uint32Array;
+  readonly v6Count: number;
+  readonly v6Start: Uint32Array;
+  readonly v6End: Uint32Array;
+  readonly v6Asn: Uint32Array;
+  readonly v6Org: Uint32Array;
+  readonly orgStart: Uint32Array;
+  readonly orgBytes: Uint8Array;
 }
-
-interface Loaded { count: number; asn: Uint32Array; org: Uint32Array }
 
 /** An ASN record as mmdb readers return it (geo/lookup.ts reads this shape). */
 export interface AsnRecord { readonly autonomous_system_number: number; readonly autonomous_system_organization: string }
 
-export class BundledAsn {
-  private readonly orgs: string[] = [];
-  private readonly records: (AsnRecord | undefined)[] = [];
-  private readonly v4: Loaded & { start: Uint32Array; end: Uint32Array };
-  private readonly v6: Loaded & { startHi: BigUint64Array; startLo: BigUint64Array; endHi: BigUint64Array; endLo: BigUint64Array };
+function sharedU32(n: number): Uint32Array { return new Uint32Array(new SharedArrayBuffer(Math.max(1, n) * 4)); }
 
-  constructor(files: { v4: string; v6: string }) {
-    const orgIndex = new Map<string, number>();
-    const orgOf = (name: string): number => {
-      let i = orgIndex.get(name);
-      if (i === undefined) { i = this.orgs.length; this.orgs.push(name); orgIndex.set(name, i); }
-      return i;
-    };
-    const v4Lines = readFileSync(files.v4, 'latin1').split('\n');
-    const n4 = v4Lines.length;
-    const start = new Uint32Array(n4), end = new Uint32Array(n4), asn4 = new Uint32Array(n4), org4 = new Uint32Array(n4);
-    let k = 0;
-    for (const line of v4Lines) {
-      const f = fields(line);
-      if (f === null) continue;
-      start[k] = Number(f[0]); end[k] = Number(f[1]); asn4[k] = Number(f[2]); org4[k] = orgOf(f[3]); k++;
+/**
+ * Calls `line(buf, start, end)` for every line of a file, reading it through one 1 MiB buffer: the
+ * CSV files (32 MB together) are never held whole, so parsing them leaves no high-water mark of
+ * freed file buffers in the process's memory.
+ */
+function forEachLine(path: string, line: (buf: Uint8Array, start: number, end: number) => void): void {
+  const fd = openSync(path, 'r');
+  try {
+    let buf = Buffer.allocUnsafe(1 << 20);
+    let have = 0;
+    for (;;) {
+      if (have === buf.length) { const g = Buffer.allocUnsafe(buf.length * 2); buf.copy(g, 0, 0, have); buf = g; } // a line longer than the buffer
+      const n = readSync(fd, buf, have, buf.length - have, null);
+      const end = have + n;
+      let pos = 0;
+      for (let nl = buf.indexOf(10, have); nl >= 0 && nl < end; nl = buf.indexOf(10, pos)) { line(buf, pos, nl); pos = nl + 1; }
+      if (n === 0) { if (pos < end) line(buf, pos, end); return; }
+      buf.copy(buf, 0, pos, end);
+      have = end - pos;
     }
-    this.v4 = { count: k, start, end, asn: asn4, org: org4 };
-    const v6Lines = readFileSync(files.v6, 'latin1').split('\n');
-    const n6 = v6Lines.length;
-    const sh = new BigUint64Array(n6), sl = new BigUint64Array(n6), eh = new BigUint64Array(n6), el = new BigUint64Array(n6);
-    const asn6 = new Uint32Array(n6), org6 = new Uint32Array(n6);
-    const M = (1n << 64n) - 1n;
-    k = 0;
-    for (const line of v6Lines) {
-      const f = fields(line);
-      if (f === null) continue;
-      const s = BigInt(f[0]), e = BigInt(f[1]);
-      sh[k] = s >> 64n; sl[k] = s & M; eh[k] = e >> 64n; el[k] = e & M; asn6[k] = Number(f[2]); org6[k] = orgOf(f[3]); k++;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function countLines(path: string): number {
+  let n = 0;
+  forEachLine(path, () => { n++; });
+  return n;
+}
+
+/** Organisation names, deduplicated per ASN (the data gives one name per ASN, almost always). */
+class OrgPool {
+  bytes = new Uint8Array(1 << 22);
+  len = 0;
+  readonly starts: number[] = [0];
+  private readonly byAsn = new Map<number, number>();
+
+  /** Index of the organisation written as buf[from..to) (CSV field, maybe quoted) for this ASN. */
+  intern(asn: number, buf: Uint8Array, from: number, to: number): number {
+    let a = from, b = to;
+    const quoted = b - a >= 2 && buf[a] === 34 && buf[b - 1] === 34;
+    if (quoted) { a++; b--; }
+    const prev = this.byAsn.get(asn);
+    if (prev !== undefined && this.equals(prev, buf, a, b, quoted)) return prev;
+    if (this.len + (b - a) > this.bytes.length) { const g = new Uint8Array(Math.max(this.bytes.length * 2, this.len + (b - a))); g.set(this.bytes.subarray(0, this.len)); this.bytes = g; }
+    for (let i = a; i < b; i++) {
+      this.bytes[this.len++] = buf[i];
+      if (quoted && buf[i] === 34 && buf[i + 1] === 34) i++; // "" is one quote
     }
-    this.v6 = { count: k, startHi: sh, startLo: sl, endHi: eh, endLo: el, asn: asn6, org: org6 };
+    const id = this.starts.length - 1;
+    this.starts.push(this.len);
+    this.byAsn.set(asn, id);
+    return id;
   }
 
-  get ranges(): number { return this.v4.count + this.v6.count; }
+  private equals(id: number, buf: Uint8Array, a: number, b: number, quoted: boolean): boolean {
+    let k = this.starts[id];
+    const end = this.starts[id + 1];
+    for (let i = a; i < b; i++, k++) {
+      if (k >= end || this.bytes[k] !== buf[i]) return false;
+      if (quoted && buf[i] === 34 && buf[i + 1] === 34) i++;
+    }
+    return k === end;
+  }
+}
+
+/** Parses one CSV file of ranges; v6 bounds go into four words each. Returns the number of ranges. */
+function parseRanges(path: string, v6: boolean, start: Uint32Array, end: Uint32Array, asn: Uint32Array, org: Uint32Array, orgs: OrgPool): number {
+  const words = [0, 0, 0, 0];
+  let k = 0;
+  forEachLine(path, (buf, pos, eol) => {
+    if (k >= asn.length) return; // the file grew between counting and parsing
+    let lineEnd = eol;
+    if (lineEnd > pos && buf[lineEnd - 1] === 13) lineEnd--;
+    // start,end,asn,organisation
+    const c1 = buf.indexOf(44, pos), c2 = c1 < 0 ? -1 : buf.indexOf(44, c1 + 1), c3 = c2 < 0 ? -1 : buf.indexOf(44, c2 + 1);
+    if (c3 < 0 || c3 >= lineEnd) return;
+    const as = decimal(buf, c2 + 1, c3);
+    if (v6) {
+      if (decimal128(buf, pos, c1, words)) for (let w = 0; w < 4; w++) start[k * 4 + w] = words[w];
+      if (decimal128(buf, c1 + 1, c2, words)) for (let w = 0; w < 4; w++) end[k * 4 + w] = words[w];
+    } else {
+      start[k] = decimal(buf, pos, c1);
+      end[k] = decimal(buf, c1 + 1, c2);
+    }
+    asn[k] = as;
+    org[k] = orgs.intern(as, buf, c3 + 1, lineEnd);
+    k++;
+  });
+  return k;
+}
+
+function decimal(buf: Uint8Array, from: number, to: number): number {
+  let v = 0;
+  for (let i = from; i < to; i++) v = v * 10 + (buf[i] - 48);
+  return v;
+}
+
+/** A decimal of up to 128 bits into four big-endian 32-bit words (nine digits at a time). */
+function decimal128(buf: Uint8Array, from: number, to: number, out: number[]): boolean {
+  out[0] = out[1] = out[2] = out[3] = 0;
+  for (let i = from; i < to;) {
+    const end = Math.min(to, i + 9);
+    let chunk = 0, scale = 1;
+    for (; i < end; i++) {
+      const d = buf[i] - 48;
+      if (d < 0 || d > 9) return false;
+      chunk = chunk * 10 + d;
+      scale *= 10;
+    }
+    let carry = chunk;
+    for (let w = 3; w >= 0; w--) {
+      // out[w] * scale + carry < 2^32 * 10^9 + 2^32 < 2^63: split to stay exact in doubles
+      const lo = (out[w] & 0xffff) * scale + carry;
+      const hi = (out[w] >>> 16) * scale + Math.floor(lo / 65536);
+      out[w] = (((hi % 65536) * 65536) + (lo % 65536)) >>> 0;
+      carry = Math.floor(hi / 65536);
+    }
+  }
+  return true;
+}
+
+/** Parses the package's CSV files into an AsnTable (SharedArrayBuffer-backed). */
+export function parseBundledAsn(files: { v4: string; v6: string }): AsnTable {
+  const n4 = countLines(files.v4), n6 = countLines(files.v6);
+  const orgs = new OrgPool();
+  const v4Start = sharedU32(n4), v4End = sharedU32(n4), v4Asn = sharedU32(n4), v4Org = sharedU32(n4);
+  const v6Start = sharedU32(n6 * 4), v6End = sharedU32(n6 * 4), v6Asn = sharedU32(n6), v6Org = sharedU32(n6);
+  const v4Count = parseRanges(files.v4, false, v4Start, v4End, v4Asn, v4Org, orgs);
+  const v6Count = parseRanges(files.v6, true, v6Start, v6End, v6Asn, v6Org, orgs);
+  const orgBytes = new Uint8Array(new SharedArrayBuffer(Math.max(1, orgs.len)));
+  orgBytes.set(orgs.bytes.subarray(0, orgs.len));
+  const orgStart = sharedU32(orgs.starts.length);
+  orgStart.set(orgs.starts);
+  return { v4Count, v4Start, v4End, v4Asn, v4Org, v6Count, v6Start, v6End, v6Asn, v6Org, orgStart, orgBytes };
+}
+
+function isAsnTable(x: unknown): x is AsnTable {
+  return typeof x === 'object' && x !== null && (x as AsnTable).v4Start instanceof Uint32Array && (x as AsnTable).orgBytes instanceof Uint8Array;
+}
+
+/**
+ * The bundled table, parsed once per process: a table already in `shared` (parsed by the main
+ * thread, handed to this worker) is used as it is; otherwise it is parsed and put there, so worker
+ * threads started afterwards with the same shared record do not parse (nor hold) their own copy.
+ */
+export function loadBundledAsn(files: { v4: string; v6: string }, shared?: Record<string, unknown>): BundledAsn {
+  const have = shared?.[SHARED_ASN_KEY];
+  if (isAsnTable(have)) return new BundledAsn(have);
+  const table = parseBundledAsn(files);
+  if (shared !== undefined) shared[SHARED_ASN_KEY] = table;
+  return new BundledAsn(table);
+}
+
+const decoder = new TextDecoder();
+
+export class BundledAsn {
+  /** One frozen record per organisation, made on its first lookup. */
+  private readonly records = new Map<number, AsnRecord>();
+
+  constructor(readonly table: AsnTable) {}
+
+  get ranges(): number { return this.table.v4Count + this.table.v6Count; }
 
   /** The ASN record of an address (text), or null. Same contract as a maxmind Reader's get(). */
   get(ip: string): AsnRecord | null {
     const b = parseIp(ip);
     if (b === null) return null;
+    const t = this.table;
     if (b.length === 4) {
-      const x = ((b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]!) >>> 0;
-      const t = this.v4;
-      let lo = 0, hi = t.count - 1, at = -1;
-      while (lo <= hi) { const mid = (lo + hi) >> 1; if (t.start[mid]! <= x) { at = mid; lo = mid + 1; } else hi = mid - 1; }
-      return at >= 0 && x <= t.end[at]! ? this.record(t.asn[at]!, t.org[at]!) : null;
+      const x = ((b[0] << 24) | (b[1] << 16) | (b[2] << 8) | b[3]) >>> 0;
+      const start = t.v4Start;
+      let lo = 0, hi = t.v4Count - 1, at = -1;
+      while (lo <= hi) { const mid = (lo + hi) >> 1; if (start[mid] <= x) { at = mid; lo = mid + 1; } else hi = mid - 1; }
+      return at >= 0 && x <= t.v4End[at] ? this.record(t.v4Asn[at], t.v4Org[at]) : null;
     }
-    const dv = new DataView(b.buffer, b.byteOffset, 16);
-    const xh = dv.getBigUint64(0), xl = dv.getBigUint64(8);
-    const t = this.v6;
-    let lo = 0, hi = t.count - 1, at = -1;
+    const x0 = word(b, 0), x1 = word(b, 4), x2 = word(b, 8), x3 = word(b, 12);
+    const s = t.v6Start;
+    let lo = 0, hi = t.v6Count - 1, at = -1;
     while (lo <= hi) {
       const mid = (lo + hi) >> 1;
-      const sh = t.startHi[mid]!;
-      if (sh < xh || (sh === xh && t.startLo[mid]! <= xl)) { at = mid; lo = mid + 1; } else hi = mid - 1;
+      if (compare128(s, mid * 4, x0, x1, x2, x3) <= 0) { at = mid; lo = mid + 1; } else hi = mid - 1;
     }
     if (at < 0) return null;
-    const eh = t.endHi[at]!;
-    return xh < eh || (xh === eh && xl <= t.endLo[at]!) ? this.record(t.asn[at]!, t.org[at]!) : null;
+    return compare128(t.v6End, at * 4, x0, x1, x2, x3) >= 0 ? this.record(t.v6Asn[at], t.v6Org[at]) : null;
   }
 
   private record(asn: number, org: number): AsnRecord {
-    // One frozen record per organisation index (ASN and organisation go together in this data).
-    let r = this.records[org];
+    let r = this.records.get(org);
     if (r === undefined || r.autonomous_system_number !== asn) {
-      r = Object.freeze({ autonomous_system_number: asn, autonomous_system_organization: this.orgs[org]! });
-      this.records[org] = r;
+      const t = this.table;
+      const name = decoder.decode(t.orgBytes.slice(t.orgStart[org], t.orgStart[org + 1]));
+      r = Object.freeze({ autonomous_system_number: asn, autonomous_system_organization: name });
+      this.records.set(org, r);
     }
     return r;
   }
+}
+
+function word(b: Uint8Array, i: number): number {
+  return ((b[i] << 24) | (b[i + 1] << 16) | (b[i + 2] << 8) | b[i + 3]) >>> 0;
+}
+
+/** Sign of (range bound at words[at..at+4]) − (x0..x3). */
+function compare128(words: Uint32Array, at: number, x0: number, x1: number, x2: number, x3: number): number {
+  let d = words[at] - x0;
+  if (d !== 0) return d;
+  d = words[at + 1] - x1;
+  if (d !== 0) return d;
+  d = words[at + 2] - x2;
+  if (d !== 0) return d;
+  return words[at + 3] - x3;
 }

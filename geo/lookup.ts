@@ -20,7 +20,7 @@ import maxmind from 'maxmind';
 import { parseIp, formatIp } from '../lib/ip.js';
 import { watchFiles } from '../lib/watch-files.js';
 import { LruCache } from './lru.js';
-import { BUNDLED_ASN_PACKAGE, BUNDLED_ASN_SOURCE, BundledAsn, bundledAsnFiles } from './asn-bundled.js';
+import { BUNDLED_ASN_PACKAGE, BUNDLED_ASN_SOURCE, bundledAsnFiles, loadBundledAsn } from './asn-bundled.js';
 import { DEFAULT_GEO_CACHE_SIZE } from './config.js';
 
 export interface GeoResult {
@@ -47,6 +47,11 @@ export interface GeoOptions {
   watch?: boolean;
   /** Called after every reload attempt triggered by a file change or reload(). */
   onReload?: (event: GeoReloadEvent) => void;
+  /**
+   * The edge's shared-memory record (edge.ts): the bundled ASN table parsed by the main thread is
+   * taken from it, or put into it for the worker threads started afterwards (one copy per process).
+   */
+  shared?: Record<string, unknown>;
 }
 
 export interface GeoLookup {
@@ -192,7 +197,7 @@ export async function openGeo(opts: GeoOptions = {}): Promise<GeoLookup> {
   const asnPath = bundledAsn !== null ? BUNDLED_ASN_SOURCE : pickPath(opts.asnDb, null);
   const [country, asn] = await Promise.all([
     countryPath === null ? null : openReader(countryPath, 'country'),
-    bundledAsn !== null ? new BundledAsn(bundledAsn) : asnPath === null ? null : openReader(asnPath, 'asn'),
+    bundledAsn !== null ? loadBundledAsn(bundledAsn, opts.shared) : asnPath === null ? null : openReader(asnPath, 'asn'),
   ]);
   const cacheSize = opts.cacheSize ?? DEFAULT_GEO_CACHE_SIZE;
   const geo = new GeoReaders({ country: countryPath, asn: asnPath }, country, asn, cacheSize, opts.onReload);

@@ -7,7 +7,7 @@ export type CompareOp = '==' | '!=' | '<' | '<=' | '>' | '>=' | 'starts_with' | 
 export const WORD_OPS: ReadonlySet<string> = new Set(['starts_with', 'ends_with', 'contains', 'contains_any', 'in', 'matches']);
 
 export type Value =
-  | { k: 'field'; name: string; span: Span; index: { value: string; span: Span } | null }
+  | { k: 'field'; name: string; span: Span; index: { value: string; span: Span } | null; /** written `name[*]` (every value) */ star?: Span }
   | { k: 'call'; name: string; nameSpan: Span; args: Value[]; span: Span }
   | { k: 'str'; value: string; span: Span }
   | { k: 'int'; value: number; span: Span }

@@ -4,7 +4,7 @@
 // rules shadowed by an earlier terminating rule, unused declarations, always-true/false tests.
 import type { ActionCall, CounterDecl, CondDecl, Expr, FileAst, ListDecl, RuleDecl, TestDecl, Value } from './ast.js';
 import type { Diagnostic, SourceFile, Span } from './diagnostics.js';
-import { compileSafeRegex, formatMicros, MAX_REGEX_PER_RULESET, MAX_RULESET_DFA_CELLS, regexCostMicros, type SafeRegex, type SafeRegexResult } from './safe-regex.js';
+import { compileSafeRegex, formatMicros, MAX_REGEX_BUILD_WORK, MAX_REGEX_PER_RULESET, MAX_RULESET_DFA_CELLS, MAX_RULESET_REGEX_BUILD_WORK, regexCostMicros, type SafeRegex, type SafeRegexResult } from './safe-regex.js';
 import { parseCidr, parseIp } from '../lib/ip.js';
 import { printExpr, printValue } from './print.js';
 import {
@@ -32,6 +32,8 @@ export interface Program {
   regexes: Map<Value, SafeRegex>;
   /** Every accepted regex with its place, in source order (`rules lint --regex-cost`). */
   regexSites: { src: SourceFile; span: Span; re: SafeRegex }[];
+  /** Rule pairs the W_SHADOWED lint compared (near-linear in the number of rules; see checkShadowing). */
+  shadowChecks: number;
 }
 
 export const TERMINATING_ACTIONS = new Set(['allow', 'deny', 'tarpit', 'drop', 'ban', 'rate_limit']);
@@ -76,12 +78,14 @@ class Checker {
   private regexCount = 0;
   /** DFA table cells of the distinct regexes accepted so far (memory: 4 bytes each). */
   private regexCells = 0;
+  /** DFA build work the ruleset's regexes have spent (MAX_RULESET_REGEX_BUILD_WORK caps it). */
+  private regexWork = 0;
   private readonly regexCache = new Map<string, SafeRegexResult>();
   /** Where a name was first declared, for "first declared at" hints. */
   private declared = new Map<string, string>();
 
   constructor(files: ParsedFile[], private readonly backends: readonly string[] | null) {
-    this.program = { files, lists: new Map(), counters: new Map(), conds: new Map(), rules: [], tests: [], regexes: new Map(), regexSites: [] };
+    this.program = { files, lists: new Map(), counters: new Map(), conds: new Map(), rules: [], tests: [], regexes: new Map(), regexSites: [], shadowChecks: 0 };
   }
 
   private err(code: string, span: Span, msg: string, hint?: string): void { this.diags.push(this.src.diag('error', code, span, msg, hint)); }
@@ -192,6 +196,7 @@ class Checker {
           return this.unknownField(v.name, v.span);
         }
         if (!f.indexed && v.index) { this.err('E_TYPE', v.span, `\`${f.name}\` cannot be indexed`); return BAD; }
+        if (!f.indexed && v.star !== undefined) { this.err('E_TYPE', v.star, `\`${f.name}\` is not a collection: [*] takes every value of http.headers, http.args or http.cookies`, f.names !== undefined ? `${f.name} already holds every name` : undefined); return BAD; }
         if (f.indexed === 'header' && v.index) {
           if (!HEADER_TOKEN.test(v.index.value)) this.err('E_HEADER_NAME', v.index.span, `"${v.index.value}" is not a valid header name`);
           else if (v.index.value.includes('_')) this.warn('W_HEADER_NAME', v.index.span, `header name "${v.index.value}" contains "_"`, `proxies often drop such headers; did you mean "${v.index.value.replace(/_/g, '-')}"?`);
@@ -361,7 +366,20 @@ class Checker {
       }
       let res = this.regexCache.get(r.value);
       if (res === undefined) {
-        res = compileSafeRegex(r.value);
+        // Load time is bounded for the whole ruleset, not only per regex: once the regexes so far
+        // have spent the ruleset's build budget, a regex gets only what is left of it.
+        const left = MAX_RULESET_REGEX_BUILD_WORK - this.regexWork;
+        if (left < MAX_REGEX_BUILD_WORK) {
+          const trial = compileSafeRegex(r.value, { maxBuildWork: Math.max(0, left) });
+          if (!trial.ok && trial.cost !== undefined) {
+            this.err('E_REGEX_COST', r.span, `the ruleset's regexes take too long to build: this one would pass the load-time budget of ${MAX_RULESET_REGEX_BUILD_WORK / 1e6} million steps for all regexes together (${(this.regexWork / 1e6).toFixed(1)} million spent before it)`,
+              'merge similar patterns into one alternation, shorten bounded gaps ({0,500} → {0,100}), or use contains / contains_any');
+            this.regexCache.set(r.value, { ok: false, error: 'ruleset regex build budget exhausted' });
+            return;
+          }
+          res = trial;
+        } else res = compileSafeRegex(r.value);
+        this.regexWork += res.ok ? res.re.cost.buildWork : res.cost?.buildWork ?? 0;
         this.regexCache.set(r.value, res);
         if (res.ok) {
           this.regexCells += res.re.cost.dfaStates * res.re.cost.classes;
@@ -724,25 +742,213 @@ class Checker {
     }
   }
 
+  /**
+   * W_SHADOWED in near-linear time: each earlier enforced terminating rule is indexed by keys that
+   * any later rule it subsumes must mention (shadowAnchors: a left-hand value, or a literal such as
+   * the prefix of a starts_with); a later rule is compared only with the rules found under its own
+   * probe keys (shadowProbes: its values, the prefixes/suffixes/substrings of its literals, the
+   * networks around its addresses). A 1,000-rule file then costs about one comparison per rule, not
+   * half a million (Program.shadowChecks counts them).
+   */
   private checkShadowing(): void {
     const rules = this.program.rules;
     const conds = this.program.conds;
     const when = rules.map((r) => (r.decl.when === null ? null : expand(r.decl.when, conds, 0)));
-    for (let j = 1; j < rules.length; j++) {
+    const index = new ShadowIndex();
+    for (let j = 0; j < rules.length; j++) {
       const b = rules[j];
-      if (b.mode === 'off') continue;
-      for (let i = 0; i < j; i++) {
-        const a = rules[i];
-        if (!a.terminating || a.mode !== 'enforce') continue;
-        if (subsumes(when[i], when[j])) {
-          this.src = b.src;
-          const p = a.src.position(a.decl.idSpan.start);
-          this.warn('W_SHADOWED', b.decl.idSpan, `rule "${b.decl.id}" never runs: rule "${a.decl.id}" before it ${a.terminating === 'allow' ? 'allows' : 'ends'} every request it matches`,
-            `"${a.decl.id}" is at ${a.src.name}:${p.line}:${p.col}; move this rule above it or narrow "${a.decl.id}"`);
-          break;
+      if (j > 0 && b.mode !== 'off') {
+        for (const i of index.candidates(when[j])) {
+          const a = rules[i];
+          this.program.shadowChecks++;
+          if (subsumes(when[i], when[j])) {
+            this.src = b.src;
+            const p = a.src.position(a.decl.idSpan.start);
+            this.warn('W_SHADOWED', b.decl.idSpan, `rule "${b.decl.id}" never runs: rule "${a.decl.id}" before it ${a.terminating === 'allow' ? 'allows' : 'ends'} every request it matches`,
+              `"${a.decl.id}" is at ${a.src.name}:${p.line}:${p.col}; move this rule above it or narrow "${a.decl.id}"`);
+            break;
+          }
         }
       }
+      if (b.terminating && b.mode === 'enforce') index.add(j, when[j]);
     }
+  }
+}
+
+/** Earlier rules by the keys a later rule they subsume must produce (see checkShadowing). */
+class ShadowIndex {
+  private readonly byKey = new Map<string, number[]>();
+  /** Rules that subsume without any key (no condition, `true`): compared with every later rule. */
+  private readonly wild: number[] = [];
+  /** Literals of `contains` anchors per value text: probed by scanning when enumerating substrings costs more. */
+  private readonly subLits = new Map<string, string[]>();
+
+  /** Integer-range anchors per value text, sorted by lower bound: [lo, hi, rule]. */
+  private readonly ints = new Map<string, [number, number, number][]>();
+
+  add(rule: number, e: Expr | null): void {
+    const keys = e === null ? null : shadowAnchors(e);
+    if (keys === null) { this.wild.push(rule); return; }
+    for (const k of new Set(keys)) {
+      if (k.startsWith('int:')) {
+        const [vt, lo, hi] = k.slice(4).split('\u0000');
+        const l = this.ints.get(vt) ?? [];
+        const entry: [number, number, number] = [Number(lo), Number(hi), rule];
+        let at = l.length;
+        while (at > 0 && l[at - 1][0] > entry[0]) at--;
+        l.splice(at, 0, entry);
+        this.ints.set(vt, l);
+        continue;
+      }
+      let l = this.byKey.get(k);
+      if (l === undefined) { l = []; this.byKey.set(k, l); }
+      l.push(rule);
+      if (k.startsWith('sub:')) {
+        const z = k.indexOf('\u0000');
+        const vt = k.slice(4, z);
+        const lits = this.subLits.get(vt) ?? [];
+        lits.push(k.slice(z + 1));
+        this.subLits.set(vt, lits);
+      }
+    }
+  }
+
+  /** Earlier rules that may subsume `e`, ascending. */
+  candidates(e: Expr | null): number[] {
+    const out = new Set<number>(this.wild);
+    if (e !== null && (this.byKey.size > 0 || this.ints.size > 0)) {
+      const probe = (k: string) => { const l = this.byKey.get(k); if (l !== undefined) for (const r of l) out.add(r); };
+      shadowProbes(e, probe, this.subLits, (vt, lo, hi) => {
+        // earlier ranges [alo, ahi] holding [lo, hi]: alo <= lo (a sorted prefix) and ahi >= hi
+        const l = this.ints.get(vt);
+        if (l === undefined) return;
+        for (let i = 0; i < l.length && l[i][0] <= lo; i++) if (l[i][1] >= hi) out.add(l[i][2]);
+      });
+    }
+    return [...out].sort((x, y) => x - y);
+  }
+}
+
+function ipKey(bytes: Uint8Array, prefix: number): string {
+  const b = Uint8Array.from(bytes);
+  for (let bit = prefix; bit < b.length * 8; bit++) b[bit >> 3]! &= ~(1 << (7 - (bit & 7)));
+  return `ip:${b.length}:${prefix}:${b.join('.')}`;
+}
+
+/**
+ * Keys of which a rule subsumed by `e` must produce at least one in shadowProbes, or null when
+ * none can be named (a condition that is always true). Only necessary, never sufficient:
+ * subsumes() decides.
+ */
+function shadowAnchors(e: Expr): string[] | null {
+  switch (e.k) {
+    case 'bool': return e.value ? null : [];
+    case 'exists': return [`v:${vtext(e.v)}`];
+    case 'cmp': return cmpAnchors(e);
+    case 'not': { const a = firstAtom(e.e); return a === null ? null : [`v:${a}`]; }
+    case 'and': {
+      // every conjunct must be implied: the keys of one suffice; take the most specific
+      let best: string[] | null = null;
+      for (const it of e.items) {
+        const k = shadowAnchors(it);
+        if (k === null) continue;
+        if (best === null || specificity(k) > specificity(best)) best = k;
+      }
+      return best;
+    }
+    case 'or': {
+      const all: string[] = [];
+      for (const it of e.items) { const k = shadowAnchors(it); if (k === null) return null; all.push(...k); }
+      return all;
+    }
+    default: return null;
+  }
+}
+
+function specificity(keys: string[]): number {
+  if (keys.length === 0) return 100;
+  let worst = 100;
+  for (const k of keys) worst = Math.min(worst, k.startsWith('eq:') || k.startsWith('ip:') || k.startsWith('int:') ? 3 : k.startsWith('v:') ? 1 : 2);
+  return worst * 10 - Math.min(keys.length, 9);
+}
+
+function firstAtom(e: Expr): string | null {
+  switch (e.k) {
+    case 'cmp': return vtext(e.left);
+    case 'exists': return vtext(e.v);
+    case 'not': return firstAtom(e.e);
+    case 'and': case 'or': { for (const it of e.items) { const a = firstAtom(it); if (a !== null) return a; } return null; }
+    default: return null;
+  }
+}
+
+/** The integer range a comparison with an integer literal admits, or null. */
+function intRange(c: Cmp): [number, number] | null {
+  if (c.right.k !== 'int') return null;
+  const n = c.right.value;
+  switch (c.op) {
+    case '>': return [n + 1, Infinity];
+    case '>=': return [n, Infinity];
+    case '<': return [-Infinity, n - 1];
+    case '<=': return [-Infinity, n];
+    case '==': return [n, n];
+    default: return null;
+  }
+}
+
+function cmpAnchors(a: Cmp): string[] {
+  const vt = vtext(a.left);
+  const range = intRange(a);
+  if (range !== null) return [`int:${vt}\u0000${range[0]}\u0000${range[1]}`];
+  if (a.left.k === 'field' && a.left.name === 'ip.src' && (a.op === 'in' || a.op === '==')) {
+    const r = ipRanges(a.right);
+    if (r !== null) return r.map((x) => ipKey(x.bytes, x.prefix));
+  }
+  const lits = strLits(a.right);
+  if (lits !== null) {
+    switch (a.op) {
+      case '==': case 'in': return lits.map((l) => `eq:${vt}\u0000${l}`);
+      case 'starts_with': return [`pfx:${vt}\u0000${lits[0]}`];
+      case 'ends_with': return [`sfx:${vt}\u0000${lits[0]}`];
+      case 'contains': return [`sub:${vt}\u0000${lits[0]}`];
+      case 'contains_any': return lits.map((l) => `sub:${vt}\u0000${l}`);
+      default: break;
+    }
+  }
+  return [`v:${vt}`];
+}
+
+/** Calls `probe` with every key an earlier rule subsuming `e` may be indexed under. */
+function shadowProbes(e: Expr, probe: (k: string) => void, subLits: ReadonlyMap<string, string[]>, ints: (vt: string, lo: number, hi: number) => void): void {
+  switch (e.k) {
+    case 'exists': probe(`v:${vtext(e.v)}`); return;
+    case 'not': shadowProbes(e.e, probe, subLits, ints); return;
+    case 'and': case 'or': for (const it of e.items) shadowProbes(it, probe, subLits, ints); return;
+    case 'cmp': break;
+    default: return;
+  }
+  const vt = vtext(e.left);
+  probe(`v:${vt}`);
+  const range = intRange(e);
+  if (range !== null) { ints(vt, range[0], range[1]); return; }
+  if (e.left.k === 'field' && e.left.name === 'ip.src' && (e.op === 'in' || e.op === '==')) {
+    for (const r of ipRanges(e.right) ?? []) for (let len = 0; len <= r.prefix; len++) probe(ipKey(r.bytes, len));
+  }
+  const lits = strLits(e.right);
+  if (lits === null) return;
+  const subs = subLits.get(vt);
+  const substrings = (s: string) => {
+    if (subs === undefined) return;
+    // enumerate the literal's substrings, or scan the registered needles, whichever is fewer
+    if ((s.length * (s.length + 1)) / 2 > subs.length) { for (const n of new Set(subs)) if (s.includes(n)) probe(`sub:${vt}\u0000${n}`); return; }
+    for (let i = 0; i <= s.length; i++) for (let j = i; j <= s.length; j++) probe(`sub:${vt}\u0000${s.slice(i, j)}`);
+  };
+  for (const s of lits) {
+    const eq = e.op === '==' || e.op === 'in';
+    if (eq) probe(`eq:${vt}\u0000${s}`);
+    if (eq || e.op === 'starts_with') for (let i = 0; i <= s.length; i++) probe(`pfx:${vt}\u0000${s.slice(0, i)}`);
+    if (eq || e.op === 'ends_with') for (let i = 0; i <= s.length; i++) probe(`sfx:${vt}\u0000${s.slice(i)}`);
+    if (eq || e.op === 'starts_with' || e.op === 'ends_with' || e.op === 'contains' || e.op === 'contains_any') substrings(s);
   }
 }
 

@@ -6,10 +6,10 @@
 import type { ActionCall, Expr, Value } from './ast.js';
 import type { Program, RuleSym } from './checker.js';
 import { TERMINATING_ACTIONS } from './checker.js';
-import { EvalContext, MultiIndex, UNSET, type Scalar } from './context.js';
+import { EvalContext, LAZY_BITS, MultiIndex, UNSET, type Scalar } from './context.js';
 import type { ActionKind, HeaderOp, TerminalAction } from './decision.js';
 import { formatIp, IpTrie, maskBytes, parseCidr, parseIp } from '../lib/ip.js';
-import { compileLiterals } from './multi-literal.js';
+import { compileFoldedLiterals, compileLiterals } from './multi-literal.js';
 import { STRING_TRANSFORMS } from './transforms.js';
 import { printAction, printValue } from './print.js';
 import { lookupField, PRIORITY_CLASSES, type RuleMode } from './scheme.js';
@@ -41,6 +41,8 @@ export interface CompiledRule {
   readonly test: Pred;
   readonly terminal: TerminalAction | null;
   readonly effects: readonly Effect[];
+  /** skip(…) of this rule: indexes of the later rules it turns off for the request (null: none). */
+  readonly skips: readonly number[] | null;
   /** Mode from the file: strictest of the file mode and the rule's own `mode =`. */
   readonly declaredMode: RuleMode;
   /** Effective mode (declared, or a runtime override). */
@@ -119,7 +121,7 @@ export function compileProgram(program: Program, data: ReadonlyMap<string, Loade
           return { multi: true, get: (c) => c.cookieValues(slot) };
         }
         const slot = f.slot;
-        if (slot === 2 || slot === 6) return { multi: false, get: (c) => c.get(slot) };
+        if ((LAZY_BITS & (1 << slot)) !== 0) return { multi: false, get: (c) => c.get(slot) };
         return { multi: false, get: (c) => c.slots[slot] };
       }
       case 'call': return call(v);
@@ -365,7 +367,25 @@ export function compileProgram(program: Program, data: ReadonlyMap<string, Loade
       }
       case 'contains_any': {
         if (r.k !== 'set') throw new Error('contains_any without set');
-        const m = compileLiterals(r.items.map((x) => (x.k === 'str' ? x.value : '')));
+        const needles = r.items.map((x) => (x.k === 'str' ? x.value : ''));
+        const m = compileLiterals(needles);
+        const left = e.left;
+        if (left.k === 'call' && left.name === 'lower' && !g.multi) {
+          // lower(x) contains_any {…}: scan x case-folded, lower-case a copy only for non-ASCII input
+          const folded = compileFoldedLiterals(needles);
+          const inner = value(left.args[0]);
+          if (folded !== null && !inner.multi) {
+            const ig = inner.get, lg = g.get;
+            return (c) => {
+              const x = ig(c);
+              if (x === null) return false;
+              const hit = folded(String(x));
+              if (hit !== null) return hit;
+              const y = lg(c);
+              return y !== null && m.test(y as string);
+            };
+          }
+        }
         return lift(g, (x) => m.test(x as string));
       }
       case 'matches': {
@@ -480,8 +500,9 @@ export function compileProgram(program: Program, data: ReadonlyMap<string, Loade
       else effects.push(effect(a));
     }
     const pos = r.src.position(r.decl.idSpan.start);
+    const skips = effects.flatMap((e) => e.skip ?? []);
     return {
-      id: r.decl.id, index: r.index, file: r.src.name, line: pos.line, test, terminal, effects,
+      id: r.decl.id, index: r.index, file: r.src.name, line: pos.line, test, terminal, effects, skips: skips.length > 0 ? skips : null,
       declaredMode: r.mode, mode: r.mode, counters: read,
       actionText: r.decl.actions.map(printAction).join(' '),
     };

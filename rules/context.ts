@@ -4,10 +4,13 @@
 // so a request that matches nothing allocates nothing but what lazy derivations need.
 import type { CounterStore } from './counters.js';
 import type { RuleInput } from './input.js';
-import { clientKeyOf, parseIp } from '../lib/ip.js';
+import { clientKeyOf, parseIp, parseIpv4At } from '../lib/ip.js';
 import { SCALAR_SLOTS, SLOT } from './scheme.js';
 
 export type Scalar = string | number | null;
+const GEO_BITS = (1 << SLOT.COUNTRY) | (1 << SLOT.ASN);
+/** Slots derived on first read (EvalContext.get); the compiler reads every other slot directly. */
+export const LAZY_BITS = (1 << SLOT.HOST) | (1 << SLOT.USER_AGENT) | GEO_BITS;
 export const UNSET = Symbol('unset');
 
 /** Names of the header/arg/cookie values the compiled rules read, each with a multi slot. */
@@ -45,6 +48,8 @@ export class EvalContext {
   readonly cache: unknown[];
   /** skip(…): rules turned off for this evaluation (by index), and which flags are set. */
   skipped: Uint8Array = new Uint8Array(0);
+  /** Indexes of the rules that matched, in order (ruleset.ts run/decide). */
+  hits: Int32Array = new Int32Array(0);
   readonly skipList: number[] = [];
   /** Counter keys of this request (null when a key part is missing). */
   readonly counterKeys: (string | null)[];
@@ -68,8 +73,10 @@ export class EvalContext {
     s[SLOT.CONTENT_LENGTH] = input.contentLength >= 0 ? input.contentLength : null;
     s[SLOT.SNI] = input.sni;
     s[SLOT.LISTENER] = input.listener;
-    s[SLOT.COUNTRY] = input.country;
-    s[SLOT.ASN] = input.asn;
+    // geo.* from a resolver is looked up on first read (get()); without one the input's values stand.
+    const lazyGeo = input.geo !== undefined && input.geo !== null;
+    s[SLOT.COUNTRY] = lazyGeo ? null : input.country;
+    s[SLOT.ASN] = lazyGeo ? null : input.asn;
     s[SLOT.HOUR] = Math.floor(now / 3_600_000) % 24;
     s[SLOT.WEEKDAY] = (Math.floor(now / 86_400_000) + 4) % 7; // 1970-01-01 was a Thursday
     const cc = input.connCur, cr = input.connRate;
@@ -77,7 +84,7 @@ export class EvalContext {
     s[SLOT.CONN_RATE] = cr !== undefined && cr >= 0 ? Math.round(cr) : null;
     s[SLOT.VERSION] = input.version ?? '1.1';
     this.collections = null;
-    this.lazyDone = 0;
+    this.lazyDone = lazyGeo ? 0 : GEO_BITS;
     this.ipParsed = undefined;
     this.headersDone = false;
     this.argsDone = false;
@@ -86,11 +93,16 @@ export class EvalContext {
     for (let i = 0; i < c.length; i++) c[i] = UNSET;
   }
 
-  /** Scalar field value; host and user agent are derived on first use. */
+  /** Scalar field value; host, user agent and geo.* are derived on first use. */
   get(slot: number): Scalar {
-    if (slot === SLOT.HOST || slot === SLOT.USER_AGENT) {
-      const bit = 1 << slot;
-      if ((this.lazyDone & bit) === 0) {
+    const bit = 1 << slot;
+    if ((LAZY_BITS & bit) !== 0 && (this.lazyDone & bit) === 0) {
+      if (slot === SLOT.COUNTRY || slot === SLOT.ASN) {
+        this.lazyDone |= GEO_BITS;
+        const g = (this.input.geo as NonNullable<RuleInput['geo']>)(this.input.ip);
+        this.slots[SLOT.COUNTRY] = g.country;
+        this.slots[SLOT.ASN] = g.asn;
+      } else {
         this.lazyDone |= bit;
         this.slots[slot] = slot === SLOT.HOST ? hostOnly(this.input.host) : this.firstHeader('user-agent');
       }
@@ -106,10 +118,23 @@ export class EvalContext {
     return b === null ? null : clientKeyOf(b);
   }
 
+  /**
+   * ip.src as bytes, parsed once per evaluation. An IPv4 address is written into a buffer this
+   * context owns (no allocation per request): the bytes are valid during this evaluation only, and
+   * nothing keeps them (derived values such as ipmask() copy).
+   */
   ipBytes(): Uint8Array | null {
-    if (this.ipParsed === undefined) this.ipParsed = parseIp(this.input.ip);
+    if (this.ipParsed === undefined) {
+      const ip = this.input.ip;
+      if (typeof ip === 'string' && ip.indexOf(':') < 0) {
+        const v = parseIpv4At(ip, 0, ip.length);
+        if (v < 0) this.ipParsed = null;
+        else { const b = this.v4; b[0] = v >>> 24; b[1] = (v >>> 16) & 255; b[2] = (v >>> 8) & 255; b[3] = v & 255; this.ipParsed = b; }
+      } else this.ipParsed = parseIp(ip);
+    }
     return this.ipParsed;
   }
+  private readonly v4 = new Uint8Array(4);
 
   /** Every value / name of headers, args, cookies (http.headers without an index, http.header_names…), built once per evaluation. */
   private collections: Map<string, string[] | null> | null = null;

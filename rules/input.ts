@@ -33,6 +33,11 @@ export interface RuleInput {
   listener: string;
   country: string | null;
   asn: number | null;
+  /**
+   * Geo lookup done only when a rule reads geo.country / geo.asn (then `country` / `asn` above are
+   * ignored): the edge passes one, so a request that no geo rule examines costs no lookup.
+   */
+  geo?: ((ip: string) => { readonly country: string | null; readonly asn: number | null }) | null;
   /** -1 if the request has no Content-Length. */
   contentLength: number;
   /** The client's open connections on this node (connection guard); absent or -1: not counted. */

@@ -136,6 +136,8 @@ export function tokenize(src: string): Token[] {
       i += 2; continue;
     }
     if ('{}()[],=<>:'.includes(src[i])) { push('punct', src[i], start, i + 1); i++; continue; }
+    // `[*]` (every value of a collection: http.headers[*]); a lone `*` elsewhere stays an error.
+    if (src[i] === '*' && src[i - 1] === '[' && src[i + 1] === ']') { push('punct', '*', start, i + 1); i++; continue; }
     if (c === 33) { push('error', '!', start, i + 1, 0, '"!" is not an operator; use "not"'); i++; continue; }
     // Skip a whole run of unexpected characters as one error token (keeps error counts sane).
     let j = i + 1;

@@ -20,22 +20,30 @@ export function compileLiterals(needles: readonly string[]): LiteralMatcher {
   return new AhoCorasick(uniq);
 }
 
-/** Aho-Corasick over UTF-16 code units with sparse (Map) transitions and failure links. */
+/** Aho-Corasick over UTF-16 code units: a dense table for ASCII, sparse (Map) transitions beyond. */
 class AhoCorasick implements LiteralMatcher {
   private readonly next: Map<number, number>[];
   private readonly fail: number[];
   private readonly out: boolean[];
+  private readonly dfa: AsciiDfa | null;
 
   constructor(needles: readonly string[]) {
     const a = buildAutomaton(needles);
     this.next = a.next;
     this.fail = a.fail;
     this.out = a.outs.map((o) => o.length > 0);
+    this.dfa = AsciiDfa.build(a, false);
   }
 
   test(h: string): boolean {
-    let s = 0;
-    for (let i = 0; i < h.length; i++) {
+    let s = 0, i = 0;
+    const dfa = this.dfa;
+    if (dfa !== null) {
+      const r = dfa.run(h);
+      if (r >= 0) return r === 1;
+      i = dfa.stoppedAt; s = dfa.stoppedState;
+    }
+    for (; i < h.length; i++) {
       const c = h.charCodeAt(i);
       let t = this.next[s].get(c);
       while (t === undefined && s !== 0) { s = this.fail[s]; t = this.next[s].get(c); }
@@ -44,6 +52,60 @@ class AhoCorasick implements LiteralMatcher {
     }
     return false;
   }
+}
+
+/**
+ * The automaton's ASCII part as a dense table (state × 128, failure links folded in). run() answers
+ * 1 (a needle occurs) or 0 (none) for ASCII input, or -1 at the first non-ASCII code unit, leaving
+ * where it stopped in stoppedAt / stoppedState. With foldCase, A–Z step like a–z: `lower(x)
+ * contains_any {…}` then scans x itself, without lower-casing a copy of it first.
+ */
+export class AsciiDfa {
+  stoppedAt = 0;
+  stoppedState = 0;
+  private constructor(private readonly table: Int32Array, private readonly hasOut: Uint8Array) {}
+
+  static build(a: { next: Map<number, number>[]; fail: number[]; outs: number[][] }, foldCase: boolean): AsciiDfa | null {
+    const n = a.next.length;
+    if (n * 128 > 4_000_000) return null;
+    const table = new Int32Array(n * 128);
+    // BFS order guarantees fail[s] is filled before s.
+    const order: number[] = [0];
+    for (let qi = 0; qi < order.length; qi++) for (const t of a.next[order[qi]].values()) order.push(t);
+    for (const s of order) {
+      for (let c = 0; c < 128; c++) {
+        const t = a.next[s].get(c);
+        table[s * 128 + c] = t !== undefined ? t : s === 0 ? 0 : table[a.fail[s] * 128 + c];
+      }
+    }
+    if (foldCase) for (let s = 0; s < n; s++) for (let c = 65; c <= 90; c++) table[s * 128 + c] = table[s * 128 + c + 32];
+    return new AsciiDfa(table, Uint8Array.from(a.outs, (o) => (o.length > 0 ? 1 : 0)));
+  }
+
+  run(h: string): number {
+    const table = this.table, hasOut = this.hasOut;
+    let s = 0;
+    for (let i = 0; i < h.length; i++) {
+      const c = h.charCodeAt(i);
+      if (c >= 128) { this.stoppedAt = i; this.stoppedState = s; return -1; }
+      s = table[s * 128 + c];
+      if (hasOut[s] === 1) return 1;
+    }
+    return 0;
+  }
+}
+
+/**
+ * `lower(x) contains_any {…}` with lower-case needles: scans x with an ASCII case-folding table (no
+ * lower-cased copy); returns null for input with non-ASCII characters, whose lower-casing may change
+ * length or map to ASCII (K, the Kelvin sign, is k) — the caller then lower-cases as usual.
+ */
+export function compileFoldedLiterals(needles: readonly string[]): ((h: string) => boolean | null) | null {
+  const uniq = [...new Set(needles)];
+  if (uniq.length === 0 || uniq.some((n) => n === '' || n !== n.toLowerCase() || /[^\x00-\x7f]/.test(n))) return null;
+  const dfa = AsciiDfa.build(buildAutomaton(uniq), true);
+  if (dfa === null) return null;
+  return (h) => { const r = dfa.run(h); return r < 0 ? null : r === 1; };
 }
 
 /**

@@ -481,7 +481,7 @@ class Parser {
         const dm: Record<string, string> = { is: '==', equals: '==', startswith: 'starts_with', begins_with: 'starts_with', endswith: 'ends_with', has: 'contains', contain: 'contains', match: 'matches', like: 'matches', wildcard: 'matches' };
         this.fail(opTok, 'expected a comparison operator', `write "${dm[opTok.text] ?? '=='}"`);
       }
-      if (left.k === 'field' && left.index === null) return { k: 'ref', name: left.name, span: left.span, paren: false };
+      if (left.k === 'field' && left.index === null && left.star === undefined) return { k: 'ref', name: left.name, span: left.span, paren: false };
       this.fail(opTok, 'expected a comparison operator (==, !=, <, <=, >, >=, starts_with, ends_with, contains, contains_any, in, matches) or exists');
     }
     this.next();
@@ -518,6 +518,13 @@ class Parser {
         }
         if (this.isPunct('[')) {
           this.next();
+          if (this.isPunct('*')) {
+            // http.headers[*]: every value, the same as the collection without an index
+            const star = this.t;
+            this.next();
+            this.expectPunct(']');
+            return { k: 'field', name: t.text, span: this.span(t.start), index: null, star };
+          }
           const key = this.expectString(`a name inside ${t.text}[…]`);
           this.expectPunct(']');
           return { k: 'field', name: t.text, span: this.span(t.start), index: { value: key.text, span: key } };

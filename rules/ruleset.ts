@@ -15,6 +15,10 @@ export interface CounterInfo { readonly name: string; readonly windowMs: number 
 export interface RuleInfo { readonly id: string; readonly file: string; readonly line: number; readonly mode: RuleMode; readonly declaredMode: RuleMode; readonly actions: string }
 
 /** Mutable accumulator used while one evaluation collects effects (allocated only on a match). */
+/** Distinct match lists whose decision is kept (an attacker choosing which rules match cannot grow it further). */
+const MAX_CACHED_DECISIONS = 1024;
+interface DecisionNode { next: Map<number, DecisionNode> | null; decision: Decision | null }
+
 class Acc {
   matched: string[] = [];
   logOnly: LogOnlyHit[] = [];
@@ -44,6 +48,9 @@ export class Ruleset {
 
   private readonly dispatch: Dispatch | null;
   private readonly collector: Collector;
+  /** Decisions of match lists without rate() readers, by rule index path (see decide()). */
+  private decisions: DecisionNode = { next: null, decision: null };
+  private cachedDecisions = 0;
 
 
   constructor(readonly compiled: CompiledProgram, readonly program: Program, hash: string, opts: { index?: boolean } = {}) {
@@ -73,9 +80,11 @@ export class Ruleset {
   setMode(ruleId: string, mode: RuleMode | null): boolean {
     const r = this.byId.get(ruleId);
     if (!r) return false;
-    if (mode === null) { r.mode = r.declaredMode; return true; }
-    if (!MODES.includes(mode)) return false;
-    r.mode = mode;
+    if (mode !== null && !MODES.includes(mode)) return false;
+    r.mode = mode ?? r.declaredMode;
+    // Cached decisions carry the modes they were made with.
+    this.decisions = { next: null, decision: null };
+    this.cachedDecisions = 0;
     return true;
   }
   getMode(ruleId: string): RuleMode | null { return this.byId.get(ruleId)?.mode ?? null; }
@@ -120,39 +129,80 @@ export class Ruleset {
     c.reset(input, path, env.now, env.counters);
     if (c.skipList.length > 0) { for (const i of c.skipList) c.skipped[i] = 0; c.skipList.length = 0; }
     this.updateCounters(c);
-    let acc: Acc | null = null;
     const rules = this.rules;
-    if (c.skipped.length !== rules.length) c.skipped = new Uint8Array(rules.length);
+    if (c.skipped.length !== rules.length) { c.skipped = new Uint8Array(rules.length); c.hits = new Int32Array(rules.length); }
     const skipped = c.skipped;
+    const hits = c.hits;
+    // Matching rules are only noted here (index, no allocation); decide() turns the list into a decision.
+    let n = 0;
     const dispatch = indexed ? this.dispatch : null;
     if (dispatch === null) {
       for (let i = 0; i < rules.length; i++) {
         const r = rules[i];
         if (r.mode === 'off' || skipped[i] === 1 || !r.test(c)) continue;
-        acc ??= new Acc();
-        const d = this.onMatch(r, c, acc);
-        if (d !== null) return d;
+        hits[n++] = i;
+        if (r.mode === 'enforce') { if (r.skips !== null) this.skip(c, r.skips); if (r.terminal !== null) break; }
       }
-      return acc === null ? this.none : this.finish(acc, null, null, null);
+      return this.decide(c, n);
     }
     // Indexed: evaluate only candidate rules (guard may be true) and unguarded rules, in file order.
     const col = this.collector;
     col.n = 0;
     const probes = dispatch.probes;
     for (let p = 0; p < probes.length; p++) probes[p].probe(c, col);
-    const n = col.finish();
+    const nc = col.finish();
     const cand = col.buf;
     const ung = dispatch.unguarded;
     let i = 0, j = 0;
-    while (i < n || j < ung.length) {
-      const idx = j >= ung.length || (i < n && cand[i] < ung[j]) ? cand[i++] : ung[j++];
+    while (i < nc || j < ung.length) {
+      const idx = j >= ung.length || (i < nc && cand[i] < ung[j]) ? cand[i++] : ung[j++];
       const r = rules[idx];
       if (r.mode === 'off' || skipped[idx] === 1 || !r.test(c)) continue;
-      acc ??= new Acc();
-      const d = this.onMatch(r, c, acc);
-      if (d !== null) return d;
+      hits[n++] = idx;
+      if (r.mode === 'enforce') { if (r.skips !== null) this.skip(c, r.skips); if (r.terminal !== null) break; }
     }
-    return acc === null ? this.none : this.finish(acc, null, null, null);
+    return this.decide(c, n);
+  }
+
+  private skip(c: EvalContext, rules: readonly number[]): void {
+    for (let k = 0; k < rules.length; k++) { const i = rules[k]; if (c.skipped[i] === 0) { c.skipped[i] = 1; c.skipList.push(i); } }
+  }
+
+  /**
+   * The decision for the rules that matched (c.hits[0..n), in order). Everything in it follows from
+   * that list and the rules' modes — actions, effects, log_only records — except counter values,
+   * which only rules reading rate() report. So for lists without such a rule the decision is built
+   * once and reused (a trie keyed by rule index): a rule set whose "security-headers" rule matches
+   * every request does not build an accumulator and a frozen decision for each of them.
+   */
+  private decide(c: EvalContext, n: number): Decision {
+    if (n === 0) return this.none;
+    const hits = c.hits;
+    const rules = this.rules;
+    let dynamic = false;
+    for (let k = 0; k < n; k++) if (rules[hits[k]].counters.length > 0) { dynamic = true; break; }
+    let node: DecisionNode | null = null;
+    if (!dynamic) {
+      node = this.decisions;
+      for (let k = 0; k < n && node !== null; k++) node = node.next?.get(hits[k]) ?? null;
+      if (node !== null && node.decision !== null) return node.decision;
+    }
+    const acc = new Acc();
+    let d: Decision | null = null;
+    for (let k = 0; k < n && d === null; k++) d = this.onMatch(rules[hits[k]], c, acc);
+    d ??= this.finish(acc, null, null, null);
+    if (!dynamic && this.cachedDecisions < MAX_CACHED_DECISIONS) {
+      let at = this.decisions;
+      for (let k = 0; k < n; k++) {
+        const m = (at.next ??= new Map());
+        let nx = m.get(hits[k]);
+        if (nx === undefined) { nx = { next: null, decision: null }; m.set(hits[k], nx); }
+        at = nx;
+      }
+      at.decision = d;
+      this.cachedDecisions++;
+    }
+    return d;
   }
 
   private onMatch(r: CompiledRule, c: EvalContext, acc: Acc): Decision | null {
@@ -164,8 +214,7 @@ export class Ruleset {
     acc.matched.push(r.id);
     for (let k = 0; k < r.effects.length; k++) {
       const e = r.effects[k];
-      if (e.kind === 'skip') { for (const i of e.skip!) { if (c.skipped[i] === 0) { c.skipped[i] = 1; c.skipList.push(i); } } continue; }
-      applyEffect(acc, e, r.id);
+      if (e.kind !== 'skip') applyEffect(acc, e, r.id);
     }
     return r.terminal !== null ? this.finish(acc, r.terminal, r.id, r.mode) : null;
   }
@@ -219,9 +268,9 @@ export class Ruleset {
 
   private finish(acc: Acc, action: TerminalAction | null, ruleId: string | null, mode: RuleMode | null): Decision {
     return Object.freeze({
-      action, ruleId, mode, rulesetHash: this.hash, matched: acc.matched, logOnly: acc.logOnly, backend: acc.backend,
-      priority: acc.priority, priorityClass: acc.priorityClass, requestHeaders: acc.requestHeaders,
-      responseHeaders: acc.responseHeaders, logs: acc.logs, counters: acc.counters, refused: null,
+      action, ruleId, mode, rulesetHash: this.hash, matched: Object.freeze(acc.matched), logOnly: Object.freeze(acc.logOnly), backend: acc.backend,
+      priority: acc.priority, priorityClass: acc.priorityClass, requestHeaders: Object.freeze(acc.requestHeaders),
+      responseHeaders: Object.freeze(acc.responseHeaders), logs: Object.freeze(acc.logs), counters: acc.counters, refused: null,
     });
   }
 }

@@ -63,8 +63,15 @@ export interface RegexCost {
 /** Measured costs on the reference machine (bench/regex.ts): a DFA table step, an NFA closure step. */
 export const NS_PER_DFA_STEP = 5;
 export const NS_PER_NFA_STEP = 6;
-/** Closure steps allowed to build one regex's DFA at load (≈ 50–150 ms at most). */
+/**
+ * Work units allowed to build one regex's DFA at load: closure steps, plus for every table cell
+ * CELL_WORK and the sizes of the state sets it pruned and keyed (≈ 50–150 ms at most).
+ */
 export const MAX_REGEX_BUILD_WORK = 8_000_000;
+/** Work units all regexes of one ruleset may spend together at load (the checker refuses the rest with E_REGEX_COST). */
+export const MAX_RULESET_REGEX_BUILD_WORK = 128_000_000;
+/** Fixed work of computing one DFA table cell (the state key string and its map lookup). */
+const CELL_WORK = 16;
 
 /** Worst-case microseconds of one test() on `inputLength` code units. */
 export function regexCostMicros(cost: RegexCost, inputLength: number): number {
@@ -768,6 +775,8 @@ class LinearRegex implements SafeRegex {
     }
     if (this.reseed) nextStates.push(this.nfa.start);
     const uniq = this.prune(nextStates);
+    // Load-time work of this cell beyond the closure: the prune, the state key and its lookup.
+    this.work += CELL_WORK + nextStates.length + uniq.length;
     const nctx = this.nfa.hasWordAssert && nextWord ? CTX_PREV_WORD : 0;
     let t = this.intern(uniq, nctx);
     if (t === -1 && this.exploring) { this.overflow = true; return this.dead >= 0 ? this.dead : 0; }

@@ -170,7 +170,7 @@ export async function startEdge(cfg: EdgeConfig, opts: EdgeOptions = {}): Promis
     if (needsGeo || cfg.sections.geo !== undefined && (cfg.sections.geo as GeoOptions).countryDb !== undefined) {
       // maxmind is loaded only when a rule or the geo section needs it (~9 MB of RSS).
       const { openGeo } = await import('../../geo/index.js');
-      geo = await openGeo({ ...(cfg.sections.geo as GeoOptions), onReload: (e) => { if (!e.ok) bus.emit(errorEvent(`geo ${e.source} reload failed: ${e.error ?? ''}`)); } });
+      geo = await openGeo({ ...(cfg.sections.geo as GeoOptions), shared, onReload: (e) => { if (!e.ok) bus.emit(errorEvent(`geo ${e.source} reload failed: ${e.error ?? ''}`)); } });
       const g = geo;
       cleanups.push(() => g.close());
     }

@@ -10,7 +10,7 @@ import type { EventBus } from '../observe/events/bus.js';
 import type { RuleManager } from '../../rules/manager.js';
 import type { EvalEnv, RuleInput } from '../../rules/input.js';
 import type { Decision, HeaderOp } from '../../rules/decision.js';
-import type { GeoLookup } from '../../geo/lookup.js';
+import type { GeoLookup, GeoResult } from '../../geo/lookup.js';
 import { blockEvent, eventClient, eventRequest } from '../observe/events/build.js';
 
 const GUARD_KIND: readonly ActionKind[] = ['deny', 'deny', 'deny', 'deny', 'rate_limit'];
@@ -80,18 +80,26 @@ export class RulesAdapter implements RulesStage {
     private readonly conns: ConnCounts | null = null,
   ) {
     this.env = { now: 0, counters };
+    const g = geo;
+    // geo.* is looked up when a rule first reads it (rules/context.ts), and kept on the transaction
+    // for the events and the access log.
+    this.geoOf = g === null ? null : (ip: string) => {
+      const r = g.lookup(ip);
+      const tx = this.current;
+      if (tx !== null) { tx.country = r.country; tx.asn = r.asn; tx.geoDone = true; }
+      return r;
+    };
   }
 
   private readonly env: EvalEnv;
+  private readonly geoOf: ((ip: string) => GeoResult) | null;
+  /** The transaction being evaluated (geoOf fills its geo fields). */
+  private current: Transaction | null = null;
 
   evaluate(tx: Transaction, now: number): ActionSpec | null {
     const ruleset = this.manager.current();
-    if (this.geo !== null && (ruleset.needsCountry || ruleset.needsAsn)) {
-      const g = this.geo.lookup(tx.clientIp);
-      tx.country = g.country;
-      tx.asn = g.asn;
-    }
     const input = this.input;
+    input.geo = ruleset.needsCountry || ruleset.needsAsn ? this.geoOf : null;
     input.ip = tx.clientIp; input.clientKey = tx.clientKey; input.method = tx.method; input.host = tx.host; input.path = tx.path; input.canonicalPath = tx.canonicalPath;
     input.query = tx.query; input.sni = tx.sni; input.version = tx.httpVersion;
     input.headers = tx.headers; input.listener = tx.listener; input.country = tx.country; input.asn = tx.asn;
@@ -104,8 +112,15 @@ export class RulesAdapter implements RulesStage {
     }
     const env = this.env;
     env.now = now;
+    this.current = tx;
     const d: Decision = ruleset.evaluate(input, env);
+    this.current = null;
     input.headers = NO_HEADERS; // do not keep the last request's headers alive
+    // A request the rules act on (or log) is reported with its geo data even when no rule read it.
+    if (input.geo !== null && !tx.geoDone && (d.action !== null || d.logOnly.length > 0)) {
+      const g = (this.geo as GeoLookup).lookup(tx.clientIp);
+      tx.country = g.country; tx.asn = g.asn; tx.geoDone = true;
+    }
     // Reported at the end of the transaction (finished()), when the client's status is known.
     if (d.logOnly.length > 0) tx.logOnly = d.logOnly;
     if (d.backend !== null) tx.routeBackend = d.backend;

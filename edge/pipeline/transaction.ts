@@ -54,6 +54,8 @@ export class Transaction {
   // --- geo (only when a rule needs it) ---
   country: string | null = null;
   asn: number | null = null;
+  /** country/asn have been looked up (the rules stage looks up only when a rule reads geo.*). */
+  geoDone = false;
 
   // --- rules / action ---
   ruleId: string | null = null;
