@@ -154,12 +154,29 @@ export class AdminApi {
     return out;
   }
 
-  private async persistServer(key: string, change: (cur: RuntimeServer) => RuntimeServer | null): Promise<void> {
-    const changed = change({ ...(this.runtime[key] ?? {}) });
+  /** Runtime server changes in force (a config file reload applies them with the file: process.ts). */
+  runtimeChanges(): Readonly<Record<string, RuntimeServer>> { return this.runtime; }
+
+  /**
+   * Records a runtime server change in memory first — a file reload that runs while the change is
+   * being applied then applies it too — then applies it (`apply`; on failure the record is undone)
+   * and persists it.
+   */
+  private async changeServer(key: string, change: (cur: RuntimeServer) => RuntimeServer | null, apply: () => Promise<{ ok: boolean; errors: string[] }> | { ok: boolean; errors: string[] }): Promise<void> {
+    const before = this.runtime[key];
+    const changed = change({ ...(before ?? {}) });
     const next = changed === null ? null : Object.fromEntries(Object.entries(changed).filter(([, v]) => v !== undefined)) as RuntimeServer;
     const empty = next === null || Object.keys(next).length === 0;
-    if (empty) delete this.runtime[key]; else this.runtime[key] = next;
+    const set = (v: RuntimeServer | undefined): void => { if (v === undefined) delete this.runtime[key]; else this.runtime[key] = v; };
+    set(empty ? undefined : next as RuntimeServer);
+    let r: { ok: boolean; errors: string[] };
+    try { r = await apply(); } catch (err) { r = { ok: false, errors: [(err as Error).message] }; }
+    if (!r.ok) { set(before); throw new HttpError(422, r.errors.join('; ')); }
     await this.d.store.putServer(key, empty ? null : next);
+  }
+
+  private async persistServer(key: string, change: (cur: RuntimeServer) => RuntimeServer | null): Promise<void> {
+    await this.changeServer(key, change, () => ({ ok: true, errors: [] }));
   }
 
   private runtimeServers(): NonNullable<AdminTargets['runtimeServers']> {
@@ -185,9 +202,7 @@ export class AdminApi {
     if (typeof backup !== 'boolean') throw new HttpError(400, 'body.backup must be true or false');
     if (pool.servers().some((s) => s.name === b.name)) throw new HttpError(409, `backend ${backend} already has a server "${b.name}"`);
     const spec = { name: b.name, url: b.url, weight, maxconn, backup };
-    const r = rs.add(backend, spec);
-    if (!r.ok) throw new HttpError(422, r.errors.join('; '));
-    await this.persistServer(`${backend}/${b.name}`, (cur) => ({ ...cur, removed: undefined, added: { url: spec.url, weight, maxconn, backup } }));
+    await this.changeServer(`${backend}/${b.name}`, (cur) => ({ ...cur, removed: undefined, added: { url: spec.url, weight, maxconn, backup } }), () => rs.add(backend, spec));
     this.audit(c, 'server.add', `${backend}/${b.name}`, null, spec);
     const info = this.d.targets.pools().find((p) => p.name === backend)?.servers().find((s) => s.name === b.name);
     return { status: 201, body: info ?? spec };
@@ -197,11 +212,9 @@ export class AdminApi {
   private async serverRemove(c: Call): Promise<Reply> {
     const rs = this.runtimeServers();
     const { pool, info } = this.findServer(c);
-    const r = rs.remove(pool.name, info.name);
-    if (!r.ok) throw new HttpError(422, r.errors.join('; '));
     const key = `${pool.name}/${info.name}`;
     // A server added at runtime simply goes; one from the file is remembered as removed.
-    await this.persistServer(key, (cur) => (cur.added ? null : { removed: true }));
+    await this.changeServer(key, (cur) => (cur.added ? null : { removed: true }), () => rs.remove(pool.name, info.name));
     this.audit(c, 'server.remove', key, info, null);
     return { status: 200, body: { backend: pool.name, name: info.name, removed: true } };
   }
@@ -232,9 +245,12 @@ export class AdminApi {
     if (typeof w !== 'number' || !Number.isInteger(w) || w < 0 || w > 256) throw new HttpError(400, 'body.weight must be an integer 0..256');
     const { pool, info } = this.findServer(c);
     const before = info.weight;
-    if (!pool.setWeight(info.name, w)) throw new HttpError(409, `server ${pool.name}/${info.name} refused weight ${w}`);
-    const after = pool.servers().find((s) => s.name === info.name) ?? info;
-    await this.persistServer(`${pool.name}/${info.name}`, (cur) => (cur.added ? { ...cur, added: { ...cur.added, weight: w } } : { ...cur, weight: w }));
+    const rs = this.d.targets.runtimeServers;
+    // Through the config in force where the edge offers it (a file reload then keeps the weight).
+    if (rs?.weight === undefined && !pool.setWeight(info.name, w)) throw new HttpError(409, `server ${pool.name}/${info.name} refused weight ${w}`);
+    await this.changeServer(`${pool.name}/${info.name}`, (cur) => (cur.added ? { ...cur, added: { ...cur.added, weight: w } } : { ...cur, weight: w }),
+      () => (rs?.weight !== undefined ? rs.weight(pool.name, info.name, w) : { ok: true, errors: [] }));
+    const after = this.d.targets.pools().find((p) => p.name === pool.name)?.servers().find((s) => s.name === info.name) ?? info;
     this.audit(c, 'server.weight', `${pool.name}/${info.name}`, before, after.weight);
     return { status: 200, body: after };
   }
@@ -405,11 +421,13 @@ export class AdminApi {
       const backend = key.slice(0, i), name = key.slice(i + 1);
       const pool = () => this.d.targets.pools().find((p) => p.name === backend);
       const has = (): boolean => pool()?.servers().some((s) => s.name === name) ?? false;
-      if (ch.removed && has() && rs) rs.remove(backend, name);
-      if (ch.added && !has() && rs) rs.add(backend, { name, ...ch.added });
+      if (ch.removed && has() && rs) await rs.remove(backend, name);
+      if (ch.added && !has() && rs) await rs.add(backend, { name, ...ch.added });
       const p = pool();
       if (p === undefined || !has()) continue;
-      if (ch.weight !== undefined) p.setWeight(name, ch.weight);
+      if (ch.weight !== undefined && p.servers().find((s) => s.name === name)?.weight !== ch.weight) {
+        if (rs?.weight !== undefined) await rs.weight(backend, name, ch.weight); else p.setWeight(name, ch.weight);
+      }
       if (ch.state !== undefined && p.servers().find((s) => s.name === name)?.state !== ch.state) p.setState(name, ch.state);
     }
     let modes = 0;

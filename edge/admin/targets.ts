@@ -82,10 +82,15 @@ export interface AdminTargets {
   /** Default grace of a drain (ha.drain_grace). */
   drainGraceMs?: number;
   redisState(): 'ok' | 'degraded' | 'off';
-  /** Adds / removes a server at runtime (a live reconfiguration of its backend); null: not available. */
+  /**
+   * Adds / removes / re-weights a server at runtime (a live reconfiguration of its backend, so that
+   * the config in force holds it and a file reload keeps it); null: not available.
+   */
   runtimeServers?: {
-    add(backend: string, server: { name: string; url: string; weight: number; maxconn: number; backup: boolean }): { ok: boolean; errors: string[] };
-    remove(backend: string, server: string): { ok: boolean; errors: string[] };
+    add(backend: string, server: { name: string; url: string; weight: number; maxconn: number; backup: boolean }): Promise<{ ok: boolean; errors: string[] }>;
+    remove(backend: string, server: string): Promise<{ ok: boolean; errors: string[] }>;
+    /** Absent: the weight is set on the pool only (BackendPool.setWeight). */
+    weight?(backend: string, server: string, weight: number): Promise<{ ok: boolean; errors: string[] }>;
   } | null;
   /** Re-reads and applies the config file (null: not available, e.g. an edge without a file). */
   reloadConfig?: (() => Promise<{ ok: boolean; errors: string[]; changes: string[]; restartRequired: string[] }>) | null;

@@ -218,7 +218,7 @@ export async function applyWorkerCommand(edge: RunningEdge, cmd: WorkerCommand):
     case 'rules-reload': return edge.rules !== null && (await edge.rules.reload('admin')).ok;
     case 'table-clear': return edge.guard.table.delete(cmd.key);
     case 'config-apply': {
-      const r = edge.reconfigure(cmd.config, cmd.shared);
+      const r = await edge.reconfigure(cmd.config, cmd.shared);
       if (!r.ok) throw new Error(`config not applied: ${r.errors.join('; ')}`);
       return true;
     }
