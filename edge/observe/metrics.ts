@@ -29,12 +29,30 @@ export interface MetricsSources {
    * refused connections held in the tarpit (edge/shield/connection-guard.ts openConnections / tarpitted).
    */
   connections(): { open: number; tarpitted: number };
+  /** Traffic history and capacity view (edge/history/service.ts), when kept. */
+  history(): HistoryView;
+}
+
+/** The part of edge/history/service.ts HistoryService the metrics read at scrape time. */
+export interface HistoryView {
+  status(): {
+    bytes: number; maxBytes: number; records: number; trimmed: number;
+    file: { bytes: number; maxBytes: number; writeErrors: number; corrupt: unknown } | null;
+    cluster: { state: 'ok' | 'degraded' | 'off'; dropped: number };
+  };
+  capacityCached(): {
+    target: number;
+    rows: readonly {
+      kind: string; backend: string; server: string | null; capacityRps: number | null; headroomRps: number | null;
+      current: { util: number } | null; trend: { perWeek: number } | null; crossing: { date: string | null; already: boolean } | null;
+    }[];
+  };
 }
 
 /** The part of edge/backend/types.ts BackendPool the metrics read. */
 export interface PoolView {
   readonly name: string;
-  servers(): readonly { name: string; state: string; weight: number; active: number; queued: number }[];
+  servers(): readonly { name: string; state: string; weight: number; active: number; queued: number; maxconn?: number }[];
   queueLength(): number;
 }
 
@@ -58,6 +76,10 @@ export interface MetricsDelta {
   upstream: [backend: string, kind: string, n: number][];
   /** backend, bucket increments, sum increment, count increment */
   latency: [backend: string, buckets: number[], sum: number, count: number][];
+  /** Requests by protocol ("1.0", "1.1", "2"). */
+  proto?: [proto: string, n: number][];
+  /** HTTP/2 defences that fired, by name. */
+  h2?: [defence: string, n: number][];
 }
 
 function unsent(c: CountCell): number {
@@ -88,6 +110,10 @@ export class Metrics {
   private readonly queueFullCells = new Map<string, CountCell>();
   private readonly upstreamErrCells = new Map<string, Map<string, CountCell>>();
   private readonly upstreamErrList: CountCell[] = [];
+  private readonly protoCells = new Map<string, CountCell>();
+  private lastProto = '';
+  private lastProtoCell: CountCell | null = null;
+  private readonly h2Cells = new Map<string, CountCell>();
   private sources: Partial<MetricsSources> = {};
   private readonly sinkSources: (() => readonly SinkStats[])[] = [];
   private readonly sinkReported = new Map<string, number>();
@@ -98,6 +124,8 @@ export class Metrics {
   ruleHits = 0;
   blocked = 0;
   guardRejects = 0;
+  /** HTTP/2 defences fired (all kinds). */
+  http2Defences = 0;
   queueTimeouts = 0;
   connectionsActive = 0;
   readonly latencyAll: LatencyCell = { backend: '*', buckets: new Float64Array(LATENCY_BUCKETS.length), sum: 0, count: 0 };
@@ -128,6 +156,8 @@ export class Metrics {
       ['backend', 'server', 'code'], () => this.reqList);
     cellCounter('rule_hits_total', 'Rule matches by rule id, mode (enforce, log_only) and action', ['rule', 'mode', 'action'], () => this.ruleList);
     cellCounter('guard_rejections_total', 'Connections or requests refused by the connection guard, by reason', ['reason'], () => this.guardCells.values());
+    cellCounter('http_requests_by_protocol_total', 'Client requests by protocol version ("1.0", "1.1", "2")', ['protocol'], () => this.protoCells.values());
+    cellCounter('http2_defences_total', 'HTTP/2 denial-of-service defences that fired, by defence (rapid_reset, continuation_flood, settings_flood, ping_flood, write_stall …; docs/http2.md)', ['defence'], () => this.h2Cells.values());
     cellCounter('queue_timeouts_total', 'Requests that waited in a backend queue longer than timeout queue (503 sQ)', ['backend'], () => this.queueTimeoutCells.values());
     cellCounter('queue_full_total', 'Requests refused because the backend queue was full (503 sQ)', ['backend'], () => this.queueFullCells.values());
     cellCounter('upstream_errors_total', 'Upstream failures by backend and kind (connect, reset, timeout_*, protocol)', ['backend', 'kind'], () => this.upstreamErrList);
@@ -168,6 +198,14 @@ export class Metrics {
         for (const pool of self.sources.pools?.() ?? []) for (const s of pool.servers()) this.set({ backend: pool.name, server: s.name }, s.weight);
       },
     });
+    new client.Gauge({
+      name: p + 'server_maxconn', help: 'Configured maxconn of each server (0 = unlimited): utilisation = server_active_connections / server_maxconn', labelNames: ['backend', 'server'], registers: [reg],
+      collect(this: Gauge<string>) {
+        this.reset();
+        for (const pool of self.sources.pools?.() ?? []) for (const s of pool.servers()) this.set({ backend: pool.name, server: s.name }, s.maxconn ?? 0);
+      },
+    });
+    this.historyMetrics(client, reg);
     new client.Gauge({
       name: p + 'server_up', help: 'Server state: 1 when up (takes new traffic), 0 when down, drain or maint; `state` label names it',
       labelNames: ['backend', 'server', 'state'], registers: [reg],
@@ -231,6 +269,64 @@ export class Metrics {
       },
     });
     return reg;
+  }
+
+  /** History and capacity gauges (edge/history/): what a Grafana capacity panel needs. */
+  private historyMetrics(client: PromClient, reg: Registry): void {
+    const p = this.prefix;
+    const self = this;
+    const status = () => self.sources.history?.().status() ?? null;
+    const rows = () => self.sources.history?.().capacityCached().rows ?? [];
+    const labels = (r: { backend: string; server: string | null }) => ({ backend: r.backend, server: r.server ?? '-' });
+    const gauge = (name: string, help: string, labelNames: string[], fill: (g: Gauge<string>) => void): void => {
+      new client.Gauge({ name: p + name, help, labelNames, registers: [reg], collect(this: Gauge<string>) { this.reset(); fill(this); } });
+    };
+    gauge('history_bytes', 'Bytes of traffic history held, in memory (records) and on disk (file)', ['where'], (g) => {
+      const s = status();
+      if (s === null) return;
+      g.set({ where: 'memory' }, s.bytes);
+      if (s.file !== null) g.set({ where: 'disk' }, s.file.bytes);
+    });
+    gauge('history_max_bytes', 'Bounds of the traffic history (history.max_memory, history.max_disk)', ['where'], (g) => {
+      const s = status();
+      if (s === null) return;
+      g.set({ where: 'memory' }, s.maxBytes);
+      if (s.file !== null) g.set({ where: 'disk' }, s.file.maxBytes);
+    });
+    gauge('history_records', 'History records held (all tiers, all nodes)', [], (g) => { g.set(status()?.records ?? 0); });
+    gauge('history_trimmed_buckets', 'History buckets dropped before their retention to stay within the byte bound (since start)', [], (g) => { g.set(status()?.trimmed ?? 0); });
+    gauge('history_cluster_up', 'History shared through Redis: 1 ok, 0 degraded (this node only), -1 not shared', [], (g) => {
+      const st = status()?.cluster.state ?? 'off';
+      g.set(st === 'ok' ? 1 : st === 'degraded' ? 0 : -1);
+    });
+    gauge('history_file_problems', 'History file write errors since start, plus 1 when the file was found damaged and set aside at start', [], (g) => {
+      const s = status();
+      g.set(s?.file === null || s === null ? 0 : s.file.writeErrors + (s.file.corrupt ? 1 : 0));
+    });
+    gauge('capacity_target_ratio', 'Target utilisation band of the capacity view (history.target)', [], (g) => {
+      const h = self.sources.history?.();
+      if (h) g.set(h.capacityCached().target);
+    });
+    gauge('capacity_peak_utilisation_ratio', 'Highest busiest-hour utilisation of the last 7 days (peak concurrent / maxconn, or rps / capacity); server "-" for the backend', ['backend', 'server'], (g) => {
+      for (const r of rows()) if (r.current !== null) g.set(labels(r), r.current.util);
+    });
+    gauge('capacity_headroom_rps', 'Requests per second a server or backend can take more before its busiest hour reaches the target band', ['backend', 'server'], (g) => {
+      for (const r of rows()) if (r.headroomRps !== null) g.set(labels(r), r.headroomRps);
+    });
+    gauge('capacity_trend_per_week_ratio', 'Trend of the daily peak utilisation (Theil–Sen), in utilisation per week', ['backend', 'server'], (g) => {
+      for (const r of rows()) if (r.trend !== null) g.set(labels(r), r.trend.perWeek);
+    });
+    gauge('capacity_days_to_target', 'Days until the daily peak reaches the target band at the current trend (0: already there; absent: not within two years)', ['backend', 'server'], (g) => {
+      const today = Math.floor(Date.now() / 86_400_000);
+      for (const r of rows()) {
+        if (r.crossing === null) continue;
+        if (r.crossing.already) g.set(labels(r), 0);
+        else if (r.crossing.date !== null) g.set(labels(r), Math.round(Date.parse(r.crossing.date) / 86_400_000) - today);
+      }
+    });
+    gauge('server_capacity_rps', 'Configured request rate a server or backend can take (history.capacity)', ['backend', 'server'], (g) => {
+      for (const r of rows()) if (r.capacityRps !== null) g.set(labels(r), r.capacityRps);
+    });
   }
 
   /** Attach (or replace) the state sources read at scrape time. */
@@ -317,6 +413,31 @@ export class Metrics {
     labelled(this.guardCells, 'reason', reason).value++;
   }
 
+  /** One finished request's protocol version (tx.httpVersion). */
+  protocol(version: string): void {
+    if (version !== this.lastProto) { this.lastProtoCell = labelled(this.protoCells, 'protocol', version); this.lastProto = version; }
+    (this.lastProtoCell as CountCell).value++;
+  }
+
+  /** Requests by protocol since start (dashboard). */
+  protocols(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const [k, c] of this.protoCells) out[k] = c.value;
+    return out;
+  }
+
+  http2Defence(defence: string): void {
+    this.http2Defences++;
+    labelled(this.h2Cells, 'defence', defence).value++;
+  }
+
+  /** HTTP/2 defences fired since start, by name (dashboard). */
+  http2DefenceCounts(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const [k, c] of this.h2Cells) out[k] = c.value;
+    return out;
+  }
+
   queueTimeout(backend: string): void {
     this.queueTimeouts++;
     labelled(this.queueTimeoutCells, 'backend', backend).value++;
@@ -350,6 +471,8 @@ export class Metrics {
     for (const c of this.queueTimeoutCells.values()) { const n = unsent(c); if (n > 0) { d.queueTimeout.push([c.labels.backend, n]); any = true; } }
     for (const c of this.queueFullCells.values()) { const n = unsent(c); if (n > 0) { d.queueFull.push([c.labels.backend, n]); any = true; } }
     for (const c of this.upstreamErrList) { const n = unsent(c); if (n > 0) { d.upstream.push([c.labels.backend, c.labels.kind, n]); any = true; } }
+    for (const c of this.protoCells.values()) { const n = unsent(c); if (n > 0) { (d.proto ??= []).push([c.labels.protocol, n]); any = true; } }
+    for (const c of this.h2Cells.values()) { const n = unsent(c); if (n > 0) { (d.h2 ??= []).push([c.labels.defence, n]); any = true; } }
     for (const c of this.latCells.values()) {
       const sent = c.sent ?? (c.sent = { buckets: new Float64Array(LATENCY_BUCKETS.length), sum: 0, count: 0 });
       if (c.count === sent.count) continue;
@@ -374,6 +497,8 @@ export class Metrics {
     for (const [backend, n] of d.queueTimeout) for (let i = 0; i < n; i++) this.queueTimeout(backend);
     for (const [backend, n] of d.queueFull) for (let i = 0; i < n; i++) this.queueFull(backend);
     for (const [backend, kind, n] of d.upstream) for (let i = 0; i < n; i++) this.upstreamError(backend, kind);
+    for (const [proto, n] of d.proto ?? []) labelled(this.protoCells, 'protocol', proto).value += n;
+    for (const [defence, n] of d.h2 ?? []) { labelled(this.h2Cells, 'defence', defence).value += n; this.http2Defences += n; }
     for (const [backend, buckets, sum, count] of d.latency) {
       for (const c of [this.latencyCell(backend), this.latencyAll]) {
         for (let i = 0; i < buckets.length && i < c.buckets.length; i++) c.buckets[i] += buckets[i];
