@@ -10,6 +10,7 @@ import { sectionFragments, normalizeSections } from './sections.js';
 import { parseDuration, parseSize } from './units.js';
 import { normalizeConfig, type EdgeConfig } from './normalize.js';
 import { listenConfigChecks } from '../tls/certificates.js';
+import { historyChecks } from '../history/config.js';
 
 export interface ConfigError { file: string; line: number; path: string; message: string }
 
@@ -210,6 +211,7 @@ function crossChecks(raw: Record<string, unknown>): CrossError[] {
     });
   }
   out.push(...siteChecks(raw));
+  out.push(...historyChecks(raw)); // history.timezone known to Intl
   const listen = raw.listen as { address: string }[];
   const addrs = new Set<string>();
   listen.forEach((l, i) => {

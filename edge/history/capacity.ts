@@ -23,6 +23,8 @@ export interface CapacityOptions {
   /** Live topology (which servers are backups, weights), to spread a lost server's traffic. */
   servers?: readonly { backend: string; name: string; backup: boolean }[];
   now: number;
+  /** IANA time zone that cuts days and hours of day (`history.timezone`, default UTC). */
+  timezone?: string;
 }
 
 export interface DayPeak { day: string; hour: number; util: number; utilConn: number | null; utilRps: number | null; peakConc: number; maxconn: number; rps: number }
@@ -45,6 +47,8 @@ export interface CapacityRow {
 
 export interface CapacityView {
   target: number;
+  /** The time zone of `days[].day` and `days[].hour`. */
+  timezone: string;
   from: string; to: string;
   whatIf: { growthPct: number; lose: string | null };
   /** Servers (and backends) that reach the target band under the what-if. */
@@ -53,6 +57,27 @@ export interface CapacityView {
 }
 
 const isoDay = (day: number): string => new Date(day * DAY).toISOString().slice(0, 10);
+
+/**
+ * The local calendar day (days since 1970-01-01 of the local date) and hour of day of an instant in
+ * `tz`. Buckets are whole UTC hours: in a zone offset by a fraction of an hour (Asia/Kolkata) a
+ * bucket is named by the local hour it starts in. Cached per instant (one call per bucket per series).
+ */
+function localClock(tz: string): (t: number) => { day: number; hour: number } {
+  if (tz === 'UTC') return (t) => ({ day: Math.floor(t / DAY), hour: new Date(t).getUTCHours() });
+  const fmt = new Intl.DateTimeFormat('en-US', { timeZone: tz, hourCycle: 'h23', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit' });
+  const cache = new Map<number, { day: number; hour: number }>();
+  return (t) => {
+    let v = cache.get(t);
+    if (v === undefined) {
+      const p: Record<string, number> = {};
+      for (const part of fmt.formatToParts(t)) if (part.type !== 'literal') p[part.type] = Number(part.value);
+      v = { day: Math.floor(Date.UTC(p.year, p.month - 1, p.day) / DAY), hour: p.hour % 24 };
+      cache.set(t, v);
+    }
+    return v;
+  };
+}
 
 /** Hourly records per series over [from, to): the 1 h tier, completed from the 5 min tier where an hour is not rolled up yet. */
 function hourly(store: HistoryStore, from: number, to: number): Map<string, Map<number, HistoryRecord>> {
@@ -91,7 +116,8 @@ export function capacityView(store: HistoryStore, o: CapacityOptions): CapacityV
   const from = Math.floor((o.now - o.days * DAY) / DAY) * DAY;
   const series = hourly(store, from, to);
   const rows: CapacityRow[] = [];
-  const today = Math.floor(o.now / DAY);
+  const clock = localClock(o.timezone ?? 'UTC');
+  const today = clock(o.now).day;
   for (const [k, hours] of series) {
     const [kind, key] = k.split('\u0000') as ['server' | 'backend', string];
     const slash = key.indexOf('/');
@@ -108,10 +134,11 @@ export function capacityView(store: HistoryStore, o: CapacityOptions): CapacityV
       const utilConn = f[F.maxconn] > 0 ? f[F.concPeak] / f[F.maxconn] : null;
       const utilRps = cap !== null && cap > 0 ? rps / cap : null;
       const util = Math.max(utilConn ?? 0, utilRps ?? 0);
-      const day = Math.floor(h / DAY);
+      const local = clock(h);
+      const day = local.day;
       const prev = byDay.get(day);
       if (prev === undefined || util > prev.util || (util === prev.util && rps > prev.rps)) {
-        byDay.set(day, { day: isoDay(day), hour: new Date(h).getUTCHours(), util, utilConn, utilRps, peakConc: f[F.concPeak], maxconn: f[F.maxconn], rps });
+        byDay.set(day, { day: isoDay(day), hour: local.hour, util, utilConn, utilRps, peakConc: f[F.concPeak], maxconn: f[F.maxconn], rps });
       }
     }
     const dayNums = [...byDay.keys()].sort((a, b) => a - b);
@@ -146,7 +173,7 @@ export function capacityView(store: HistoryStore, o: CapacityOptions): CapacityV
   applyWhatIf(rows, o);
   rows.sort((a, b) => (a.backend === b.backend ? (a.kind === b.kind ? a.key.localeCompare(b.key) : a.kind === 'backend' ? -1 : 1) : a.backend.localeCompare(b.backend)));
   return {
-    target: o.target, from: new Date(from).toISOString(), to: new Date(to).toISOString(),
+    target: o.target, timezone: o.timezone ?? 'UTC', from: new Date(from).toISOString(), to: new Date(to).toISOString(),
     whatIf: { growthPct: o.growthPct, lose: o.lose },
     crossing: rows.filter((r) => r.whatIf.crosses).map((r) => r.key),
     rows,

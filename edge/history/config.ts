@@ -17,6 +17,8 @@ export interface HistorySection {
   target: number;
   /** "backend/server" or "backend" → requests per second it can take. */
   capacityRps: Record<string, number>;
+  /** IANA time zone of the capacity view's days and hours of day. */
+  timezone: string;
 }
 
 export const historySchema: JsonSchema = {
@@ -39,6 +41,7 @@ export const historySchema: JsonSchema = {
     sync_interval: duration('Period of the exchange with other nodes through shared.redis', '5s'),
     redis_maxlen: { type: 'integer', minimum: 100, default: 20000, description: 'Entries kept per node in its Redis history stream (one per sync round with news)' },
     target: { type: 'number', exclusiveMinimum: 0, maximum: 1, default: 0.7, description: 'Target utilisation band of the capacity view (0.7 = 70 %)' },
+    timezone: { type: 'string', minLength: 1, default: 'UTC', description: 'IANA time zone (Europe/Paris) that cuts days and hours of day in the capacity view (busiest hour of each day)' },
     capacity: {
       type: 'object', additionalProperties: { type: 'number', exclusiveMinimum: 0 },
       description: 'Requests per second a server ("backend/server") or a backend ("backend") can take: utilisation by rate',
@@ -53,7 +56,7 @@ export const historySchema: JsonSchema = {
 export function normalizeHistory(raw: unknown, baseDir: string, configFile?: string): HistorySection {
   const r = (raw ?? {}) as {
     enabled?: boolean; dir?: string; retention?: { minute?: number; five_minute?: number; hour?: number };
-    max_memory?: number; max_disk?: number; sample_interval?: number; sync_interval?: number; redis_maxlen?: number; target?: number; capacity?: Record<string, number>;
+    max_memory?: number; max_disk?: number; sample_interval?: number; sync_interval?: number; redis_maxlen?: number; target?: number; capacity?: Record<string, number>; timezone?: string;
   };
   const ret = r.retention ?? {};
   return {
@@ -67,5 +70,18 @@ export function normalizeHistory(raw: unknown, baseDir: string, configFile?: str
     redisMaxLen: r.redis_maxlen ?? 20000,
     target: r.target ?? 0.7,
     capacityRps: { ...(r.capacity ?? {}) },
+    timezone: r.timezone ?? 'UTC',
   };
+}
+
+/** A time zone Intl does not know (a typo, a Windows name) is refused at load, with its line. */
+export function historyChecks(raw: Record<string, unknown>): { path: (string | number)[]; message: string }[] {
+  const tz = (raw.history as { timezone?: unknown } | undefined)?.timezone;
+  if (typeof tz !== 'string') return [];
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: tz });
+    return [];
+  } catch {
+    return [{ path: ['history', 'timezone'], message: `unknown time zone "${tz}": use an IANA name such as UTC, Europe/Paris or America/New_York` }];
+  }
 }

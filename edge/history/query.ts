@@ -117,13 +117,13 @@ export function historyCsv(a: HistoryAnswer): string {
 
 /** The capacity view as CSV: one row per server and backend (current peak, trend, crossing, what-if). */
 export function capacityCsv(v: CapacityView): string {
-  const cols = ['kind', 'key', 'maxconn', 'capacity_rps', 'peak_day', 'peak_hour_utc', 'peak_util', 'peak_util_conn', 'peak_util_rps', 'peak_rps',
+  const cols = ['kind', 'key', 'maxconn', 'capacity_rps', 'peak_day', 'peak_hour', 'timezone', 'peak_util', 'peak_util_conn', 'peak_util_rps', 'peak_rps',
     'trend_per_week', 'trend_per_week_low', 'trend_per_week_high', 'growth_pct_per_week', 'crosses_target_on', 'crosses_earliest', 'crosses_latest', 'already_above',
     'headroom_rps', 'whatif_util', 'whatif_crosses'];
   const lines = [cols.join(',')];
   for (const r of v.rows) {
     const row: Record<string, unknown> = {
-      kind: r.kind, key: r.key, maxconn: r.maxconn, capacity_rps: r.capacityRps, peak_day: r.current?.day, peak_hour_utc: r.current?.hour,
+      kind: r.kind, key: r.key, maxconn: r.maxconn, capacity_rps: r.capacityRps, peak_day: r.current?.day, peak_hour: r.current?.hour, timezone: v.timezone,
       peak_util: r.current ? r3(r.current.util) : null, peak_util_conn: r.current?.utilConn == null ? null : r3(r.current.utilConn),
       peak_util_rps: r.current?.utilRps == null ? null : r3(r.current.utilRps), peak_rps: r.current ? r3(r.current.rps) : null,
       trend_per_week: r.trend ? r3(r.trend.perWeek) : null, trend_per_week_low: r.trend ? r3(r.trend.perWeekLow) : null, trend_per_week_high: r.trend ? r3(r.trend.perWeekHigh) : null,

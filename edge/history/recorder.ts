@@ -192,11 +192,41 @@ export class HistoryRecorder {
     return out;
   }
 
-  /** Forget cells of servers and backends no longer configured (after a reload). */
+  /**
+   * Forgets the cells of servers and backends no longer in the running config (a reload, or a server
+   * removed through the admin API), so that add/remove cycles do not grow memory. Called right after
+   * close(): a removed server's minutes are already records in the store (its history stays
+   * queryable until retention drops it); a cell still `used` (a request that finished after the
+   * close) is kept until the next close has turned it into a record.
+   * `keep`: "backend/server" and "backend" of every configured server and backend.
+   */
   prune(keep: ReadonlySet<string>): void {
     for (const [b, bm] of this.cells) {
-      for (const s of bm.keys()) if (s !== '' && !keep.has(`${b}/${s}`) && !bm.get(s)!.used) bm.delete(s);
+      if (b === NONE) continue;
+      const backendKept = keep.has(b);
+      for (const [s, c] of bm) {
+        if (c.used) continue;
+        if (s === '' ? !backendKept : !keep.has(`${b}/${s}`)) bm.delete(s);
+      }
+      if (bm.size === 0) this.cells.delete(b);
     }
     this.last = null;
   }
+
+  /** Cells held (servers and backends, each with its sketch): bounded by the running config. */
+  get liveCells(): number {
+    let n = 0;
+    for (const bm of this.cells.values()) n += bm.size;
+    return n;
+  }
+}
+
+/** The names prune() keeps: every pool's name and its servers' "backend/server". */
+export function configuredKeys(pools: Iterable<SampledPool>): Set<string> {
+  const keep = new Set<string>();
+  for (const p of pools) {
+    keep.add(p.name);
+    for (const s of p.servers()) keep.add(`${p.name}/${s.name}`);
+  }
+  return keep;
 }

@@ -9,7 +9,7 @@ import type { RedisConnection } from '../shield/stick/config.js';
 import type { HistorySection } from './config.js';
 import { HistoryFile } from './disk.js';
 import { decodeRecord, TIERS, type HistoryRecord, type SeriesKind } from './record.js';
-import { HistoryRecorder, type SampledPool } from './recorder.js';
+import { HistoryRecorder, configuredKeys, type SampledPool } from './recorder.js';
 import { HistoryStore, type StoreStats } from './store.js';
 import { historyQuery, type HistoryAnswer } from './query.js';
 import { capacityView, type CapacityView } from './capacity.js';
@@ -115,7 +115,7 @@ export class HistoryService {
     const t = this.now();
     const minute = Math.floor(t / 60_000) * 60_000;
     if (minute > this.openMinute) {
-      this.addOwn(this.recorder.close(this.openMinute, this.deps.node));
+      this.closeOwn(this.openMinute);
       this.openMinute = minute;
     }
     this.store.maintain(t);
@@ -128,6 +128,15 @@ export class HistoryService {
     f.flush();
     const live = this.store.bytes;
     if (f.size > Math.min(this.cfg.maxDisk * 0.9, 2 * live + (1 << 20))) f.compact(this.store.all());
+  }
+
+  /**
+   * Turns the recorder's cells into records for the minute `t`, then forgets the cells of servers and
+   * backends that left the running config (their records stay in the store).
+   */
+  private closeOwn(t: number): void {
+    this.addOwn(this.recorder.close(t, this.deps.node));
+    this.recorder.prune(configuredKeys(this.deps.pools()));
   }
 
   private addOwn(recs: HistoryRecord[]): void {
@@ -150,7 +159,7 @@ export class HistoryService {
    */
   private flushOpen(): void {
     this.tick();
-    this.addOwn(this.recorder.close(this.openMinute, this.deps.node));
+    this.closeOwn(this.openMinute);
   }
 
   history(range: string, filter: { kind?: SeriesKind | null; backend?: string | null; server?: string | null; node?: string | null } = {}): HistoryAnswer {
@@ -164,7 +173,7 @@ export class HistoryService {
     for (const p of this.deps.pools()) for (const s of p.servers()) servers.push({ backend: p.name, name: s.name, backup: s.backup === true });
     return capacityView(this.store, {
       target: o.target ?? this.cfg.target, capacityRps: new Map(Object.entries(this.cfg.capacityRps)), days: o.days ?? 30,
-      growthPct: o.growthPct ?? 0, lose: o.lose ?? null, servers, now: this.now(),
+      growthPct: o.growthPct ?? 0, lose: o.lose ?? null, servers, now: this.now(), timezone: this.cfg.timezone,
     });
   }
 
@@ -192,7 +201,7 @@ export class HistoryService {
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
     if (this.minuteTimer !== null) clearTimeout(this.minuteTimer);
-    this.addOwn(this.recorder.close(this.openMinute, this.deps.node));
+    this.closeOwn(this.openMinute);
     this.store.maintain(this.now());
     this.persist();
     this.file?.close();

@@ -14,7 +14,7 @@ import { Metrics } from '../observe/metrics.js';
 import { MetricsObserver, applyWorkerCommand, isWorkerCommand } from './ops.js';
 import { isRemoteBanEvent } from '../observe/events/build.js';
 import type { HistorySection } from '../history/config.js';
-import { HistoryRecorder } from '../history/recorder.js';
+import { HistoryRecorder, configuredKeys } from '../history/recorder.js';
 import { encodeRecord } from '../history/record.js';
 
 export interface WorkerInit {
@@ -82,6 +82,8 @@ async function run(): Promise<void> {
   const sendHistory = (): void => {
     if (history === null) return;
     const recs = history.close(openMinute, cfg.nodeId);
+    // Servers and backends removed by a reload or the admin API: their cells go (history.prune).
+    history.prune(configuredKeys(edge.pools.values()));
     openMinute = Math.floor(Date.now() / 60_000) * 60_000;
     if (recs.length > 0) port.postMessage({ type: 'history', records: recs.map((r) => encodeRecord(r)) } satisfies WorkerReport);
   };

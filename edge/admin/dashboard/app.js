@@ -360,6 +360,7 @@
     $('cap-summary').textContent = v.crossing.length === 0
       ? 'Nothing reaches the ' + pct(v.target) + ' band' + (what ? ' with ' + what : '') + '.'
       : v.crossing.length + ' reach the ' + pct(v.target) + ' band' + (what ? ' with ' + what : '') + ': ' + v.crossing.join(', ');
+    $('cap-hour-head').textContent = 'busiest hour (' + (v.timezone || 'UTC') + ')';
     var tb = $('capacity-table').tBodies[0];
     while (tb.firstChild) tb.removeChild(tb.firstChild);
     v.rows.forEach(function (r) {
