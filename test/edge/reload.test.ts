@@ -395,3 +395,34 @@ test('a file reload applies the runtime server changes in the same step: a serve
   const same = await reload(adminPort);
   assert.deepEqual(same.body.changes, [], JSON.stringify(same.body));
 });
+
+test('POST /api/config/reload re-reads the rule files like SIGHUP: a rule file with an error is refused with its file:line (422) and the last good rules keep serving', async (t) => {
+  const a = await startOrigin('a', named('a'));
+  t.after(() => a.close());
+  const dir = mkdtempSync(join(tmpdir(), 'pc-reload-rules-'));
+  const file = join(dir, 'edge.yaml');
+  const rulesFile = join(dir, 'edge.rules');
+  const good = (path: string): string => `version 1\nrule "deny-it" {\n  when http.path == "${path}"\n  then deny(403)\n}\n`;
+  writeFileSync(rulesFile, good('/old'));
+  // watch: false, so only the reload request itself can pick the rule file up.
+  const spec: Spec = { port: await freePort(), adminPort: await freePort(), servers: [`{ name: a, url: "${a.url}" }`], extra: 'rules: { files: [edge.rules], watch: false }' };
+  writeFileSync(file, yamlOf(spec));
+  const proc = await runEdgeProcess(loadConfigFile(file), { handleSignals: false, bus: new EventBus({ node: 'reload-rules' }) });
+  t.after(() => proc.stop());
+  const url = `http://127.0.0.1:${spec.port}`;
+  const status = async (path: string): Promise<number> => { const r = await request(`${url}${path}`); await r.body.dump(); return r.statusCode; };
+  assert.equal(await status('/old'), 403);
+
+  writeFileSync(rulesFile, 'version 1\nrule "broken" {\n  when http.pathh == "/x"\n  then deny(403)\n}\n');
+  const bad = await reload(spec.adminPort);
+  assert.equal(bad.status, 422, JSON.stringify(bad.body));
+  assert.equal(bad.body.ok, false);
+  assert.ok(bad.body.errors.some((e) => e.includes(`${rulesFile}:3:`) && e.includes('http.pathh')), bad.body.errors.join('\n'));
+  assert.equal(await status('/old'), 403, 'the last good rules still decide');
+
+  writeFileSync(rulesFile, good('/new'));
+  const ok = await reload(spec.adminPort);
+  assert.equal(ok.status, 200, JSON.stringify(ok.body));
+  assert.equal(await status('/new'), 403, 'the edited rule file is in force after the reload');
+  assert.equal(await status('/old'), 200);
+});
