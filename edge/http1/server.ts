@@ -16,6 +16,7 @@ import { parseProxyHeader } from './proxy-protocol.js';
 import { CONN_ADMIT, type ConnectionGuard } from '../shield/connection-guard.js';
 import { isTrustedPeer, resolveClient, type IdentityConfig } from '../pipeline/identity.js';
 import { Duplex } from 'node:stream';
+import { EXTRA_ACCEPT_HANDLES, fanOutAccepts } from './accept-fanout.js';
 
 export interface Http1ListenerOptions {
   host: string;
@@ -43,6 +44,8 @@ export interface Http1ListenerOptions {
 
 /** How often connection deadlines (head, idle keep-alive, TLS handshake) are checked. */
 const SCAN_MS = 100;
+/** listen() backlog: a burst of 1,000 connections must not overflow it (a dropped SYN costs the client 1 s). */
+const BACKLOG = 4096;
 
 /** An open http1 listener: a RunningListener that a live reconfiguration can change (edge/reconfigure.ts). */
 export interface Http1Listener extends RunningListener {
@@ -229,8 +232,12 @@ export async function openHttp1Listener(opts: Http1ListenerOptions, handler: Htt
   };
 
   // pauseOnConnect: nothing is read before the connection guard (and a PROXY header) decided.
-  const server: Server = createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, onConnection);
-  server.on('error', () => { /* accept errors (EMFILE …) must not end the process */ });
+  const makeServer = (): Server => {
+    const s = createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, onConnection);
+    s.on('error', () => { /* accept errors (EMFILE …) must not end the process */ });
+    return s;
+  };
+  const server = makeServer();
 
   await new Promise<void>((resolve, reject) => {
     const onErr = (err: Error): void => { server.removeListener('listening', onListening); reject(new Error(`cannot listen on ${opts.host}:${opts.port}: ${err.message}`)); };
@@ -238,8 +245,12 @@ export async function openHttp1Listener(opts: Http1ListenerOptions, handler: Htt
     server.once('error', onErr);
     server.once('listening', onListening);
     // exclusive: no other process can take the port with SO_REUSEPORT and steal connections.
-    server.listen({ host: opts.host, port: opts.port, exclusive: true, backlog: 4096 });
+    server.listen({ host: opts.host, port: opts.port, exclusive: true, backlog: BACKLOG });
   }).catch((err: Error) => { cur.tls?.certs.close(); throw err; });
+  // More accepting handles on the same socket (libuv accepts one connection per handle per loop
+  // turn); they arrive in the background, the primary handle accepts meanwhile.
+  const extraServers: Server[] = [];
+  const stopFanout = fanOutAccepts(server, EXTRA_ACCEPT_HANDLES, makeServer, (s) => extraServers.push(s), (sock) => { sock.pause(); onConnection(sock); }, { backlog: BACKLOG, timeoutMs: 60_000 });
   const port = (server.address() as { port: number }).port;
   const defaultHost = opts.host.includes(':') ? `[${opts.host}]:${port}` : `${opts.host}:${port}`;
   cur.ctx.defaultHost = defaultHost;
@@ -259,6 +270,8 @@ export async function openHttp1Listener(opts: Http1ListenerOptions, handler: Htt
     open = false;
     cur.ctx.draining = true;
     server.close();
+    stopFanout();
+    for (const x of extraServers) x.close();
     cur.tls?.certs.close();
     if (waiting !== null) { for (const sock of waiting) sock.destroy(); waiting = null; }
   };
