@@ -14,6 +14,7 @@ import type { RateSampler } from './sampler.js';
 import { parseDuration } from '../config/units.js';
 import type { RuntimeServer, StateStore, StoredBan } from './state-store.js';
 import type { AdminTargets } from './targets.js';
+import { historyCsv, capacityCsv } from '../history/query.js';
 
 export class HttpError extends Error {
   constructor(readonly status: number, message: string) { super(message); }
@@ -58,6 +59,8 @@ export const ADMIN_ROUTES: readonly string[] = [
   'GET /api/events/recent',
   'GET /api/events/ws',
   'POST /api/drain',
+  'GET /api/history',
+  'GET /api/capacity',
 ];
 
 const SERVER_OPS: Record<string, 'drain' | 'maint' | 'up'> = { drain: 'drain', maint: 'maint', ready: 'up' };
@@ -102,6 +105,49 @@ export class AdminApi {
     r('DELETE /api/rules/:id/mode', (c) => this.ruleModeReset(c));
     r('GET /api/events/recent', (c) => this.recent(c));
     r('POST /api/drain', (c) => this.drain(c));
+    r('GET /api/history', (c) => this.history(c));
+    r('GET /api/capacity', (c) => this.capacity(c));
+  }
+
+  private historyService(): NonNullable<AdminTargets['history']> {
+    const h = this.d.targets.history;
+    if (!h) throw new HttpError(404, 'no traffic history on this edge (history.enabled: false)');
+    return h;
+  }
+
+  /** GET /api/history?range=1h|24h|7d|30d|1y[&kind=&backend=&server=&node=][&format=csv] */
+  private history(c: Call): Reply {
+    const h = this.historyService();
+    const range = c.query.get('range') ?? '1h';
+    const kind = c.query.get('kind');
+    if (kind !== null && !['server', 'backend', 'rule', 'class'].includes(kind)) throw new HttpError(400, `kind must be server, backend, rule or class, got "${kind}"`);
+    let answer;
+    try {
+      answer = h.history(range, { kind: kind as 'server' | null, backend: c.query.get('backend'), server: c.query.get('server'), node: c.query.get('node') });
+    } catch (e) { throw new HttpError(400, (e as Error).message); }
+    const format = c.query.get('format') ?? 'json';
+    if (format === 'csv') return { status: 200, body: historyCsv(answer), type: 'text/csv; charset=utf-8' };
+    if (format !== 'json') throw new HttpError(400, `format must be json or csv, got "${format}"`);
+    return { status: 200, body: { ...answer, store: h.status() } };
+  }
+
+  /** GET /api/capacity?days=30&target=0.7&growth=10&lose=backend/server[&format=csv] */
+  private capacity(c: Call): Reply {
+    const h = this.historyService();
+    const num = (name: string, lo: number, hi: number): number | undefined => {
+      const v = c.query.get(name);
+      if (v === null || v === '') return undefined;
+      const n = Number(v);
+      if (!Number.isFinite(n) || n < lo || n > hi) throw new HttpError(400, `${name} must be a number ${lo}..${hi}, got "${v}"`);
+      return n;
+    };
+    const lose = c.query.get('lose') || null;
+    const view = h.capacity({ days: num('days', 1, 400), target: num('target', 0.01, 1), growthPct: num('growth', -100, 1000), lose });
+    if (lose !== null && !view.rows.some((r) => r.key === lose && r.kind === 'server')) throw new HttpError(400, `lose: no server "${lose}" in the history (backend/server)`);
+    const format = c.query.get('format') ?? 'json';
+    if (format === 'csv') return { status: 200, body: capacityCsv(view), type: 'text/csv; charset=utf-8' };
+    if (format !== 'json') throw new HttpError(400, `format must be json or csv, got "${format}"`);
+    return { status: 200, body: view };
   }
 
   /** Find the route; `null` → 404. Throws 405 when the path exists for another method. */

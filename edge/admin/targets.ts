@@ -4,6 +4,7 @@
 import type { BackendPool } from '../backend/types.js';
 import type { RuleMode } from '../observe/events/schema.js';
 import type { Readiness } from '../main/readiness.js';
+import type { HistoryService } from '../history/service.js';
 
 export type MaybePromise<T> = T | Promise<T>;
 
@@ -94,6 +95,8 @@ export interface AdminTargets {
   } | null;
   /** Re-reads and applies the config file (null: not available, e.g. an edge without a file). */
   reloadConfig?: (() => Promise<{ ok: boolean; errors: string[]; changes: string[]; restartRequired: string[] }>) | null;
+  /** Traffic history and capacity view (GET /api/history, /api/capacity); null or absent: not kept. */
+  history?: HistoryService | null;
   /** Why Redis is degraded ('NOAUTH: …'); null while ok or off. */
   redisReason?(): string | null;
 }

@@ -24,6 +24,8 @@ import type { ReloadResult } from './reconfigure.js';
 import type { AdminTargets } from '../admin/targets.js';
 import type { BackendConfig, ServerConfig } from '../backend/types.js';
 import type { RuntimeServer } from '../admin/state-store.js';
+import type { HistorySection } from '../history/config.js';
+import { HistoryService } from '../history/service.js';
 
 const WORKER_ENTRY = fileURLToPath(new URL('./worker.js', import.meta.url));
 
@@ -33,6 +35,8 @@ function logLine(level: number, msg: string, extra: Record<string, unknown> = {}
 
 export interface EdgeProcess {
   edge: RunningEdge;
+  /** Traffic history and capacity view (null with history.enabled: false). */
+  history: HistoryService | null;
   admin: AdminServer | null;
   metrics: Metrics;
   workers: () => number;
@@ -60,8 +64,25 @@ export async function runEdgeProcess(cfg: EdgeConfig, opts: { handleSignals?: bo
     redis: redisUrl !== undefined ? { url: redisUrl, stream: eventsCfg.redisStream, maxLen: eventsCfg.streamMaxLen } : null,
     capacity: eventsCfg.capacity,
   }, metrics);
-  const edge = await startEdge(cfg, { exclusivePort: cfg.workers === 1, shared, workerIndex: 0, bus, observer: new MetricsObserver(metrics), metrics });
-  bindMetricSources(metrics, edge);
+  const historyCfg = cfg.sections.history as HistorySection;
+  // Pools are read through the edge (a reload replaces them), once it exists.
+  let edgeRef: RunningEdge | null = null;
+  const history = historyCfg.enabled ? new HistoryService(historyCfg, {
+    node: cfg.nodeId, bus,
+    pools: () => edgeRef === null ? [] : edgeRef.pools.values(),
+    redis: sharedCfg !== null && redisUrl !== undefined ? { url: redisUrl, prefix: sharedCfg.prefix, commandTimeoutMs: sharedCfg.commandTimeoutMs } : null,
+  }) : null;
+  await history?.start();
+  let edge: RunningEdge;
+  try {
+    edge = await startEdge(cfg, { exclusivePort: cfg.workers === 1, shared, workerIndex: 0, bus, observer: new MetricsObserver(metrics, history?.recorder ?? null), metrics });
+  } catch (err) {
+    await history?.stop().catch(() => undefined);
+    throw err;
+  }
+  edgeRef = edge;
+  bindMetricSources(metrics, edge, history?.recorder ?? null);
+  if (history !== null) metrics.bind({ history: () => history });
   // Admin changes reach every worker thread (ops.ts WorkerFanout); their events and counters come back.
   const fanout = cfg.workers > 1 ? new WorkerFanout() : null;
   const forwarded = { name: 'workers', accepted: 0, dropped: 0, written: 0, pending: 0 };
@@ -98,7 +119,7 @@ export async function runEdgeProcess(cfg: EdgeConfig, opts: { handleSignals?: bo
       stateFile: cfg.admin.stateFile ?? join(dirname(cfg.file), 'portcullis.state.json'),
       redisUrl,
       loginThrottle: cfg.admin.loginThrottle,
-    }, { ...adminTargetsFor(edge, fanout, reloadFromAdmin), runtimeServers: runtimeServersOf(edge, fanout), drain: (graceMs: number, who: string) => drain(graceMs, who), drainGraceMs: haCfg.drainGraceMs }, bus, metrics);
+    }, { ...adminTargetsFor(edge, fanout, reloadFromAdmin), history, runtimeServers: runtimeServersOf(edge, fanout), drain: (graceMs: number, who: string) => drain(graceMs, who), drainGraceMs: haCfg.drainGraceMs }, bus, metrics);
   }
 
   let stopping = false;
@@ -119,6 +140,7 @@ export async function runEdgeProcess(cfg: EdgeConfig, opts: { handleSignals?: bo
         return;
       }
       if (m.type === 'metrics') { metrics.addDelta((m as Extract<WorkerReport, { type: 'metrics' }>).delta); return; }
+      if (m.type === 'history') { history?.addWorkerRecords((m as Extract<WorkerReport, { type: 'history' }>).records); return; }
       if (m.type === 'ready') { ready = true; resolve(); }
       if (m.type === 'failed') reject(new Error(`worker ${index}: ${(m as { error?: string }).error}`));
     });
@@ -150,6 +172,7 @@ export async function runEdgeProcess(cfg: EdgeConfig, opts: { handleSignals?: bo
       w.postMessage({ type: 'stop' });
     }));
     await Promise.all([edge.stop(), ...exits]);
+    await history?.stop();
     await admin?.close();
     await sinks.stop();
     unguard();
@@ -200,7 +223,7 @@ export async function runEdgeProcess(cfg: EdgeConfig, opts: { handleSignals?: bo
   }
   process.stderr.write(`portcullis: listening on ${edge.listeners.map((l) => `${cfg.listen.find((c) => c.name === l.name)?.host}:${l.port}`).join(', ')}` +
     `${cfg.workers > 1 ? ` (${cfg.workers} workers)` : ''} [pid ${process.pid}]\n`);
-  return { edge, admin, metrics, workers: () => workers.size + 1, stop };
+  return { edge, admin, metrics, history, workers: () => workers.size + 1, stop };
 }
 
 /** Some interface of this host (network namespace) carries one of these addresses. */
