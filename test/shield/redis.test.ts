@@ -36,17 +36,27 @@ const redisKeys = (port: number): string => spawnSync('redis-cli', ['-p', String
 
 const redisUp = async (adminPort: number): Promise<number> => metricValue((await admin(adminPort, 'GET', '/metrics')).text, 'portcullis_redis_up');
 
-/** Sequential requests from one address for `ms`, round-robin over `urls`; returns the 200 count and total. */
-async function flood(from: string, urls: string[], ms: number, pauseMs = 0): Promise<{ ok: number; total: number; other: number }> {
+/**
+ * Sequential requests from one address for at most `ms`, round-robin over `urls`; returns the 200
+ * count and total. `everyMs` paces the requests (request i is not sent before i × everyMs; a loaded
+ * machine that falls behind catches up without pausing, so the offered rate stays what the test
+ * needs). `stopAfterRefused` ends the flood once that many 429s came back: the limit has been
+ * reached, and a loaded machine need not reach it within a fixed time.
+ */
+async function flood(from: string, urls: string[], ms: number, opts: { everyMs?: number; stopAfterRefused?: number } = {}): Promise<{ ok: number; total: number; other: number }> {
   const client = new SourceClient(from, 1);
-  const end = performance.now() + ms;
-  let ok = 0, total = 0, other = 0;
+  const start = performance.now();
+  const end = start + ms;
+  let ok = 0, total = 0, other = 0, refused = 0;
   try {
-    while (performance.now() < end) {
+    while (performance.now() < end && refused < (opts.stopAfterRefused ?? Infinity)) {
       const r = await client.get(`${urls[total % urls.length]}/flood`);
       total++;
-      if (r.status === 200) ok++; else if (r.status !== 429) other++;
-      if (pauseMs > 0) await sleep(pauseMs);
+      if (r.status === 200) ok++; else if (r.status === 429) refused++; else other++;
+      if (opts.everyMs !== undefined) {
+        const due = start + total * opts.everyMs - performance.now();
+        if (due > 0) await sleep(due);
+      }
     }
   } finally { await client.close(); }
   return { ok, total, other };
@@ -76,9 +86,9 @@ test('two nodes, one Redis: a client alternating between them is held at the sum
   assert.ok(r.ok >= 0.9 * L, `${r.ok} got through: the limit is ${L}, not tighter`);
   // paced (~60 req/s over both nodes): the decision now rests on totals pulled from Redis, not on
   // the projection of unsynced counts a full-speed burst meets first
-  const paced = await flood('127.0.0.104', [a.url, b.url], 4000, 15);
+  const paced = await flood('127.0.0.104', [a.url, b.url], 4000, { everyMs: 15 });
   t.diagnostic(`paced alternating client: ${paced.ok} × 200 of ${paced.total} in one 4 s window`);
-  assert.ok(paced.total > 1.5 * L, `paced client sent ${paced.total}`);
+  assert.ok(paced.total > 1.5 * L, `paced client sent ${paced.total} (needs > ${1.5 * L} to test the bound)`);
   assert.ok(paced.ok <= 1.1 * L + 5 && paced.ok >= 0.9 * L, `paced: ${paced.ok} got through (limit ${L}, bound ${1.1 * L + 5})`);
   // Redis holds the summed counter of the paced client (the burst's has aged out of the window)
   const keys = redisKeys(redis.port);
@@ -120,23 +130,25 @@ test('Redis killed under load: no legit request fails, local limit = limit / nod
   const loops = shoppers.map((s) => legitLoop(s, `${px.url}/shop`, 60));
   t.after(() => Promise.all(loops.map((l) => l.stop())));
 
-  // summed mode: one node with node_count 2 lets a fresh flooder have the whole limit
-  const before = await flood('127.0.1.1', [px.url], 1200);
+  // summed mode: one node with node_count 2 lets a fresh flooder have the whole limit. Each flood
+  // runs until 20 refusals (the limit was hit) or 3.5 s — inside one 4 s window, so the count of
+  // 200s is what one window admits, however slowly a loaded machine sends.
+  const before = await flood('127.0.1.1', [px.url], 3500, { stopAfterRefused: 20 });
   assert.ok(before.ok >= 0.9 * L && before.ok <= 1.1 * L + 5, `Redis up: ${before.ok} of ${before.total} got through (limit ${L})`);
 
   await redis.kill();
   const down = await msUntil('portcullis_redis_up to go to 0', async () => (await redisUp(px.adminPort)) === 0, 5000, 50);
   t.diagnostic(`degraded reported ${down.toFixed(0)} ms after the kill`);
-  const degraded = await flood('127.0.1.2', [px.url], 1200);
+  const degraded = await flood('127.0.1.2', [px.url], 3500, { stopAfterRefused: 20 });
   t.diagnostic(`Redis down: flooder got ${degraded.ok} of ${degraded.total}`);
-  assert.ok(degraded.total > L, 'the flooder kept being answered while Redis was down');
+  assert.ok(degraded.total > L / 2, `the flooder kept being answered while Redis was down (${degraded.total} answers)`);
   assert.equal(degraded.other, 0);
   assert.ok(degraded.ok >= 0.9 * (L / 2) && degraded.ok <= 1.1 * (L / 2) + 5, `Redis down: ${degraded.ok} got through (limit / node_count = ${L / 2})`);
 
   await redis.restart();
   const up = await msUntil('portcullis_redis_up to come back to 1', async () => (await redisUp(px.adminPort)) === 1, 8000, 50);
   t.diagnostic(`ok again ${up.toFixed(0)} ms after the restart`);
-  const after = await flood('127.0.1.3', [px.url], 1200);
+  const after = await flood('127.0.1.3', [px.url], 3500, { stopAfterRefused: 20 });
   assert.ok(after.ok >= 0.9 * L && after.ok <= 1.1 * L + 5, `Redis back: ${after.ok} got through — summed limit ${L} again, not ${L / 2}`);
   assert.match(redisKeys(redis.port), /:127\.0\.1\.3$/m, 'counts are written to the restarted Redis');
 

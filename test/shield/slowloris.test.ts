@@ -9,14 +9,14 @@ import { connect, type Socket } from 'node:net';
 import { startOrigin } from '../harness/origin.js';
 import { spawnEdge } from '../harness/process.js';
 import { CLIENT_LIMITS_OFF, edgeYaml } from '../harness/edge.js';
-import { SourceClient, legitLoop, summarize, sleep } from './helpers.js';
+import { SourceClient, legitLoop, summarize, sleep, waitFor } from './helpers.js';
 
 const ATTACKERS = 500;
 const HEAD = 'GET /slow HTTP/1.1\r\nHost: shop.test\r\nX-Pad: ';
 /** timeouts.client_head of the edge under test. */
 const HEAD_MS = 4000;
 
-test('slowloris: 500 connections trickling a header byte per second get 408 and a close at timeouts.client_head; legit client ≥ 99 % ok, p99 < 200 ms', async (t) => {
+test('slowloris: 500 connections trickling a header byte per second get 408 and a close at timeouts.client_head; legit client ≥ 99 % ok and never held up to the head deadline', async (t) => {
   const o = await startOrigin('web');
   t.after(() => o.close());
   const px = await spawnEdge(edgeYaml({ eventLog: 'off', limits: CLIENT_LIMITS_OFF, servers: [{ name: 'web', url: o.url }], more: `timeouts: { client_head: ${HEAD_MS}ms }` }));
@@ -24,7 +24,8 @@ test('slowloris: 500 connections trickling a header byte per second get 408 and 
   const legit = new SourceClient('127.0.0.91', 2);
   t.after(() => legit.close());
   const loop = legitLoop(legit, `${px.url}/shop`, 20);
-  await sleep(300);
+  await waitFor('the legit client served before the attack', () => loop.samples.length >= 3, 10_000);
+  const beforeAttack = loop.samples.length;
 
   interface Attacker { opened: number; closedAfter: number; sent: number; answered: string }
   const attackers: Attacker[] = [];
@@ -68,8 +69,12 @@ test('slowloris: 500 connections trickling a header byte per second get 408 and 
   assert.ok(times[0] > HEAD_MS - 200, `first close after ${times[0].toFixed(0)} ms (client_head ${HEAD_MS} ms)`);
   const not408 = attackers.filter((a) => !a.answered.startsWith('HTTP/1.1 408 '));
   assert.equal(not408.length, 0, `attackers without a 408: ${not408.length} (first: ${JSON.stringify(not408[0]?.answered.slice(0, 80))})`);
-  assert.ok(stats.n >= 100, `legit client made ${stats.n} requests`);
+  // The legit client kept being served during the attack (≥ 4 s): at least 20 requests while the
+  // attackers were held — a starved client would get none until they are cut at HEAD_MS — and its
+  // p99 stays far below HEAD_MS (a request waiting for the attackers' 408 would take ≥ 4 s). A
+  // fixed p99 of a few ms would measure the machine's load, not the edge.
+  assert.ok(stats.n - beforeAttack >= 20, `legit client made ${stats.n - beforeAttack} requests during the attack`);
   assert.ok(stats.okRate >= 0.99, `legit success ${(stats.okRate * 100).toFixed(2)} % ${JSON.stringify(stats.statuses)}`);
-  assert.ok(stats.p99 < 200, `legit p99 ${stats.p99.toFixed(1)} ms`);
+  assert.ok(stats.p99 < HEAD_MS / 4, `legit p99 ${stats.p99.toFixed(1)} ms`);
   t.diagnostic(`closes after ${times[0].toFixed(0)}..${times[times.length - 1].toFixed(0)} ms; legit ${stats.n} requests, ${(stats.okRate * 100).toFixed(2)} % ok, p50 ${stats.p50.toFixed(1)} ms, p99 ${stats.p99.toFixed(1)} ms`);
 });
