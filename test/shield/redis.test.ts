@@ -40,24 +40,32 @@ const redisUp = async (adminPort: number): Promise<number> => metricValue((await
  * Sequential requests from one address for at most `ms`, round-robin over `urls`; returns the 200
  * count and total. `everyMs` paces the requests (request i is not sent before i × everyMs; a loaded
  * machine that falls behind catches up without pausing, so the offered rate stays what the test
- * needs). `stopAfterRefused` ends the flood once that many 429s came back: the limit has been
- * reached, and a loaded machine need not reach it within a fixed time.
+ * needs). `stopRefusedForMs` ends the flood once every answer for that long was a 429: the limit
+ * has been reached (a few early 429s are not enough — a key new to the node is held to
+ * limit / node_count until its first sync rounds), and a loaded machine need not reach it within a
+ * fixed time.
  */
-async function flood(from: string, urls: string[], ms: number, opts: { everyMs?: number; stopAfterRefused?: number } = {}): Promise<{ ok: number; total: number; other: number }> {
-  const client = new SourceClient(from, 1);
+async function flood(from: string, urls: string[], ms: number, opts: { everyMs?: number; stopRefusedForMs?: number; parallel?: number } = {}): Promise<{ ok: number; total: number; other: number }> {
+  const parallel = opts.parallel ?? 1;
+  const client = new SourceClient(from, parallel);
   const start = performance.now();
   const end = start + ms;
-  let ok = 0, total = 0, other = 0, refused = 0;
-  try {
-    while (performance.now() < end && refused < (opts.stopAfterRefused ?? Infinity)) {
+  let ok = 0, total = 0, other = 0;
+  let refusedSince = Infinity; // start of the current run of 429s (none: Infinity)
+  const refusedLongEnough = (): boolean => opts.stopRefusedForMs !== undefined && performance.now() - refusedSince >= opts.stopRefusedForMs;
+  const worker = async (): Promise<void> => {
+    while (performance.now() < end && !refusedLongEnough()) {
       const r = await client.get(`${urls[total % urls.length]}/flood`);
       total++;
-      if (r.status === 200) ok++; else if (r.status === 429) refused++; else other++;
+      if (r.status === 200) { ok++; refusedSince = Infinity; } else if (r.status === 429) refusedSince = Math.min(refusedSince, performance.now()); else other++;
       if (opts.everyMs !== undefined) {
         const due = start + total * opts.everyMs - performance.now();
         if (due > 0) await sleep(due);
       }
     }
+  };
+  try {
+    await Promise.all(Array.from({ length: parallel }, worker));
   } finally { await client.close(); }
   return { ok, total, other };
 }
@@ -119,27 +127,27 @@ test('Redis killed under load: no legit request fails, local limit = limit / nod
   const L = 200;
   const dir = mkdtempSync(join(tmpdir(), 'pc-shield-'));
   const eventsLog = join(dir, 'events.jsonl');
-  const px = await spawnEdge(nodeYaml(o.url, redis.url, 'edge-solo', L, '4s', eventsLog));
+  const px = await spawnEdge(nodeYaml(o.url, redis.url, 'edge-solo', L, '6s', eventsLog));
   let stopped = false;
   t.after(() => (stopped ? undefined : px.stop()));
   await waitFor('Redis up at start', async () => (await redisUp(px.adminPort)) === 1, 5000);
 
-  // legit shoppers from four addresses, ~15 req/s each: far below limit / node_count
+  // legit shoppers from four addresses, ≤ 10 req/s each (≤ 60 per 6 s window): below limit / node_count
   const shoppers = [111, 112, 113, 114].map((n) => new SourceClient(`127.0.0.${n}`, 1));
   t.after(() => Promise.all(shoppers.map((s) => s.close())));
-  const loops = shoppers.map((s) => legitLoop(s, `${px.url}/shop`, 60));
+  const loops = shoppers.map((s) => legitLoop(s, `${px.url}/shop`, 100));
   t.after(() => Promise.all(loops.map((l) => l.stop())));
 
   // summed mode: one node with node_count 2 lets a fresh flooder have the whole limit. Each flood
-  // runs until 20 refusals (the limit was hit) or 3.5 s — inside one 4 s window, so the count of
+  // runs until it was refused for 1 s (5 sync rounds: the limit was hit) or 5.5 s — inside one 6 s window, so the count of
   // 200s is what one window admits, however slowly a loaded machine sends.
-  const before = await flood('127.0.1.1', [px.url], 3500, { stopAfterRefused: 20 });
+  const before = await flood('127.0.1.1', [px.url], 5500, { stopRefusedForMs: 1000, parallel: 4 });
   assert.ok(before.ok >= 0.9 * L && before.ok <= 1.1 * L + 5, `Redis up: ${before.ok} of ${before.total} got through (limit ${L})`);
 
   await redis.kill();
   const down = await msUntil('portcullis_redis_up to go to 0', async () => (await redisUp(px.adminPort)) === 0, 5000, 50);
   t.diagnostic(`degraded reported ${down.toFixed(0)} ms after the kill`);
-  const degraded = await flood('127.0.1.2', [px.url], 3500, { stopAfterRefused: 20 });
+  const degraded = await flood('127.0.1.2', [px.url], 5500, { stopRefusedForMs: 1000, parallel: 4 });
   t.diagnostic(`Redis down: flooder got ${degraded.ok} of ${degraded.total}`);
   assert.ok(degraded.total > L / 2, `the flooder kept being answered while Redis was down (${degraded.total} answers)`);
   assert.equal(degraded.other, 0);
@@ -148,7 +156,7 @@ test('Redis killed under load: no legit request fails, local limit = limit / nod
   await redis.restart();
   const up = await msUntil('portcullis_redis_up to come back to 1', async () => (await redisUp(px.adminPort)) === 1, 8000, 50);
   t.diagnostic(`ok again ${up.toFixed(0)} ms after the restart`);
-  const after = await flood('127.0.1.3', [px.url], 3500, { stopAfterRefused: 20 });
+  const after = await flood('127.0.1.3', [px.url], 5500, { stopRefusedForMs: 1000, parallel: 4 });
   assert.ok(after.ok >= 0.9 * L && after.ok <= 1.1 * L + 5, `Redis back: ${after.ok} got through — summed limit ${L} again, not ${L / 2}`);
   assert.match(redisKeys(redis.port), /:127\.0\.1\.3$/m, 'counts are written to the restarted Redis');
 
@@ -156,7 +164,7 @@ test('Redis killed under load: no legit request fails, local limit = limit / nod
   await Promise.all(loops.map((l) => l.stop()));
   const stats = summarize(legit.flat());
   t.diagnostic(`legit: ${stats.n} requests, ${JSON.stringify(stats.statuses)}, p99 ${stats.p99.toFixed(1)} ms`);
-  assert.ok(stats.n > 100);
+  assert.ok(stats.n >= 40, `legit shoppers made ${stats.n} requests across the kill and the restart`);
   assert.equal(stats.ok, stats.n, `failed legit requests: ${JSON.stringify(stats.statuses)}`);
 
   stopped = true;
