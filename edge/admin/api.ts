@@ -14,6 +14,7 @@ import type { RateSampler } from './sampler.js';
 import { parseDuration } from '../config/units.js';
 import type { RuntimeServer, StateStore, StoredBan } from './state-store.js';
 import type { AdminTargets } from './targets.js';
+import { historyCsv, capacityCsv } from '../history/query.js';
 
 export class HttpError extends Error {
   constructor(readonly status: number, message: string) { super(message); }
@@ -58,6 +59,8 @@ export const ADMIN_ROUTES: readonly string[] = [
   'GET /api/events/recent',
   'GET /api/events/ws',
   'POST /api/drain',
+  'GET /api/history',
+  'GET /api/capacity',
 ];
 
 const SERVER_OPS: Record<string, 'drain' | 'maint' | 'up'> = { drain: 'drain', maint: 'maint', ready: 'up' };
@@ -102,6 +105,49 @@ export class AdminApi {
     r('DELETE /api/rules/:id/mode', (c) => this.ruleModeReset(c));
     r('GET /api/events/recent', (c) => this.recent(c));
     r('POST /api/drain', (c) => this.drain(c));
+    r('GET /api/history', (c) => this.history(c));
+    r('GET /api/capacity', (c) => this.capacity(c));
+  }
+
+  private historyService(): NonNullable<AdminTargets['history']> {
+    const h = this.d.targets.history;
+    if (!h) throw new HttpError(404, 'no traffic history on this edge (history.enabled: false)');
+    return h;
+  }
+
+  /** GET /api/history?range=1h|24h|7d|30d|1y[&kind=&backend=&server=&node=][&format=csv] */
+  private history(c: Call): Reply {
+    const h = this.historyService();
+    const range = c.query.get('range') ?? '1h';
+    const kind = c.query.get('kind');
+    if (kind !== null && !['server', 'backend', 'rule', 'class'].includes(kind)) throw new HttpError(400, `kind must be server, backend, rule or class, got "${kind}"`);
+    let answer;
+    try {
+      answer = h.history(range, { kind: kind as 'server' | null, backend: c.query.get('backend'), server: c.query.get('server'), node: c.query.get('node') });
+    } catch (e) { throw new HttpError(400, (e as Error).message); }
+    const format = c.query.get('format') ?? 'json';
+    if (format === 'csv') return { status: 200, body: historyCsv(answer), type: 'text/csv; charset=utf-8' };
+    if (format !== 'json') throw new HttpError(400, `format must be json or csv, got "${format}"`);
+    return { status: 200, body: { ...answer, store: h.status() } };
+  }
+
+  /** GET /api/capacity?days=30&target=0.7&growth=10&lose=backend/server[&format=csv] */
+  private capacity(c: Call): Reply {
+    const h = this.historyService();
+    const num = (name: string, lo: number, hi: number): number | undefined => {
+      const v = c.query.get(name);
+      if (v === null || v === '') return undefined;
+      const n = Number(v);
+      if (!Number.isFinite(n) || n < lo || n > hi) throw new HttpError(400, `${name} must be a number ${lo}..${hi}, got "${v}"`);
+      return n;
+    };
+    const lose = c.query.get('lose') || null;
+    const view = h.capacity({ days: num('days', 1, 400), target: num('target', 0.01, 1), growthPct: num('growth', -100, 1000), lose });
+    if (lose !== null && !view.rows.some((r) => r.key === lose && r.kind === 'server')) throw new HttpError(400, `lose: no server "${lose}" in the history (backend/server)`);
+    const format = c.query.get('format') ?? 'json';
+    if (format === 'csv') return { status: 200, body: capacityCsv(view), type: 'text/csv; charset=utf-8' };
+    if (format !== 'json') throw new HttpError(400, `format must be json or csv, got "${format}"`);
+    return { status: 200, body: view };
   }
 
   /** Find the route; `null` → 404. Throws 405 when the path exists for another method. */
@@ -154,12 +200,29 @@ export class AdminApi {
     return out;
   }
 
-  private async persistServer(key: string, change: (cur: RuntimeServer) => RuntimeServer | null): Promise<void> {
-    const changed = change({ ...(this.runtime[key] ?? {}) });
+  /** Runtime server changes in force (a config file reload applies them with the file: process.ts). */
+  runtimeChanges(): Readonly<Record<string, RuntimeServer>> { return this.runtime; }
+
+  /**
+   * Records a runtime server change in memory first — a file reload that runs while the change is
+   * being applied then applies it too — then applies it (`apply`; on failure the record is undone)
+   * and persists it.
+   */
+  private async changeServer(key: string, change: (cur: RuntimeServer) => RuntimeServer | null, apply: () => Promise<{ ok: boolean; errors: string[] }> | { ok: boolean; errors: string[] }): Promise<void> {
+    const before = this.runtime[key];
+    const changed = change({ ...(before ?? {}) });
     const next = changed === null ? null : Object.fromEntries(Object.entries(changed).filter(([, v]) => v !== undefined)) as RuntimeServer;
     const empty = next === null || Object.keys(next).length === 0;
-    if (empty) delete this.runtime[key]; else this.runtime[key] = next;
+    const set = (v: RuntimeServer | undefined): void => { if (v === undefined) delete this.runtime[key]; else this.runtime[key] = v; };
+    set(empty ? undefined : next as RuntimeServer);
+    let r: { ok: boolean; errors: string[] };
+    try { r = await apply(); } catch (err) { r = { ok: false, errors: [(err as Error).message] }; }
+    if (!r.ok) { set(before); throw new HttpError(422, r.errors.join('; ')); }
     await this.d.store.putServer(key, empty ? null : next);
+  }
+
+  private async persistServer(key: string, change: (cur: RuntimeServer) => RuntimeServer | null): Promise<void> {
+    await this.changeServer(key, change, () => ({ ok: true, errors: [] }));
   }
 
   private runtimeServers(): NonNullable<AdminTargets['runtimeServers']> {
@@ -185,9 +248,7 @@ export class AdminApi {
     if (typeof backup !== 'boolean') throw new HttpError(400, 'body.backup must be true or false');
     if (pool.servers().some((s) => s.name === b.name)) throw new HttpError(409, `backend ${backend} already has a server "${b.name}"`);
     const spec = { name: b.name, url: b.url, weight, maxconn, backup };
-    const r = rs.add(backend, spec);
-    if (!r.ok) throw new HttpError(422, r.errors.join('; '));
-    await this.persistServer(`${backend}/${b.name}`, (cur) => ({ ...cur, removed: undefined, added: { url: spec.url, weight, maxconn, backup } }));
+    await this.changeServer(`${backend}/${b.name}`, (cur) => ({ ...cur, removed: undefined, added: { url: spec.url, weight, maxconn, backup } }), () => rs.add(backend, spec));
     this.audit(c, 'server.add', `${backend}/${b.name}`, null, spec);
     const info = this.d.targets.pools().find((p) => p.name === backend)?.servers().find((s) => s.name === b.name);
     return { status: 201, body: info ?? spec };
@@ -197,11 +258,9 @@ export class AdminApi {
   private async serverRemove(c: Call): Promise<Reply> {
     const rs = this.runtimeServers();
     const { pool, info } = this.findServer(c);
-    const r = rs.remove(pool.name, info.name);
-    if (!r.ok) throw new HttpError(422, r.errors.join('; '));
     const key = `${pool.name}/${info.name}`;
     // A server added at runtime simply goes; one from the file is remembered as removed.
-    await this.persistServer(key, (cur) => (cur.added ? null : { removed: true }));
+    await this.changeServer(key, (cur) => (cur.added ? null : { removed: true }), () => rs.remove(pool.name, info.name));
     this.audit(c, 'server.remove', key, info, null);
     return { status: 200, body: { backend: pool.name, name: info.name, removed: true } };
   }
@@ -232,9 +291,12 @@ export class AdminApi {
     if (typeof w !== 'number' || !Number.isInteger(w) || w < 0 || w > 256) throw new HttpError(400, 'body.weight must be an integer 0..256');
     const { pool, info } = this.findServer(c);
     const before = info.weight;
-    if (!pool.setWeight(info.name, w)) throw new HttpError(409, `server ${pool.name}/${info.name} refused weight ${w}`);
-    const after = pool.servers().find((s) => s.name === info.name) ?? info;
-    await this.persistServer(`${pool.name}/${info.name}`, (cur) => (cur.added ? { ...cur, added: { ...cur.added, weight: w } } : { ...cur, weight: w }));
+    const rs = this.d.targets.runtimeServers;
+    // Through the config in force where the edge offers it (a file reload then keeps the weight).
+    if (rs?.weight === undefined && !pool.setWeight(info.name, w)) throw new HttpError(409, `server ${pool.name}/${info.name} refused weight ${w}`);
+    await this.changeServer(`${pool.name}/${info.name}`, (cur) => (cur.added ? { ...cur, added: { ...cur.added, weight: w } } : { ...cur, weight: w }),
+      () => (rs?.weight !== undefined ? rs.weight(pool.name, info.name, w) : { ok: true, errors: [] }));
+    const after = this.d.targets.pools().find((p) => p.name === pool.name)?.servers().find((s) => s.name === info.name) ?? info;
     this.audit(c, 'server.weight', `${pool.name}/${info.name}`, before, after.weight);
     return { status: 200, body: after };
   }
@@ -405,11 +467,13 @@ export class AdminApi {
       const backend = key.slice(0, i), name = key.slice(i + 1);
       const pool = () => this.d.targets.pools().find((p) => p.name === backend);
       const has = (): boolean => pool()?.servers().some((s) => s.name === name) ?? false;
-      if (ch.removed && has() && rs) rs.remove(backend, name);
-      if (ch.added && !has() && rs) rs.add(backend, { name, ...ch.added });
+      if (ch.removed && has() && rs) await rs.remove(backend, name);
+      if (ch.added && !has() && rs) await rs.add(backend, { name, ...ch.added });
       const p = pool();
       if (p === undefined || !has()) continue;
-      if (ch.weight !== undefined) p.setWeight(name, ch.weight);
+      if (ch.weight !== undefined && p.servers().find((s) => s.name === name)?.weight !== ch.weight) {
+        if (rs?.weight !== undefined) await rs.weight(backend, name, ch.weight); else p.setWeight(name, ch.weight);
+      }
       if (ch.state !== undefined && p.servers().find((s) => s.name === name)?.state !== ch.state) p.setState(name, ch.state);
     }
     let modes = 0;

@@ -17,7 +17,7 @@ import { TokenAuth, bearer, wsToken } from './auth.js';
 import { DEFAULT_LOGIN_THROTTLE, LoginThrottle, type LoginThrottleConfig } from './login-throttle.js';
 import { RateSampler } from './sampler.js';
 import { FileStateStore, MemoryStateStore } from './state-store.js';
-import type { StateStore } from './state-store.js';
+import type { RuntimeServer, StateStore } from './state-store.js';
 import { loadDashboard } from './static.js';
 import type { AdminTargets } from './targets.js';
 import type { RedisConnection } from '../shield/stick/config.js';
@@ -47,6 +47,8 @@ export interface AdminServer {
   persistence: 'file' | 'redis' | 'memory';
   /** Re-apply persisted bans and rule modes (also done at start and on every ok `reload` event). */
   reapply(): Promise<{ bans: number; modes: number; missingRules: string[] }>;
+  /** Runtime server changes in force ("backend/server" → change): a config file reload keeps them. */
+  runtimeServers(): Readonly<Record<string, RuntimeServer>>;
   close(): Promise<void>;
 }
 
@@ -303,6 +305,7 @@ export async function startAdminServer(cfg: AdminServerConfig, targets: AdminTar
     url: `http://${urlHost}:${boundPort}`,
     persistence: store.kind,
     reapply: () => api.reapply(),
+    runtimeServers: () => api.runtimeChanges(),
     async close(): Promise<void> {
       closed = true;
       sampler.stop();

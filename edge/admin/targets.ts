@@ -4,6 +4,7 @@
 import type { BackendPool } from '../backend/types.js';
 import type { RuleMode } from '../observe/events/schema.js';
 import type { Readiness } from '../main/readiness.js';
+import type { HistoryService } from '../history/service.js';
 
 export type MaybePromise<T> = T | Promise<T>;
 
@@ -82,13 +83,20 @@ export interface AdminTargets {
   /** Default grace of a drain (ha.drain_grace). */
   drainGraceMs?: number;
   redisState(): 'ok' | 'degraded' | 'off';
-  /** Adds / removes a server at runtime (a live reconfiguration of its backend); null: not available. */
+  /**
+   * Adds / removes / re-weights a server at runtime (a live reconfiguration of its backend, so that
+   * the config in force holds it and a file reload keeps it); null: not available.
+   */
   runtimeServers?: {
-    add(backend: string, server: { name: string; url: string; weight: number; maxconn: number; backup: boolean }): { ok: boolean; errors: string[] };
-    remove(backend: string, server: string): { ok: boolean; errors: string[] };
+    add(backend: string, server: { name: string; url: string; weight: number; maxconn: number; backup: boolean }): Promise<{ ok: boolean; errors: string[] }>;
+    remove(backend: string, server: string): Promise<{ ok: boolean; errors: string[] }>;
+    /** Absent: the weight is set on the pool only (BackendPool.setWeight). */
+    weight?(backend: string, server: string, weight: number): Promise<{ ok: boolean; errors: string[] }>;
   } | null;
   /** Re-reads and applies the config file (null: not available, e.g. an edge without a file). */
   reloadConfig?: (() => Promise<{ ok: boolean; errors: string[]; changes: string[]; restartRequired: string[] }>) | null;
+  /** Traffic history and capacity view (GET /api/history, /api/capacity); null or absent: not kept. */
+  history?: HistoryService | null;
   /** Why Redis is degraded ('NOAUTH: …'); null while ok or off. */
   redisReason?(): string | null;
 }

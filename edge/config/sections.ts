@@ -9,6 +9,7 @@ import { geoConfigSchema, normalizeGeoConfig } from '../../geo/config.js';
 import { resolve } from 'node:path';
 import { duration } from './schema.js';
 import { haSchema, normalizeHa } from '../main/ha.js';
+import { historySchema, normalizeHistory } from '../history/config.js';
 
 /** `rules:` — rule files for the rule language (docs/rules.md). */
 export interface RulesSection { files: string[]; watch: boolean; runTests: boolean }
@@ -62,6 +63,7 @@ const SECTIONS: Section[] = [
     },
   },
   { at: 'top', key: 'ha', name: 'ha', schema: haSchema, normalize: (raw) => normalizeHa(raw) },
+  { at: 'top', key: 'history', name: 'history', schema: historySchema, normalize: (raw, cfg) => normalizeHistory(raw, cfg.baseDir, cfg.file) },
   {
     at: 'top', key: 'events', name: 'events', schema: eventsSchema,
     normalize: (raw): EventsSection => {

@@ -16,6 +16,7 @@ import { parseProxyHeader } from './proxy-protocol.js';
 import { CONN_ADMIT, type ConnectionGuard } from '../shield/connection-guard.js';
 import { isTrustedPeer, resolveClient, type IdentityConfig } from '../pipeline/identity.js';
 import { Duplex } from 'node:stream';
+import { EXTRA_ACCEPT_HANDLES, fanOutAccepts } from './accept-fanout.js';
 
 export interface Http1ListenerOptions {
   host: string;
@@ -43,87 +44,108 @@ export interface Http1ListenerOptions {
 
 /** How often connection deadlines (head, idle keep-alive, TLS handshake) are checked. */
 const SCAN_MS = 100;
+/** listen() backlog: a burst of 1,000 connections must not overflow it (a dropped SYN costs the client 1 s). */
+const BACKLOG = 4096;
 
-export async function openHttp1Listener(opts: Http1ListenerOptions, handler: Http1Handler): Promise<RunningListener> {
-  const tlsCfg = opts.tls ?? null;
-  const wsRuntime = opts.websocket !== undefined && opts.websocket !== null && opts.websocket.limits.enabled ? opts.websocket : null;
-  const wsAcceptor = wsRuntime === null ? null : await loadWsAcceptor(wsRuntime);
+/** An open http1 listener: a RunningListener that a live reconfiguration can change (edge/reconfigure.ts). */
+export interface Http1Listener extends RunningListener {
+  /**
+   * Builds the settings a new connection would get from `opts` (same address; TLS files are read
+   * and checked here, so a bad certificate throws before anything changed) and returns what puts
+   * them in force. Connections already open keep the settings they were accepted with, finish
+   * their current request and close (Connection: close), so that their clients reconnect onto the
+   * new ones.
+   */
+  prepare(opts: Http1ListenerOptions): Promise<{ commit(): void; abandon(): void }>;
+  /**
+   * Connections accepted while the listener was opened `held` wait (unread) until this call: a
+   * listener added by a reload starts serving when the rest of the new config is in force.
+   */
+  activate(): void;
+  /**
+   * Removed by a reload: stop accepting now; open connections finish what they are doing and close
+   * (a busy one after its response, an idle one on its next request — answered with Connection:
+   * close — or at its idle deadline). Resolves when none is left, or after `graceMs` (the rest are
+   * then closed).
+   */
+  retire(graceMs: number): Promise<void>;
+}
+
+/** What a connection is accepted with; replaced as a whole by a reload (old connections keep theirs). */
+interface Settings {
+  readonly opts: Http1ListenerOptions;
+  readonly ctx: Http1Context;
+  readonly tls: TlsState | null;
+}
+
+interface TlsState {
+  readonly certs: TlsCertificates;
+  defaultContext: SecureContext;
+  readonly byName: Map<string, SecureContext>;
+  readonly sniCallback: (servername: string, cb: (err: Error | null, ctx?: SecureContext) => void) => void;
+}
+
+export async function openHttp1Listener(opts: Http1ListenerOptions, handler: Http1Handler, held = false): Promise<Http1Listener> {
   const conns: (Http1Connection | null)[] = [];
   const freeSlots: number[] = [];
-  const guard = opts.connGuard ?? null;
-  const acceptProxy = opts.acceptProxy === true;
+  let live = 0;
+  let onEmpty: (() => void) | null = null;
+  // Session tickets are shared by every certificate and every settings generation of the listener:
+  // a returning client resumes across a certificate or config reload.
+  const ticketKeys = randomBytes(48);
 
-  const ctx: Http1Context = {
-    name: opts.name,
-    tls: tlsCfg !== null,
-    limits: opts.limits,
-    clock: opts.clock,
-    handler,
-    always: tlsCfg?.hsts ? ['strict-transport-security', hstsValue(tlsCfg.hsts)] : [],
-    websocket: wsRuntime,
-    wsAcceptor,
-    redirect: tlsCfg === null ? opts.redirectHttps ?? null : null,
-    headTimeoutMs: opts.headTimeoutMs,
-    idleTimeoutMs: opts.idleTimeoutMs,
-    defaultHost: '',
-    draining: false,
-    connectionClosed(conn) {
-      if (conn.slot >= 0) { conns[conn.slot] = null; freeSlots.push(conn.slot); conn.slot = -1; }
-    },
+  const connectionClosed = (conn: Http1Connection): void => {
+    if (conn.slot < 0) return;
+    conns[conn.slot] = null;
+    freeSlots.push(conn.slot);
+    conn.slot = -1;
+    live--;
+    if (live === 0 && onEmpty !== null) onEmpty();
   };
-
   const track = (conn: Http1Connection): void => {
     const i = freeSlots.length > 0 ? freeSlots.pop() as number : conns.push(null) - 1;
     conns[i] = conn;
     conn.slot = i;
+    live++;
   };
 
-  // ---- TLS: one SecureContext per certificate, chosen by SNI; session tickets shared by all ----
-  const certs = tlsCfg === null ? null : new TlsCertificates(tlsCfg, opts.onTlsReload);
-  const ticketKeys = randomBytes(48);
-  const makeContext = (files: UwsCertFiles): SecureContext => createSecureContext({
-    cert: readFileSync(files.cert_file_name), key: readFileSync(files.key_file_name), passphrase: files.passphrase,
-    minVersion: 'TLSv1.2', ticketKeys,
-  });
-  let defaultContext: SecureContext | null = null;
-  const byName = new Map<string, SecureContext>();
-  if (certs !== null) {
-    try {
-      defaultContext = makeContext(certs.load());
-      const host: CertificateHost = {
-        setServerName(name, files) { byName.set(name, makeContext(files)); },
-        removeServerName(name) { byName.delete(name); },
-        // New connections take the new default certificate; open ones keep theirs (no drop).
-        replaceDefault(files) { defaultContext = makeContext(files); },
-      };
-      certs.attach(host);
-    } catch (err) {
-      certs.close();
-      throw err;
-    }
-  }
-  const contextFor = (servername: string): SecureContext | null => {
-    const name = servername.toLowerCase();
-    const exact = byName.get(name);
-    if (exact !== undefined) return exact;
-    const dot = name.indexOf('.');
-    if (dot > 0) { const wild = byName.get(`*${name.slice(dot)}`); if (wild !== undefined) return wild; }
-    return defaultContext;
+  /** Everything a connection needs from `o`; throws (before any change) on unreadable TLS files. */
+  const buildSettings = async (o: Http1ListenerOptions): Promise<Settings> => {
+    const tlsCfg = o.tls ?? null;
+    const wsRuntime = o.websocket !== undefined && o.websocket !== null && o.websocket.limits.enabled ? o.websocket : null;
+    const wsAcceptor = wsRuntime === null ? null : await loadWsAcceptor(wsRuntime);
+    const ctx: Http1Context = {
+      name: o.name,
+      tls: tlsCfg !== null,
+      limits: o.limits,
+      clock: o.clock,
+      handler,
+      always: tlsCfg?.hsts ? ['strict-transport-security', hstsValue(tlsCfg.hsts)] : [],
+      websocket: wsRuntime,
+      wsAcceptor,
+      redirect: tlsCfg === null ? o.redirectHttps ?? null : null,
+      headTimeoutMs: o.headTimeoutMs,
+      idleTimeoutMs: o.idleTimeoutMs,
+      defaultHost: '',
+      draining: false,
+      connectionClosed,
+    };
+    return { opts: o, ctx, tls: tlsCfg === null ? null : loadTls(tlsCfg, o.onTlsReload, ticketKeys) };
   };
-  const sniCallback = (servername: string, cb: (err: Error | null, ctx?: SecureContext) => void): void => {
-    cb(null, contextFor(servername) ?? undefined);
-  };
+
+  let cur = await buildSettings(opts);
 
   /** TLS on an admitted connection; `rest` holds bytes read past a PROXY header (the ClientHello's start). */
-  const startTls = (raw: Socket, remote: Uint8Array, rest: Buffer): void => {
+  const startTls = (s: Settings, raw: Socket, remote: Uint8Array, rest: Buffer): void => {
+    const tls = s.tls as TlsState;
     // With bytes already read, the TLS layer must see them first: it then reads through a small
     // stream wrapper instead of the socket's handle (only on PROXY connections whose header and
     // ClientHello came in one segment).
     const carrier: Socket | Duplex = rest.length === 0 ? raw : new PrefixedSocket(raw, rest);
     const t = new TLSSocket(carrier as Socket, {
       isServer: true,
-      secureContext: defaultContext as SecureContext,
-      SNICallback: sniCallback,
+      secureContext: tls.defaultContext,
+      SNICallback: tls.sniCallback,
       // HTTP/2 (its own issue) adds 'h2' here and picks the engine on the negotiated protocol.
       ALPNProtocols: ['http/1.1'],
     });
@@ -131,17 +153,17 @@ export async function openHttp1Listener(opts: Http1ListenerOptions, handler: Htt
     const timer = setTimeout(() => {
       if (done) return;
       done = true;
-      opts.onRefused?.(remote, 'tls_handshake_timeout');
+      s.opts.onRefused?.(remote, 'tls_handshake_timeout');
       t.destroy();
       raw.destroy();
-    }, opts.headTimeoutMs);
+    }, s.opts.headTimeoutMs);
     timer.unref();
     t.on('error', (err: Error) => {
       if (done) return;
       done = true;
       clearTimeout(timer);
       // A client that hangs up mid-handshake is no news; a handshake that fails is (scanners, old clients).
-      if ((err as NodeJS.ErrnoException).code !== 'ECONNRESET') opts.onRefused?.(remote, `tls_handshake_failed: ${err.message.slice(0, 120)}`);
+      if ((err as NodeJS.ErrnoException).code !== 'ECONNRESET') s.opts.onRefused?.(remote, `tls_handshake_failed: ${err.message.slice(0, 120)}`);
       raw.destroy();
     });
     t.once('secure', () => {
@@ -149,34 +171,36 @@ export async function openHttp1Listener(opts: Http1ListenerOptions, handler: Htt
       done = true;
       clearTimeout(timer);
       const sni = typeof t.servername === 'string' && t.servername !== '' ? t.servername.toLowerCase() : null;
-      track(new Http1Connection(t, ctx, remote, sni, raw));
+      track(new Http1Connection(t, s.ctx, remote, sni, raw));
     });
     if (rest.length === 0) raw.resume();
   };
 
   /** The client is known (socket peer, or the PROXY header's source): connection guard, then HTTP. */
-  const admitted = (sock: Socket, remote: Uint8Array, rest: Buffer): void => {
+  const admitted = (s: Settings, sock: Socket, remote: Uint8Array, rest: Buffer): void => {
+    const guard = s.opts.connGuard ?? null;
     if (guard !== null) {
-      const id = resolveClient(remote, undefined, opts.identity);
+      const id = resolveClient(remote, undefined, s.opts.identity);
       if (id === null) { sock.destroy(); return; }
-      const now = opts.clock.now();
-      const v = guard.open(id.key, remote, opts.name, now);
+      const now = s.opts.clock.now();
+      const v = guard.open(id.key, remote, s.opts.name, now);
       if (v !== CONN_ADMIT) { guard.refuse(sock, v, now); return; }
       const key = id.key;
       sock.once('close', () => guard.close(key));
     }
-    if (tlsCfg !== null) { startTls(sock, remote, rest); return; }
-    const conn = new Http1Connection(sock, ctx, remote, null);
+    if (s.tls !== null) { startTls(s, sock, remote, rest); return; }
+    const conn = new Http1Connection(sock, s.ctx, remote, null);
     track(conn);
     conn.feed(rest);
     sock.resume();
   };
 
   /** accept_proxy: read the PROXY header (trusted peers only), then go on with the address it carries. */
-  const readProxyHeader = (sock: Socket, peer: Uint8Array): void => {
-    if (!isTrustedPeer(peer, opts.identity)) { opts.onRefused?.(peer, 'proxy_untrusted_peer'); sock.destroy(); return; }
+  const readProxyHeader = (s: Settings, sock: Socket, peer: Uint8Array): void => {
+    const o = s.opts;
+    if (!isTrustedPeer(peer, o.identity)) { o.onRefused?.(peer, 'proxy_untrusted_peer'); sock.destroy(); return; }
     let buf: Buffer = EMPTY;
-    const timer = setTimeout(() => { opts.onRefused?.(peer, 'proxy_header_timeout'); sock.destroy(); }, opts.headTimeoutMs);
+    const timer = setTimeout(() => { o.onRefused?.(peer, 'proxy_header_timeout'); sock.destroy(); }, o.headTimeoutMs);
     timer.unref();
     const onData = (chunk: Buffer): void => {
       buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
@@ -184,28 +208,36 @@ export async function openHttp1Listener(opts: Http1ListenerOptions, handler: Htt
       if (r.state === 'more') return;
       sock.removeListener('data', onData);
       clearTimeout(timer);
-      if (r.state === 'error') { opts.onRefused?.(peer, `proxy_header_invalid: ${r.reason}`); sock.destroy(); return; }
+      if (r.state === 'error') { o.onRefused?.(peer, `proxy_header_invalid: ${r.reason}`); sock.destroy(); return; }
       sock.pause();
       const h = r.header;
-      admitted(sock, h.local || h.source === null ? peer : h.source, r.consumed === buf.length ? EMPTY : buf.subarray(r.consumed));
+      admitted(s, sock, h.local || h.source === null ? peer : h.source, r.consumed === buf.length ? EMPTY : buf.subarray(r.consumed));
     };
     sock.on('data', onData);
     sock.on('error', () => {});
     sock.resume();
   };
 
+  /** Accepted while `held`: unread (pauseOnConnect) until activate(). */
+  let waiting: Socket[] | null = held ? [] : null;
   const onConnection = (sock: Socket): void => {
-    if (ctx.draining) { sock.destroy(); return; }
+    const s = cur;
+    if (s.ctx.draining) { sock.destroy(); return; }
+    if (waiting !== null) { waiting.push(sock); return; }
     sock.setNoDelay(true);
     const remote = addressBytes(sock.remoteAddress);
     if (remote === null) { sock.destroy(); return; }
-    if (acceptProxy) { readProxyHeader(sock, remote); return; }
-    admitted(sock, remote, EMPTY);
+    if (s.opts.acceptProxy === true) { readProxyHeader(s, sock, remote); return; }
+    admitted(s, sock, remote, EMPTY);
   };
 
   // pauseOnConnect: nothing is read before the connection guard (and a PROXY header) decided.
-  const server: Server = createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, onConnection);
-  server.on('error', () => { /* accept errors (EMFILE …) must not end the process */ });
+  const makeServer = (): Server => {
+    const s = createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, onConnection);
+    s.on('error', () => { /* accept errors (EMFILE …) must not end the process */ });
+    return s;
+  };
+  const server = makeServer();
 
   await new Promise<void>((resolve, reject) => {
     const onErr = (err: Error): void => { server.removeListener('listening', onListening); reject(new Error(`cannot listen on ${opts.host}:${opts.port}: ${err.message}`)); };
@@ -213,11 +245,16 @@ export async function openHttp1Listener(opts: Http1ListenerOptions, handler: Htt
     server.once('error', onErr);
     server.once('listening', onListening);
     // exclusive: no other process can take the port with SO_REUSEPORT and steal connections.
-    server.listen({ host: opts.host, port: opts.port, exclusive: true, backlog: 4096 });
-  }).catch((err: Error) => { certs?.close(); throw err; });
+    server.listen({ host: opts.host, port: opts.port, exclusive: true, backlog: BACKLOG });
+  }).catch((err: Error) => { cur.tls?.certs.close(); throw err; });
+  // More accepting handles on the same socket (libuv accepts one connection per handle per loop
+  // turn); they arrive in the background, the primary handle accepts meanwhile.
+  const extraServers: Server[] = [];
+  const stopFanout = fanOutAccepts(server, EXTRA_ACCEPT_HANDLES, makeServer, (s) => extraServers.push(s), (sock) => { sock.pause(); onConnection(sock); }, { backlog: BACKLOG, timeoutMs: 60_000 });
   const port = (server.address() as { port: number }).port;
-  ctx.defaultHost = opts.host.includes(':') ? `[${opts.host}]:${port}` : `${opts.host}:${port}`;
-  certs?.watch();
+  const defaultHost = opts.host.includes(':') ? `[${opts.host}]:${port}` : `${opts.host}:${port}`;
+  cur.ctx.defaultHost = defaultHost;
+  cur.tls?.certs.watch();
 
   const scan = setInterval(() => {
     const now = opts.clock.now();
@@ -229,15 +266,21 @@ export async function openHttp1Listener(opts: Http1ListenerOptions, handler: Htt
   scan.unref();
 
   let open = true;
-  return {
+  const closeListening = (): void => {
+    open = false;
+    cur.ctx.draining = true;
+    server.close();
+    stopFanout();
+    for (const x of extraServers) x.close();
+    cur.tls?.certs.close();
+    if (waiting !== null) { for (const sock of waiting) sock.destroy(); waiting = null; }
+  };
+  const listener: Http1Listener = {
     port,
-    name: opts.name,
+    get name() { return cur.opts.name; },
     stopAccepting: () => {
       if (!open) return;
-      open = false;
-      ctx.draining = true;
-      server.close();
-      certs?.close();
+      closeListening();
       // Idle keep-alive connections have nothing left to say: close them now; busy ones close after their response.
       for (const c of conns) if (c !== null && c.current === null) c.destroy();
     },
@@ -246,15 +289,94 @@ export async function openHttp1Listener(opts: Http1ListenerOptions, handler: Htt
       for (const c of conns) if (c !== null) c.destroy();
     },
     reloadTls: () => {
-      if (certs === null || !open) return null;
-      const r = certs.reload();
-      opts.onTlsReload?.(r);
+      if (cur.tls === null || !open) return null;
+      const r = cur.tls.certs.reload();
+      cur.opts.onTlsReload?.(r);
       return r;
     },
+    prepare: async (next) => {
+      const s = await buildSettings(next); // TLS files read and checked: a failure throws before any change
+      s.ctx.defaultHost = defaultHost;
+      let settled = false;
+      return {
+        commit: () => {
+          if (settled) return;
+          settled = true;
+          if (!open) { s.tls?.certs.close(); return; }
+          const old = cur;
+          cur = s;
+          s.tls?.certs.watch();
+          // Old connections answer their current (or next) request with Connection: close.
+          old.ctx.draining = true;
+          old.tls?.certs.close();
+        },
+        abandon: () => {
+          if (settled) return;
+          settled = true;
+          s.tls?.certs.close();
+        },
+      };
+    },
+    activate: () => {
+      const list = waiting;
+      waiting = null;
+      if (list !== null) for (const sock of list) onConnection(sock);
+    },
+    retire: (graceMs) => {
+      if (open) closeListening();
+      return new Promise<void>((resolve) => {
+        const finish = (): void => {
+          onEmpty = null;
+          clearTimeout(timer);
+          clearInterval(scan);
+          for (const c of conns) if (c !== null) c.destroy();
+          resolve();
+        };
+        const timer = setTimeout(finish, graceMs);
+        timer.unref();
+        if (live === 0) finish(); else onEmpty = finish;
+      });
+    },
   };
+  return listener;
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/** Certificates and their SecureContexts (one per name, chosen by SNI) for one settings generation. */
+function loadTls(cfg: TlsConfig, onReload: ((r: TlsReloadResult) => void) | undefined, ticketKeys: Buffer): TlsState {
+  const certs = new TlsCertificates(cfg, onReload);
+  const makeContext = (files: UwsCertFiles): SecureContext => createSecureContext({
+    cert: readFileSync(files.cert_file_name), key: readFileSync(files.key_file_name), passphrase: files.passphrase,
+    minVersion: 'TLSv1.2', ticketKeys,
+  });
+  try {
+    const byName = new Map<string, SecureContext>();
+    const contextFor = (servername: string): SecureContext => {
+      const name = servername.toLowerCase();
+      const exact = byName.get(name);
+      if (exact !== undefined) return exact;
+      const dot = name.indexOf('.');
+      if (dot > 0) { const wild = byName.get(`*${name.slice(dot)}`); if (wild !== undefined) return wild; }
+      return state.defaultContext;
+    };
+    const state: TlsState = {
+      certs, byName, defaultContext: makeContext(certs.load()),
+      sniCallback: (servername, cb) => { cb(null, contextFor(servername)); },
+    };
+    const host: CertificateHost = {
+      setServerName(name, files) { byName.set(name, makeContext(files)); },
+      removeServerName(name) { byName.delete(name); },
+      // New connections take the new default certificate; open ones keep theirs (no drop).
+      replaceDefault(files) { state.defaultContext = makeContext(files); },
+    };
+    certs.attach(host);
+    return state;
+  } catch (err) {
+    certs.close();
+    throw err;
+  }
+}
 
 /**
  * A socket seen through a stream that first yields bytes already read from it (after a PROXY

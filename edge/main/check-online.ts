@@ -3,12 +3,16 @@
 // deploy, not in production:
 //   - shared.redis with its credentials: connects (URL, Sentinel or Cluster), then runs what the edge
 //     runs — the counter sync script (EVALSHA/EVAL → HINCRBY, PEXPIRE, HGETALL, HDEL) on a canary key,
-//     the ban list (HGETALL, PUBLISH), the event stream (XLEN) — so NOAUTH, WRONGPASS, DENIED, NOPERM,
-//     OOM, READONLY, LOADING, MOVED, a Sentinel naming no master … are all named;
+//     the ban list (HGETALL, PUBLISH) — so NOAUTH, WRONGPASS, DENIED, NOPERM, OOM, READONLY, LOADING,
+//     MOVED, a Sentinel naming no master … are all named; and, as a finding of its own, the event
+//     stream the Redis event sink writes and the dashboard feed reads (XADD … MAXLEN ~ N with the
+//     ID 0-0, which Redis refuses only after the ACL, OOM and read-only checks passed — so it proves
+//     the write is allowed without writing; XREVRANGE, XREAD);
 //   - every server of every backend: its health check (path, timeout, expected status) once, or a
 //     plain connection when it has none or expects a PROXY header;
 //   - the geo databases (opened and looked up once) and the rule files (compiled, inline tests run).
-// Nothing is changed: the only write is the canary hash, which expires within 10 s.
+// Nothing is changed: the only write is the canary hash, which expires within 10 s (and, on a Redis
+// that would accept the 0-0 stream ID, the probe entry, deleted at once).
 import { connect as tcpConnect } from 'node:net';
 import type { EdgeConfig } from '../config/normalize.js';
 import type { SharedConfig } from '../shield/stick/config.js';
@@ -16,6 +20,7 @@ import type { RulesSection, EventsSection } from '../config/sections.js';
 import type { GeoOptions } from '../../geo/index.js';
 import { ActiveCheck } from '../backend/health.js';
 import { classifyRedisError, describeFault, probeGreeting } from '../shield/stick/redis-fault.js';
+import type { RedisClient } from '../shield/stick/redis.js';
 
 export interface OnlineFinding {
   ok: boolean;
@@ -39,7 +44,22 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
     .finally(() => clearTimeout(t));
 }
 
-async function checkRedis(cfg: SharedConfig, events: EventsSection | undefined, timeoutMs: number): Promise<OnlineFinding> {
+/** Runs `p` as step `name`: a failure carries the step, for the report. */
+async function step<T>(name: string, p: Promise<T>, timeoutMs: number): Promise<T> {
+  try {
+    return await withTimeout(p, timeoutMs, name);
+  } catch (err) {
+    throw Object.assign(err instanceof Error ? err : new Error(String(err)), { step: name });
+  }
+}
+
+function failureDetail(err: unknown): string {
+  const s = (err as { step?: string } | null)?.step;
+  const d = describeFault(classifyRedisError(err));
+  return s === undefined || d.includes('timed out') ? d : `${s}: ${d}`;
+}
+
+async function checkRedis(cfg: SharedConfig, events: EventsSection | undefined, timeoutMs: number): Promise<OnlineFinding[]> {
   const t = cfg.redis;
   const what = t.kind === 'url' ? `redis ${redactUrl(t.url)}` : t.kind === 'sentinel' ? `redis sentinel ${t.sentinels.map((s) => `${s.host}:${s.port}`).join(',')} name ${t.name}` : `redis cluster ${t.nodes.map((n) => `${n.host}:${n.port}`).join(',')}`;
   const { createRedis } = await import('../shield/stick/redis.js');
@@ -49,35 +69,63 @@ async function checkRedis(cfg: SharedConfig, events: EventsSection | undefined, 
   client.on('sentinelError', (e: unknown) => { lastError = e; });
   const started = performance.now();
   try {
-    await withTimeout(new Promise<void>((resolve, reject) => {
-      if (client.status === 'ready') { resolve(); return; }
-      client.once('ready', () => resolve());
-      client.once('end', () => reject(lastError ?? new Error('connection closed')));
-      client.once('close', () => { if (lastError !== null) reject(lastError); });
-    }), timeoutMs, 'connect');
-    // What the edge runs: the sync script on a canary key (the share builds the same call) …
-    const probeKey = `${cfg.prefix}:{${cfg.prefix}:w}:probe:${cfg.nodeId}`; // RedisShare.probeKey
-    const cmds = client as unknown as { pcwin(n: number, keys: string[], args: (string | number)[]): Promise<unknown> };
-    await withTimeout(cmds.pcwin(1, [probeKey], [Math.floor(Date.now() / 1000), 10, 10_000, 1]), timeoutMs, 'counter sync script');
-    // … the ban list and its change channel (a message every node ignores) …
-    await withTimeout(client.hgetall(`{${cfg.prefix}}:bans`), timeoutMs, 'ban list');
-    await withTimeout(client.publish(`${cfg.prefix}:bans`, JSON.stringify({ op: 'check' })), timeoutMs, 'ban channel');
-    // … and the shared event stream (single Redis only).
-    if (t.kind === 'url' && events !== undefined) await withTimeout(client.xlen(events.redisStream), timeoutMs, 'event stream');
-    return { ok: true, what, detail: `connected and allowed to run counters, bans and events (${Math.round(performance.now() - started)} ms)` };
-  } catch (err) {
-    let fault = classifyRedisError(err);
-    // A connection closed with nothing said: protected mode's greeting explains it (ioredis hides it).
-    if ((fault.code === 'closed' || fault.code === 'error') && t.kind === 'url') {
-      try {
-        const u = new URL(t.url);
-        const line = u.protocol === 'redis:' ? await probeGreeting(u.hostname.replace(/^\[|\]$/g, ''), Number(u.port || 6379)) : null;
-        if (line !== null) fault = classifyRedisError(line);
-      } catch { /* keep the first answer */ }
+    try {
+      await withTimeout(new Promise<void>((resolve, reject) => {
+        if (client.status === 'ready') { resolve(); return; }
+        client.once('ready', () => resolve());
+        client.once('end', () => reject(lastError ?? new Error('connection closed')));
+        client.once('close', () => { if (lastError !== null) reject(lastError); });
+      }), timeoutMs, 'connect');
+    } catch (err) {
+      let fault = classifyRedisError(err);
+      // A connection closed with nothing said: protected mode's greeting explains it (ioredis hides it).
+      if ((fault.code === 'closed' || fault.code === 'error') && t.kind === 'url') {
+        try {
+          const u = new URL(t.url);
+          const line = u.protocol === 'redis:' ? await probeGreeting(u.hostname.replace(/^\[|\]$/g, ''), Number(u.port || 6379)) : null;
+          if (line !== null) fault = classifyRedisError(line);
+        } catch { /* keep the first answer */ }
+      }
+      return [{ ok: false, what, detail: describeFault(fault) }];
     }
-    return { ok: false, what, detail: describeFault(fault) };
+    const out: OnlineFinding[] = [];
+    try {
+      // What the edge runs: the sync script on a canary key (the share builds the same call) …
+      const probeKey = `${cfg.prefix}:{${cfg.prefix}:w}:probe:${cfg.nodeId}`; // RedisShare.probeKey
+      const cmds = client as unknown as { pcwin(n: number, keys: string[], args: (string | number)[]): Promise<unknown> };
+      await step('counter sync script', cmds.pcwin(1, [probeKey], [Math.floor(Date.now() / 1000), 10, 10_000, 1]), timeoutMs);
+      // … and the ban list and its change channel (a message every node ignores).
+      await step('ban list (HGETALL)', client.hgetall(`{${cfg.prefix}}:bans`), timeoutMs);
+      await step('ban channel (PUBLISH)', client.publish(`${cfg.prefix}:bans`, JSON.stringify({ op: 'check' })), timeoutMs);
+      out.push({ ok: true, what, detail: `connected and allowed to run counters and bans (${Math.round(performance.now() - started)} ms)` });
+    } catch (err) {
+      out.push({ ok: false, what, detail: failureDetail(err) });
+    }
+    // The shared event stream follows a single Redis (or the master behind Sentinel: not probed here).
+    if (t.kind === 'url' && events !== undefined) out.push(await checkEventStream(client, events, timeoutMs));
+    return out;
   } finally {
     client.disconnect();
+  }
+}
+
+/** What the Redis event sink and the dashboard feed run on the stream, with the same credentials. */
+async function checkEventStream(client: RedisClient, events: EventsSection, timeoutMs: number): Promise<OnlineFinding> {
+  const stream = events.redisStream;
+  const what = `events stream ${stream}`;
+  try {
+    try {
+      // The sink's write with the one ID Redis refuses after every permission check: nothing is written.
+      const id = await step('write (XADD)', client.xadd(stream, 'MAXLEN', '~', String(events.streamMaxLen), '0-0', 'n', 'portcullis-check'), timeoutMs);
+      if (typeof id === 'string') await client.xdel(stream, id); // a Redis that took 0-0: take it back
+    } catch (err) {
+      if (!/ID specified in XADD (must be greater than 0-0|is equal or smaller)/i.test(String((err as Error)?.message))) throw err;
+    }
+    await step('read (XREVRANGE)', client.xrevrange(stream, '+', '-', 'COUNT', 1), timeoutMs);
+    await step('read (XREAD)', client.xread('COUNT', 1, 'STREAMS', stream, '$'), timeoutMs);
+    return { ok: true, what, detail: 'allowed to write (XADD … MAXLEN ~) and read (XREVRANGE, XREAD) it; nothing written' };
+  } catch (err) {
+    return { ok: false, what, detail: failureDetail(err) };
   }
 }
 
@@ -134,13 +182,14 @@ export async function checkOnline(cfg: EdgeConfig, opts: { timeoutMs?: number } 
   const timeoutMs = opts.timeoutMs ?? 3000;
   const jobs: Promise<OnlineFinding>[] = [];
   const shared = (cfg.sections.shared as SharedConfig | null | undefined) ?? null;
-  if (shared !== null) jobs.push(checkRedis(shared, cfg.sections.events as EventsSection | undefined, timeoutMs));
+  const redisFindings = shared !== null ? checkRedis(shared, cfg.sections.events as EventsSection | undefined, timeoutMs) : Promise.resolve([]);
   for (const b of cfg.backends) for (const s of b.servers) jobs.push(checkServer(b.name, s, b.health, timeoutMs));
   const rules = (cfg.sections.rules as RulesSection | null | undefined) ?? null;
   if (rules !== null) jobs.push(checkRules(rules));
   const geo = cfg.sections.geo as GeoOptions | undefined;
   if (geo !== undefined && geo.countryDb !== undefined || rules !== null) jobs.push(checkGeo(geo ?? {}));
-  return Promise.all(jobs);
+  const [redis, rest] = await Promise.all([redisFindings, Promise.all(jobs)]);
+  return [...redis, ...rest];
 }
 
 /** The report: one line per finding (`ok` / `FAIL`), then a summary; returns the exit code. */

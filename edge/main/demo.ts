@@ -9,6 +9,7 @@ import { createServer, type Server } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { mkdtempSync, rmSync } from 'node:fs';
+import type { HistorySection } from '../history/config.js';
 import { tmpdir } from 'node:os';
 import { loadConfigFile, ConfigLoadError } from '../config/load.js';
 import { runEdgeProcess } from './process.js';
@@ -73,6 +74,9 @@ async function demo(): Promise<void> {
   const state = demoState();
   process.once('exit', state.cleanup);
   if (cfg.admin !== null) cfg.admin.stateFile = state.file;
+  // The traffic history goes beside the state (a temporary directory unless the state file is kept).
+  const history = cfg.sections.history as HistorySection;
+  if (history.dir !== null) history.dir = join(dirname(state.file), 'portcullis.history');
   await runEdgeProcess(cfg);
   const token = cfg.admin?.token ?? '';
   const edge = `http://127.0.0.1:${edgePort}`;

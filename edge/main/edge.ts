@@ -3,10 +3,10 @@
 // metrics; and stops it gracefully. The admin listener is started by process.ts (main thread only).
 import { systemClock, type Clock } from '../../lib/clock.js';
 import { EventBus } from '../observe/events/bus.js';
-import type { EdgeConfig } from '../config/normalize.js';
+import type { EdgeConfig, ListenConfig } from '../config/normalize.js';
 import type { RulesSection } from '../config/sections.js';
 import { openListener, type RunningListener } from '../uws/listener.js';
-import { openHttp1Listener } from '../http1/server.js';
+import { openHttp1Listener, type Http1Listener, type Http1ListenerOptions } from '../http1/server.js';
 import type { TlsReloadResult } from '../tls/certificates.js';
 import { Pipeline } from '../pipeline/pipeline.js';
 import type { GuardStage, IdentityStage, RulesStage, RequestObserver } from '../pipeline/chain.js';
@@ -30,7 +30,7 @@ import type { GeoLookup, GeoOptions } from '../../geo/index.js';
 import { reloadEvent, lifecycleEvent, errorEvent, guardEvent, eventClient } from '../observe/events/build.js';
 import type { Transaction } from '../pipeline/transaction.js';
 import { WebSocketRuntime } from '../upstream/websocket.js';
-import { applyConfig, type ReconfigureTarget, type ReloadResult } from './reconfigure.js';
+import { applyConfig, listenersLive, planListeners, type ReconfigureTarget, type ReloadResult } from './reconfigure.js';
 
 export interface EdgeOptions {
   clock?: Clock;
@@ -75,9 +75,10 @@ export interface RunningEdge {
   readonly stopping: boolean;
   /**
    * Live reconfiguration (edge/main/reconfigure.ts): applies a validated config; `shared` holds active
-   * counts the main thread created for changed backends (workers: N).
+   * counts the main thread created for changed backends (workers: N). Calls run one after another;
+   * listeners are bound (and certificates read) before anything changes.
    */
-  reconfigure(next: EdgeConfig, shared?: Record<string, unknown>): ReloadResult;
+  reconfigure(next: EdgeConfig, shared?: Record<string, unknown>): Promise<ReloadResult>;
   /** Stop accepting, let in-flight requests finish up to the graceful deadline, then close. */
   stop(): Promise<void>;
 }
@@ -202,49 +203,124 @@ export async function startEdge(cfg: EdgeConfig, opts: EdgeOptions = {}): Promis
     const listeners: RunningListener[] = [];
     const websocket = new WebSocketRuntime(cfg.websocket);
     cleanups.push(() => websocket.closeAll());
+    // Each open listener with the config entry it runs (a reload replaces entries and listeners).
+    const slots: { cfg: ListenConfig; l: RunningListener; h1: Http1Listener | null }[] = [];
+    // Listeners a reload removed or moved, still draining their connections.
+    const retiringListeners = new Set<RunningListener>();
+    const http1Options = (l: ListenConfig, c: EdgeConfig, identityCfg: IdentityConfig): Http1ListenerOptions => ({
+      host: l.host, port: l.port, name: l.name, limits: c.requestLimits, clock,
+      headTimeoutMs: c.timeouts.clientHeadMs, idleTimeoutMs: c.timeouts.clientIdleMs,
+      tls: l.tls, redirectHttps: l.redirectHttps, websocket, onTlsReload: tlsReloadReporter(l.name),
+      connGuard, identity: identityCfg, acceptProxy: l.acceptProxy,
+      onRefused: (remote, reason) => {
+        if (bus.hasListeners) bus.emit(guardEvent({ client: eventClient(addressText(remote)), reason, status: null, term: 'PR', listener: l.name }));
+      },
+    });
+    const tlsReloadReporter = (name: string) => (r: TlsReloadResult): void => bus.emit(reloadEvent({ ok: r.ok, errors: r.errors, hash: null, what: `tls certificates of listener ${name}${r.changed.length > 0 ? `: ${r.changed.join(', ')}` : ''}` }));
     for (const l of cfg.listen) {
-      const onTlsReload = (r: TlsReloadResult): void => bus.emit(reloadEvent({ ok: r.ok, errors: r.errors, hash: null, what: `tls certificates of listener ${l.name}${r.changed.length > 0 ? `: ${r.changed.join(', ')}` : ''}` }));
+      let h1: Http1Listener | null = null;
       const running = l.engine === 'uws'
         ? await openListener({
           host: l.host, port: l.port, name: l.name, limits: cfg.requestLimits, clock, exclusive: opts.exclusivePort ?? true,
-          tls: l.tls, redirectHttps: l.redirectHttps, websocket, onTlsReload,
+          tls: l.tls, redirectHttps: l.redirectHttps, websocket, onTlsReload: tlsReloadReporter(l.name),
         }, pipeline)
-        : await openHttp1Listener({
-          host: l.host, port: l.port, name: l.name, limits: cfg.requestLimits, clock,
-          headTimeoutMs: cfg.timeouts.clientHeadMs, idleTimeoutMs: cfg.timeouts.clientIdleMs,
-          tls: l.tls, redirectHttps: l.redirectHttps, websocket, onTlsReload,
-          connGuard, identity: identityCfg, acceptProxy: l.acceptProxy,
-          onRefused: (remote, reason) => {
-            if (bus.hasListeners) bus.emit(guardEvent({ client: eventClient(addressText(remote)), reason, status: null, term: 'PR', listener: l.name }));
-          },
-        }, pipeline);
+        : (h1 = await openHttp1Listener(http1Options(l, cfg, identityCfg), pipeline));
       listeners.push(running);
+      slots.push({ cfg: l, l: running, h1 });
       pipeline.registerListener(l.name, l.host, running.port);
-      cleanups.push(() => running.stopAccepting());
     }
+    cleanups.push(() => { for (const l of listeners) l.stopAccepting(); });
+
+    /**
+     * The listener half of a reload (http1 engine, one thread): binds new addresses and builds new
+     * settings first — a failure undoes that and refuses the reload, naming the listener — then
+     * `apply` (the rest of the config); if that refuses too, the new sockets close again. Otherwise
+     * the new listeners start serving before the old ones stop accepting.
+     */
+    const reconfigureListeners = async (next: EdgeConfig, apply: (listenersApplied: boolean) => ReloadResult): Promise<ReloadResult> => {
+      if (!listenersLive(edge.cfg, next)) return apply(false);
+      const plan = planListeners(edge.cfg, next);
+      const identityNext = identityOf(next);
+      const opened: { cfg: ListenConfig; l: Http1Listener }[] = [];
+      const prepared: { slot: typeof slots[number]; cfg: ListenConfig; p: { commit(): void; abandon(): void } }[] = [];
+      const undo = (): void => {
+        for (const o of opened) void o.l.retire(0);
+        for (const p of prepared) p.p.abandon();
+      };
+      for (const n of [...plan.added, ...plan.moved.map((m) => m.next)]) {
+        try {
+          opened.push({ cfg: n, l: await openHttp1Listener(http1Options(n, next, identityNext), pipeline, true) });
+        } catch (err) {
+          undo();
+          return { ok: false, errors: [`listen ${n.host}:${n.port} (${n.name}): ${(err as Error).message}`], changes: [], restartRequired: [] };
+        }
+      }
+      for (const c of plan.changed) {
+        const slot = slots.find((x) => x.cfg === c.prev);
+        if (slot === undefined || slot.h1 === null) continue;
+        try {
+          prepared.push({ slot, cfg: c.next, p: await slot.h1.prepare(http1Options(c.next, next, identityNext)) });
+        } catch (err) {
+          undo();
+          return { ok: false, errors: [`listen ${c.next.host}:${c.next.port} (${c.next.name}): ${(err as Error).message}`], changes: [], restartRequired: [] };
+        }
+      }
+      if (stopping !== null) { undo(); return { ok: false, errors: ['the edge is stopping'], changes: [], restartRequired: [] }; }
+      const r = apply(true);
+      if (!r.ok) { undo(); return r; }
+      // In force from here: new sockets serve first, then the old ones stop accepting.
+      for (const o of opened) {
+        o.l.activate();
+        listeners.push(o.l);
+        slots.push({ cfg: o.cfg, l: o.l, h1: o.l });
+        pipeline.registerListener(o.cfg.name, o.cfg.host, o.l.port);
+      }
+      for (const p of prepared) { p.p.commit(); p.slot.cfg = p.cfg; pipeline.registerListener(p.cfg.name, p.cfg.host, p.slot.l.port); }
+      for (const x of plan.same) { const slot = slots.find((y) => y.cfg === x.prev); if (slot !== undefined) slot.cfg = x.next; }
+      for (const gone of [...plan.removed, ...plan.moved.map((m) => m.prev)]) {
+        const i = slots.findIndex((y) => y.cfg === gone);
+        if (i < 0) continue;
+        const slot = slots[i];
+        slots.splice(i, 1);
+        listeners.splice(listeners.indexOf(slot.l), 1);
+        retiringListeners.add(slot.l);
+        const done = (): void => { retiringListeners.delete(slot.l); };
+        if (slot.h1 !== null) void slot.h1.retire(next.timeouts.gracefulStopMs).then(done);
+        else { slot.l.stopAccepting(); done(); }
+      }
+      r.changes.push(...plan.lines);
+      return r;
+    };
+    // Reconfigurations run one after another (a reload awaits its sockets).
+    let reconfiguring: Promise<unknown> = Promise.resolve();
 
     let stopping: Promise<void> | null = null;
     const edge: RunningEdge = {
       cfg, bus, pools, listeners, pipeline, guard, connGuard, bans, share, counters, rules, geo, websocket, ready: true, draining: null,
       get stopping(): boolean { return stopping !== null; },
-      reconfigure(next: EdgeConfig, sharedNext: Record<string, unknown> = {}): ReloadResult {
-        const target: ReconfigureTarget = {
-          cfg: edge.cfg, pools, retiring,
-          createPool: (b, counts) => { const p = createBackendPool(b, { bus, clock }, counts); p.start(); return p; },
-          swap: (c, ps) => pipeline.reconfigure(c, ps),
-          applyLimits: (c) => {
-            const out = guard.reconfigure(guardConfigOf(c));
-            const was = edge.cfg;
-            if (JSON.stringify(was.sections.trusted_proxies ?? []) !== JSON.stringify(c.sections.trusted_proxies ?? []) || was.sections.ipv6_prefix !== c.sections.ipv6_prefix) {
-              identity.cfg = identityOf(c);
-              out.push('trusted_proxies / ipv6_prefix');
-            }
-            return out;
-          },
-        };
-        const r = applyConfig(target, next, sharedNext);
-        if (r.ok) edge.cfg = target.cfg;
-        return r;
+      reconfigure(next: EdgeConfig, sharedNext: Record<string, unknown> = {}): Promise<ReloadResult> {
+        const run = (): Promise<ReloadResult> => reconfigureListeners(next, (listenersApplied) => {
+          const target: ReconfigureTarget = {
+            cfg: edge.cfg, pools, retiring,
+            createPool: (b, counts) => { const p = createBackendPool(b, { bus, clock }, counts); p.start(); return p; },
+            swap: (c, ps) => pipeline.reconfigure(c, ps),
+            applyLimits: (c) => {
+              const out = guard.reconfigure(guardConfigOf(c));
+              const was = edge.cfg;
+              if (JSON.stringify(was.sections.trusted_proxies ?? []) !== JSON.stringify(c.sections.trusted_proxies ?? []) || was.sections.ipv6_prefix !== c.sections.ipv6_prefix) {
+                identity.cfg = identityOf(c);
+                out.push('trusted_proxies / ipv6_prefix');
+              }
+              return out;
+            },
+          };
+          const r = applyConfig(target, next, sharedNext, listenersApplied);
+          if (r.ok) edge.cfg = target.cfg;
+          return r;
+        });
+        const p = reconfiguring.then(run, run);
+        reconfiguring = p;
+        return p;
       },
       stop(): Promise<void> {
         if (stopping) return stopping;
@@ -257,6 +333,7 @@ export async function startEdge(cfg: EdgeConfig, opts: EdgeOptions = {}): Promis
           const deadline = new Promise<void>((r) => setTimeout(r, cfg.timeouts.gracefulStopMs).unref());
           await Promise.race([pipeline.whenIdle(), deadline]);
           for (const l of listeners) l.closeConnections();
+          for (const l of retiringListeners) l.closeConnections();
           for (const c of cleanups.reverse()) await c();
           await log.flush();
           bus.emit(lifecycleEvent('stopped'));

@@ -3,6 +3,7 @@
 // edge/observe/metrics.ts; this file only translates between their interfaces and the edge's parts.
 import type { RunningEdge } from './edge.js';
 import type { AdminTargets, BanEntry, TableEntry } from '../admin/targets.js';
+import type { HistoryRecorder } from '../history/recorder.js';
 import type { Metrics } from '../observe/metrics.js';
 import type { RequestObserver } from '../pipeline/chain.js';
 import type { Transaction } from '../pipeline/transaction.js';
@@ -100,17 +101,27 @@ export function nodeSnapshot(edge: RunningEdge): NodeSnapshot {
   };
 }
 
-/** Feeds the Prometheus metrics from the pipeline (one call per request, no allocation). */
+/** Feeds the Prometheus metrics and the traffic history from the pipeline (one call per request, no allocation). */
 export class MetricsObserver implements RequestObserver {
-  constructor(private readonly metrics: Metrics) {}
+  constructor(private readonly metrics: Metrics, private readonly history: HistoryRecorder | null = null) {}
   request(tx: Transaction, now: number): void {
-    this.metrics.request(tx.backend || null, tx.serverName || null, tx.status, (now - tx.t0) / 1000);
+    const server = tx.serverName || null;
+    this.metrics.request(tx.backend || null, server, tx.status, (now - tx.t0) / 1000);
+    if (this.history !== null) this.history.request(tx.backend, server, tx.status, now - tx.t0, tx.Tw);
   }
-  action(_tx: Transaction, spec: ActionSpec, mode: string): void {
+  action(tx: Transaction, spec: ActionSpec, mode: string): void {
     if (spec.source === 'guard') this.metrics.guardReject(spec.reason ?? 'guard');
     else this.metrics.ruleHit(spec.ruleId ?? '', mode, spec.kind);
+    const h = this.history;
+    if (h === null) return;
+    if (spec.ruleId !== null) h.rule(spec.ruleId, mode, spec.kind);
+    const banned = spec.kind === 'ban' || spec.reason === 'banned';
+    h.clientAction(tx.priority, banned ? 'banned' : spec.kind === 'rate_limit' || spec.reason === 'client_rate' || spec.reason === 'client_in_flight' || spec.reason === 'global_in_flight' ? 'limited' : 'blocked');
   }
-  upstreamError(backend: string, kind: string): void { this.metrics.upstreamError(backend, kind); }
+  upstreamError(backend: string, kind: string): void {
+    this.metrics.upstreamError(backend, kind);
+    this.history?.upstreamError(backend);
+  }
   rejected(tx: Transaction, reason: string, now: number): void {
     this.metrics.guardReject(reason);
     this.request(tx, now);
@@ -118,13 +129,18 @@ export class MetricsObserver implements RequestObserver {
   queueRejected(backend: string, reason: string): void {
     if (reason === 'queue_full') this.metrics.queueFull(backend);
     else if (reason === 'queue_timeout') this.metrics.queueTimeout(backend);
+    this.history?.queueRejected(backend, reason);
   }
 }
 
-export function bindMetricSources(metrics: Metrics, edge: RunningEdge): void {
-  // log_only hits never reach the action stage (the request goes on): count them from their events.
+export function bindMetricSources(metrics: Metrics, edge: RunningEdge, history: HistoryRecorder | null = null): void {
+  // log_only hits never reach the action stage (the request goes on): count them from their events
+  // (the workers' events come through this bus too).
   edge.bus.subscribe((ev) => {
-    if (ev.type === 'log_only') metrics.ruleHit(String(ev.rule ?? ''), 'log_only', String((ev.would as { action?: string | null } | undefined)?.action ?? 'log'));
+    if (ev.type !== 'log_only') return;
+    const action = String((ev.would as { action?: string | null } | undefined)?.action ?? 'log');
+    metrics.ruleHit(String(ev.rule ?? ''), 'log_only', action);
+    history?.rule(String(ev.rule ?? ''), 'log_only', action);
   });
   metrics.bind({
     pools: () => [...edge.pools.values()],
@@ -218,7 +234,7 @@ export async function applyWorkerCommand(edge: RunningEdge, cmd: WorkerCommand):
     case 'rules-reload': return edge.rules !== null && (await edge.rules.reload('admin')).ok;
     case 'table-clear': return edge.guard.table.delete(cmd.key);
     case 'config-apply': {
-      const r = edge.reconfigure(cmd.config, cmd.shared);
+      const r = await edge.reconfigure(cmd.config, cmd.shared);
       if (!r.ok) throw new Error(`config not applied: ${r.errors.join('; ')}`);
       return true;
     }

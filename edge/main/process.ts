@@ -22,7 +22,10 @@ import { loadConfigFile, ConfigLoadError, formatConfigError } from '../config/lo
 import { createSharedActiveCounts } from '../backend/index.js';
 import type { ReloadResult } from './reconfigure.js';
 import type { AdminTargets } from '../admin/targets.js';
-import type { BackendConfig } from '../backend/types.js';
+import type { BackendConfig, ServerConfig } from '../backend/types.js';
+import type { RuntimeServer } from '../admin/state-store.js';
+import type { HistorySection } from '../history/config.js';
+import { HistoryService } from '../history/service.js';
 
 const WORKER_ENTRY = fileURLToPath(new URL('./worker.js', import.meta.url));
 
@@ -32,6 +35,8 @@ function logLine(level: number, msg: string, extra: Record<string, unknown> = {}
 
 export interface EdgeProcess {
   edge: RunningEdge;
+  /** Traffic history and capacity view (null with history.enabled: false). */
+  history: HistoryService | null;
   admin: AdminServer | null;
   metrics: Metrics;
   workers: () => number;
@@ -59,8 +64,25 @@ export async function runEdgeProcess(cfg: EdgeConfig, opts: { handleSignals?: bo
     redis: redisUrl !== undefined ? { url: redisUrl, stream: eventsCfg.redisStream, maxLen: eventsCfg.streamMaxLen } : null,
     capacity: eventsCfg.capacity,
   }, metrics);
-  const edge = await startEdge(cfg, { exclusivePort: cfg.workers === 1, shared, workerIndex: 0, bus, observer: new MetricsObserver(metrics), metrics });
-  bindMetricSources(metrics, edge);
+  const historyCfg = cfg.sections.history as HistorySection;
+  // Pools are read through the edge (a reload replaces them), once it exists.
+  let edgeRef: RunningEdge | null = null;
+  const history = historyCfg.enabled ? new HistoryService(historyCfg, {
+    node: cfg.nodeId, bus,
+    pools: () => edgeRef === null ? [] : edgeRef.pools.values(),
+    redis: sharedCfg !== null && redisUrl !== undefined ? { url: redisUrl, prefix: sharedCfg.prefix, commandTimeoutMs: sharedCfg.commandTimeoutMs } : null,
+  }) : null;
+  await history?.start();
+  let edge: RunningEdge;
+  try {
+    edge = await startEdge(cfg, { exclusivePort: cfg.workers === 1, shared, workerIndex: 0, bus, observer: new MetricsObserver(metrics, history?.recorder ?? null), metrics });
+  } catch (err) {
+    await history?.stop().catch(() => undefined);
+    throw err;
+  }
+  edgeRef = edge;
+  bindMetricSources(metrics, edge, history?.recorder ?? null);
+  if (history !== null) metrics.bind({ history: () => history });
   // Admin changes reach every worker thread (ops.ts WorkerFanout); their events and counters come back.
   const fanout = cfg.workers > 1 ? new WorkerFanout() : null;
   const forwarded = { name: 'workers', accepted: 0, dropped: 0, written: 0, pending: 0 };
@@ -70,7 +92,7 @@ export async function runEdgeProcess(cfg: EdgeConfig, opts: { handleSignals?: bo
   let reloading: Promise<ReloadResult> | null = null;
   const reloadConfig = (why: string): Promise<ReloadResult> => {
     // One at a time: a second request while one runs gets the same answer.
-    reloading ??= reloadConfigFile(edge, fanout, why).finally(() => { reloading = null; });
+    reloading ??= reloadConfigFile(edge, fanout, why, (next) => { if (admin !== null) applyRuntimeOverlay(next, admin.runtimeServers()); }).finally(() => { reloading = null; });
     return reloading;
   };
   let admin: AdminServer | null = null;
@@ -82,7 +104,7 @@ export async function runEdgeProcess(cfg: EdgeConfig, opts: { handleSignals?: bo
       stateFile: cfg.admin.stateFile ?? join(dirname(cfg.file), 'portcullis.state.json'),
       redisUrl,
       loginThrottle: cfg.admin.loginThrottle,
-    }, { ...adminTargetsFor(edge, fanout, () => reloadConfig('admin API')), runtimeServers: runtimeServersOf(edge, fanout), drain: (graceMs: number, who: string) => drain(graceMs, who), drainGraceMs: haCfg.drainGraceMs }, bus, metrics);
+    }, { ...adminTargetsFor(edge, fanout, () => reloadConfig('admin API')), history, runtimeServers: runtimeServersOf(edge, fanout), drain: (graceMs: number, who: string) => drain(graceMs, who), drainGraceMs: haCfg.drainGraceMs }, bus, metrics);
   }
 
   let stopping = false;
@@ -103,6 +125,7 @@ export async function runEdgeProcess(cfg: EdgeConfig, opts: { handleSignals?: bo
         return;
       }
       if (m.type === 'metrics') { metrics.addDelta((m as Extract<WorkerReport, { type: 'metrics' }>).delta); return; }
+      if (m.type === 'history') { history?.addWorkerRecords((m as Extract<WorkerReport, { type: 'history' }>).records); return; }
       if (m.type === 'ready') { ready = true; resolve(); }
       if (m.type === 'failed') reject(new Error(`worker ${index}: ${(m as { error?: string }).error}`));
     });
@@ -134,6 +157,7 @@ export async function runEdgeProcess(cfg: EdgeConfig, opts: { handleSignals?: bo
       w.postMessage({ type: 'stop' });
     }));
     await Promise.all([edge.stop(), ...exits]);
+    await history?.stop();
     await admin?.close();
     await sinks.stop();
     unguard();
@@ -184,7 +208,7 @@ export async function runEdgeProcess(cfg: EdgeConfig, opts: { handleSignals?: bo
   }
   process.stderr.write(`portcullis: listening on ${edge.listeners.map((l) => `${cfg.listen.find((c) => c.name === l.name)?.host}:${l.port}`).join(', ')}` +
     `${cfg.workers > 1 ? ` (${cfg.workers} workers)` : ''} [pid ${process.pid}]\n`);
-  return { edge, admin, metrics, workers: () => workers.size + 1, stop };
+  return { edge, admin, metrics, history, workers: () => workers.size + 1, stop };
 }
 
 /** Some interface of this host (network namespace) carries one of these addresses. */
@@ -195,8 +219,19 @@ function holdsAny(addresses: readonly string[]): boolean {
   return false;
 }
 
+/**
+ * Config changes of one process run one after another: each starts from the config in force when
+ * it runs (a file reload and an admin API change never overwrite each other).
+ */
+const configQueue = new WeakMap<RunningEdge, Promise<unknown>>();
+function serially<T>(edge: RunningEdge, fn: () => Promise<T>): Promise<T> {
+  const p = (configQueue.get(edge) ?? Promise.resolve()).then(fn, fn);
+  configQueue.set(edge, p.catch(() => undefined));
+  return p;
+}
+
 /** Applies `next` (a copy of the running config with a change) to the edge and every worker thread. */
-function applyRuntimeConfig(edge: RunningEdge, fanout: WorkerFanout | null, next: EdgeConfig): ReloadResult {
+async function applyRuntimeConfig(edge: RunningEdge, fanout: WorkerFanout | null, next: EdgeConfig): Promise<ReloadResult> {
   const shared: Record<string, unknown> = {};
   if (fanout !== null) {
     for (const b of next.backends) {
@@ -204,35 +239,71 @@ function applyRuntimeConfig(edge: RunningEdge, fanout: WorkerFanout | null, next
       if (was === undefined || JSON.stringify(was) !== JSON.stringify(b)) shared[`backend:${b.name}`] = createSharedActiveCounts(b);
     }
   }
-  const r = edge.reconfigure(next, shared);
+  const r = await edge.reconfigure(next, shared);
   if (r.ok) fanout?.send({ type: 'config-apply', config: next, shared });
   return r;
 }
 
+/** The server entry a runtime add puts into its backend (one shape: a reload compares configs). */
+function runtimeServerConfig(name: string, s: { url: string; weight: number; maxconn: number; backup: boolean }): ServerConfig {
+  return { name, url: s.url, weight: s.weight, maxconn: s.maxconn, slowstartMs: 0, backup: s.backup, sendProxy: null };
+}
+
 /**
- * Admin API: add or remove a server at runtime — the running config with that one change, applied
- * like a reload (new requests see it, requests in flight finish where they are).
+ * Puts the admin API's runtime server changes (added, removed, weight: what the file does not hold)
+ * into a config read from the file, so that a reload applies file and runtime state in one step: a
+ * server added at runtime never leaves its backend, not even for a moment. Drain / maint carry over
+ * with the server (edge/reconfigure.ts carryOver).
+ */
+export function applyRuntimeOverlay(next: EdgeConfig, changes: Readonly<Record<string, RuntimeServer>>): void {
+  for (const [key, ch] of Object.entries(changes)) {
+    const i = key.indexOf('/');
+    const b = next.backends.find((x) => x.name === key.slice(0, i));
+    if (b === undefined) continue;
+    const name = key.slice(i + 1);
+    const at = b.servers.findIndex((x) => x.name === name);
+    if (ch.removed === true) {
+      if (at >= 0 && b.servers.length > 1) b.servers.splice(at, 1);
+      continue;
+    }
+    if (ch.added !== undefined && at < 0) b.servers.push(runtimeServerConfig(name, ch.added));
+    else if (ch.weight !== undefined && at >= 0) b.servers[at].weight = ch.weight;
+  }
+}
+
+/**
+ * Admin API: add, remove or re-weight a server at runtime — the running config with that one
+ * change, applied like a reload (new requests see it, requests in flight finish where they are).
  */
 export function runtimeServersOf(edge: RunningEdge, fanout: WorkerFanout | null): NonNullable<AdminTargets['runtimeServers']> {
-  const change = (backend: string, fn: (b: BackendConfig) => string | null): ReloadResult => {
+  const change = (backend: string, fn: (b: BackendConfig) => string | null): Promise<ReloadResult> => serially(edge, async () => {
     const next = structuredClone(edge.cfg);
     const b = next.backends.find((x) => x.name === backend);
     if (b === undefined) return { ok: false, errors: [`no backend "${backend}"`], changes: [], restartRequired: [] };
     const err = fn(b);
     if (err !== null) return { ok: false, errors: [err], changes: [], restartRequired: [] };
     return applyRuntimeConfig(edge, fanout, next);
-  };
+  });
   return {
     add: (backend, s) => change(backend, (b) => {
-      if (b.servers.some((x) => x.name === s.name)) return `backend ${backend} already has a server "${s.name}"`;
-      b.servers.push({ name: s.name, url: s.url, weight: s.weight, maxconn: s.maxconn, slowstartMs: 0, backup: s.backup, sendProxy: null });
+      const had = b.servers.find((x) => x.name === s.name);
+      // Already there with this address (a reload applied the runtime change first): nothing to do.
+      if (had !== undefined) return had.url === s.url ? null : `backend ${backend} already has a server "${s.name}"`;
+      b.servers.push(runtimeServerConfig(s.name, s));
       return null;
     }),
     remove: (backend, name) => change(backend, (b) => {
       const i = b.servers.findIndex((x) => x.name === name);
-      if (i < 0) return `no server "${name}" in backend "${backend}"`;
+      // Already gone (a reload that ran meanwhile applied this removal): nothing to do.
+      if (i < 0) return null;
       if (b.servers.length === 1) return `${backend}/${name} is the backend's last server: drain it, or add another first`;
       b.servers.splice(i, 1);
+      return null;
+    }),
+    weight: (backend, name, weight) => change(backend, (b) => {
+      const s = b.servers.find((x) => x.name === name);
+      if (s === undefined) return `no server "${name}" in backend "${backend}"`;
+      s.weight = weight;
       return null;
     }),
   };
@@ -241,24 +312,27 @@ export function runtimeServersOf(edge: RunningEdge, fanout: WorkerFanout | null)
 /**
  * Reads the config file again and applies it to the edge (and, through `fanout`, to every worker);
  * a config that does not load is refused with its errors (a `reload` event, ok false) and the running
- * one stays. Never throws.
+ * one stays. `overlay` adds what the admin API changed at runtime (applyRuntimeOverlay). Never throws.
  */
-export async function reloadConfigFile(edge: RunningEdge, fanout: WorkerFanout | null, why: string): Promise<ReloadResult> {
-  const file = edge.cfg.file;
-  const what = `config ${file} (${why})`;
-  let next: EdgeConfig;
-  try {
-    next = loadConfigFile(file);
-  } catch (err) {
-    const errors = err instanceof ConfigLoadError ? err.errors.map(formatConfigError) : [String((err as Error)?.message ?? err)];
-    edge.bus.emit(reloadEvent({ ok: false, errors, hash: null, what }));
-    return { ok: false, errors, changes: [], restartRequired: [] };
-  }
-  // Worker threads share a changed backend's active counts (maxconn) with the main thread's pool.
-  const r = applyRuntimeConfig(edge, fanout, next);
-  const detail = r.ok ? `${r.changes.length > 0 ? r.changes.join('; ') : 'no change'}${r.restartRequired.length > 0 ? `; needs a restart to apply: ${r.restartRequired.join(', ')}` : ''}` : '';
-  edge.bus.emit(reloadEvent({ ok: r.ok, errors: r.errors, hash: null, what: r.ok ? `${what}: ${detail}` : what }));
-  return r;
+export function reloadConfigFile(edge: RunningEdge, fanout: WorkerFanout | null, why: string, overlay: (next: EdgeConfig) => void = () => {}): Promise<ReloadResult> {
+  return serially(edge, async () => {
+    const file = edge.cfg.file;
+    const what = `config ${file} (${why})`;
+    let next: EdgeConfig;
+    try {
+      next = loadConfigFile(file);
+    } catch (err) {
+      const errors = err instanceof ConfigLoadError ? err.errors.map(formatConfigError) : [String((err as Error)?.message ?? err)];
+      edge.bus.emit(reloadEvent({ ok: false, errors, hash: null, what }));
+      return { ok: false, errors, changes: [], restartRequired: [] };
+    }
+    overlay(next);
+    // Worker threads share a changed backend's active counts (maxconn) with the main thread's pool.
+    const r = await applyRuntimeConfig(edge, fanout, next);
+    const detail = r.ok ? `${r.changes.length > 0 ? r.changes.join('; ') : 'no change'}${r.restartRequired.length > 0 ? `; needs a restart to apply: ${r.restartRequired.join(', ')}` : ''}` : '';
+    edge.bus.emit(reloadEvent({ ok: r.ok, errors: r.errors, hash: null, what: r.ok ? `${what}: ${detail}` : what }));
+    return r;
+  });
 }
 
 /**

@@ -8,11 +8,15 @@
 //     operator or the checks set (drain, maint, down) carries over to a server of the same name and URL.
 //   - edge timeouts, default_backend, tarpit cap: read per request from the config in force.
 //   - limits.client / limits.global (limit, status, in_flight, ban status), trusted proxies, IPv6 prefix.
+//   - listeners (engine http1, workers: 1): see planListeners — a new one starts accepting, a removed
+//     one stops accepting and drains, a changed one applies to new connections while the open ones
+//     finish their request and close; a new address is bound before the old socket closes; a bind
+//     or certificate failure refuses the whole reload (the edge, in edge.ts, does the socket work).
 // What a running process cannot change in place is listed in `restartRequired` (the reload still
-// applies everything else): listeners (see listenerChanges — the listener engine owns them), workers,
-// admin, shared Redis, events, access log, upstream client, request size limits, rule file list,
-// geo, the rate window and the shared-memory sizes.
-import type { EdgeConfig } from '../config/normalize.js';
+// applies everything else): listeners of the uws engine or with workers > 1 (uWS owns those sockets,
+// and each worker thread binds its own), workers, admin, shared Redis, events, access log, upstream
+// client, limits.websocket, the rule file list, geo, the rate window and the shared-memory sizes.
+import type { EdgeConfig, ListenConfig } from '../config/normalize.js';
 import type { BackendConfig, BackendPool, ServerInfo } from '../backend/types.js';
 import type { SharedActiveCounts } from '../backend/index.js';
 
@@ -42,16 +46,16 @@ export interface ReconfigureTarget {
 
 const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
 
+const addressOf = (l: ListenConfig): string => `${l.host.includes(':') ? `[${l.host}]` : l.host}:${l.port}`;
+
 /**
- * Listener differences between two configs (address, TLS, names …), as human-readable lines. Kept
- * apart so the listener engine can take them over (open the new ones, close the removed ones); until
- * then they are reported as needing a restart.
+ * Listener differences between two configs (address, TLS, names …), as human-readable lines: what
+ * a restart would apply where listeners cannot change live (listenersLive false).
  */
 export function listenerChanges(prev: EdgeConfig, next: EdgeConfig): string[] {
   const out: string[] = [];
-  const key = (l: EdgeConfig['listen'][number]): string => `${l.host}:${l.port}`;
-  const before = new Map(prev.listen.map((l) => [key(l), l]));
-  const after = new Map(next.listen.map((l) => [key(l), l]));
+  const before = new Map(prev.listen.map((l) => [addressOf(l), l]));
+  const after = new Map(next.listen.map((l) => [addressOf(l), l]));
   for (const [k, l] of after) {
     const o = before.get(k);
     if (o === undefined) out.push(`listen ${k} (${l.name}) added`);
@@ -61,15 +65,96 @@ export function listenerChanges(prev: EdgeConfig, next: EdgeConfig): string[] {
   return out;
 }
 
+/**
+ * Listeners change live when the http1 engine owns them all, before and after, in one thread: each
+ * is a node:net server of this thread. uWS binds its own sockets (and cannot take a second one on an
+ * exclusive port), and with workers > 1 every worker thread binds the port itself.
+ */
+export function listenersLive(prev: EdgeConfig, next: EdgeConfig): boolean {
+  return prev.workers === 1 && next.workers === 1 &&
+    prev.listen.every((l) => l.engine === 'http1') && next.listen.every((l) => l.engine === 'http1');
+}
+
+/** Settings outside listen[] that an http1 listener gives its connections (a change is a changed listener). */
+export function listenerInputChanges(prev: EdgeConfig, next: EdgeConfig): string[] {
+  const out: string[] = [];
+  if (prev.timeouts.clientHeadMs !== next.timeouts.clientHeadMs) out.push('timeouts.client_head');
+  if (prev.timeouts.clientIdleMs !== next.timeouts.clientIdleMs) out.push('timeouts.client_idle');
+  if (!same(prev.requestLimits, next.requestLimits)) out.push('limits.request');
+  if (!same(prev.sections.trusted_proxies ?? [], next.sections.trusted_proxies ?? [])) out.push('trusted_proxies');
+  if (prev.sections.ipv6_prefix !== next.sections.ipv6_prefix) out.push('ipv6_prefix');
+  return out;
+}
+
+/** What a reload does to the listeners (listenersLive): matched by address, then by name. */
+export interface ListenerPlan {
+  /** Same address, same settings: the listener stays as it is. */
+  same: { prev: ListenConfig; next: ListenConfig }[];
+  /** Same address, other settings: new connections get the new ones. */
+  changed: { prev: ListenConfig; next: ListenConfig; why: string[] }[];
+  /** Same name, new address: bind the new one, then retire the old one. */
+  moved: { prev: ListenConfig; next: ListenConfig }[];
+  added: ListenConfig[];
+  removed: ListenConfig[];
+  /** One line per change, for the reload result. */
+  lines: string[];
+}
+
+export function planListeners(prev: EdgeConfig, next: EdgeConfig): ListenerPlan {
+  const plan: ListenerPlan = { same: [], changed: [], moved: [], added: [], removed: [], lines: [] };
+  const inputs = listenerInputChanges(prev, next);
+  const left = new Map(prev.listen.map((l) => [addressOf(l), l]));
+  const unmatched: ListenConfig[] = [];
+  for (const n of next.listen) {
+    const o = left.get(addressOf(n));
+    if (o === undefined) { unmatched.push(n); continue; }
+    left.delete(addressOf(n));
+    const why = [...diffListen(o, n), ...inputs];
+    if (why.length === 0) plan.same.push({ prev: o, next: n });
+    else {
+      plan.changed.push({ prev: o, next: n, why });
+      plan.lines.push(`listen ${addressOf(n)} (${n.name}): ${why.join(', ')} changed — new connections use the new settings, open ones finish their request`);
+    }
+  }
+  const byName = new Map([...left.values()].map((l) => [l.name, l]));
+  for (const n of unmatched) {
+    const o = byName.get(n.name);
+    if (o !== undefined) {
+      byName.delete(n.name);
+      left.delete(addressOf(o));
+      plan.moved.push({ prev: o, next: n });
+      plan.lines.push(`listen ${n.name}: ${addressOf(o)} → ${addressOf(n)} (new address bound first; the old one stops accepting and drains)`);
+    } else {
+      plan.added.push(n);
+      plan.lines.push(`listen ${addressOf(n)} (${n.name}) added`);
+    }
+  }
+  for (const o of left.values()) {
+    plan.removed.push(o);
+    plan.lines.push(`listen ${addressOf(o)} (${o.name}) removed (stops accepting; open connections drain)`);
+  }
+  return plan;
+}
+
+function diffListen(a: ListenConfig, b: ListenConfig): string[] {
+  const ra = a as unknown as Record<string, unknown>, rb = b as unknown as Record<string, unknown>;
+  return Object.keys({ ...ra, ...rb }).filter((k) => !same(ra[k], rb[k])).map((k) => `listen[].${LISTEN_KEYS[k] ?? k}`);
+}
+const LISTEN_KEYS: Record<string, string> = { acceptProxy: 'accept_proxy', redirectHttps: 'redirect_https' };
+
 /** Everything a running process cannot change in place, by key. */
-function restartOnly(prev: EdgeConfig, next: EdgeConfig): string[] {
-  const out = listenerChanges(prev, next);
+function restartOnly(prev: EdgeConfig, next: EdgeConfig, listenersApplied: boolean): string[] {
+  const out: string[] = [];
+  if (!listenersApplied) {
+    const why = prev.workers > 1 || next.workers > 1 ? 'workers > 1: every worker thread binds its own sockets' : 'engine uws: uWebSockets.js owns its sockets';
+    for (const line of listenerChanges(prev, next)) out.push(`${line} (${why})`);
+  }
   const check = (name: string, a: unknown, b: unknown): void => { if (!same(a, b)) out.push(name); };
   check('workers', prev.workers, next.workers);
   check('admin', prev.admin, next.admin);
   check('upstream', prev.upstream, next.upstream);
   check('access_log', prev.accessLog, next.accessLog);
-  check('limits.request', prev.requestLimits, next.requestLimits);
+  if (!listenersApplied) check('limits.request', prev.requestLimits, next.requestLimits);
   check('limits.websocket', prev.websocket, next.websocket);
   check('node_id', prev.nodeId, next.nodeId);
   for (const s of ['shared', 'events', 'rules', 'geo', 'tables']) check(s, prev.sections[s], next.sections[s]);
@@ -119,11 +204,13 @@ function retireWhenIdle(pool: BackendPool, retiring: Set<BackendPool>): void {
  * Applies `next` to a running edge (see the header). Never throws for a bad config: the caller
  * validated it; a pool that cannot be built refuses the whole reload before anything changed.
  * `shared`: active counts created by the main thread for changed backends (workers: N).
+ * `listenersApplied`: the caller applies the listener changes (planListeners); otherwise they are
+ * reported in restartRequired.
  */
-export function applyConfig(t: ReconfigureTarget, next: EdgeConfig, shared: Record<string, unknown> = {}): ReloadResult {
+export function applyConfig(t: ReconfigureTarget, next: EdgeConfig, shared: Record<string, unknown> = {}, listenersApplied = false): ReloadResult {
   const prev = t.cfg;
   const changes: string[] = [];
-  const restartRequired = restartOnly(prev, next);
+  const restartRequired = restartOnly(prev, next, listenersApplied);
   // 1. Build everything first (this can fail: then nothing is applied).
   const pools = new Map<string, BackendPool>();
   const built: BackendPool[] = [];

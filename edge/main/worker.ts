@@ -13,6 +13,9 @@ import { EventBus } from '../observe/events/bus.js';
 import { Metrics } from '../observe/metrics.js';
 import { MetricsObserver, applyWorkerCommand, isWorkerCommand } from './ops.js';
 import { isRemoteBanEvent } from '../observe/events/build.js';
+import type { HistorySection } from '../history/config.js';
+import { HistoryRecorder } from '../history/recorder.js';
+import { encodeRecord } from '../history/record.js';
 
 export interface WorkerInit {
   /**
@@ -30,7 +33,9 @@ export interface WorkerInit {
 /** Worker → main messages besides ready/failed. */
 export type WorkerReport =
   | { type: 'events'; events: EdgeEvent[]; dropped: number }
-  | { type: 'metrics'; delta: NonNullable<ReturnType<Metrics['takeDelta']>> };
+  | { type: 'metrics'; delta: NonNullable<ReturnType<Metrics['takeDelta']>> }
+  /** History records of the minute this worker just closed (edge/history/record.ts encoding). */
+  | { type: 'history'; records: Uint8Array[] };
 
 const EVENT_BATCH_MS = 20;
 const MAX_PENDING_EVENTS = 16384;
@@ -67,7 +72,26 @@ async function run(): Promise<void> {
     if (timer === null) { timer = setTimeout(flushEvents, EVENT_BATCH_MS); timer.unref(); }
   });
 
-  const edge = await startEdge(cfg, { exclusivePort: false, shared: init.shared, workerIndex: init.index, bus, observer: new MetricsObserver(metrics), metrics });
+  // History: this thread's requests and queue lengths; the in-flight counts are shared by every
+  // thread (SharedArrayBuffer), so the main thread samples them for the node.
+  const historyCfg = cfg.sections.history as HistorySection;
+  const history = historyCfg.enabled ? new HistoryRecorder(false) : null;
+  const edge = await startEdge(cfg, { exclusivePort: false, shared: init.shared, workerIndex: init.index, bus, observer: new MetricsObserver(metrics, history), metrics });
+  let openMinute = Math.floor(Date.now() / 60_000) * 60_000;
+  let lastSample = Date.now();
+  const sendHistory = (): void => {
+    if (history === null) return;
+    const recs = history.close(openMinute, cfg.nodeId);
+    openMinute = Math.floor(Date.now() / 60_000) * 60_000;
+    if (recs.length > 0) port.postMessage({ type: 'history', records: recs.map((r) => encodeRecord(r)) } satisfies WorkerReport);
+  };
+  const historyTimer = history === null ? null : setInterval(() => {
+    const now = Date.now();
+    history.sample(edge.pools.values(), Math.min(now - lastSample, 10 * historyCfg.sampleMs));
+    lastSample = now;
+    if (Math.floor(now / 60_000) * 60_000 > openMinute) sendHistory();
+  }, historyCfg.sampleMs);
+  historyTimer?.unref();
 
   // --- counters → main thread
   const sendMetrics = (): void => {
@@ -81,7 +105,9 @@ async function run(): Promise<void> {
     if ((msg as { type?: string })?.type === 'stop') {
       void edge.stop().then(() => {
         clearInterval(metricsTimer);
+        if (historyTimer !== null) clearInterval(historyTimer);
         sendMetrics();
+        sendHistory();
         flushEvents();
         // Never end the thread itself: a worker whose loop still holds uWS's poll handle aborts the
         // whole process in uv_loop_close (measured). The main thread exits the process instead.

@@ -29,12 +29,30 @@ export interface MetricsSources {
    * refused connections held in the tarpit (edge/shield/connection-guard.ts openConnections / tarpitted).
    */
   connections(): { open: number; tarpitted: number };
+  /** Traffic history and capacity view (edge/history/service.ts), when kept. */
+  history(): HistoryView;
+}
+
+/** The part of edge/history/service.ts HistoryService the metrics read at scrape time. */
+export interface HistoryView {
+  status(): {
+    bytes: number; maxBytes: number; records: number; trimmed: number;
+    file: { bytes: number; maxBytes: number; writeErrors: number; corrupt: unknown } | null;
+    cluster: { state: 'ok' | 'degraded' | 'off'; dropped: number };
+  };
+  capacityCached(): {
+    target: number;
+    rows: readonly {
+      kind: string; backend: string; server: string | null; capacityRps: number | null; headroomRps: number | null;
+      current: { util: number } | null; trend: { perWeek: number } | null; crossing: { date: string | null; already: boolean } | null;
+    }[];
+  };
 }
 
 /** The part of edge/backend/types.ts BackendPool the metrics read. */
 export interface PoolView {
   readonly name: string;
-  servers(): readonly { name: string; state: string; weight: number; active: number; queued: number }[];
+  servers(): readonly { name: string; state: string; weight: number; active: number; queued: number; maxconn?: number }[];
   queueLength(): number;
 }
 
@@ -169,6 +187,14 @@ export class Metrics {
       },
     });
     new client.Gauge({
+      name: p + 'server_maxconn', help: 'Configured maxconn of each server (0 = unlimited): utilisation = server_active_connections / server_maxconn', labelNames: ['backend', 'server'], registers: [reg],
+      collect(this: Gauge<string>) {
+        this.reset();
+        for (const pool of self.sources.pools?.() ?? []) for (const s of pool.servers()) this.set({ backend: pool.name, server: s.name }, s.maxconn ?? 0);
+      },
+    });
+    this.historyMetrics(client, reg);
+    new client.Gauge({
       name: p + 'server_up', help: 'Server state: 1 when up (takes new traffic), 0 when down, drain or maint; `state` label names it',
       labelNames: ['backend', 'server', 'state'], registers: [reg],
       collect(this: Gauge<string>) {
@@ -231,6 +257,64 @@ export class Metrics {
       },
     });
     return reg;
+  }
+
+  /** History and capacity gauges (edge/history/): what a Grafana capacity panel needs. */
+  private historyMetrics(client: PromClient, reg: Registry): void {
+    const p = this.prefix;
+    const self = this;
+    const status = () => self.sources.history?.().status() ?? null;
+    const rows = () => self.sources.history?.().capacityCached().rows ?? [];
+    const labels = (r: { backend: string; server: string | null }) => ({ backend: r.backend, server: r.server ?? '-' });
+    const gauge = (name: string, help: string, labelNames: string[], fill: (g: Gauge<string>) => void): void => {
+      new client.Gauge({ name: p + name, help, labelNames, registers: [reg], collect(this: Gauge<string>) { this.reset(); fill(this); } });
+    };
+    gauge('history_bytes', 'Bytes of traffic history held, in memory (records) and on disk (file)', ['where'], (g) => {
+      const s = status();
+      if (s === null) return;
+      g.set({ where: 'memory' }, s.bytes);
+      if (s.file !== null) g.set({ where: 'disk' }, s.file.bytes);
+    });
+    gauge('history_max_bytes', 'Bounds of the traffic history (history.max_memory, history.max_disk)', ['where'], (g) => {
+      const s = status();
+      if (s === null) return;
+      g.set({ where: 'memory' }, s.maxBytes);
+      if (s.file !== null) g.set({ where: 'disk' }, s.file.maxBytes);
+    });
+    gauge('history_records', 'History records held (all tiers, all nodes)', [], (g) => { g.set(status()?.records ?? 0); });
+    gauge('history_trimmed_buckets', 'History buckets dropped before their retention to stay within the byte bound (since start)', [], (g) => { g.set(status()?.trimmed ?? 0); });
+    gauge('history_cluster_up', 'History shared through Redis: 1 ok, 0 degraded (this node only), -1 not shared', [], (g) => {
+      const st = status()?.cluster.state ?? 'off';
+      g.set(st === 'ok' ? 1 : st === 'degraded' ? 0 : -1);
+    });
+    gauge('history_file_problems', 'History file write errors since start, plus 1 when the file was found damaged and set aside at start', [], (g) => {
+      const s = status();
+      g.set(s?.file === null || s === null ? 0 : s.file.writeErrors + (s.file.corrupt ? 1 : 0));
+    });
+    gauge('capacity_target_ratio', 'Target utilisation band of the capacity view (history.target)', [], (g) => {
+      const h = self.sources.history?.();
+      if (h) g.set(h.capacityCached().target);
+    });
+    gauge('capacity_peak_utilisation_ratio', 'Highest busiest-hour utilisation of the last 7 days (peak concurrent / maxconn, or rps / capacity); server "-" for the backend', ['backend', 'server'], (g) => {
+      for (const r of rows()) if (r.current !== null) g.set(labels(r), r.current.util);
+    });
+    gauge('capacity_headroom_rps', 'Requests per second a server or backend can take more before its busiest hour reaches the target band', ['backend', 'server'], (g) => {
+      for (const r of rows()) if (r.headroomRps !== null) g.set(labels(r), r.headroomRps);
+    });
+    gauge('capacity_trend_per_week_ratio', 'Trend of the daily peak utilisation (Theil–Sen), in utilisation per week', ['backend', 'server'], (g) => {
+      for (const r of rows()) if (r.trend !== null) g.set(labels(r), r.trend.perWeek);
+    });
+    gauge('capacity_days_to_target', 'Days until the daily peak reaches the target band at the current trend (0: already there; absent: not within two years)', ['backend', 'server'], (g) => {
+      const today = Math.floor(Date.now() / 86_400_000);
+      for (const r of rows()) {
+        if (r.crossing === null) continue;
+        if (r.crossing.already) g.set(labels(r), 0);
+        else if (r.crossing.date !== null) g.set(labels(r), Math.round(Date.parse(r.crossing.date) / 86_400_000) - today);
+      }
+    });
+    gauge('server_capacity_rps', 'Configured request rate a server or backend can take (history.capacity)', ['backend', 'server'], (g) => {
+      for (const r of rows()) if (r.capacityRps !== null) g.set(labels(r), r.capacityRps);
+    });
   }
 
   /** Attach (or replace) the state sources read at scrape time. */

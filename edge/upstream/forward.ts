@@ -263,8 +263,21 @@ export class ForwardAttempt implements AcquireRequest, AcquireWaiter, UpstreamRe
     const tx = this.tx;
     if (tx.bodyLength !== -1 && this.replay === null) return false; // body no longer replayable
     if (!err.requestSent && (err.kind === 'connect' || err.kind === 'timeout_connect')) return true;
-    // Idempotent requests may also be retried after a reset once sent; a POST whose body was sent never.
-    return err.kind === 'reset' && IDEMPOTENT.has(tx.method) && this.upstreamStatus === 0;
+    // Idempotent requests may also be retried once sent, while no response head came back: after a
+    // reset, and after an answer that is not HTTP (junk: HAProxy's retry-on junk-response) — nothing
+    // reached the client yet. A POST whose body was sent never.
+    if (!IDEMPOTENT.has(tx.method) || this.upstreamStatus !== 0) return false;
+    if (err.kind === 'reset') return true;
+    // Junk from the origin (not an exception of ours: requestSent), and only where another server can
+    // take the retry — with none, the answer stays the 502 the origin earned, not a 503 "no server".
+    return err.kind === 'protocol' && err.requestSent && this.otherServerUp();
+  }
+
+  /** Another server of the backend, not tried yet by this request, is up (failure path only: allocates). */
+  private otherServerUp(): boolean {
+    const tried = this.tx.tried;
+    const self = this.server?.name;
+    return this.pool.servers().some((s) => s.state === 'up' && s.weight > 0 && s.name !== self && (tried === null || tried === undefined || !tried.includes(s.name)));
   }
 
   /** Client went away or a deadline fired: cancel the upstream side. */

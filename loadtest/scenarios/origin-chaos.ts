@@ -95,7 +95,7 @@ export const originChaos: Scenario = {
         settings: { ...ORIGIN_CHAOS, capacity: cap, durationMs: D, phaseSec, configs },
         raw: { all, schedule, spoiled, origins: stats },
         notes: [
-          `Three origins (maxconn ${ORIGIN_CHAOS.maxconn}, ${ORIGIN_CHAOS.latencyMs} ms each), arrivals at ${ORIGIN_CHAOS.load}× their capacity; health checks every 500 ms (timeout 300 ms, fall 2, rise 2); queue timeout ${PEAK.queueTimeoutMs / 1000}s; retries 1 (connect failures and resets of idempotent requests on another server).`,
+          `Three origins (maxconn ${ORIGIN_CHAOS.maxconn}, ${ORIGIN_CHAOS.latencyMs} ms each), arrivals at ${ORIGIN_CHAOS.load}× their capacity; health checks every 500 ms (timeout 300 ms, fall 2, rise 2); queue timeout ${PEAK.queueTimeoutMs / 1000}s; retries 1 (connect failures, and resets or non-HTTP answers of idempotent requests, on another server).`,
           `Answers the faulty origins spoiled: ${JSON.stringify(spoiled)} — failures beyond these (and the requests in flight on a hung origin) would be collateral damage.`,
           'A hung origin holds its connections until the server timeout: requests already on it fail (504) or wait; the health check marks it down within ~1 s so new requests go elsewhere.',
         ],

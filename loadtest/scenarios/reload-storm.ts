@@ -1,14 +1,16 @@
 // reload-storm: the peak scenario's shoppers at 0.8× origin capacity while the config is reloaded 100
 // times (alternately SIGHUP and POST /api/config/reload), each reload changing a server's weight and
-// the server timeout, so every reload really rebuilds the backend. Target: 0 failed shopper requests,
-// 0 connection errors, every reload accepted.
+// the server timeout, so every reload really rebuilds the backend; listeners change too (a second
+// listener added and removed every 10 reloads, the shoppers' own listener changed — limits.request —
+// every 10th: its open connections finish their request and reconnect). Target: 0 failed shopper
+// requests, 0 connection errors, every reload accepted.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { newSpec, serversFor, startOrigins, startTarget, configTexts } from '../lib/harness.js';
 import { drain, openLoop } from '../lib/loadgen.js';
 import { originStats, stopOrigins } from '../lib/origins.js';
 import { stopProxy, type RunningProxy } from '../lib/proxies.js';
 import { ShopTraffic } from '../lib/shop.js';
-import { round } from '../lib/util.js';
+import { freePort, round } from '../lib/util.js';
 import { PEAK, peakCapacity } from './peak.js';
 import type { Scenario, ScenarioContext, ScenarioResult } from '../lib/scenario.js';
 
@@ -19,12 +21,17 @@ export const STORM = { reloads: 100, load: 0.8, shoppers: 1000 };
  * (applied in place); every 5th reload also changes the health-check interval, which builds a new
  * pool for the backend (requests in flight finish on the old one).
  */
-export function variant(base: string, i: number): string {
+export function variant(base: string, i: number, sparePort = 0): string {
   let n = 0;
-  return base
+  let text = base
     .replace(/weight: \d+/g, () => `weight: ${1 + ((i + n++) % 3)}`)
     .replace(/(timeouts:\s*\n(?:\s+\w+: .*\n)*?\s+server: )\S+/, `$1${20 + (i % 10)}s`)
     .replace(/interval: 1s/, i % 5 === 0 ? 'interval: 2s' : 'interval: 1s');
+  // Listeners: a spare one during every other block of 10 reloads; the shoppers' listener changed
+  // (another limits.request.max_headers: new connections take it, open ones finish and reconnect).
+  if (sparePort > 0 && Math.floor(i / 10) % 2 === 1) text = text.replace(/^listen:\n(\s+- .*\n(?:\s{4}.*\n)*)/m, `listen:\n$1  - name: spare\n    address: 127.0.0.1:${sparePort}\n`);
+  if (sparePort > 0) text = text.replace(/^limits:\n/m, `limits:\n  request:\n    max_headers: ${48 + (Math.floor(i / 10) % 2)}\n`);
+  return text;
 }
 
 async function adminReload(p: RunningProxy): Promise<{ ok: boolean; detail: string }> {
@@ -54,6 +61,7 @@ export const reloadStorm: Scenario = {
     const base = readFileSync(proxy.configFile, 'utf8');
     const withTimeouts = /\ntimeouts:/.test(base) ? base : `${base}timeouts:\n  server: 30s\n`;
     writeFileSync(proxy.configFile, withTimeouts);
+    const sparePort = await freePort();
     const configs = configTexts([proxy]);
     try {
       const started = performance.now();
@@ -67,7 +75,7 @@ export const reloadStorm: Scenario = {
         for (let i = 1; i <= STORM.reloads && !stop; i++) {
           const due = started + i * every;
           while (performance.now() < due && !stop) await new Promise((r) => setTimeout(r, Math.min(50, due - performance.now())));
-          writeFileSync(proxy.configFile, variant(withTimeouts, i));
+          writeFileSync(proxy.configFile, variant(withTimeouts, i, sparePort));
           const t0 = performance.now();
           if (i % 2 === 1) {
             process.kill(proxy.pid, 'SIGHUP'); // answered by a reload event; counted as accepted unless the API says otherwise
@@ -110,6 +118,7 @@ export const reloadStorm: Scenario = {
         raw: { all, refused, reloadTimes, origins: stats },
         notes: [
           `Each reload rewrites the config with other server weights and another server timeout (applied in place); every 5th also changes the health-check interval, which rebuilds the backend's pool (requests in flight finish on the old pool, maxconn counts both). Odd reloads by SIGHUP, even ones by POST /api/config/reload.`,
+          `Listeners: a second listener (:${sparePort}) is added at reload 10, 30, 50 … and removed at 20, 40, 60 …; at every 10th reload the shoppers' own listener changes (limits.request.max_headers 48 ↔ 49): new connections take the new settings, open ones finish their request and reconnect (docs/reload.md).`,
           ...(refused.length > 0 ? [`Refused reloads: ${refused.slice(0, 5).join(' | ')}`] : []),
         ],
       };

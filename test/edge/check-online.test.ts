@@ -54,7 +54,9 @@ test('check --online: NOAUTH, WRONGPASS, NOPERM and a dead server are each repor
   assert.equal(good.code, 0, good.out);
   assert.match(good.out, /^ok {3}redis redis:\/\/:\*\*\*@127\.0\.0\.1:\d+: connected/m);
   assert.match(good.out, /^ok {3}server shop\/web1 .*\/health: L7OK/m);
-  assert.match(good.out, /online: all 2 check\(s\) passed/);
+  assert.match(good.out, /^ok {3}events stream portcullis:events: allowed to write \(XADD/m);
+  assert.match(good.out, /online: all 3 check\(s\) passed/);
+  assert.equal(await admin.exists('portcullis:events'), 0, 'the stream probe wrote nothing');
   assert.doesNotMatch(good.out, /the-right-one/, 'the password is never printed');
 
   const noauth = await check(config(`"redis://127.0.0.1:${redis.port}"`, [o.url]));
@@ -71,5 +73,19 @@ test('check --online: NOAUTH, WRONGPASS, NOPERM and a dead server are each repor
   assert.match(noperm.out, /^FAIL redis .*: NOPERM/m);
   assert.match(noperm.out, /^ok {3}server shop\/web1 /m);
   assert.match(noperm.out, /^FAIL server shop\/web2 .*: L4CON Layer4 connection problem: ECONNREFUSED/m);
-  assert.match(noperm.out, /online: 2 of 3 check\(s\) failed/);
+  assert.match(noperm.out, /online: 2 of 4 check\(s\) failed/);
+
+  // A user that may run the counters and bans but not write the event stream (the Redis event sink's
+  // XADD): named as such, the rest passes.
+  await admin.acl('SETUSER', 'nostream', 'on', '>nostream-pass', '~*', '&*', '+@all', '-xadd');
+  const nostream = await check(config(`"redis://nostream:nostream-pass@127.0.0.1:${redis.port}"`, [o.url]));
+  assert.equal(nostream.code, 1, nostream.out);
+  assert.match(nostream.out, /^ok {3}redis redis:\/\/nostream:\*\*\*@127\.0\.0\.1:\d+: connected and allowed to run counters and bans/m);
+  assert.match(nostream.out, /^FAIL events stream portcullis:events: write \(XADD\): NOPERM/m);
+  assert.match(nostream.out, /online: 1 of 3 check\(s\) failed/);
+  // … and one whose key pattern leaves the stream out.
+  await admin.acl('SETUSER', 'keyless', 'on', '>keyless-pass', '~pc*', '~{pc*', '&*', '+@all');
+  const keyless = await check(config(`"redis://keyless:keyless-pass@127.0.0.1:${redis.port}"`, [o.url]).replace('node_count: 2 }', 'node_count: 2, prefix: pc }'));
+  assert.match(keyless.out, /^FAIL events stream portcullis:events: write \(XADD\): NOPERM/m, keyless.out);
+  assert.equal(await admin.exists('portcullis:events'), 0, 'nothing was written to the stream');
 });

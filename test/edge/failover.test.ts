@@ -6,6 +6,7 @@ import { sleep } from '../harness/wait.js';
 import { startOrigin } from '../harness/origin.js';
 import { CLIENT_LIMITS_OFF, edgeYaml, startOriginAndEdge, startTestEdge } from '../harness/edge.js';
 import { httpClient } from '../harness/client.js';
+import { startRawOrigin } from '../harness/raw-origin.js';
 
 test('a server killed mid-run is marked down (passive, then active) with no failed idempotent request', async (t) => {
   const web1 = await startOrigin('web1');
@@ -85,6 +86,29 @@ test('connect failure is retried on another server; a POST whose body was sent i
   assert.equal(p.status, 502, 'POST whose body was sent is never retried');
   assert.match(p.body, /Bad Gateway/);
   assert.equal(good.seen.filter((r) => r.url === '/order').length, 0, 'the POST never reached a second server');
+});
+
+test('an answer that is not HTTP: a GET is retried on another server, a POST whose body was sent gets 502', async (t) => {
+  const good = await startOrigin('good');
+  t.after(() => good.close());
+  const junk = await startRawOrigin(() => 'SSH-2.0-OpenSSH_9.2\r\nthis is no HTTP answer\r\n\r\n');
+  t.after(() => junk.close());
+  const edge = await startTestEdge(edgeYaml({
+    limits: CLIENT_LIMITS_OFF,
+    backend: 'junk',
+    backendMore: 'balance: first\nretries: 1\nhealth: { path: /health, interval: 1m, passive_failures: 0 }',
+    servers: [{ name: 'junk', url: junk.url }, { name: 'good', url: good.url }],
+  }));
+  t.after(() => edge.stop());
+  const c = httpClient();
+  t.after(() => c.close());
+  const g = await c.get(`${edge.url}/page`);
+  assert.equal(g.status, 200, 'the GET answered with junk is retried on the good server');
+  assert.equal(junk.requests.filter((r) => r.target === '/page').length, 1, 'it did reach the junk server first');
+  assert.equal(good.seen.filter((r) => r.url === '/page').length, 1);
+  const p = await c.send(`${edge.url}/order`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'pay 10 EUR' });
+  assert.equal(p.status, 502, 'a POST is never sent twice');
+  assert.equal(good.seen.filter((r) => r.url === '/order').length, 0);
 });
 
 test('upstream timeout gives 504 with a clear body', async (t) => {

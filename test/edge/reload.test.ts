@@ -161,12 +161,14 @@ test('config reload through the admin API: servers, weights, timeouts and limits
   for (let i = 0; i < 5; i++) statuses.push((await limited.get(`${url}/x`)).status);
   assert.deepEqual(statuses, [200, 200, 200, 429, 429]);
 
-  // 6. A listener change is reported as needing a restart (and the rest is applied).
+  // 6. The listener moves to another port (applied live: test/edge/reload-listeners.test.ts has the rest).
   const other = await freePort();
   writeFileSync(file, yamlOf({ ...spec, port: other }));
   const r6 = await reload(spec.adminPort);
   assert.equal(r6.status, 200);
-  assert.ok(r6.body.restartRequired.some((x) => x.includes(`127.0.0.1:${other}`)), JSON.stringify(r6.body));
+  assert.deepEqual(r6.body.restartRequired, [], JSON.stringify(r6.body));
+  assert.ok(r6.body.changes.some((x) => x.startsWith(`listen main: 127.0.0.1:${spec.port} → 127.0.0.1:${other}`)), JSON.stringify(r6.body));
+  assert.equal((await limited.get(`http://127.0.0.1:${other}/x`)).status, 429, 'the new port serves, with the limits in force');
 });
 
 for (const workers of [1, 2]) {
@@ -332,4 +334,74 @@ test('workers: 2 — a server added through the admin API serves from every work
   const got: string[] = [];
   for (let i = 0; i < 40; i++) got.push(await get());
   assert.deepEqual(got.filter((o) => o !== 'b'), [], 'every thread serves the added server');
+});
+
+test('a file reload applies the runtime server changes in the same step: a server added at runtime never leaves its backend, its health and weight carry over', async (t) => {
+  const a = await startOrigin('a', named('a'));
+  const b = await startOrigin('b', named('b'));
+  const c = await startOrigin('c', named('c'));
+  t.after(() => Promise.all([a.close(), b.close(), c.close()]));
+  const dir = mkdtempSync(join(tmpdir(), 'pc-runtime-reload-'));
+  const file = join(dir, 'edge.yaml');
+  const port = await freePort(), adminPort = await freePort();
+  const yaml = (servers: string[], serverTimeout = '30s'): string => [
+    `listen: [{ address: "127.0.0.1:${port}" }]`,
+    `admin: { address: "127.0.0.1:${adminPort}", token: "${TOKEN}", state_file: "${join(dir, 'state.json')}" }`,
+    'access_log: { path: "off" }',
+    'events: { log: "off" }',
+    `timeouts: { server: ${serverTimeout} }`,
+    'limits: { client: { requests: { limit: 0 }, in_flight: 0 } }',
+    'backends:', '  shop:',
+    // Checks far apart: a server rebuilt from scratch would show no check result for 5 s.
+    '    health: { path: /, interval: 5s, timeout: 1s, rise: 1, fall: 1 }',
+    '    servers:', ...servers.map((v) => `      - ${v}`),
+  ].join('\n') + '\n';
+  writeFileSync(file, yaml([`{ name: a, url: "${a.url}" }`]));
+  const bus = new EventBus({ node: 'runtime-reload' });
+  const events: EdgeEvent[] = [];
+  bus.subscribe((e) => { events.push(e); });
+  const proc = await runEdgeProcess(loadConfigFile(file), { handleSignals: false, bus });
+  t.after(() => proc.stop());
+  const admin = async (method: string, path: string, body?: unknown): Promise<{ status: number; json: unknown }> => {
+    const r = await request(`http://127.0.0.1:${adminPort}${path}`, { method: method as 'GET', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+    const text = await r.body.text();
+    return { status: r.statusCode, json: text === '' ? null : JSON.parse(text) };
+  };
+  type Row = { name: string; weight: number; state: string; checkStatus: string | null; runtime?: string[] };
+  const servers = async (): Promise<Row[]> => (await admin('GET', '/api/servers')).json as Row[];
+
+  assert.equal((await admin('POST', '/api/servers/shop', { name: 'b', url: b.url, weight: 2 })).status, 201);
+  assert.equal((await admin('PUT', '/api/servers/shop/a/weight', { weight: 4 })).status, 200);
+  // b's first check (checks start spread over the interval): wait for it.
+  for (let i = 0; i < 200 && !((await servers()).find((s) => s.name === 'b')?.checkStatus ?? '').startsWith('L7OK'); i++) await sleep(50);
+  const checked = (await servers()).find((s) => s.name === 'b');
+  assert.ok(checked?.checkStatus?.startsWith('L7OK'), JSON.stringify(checked));
+
+  // Every pool the edge puts in force from now on must hold b: watched on each reload event.
+  const gaps: string[] = [];
+  bus.subscribe((e) => {
+    if (e.type !== 'reload') return;
+    const names = proc.edge.pools.get('shop')?.servers().map((s) => s.name) ?? [];
+    if (!names.includes('b')) gaps.push(`after "${String(e.what)}": ${names.join(',')}`);
+  });
+  const before = events.length;
+
+  // The file changes the backend (c added: a new pool) and something else (the server timeout).
+  writeFileSync(file, yaml([`{ name: a, url: "${a.url}" }`, `{ name: c, url: "${c.url}" }`], '20s'));
+  const r = await reload(adminPort);
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  const line = r.body.changes.find((x) => x.startsWith('backend shop:')) ?? '';
+  assert.match(line, /server c added/);
+  assert.doesNotMatch(line, /server b|weight/, 'the runtime server and weight are no change of the reload');
+  const after = await servers();
+  assert.deepEqual(after.map((s) => [s.name, s.weight, s.runtime ?? []]), [['a', 4, ['weight']], ['c', 1, []], ['b', 2, ['added']]]);
+  const bNow = after.find((s) => s.name === 'b');
+  assert.ok(bNow?.checkStatus?.startsWith('L7OK') && bNow.state === 'up', `b keeps its health state across the reload: ${JSON.stringify(bNow)}`);
+  assert.deepEqual(gaps, []);
+  // One reload, one event: nothing removed and re-added behind it.
+  assert.equal(events.slice(before).filter((e) => e.type === 'reload').length, 1);
+
+  // An unchanged file: no change at all.
+  const same = await reload(adminPort);
+  assert.deepEqual(same.body.changes, [], JSON.stringify(same.body));
 });

@@ -23,7 +23,10 @@ export const ADMIN_TOKEN = 'test-admin-token-0123456789';
 /** `yaml` may use {{PORT}} and {{ADMIN_PORT}}; the process is ready when it prints "listening". */
 export async function spawnEdge(yaml: string, env: NodeJS.ProcessEnv = {}): Promise<EdgeProcess> {
   const port = await freePort();
-  const adminPort = await freePort();
+  // freePort closes its probe socket, so two calls can return the same port: the admin API would
+  // then fail to bind and the edge exit at start-up.
+  let adminPort = await freePort();
+  while (adminPort === port) adminPort = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'pc-edge-'));
   const configFile = join(dir, 'edge.yaml');
   writeFileSync(configFile, yaml.replaceAll('{{PORT}}', String(port)).replaceAll('{{ADMIN_PORT}}', String(adminPort)));

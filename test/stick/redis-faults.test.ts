@@ -46,7 +46,7 @@ interface FaultEdge {
 }
 
 /** An edge process (in this process: admin API, metrics, event sinks, Redis state store) sharing `redis`. */
-async function startFaultEdge(redis: string): Promise<FaultEdge> {
+async function startFaultEdge(redis: string, workers = 1): Promise<FaultEdge> {
   const port = await freePort();
   const adminPort = await freePort();
   const yaml = [
@@ -54,7 +54,9 @@ async function startFaultEdge(redis: string): Promise<FaultEdge> {
     `admin: { address: "127.0.0.1:${adminPort}", token: "${TOKEN}", state_file: "${join(tmpdir(), `pc-fault-${port}.state.json`)}" }`,
     'access_log: { path: "off" }',
     'events: { log: "off" }',
-    `limits: { client: { requests: { limit: ${LIMIT}, window: 60s }, in_flight: 0 } }`,
+    `workers: ${workers}`,
+    // A new connection per request from one address (the worker test spreads them over the threads).
+    `limits: { client: { requests: { limit: ${LIMIT}, window: 60s }, in_flight: 0 }${workers > 1 ? ', connection: { in_process: off }' : ''} }`,
     'backends:',
     '  shop:',
     '    servers:',
@@ -83,13 +85,21 @@ async function metrics(h: FaultEdge): Promise<string> {
   return r.body.text();
 }
 
-/** Requests from one fresh client until the edge refuses one: how many it admitted (all 200). */
-async function admittedLocally(h: FaultEdge): Promise<number> {
+/**
+ * Requests from one fresh client until the edge refuses one: how many it admitted (all 200). With
+ * `spread`, each request on a new connection: with workers > 1 the kernel hands them to every thread.
+ */
+async function admittedLocally(h: FaultEdge, spread = false): Promise<number> {
   const c = httpClient({ localAddress: freshClient(), connections: 1 });
+  const get = async (url: string): Promise<{ status: number; body: string }> => {
+    if (!spread) return c.get(url);
+    const r = await request(url, { dispatcher: c.agent, reset: true });
+    return { status: r.statusCode, body: await r.body.text() };
+  };
   try {
     let ok = 0;
     for (let i = 0; i < LIMIT + 4; i++) {
-      const r = await c.get(`${h.url}/p${i}`);
+      const r = await get(`${h.url}/p${i}`);
       if (r.status === 200) { ok++; continue; }
       assert.equal(r.status, 429, `request ${i}: ${r.status} ${r.body}`);
       break;
@@ -99,7 +109,7 @@ async function admittedLocally(h: FaultEdge): Promise<number> {
 }
 
 /** Degraded with `code`: event, /healthz, /metrics, serving, limit / node_count. */
-async function expectDegraded(h: FaultEdge, code: string, since: number): Promise<void> {
+async function expectDegraded(h: FaultEdge, code: string, since: number, spread = false): Promise<void> {
   const ev = await waitFor(`a redis degraded event (${code})`, () => h.events.find((e) => e.type === 'redis' && e.state === 'degraded' &&
     Date.parse(String(e.time)) >= since && String(e.reason).startsWith(code)), 12_000)
     .catch((err: Error) => { throw new Error(`${err.message}; redis events: ${JSON.stringify(h.events.filter((e) => e.type === 'redis').map((e) => [e.state, e.reason]))}`); });
@@ -118,7 +128,7 @@ async function expectDegraded(h: FaultEdge, code: string, since: number): Promis
   assert.match(m, new RegExp(`^portcullis_redis_degraded\\{reason="${code}"\\} 1$`, 'm'));
   assert.match(m, new RegExp(`^portcullis_redis_faults_total\\{reason="${code}"\\} [1-9]`, 'm'));
   // Serves, and holds a client to limit / node_count on its own.
-  const n = await admittedLocally(h);
+  const n = await admittedLocally(h, spread);
   assert.ok(n >= LIMIT / NODES - 1 && n <= LIMIT / NODES + 1, `admitted ${n} locally, expected ${LIMIT / NODES}`);
   assert.ok(share.degraded, 'still degraded after the checks');
 }
@@ -339,6 +349,70 @@ test('`portcullis run` with a Redis that wants a password (the start-up crash): 
   assert.equal(res.statusCode, 200);
   await res.body.text();
   assert.match(edge.output(), /"type":"redis".*"reason":"NOAUTH/);
+  stopped = true;
+  assert.equal(await edge.stop(), 0); // stop() also fails on a logged unhandled error
+});
+
+test('workers: 2 (uws engine) with a Redis that wants a password: every thread serves and enforces locally, degraded with NOAUTH, resumes; no thread restarts', { skip: skipNoServer }, async (t) => {
+  const r = await privateRedis(t, { args: ['--requirepass', 'sesame-0123'], password: 'sesame-0123' });
+  const a = adminClient(t, r.port, 'sesame-0123');
+  // A real `portcullis run` process: uWS worker threads live until their process exits.
+  const yaml = [
+    'listen: [{ address: "127.0.0.1:{{PORT}}" }]',
+    'admin: { address: "127.0.0.1:{{ADMIN_PORT}}", token: "${PORTCULLIS_ADMIN_TOKEN}" }',
+    'access_log: { path: "off" }',
+    'workers: 2',
+    // A new connection per request from one address: the kernel spreads them over both threads.
+    `limits: { client: { requests: { limit: ${LIMIT}, window: 60s }, in_flight: 0 }, connection: { in_process: off } }`,
+    'backends:', '  shop:', '    servers:', `      - { name: web1, url: "${origin.url}" }`,
+    `shared: { redis: "${r.url}", node_count: ${NODES}, sync_interval: 100ms, command_timeout: 300ms, sync_timeout: 600ms, prefix: "pcfaultworkers" }`,
+  ].join('\n');
+  const edge = await spawnEdge(`${yaml}\n`);
+  let stopped = false;
+  t.after(async () => { if (!stopped) await edge.stop(); });
+  const admin = `http://127.0.0.1:${edge.adminPort}`;
+  const h = { url: edge.url } as FaultEdge;
+  const redisEvents = (state: string, since: number): { reason?: string }[] => edge.output().split('\n')
+    .filter((l) => l.startsWith('{') && l.includes('"type":"redis"'))
+    .map((l) => JSON.parse(l) as { state?: string; reason?: string; time?: string })
+    .filter((e) => e.state === state && Date.parse(String(e.time)) >= since);
+  const degraded = async (since: number): Promise<void> => {
+    // One event from each thread (each has its own Redis connection), the reason in /healthz and /metrics.
+    await waitFor('a NOAUTH degraded event from each thread', () => redisEvents('degraded', since).filter((e) => String(e.reason).startsWith('NOAUTH')).length >= 2, 12_000);
+    const hz = await getJson(`${admin}/healthz`);
+    assert.equal(hz.status, 200, 'ready although degraded');
+    assert.equal(hz.body.degraded, true);
+    assert.ok((hz.body.redis as { reason: string }).reason.startsWith('NOAUTH'), JSON.stringify(hz.body));
+    const m = await (await request(`${admin}/metrics`, { headers: { authorization: `Bearer ${TOKEN}` } })).body.text();
+    assert.match(m, /^portcullis_redis_degraded\{reason="NOAUTH"\} 1$/m);
+    // Both threads serve, and hold one client to limit / node_count between them.
+    const n = await admittedLocally(h, true);
+    assert.ok(n >= LIMIT / NODES - 1 && n <= LIMIT / NODES + 1, `admitted ${n} across the threads, expected ${LIMIT / NODES}`);
+  };
+  const resumed = async (since: number): Promise<void> => {
+    await waitFor('an ok event from each thread', () => redisEvents('ok', since).length >= 2, 12_000);
+    await waitFor('/healthz: redis ok', async () => ((await getJson(`${admin}/healthz`)).body.redis as { state?: string } | undefined)?.state === 'ok');
+  };
+
+  let since = Date.now() - 5000;
+  const res = await request(`${edge.url}/`, { reset: true });
+  assert.equal(res.statusCode, 200, 'serves from the start');
+  await res.body.text();
+  await degraded(since);
+  since = Date.now();
+  await a.config('SET', 'requirepass', '');
+  await resumed(since);
+  // At runtime: the password comes back and every connection has to authenticate again.
+  since = Date.now();
+  await a.config('SET', 'requirepass', 'sesame-0123');
+  await kickClients(a);
+  await degraded(since);
+  since = Date.now();
+  await a.config('SET', 'requirepass', '');
+  await resumed(since);
+
+  assert.equal(edge.child.exitCode, null, 'the process runs');
+  assert.doesNotMatch(edge.output(), /worker_restart|exited with/, 'no worker thread died');
   stopped = true;
   assert.equal(await edge.stop(), 0); // stop() also fails on a logged unhandled error
 });

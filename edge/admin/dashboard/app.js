@@ -27,6 +27,15 @@
   var ruleColor = {};          // rule id → colour, kept for the session: a rule keeps its colour when the ranking changes
   var usedColors = {};
   var bannedKeys = {};
+  var range = 'live';          // time range of the charts: live (last 2 min, /api/stats) or a history range
+  var page = 'overview';
+  var historyTimer = null;
+  var latencyChart = null;
+  var utilChart = null;
+  var utilSig = '';
+  var capChart = null;
+  var capView = null;
+  var capSelected = null;
 
   function api(method, path, body) {
     var init = { method: method, headers: { authorization: 'Bearer ' + token } };
@@ -103,8 +112,16 @@
   // `space`: the least distance between two ticks, wider than one "hh:mm:ss" label, so labels
   // never run together ("11:40:4011:40:50") however narrow the chart.
   function timeAxis() {
+    if (range !== 'live') return historyAxis();
     return { stroke: '#8b96a3', grid: { stroke: '#2a333d' }, space: 90, incrs: [1, 2, 5, 10, 15, 30, 60, 120, 300, 600],
       values: function (u, vals) { return vals.map(function (v) { return new Date(v * 1000).toTimeString().slice(0, 8); }); } };
+  }
+  // History ranges: minutes to days; labels in UTC like the rest of the history (hh:mm, or MM-DD hh:mm).
+  function historyAxis() {
+    var long = range === '7d' || range === '30d' || range === '1y';
+    return { stroke: '#8b96a3', grid: { stroke: '#2a333d' }, space: long ? 110 : 70,
+      incrs: [60, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800, 604800, 2592000],
+      values: function (u, vals) { return vals.map(function (v) { var iso = new Date(v * 1000).toISOString(); return long ? iso.slice(5, 10) + ' ' + iso.slice(11, 16) : iso.slice(11, 16); }); } };
   }
   function makeRateChart() {
     var opts = {
@@ -159,8 +176,7 @@
     $('kpi-table').textContent = fmtNum(s.tables.reduce(function (a, t) { return a + t.size; }, 0));
     $('kpi-dropped').textContent = fmtNum(s.events.sinks.reduce(function (a, x) { return a + x.dropped; }, 0) + s.events.wsClientDrops);
     $('kpi-auth').textContent = fmtNum(s.blocks.authFailures || 0);
-    updateRateChart(s.history);
-    updateBlockChart(s.blocks);
+    if (range === 'live') { updateRateChart(s.history); updateBlockChart(s.blocks); }
 
     fill('top-rules', s.blocks.topRules.map(function (r) { return [r.key, r.count]; }));
     fill('top-clients', s.blocks.topClients.map(function (r) {
@@ -218,6 +234,159 @@
 
   function poll() {
     return Promise.all([api('GET', '/api/stats'), api('GET', '/api/bans')]).then(function (r) { render(r[0], r[1]); renderBans(r[1]); }, function () { /* next tick retries */ });
+  }
+
+  // ---- history ranges (GET /api/history) ----------------------------------------------------
+  function resetCharts() {
+    [rateChart, blockChart, latencyChart, utilChart].forEach(function (c) { if (c) c.destroy(); });
+    rateChart = null; blockChart = null; latencyChart = null; utilChart = null; blockRules = ''; utilSig = '';
+  }
+  function setRange(r) {
+    range = r;
+    Array.prototype.forEach.call($('ranges').querySelectorAll('button'), function (b) { b.className = b.getAttribute('data-range') === r ? 'on' : ''; });
+    resetCharts();
+    $('history-charts').hidden = r === 'live';
+    if (historyTimer) clearInterval(historyTimer); historyTimer = null;
+    if (r === 'live') { $('range-note').textContent = 'last 2 minutes, per second'; poll(); return; }
+    loadHistory();
+    historyTimer = setInterval(loadHistory, 60000);
+  }
+  function loadHistory() {
+    var r = range;
+    return api('GET', '/api/history?range=' + encodeURIComponent(r)).then(function (h) { if (r === range) renderHistory(h); }, function (e) { toast('history: ' + e.message); });
+  }
+  function renderHistory(h) {
+    var tot = h.total;
+    var step = h.stepSec;
+    var per = function (f) { return tot.map(function (p) { return p[f] === null || p[f] === undefined ? null : p[f] / step; }); };
+    var xs = tot.map(function (p) { return p.t; });
+    $('range-note').textContent = 'step ' + h.step + ' · ' + h.from.slice(0, 16).replace('T', ' ') + ' → ' + h.to.slice(0, 16).replace('T', ' ') + ' UTC · nodes: ' + h.nodes.join(', ') +
+      (h.store && h.store.cluster.state === 'degraded' ? ' · cluster view degraded (Redis: ' + (h.store.cluster.reason || '?') + ')' : '');
+    if (!rateChart) makeRateChart();
+    rateChart.setData([xs, per('requests'), per('s2xx'), per('s3xx'), per('s4xx'), per('s5xx'), tot.map(function (p) { return (p.blocked + p.limited + p.banned) / step; })]);
+    // Blocked per second by rule: the rules with the most enforced matches in the range.
+    var rules = h.series.filter(function (x) { return x.kind === 'rule'; }).map(function (x) {
+      return { key: x.key, sum: x.points.reduce(function (a, p) { return a + p.enforced; }, 0), byT: x.points.reduce(function (m, p) { m[p.t] = p.enforced; return m; }, {}) };
+    }).sort(function (a, b) { return b.sum - a.sum; }).slice(0, RULE_SERIES);
+    if (blockChart) blockChart.destroy();
+    var bseries = [{}].concat(rules.map(function (r) { return { label: r.key, stroke: colorOf(r.key), width: 2 }; }));
+    if (rules.length === 0) bseries.push({ label: 'blocked', stroke: COLORS[3] });
+    var bdata = [xs];
+    if (rules.length === 0) bdata.push(tot.map(function (p) { return (p.blocked + p.limited + p.banned) / step; }));
+    rules.forEach(function (r) { bdata.push(xs.map(function (t) { return (r.byT[t] || 0) / step; })); });
+    blockChart = new uPlot({ width: chartWidth('chart-blocked'), height: 200, scales: { x: { time: true } }, series: bseries, axes: [timeAxis(), { stroke: '#8b96a3', grid: { stroke: '#2a333d' } }] }, bdata, $('chart-blocked'));
+    if (!latencyChart) {
+      latencyChart = new uPlot({ width: chartWidth('chart-latency'), height: 200, scales: { x: { time: true } },
+        series: [{}, { label: 'p50', stroke: COLORS[1] }, { label: 'p95', stroke: COLORS[2] }, { label: 'p99', stroke: COLORS[3], width: 2 }],
+        axes: [timeAxis(), { stroke: '#8b96a3', grid: { stroke: '#2a333d' } }] }, [[], [], [], []], $('chart-latency'));
+    }
+    latencyChart.setData([xs, tot.map(function (p) { return p.p50_ms; }), tot.map(function (p) { return p.p95_ms; }), tot.map(function (p) { return p.p99_ms; })]);
+    var servers = h.series.filter(function (x) { return x.kind === 'server' && x.points.some(function (p) { return p.util_peak !== null; }); }).slice(0, 8);
+    var sig = servers.map(function (x) { return x.key; }).join('\u0000');
+    if (utilChart === null || sig !== utilSig) {
+      if (utilChart) utilChart.destroy();
+      utilChart = new uPlot({ width: chartWidth('chart-util'), height: 200, scales: { x: { time: true }, y: { range: [0, 1] } },
+        series: [{}].concat(servers.map(function (x, i) { return { label: x.key, stroke: RULE_COLORS[i % RULE_COLORS.length], value: function (u, v) { return v === null ? '–' : Math.round(v * 100) + ' %'; } }; })),
+        axes: [timeAxis(), { stroke: '#8b96a3', grid: { stroke: '#2a333d' }, values: function (u, v) { return v.map(function (x) { return Math.round(x * 100) + ' %'; }); } }] },
+        [[]].concat(servers.map(function () { return []; })), $('chart-util'));
+      utilSig = sig;
+    }
+    var udata = [xs];
+    servers.forEach(function (x) { var m = {}; x.points.forEach(function (p) { m[p.t] = p.util_peak; }); udata.push(xs.map(function (t) { return t in m ? m[t] : null; })); });
+    utilChart.setData(udata);
+  }
+
+  // ---- export: the current view, one click ---------------------------------------------------
+  function download(format) {
+    var path = page === 'capacity' ? capacityQuery() + '&format=' + format : '/api/history?range=' + (range === 'live' ? '1h' : range) + '&format=' + format;
+    return fetch(path, { headers: { authorization: 'Bearer ' + token } }).then(function (r) {
+      if (!r.ok) throw new Error('HTTP ' + r.status);
+      return r.blob();
+    }).then(function (blob) {
+      var a = document.createElement('a');
+      var stamp = new Date().toISOString().slice(0, 16).replace(/[:T]/g, '-');
+      a.download = 'portcullis-' + (page === 'capacity' ? 'capacity' : 'history-' + (range === 'live' ? '1h' : range)) + '-' + stamp + '.' + format;
+      a.href = URL.createObjectURL(blob);
+      document.body.appendChild(a); a.click(); a.remove();
+      setTimeout(function () { URL.revokeObjectURL(a.href); }, 10000);
+      toast('exported ' + a.download);
+    }, function (e) { toast('export failed: ' + e.message); });
+  }
+
+  // ---- capacity page (GET /api/capacity) -----------------------------------------------------
+  function capacityQuery() {
+    var q = '/api/capacity?days=' + encodeURIComponent($('cap-days').value) + '&target=' + (Number($('cap-target').value) / 100) +
+      '&growth=' + encodeURIComponent($('cap-growth').value || '0');
+    if ($('cap-lose').value) q += '&lose=' + encodeURIComponent($('cap-lose').value);
+    return q;
+  }
+  function pct(x) { return x === null || x === undefined || !isFinite(x) ? '–' : Math.round(x * 100) + ' %'; }
+  function utilBar(u, target) {
+    var wrap = el('span');
+    var bar = el('span', null, 'util' + (u >= target ? ' bad' : u >= target * 0.85 ? ' warn' : ''));
+    var fillEl = el('i'); fillEl.style.width = Math.min(100, Math.round((u || 0) * 100)) + '%';
+    bar.appendChild(fillEl); wrap.appendChild(bar); wrap.appendChild(el('span', pct(u)));
+    return wrap;
+  }
+  function setPage(p) {
+    page = p;
+    $('tab-overview').className = p === 'overview' ? 'on' : '';
+    $('tab-capacity').className = p === 'capacity' ? 'on' : '';
+    $('page-overview').hidden = p !== 'overview';
+    $('page-capacity').hidden = p !== 'capacity';
+    $('ranges').hidden = p !== 'overview';
+    $('range-note').hidden = p !== 'overview';
+    if (p === 'capacity') loadCapacity();
+  }
+  function loadCapacity() {
+    return api('GET', capacityQuery()).then(renderCapacity, function (e) { toast('capacity: ' + e.message); });
+  }
+  function renderCapacity(v) {
+    capView = v;
+    var lose = $('cap-lose');
+    var keep = lose.value;
+    while (lose.options.length > 1) lose.remove(1);
+    v.rows.filter(function (r) { return r.kind === 'server'; }).forEach(function (r) { var o = el('option', r.key); o.value = r.key; lose.appendChild(o); });
+    lose.value = keep;
+    var wi = v.whatIf;
+    var what = (wi.growthPct ? (wi.growthPct > 0 ? '+' : '') + wi.growthPct + ' % traffic' : '') + (wi.lose ? (wi.growthPct ? ', ' : '') + wi.lose + ' lost' : '');
+    $('cap-summary').textContent = v.crossing.length === 0
+      ? 'Nothing reaches the ' + pct(v.target) + ' band' + (what ? ' with ' + what : '') + '.'
+      : v.crossing.length + ' reach the ' + pct(v.target) + ' band' + (what ? ' with ' + what : '') + ': ' + v.crossing.join(', ');
+    var tb = $('capacity-table').tBodies[0];
+    while (tb.firstChild) tb.removeChild(tb.firstChild);
+    v.rows.forEach(function (r) {
+      var tr = document.createElement('tr');
+      tr.id = 'cap-' + safeId(r.key);
+      if (r.whatIf.crosses) tr.className = 'crossing';
+      if (capSelected === r.key) tr.className += ' sel';
+      var c = r.current;
+      var cross = r.crossing === null ? '–' : r.crossing.already ? 'already above' : r.crossing.date === null ? 'not within 2 years'
+        : r.crossing.date + ' (' + (r.crossing.earliest || '?') + ' … ' + (r.crossing.latest || 'later') + ')';
+      [r.kind === 'backend' ? r.key + ' (backend)' : r.key, r.maxconn || 'unlimited', r.capacityRps === null ? '–' : fmtNum(r.capacityRps),
+        c ? c.day + ' ' + String(c.hour).padStart(2, '0') + ':00' : '–', c ? utilBar(c.util, v.target) : '–',
+        r.trend ? (r.trend.perWeek >= 0 ? '+' : '') + (r.trend.perWeek * 100).toFixed(2) + ' pts' : '–', cross,
+        r.headroomRps === null ? '–' : fmtNum(Math.round(r.headroomRps)), utilBar(r.whatIf.util, v.target)].forEach(function (x) { tr.appendChild(cell(x)); });
+      tr.addEventListener('click', function () { capSelected = r.key; renderCapacity(capView); });
+      tb.appendChild(tr);
+    });
+    var first = v.rows.filter(function (r) { return r.kind === 'server'; })[0] || v.rows[0];
+    var sel = v.rows.filter(function (r) { return r.key === capSelected; })[0] || first;
+    var methods = v.rows.filter(function (r) { return r.trend; }).map(function (r) { return r.trend.method; });
+    $('cap-method').textContent = (methods[0] ? 'Trend: ' + methods[0] + '. ' : '') + 'Interval: the 95 % range of the slope. Utilisation: peak in flight ÷ maxconn, or req/s ÷ history.capacity.';
+    renderCapChart(sel, v.target);
+  }
+  function renderCapChart(row, target) {
+    if (capChart) { capChart.destroy(); capChart = null; }
+    if (!row) return;
+    $('cap-chart-title').textContent = 'Daily peaks: ' + row.key + ' (busiest hour, utilisation)';
+    var xs = row.days.map(function (d) { return Date.parse(d.day) / 1000; });
+    var saved = range; range = '30d';
+    capChart = new uPlot({ width: chartWidth('chart-capacity'), height: 220, scales: { x: { time: true }, y: { range: [0, Math.max(1, target * 1.2)] } },
+      series: [{}, { label: 'busiest hour', stroke: COLORS[0], width: 2, points: { show: true } }, { label: 'target band', stroke: COLORS[3], dash: [6, 4] }],
+      axes: [timeAxis(), { stroke: '#8b96a3', grid: { stroke: '#2a333d' }, values: function (u, v) { return v.map(function (x) { return Math.round(x * 100) + ' %'; }); } }] },
+      [xs, row.days.map(function (d) { return d.util; }), xs.map(function () { return target; })], $('chart-capacity'));
+    range = saved;
   }
 
   // ---- live events -------------------------------------------------------------------------
@@ -310,6 +479,7 @@
   function logout(reason) {
     sessionStorage.removeItem(TOKEN_KEY); token = null;
     if (pollTimer) clearInterval(pollTimer); pollTimer = null;
+    if (historyTimer) clearInterval(historyTimer); historyTimer = null;
     if (ws) { ws.onclose = null; ws.close(); ws = null; }
     $('app').hidden = true; $('login').hidden = false;
     $('login-error').textContent = reason || '';
@@ -340,14 +510,25 @@
     renderEvents();
   });
   $('events-older').addEventListener('click', function () { eventPage++; renderEvents(); });
+  Array.prototype.forEach.call($('ranges').querySelectorAll('button'), function (b) {
+    b.addEventListener('click', function () { setRange(b.getAttribute('data-range')); });
+  });
+  $('tab-overview').addEventListener('click', function () { setPage('overview'); });
+  $('tab-capacity').addEventListener('click', function () { setPage('capacity'); });
+  $('export-csv').addEventListener('click', function () { download('csv'); });
+  $('export-json').addEventListener('click', function () { download('json'); });
+  $('cap-form').addEventListener('submit', function (ev) { ev.preventDefault(); loadCapacity(); });
   window.addEventListener('resize', function () {
     if (rateChart) rateChart.setSize({ width: chartWidth('chart-rate'), height: 200 });
     if (blockChart) blockChart.setSize({ width: chartWidth('chart-blocked'), height: 200 });
+    if (latencyChart) latencyChart.setSize({ width: chartWidth('chart-latency'), height: 200 });
+    if (utilChart) utilChart.setSize({ width: chartWidth('chart-util'), height: 200 });
+    if (capChart) capChart.setSize({ width: chartWidth('chart-capacity'), height: 220 });
   });
 
   // Read-only handle for the browser layout test (and the console): the uPlot charts, whose axis
   // labels are drawn on a canvas where the DOM cannot measure them.
-  window.portcullisDashboard = { charts: function () { return [rateChart, blockChart].filter(Boolean); } };
+  window.portcullisDashboard = { charts: function () { return [rateChart, blockChart, latencyChart, utilChart, capChart].filter(Boolean); } };
 
   if (token) start();
 })();
