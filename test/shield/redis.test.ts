@@ -37,8 +37,8 @@ const redisKeys = (port: number): string => spawnSync('redis-cli', ['-p', String
 const redisUp = async (adminPort: number): Promise<number> => metricValue((await admin(adminPort, 'GET', '/metrics')).text, 'portcullis_redis_up');
 
 /**
- * Sequential requests from one address for at most `ms`, round-robin over `urls`; returns the 200
- * count and total. `everyMs` paces the requests (request i is not sent before i × everyMs; a loaded
+ * Requests from one address (`parallel` at a time, default 1) for at most `ms`, round-robin over
+ * `urls`; returns the 200 count and total. `everyMs` paces the requests (request i is not sent before i × everyMs; a loaded
  * machine that falls behind catches up without pausing, so the offered rate stays what the test
  * needs). `stopRefusedForMs` ends the flood once every answer for that long was a 429: the limit
  * has been reached (a few early 429s are not enough — a key new to the node is held to
@@ -139,8 +139,8 @@ test('Redis killed under load: no legit request fails, local limit = limit / nod
   t.after(() => Promise.all(loops.map((l) => l.stop())));
 
   // summed mode: one node with node_count 2 lets a fresh flooder have the whole limit. Each flood
-  // runs until it was refused for 1 s (5 sync rounds: the limit was hit) or 5.5 s — inside one 6 s window, so the count of
-  // 200s is what one window admits, however slowly a loaded machine sends.
+  // runs until it was refused for 1 s (5 sync rounds: the limit was hit) or 5.5 s — inside one 6 s
+  // window, so the count of 200s is what one window admits, however slowly a loaded machine sends.
   const before = await flood('127.0.1.1', [px.url], 5500, { stopRefusedForMs: 1000, parallel: 4 });
   assert.ok(before.ok >= 0.9 * L && before.ok <= 1.1 * L + 5, `Redis up: ${before.ok} of ${before.total} got through (limit ${L})`);
 
