@@ -522,6 +522,9 @@ export class AdminApi {
       ruleHits: metrics.ruleHits,
       guardRejects: metrics.guardRejects,
       queueTimeouts: metrics.queueTimeouts,
+      // Requests by protocol version since start ("1.0", "1.1", "2"), and the HTTP/2 defences that fired, by name.
+      protocols: metrics.protocols(),
+      http2Defences: metrics.http2DefenceCounts(),
       history: hist,
       blocks: blocks.snapshot(10),
       servers,

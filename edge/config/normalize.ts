@@ -5,6 +5,7 @@ import { hostname } from 'node:os';
 import type { BackendConfig, ServerConfig, HealthConfig, BalanceAlgorithm } from '../backend/types.js';
 import { normalizeTls, normalizeRedirect, type TlsConfig, type RedirectHttpsConfig } from '../tls/certificates.js';
 import { normalizeWebSocketLimits, type WebSocketLimits } from '../upstream/websocket.js';
+import { normalizeHttp2, type Http2Settings } from '../http2/config.js';
 import { DEFAULT_PATH_POLICY, type PathPolicy } from '../../rules/canonical-path.js';
 
 export interface ListenConfig {
@@ -17,6 +18,10 @@ export interface ListenConfig {
   engine: 'http1' | 'uws';
   /** Connections start with a PROXY v1/v2 header (accepted from trusted_proxies only; http1 engine). */
   acceptProxy: boolean;
+  /** Offer ALPN h2 (TLS listeners, http1 engine; default on). */
+  http2: boolean;
+  /** Accept h2c with prior knowledge from trusted_proxies peers (plain listeners, http1 engine; default off). */
+  h2c: boolean;
 }
 
 export interface EdgeTimeouts {
@@ -62,6 +67,8 @@ export interface EdgeConfig {
   websocket: WebSocketLimits;
   accessLog: { path: string };
   upstream: { client: 'h1' | 'undici'; connections: number };
+  /** `http2:` HTTP/2 towards clients and its DoS defences (edge/http2/config.ts). */
+  http2: Http2Settings;
   /** Sections normalised by their owning modules (see sections.ts), keyed by section name. */
   sections: Record<string, unknown>;
 }
@@ -113,6 +120,9 @@ export function normalizeConfig(raw: Raw, where: { file: string; baseDir: string
       // node:net cannot share a port between worker threads on Node 20 (no SO_REUSEPORT): uWS there.
       engine: l.engine === 'uws' || l.engine === 'http1' ? l.engine : num(raw.workers, 1) > 1 ? 'uws' : 'http1',
       acceptProxy: l.accept_proxy === true,
+      // HTTP/2 is served by the http1 engine (node:http2 on its sockets); uWS speaks HTTP/1.1 only.
+      http2: l.tls !== undefined && l.http2 !== false && (l.engine ?? (num(raw.workers, 1) > 1 ? 'uws' : 'http1')) === 'http1',
+      h2c: l.tls === undefined && l.h2c === true,
     })),
     admin: admin && adminAddr ? {
       ...adminAddr, token: str(admin.token, ''), tokens: obj(admin.tokens) as Record<string, string>,
@@ -138,6 +148,7 @@ export function normalizeConfig(raw: Raw, where: { file: string; baseDir: string
     websocket: normalizeWebSocketLimits(limits.websocket),
     accessLog: { path: str(obj(raw.access_log).path, 'stdout') },
     upstream: { client: up.client === 'undici' ? 'undici' : 'h1', connections: num(up.connections, 256) },
+    http2: normalizeHttp2(raw.http2, num(rl.max_header_bytes, 32 * 1024), timeouts.clientWriteStallMs),
     sections: {},
   };
 }

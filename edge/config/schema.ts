@@ -4,6 +4,7 @@
 // the loader converts to ms / bytes before validation.
 import { tlsListenSchema, hstsSchema, redirectHttpsSchema, acceptProxySchema } from '../tls/certificates.js';
 import { websocketLimitsSchema } from '../upstream/websocket.js';
+import { http2Schema, listenHttp2Schema, listenH2cSchema } from '../http2/config.js';
 
 export type JsonSchema = Record<string, unknown>;
 
@@ -110,6 +111,8 @@ export function buildSchema(fragments: SchemaFragments): JsonSchema {
             hsts: hstsSchema,
             redirect_https: redirectHttpsSchema,
             accept_proxy: acceptProxySchema,
+            http2: listenHttp2Schema,
+            h2c: listenH2cSchema,
             engine: { enum: ['http1', 'uws'], description: 'Front-end engine: http1 (Portcullis\'s own strict HTTP/1.1 layer on node:net/node:tls; the default) or uws (uWebSockets.js; the default with workers > 1, which node:net cannot share a port between threads on Node 20)' },
           },
         },
@@ -137,6 +140,7 @@ export function buildSchema(fragments: SchemaFragments): JsonSchema {
       site: { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,64}$', description: 'Site of this node: servers labelled with this site are preferred, servers of other sites become backups (docs/ha.md)' },
       backends: { type: 'object', minProperties: 1, additionalProperties: backendSchema, propertyNames: { pattern: '^[A-Za-z0-9_.-]{1,64}$' } },
       default_backend: { type: 'string' },
+      http2: http2Schema,
       timeouts: {
         type: 'object', additionalProperties: false,
         properties: {

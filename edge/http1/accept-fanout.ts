@@ -63,11 +63,15 @@ export function fanOutAccepts(primary: Server, count: number, make: () => Server
   }
   const helper = child;
   let settled = false;
+  // Never disconnect the channel from this side: a handle message already read but not yet
+  // emitted (Node emits on the next tick) is acknowledged through the channel, and an ACK on a
+  // channel we closed is an ERR_INTERNAL_ASSERTION thrown from Node's child_process (seen when a
+  // listener stopped right after it started). The helper hangs up itself, or dies of SIGKILL, and
+  // Node closes the channel at its end, after every message read before it.
   const finish = (): void => {
     if (settled) return;
     settled = true;
     clearTimeout(timer);
-    if (helper.connected) helper.disconnect();
   };
   const timer = setTimeout(() => { helper.kill('SIGKILL'); finish(); }, opts.timeoutMs);
   timer.unref();

@@ -16,6 +16,10 @@ import { parseProxyHeader } from './proxy-protocol.js';
 import { CONN_ADMIT, type ConnectionGuard } from '../shield/connection-guard.js';
 import { isTrustedPeer, resolveClient, type IdentityConfig } from '../pipeline/identity.js';
 import { Duplex } from 'node:stream';
+import type { Http2Server } from 'node:http2';
+import type { Http2Settings } from '../http2/config.js';
+import { Http2Connection, createSessionFactory, type Http2Context, type Http2Handler } from '../http2/connection.js';
+import { PREFACE } from '../http2/frame-scanner.js';
 import { EXTRA_ACCEPT_HANDLES, fanOutAccepts } from './accept-fanout.js';
 
 export interface Http1ListenerOptions {
@@ -40,6 +44,23 @@ export interface Http1ListenerOptions {
   acceptProxy?: boolean;
   /** A connection closed before HTTP for a reason the SOC should see (PROXY refused, TLS handshake failed or too slow). */
   onRefused?: (remote: Uint8Array, reason: string) => void;
+  /** listen[].http2: offer ALPN h2 on this TLS listener. */
+  http2?: boolean;
+  /** listen[].h2c: accept HTTP/2 prior knowledge from trusted_proxies peers on this plain listener. */
+  h2c?: boolean;
+  /** `http2:` settings and defences (needed when http2 or h2c is on). */
+  http2Settings?: Http2Settings;
+}
+
+/** A connection the listener tracks for its deadline scan and graceful stop (HTTP/1.1 or HTTP/2). */
+interface TrackedConnection {
+  slot: number;
+  deadline: number;
+  readonly current: unknown;
+  expire(): void;
+  destroy(): void;
+  /** HTTP/2: GOAWAY and let the streams in flight finish. */
+  drain?(): void;
 }
 
 /** How often connection deadlines (head, idle keep-alive, TLS handshake) are checked. */
@@ -76,6 +97,8 @@ interface Settings {
   readonly opts: Http1ListenerOptions;
   readonly ctx: Http1Context;
   readonly tls: TlsState | null;
+  /** HTTP/2 of this generation (ALPN h2 on TLS, h2c prior knowledge on plain listeners), null when off. */
+  readonly h2: { ctx: Http2Context; factory: Http2Server } | null;
 }
 
 interface TlsState {
@@ -85,8 +108,8 @@ interface TlsState {
   readonly sniCallback: (servername: string, cb: (err: Error | null, ctx?: SecureContext) => void) => void;
 }
 
-export async function openHttp1Listener(opts: Http1ListenerOptions, handler: Http1Handler, held = false): Promise<Http1Listener> {
-  const conns: (Http1Connection | null)[] = [];
+export async function openHttp1Listener(opts: Http1ListenerOptions, handler: Http2Handler, held = false): Promise<Http1Listener> {
+  const conns: (TrackedConnection | null)[] = [];
   const freeSlots: number[] = [];
   let live = 0;
   let onEmpty: (() => void) | null = null;
@@ -94,7 +117,7 @@ export async function openHttp1Listener(opts: Http1ListenerOptions, handler: Htt
   // a returning client resumes across a certificate or config reload.
   const ticketKeys = randomBytes(48);
 
-  const connectionClosed = (conn: Http1Connection): void => {
+  const connectionClosed = (conn: TrackedConnection): void => {
     if (conn.slot < 0) return;
     conns[conn.slot] = null;
     freeSlots.push(conn.slot);
@@ -102,7 +125,7 @@ export async function openHttp1Listener(opts: Http1ListenerOptions, handler: Htt
     live--;
     if (live === 0 && onEmpty !== null) onEmpty();
   };
-  const track = (conn: Http1Connection): void => {
+  const track = (conn: TrackedConnection): void => {
     const i = freeSlots.length > 0 ? freeSlots.pop() as number : conns.push(null) - 1;
     conns[i] = conn;
     conn.slot = i;
@@ -130,7 +153,15 @@ export async function openHttp1Listener(opts: Http1ListenerOptions, handler: Htt
       draining: false,
       connectionClosed,
     };
-    return { opts: o, ctx, tls: tlsCfg === null ? null : loadTls(tlsCfg, o.onTlsReload, ticketKeys) };
+    const h2On = (tlsCfg !== null ? o.http2 === true : o.h2c === true) && o.http2Settings !== undefined;
+    const h2 = !h2On ? null : {
+      factory: createSessionFactory(o.http2Settings as Http2Settings, o.limits),
+      ctx: {
+        name: o.name, tls: tlsCfg !== null, limits: o.limits, clock: o.clock, handler, always: ctx.always, settings: o.http2Settings as Http2Settings,
+        headTimeoutMs: o.headTimeoutMs, idleTimeoutMs: o.idleTimeoutMs, draining: false, connectionClosed,
+      },
+    };
+    return { opts: o, ctx, tls: tlsCfg === null ? null : loadTls(tlsCfg, o.onTlsReload, ticketKeys), h2 };
   };
 
   let cur = await buildSettings(opts);
@@ -146,8 +177,8 @@ export async function openHttp1Listener(opts: Http1ListenerOptions, handler: Htt
       isServer: true,
       secureContext: tls.defaultContext,
       SNICallback: tls.sniCallback,
-      // HTTP/2 (its own issue) adds 'h2' here and picks the engine on the negotiated protocol.
-      ALPNProtocols: ['http/1.1'],
+      // h2 first: the client picks from our list in our order of preference (RFC 7301 lets the server choose).
+      ALPNProtocols: s.h2 !== null ? ['h2', 'http/1.1'] : ['http/1.1'],
     });
     let done = false;
     const timer = setTimeout(() => {
@@ -171,6 +202,7 @@ export async function openHttp1Listener(opts: Http1ListenerOptions, handler: Htt
       done = true;
       clearTimeout(timer);
       const sni = typeof t.servername === 'string' && t.servername !== '' ? t.servername.toLowerCase() : null;
+      if (s.h2 !== null && t.alpnProtocol === 'h2') { startHttp2(s, t, remote, sni, raw, EMPTY); return; }
       track(new Http1Connection(t, s.ctx, remote, sni, raw));
     });
     if (rest.length === 0) raw.resume();
@@ -189,9 +221,53 @@ export async function openHttp1Listener(opts: Http1ListenerOptions, handler: Htt
       sock.once('close', () => guard.close(key));
     }
     if (s.tls !== null) { startTls(s, sock, remote, rest); return; }
+    if (s.h2 !== null && isTrustedPeer(peerOf(sock), s.opts.identity)) { sniffPreface(s, sock, remote, rest); return; }
+    startHttp1(s, sock, remote, rest);
+  };
+
+  const startHttp1 = (s: Settings, sock: Socket, remote: Uint8Array, rest: Buffer): void => {
     const conn = new Http1Connection(sock, s.ctx, remote, null);
     track(conn);
     conn.feed(rest);
+    sock.resume();
+  };
+
+  const startHttp2 = (s: Settings, sock: Socket, remote: Uint8Array, sni: string | null, raw: Socket, first: Buffer): void => {
+    const h2 = s.h2 as { ctx: Http2Context; factory: Http2Server };
+    track(new Http2Connection(sock, h2.ctx, remote, sni, raw, h2.factory, first));
+  };
+
+  /**
+   * h2c with prior knowledge (a trusted load balancer that speaks HTTP/2 in clear): the first bytes
+   * tell. The HTTP/1.1 parser refuses the preface at once, so anything else goes there unchanged.
+   */
+  const sniffPreface = (s: Settings, sock: Socket, remote: Uint8Array, rest: Buffer): void => {
+    let buf = rest;
+    const decide = (): boolean => {
+      const n = Math.min(buf.length, PREFACE.length);
+      if (buf.subarray(0, n).equals(PREFACE.subarray(0, n))) {
+        if (n < PREFACE.length) return false; // a prefix of the preface: wait for more
+        sock.removeListener('data', onData);
+        clearTimeout(timer);
+        sock.pause();
+        startHttp2(s, sock, remote, null, sock, buf);
+        return true;
+      }
+      sock.removeListener('data', onData);
+      clearTimeout(timer);
+      sock.pause();
+      startHttp1(s, sock, remote, buf);
+      return true;
+    };
+    const onData = (chunk: Buffer): void => {
+      buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
+      decide();
+    };
+    // Nothing sent: the HTTP/1.1 connection's own head deadline takes over.
+    const timer = setTimeout(() => { sock.removeListener('data', onData); sock.pause(); startHttp1(s, sock, remote, buf); }, Math.min(s.opts.headTimeoutMs, 1000));
+    timer.unref();
+    if (buf.length > 0 && decide()) return;
+    sock.on('data', onData);
     sock.resume();
   };
 
@@ -269,6 +345,7 @@ export async function openHttp1Listener(opts: Http1ListenerOptions, handler: Htt
   const closeListening = (): void => {
     open = false;
     cur.ctx.draining = true;
+    if (cur.h2 !== null) cur.h2.ctx.draining = true;
     server.close();
     stopFanout();
     for (const x of extraServers) x.close();
@@ -281,8 +358,13 @@ export async function openHttp1Listener(opts: Http1ListenerOptions, handler: Htt
     stopAccepting: () => {
       if (!open) return;
       closeListening();
-      // Idle keep-alive connections have nothing left to say: close them now; busy ones close after their response.
-      for (const c of conns) if (c !== null && c.current === null) c.destroy();
+      // Idle keep-alive connections have nothing left to say: close them now; busy ones close after
+      // their response (HTTP/2: GOAWAY, the streams in flight finish).
+      for (const c of conns) {
+        if (c === null) continue;
+        if (c.current === null) c.destroy();
+        else c.drain?.();
+      }
     },
     closeConnections: () => {
       clearInterval(scan);
@@ -308,6 +390,7 @@ export async function openHttp1Listener(opts: Http1ListenerOptions, handler: Htt
           s.tls?.certs.watch();
           // Old connections answer their current (or next) request with Connection: close.
           old.ctx.draining = true;
+          if (old.h2 !== null) old.h2.ctx.draining = true;
           old.tls?.certs.close();
         },
         abandon: () => {
@@ -395,6 +478,11 @@ class PrefixedSocket extends Duplex {
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void { this.sock.write(chunk, cb); }
   override _final(cb: (err?: Error | null) => void): void { this.sock.end(); cb(); }
   override _destroy(err: Error | null, cb: (err: Error | null) => void): void { this.sock.destroy(); cb(err); }
+}
+
+/** The TCP peer's address bytes (not a PROXY header's source: h2c trusts the load balancer itself). */
+function peerOf(sock: Socket): Uint8Array {
+  return addressBytes(sock.remoteAddress) ?? new Uint8Array(0);
 }
 
 /** The peer address as 4 (IPv4, IPv4-mapped) or 16 bytes. */

@@ -108,7 +108,9 @@ export class MetricsObserver implements RequestObserver {
     const server = tx.serverName || null;
     this.metrics.request(tx.backend || null, server, tx.status, (now - tx.t0) / 1000);
     if (this.history !== null) this.history.request(tx.backend, server, tx.status, now - tx.t0, tx.Tw);
+    this.metrics.protocol(tx.httpVersion);
   }
+  http2Defence(defence: string): void { this.metrics.http2Defence(defence); }
   action(tx: Transaction, spec: ActionSpec, mode: string): void {
     if (spec.source === 'guard') this.metrics.guardReject(spec.reason ?? 'guard');
     else this.metrics.ruleHit(spec.ruleId ?? '', mode, spec.kind);

@@ -283,7 +283,7 @@ function fieldsOf(tx: Transaction, now: number, f: AccessFields): AccessFields {
   f.term = tx.term;
   f.rule = tx.ruleId;
   f.request_id = tx.id;
-  f.proto = tx.httpVersion === '1.0' ? 'HTTP/1.0' : 'HTTP/1.1';
+  f.proto = tx.httpVersion === '2' ? 'HTTP/2.0' : tx.httpVersion === '1.0' ? 'HTTP/1.0' : 'HTTP/1.1';
   f.sni = tx.sni;
   return f;
 }

@@ -76,6 +76,10 @@ export interface MetricsDelta {
   upstream: [backend: string, kind: string, n: number][];
   /** backend, bucket increments, sum increment, count increment */
   latency: [backend: string, buckets: number[], sum: number, count: number][];
+  /** Requests by protocol ("1.0", "1.1", "2"). */
+  proto?: [proto: string, n: number][];
+  /** HTTP/2 defences that fired, by name. */
+  h2?: [defence: string, n: number][];
 }
 
 function unsent(c: CountCell): number {
@@ -106,6 +110,10 @@ export class Metrics {
   private readonly queueFullCells = new Map<string, CountCell>();
   private readonly upstreamErrCells = new Map<string, Map<string, CountCell>>();
   private readonly upstreamErrList: CountCell[] = [];
+  private readonly protoCells = new Map<string, CountCell>();
+  private lastProto = '';
+  private lastProtoCell: CountCell | null = null;
+  private readonly h2Cells = new Map<string, CountCell>();
   private sources: Partial<MetricsSources> = {};
   private readonly sinkSources: (() => readonly SinkStats[])[] = [];
   private readonly sinkReported = new Map<string, number>();
@@ -116,6 +124,8 @@ export class Metrics {
   ruleHits = 0;
   blocked = 0;
   guardRejects = 0;
+  /** HTTP/2 defences fired (all kinds). */
+  http2Defences = 0;
   queueTimeouts = 0;
   connectionsActive = 0;
   readonly latencyAll: LatencyCell = { backend: '*', buckets: new Float64Array(LATENCY_BUCKETS.length), sum: 0, count: 0 };
@@ -146,6 +156,8 @@ export class Metrics {
       ['backend', 'server', 'code'], () => this.reqList);
     cellCounter('rule_hits_total', 'Rule matches by rule id, mode (enforce, log_only) and action', ['rule', 'mode', 'action'], () => this.ruleList);
     cellCounter('guard_rejections_total', 'Connections or requests refused by the connection guard, by reason', ['reason'], () => this.guardCells.values());
+    cellCounter('http_requests_by_protocol_total', 'Client requests by protocol version ("1.0", "1.1", "2")', ['protocol'], () => this.protoCells.values());
+    cellCounter('http2_defences_total', 'HTTP/2 denial-of-service defences that fired, by defence (rapid_reset, continuation_flood, settings_flood, ping_flood, write_stall …; docs/http2.md)', ['defence'], () => this.h2Cells.values());
     cellCounter('queue_timeouts_total', 'Requests that waited in a backend queue longer than timeout queue (503 sQ)', ['backend'], () => this.queueTimeoutCells.values());
     cellCounter('queue_full_total', 'Requests refused because the backend queue was full (503 sQ)', ['backend'], () => this.queueFullCells.values());
     cellCounter('upstream_errors_total', 'Upstream failures by backend and kind (connect, reset, timeout_*, protocol)', ['backend', 'kind'], () => this.upstreamErrList);
@@ -401,6 +413,31 @@ export class Metrics {
     labelled(this.guardCells, 'reason', reason).value++;
   }
 
+  /** One finished request's protocol version (tx.httpVersion). */
+  protocol(version: string): void {
+    if (version !== this.lastProto) { this.lastProtoCell = labelled(this.protoCells, 'protocol', version); this.lastProto = version; }
+    (this.lastProtoCell as CountCell).value++;
+  }
+
+  /** Requests by protocol since start (dashboard). */
+  protocols(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const [k, c] of this.protoCells) out[k] = c.value;
+    return out;
+  }
+
+  http2Defence(defence: string): void {
+    this.http2Defences++;
+    labelled(this.h2Cells, 'defence', defence).value++;
+  }
+
+  /** HTTP/2 defences fired since start, by name (dashboard). */
+  http2DefenceCounts(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const [k, c] of this.h2Cells) out[k] = c.value;
+    return out;
+  }
+
   queueTimeout(backend: string): void {
     this.queueTimeouts++;
     labelled(this.queueTimeoutCells, 'backend', backend).value++;
@@ -434,6 +471,8 @@ export class Metrics {
     for (const c of this.queueTimeoutCells.values()) { const n = unsent(c); if (n > 0) { d.queueTimeout.push([c.labels.backend, n]); any = true; } }
     for (const c of this.queueFullCells.values()) { const n = unsent(c); if (n > 0) { d.queueFull.push([c.labels.backend, n]); any = true; } }
     for (const c of this.upstreamErrList) { const n = unsent(c); if (n > 0) { d.upstream.push([c.labels.backend, c.labels.kind, n]); any = true; } }
+    for (const c of this.protoCells.values()) { const n = unsent(c); if (n > 0) { (d.proto ??= []).push([c.labels.protocol, n]); any = true; } }
+    for (const c of this.h2Cells.values()) { const n = unsent(c); if (n > 0) { (d.h2 ??= []).push([c.labels.defence, n]); any = true; } }
     for (const c of this.latCells.values()) {
       const sent = c.sent ?? (c.sent = { buckets: new Float64Array(LATENCY_BUCKETS.length), sum: 0, count: 0 });
       if (c.count === sent.count) continue;
@@ -458,6 +497,8 @@ export class Metrics {
     for (const [backend, n] of d.queueTimeout) for (let i = 0; i < n; i++) this.queueTimeout(backend);
     for (const [backend, n] of d.queueFull) for (let i = 0; i < n; i++) this.queueFull(backend);
     for (const [backend, kind, n] of d.upstream) for (let i = 0; i < n; i++) this.upstreamError(backend, kind);
+    for (const [proto, n] of d.proto ?? []) labelled(this.protoCells, 'protocol', proto).value += n;
+    for (const [defence, n] of d.h2 ?? []) { labelled(this.h2Cells, 'defence', defence).value += n; this.http2Defences += n; }
     for (const [backend, buckets, sum, count] of d.latency) {
       for (const c of [this.latencyCell(backend), this.latencyAll]) {
         for (let i = 0; i < buckets.length && i < c.buckets.length; i++) c.buckets[i] += buckets[i];

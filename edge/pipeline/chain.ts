@@ -49,6 +49,8 @@ export interface RequestObserver {
   queueRejected(backend: string, reason: string): void;
   /** A request head the listener refused before any stage ran (counted as a guard rejection). */
   rejected?(tx: Transaction, reason: string, now: number): void;
+  /** An HTTP/2 defence fired on a connection (edge/http2/defences.ts names). */
+  http2Defence?(defence: string): void;
 }
 
 function refusal(status: number, body: string, reason: string, extra: Partial<ActionSpec> = {}): ActionSpec {

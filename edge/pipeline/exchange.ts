@@ -18,6 +18,8 @@ export interface ClientIO {
   /** True once a response head has been written. */
   readonly responseStarted: boolean;
 
+  /** Trailer fields the client sent after its body (HTTP/2), read when the body ends; null when none. */
+  readonly requestTrailers?: readonly string[] | null;
   /** Route request body chunks (already buffered ones first) to `sink`. */
   attachBody(sink: RequestBodySink): void;
   /** Resume reading the request body after a `false` from onClientBody. */
@@ -32,6 +34,8 @@ export interface ClientIO {
   startResponse(status: number, headers: readonly string[], contentLength: number, noBody: boolean, drain: ResponseDrainSink): void;
   /** Write response body bytes (valid only during the call: copy to keep); false means back-pressure: wait for drain.onClientDrain(). */
   writeResponseBody(chunk: Buffer): boolean;
+  /** Trailer fields from the origin, before endResponse() (HTTP/2 sends them; HTTP/1.1 clients get none). */
+  responseTrailers?(trailers: readonly string[]): void;
   /** Finish the response (chunked terminator; for Content-Length responses, all bytes were written). */
   endResponse(): void;
   /** Close the connection at once (no more bytes): short upstream body, deadline after the head, drop. */

@@ -351,6 +351,9 @@ export function listenConfigChecks(raw: Record<string, unknown>): { path: PathPa
     const t = l.tls as Record<string, unknown> | undefined;
     if (t !== undefined && t.cert === undefined && t.certificates === undefined) out.push({ path: ['listen', i, 'tls'], message: 'tls needs cert: and key: (the default certificate) or certificates:' });
     if (l.hsts !== undefined && l.tls === undefined) out.push({ path: ['listen', i, 'hsts'], message: 'hsts needs tls: on the same listener (browsers ignore HSTS over plain HTTP)' });
+    if (l.h2c === true && l.tls !== undefined) out.push({ path: ['listen', i, 'h2c'], message: 'h2c is HTTP/2 without TLS; on a TLS listener HTTP/2 is offered by ALPN (listen[].http2)' });
+    if (l.h2c === true && (!Array.isArray(raw.trusted_proxies) || raw.trusted_proxies.length === 0)) out.push({ path: ['listen', i, 'h2c'], message: 'h2c is accepted only from trusted_proxies (a load balancer in front): set trusted_proxies' });
+    if ((l.h2c === true || l.http2 === true) && engine === 'uws') out.push({ path: ['listen', i, l.h2c === true ? 'h2c' : 'http2'], message: 'HTTP/2 needs engine: http1 (uWebSockets.js speaks HTTP/1.1 only)' });
     if (l.redirect_https !== undefined && l.redirect_https !== false && l.tls !== undefined) out.push({ path: ['listen', i, 'redirect_https'], message: 'redirect_https is for plain HTTP listeners; this one already has tls:' });
   });
   return out;

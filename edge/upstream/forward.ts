@@ -174,7 +174,7 @@ export class ForwardAttempt implements AcquireRequest, AcquireWaiter, UpstreamRe
     }
     let ok = true;
     if (chunk.length > 0) ok = stream.writeBody(chunk);
-    if (last && !this.bodyEnded) { this.bodyEnded = true; stream.endBody(); }
+    if (last && !this.bodyEnded) { this.bodyEnded = true; stream.endBody(this.tx.io.requestTrailers); }
     return ok;
   }
 
@@ -235,6 +235,12 @@ export class ForwardAttempt implements AcquireRequest, AcquireWaiter, UpstreamRe
     if (this.finished) return;
     this.tx.writeStallSince = 0;
     this.stream?.resume();
+  }
+
+  onResponseTrailers(trailers: string[]): void {
+    if (this.finished) return;
+    const io = this.tx.io;
+    if (io.responseTrailers !== undefined && !io.aborted) io.responseTrailers(trailers);
   }
 
   onResponseEnd(): void {

@@ -85,6 +85,10 @@ export class ResponseParser {
   private remaining = 0;
   private chunkDigits = 0;
   private trailerBytes = 0;
+  /** Trailer block text collected so far (fields as sent, CRLF-separated); null when none. */
+  private trailerText: string | null = null;
+  /** Trailer fields of the last chunked response, [name, value, …] (names lower-case), or null. */
+  trailers: string[] | null = null;
   private readonly handler: ResponseParserHandler;
   private readonly maxHeaderBytes: number;
   private readonly maxHeaderCount: number;
@@ -106,6 +110,8 @@ export class ResponseParser {
     this.remaining = 0;
     this.chunkDigits = 0;
     this.trailerBytes = 0;
+    this.trailerText = null;
+    this.trailers = null;
   }
 
   get done(): boolean { return this.state === S_DONE; }
@@ -233,6 +239,7 @@ export class ResponseParser {
           continue;
         }
         case S_TRAILER_FIELD: {
+          const start = pos;
           while (pos < len) {
             const c = buf[pos];
             if (++this.trailerBytes > this.maxHeaderBytes) return this.fail('trailer block too large', len);
@@ -245,8 +252,11 @@ export class ResponseParser {
             }
             pos++;
           }
+          // Kept for an HTTP/2 client (bounded by maxHeaderBytes above); HTTP/1.1 clients get none.
+          this.trailerText = (this.trailerText ?? '') + (buf as unknown as Latin1Slicer).latin1Slice(start, pos);
           if (pos === len) return pos;
           if (this.remaining === 0) return this.fail('invalid trailer field', len);
+          this.trailerText += '\n';
           this.state = S_TRAILER_FIELD_LF;
           pos++;
           continue;
@@ -264,6 +274,7 @@ export class ResponseParser {
           if (buf[pos] !== LF) return this.fail('bare CR after last chunk', len);
           pos++;
           this.state = S_DONE;
+          if (this.trailerText !== null) this.trailers = splitTrailers(this.trailerText);
           return pos;
         }
         default:
@@ -492,3 +503,14 @@ function hasBareLf(b: Buffer): boolean {
 }
 
 export { EMPTY as EMPTY_BUFFER };
+
+/** "name: value\n…" (as validated by the parser) → [name, value, …] with lower-case names and trimmed values. */
+function splitTrailers(text: string): string[] {
+  const out: string[] = [];
+  for (const line of text.split('\n')) {
+    const c = line.indexOf(':');
+    if (c <= 0) continue;
+    out.push(line.slice(0, c).toLowerCase(), line.slice(c + 1).trim());
+  }
+  return out;
+}

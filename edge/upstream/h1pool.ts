@@ -63,6 +63,21 @@ const EMPTY = Buffer.alloc(0);
 const READ_BUFFER = Buffer.allocUnsafeSlow(64 * 1024);
 const CRLF = '\r\n';
 const LAST_CHUNK = '0\r\n\r\n';
+/** Trailer names never forwarded (framing, routing and hop-by-hop fields; RFC 9110 §6.5.1). */
+const TRAILER_SKIP = new Set(['content-length', 'transfer-encoding', 'host', 'connection', 'keep-alive', 'te', 'trailer', 'upgrade', 'proxy-connection', 'authorization', 'cookie', 'set-cookie', 'content-type', 'content-encoding', 'expect']);
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const BAD_VALUE = /[\r\n\0]/;
+
+/** The last chunk with trailer fields ([name, value, …]); unsafe or framing names are dropped. */
+function lastChunkWith(t: readonly string[]): string {
+  let out = '0\r\n';
+  for (let i = 0; i + 1 < t.length; i += 2) {
+    const name = t[i].toLowerCase();
+    if (TRAILER_SKIP.has(name) || !TOKEN.test(name) || BAD_VALUE.test(t[i + 1])) continue;
+    out += `${name}: ${t[i + 1]}\r\n`;
+  }
+  return `${out}\r\n`;
+}
 
 function nowMs(): number { return performance.now(); }
 function uncorkSocket(s: net.Socket): void { s.uncork(); }
@@ -262,7 +277,7 @@ class Exchange implements UpstreamStream {
   }
 
   private writeEnd(s: net.Socket): void {
-    if (this.bodyMode === BODY_CHUNKED) s.write(LAST_CHUNK, 'latin1');
+    if (this.bodyMode === BODY_CHUNKED) s.write(this.trailers === null ? LAST_CHUNK : lastChunkWith(this.trailers), 'latin1');
     this.requestComplete = true;
     const c = this.conn;
     if (c !== null && c.connected && !this.responseStarted) c.armResponse(this);
@@ -293,8 +308,12 @@ class Exchange implements UpstreamStream {
     return ok;
   }
 
-  endBody(): void {
+  /** Request trailer fields to send after a chunked body (an HTTP/2 client's trailers), or null. */
+  private trailers: readonly string[] | null = null;
+
+  endBody(trailers?: readonly string[] | null): void {
     if (this.finished || this.bodyMode === BODY_NONE || this.bodyEnded) return;
+    if (trailers !== undefined && trailers !== null && trailers.length > 0) this.trailers = trailers;
     if (this.bodyMode === BODY_LENGTH && this.bodyRemaining !== 0) {
       throw new H1RequestError(`endBody() with ${this.bodyRemaining} bytes of the content-length missing`);
     }
@@ -524,6 +543,8 @@ class Conn implements ResponseParserHandler {
     } else {
       this.destroy();
     }
+    const trailers = this.parser.trailers;
+    if (trailers !== null && ex.sink.onResponseTrailers !== undefined) ex.sink.onResponseTrailers(trailers);
     ex.sink.onResponseEnd();
   }
 

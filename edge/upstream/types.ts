@@ -47,6 +47,8 @@ export interface UpstreamSink {
    */
   onResponseData(chunk: Buffer): boolean;
   onResponseEnd(): void;
+  /** Trailer fields of a chunked response ([name, value, …], lower-case names), just before onResponseEnd (h1pool only). */
+  onResponseTrailers?(trailers: string[]): void;
   onError(err: UpstreamFailure): void;
   /** The request body can take more after writeBody() returned false. */
   onBodyDrain(): void;
@@ -55,7 +57,8 @@ export interface UpstreamSink {
 export interface UpstreamStream {
   /** Returns false when the socket is full: stop and wait for sink.onBodyDrain(). */
   writeBody(chunk: Buffer): boolean;
-  endBody(): void;
+  /** Ends the body; `trailers` ([name, value, …]) follow a chunked body (h1pool; others drop them). */
+  endBody(trailers?: readonly string[] | null): void;
   /** Cancel: close the upstream connection (it is never reused), no further sink calls. */
   abort(): void;
   pause(): void;

@@ -5,7 +5,7 @@ import type { RunOptions } from './scenario.js';
 import { PORTCULLIS_ENGINES, type PortcullisEngine, type ProxyKind } from './proxy-spec.js';
 
 export const USAGE = `usage: npm run loadtest -- <scenario> [options]
-scenarios: throughput peak flood botnet slowloris failover redis-outage rules
+scenarios: throughput h2 peak flood botnet slowloris failover redis-outage rules
 other:     list | report [--write]   (report: latest result per scenario as Markdown; --write updates BENCHMARKS.md)
 options:
   --vs haproxy[,nginx]   also run HAProxy and/or nginx with the equivalent generated config
@@ -20,7 +20,10 @@ options:
   --tls                  throughput: every proxy terminates TLS with a certificate generated for the run;
                          keep-alive rounds plus a new connection per request (Connection: close), and a
                          session-resumption check against each TLS listener
-  --profile              throughput: run Portcullis under node --cpu-prof and print the top self-time
+  --streams N            h2 (and --h2 variants): concurrent streams per connection, h2load -m (default 10);
+                         h2 uses --connections as h2load clients (default 16)
+  --h2                   peak, flood: the HTTP/2 variant (TLS listener, load over h2)
+  --profile              throughput, h2: run Portcullis under node --cpu-prof and print the top self-time
                          entries of the measured rounds (its CPU numbers then include the profiler)`;
 
 export class UsageError extends Error {}
@@ -60,6 +63,8 @@ export function parseArgs(argv: readonly string[], defaultDurationMs: (scenario:
       }
       case '--tls': opts.tls = true; break;
       case '--profile': opts.profile = true; break;
+      case '--streams': opts.streams = positiveInt(value(), '--streams'); break;
+      case '--h2': opts.h2 = true; break;
       case '-h': case '--help': throw new UsageError('');
       default:
         if (a.startsWith('-')) throw new UsageError(`unknown option ${a}`);
@@ -69,7 +74,9 @@ export function parseArgs(argv: readonly string[], defaultDurationMs: (scenario:
   }
   if (!scenario) throw new UsageError('name a scenario');
   if (opts.skipPortcullis && opts.vs.length === 0) throw new UsageError('--only-vs needs --vs');
-  if ((opts.tls || opts.profile) && scenario !== 'throughput') throw new UsageError('--tls and --profile are options of the throughput scenario');
+  if (opts.tls && scenario !== 'throughput') throw new UsageError('--tls is an option of the throughput scenario');
+  if (opts.profile && scenario !== 'throughput' && scenario !== 'h2') throw new UsageError('--profile is an option of the throughput and h2 scenarios');
+  if (opts.h2 && scenario !== 'peak' && scenario !== 'flood') throw new UsageError('--h2 is an option of the peak and flood scenarios (the h2 scenario is HTTP/2 already)');
   if (opts.durationMs !== null && opts.durationMs < 1000) throw new UsageError('--duration must be at least 1s');
   return { ...opts, scenario, durationMs: opts.durationMs ?? defaultDurationMs(scenario) };
 }

@@ -55,6 +55,8 @@ export function portcullisConfig(spec: ProxySpec, keys: PortcullisKeys = null): 
   const listener: Record<string, unknown> = { address: `127.0.0.1:${spec.listenPort}` };
   if (spec.engine) listener.engine = spec.engine;
   if (spec.tls) listener.tls = { cert: spec.tls.certFile, key: spec.tls.keyFile };
+  // HTTP/2 is on by default on Portcullis TLS listeners; only an explicit off is written.
+  if (spec.tls && spec.http2 === false) listener.http2 = false;
   const doc: Record<string, unknown> = {
     listen: [listener],
     admin: { address: `127.0.0.1:${spec.adminPort}`, token: `\${${ADMIN_TOKEN_ENV}}` },
@@ -101,7 +103,7 @@ export function haproxyConfig(spec: ProxySpec): string {
     '',
     'frontend fe',
     // TLS: HAProxy's defaults keep a session cache and issue tickets, like the others here.
-    `  bind 127.0.0.1:${spec.listenPort}${spec.tls ? ` ssl crt ${spec.tls.pemFile} ssl-min-ver TLSv1.2` : ''}`,
+    `  bind 127.0.0.1:${spec.listenPort}${spec.tls ? ` ssl crt ${spec.tls.pemFile} ssl-min-ver TLSv1.2${spec.http2 ? ' alpn h2,http/1.1' : ''}` : ''}`,
   ];
   if (l) {
     // One entry per source address: concurrent connections (≈ requests in flight, one per connection)
@@ -174,7 +176,7 @@ export function nginxConfig(spec: ProxySpec, runAsRoot: boolean): string {
     if (s.backup) parts.push('backup');
     out.push(`${parts.join(' ')};`);
   }
-  out.push('    keepalive 256;', '  }', '  server {', `    listen 127.0.0.1:${spec.listenPort}${spec.tls ? ' ssl' : ''};`);
+  out.push('    keepalive 256;', '  }', '  server {', `    listen 127.0.0.1:${spec.listenPort}${spec.tls ? ' ssl' : ''}${spec.tls && spec.http2 ? ' http2' : ''};`);
   if (spec.tls) {
     // Tickets are on by default in nginx; the shared cache also resumes clients that send a session id.
     out.push(`    ssl_certificate ${spec.tls.certFile};`, `    ssl_certificate_key ${spec.tls.keyFile};`,

@@ -1,5 +1,6 @@
 // Building blocks the scenarios share: origins, proxy specs with free ports, and the interleaved
 // wrk comparison used by throughput, rules and the shared-counter cost measurement.
+import { runH2load } from './h2load.js';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { startOrigin, type OriginHandle } from './origins.js';
@@ -43,7 +44,9 @@ export const WRK_HEADERS = { 'User-Agent': 'Mozilla/5.0 (X11; Linux x86_64) port
 export interface Variant { label: string; proxy: RunningProxy; headers?: Record<string, string> }
 
 /** wrk (one source address) or the Node generator rotating over many addresses (for per-IP rules). */
-export type Driver = { kind: 'wrk' } | { kind: 'rotating'; block: number; addresses: number; requestsPerConnection: number };
+export type Driver = { kind: 'wrk' } | { kind: 'rotating'; block: number; addresses: number; requestsPerConnection: number }
+  /** h2load (HTTP/2 over TLS): `clients` connections with `streams` concurrent streams each. */
+  | { kind: 'h2load'; clients: number; streams: number };
 
 export interface RoundSample {
   round: number;
@@ -78,6 +81,9 @@ export async function interleavedWrk(ctx: ScenarioContext, variants: readonly Va
       const d = o.driver;
       return rotatingClosedLoop({ port: v.proxy.spec.listenPort, path: o.path ?? '/', connections: o.connections, block: d.block, addresses: d.addresses, requestsPerConnection: d.requestsPerConnection, durationMs })
         .then((r) => ({ ...r, command: [`node load generator: ${o.connections} connections rotating over ${d.addresses} addresses 127.${d.block}.x.y, ${d.requestsPerConnection} requests per connection`] }));
+    }
+    if (o.driver?.kind === 'h2load') {
+      return runH2load({ url: `${v.proxy.url}${o.path ?? '/'}`, clients: o.driver.clients, streams: o.driver.streams, durationMs, cpu: ctx.loadCpu, headers: v.headers ? { ...WRK_HEADERS, ...v.headers } : WRK_HEADERS });
     }
     return runWrk({ url: `${v.proxy.url}${o.path ?? '/'}`, connections: o.connections, durationMs, cpu: ctx.loadCpu, headers: v.headers ? { ...WRK_HEADERS, ...v.headers } : WRK_HEADERS });
   };

@@ -21,6 +21,10 @@ export interface RunOptions {
   tls?: boolean;
   /** throughput: run Portcullis under `node --cpu-prof` and report the top self-time entries of the measured rounds. */
   profile?: boolean;
+  /** h2, peak/flood --h2: concurrent streams per HTTP/2 connection (h2load -m). */
+  streams?: number;
+  /** peak, flood: drive the load over HTTP/2 (TLS, h2load) instead of HTTP/1.1. */
+  h2?: boolean;
 }
 
 export interface ChartSeries { name: string; points: [number, number][] }

@@ -1,6 +1,7 @@
 // Legitimate e-shop traffic: shoppers from their own 127.x.y.z addresses browsing, searching and
 // checking out, keeping the sticky cookie they were given, a few keep-alive connections each.
 import { Recorder, Shopper } from './loadgen.js';
+import { H2Shopper } from './h2client.js';
 import { loopbackAddress } from './util.js';
 
 export interface ShopMix { browse: number; search: number; checkout: number }
@@ -20,7 +21,7 @@ export function rng(seed: number): () => number {
 }
 
 export class ShopTraffic {
-  readonly shoppers: Shopper[] = [];
+  readonly shoppers: (Shopper | H2Shopper)[] = [];
   readonly classes: Record<ShopClass, Recorder>;
   readonly all: Recorder;
   private readonly random: () => number;
@@ -29,8 +30,9 @@ export class ShopTraffic {
    * @param ports  proxy ports; shopper i talks to ports[i % ports.length] (several edge nodes)
    * @param block  second octet of the shoppers' addresses (127.<block>.x.y)
    */
-  constructor(ports: readonly number[], block: number, count: number, startedAt: number, private readonly mix: ShopMix = DEFAULT_MIX, timeoutMs = 15_000, seed = 42) {
-    for (let i = 0; i < count; i++) this.shoppers.push(new Shopper(loopbackAddress(block, i), ports[i % ports.length], timeoutMs));
+  constructor(ports: readonly number[], block: number, count: number, startedAt: number, private readonly mix: ShopMix = DEFAULT_MIX, timeoutMs = 15_000, seed = 42, h2 = false) {
+    // h2: each shopper is an HTTP/2 client over TLS (one multiplexed connection), for the --h2 variants.
+    for (let i = 0; i < count; i++) this.shoppers.push(h2 ? new H2Shopper(loopbackAddress(block, i), ports[i % ports.length], timeoutMs) : new Shopper(loopbackAddress(block, i), ports[i % ports.length], timeoutMs));
     this.classes = { browse: new Recorder('browse', startedAt), search: new Recorder('search', startedAt), checkout: new Recorder('checkout', startedAt) };
     this.all = new Recorder('legit', startedAt);
     this.random = rng(seed);

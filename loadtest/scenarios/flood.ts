@@ -9,6 +9,8 @@ import { stopOrigins } from '../lib/origins.js';
 import { ShopTraffic } from '../lib/shop.js';
 import { redisPing, redisTarget } from '../lib/redis.js';
 import { loopbackAddress, round } from '../lib/util.js';
+import { generateCertificate } from '../lib/tls-setup.js';
+import { h2AttackLoop } from '../lib/h2client.js';
 import { NO_LIMITS } from '../lib/proxy-spec.js';
 import type { Scenario, ScenarioContext, ScenarioResult } from '../lib/scenario.js';
 
@@ -26,22 +28,29 @@ export const flood: Scenario = {
   async run(ctx: ScenarioContext): Promise<ScenarioResult> {
     const D = ctx.opts.durationMs;
     const configs: Record<string, string> = {};
+    // --h2: TLS with h2 on every proxy; shoppers and attackers speak HTTP/2 (attackers: one stream at a
+    // time per connection, 16 connections each, as fast as answered).
+    const h2 = ctx.opts.h2 === true;
+    const tlsFiles = h2 ? generateCertificate(ctx.workDir) : null;
     const per = await forEachProxy(ctx, async (kind) => {
       const origins = await startOrigins(ctx, FLOOD.origins);
       const spec = await newSpec(ctx, kind, serversFor(origins), (s) => {
         s.clientLimits = { requests: { limit: FLOOD.limit, windowMs: FLOOD.windowMs, status: 429 }, inFlight: FLOOD.inFlight };
+        if (h2) { s.tls = tlsFiles; s.http2 = true; }
       });
       const proxy = await startTarget(ctx, kind, spec);
       Object.assign(configs, configTexts([proxy]));
       try {
         const started = performance.now();
-        const shop = new ShopTraffic([spec.listenPort], 10, FLOOD.shoppers, started);
+        const shop = new ShopTraffic([spec.listenPort], 10, FLOOD.shoppers, started, undefined, undefined, undefined, h2);
         const attack = new Recorder('attacker', started);
         let stop = false;
         const raw = rawRequest('GET', '/search?q=everything', 'shop.test');
         const loops: Promise<void>[] = [];
         for (let a = 0; a < FLOOD.attackers; a++) {
-          for (let c = 0; c < FLOOD.connectionsPerAttacker; c++) loops.push(attackLoop(loopbackAddress(66, a), spec.listenPort, raw, attack, () => stop));
+          for (let c = 0; c < FLOOD.connectionsPerAttacker; c++) {
+            loops.push(h2 ? h2AttackLoop(loopbackAddress(66, a), spec.listenPort, '/search?q=everything', attack, () => stop) : attackLoop(loopbackAddress(66, a), spec.listenPort, raw, attack, () => stop));
+          }
         }
         ctx.setStatus(() => `${kind}: ${shop.all.brief()} | ${attack.brief()}`);
         const before = proxyUsage(proxy);
@@ -95,6 +104,7 @@ export const flood: Scenario = {
     for (const [k, r] of Object.entries(per)) {
       table.push([k, String(r.legit.successRate), String(r.legit.p50Ms), String(r.legit.p99Ms), String(r.attacker.requests), String(r.attacker.letThrough), String(r.attacker.allowance), String(r.proxyCpuPercent), String(r.rssMB)]);
     }
+    if (h2) notes.unshift('--h2: every proxy terminates TLS and offers h2 (same certificate); shoppers use one HTTP/2 connection each, attackers one stream at a time on each of their connections. The local vs Redis-shared comparison below stays on plain HTTP/1.1 (wrk).');
     notes.unshift(`${FLOOD.attackers} attacker addresses × ${FLOOD.connectionsPerAttacker} keep-alive connections at full speed; ${FLOOD.shoppers} shoppers at ${FLOOD.legitRate} req/s in total; limit ${FLOOD.limit} requests / ${FLOOD.windowMs / 1000}s and ${FLOOD.inFlight} in flight per client. "allowance" = attackers × limit × windows in the run: what a correct limit may let through.`);
     const charts = Object.entries(per).map(([k, r]) => ({
       title: `${k}: requests per second`, kind: 'line' as const, xLabel: 'seconds', yLabel: 'req/s', series: [

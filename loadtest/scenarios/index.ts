@@ -1,6 +1,7 @@
 // Registry of scenarios, one file each.
 import type { Scenario } from '../lib/scenario.js';
 import { throughput } from './throughput.js';
+import { h2 } from './h2.js';
 import { peak } from './peak.js';
 import { flood } from './flood.js';
 import { botnet } from './botnet.js';
@@ -16,5 +17,5 @@ import { redisChaos } from './redis-chaos.js';
 import { originChaos } from './origin-chaos.js';
 
 export const SCENARIOS: Record<string, Scenario> = Object.fromEntries(
-  [throughput, peak, flood, botnet, slowloris, failover, redisOutage, rules, conformance, haPair, reloadStorm, soak, redisChaos, originChaos].map((s) => [s.name, s]),
+  [throughput, h2, peak, flood, botnet, slowloris, failover, redisOutage, rules, conformance, haPair, reloadStorm, soak, redisChaos, originChaos].map((s) => [s.name, s]),
 );

@@ -7,6 +7,7 @@ import { originStats, resetOrigin, stopOrigins } from '../lib/origins.js';
 import { stopProxy } from '../lib/proxies.js';
 import { ShopTraffic } from '../lib/shop.js';
 import { round } from '../lib/util.js';
+import { generateCertificate } from '../lib/tls-setup.js';
 import type { Chart, Scenario, ScenarioContext, ScenarioResult } from '../lib/scenario.js';
 
 export const PEAK = { origins: 2, latencyMs: 50, maxconn: 10, shoppers: 2000, queueMax: 20_000, queueTimeoutMs: 5000, startFactor: 0.5, endFactor: 3 };
@@ -24,6 +25,9 @@ export const peak: Scenario = {
     const cap = peakCapacity();
     const rate = (t: number) => cap * (PEAK.startFactor + ((PEAK.endFactor - PEAK.startFactor) * t * 1000) / D);
     const configs: Record<string, string> = {};
+    // --h2: every proxy terminates TLS and offers h2; shoppers are HTTP/2 clients (one connection each).
+    const h2 = ctx.opts.h2 === true;
+    const tlsFiles = h2 ? generateCertificate(ctx.workDir) : null;
     const per = await forEachProxy(ctx, async (kind) => {
       const origins = await startOrigins(ctx, PEAK.origins, { latencyMs: PEAK.latencyMs });
       const spec = await newSpec(ctx, kind, serversFor(origins, { maxconn: PEAK.maxconn }), (s) => {
@@ -31,13 +35,14 @@ export const peak: Scenario = {
         s.queue = { max: PEAK.queueMax, timeoutMs: PEAK.queueTimeoutMs };
         s.priorityPathPrefix = '/checkout';
         s.health = { path: '/health', intervalMs: 1000, timeoutMs: 500, rise: 2, fall: 3 };
+        if (h2) { s.tls = tlsFiles; s.http2 = true; }
       });
       const proxy = await startTarget(ctx, kind, spec);
       Object.assign(configs, configTexts([proxy]));
       try {
         for (const o of origins) await resetOrigin(o);
         const started = performance.now();
-        const shop = new ShopTraffic([spec.listenPort], 40, PEAK.shoppers, started);
+        const shop = new ShopTraffic([spec.listenPort], 40, PEAK.shoppers, started, undefined, undefined, undefined, h2);
         const queued: [number, number][] = [];
         ctx.setStatus(() => `${kind}: arrivals ${Math.round(rate((performance.now() - started) / 1000))}/s (capacity ${cap}/s) | ${shop.classes.checkout.brief()} | ${shop.classes.browse.brief()}`);
         await openLoop({
@@ -90,6 +95,7 @@ export const peak: Scenario = {
     }
     const notes = [
       `Capacity ${cap} req/s (${PEAK.origins} origins × maxconn ${PEAK.maxconn} ÷ ${PEAK.latencyMs} ms); arrivals ramp ${PEAK.startFactor}× → ${PEAK.endFactor}× over ${D / 1000}s; queue timeout ${PEAK.queueTimeoutMs / 1000}s. Past ~1× capacity, failures are expected once a request would wait longer than the queue timeout; "fast failures" are failures that came back sooner than that.`,
+      ...(h2 ? ['--h2: every proxy terminates TLS with the same certificate and offers h2; each shopper is one HTTP/2 connection carrying its requests as concurrent streams (browser-like).'] : []),
       'Checkout (POST /checkout/…) is in the first priority class: Portcullis via a generated rule `priority(checkout)`, HAProxy via `http-request set-priority-class`. nginx (open source) has no queue: requests beyond max_conns fail at once, and no cookie-insert persistence.',
     ];
     const pc = per.portcullis;

@@ -1,5 +1,6 @@
 // Unit tests of the harness's own logic: wrk report parsing, arguments, durations, /proc parsing,
 // statistics and the result files.
+import { h2loadCommand, parseH2loadOutput } from '../../loadtest/lib/h2load.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -96,7 +97,7 @@ test('arguments: scenario, --vs list, duration, rounds; mistakes are usage error
 });
 
 test('every scenario the issue names is registered', () => {
-  assert.deepEqual(Object.keys(SCENARIOS).sort(), ['botnet', 'conformance', 'failover', 'flood', 'ha-pair', 'origin-chaos', 'peak', 'redis-chaos', 'redis-outage', 'reload-storm', 'rules', 'slowloris', 'soak', 'throughput']);
+  assert.deepEqual(Object.keys(SCENARIOS).sort(), ['botnet', 'conformance', 'failover', 'flood', 'h2', 'ha-pair', 'origin-chaos', 'peak', 'redis-chaos', 'redis-outage', 'reload-storm', 'rules', 'slowloris', 'soak', 'throughput']);
   // soak is long by design (30 min by default, issue 13); every other scenario fits in a minute.
   for (const s of Object.values(SCENARIOS)) assert.ok(s.defaultDurationMs >= 5000 && s.defaultDurationMs <= (s.name === 'soak' ? 30 * 60_000 : 60_000), `${s.name} is bounded in time`);
 });
@@ -198,8 +199,37 @@ test('arguments: --engines picks Portcullis engines (default both), --tls and --
   assert.deepEqual([o.engines, o.tls, o.profile], [['uws'], true, true]);
   assert.deepEqual(parseArgs(['throughput', '--engines=http1,uws,http1'], () => 1).engines, ['http1', 'uws']);
   assert.throws(() => parseArgs(['throughput', '--engines', 'h2o'], () => 1), (e: unknown) => e instanceof UsageError && /unknown engine "h2o"/.test(e.message));
-  assert.throws(() => parseArgs(['rules', '--tls'], () => 1), /options of the throughput scenario/);
-  assert.throws(() => parseArgs(['peak', '--profile'], () => 1), /options of the throughput scenario/);
+  assert.throws(() => parseArgs(['rules', '--tls'], () => 1), /--tls is an option of the throughput scenario/);
+  assert.throws(() => parseArgs(['peak', '--profile'], () => 1), /--profile is an option of the throughput and h2 scenarios/);
+});
+
+test('arguments: h2 takes --profile and --streams; --h2 belongs to peak and flood', () => {
+  const o = parseArgs(['h2', '--vs', 'haproxy', '--profile', '--streams', '20'], () => 10_000);
+  assert.deepEqual([o.scenario, o.profile, o.streams], ['h2', true, 20]);
+  assert.equal(parseArgs(['peak', '--h2'], () => 1).h2, true);
+  assert.equal(parseArgs(['flood', '--h2'], () => 1).h2, true);
+  assert.throws(() => parseArgs(['throughput', '--h2'], () => 1), /--h2 is an option of the peak and flood scenarios/);
+  assert.throws(() => parseArgs(['h2', '--streams', '0'], () => 1), /positive integer/);
+});
+
+test('h2load report parsing: req/s, succeeded, failures and status classes, protocol', () => {
+  const out = `finished in 5.00s, 12345.60 req/s, 1.23MB/s
+requests: 61728 total, 61738 started, 61728 done, 61700 succeeded, 28 failed, 0 errored, 0 timeout
+status codes: 61700 2xx, 0 3xx, 28 4xx, 0 5xx
+traffic: 6.15MB (6446540) total, 301.43KB (308665) headers (space savings 95.25%), 5.89MB (6172800) data
+                     min         max         mean         sd        +/- sd
+time for request:      236us     43.96ms      6.41ms      2.25ms    78.50%
+Application protocol: h2
+`;
+  const r = parseH2loadOutput(out);
+  assert.equal(r.requestsPerSec, 12345.6);
+  assert.equal(r.requests, 61700);
+  assert.equal(r.non2xx, 28);
+  assert.equal(r.protocol, 'h2');
+  assert.equal(r.bytesRead, 6446540);
+  assert.equal(r.latencyMs.avg, 6.41);
+  assert.equal(r.latencyMs.max, 43.96);
+  assert.deepEqual(h2loadCommand({ url: 'https://127.0.0.1:1/', clients: 16, streams: 10, durationMs: 5000, cpu: '0' }), ['taskset', '-c', '0', 'h2load', '-t', '1', '-c', '16', '-m', '10', '-D', '5', 'https://127.0.0.1:1/']);
 });
 
 test('CPU profile summary: self time per function inside the measured windows only, idle apart', () => {

@@ -16,9 +16,9 @@ import { portcullisBin, repoRoot } from '../../loadtest/lib/paths.js';
 test('origin answers 100 bytes over keep-alive to a client bound to its own 127.x address, and counts concurrency', async () => {
   const origin = new Origin({ name: 'o1', port: 0, latencyMs: 30 });
   const port = await origin.listen();
+  const a = new ClientConn(port, '127.9.0.1');
+  const b = new ClientConn(port, '127.9.0.2');
   try {
-    const a = new ClientConn(port, '127.9.0.1');
-    const b = new ClientConn(port, '127.9.0.2');
     const [ra, rb] = await Promise.all([a.send(rawRequest('GET', '/product/1', 'x'), 2000), b.send(rawRequest('POST', '/checkout/x', 'x', {}, 'a=1'), 2000)]);
     assert.equal(ra.status, 200);
     assert.equal(ra.bytes, 100);
@@ -32,8 +32,11 @@ test('origin answers 100 bytes over keep-alive to a client bound to its own 127.
     assert.equal((await a.send(rawRequest('GET', '/health', 'x'), 2000)).status, 200);
     assert.equal(origin.stats.requests, 3, 'health checks are not counted as forwarded traffic');
     assert.deepEqual(origin.stats.byPrefix, { '/product': 2, '/checkout': 1 });
+  } finally {
+    // Also on a failed assertion: open client sockets would keep the test process alive forever.
     a.destroy(); b.destroy();
-  } finally { origin.close(); }
+    origin.close();
+  }
 });
 
 test('client reads chunked and close-delimited bodies and reports resets and timeouts by kind', async () => {

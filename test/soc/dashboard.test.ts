@@ -30,6 +30,8 @@ test('dashboard in headless Chromium: live numbers, events, ban / drain / rule-m
   const traffic = setInterval(() => {
     for (let i = 0; i < 20; i++) metrics.request('app', i % 2 ? 's1' : 's2', i % 7 === 0 ? 404 : 200, 0.002 + i / 1000);
     for (let i = 0; i < 3; i++) metrics.request(null, null, 403, 0.0001);
+    metrics.protocol(n % 4 === 0 ? '1.1' : '2');
+    if (n % 10 === 0) metrics.http2Defence('rapid_reset');
     const c = attackers[n++ % 2];
     bus.emit(blockEvent('deny', { client: c, request: eventRequest('GET', 'shop.example', '/wp-login.php', 'curl/8', `r${n}`), rule: n % 3 ? 'php-probe' : 'scraper', status: 403, term: 'PR', counters: { http_req_rate: 100 + n } }));
     metrics.ruleHit('php-probe', 'enforce', 'deny');
@@ -75,6 +77,9 @@ test('dashboard in headless Chromium: live numbers, events, ban / drain / rule-m
   await waitText('#kpi-total', (x) => Number(x.replace(/\D/g, '')) > 0);
   const total1 = await num('#kpi-total');
   await waitText('#kpi-rps', (x) => Number(x.replace(/\D/g, '')) > 0);
+  // Requests by protocol and the HTTP/2 defences that fired (edge/http2/).
+  await waitText('#protocols tbody', (x) => /HTTP\/2\d/.test(x) && /HTTP\/1\.1\d/.test(x) && /%/.test(x));
+  await waitText('#h2-defences tbody', (x) => /rapid_reset\d/.test(x));
   await new Promise((r) => setTimeout(r, 1500));
   const total2 = await num('#kpi-total');
   assert.ok(total2 > total1, `requests total moves: ${total1} → ${total2}`);

@@ -191,6 +191,13 @@
     }));
     fill('top-countries', s.blocks.topCountries.map(function (r) { return [r.key, r.count]; }));
     fill('top-asns', s.blocks.topAsns.map(function (r) { return [r.key, r.count]; }));
+    var protos = s.protocols || {};
+    var protoTotal = Object.keys(protos).reduce(function (a, k) { return a + protos[k]; }, 0);
+    fill('protocols', Object.keys(protos).sort().map(function (k) {
+      return ['HTTP/' + (k === '2' ? '2' : k), protos[k], protoTotal ? (100 * protos[k] / protoTotal).toFixed(1) + ' %' : '–'];
+    }));
+    var h2d = s.http2Defences || {};
+    fill('h2-defences', Object.keys(h2d).sort(function (a, b) { return h2d[b] - h2d[a]; }).map(function (k) { return [k, h2d[k]]; }));
 
     var queue = {};
     s.queues.forEach(function (q) { queue[q.backend] = q.length; });

@@ -1,0 +1,98 @@
+// The HTTP/2 denial-of-service defences that need to see frames (the rest are node:http2 settings,
+// see session.ts): per-connection frame budgets over a fixed window, rapid reset, and the header
+// block bound across CONTINUATION frames. Fed by the inbound FrameScanner; outbound DATA frames
+// (from the outbound scanner) earn the client its WINDOW_UPDATE allowance.
+import { FLAG_END_HEADERS, FLAG_END_STREAM, Frame } from './frame-scanner.js';
+import type { Http2Settings } from './config.js';
+
+/** Names of the defences, as they appear in events (`reason: h2_<name>`) and metrics (`defence`). */
+export type Http2Defence = 'rapid_reset' | 'continuation_flood' | 'header_block_timeout' | 'settings_flood' | 'ping_flood'
+  | 'priority_flood' | 'window_update_flood' | 'empty_data_flood' | 'write_stall' | 'header_list_too_large'
+  | 'refused_stream' | 'protocol_error' | 'frame_size';
+
+export const HTTP2_DEFENCES: readonly Http2Defence[] = ['rapid_reset', 'continuation_flood', 'header_block_timeout', 'settings_flood',
+  'ping_flood', 'priority_flood', 'window_update_flood', 'empty_data_flood', 'write_stall', 'header_list_too_large', 'refused_stream',
+  'protocol_error', 'frame_size'];
+
+/** Largest frame payload we accept (SETTINGS_MAX_FRAME_SIZE keeps its default). */
+const MAX_FRAME = 16384;
+
+export class FrameBudgets {
+  private windowStart: number;
+  private resetWindowStart: number;
+  resets = 0;
+  settings = 0;
+  pings = 0;
+  priorities = 0;
+  windowUpdates = 0;
+  emptyData = 0;
+  /** DATA frames we sent in the window (each may earn the client two WINDOW_UPDATEs). */
+  dataOut = 0;
+  /** A header block is open (HEADERS or PUSH_PROMISE without END_HEADERS): since when, and its size so far. */
+  blockSince = 0;
+  blockBytes = 0;
+  /** What fired, with a detail for the event. */
+  fired: Http2Defence | null = null;
+  detail = '';
+
+  constructor(private readonly s: Http2Settings, now: number) {
+    this.windowStart = now;
+    this.resetWindowStart = now;
+  }
+
+  /** Starts new windows when the old ones are over (called once per inbound chunk, not per frame). */
+  tick(now: number): void {
+    if (now - this.windowStart >= this.s.flood.windowMs) {
+      this.windowStart = now;
+      this.settings = 0; this.pings = 0; this.priorities = 0; this.windowUpdates = 0; this.emptyData = 0; this.dataOut = 0;
+    }
+    if (now - this.resetWindowStart >= this.s.rapidReset.windowMs) {
+      this.resetWindowStart = now;
+      this.resets = 0;
+    }
+  }
+
+  /** One inbound frame; false when a defence fired (see `fired`). */
+  inbound(type: number, flags: number, length: number, now: number): boolean {
+    const f = this.s.flood;
+    if (length > MAX_FRAME) return this.fire('frame_size', `frame of ${length} bytes (max ${MAX_FRAME})`);
+    switch (type) {
+      case Frame.Data:
+        if (length === 0 && (flags & FLAG_END_STREAM) === 0 && ++this.emptyData > f.emptyData) return this.fire('empty_data_flood', `${this.emptyData} empty DATA frames`);
+        break;
+      case Frame.Headers:
+        if (this.blockSince !== 0) return this.fire('protocol_error', 'HEADERS inside an open header block');
+        if (length > this.s.maxHeaderBlock) return this.fire('continuation_flood', `header block of ${length} bytes`);
+        if ((flags & FLAG_END_HEADERS) === 0) { this.blockSince = now; this.blockBytes = length; }
+        break;
+      case Frame.Continuation:
+        this.blockBytes += length;
+        if (this.blockBytes > this.s.maxHeaderBlock) return this.fire('continuation_flood', `header block of ${this.blockBytes} bytes across CONTINUATION frames`);
+        if ((flags & FLAG_END_HEADERS) !== 0) { this.blockSince = 0; this.blockBytes = 0; }
+        break;
+      case Frame.Priority:
+        if (++this.priorities > f.priority) return this.fire('priority_flood', `${this.priorities} PRIORITY frames`);
+        break;
+      case Frame.RstStream:
+        if (++this.resets > this.s.rapidReset.limit) return this.fire('rapid_reset', `${this.resets} streams reset`);
+        break;
+      case Frame.Settings:
+        if (++this.settings > f.settings) return this.fire('settings_flood', `${this.settings} SETTINGS frames`);
+        break;
+      case Frame.Ping:
+        if (++this.pings > f.ping) return this.fire('ping_flood', `${this.pings} PING frames`);
+        break;
+      case Frame.WindowUpdate:
+        if (++this.windowUpdates > f.windowUpdate + 2 * this.dataOut) return this.fire('window_update_flood', `${this.windowUpdates} WINDOW_UPDATE frames for ${this.dataOut} DATA frames sent`);
+        break;
+    }
+    return true;
+  }
+
+  private fire(d: Http2Defence, detail: string): false {
+    this.fired = d;
+    const windowed = d.endsWith('_flood') && d !== 'continuation_flood';
+    this.detail = d === 'rapid_reset' ? `${detail} in ${this.s.rapidReset.windowMs} ms` : windowed ? `${detail} in ${this.s.flood.windowMs} ms` : detail;
+    return false;
+  }
+}
