@@ -41,6 +41,15 @@ test('default limits: SETTINGS advertises min(100, limits.client.in_flight) = 32
   assert.deepEqual([...new Set(statuses)], [200], `no 429: ${statuses.join(' ')}`);
   assert.equal(e.o.seen.length, 61);
   assert.equal(e.px.events.filter((x) => x.type === 'guard').length, 0, 'neither 429s nor refused streams');
+  // nghttp -m 60 opens its 60 streams before our SETTINGS reaches it (the opening race): the excess is
+  // refused (REFUSED_STREAM, retryable, never processed), every stream it was allowed is 200, none 429.
+  const n = await run('nghttp', ['-v', '-n', '-m', '60', '-H', `:authority: ${HOST}:${e.port}`, `https://127.0.0.1:${e.port}/slow/200`], 60_000);
+  const out = n.stdout.toString();
+  const ok = [...out.matchAll(/recv \(stream_id=\d+\) :status: (\d+)/g)].map((m) => m[1]);
+  const refused = (out.match(/error_code=REFUSED_STREAM/g) ?? []).length;
+  assert.deepEqual([...new Set(ok)], ['200'], out.slice(-2000));
+  assert.equal(ok.length + refused, 60, `${ok.length} answered + ${refused} refused`);
+  assert.ok(ok.length >= 32, `at least the advertised 32 served (${ok.length})`);
 });
 
 test('max_concurrent_streams set explicitly wins over the in_flight default; in_flight 0 (off) advertises 100', async (t) => {
