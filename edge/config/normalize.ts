@@ -6,6 +6,7 @@ import type { BackendConfig, ServerConfig, HealthConfig, BalanceAlgorithm } from
 import { normalizeTls, normalizeRedirect, type TlsConfig, type RedirectHttpsConfig } from '../tls/certificates.js';
 import { normalizeWebSocketLimits, type WebSocketLimits } from '../upstream/websocket.js';
 import { normalizeHttp2, type Http2Settings } from '../http2/config.js';
+import { DEFAULTS as STICK_DEFAULTS } from '../shield/stick/config.js';
 import { DEFAULT_PATH_POLICY, type PathPolicy } from '../../rules/canonical-path.js';
 
 export interface ListenConfig {
@@ -148,7 +149,7 @@ export function normalizeConfig(raw: Raw, where: { file: string; baseDir: string
     websocket: normalizeWebSocketLimits(limits.websocket),
     accessLog: { path: str(obj(raw.access_log).path, 'stdout') },
     upstream: { client: up.client === 'undici' ? 'undici' : 'h1', connections: num(up.connections, 256) },
-    http2: normalizeHttp2(raw.http2, num(rl.max_header_bytes, 32 * 1024), timeouts.clientWriteStallMs),
+    http2: normalizeHttp2(raw.http2, num(rl.max_header_bytes, 32 * 1024), timeouts.clientWriteStallMs, num(obj(limits.client).in_flight, STICK_DEFAULTS.client.inFlight)),
     sections: {},
   };
 }

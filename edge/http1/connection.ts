@@ -339,7 +339,12 @@ export class Http1Connection implements ChunkSink {
     const line = this.buf.latin1Slice(this.scanner.start, Math.min(this.buf.length, this.scanner.start + 200));
     const sp = line.indexOf(' ');
     tx.method = sp > 0 && sp <= 32 ? printable(line.slice(0, sp)) : '<BADREQ>';
-    tx.path = sp > 0 ? printable(line.slice(sp + 1, line.indexOf(' ', sp + 1) > 0 ? line.indexOf(' ', sp + 1) : undefined)).slice(0, 120) : '';
+    const target = sp > 0 ? printable(line.slice(sp + 1, line.indexOf(' ', sp + 1) > 0 ? line.indexOf(' ', sp + 1) : undefined)).slice(0, 120) : '';
+    // Path and query apart, as for a parsed head: the access line carries the path only (a query
+    // may carry a token), the event both.
+    const q = target.indexOf('?');
+    tx.path = q < 0 ? target : target.slice(0, q);
+    tx.query = q < 0 ? '' : target.slice(q + 1);
     tx.bytesIn = this.buf.length;
     this.buf = EMPTY;
     this.closing = true;

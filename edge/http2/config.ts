@@ -48,7 +48,7 @@ export const http2Schema: JsonSchema = {
   type: 'object', additionalProperties: false,
   description: 'HTTP/2 towards clients (listen[].http2, listen[].h2c) and its denial-of-service defences (docs/http2.md)',
   properties: {
-    max_concurrent_streams: { type: 'integer', minimum: 1, maximum: 1000, default: 100, description: 'Streams open at once per connection (SETTINGS_MAX_CONCURRENT_STREAMS); more are refused with REFUSED_STREAM' },
+    max_concurrent_streams: { type: 'integer', minimum: 1, maximum: 1000, description: 'Streams open at once per connection (SETTINGS_MAX_CONCURRENT_STREAMS); more are refused with REFUSED_STREAM. Default: 100, or limits.client.in_flight when that is lower (and not 0), so a browser queues its streams instead of meeting 429s' },
     header_table_size: { ...size('HPACK dynamic table our decoder keeps per connection (SETTINGS_HEADER_TABLE_SIZE)', '4kb'), maximum: 65536 },
     max_header_list_size: { ...size('Decoded header list per request (SETTINGS_MAX_HEADER_LIST_SIZE); an HPACK bomb stops here (stream reset ENHANCE_YOUR_CALM). Default: limits.request.max_header_bytes'), minimum: 1024 },
     max_header_block: { ...size('Encoded header block per request across HEADERS and CONTINUATION frames (CONTINUATION flood); beyond it GOAWAY ENHANCE_YOUR_CALM', '64kb'), minimum: 1024 },
@@ -85,12 +85,25 @@ export const listenH2cSchema: JsonSchema = { type: 'boolean', description: 'Plai
 type Raw = Record<string, unknown>;
 const num = (v: unknown, d: number): number => (typeof v === 'number' ? v : d);
 
-export function normalizeHttp2(raw: unknown, maxHeaderBytes: number, writeStallMs: number): Http2Settings {
+/** HAProxy's and nginx's default SETTINGS_MAX_CONCURRENT_STREAMS (nginx: 128). */
+export const DEFAULT_MAX_CONCURRENT_STREAMS = 100;
+
+/**
+ * The streams advertised when `max_concurrent_streams` is not set: every stream is a request counted
+ * by limits.client.in_flight, so advertising more than that makes a browser open streams that get
+ * 429s. Advertised, the browser queues the rest itself (as it does for HAProxy or nginx).
+ */
+export function defaultMaxConcurrentStreams(clientInFlight: number): number {
+  return clientInFlight > 0 ? Math.min(DEFAULT_MAX_CONCURRENT_STREAMS, clientInFlight) : DEFAULT_MAX_CONCURRENT_STREAMS;
+}
+
+/** `clientInFlight`: limits.client.in_flight (0 = off). */
+export function normalizeHttp2(raw: unknown, maxHeaderBytes: number, writeStallMs: number, clientInFlight: number): Http2Settings {
   const r = (raw ?? {}) as Raw;
   const rr = (r.rapid_reset ?? {}) as Raw;
   const fl = (r.flood ?? {}) as Raw;
   return {
-    maxConcurrentStreams: num(r.max_concurrent_streams, 100),
+    maxConcurrentStreams: num(r.max_concurrent_streams, defaultMaxConcurrentStreams(clientInFlight)),
     headerTableSize: num(r.header_table_size, 4096),
     maxHeaderListSize: num(r.max_header_list_size, maxHeaderBytes),
     maxHeaderBlock: num(r.max_header_block, 64 * 1024),

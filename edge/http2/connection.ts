@@ -21,8 +21,9 @@ export interface Http2Handler extends Http1Handler {
   /**
    * A connection-level HTTP/2 defence fired (or nghttp2 refused a stream for one): a guard event,
    * the metric, one error on the client's record. `tx` carries the connection's client, no request.
+   * `request`: a refused stream (a request never served): also one access line.
    */
-  http2Defence(tx: Transaction, defence: Http2Defence, detail: string, closed: boolean): void;
+  http2Defence(tx: Transaction, defence: Http2Defence, detail: string, closed: boolean, request?: boolean): void;
 }
 
 /** Listener-wide state shared by its HTTP/2 connections. */
@@ -224,7 +225,8 @@ export class Http2Connection implements GateOwner, StreamHost {
       // A stream nghttp2 (or node:http2) refused before it became a request: the client learns it
       // from the RST_STREAM; the SOC from this event.
       if (this.open.has(stream) || this.defended) return;
-      if (word === constants.NGHTTP2_REFUSED_STREAM) this.report('refused_stream', `stream ${stream} beyond max_concurrent_streams ${this.ctx.settings.maxConcurrentStreams}`, false);
+      // A refused stream was a request the client sent: it also gets its access line (below).
+      if (word === constants.NGHTTP2_REFUSED_STREAM) this.report('refused_stream', `stream ${stream} beyond max_concurrent_streams ${this.ctx.settings.maxConcurrentStreams}`, false, true);
       else if (word === constants.NGHTTP2_ENHANCE_YOUR_CALM) this.report('header_list_too_large', `stream ${stream}: decoded header list over ${this.ctx.settings.maxHeaderListSize} bytes or ${this.ctx.limits.maxHeaders} fields`, false);
       else if (word === constants.NGHTTP2_PROTOCOL_ERROR) this.report('protocol_error', `stream ${stream} malformed (RFC 9113 §8.1.1)`, false);
       return;
@@ -246,11 +248,16 @@ export class Http2Connection implements GateOwner, StreamHost {
     t.unref();
   }
 
-  private report(defence: Http2Defence, detail: string, closed: boolean): void {
+  /**
+   * `request`: the frame was a request refused before it became a stream of ours (REFUSED_STREAM):
+   * one access line too, as HAProxy logs a request the proxy refused — no response (status 0, HAProxy's
+   * -1), termination PR; the method and path are unknown (nghttp2 decoded the head but kept it).
+   */
+  private report(defence: Http2Defence, detail: string, closed: boolean, request = false): void {
     const tx = this.transactionFor(NO_IO);
     tx.method = '<H2>';
     tx.term = 'PR';
-    this.ctx.handler.http2Defence(tx, defence, detail, closed);
+    this.ctx.handler.http2Defence(tx, defence, detail, closed, request);
   }
 
   // ---- deadlines (listener scan) ----

@@ -105,7 +105,15 @@ export async function main(argv: string[]): Promise<void> {
         process.exitCode = await runSupervised(entry, ['run', ...rest.filter((a) => a !== '--supervise')]);
         return;
       }
-      await runEdgeProcess(cfg);
+      try {
+        await runEdgeProcess(cfg);
+      } catch (err) {
+        // A start that fails for a reason of the operator's (a rule file with errors, a port in use, a
+        // certificate that does not load) gets its message, not a stack trace; a bug keeps its stack.
+        const e = err as Error;
+        process.stderr.write(`portcullis: cannot start: ${e instanceof Error && e.constructor === Error ? e.message : String(e?.stack ?? e)}\n`);
+        process.exit(1);
+      }
       return; // keeps running until a signal
     }
     case 'check': {

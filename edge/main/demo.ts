@@ -51,16 +51,17 @@ async function demo(): Promise<void> {
   const edgePort = port('PORTCULLIS_DEMO_PORT', 8080);
   const adminPort = port('PORTCULLIS_DEMO_ADMIN_PORT', 9090);
   // examples/demo.yaml reads these (with the default ports as fallbacks, so `portcullis run
-  // --config examples/demo.yaml` works too).
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
+  // --config examples/demo.yaml` works too). Set in process.env, not only passed to the first load:
+  // a reload (SIGHUP, POST /api/config/reload) re-reads the file with process.env and would
+  // otherwise point every server at the default ports.
+  const env: NodeJS.ProcessEnv = Object.assign(process.env, {
     PORTCULLIS_DEMO_PORT: String(edgePort),
     PORTCULLIS_DEMO_ADMIN_PORT: String(adminPort),
     PORTCULLIS_DEMO_WEB1_PORT: String(edgePort + 1),
     PORTCULLIS_DEMO_WEB2_PORT: String(edgePort + 2),
     PORTCULLIS_DEMO_DR1_PORT: String(edgePort + 3),
     PORTCULLIS_DEMO_API_PORT: String(edgePort + 4),
-  };
+  });
   let cfg;
   try {
     cfg = loadConfigFile(file, env);

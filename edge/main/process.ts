@@ -95,6 +95,21 @@ export async function runEdgeProcess(cfg: EdgeConfig, opts: { handleSignals?: bo
     reloading ??= reloadConfigFile(edge, fanout, why, (next) => { if (admin !== null) applyRuntimeOverlay(next, admin.runtimeServers()); }).finally(() => { reloading = null; });
     return reloading;
   };
+  // POST /api/config/reload does what SIGHUP does (README, docs/reload.md): the rule files, the
+  // certificates and the geo data are re-read with the config. The rule files go first: a rule file
+  // with errors refuses the whole reload with its file:line errors (422) and nothing of the config
+  // is applied — before, the config reload answered `ok: true` while the broken rules were ignored.
+  const reloadFromAdmin = async (): Promise<ReloadResult> => {
+    const rules = edge.rules;
+    if (rules !== null) {
+      const r = await rules.reload('admin');
+      if (!r.ok) return { ok: false, errors: r.errors, changes: [], restartRequired: [] };
+      fanout?.send({ type: 'rules-reload' });
+    }
+    for (const l of edge.listeners) l.reloadTls?.();
+    void edge.geo?.reload();
+    return reloadConfig('admin API');
+  };
   let admin: AdminServer | null = null;
   if (cfg.admin !== null) {
     admin = await startAdminServer({
@@ -104,7 +119,7 @@ export async function runEdgeProcess(cfg: EdgeConfig, opts: { handleSignals?: bo
       stateFile: cfg.admin.stateFile ?? join(dirname(cfg.file), 'portcullis.state.json'),
       redisUrl,
       loginThrottle: cfg.admin.loginThrottle,
-    }, { ...adminTargetsFor(edge, fanout, () => reloadConfig('admin API')), history, runtimeServers: runtimeServersOf(edge, fanout), drain: (graceMs: number, who: string) => drain(graceMs, who), drainGraceMs: haCfg.drainGraceMs }, bus, metrics);
+    }, { ...adminTargetsFor(edge, fanout, reloadFromAdmin), history, runtimeServers: runtimeServersOf(edge, fanout), drain: (graceMs: number, who: string) => drain(graceMs, who), drainGraceMs: haCfg.drainGraceMs }, bus, metrics);
   }
 
   let stopping = false;

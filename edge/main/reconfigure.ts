@@ -83,6 +83,9 @@ export function listenerInputChanges(prev: EdgeConfig, next: EdgeConfig): string
   if (!same(prev.requestLimits, next.requestLimits)) out.push('limits.request');
   if (!same(prev.sections.trusted_proxies ?? [], next.sections.trusted_proxies ?? [])) out.push('trusted_proxies');
   if (prev.sections.ipv6_prefix !== next.sections.ipv6_prefix) out.push('ipv6_prefix');
+  // `http2:` settings (and the stream limit derived from limits.client.in_flight) are read when a
+  // listener's HTTP/2 state is built: a change rebuilds it for new connections.
+  if (!same(prev.http2, next.http2)) out.push('http2');
   return out;
 }
 

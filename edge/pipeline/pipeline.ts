@@ -334,15 +334,18 @@ export class Pipeline implements RequestHandler, ForwardHost {
    * An HTTP/2 defence fired on a client connection (rapid reset, a frame flood, a header block too
    * large or unfinished, a write stall, a stream nghttp2 refused): a guard event, the metric, and one
    * error on the client's record (the stick table's http_err_rate sees HTTP/2 abuse too). No access
-   * line: it is a connection, not a request.
+   * line for a connection-level defence; `request` (a stream refused with REFUSED_STREAM) gets one:
+   * status 0 (no response), term PR.
    */
-  http2Defence(tx: Transaction, defence: string, detail: string, closed: boolean): void {
+  http2Defence(tx: Transaction, defence: string, detail: string, closed: boolean, request = false): void {
     if (tx.clientIp === '') this.deps.identity.resolve(tx);
     if (this.deps.bus.hasListeners) {
       this.deps.bus.emit(guardEvent({ client: clientOf(tx), reason: `h2_${defence}: ${detail}${closed ? ' → GOAWAY, connection closed' : ''}`, status: null, term: 'PR', listener: tx.listener }));
     }
-    this.deps.guard?.countError(tx, this.clock.now());
+    const now = this.clock.now();
+    this.deps.guard?.countError(tx, now);
     this.deps.observer?.http2Defence?.(defence);
+    if (request) { tx.status = 0; this.deps.log.write(tx, now); }
   }
 
   /** A streamed (chunked) request body went beyond limits.request.max_body (called by the listener). */

@@ -299,7 +299,8 @@ export class ForwardAttempt implements AcquireRequest, AcquireWaiter, UpstreamRe
   tunnelFailed(err: UpstreamFailure): void {
     if (this.finished) return;
     this.tunnel = null;
-    this.outcome = err.kind === 'connect' || err.kind === 'timeout_connect' ? 'connect_error' : err.kind === 'reset' ? 'reset' : 'timeout';
+    this.outcome = err.kind === 'connect' || err.kind === 'timeout_connect' ? 'connect_error'
+      : err.kind === 'reset' ? 'reset' : err.kind === 'protocol' ? 'http_5xx' : 'timeout';
     this.finished = true;
     this.host.attemptFailed(this.tx, this, err);
   }

@@ -154,6 +154,9 @@ function loadWs(): Promise<WebSocketClass> {
 /** Request headers the `ws` client sets itself, or that are negotiated per hop. */
 const WS_SKIP = new Set(['sec-websocket-key', 'sec-websocket-version', 'sec-websocket-extensions', 'sec-websocket-protocol']);
 
+/** Messages of ws's handshake validation errors (lib/websocket.js abortHandshake). */
+const HANDSHAKE_JUNK = /Sec-WebSocket-|Upgrade header|subprotocol|extension/i;
+
 /** Close codes that may be sent on the wire; 1005/1006/1015 are only reported, never sent. */
 export function sendableCloseCode(code: number): number {
   if (code === 1005) return 1000;
@@ -292,7 +295,11 @@ export class WsTunnel {
       const msg = err.message;
       const timeout = /timed out/i.test(msg);
       const refused = /ECONNREFUSED|EHOSTUNREACH|ENETUNREACH|ENOTFOUND/.test(msg);
-      this.fail({ kind: timeout ? 'timeout_response' : refused ? 'connect' : 'reset', requestSent: !refused, message: `websocket: ${msg}` });
+      // ws's handshake checks (Sec-WebSocket-Accept, Upgrade, subprotocol, extensions): the server
+      // answered, but not a valid upgrade — junk from the origin (502, retried only where another
+      // server is up), not a reset (retried on the only server and answered 503 "no server").
+      const junk = HANDSHAKE_JUNK.test(msg);
+      this.fail({ kind: timeout ? 'timeout_response' : refused ? 'connect' : junk ? 'protocol' : 'reset', requestSent: !refused, message: `websocket: ${msg}` });
       return;
     }
     // After the upgrade: e.g. a message over max_message (1009) or a reset. Tell the client.

@@ -120,3 +120,21 @@ test('npm start demo: /api/ reaches backend api, state lives outside the repo (s
   assert.equal((await send(`${edge}/`, { from: '127.0.9.9' })).status, 200, 'a ban from the previous demo session does not carry over');
   assert.equal(JSON.parse((await adminCall(adminPort, 'GET', '/api/bans')).body).length, 0);
 });
+
+test('npm start demo on moved ports (PORTCULLIS_DEMO_PORT): a config reload (admin API, as SIGHUP) keeps the origins on their moved ports — the shop keeps answering 200', { timeout: 90_000 }, async (t) => {
+  if (!existsSync(DEMO)) { t.skip('dist/edge/main/demo.js not built'); return; }
+  let base = await freeRange();
+  // Not the default ports: the demo.yaml fallbacks (8081…) must not be what a reload finds.
+  for (let i = 0; i < 10 && base >= 8076 && base <= 8084; i++) base = await freeRange();
+  const adminPort = await freePort();
+  const edge = `http://127.0.0.1:${base}`;
+  const demo = await startDemo(base, adminPort);
+  t.after(() => demo.stop());
+  await waitFor('the demo backends to be up', async () => (await send(`${edge}/`)).status === 200, 10_000);
+  const reload = await adminCall(adminPort, 'POST', '/api/config/reload');
+  assert.equal(reload.status, 200, reload.body);
+  const servers = JSON.parse((await adminCall(adminPort, 'GET', '/api/servers')).body) as { name: string; url: string }[];
+  assert.equal(servers.find((s) => s.name === 'web1')?.url, `http://127.0.0.1:${base + 1}`, JSON.stringify(servers));
+  assert.equal((await send(`${edge}/`)).status, 200);
+  assert.equal((await send(`${edge}/api/v1/products`)).status, 200);
+});

@@ -15,7 +15,7 @@ import { startOrigin, type OriginHandler } from '../harness/origin.js';
 import { freePort } from '../harness/ports.js';
 import { httpClient } from '../harness/client.js';
 import { spawnEdge } from '../harness/process.js';
-import { sleep } from '../harness/wait.js';
+import { sleep, waitFor } from '../harness/wait.js';
 
 const TOKEN = 'test-admin-token-0123456789';
 
@@ -76,7 +76,13 @@ test('config reload through the admin API: servers, weights, timeouts and limits
   })();
   const stopLoop = async (): Promise<void> => { running = false; await loop; };
   t.after(stopLoop);
-  await sleep(200);
+  await waitFor('the shopper served before the first reload', () => served >= 5);
+  // Counts answers per server from now on (a sample size, not a time span: a loaded machine serves
+  // fewer requests per second, and a fixed pause then proved nothing).
+  const sample = async (n: number, clear = true): Promise<void> => {
+    if (clear) seen.clear();
+    await waitFor(`${n} shopper answers`, () => [...seen.values()].reduce((x, y) => x + y, 0) >= n);
+  };
 
   // 1. Add server b (weight 3 against a's 1): it gets traffic from now on.
   spec.servers = [`{ name: a, url: "${a.url}", weight: 1 }`, `{ name: b, url: "${b.url}", weight: 3 }`];
@@ -84,8 +90,7 @@ test('config reload through the admin API: servers, weights, timeouts and limits
   const r1 = await reload(spec.adminPort);
   assert.equal(r1.status, 200, JSON.stringify(r1.body));
   assert.ok(r1.body.changes.some((c) => /backend shop: .*server b added/.test(c)), JSON.stringify(r1.body.changes));
-  seen.clear();
-  await sleep(600);
+  await sample(40);
   const toB = seen.get('b') ?? 0, toA = seen.get('a') ?? 0;
   assert.ok(toB > toA, `after adding b (weight 3 vs 1): a ${toA}, b ${toB}`);
   const servers = await request(`http://127.0.0.1:${spec.adminPort}/api/servers`, { headers: { authorization: `Bearer ${TOKEN}` } });
@@ -99,24 +104,27 @@ test('config reload through the admin API: servers, weights, timeouts and limits
   assert.equal(bad.body.ok, false);
   assert.ok(bad.body.errors.some((e) => e.includes('edge.yaml:') && e.includes('bogus_key')), JSON.stringify(bad.body.errors));
   assert.ok(events.some((e) => e.type === 'reload' && e.ok === false), 'a refused reload is reported');
-  seen.clear();
-  await sleep(300);
-  assert.ok((seen.get('a') ?? 0) > 0 && (seen.get('b') ?? 0) > 0, 'still both servers after the refused reload');
+  await sample(20); // weights 1:3 → about 5 for a, 15 for b
+  assert.ok((seen.get('a') ?? 0) > 0 && (seen.get('b') ?? 0) > 0, `still both servers after the refused reload: ${JSON.stringify([...seen])}`);
 
   // 3. Remove a while a slow request is on it: that request finishes (old pool), new ones go to b.
-  const slowClient = httpClient({ localAddress: '127.0.0.3', connections: 1 });
+  const slowClient = httpClient({ localAddress: '127.0.0.3', connections: 4 });
   t.after(() => slowClient.close());
-  // Round robin with weights 1:3 — send slow requests until one is on a (each waits until it reached
-  // an origin: no timing guess, the machine may be loaded).
-  let slow: Promise<{ status: number; body: string }> | null = null;
+  // Round robin with weights 1:3, shared with the shopper's requests: four slow requests at once,
+  // again until one of them lands on a. The origin holds /slow for 1.5 s: each try waits for the
+  // event that decides it (one arrived at a, or all were answered by b), not a fixed 100 ms that a
+  // loaded machine may not reach the origin in.
   const slowSeen = (o: typeof a): number => o.seen.filter((r) => r.url === '/slow').length;
-  for (let i = 0; i < 12 && slow === null; i++) {
-    const [beforeA, beforeB] = [slowSeen(a), slowSeen(b)];
-    const p = slowClient.get(`${url}/slow`);
-    while (slowSeen(a) === beforeA && slowSeen(b) === beforeB) await sleep(5);
-    if (slowSeen(a) > beforeA) slow = p; else await p;
+  let slow: Promise<Awaited<ReturnType<typeof slowClient.get>>[]> | null = null;
+  for (let i = 0; i < 8 && slow === null; i++) {
+    const before = slowSeen(a);
+    let answered = 0;
+    const tries = [0, 1, 2, 3].map(() => slowClient.get(`${url}/slow`));
+    for (const p of tries) p.then(() => { answered++; }, () => { answered++; });
+    const on = await waitFor('a slow request to reach a, or all to be answered', () => (slowSeen(a) > before ? 'a' : answered === tries.length ? 'answered' : false), 30_000, 5);
+    if (on === 'a') slow = Promise.all(tries); else await Promise.all(tries);
   }
-  assert.ok(slow !== null, 'no slow request landed on a');
+  assert.ok(slow !== null, `no slow request landed on a in 8 tries (/slow on a ${slowSeen(a)}, on b ${slowSeen(b)})`);
   spec.servers = [`{ name: b, url: "${b.url}", weight: 3 }`];
   writeFileSync(file, yamlOf(spec));
   const r3 = await reload(spec.adminPort);
@@ -124,11 +132,11 @@ test('config reload through the admin API: servers, weights, timeouts and limits
   assert.ok(r3.body.changes.some((c) => /server a removed/.test(c)), JSON.stringify(r3.body.changes));
   seen.clear();
   const slowRes = await slow;
-  assert.equal(slowRes.status, 200, 'the request in flight on the removed server finished');
-  assert.match(slowRes.body, /slow from a/);
-  await sleep(300);
+  assert.deepEqual(slowRes.map((r) => r.status), [200, 200, 200, 200], 'the requests in flight (on the removed server too) finished');
+  assert.ok(slowRes.some((r) => /slow from a/.test(r.body)), 'one was served by the removed server');
+  await sample(20, false); // counted since the reload (cleared above)
   assert.equal(seen.get('a') ?? 0, 0, 'no new request reaches the removed server');
-  assert.ok((seen.get('b') ?? 0) > 0);
+  assert.ok((seen.get('b') ?? 0) >= 20);
 
   // 4. Timeouts: server timeout 500ms → the slow path answers 504 from now on.
   spec.serverTimeout = '500ms';
@@ -139,7 +147,7 @@ test('config reload through the admin API: servers, weights, timeouts and limits
   assert.equal((await slowClient.get(`${url}/slow`)).status, 504);
 
   await stopLoop();
-  assert.ok(served > 100, `the shopper got ${served} answers`);
+  assert.ok(served >= 85, `the shopper got ${served} answers`); // ≥ 5 + 40 + 20 + 20 awaited above
   assert.equal(failures, 0, `failed shopper requests during the reloads: ${failures} of ${served + failures}`);
 
   // 5. Limits: a per-client limit of 3 applies from the next request.
@@ -194,7 +202,9 @@ for (const workers of [1, 2]) {
     const got: string[] = [];
     for (let i = 0; i < 40; i++) got.push(await get());
     assert.deepEqual(got.filter((o) => o !== 'b'), [], `requests not reaching b after SIGHUP:\n${edge.output()}`);
-    assert.match(edge.output(), /"type":"reload".*server b added.*"ok":true/);
+    // The event reaches us through the child's stdout pipe, independently of the answers above.
+    await waitFor('the reload event on the edge\'s output', () => /"type":"reload".*server b added.*"ok":true/.test(edge.output()), 5000)
+      .catch((e: Error) => { throw new Error(`${e.message}:\n${edge.output()}`); });
   });
 }
 
@@ -394,4 +404,35 @@ test('a file reload applies the runtime server changes in the same step: a serve
   // An unchanged file: no change at all.
   const same = await reload(adminPort);
   assert.deepEqual(same.body.changes, [], JSON.stringify(same.body));
+});
+
+test('POST /api/config/reload re-reads the rule files like SIGHUP: a rule file with an error is refused with its file:line (422) and the last good rules keep serving', async (t) => {
+  const a = await startOrigin('a', named('a'));
+  t.after(() => a.close());
+  const dir = mkdtempSync(join(tmpdir(), 'pc-reload-rules-'));
+  const file = join(dir, 'edge.yaml');
+  const rulesFile = join(dir, 'edge.rules');
+  const good = (path: string): string => `version 1\nrule "deny-it" {\n  when http.path == "${path}"\n  then deny(403)\n}\n`;
+  writeFileSync(rulesFile, good('/old'));
+  // watch: false, so only the reload request itself can pick the rule file up.
+  const spec: Spec = { port: await freePort(), adminPort: await freePort(), servers: [`{ name: a, url: "${a.url}" }`], extra: 'rules: { files: [edge.rules], watch: false }' };
+  writeFileSync(file, yamlOf(spec));
+  const proc = await runEdgeProcess(loadConfigFile(file), { handleSignals: false, bus: new EventBus({ node: 'reload-rules' }) });
+  t.after(() => proc.stop());
+  const url = `http://127.0.0.1:${spec.port}`;
+  const status = async (path: string): Promise<number> => { const r = await request(`${url}${path}`); await r.body.dump(); return r.statusCode; };
+  assert.equal(await status('/old'), 403);
+
+  writeFileSync(rulesFile, 'version 1\nrule "broken" {\n  when http.pathh == "/x"\n  then deny(403)\n}\n');
+  const bad = await reload(spec.adminPort);
+  assert.equal(bad.status, 422, JSON.stringify(bad.body));
+  assert.equal(bad.body.ok, false);
+  assert.ok(bad.body.errors.some((e) => e.includes(`${rulesFile}:3:`) && e.includes('http.pathh')), bad.body.errors.join('\n'));
+  assert.equal(await status('/old'), 403, 'the last good rules still decide');
+
+  writeFileSync(rulesFile, good('/new'));
+  const ok = await reload(spec.adminPort);
+  assert.equal(ok.status, 200, JSON.stringify(ok.body));
+  assert.equal(await status('/new'), 403, 'the edited rule file is in force after the reload');
+  assert.equal(await status('/old'), 200);
 });

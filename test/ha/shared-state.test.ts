@@ -6,6 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { spawnEdge } from '../harness/process.js';
 import { startOrigin } from '../harness/origin.js';
 import { startPrivateRedis } from '../harness/redis.js';
@@ -62,14 +63,40 @@ test('a pair sharing Redis: sticky server, ban, rule mode and summed counters ho
   assert.equal((await admin(a.adminPort, 'DELETE', '/api/rules/probe/mode')).status, 200);
   await waitFor('file mode back on B', async () => (await send(`${b.url}/probe`, { from: '127.0.6.4' })).status === 200, 3000, 50);
 
-  // Counters summed: 10 per 20 s for one client, spread over both nodes.
+  // Counters summed: 10 per 20 s for one client, spread over both nodes. A node decides on the last
+  // total it pulled plus a margin for what the other node may not have pushed yet, so a burst that
+  // races a sync round is refused early (by design, never late): exact counts only hold when each
+  // request waits for its sync round. So every request below waits until Redis holds the running
+  // total (its push landed; the pull is the same round-trip) before the next one is sent.
+  // A alone first: 8, more than limit / node_count = 5 (what a node holds a client to on its own
+  // counts) — so A is really on the summed count. Then B must admit only what is left (≤ 2): a B
+  // that did not see A's 8 would admit 5.
   const from = '127.0.6.5';
-  let ok = 0;
-  for (let i = 0; i < 5; i++) if ((await send(`${a.url}/`, { from })).status === 200) ok++;
-  await new Promise((r) => setTimeout(r, 1000)); // sync rounds every 100 ms
-  for (let i = 0; i < 5; i++) if ((await send(`${b.url}/`, { from })).status === 200) ok++;
-  assert.equal(ok, 10);
-  await new Promise((r) => setTimeout(r, 1000));
-  assert.equal((await send(`${b.url}/`, { from })).status, 429, 'the 11th request is refused: B counted what A served');
+  const counted = (): number => {
+    const keys = spawnSync('redis-cli', ['-p', String(redis.port), '--scan', '--pattern', `*:http_req_rate:*:${from}`], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean);
+    let n = 0;
+    for (const k of keys) for (const v of spawnSync('redis-cli', ['-p', String(redis.port), 'HVALS', k], { encoding: 'utf8' }).stdout.split('\n')) n += Number(v) || 0;
+    return n;
+  };
+  let admitted = 0;
+  const paced = async (url: string): Promise<number> => {
+    const status = (await send(`${url}/`, { from })).status;
+    if (status === 200) { admitted++; await waitFor(`Redis to hold ${admitted} requests of ${from}`, () => counted() === admitted, 5000, 20); }
+    return status;
+  };
+  for (let i = 0; i < 8; i++) assert.equal(await paced(a.url), 200, `request ${i + 1} on A alone`);
+  let onB = 0;
+  for (let i = 0; i < 5; i++) { const s = await paced(b.url); if (s !== 200) { assert.equal(s, 429); break; } onB++; }
+  // 2 left; one more of slack: a pull reply B had not handled yet when the next request came (it
+  // then holds the key to its own count × node_count). A B that did not count A's 8 admits 5.
+  assert.ok(onB >= 1 && onB <= 3, `B admitted ${onB} after A's 8 (limit 10 summed; 5 if B did not count A's)`);
+  // Back on A: A may still admit what is left of the 10 if its last pull predates B's requests,
+  // but never more — the one limit holds across both nodes — and then both refuse.
+  let backOnA = 0;
+  for (let i = 0; i < 5; i++) { const s = await paced(a.url); if (s !== 200) { assert.equal(s, 429); break; } backOnA++; }
+  t.diagnostic(`A alone 8, then B ${onB}, then A ${backOnA}; Redis holds ${counted()}`);
+  assert.equal(counted(), 8 + onB + backOnA);
+  assert.ok(8 + onB + backOnA <= 11, `${8 + onB + backOnA} admitted across both nodes, limit 10 (+1 slack as above; unsummed ≥ 13)`);
+  assert.equal((await send(`${b.url}/`, { from })).status, 429, 'B refuses: it counted what A served');
   assert.equal((await send(`${a.url}/`, { from })).status, 429, '…and so does A');
 });

@@ -46,3 +46,28 @@ test('ab -n 2000 -c 10 (HTTP/1.0), with and without keep-alive: 0 failed', async
     if (keepAlive) assert.match(r.stdout, /Keep-Alive requests:\s+2000\b/, r.stdout);
   }
 });
+
+test('a malformed request gets its access line with the path only, like every other line: the query (it may carry a token) stays out of the access log; the event keeps path and query', async (t) => {
+  const { mkdtempSync, readFileSync, existsSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const { tmpdir } = await import('node:os');
+  const { rawRequest } = await import('../harness/client.js');
+  const { waitFor } = await import('../harness/wait.js');
+  const log = join(mkdtempSync(join(tmpdir(), 'pc-outside-log-')), 'access.log');
+  const { px } = await startOriginAndEdge(t, { limits: CLIENT_LIMITS_OFF, accessLog: log });
+  const r = await rawRequest(px.port, 'GET /reset?token=SECRET-123 HTTP/1.1\r\nHost: shop.test\r\nX: a\r\n folded\r\n\r\n');
+  assert.equal(r.status, 400);
+  const ok = await rawRequest(px.port, 'GET /fine?token=SECRET-456 HTTP/1.1\r\nHost: shop.test\r\nConnection: close\r\n\r\n');
+  assert.equal(ok.status, 200);
+  const lines = await waitFor('two access lines', () => {
+    if (!existsSync(log)) return null;
+    const l = readFileSync(log, 'utf8').split('\n').filter((s) => s !== '').map((s) => JSON.parse(s) as { status: number; path: string });
+    return l.length >= 2 ? l : null;
+  });
+  const bad = lines.find((l) => l.status === 400);
+  const good = lines.find((l) => l.status === 200);
+  assert.equal(good?.path, '/fine');
+  assert.equal(bad?.path, '/reset', JSON.stringify(bad));
+  const ev = px.events.find((e) => e.type === 'guard' && e.status === 400);
+  assert.equal((ev as { request?: { path?: string } } | undefined)?.request?.path, '/reset?token=SECRET-123');
+});

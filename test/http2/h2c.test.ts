@@ -54,7 +54,10 @@ test('config: h2c needs trusted_proxies and a plain listener; http2 defaults on 
   const ok = loadConfigText(`${base}trusted_proxies: [10.0.0.0/8]\n`, 'edge.yaml', {});
   assert.equal(ok.listen[0].h2c, true);
   assert.equal(ok.listen[0].http2, false);
-  assert.equal(ok.http2.maxConcurrentStreams, 100);
+  assert.equal(ok.http2.maxConcurrentStreams, 32, 'min(100, limits.client.in_flight default 32)');
+  assert.equal(loadConfigText(`${base}trusted_proxies: [10.0.0.0/8]\nlimits: { client: { in_flight: 0 } }\n`, 'edge.yaml', {}).http2.maxConcurrentStreams, 100, 'in_flight off: 100');
+  assert.equal(loadConfigText(`${base}trusted_proxies: [10.0.0.0/8]\nlimits: { client: { in_flight: 500 } }\n`, 'edge.yaml', {}).http2.maxConcurrentStreams, 100);
+  assert.equal(loadConfigText(`${base}trusted_proxies: [10.0.0.0/8]\nhttp2: { max_concurrent_streams: 200 }\n`, 'edge.yaml', {}).http2.maxConcurrentStreams, 200, 'set explicitly: as set');
   assert.equal(ok.http2.sniMismatchStatus, 421);
   assert.throws(() => loadConfigText(`${base}http2: { rapid_reset: { limit: 0 } }\ntrusted_proxies: [10.0.0.0/8]\n`, 'edge.yaml', {}), /edge\.yaml:5: http2\.rapid_reset\.limit/);
   const d = loadConfigText(`${base}http2: { flood: { ping: 7, window: 2s }, write_stall: 3s, sni_mismatch: allow }\ntrusted_proxies: [10.0.0.0/8]\n`, 'edge.yaml', {});

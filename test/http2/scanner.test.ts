@@ -28,7 +28,7 @@ test('a sink that returns false stops the scan for good', () => {
 });
 
 test('budgets: limit + 1 fires, a new window starts over; WINDOW_UPDATE allowance grows with DATA sent; header block bound across CONTINUATION', () => {
-  const cfg = normalizeHttp2({ flood: { ping: 3, window_update: 2, window: 1000 }, max_header_block: 2048 }, 32768, 30000);
+  const cfg = normalizeHttp2({ flood: { ping: 3, window_update: 2, window: 1000 }, max_header_block: 2048 }, 32768, 30000, 0);
   const b = new FrameBudgets(cfg, 0);
   for (let i = 0; i < 3; i++) assert.equal(b.inbound(T.PING, 0, 8, 0), true);
   assert.equal(b.inbound(T.PING, 0, 8, 0), false);

@@ -36,18 +36,36 @@ const redisKeys = (port: number): string => spawnSync('redis-cli', ['-p', String
 
 const redisUp = async (adminPort: number): Promise<number> => metricValue((await admin(adminPort, 'GET', '/metrics')).text, 'portcullis_redis_up');
 
-/** Sequential requests from one address for `ms`, round-robin over `urls`; returns the 200 count and total. */
-async function flood(from: string, urls: string[], ms: number, pauseMs = 0): Promise<{ ok: number; total: number; other: number }> {
-  const client = new SourceClient(from, 1);
-  const end = performance.now() + ms;
+/**
+ * Requests from one address (`parallel` at a time, default 1) for at most `ms`, round-robin over
+ * `urls`; returns the 200 count and total. `everyMs` paces the requests (request i is not sent before i × everyMs; a loaded
+ * machine that falls behind catches up without pausing, so the offered rate stays what the test
+ * needs). `stopRefusedForMs` ends the flood once every answer for that long was a 429: the limit
+ * has been reached (a few early 429s are not enough — a key new to the node is held to
+ * limit / node_count until its first sync rounds), and a loaded machine need not reach it within a
+ * fixed time.
+ */
+async function flood(from: string, urls: string[], ms: number, opts: { everyMs?: number; stopRefusedForMs?: number; parallel?: number } = {}): Promise<{ ok: number; total: number; other: number }> {
+  const parallel = opts.parallel ?? 1;
+  const client = new SourceClient(from, parallel);
+  const start = performance.now();
+  const end = start + ms;
   let ok = 0, total = 0, other = 0;
-  try {
-    while (performance.now() < end) {
+  let refusedSince = Infinity; // start of the current run of 429s (none: Infinity)
+  const refusedLongEnough = (): boolean => opts.stopRefusedForMs !== undefined && performance.now() - refusedSince >= opts.stopRefusedForMs;
+  const worker = async (): Promise<void> => {
+    while (performance.now() < end && !refusedLongEnough()) {
       const r = await client.get(`${urls[total % urls.length]}/flood`);
       total++;
-      if (r.status === 200) ok++; else if (r.status !== 429) other++;
-      if (pauseMs > 0) await sleep(pauseMs);
+      if (r.status === 200) { ok++; refusedSince = Infinity; } else if (r.status === 429) refusedSince = Math.min(refusedSince, performance.now()); else other++;
+      if (opts.everyMs !== undefined) {
+        const due = start + total * opts.everyMs - performance.now();
+        if (due > 0) await sleep(due);
+      }
     }
+  };
+  try {
+    await Promise.all(Array.from({ length: parallel }, worker));
   } finally { await client.close(); }
   return { ok, total, other };
 }
@@ -76,9 +94,9 @@ test('two nodes, one Redis: a client alternating between them is held at the sum
   assert.ok(r.ok >= 0.9 * L, `${r.ok} got through: the limit is ${L}, not tighter`);
   // paced (~60 req/s over both nodes): the decision now rests on totals pulled from Redis, not on
   // the projection of unsynced counts a full-speed burst meets first
-  const paced = await flood('127.0.0.104', [a.url, b.url], 4000, 15);
+  const paced = await flood('127.0.0.104', [a.url, b.url], 4000, { everyMs: 15 });
   t.diagnostic(`paced alternating client: ${paced.ok} × 200 of ${paced.total} in one 4 s window`);
-  assert.ok(paced.total > 1.5 * L, `paced client sent ${paced.total}`);
+  assert.ok(paced.total > 1.5 * L, `paced client sent ${paced.total} (needs > ${1.5 * L} to test the bound)`);
   assert.ok(paced.ok <= 1.1 * L + 5 && paced.ok >= 0.9 * L, `paced: ${paced.ok} got through (limit ${L}, bound ${1.1 * L + 5})`);
   // Redis holds the summed counter of the paced client (the burst's has aged out of the window)
   const keys = redisKeys(redis.port);
@@ -109,34 +127,36 @@ test('Redis killed under load: no legit request fails, local limit = limit / nod
   const L = 200;
   const dir = mkdtempSync(join(tmpdir(), 'pc-shield-'));
   const eventsLog = join(dir, 'events.jsonl');
-  const px = await spawnEdge(nodeYaml(o.url, redis.url, 'edge-solo', L, '4s', eventsLog));
+  const px = await spawnEdge(nodeYaml(o.url, redis.url, 'edge-solo', L, '6s', eventsLog));
   let stopped = false;
   t.after(() => (stopped ? undefined : px.stop()));
   await waitFor('Redis up at start', async () => (await redisUp(px.adminPort)) === 1, 5000);
 
-  // legit shoppers from four addresses, ~15 req/s each: far below limit / node_count
+  // legit shoppers from four addresses, ≤ 10 req/s each (≤ 60 per 6 s window): below limit / node_count
   const shoppers = [111, 112, 113, 114].map((n) => new SourceClient(`127.0.0.${n}`, 1));
   t.after(() => Promise.all(shoppers.map((s) => s.close())));
-  const loops = shoppers.map((s) => legitLoop(s, `${px.url}/shop`, 60));
+  const loops = shoppers.map((s) => legitLoop(s, `${px.url}/shop`, 100));
   t.after(() => Promise.all(loops.map((l) => l.stop())));
 
-  // summed mode: one node with node_count 2 lets a fresh flooder have the whole limit
-  const before = await flood('127.0.1.1', [px.url], 1200);
+  // summed mode: one node with node_count 2 lets a fresh flooder have the whole limit. Each flood
+  // runs until it was refused for 1 s (5 sync rounds: the limit was hit) or 5.5 s — inside one 6 s
+  // window, so the count of 200s is what one window admits, however slowly a loaded machine sends.
+  const before = await flood('127.0.1.1', [px.url], 5500, { stopRefusedForMs: 1000, parallel: 4 });
   assert.ok(before.ok >= 0.9 * L && before.ok <= 1.1 * L + 5, `Redis up: ${before.ok} of ${before.total} got through (limit ${L})`);
 
   await redis.kill();
   const down = await msUntil('portcullis_redis_up to go to 0', async () => (await redisUp(px.adminPort)) === 0, 5000, 50);
   t.diagnostic(`degraded reported ${down.toFixed(0)} ms after the kill`);
-  const degraded = await flood('127.0.1.2', [px.url], 1200);
+  const degraded = await flood('127.0.1.2', [px.url], 5500, { stopRefusedForMs: 1000, parallel: 4 });
   t.diagnostic(`Redis down: flooder got ${degraded.ok} of ${degraded.total}`);
-  assert.ok(degraded.total > L, 'the flooder kept being answered while Redis was down');
+  assert.ok(degraded.total > L / 2, `the flooder kept being answered while Redis was down (${degraded.total} answers)`);
   assert.equal(degraded.other, 0);
   assert.ok(degraded.ok >= 0.9 * (L / 2) && degraded.ok <= 1.1 * (L / 2) + 5, `Redis down: ${degraded.ok} got through (limit / node_count = ${L / 2})`);
 
   await redis.restart();
   const up = await msUntil('portcullis_redis_up to come back to 1', async () => (await redisUp(px.adminPort)) === 1, 8000, 50);
   t.diagnostic(`ok again ${up.toFixed(0)} ms after the restart`);
-  const after = await flood('127.0.1.3', [px.url], 1200);
+  const after = await flood('127.0.1.3', [px.url], 5500, { stopRefusedForMs: 1000, parallel: 4 });
   assert.ok(after.ok >= 0.9 * L && after.ok <= 1.1 * L + 5, `Redis back: ${after.ok} got through — summed limit ${L} again, not ${L / 2}`);
   assert.match(redisKeys(redis.port), /:127\.0\.1\.3$/m, 'counts are written to the restarted Redis');
 
@@ -144,7 +164,7 @@ test('Redis killed under load: no legit request fails, local limit = limit / nod
   await Promise.all(loops.map((l) => l.stop()));
   const stats = summarize(legit.flat());
   t.diagnostic(`legit: ${stats.n} requests, ${JSON.stringify(stats.statuses)}, p99 ${stats.p99.toFixed(1)} ms`);
-  assert.ok(stats.n > 100);
+  assert.ok(stats.n >= 40, `legit shoppers made ${stats.n} requests across the kill and the restart`);
   assert.equal(stats.ok, stats.n, `failed legit requests: ${JSON.stringify(stats.statuses)}`);
 
   stopped = true;

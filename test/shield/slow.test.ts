@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 import { startOrigin } from '../harness/origin.js';
 import { CLIENT_LIMITS_OFF, edgeYaml, startTestEdge } from '../harness/edge.js';
-import { SourceClient, legitLoop, summarize, sleep, waitFor } from './helpers.js';
+import { SourceClient, legitLoop, summarize, waitFor } from './helpers.js';
 
 const EDGE = (origin: string): string => edgeYaml({
   limits: CLIENT_LIMITS_OFF,
@@ -67,8 +67,10 @@ test('slow body: no first byte → 408 (client_body_first_byte), one byte per se
   for (const r of [...s, ...tr]) {
     assert.equal(r.status, 408, JSON.stringify(r));
     assert.ok(r.closed, 'connection closed after the 408');
-    // deadline 1 s (+ the 250 ms scan); the uWS built-in body floor would take 8–12 s
-    assert.ok(r.ms >= 900 && r.ms < 3500, `answered after ${r.ms.toFixed(0)} ms`);
+    // deadline 1 s (+ the 250 ms scan, + a loaded machine's timer lag). Not earlier than the
+    // deadline; and well before the uWS built-in body floor (8–12 s) and the 8 s give-up, so a
+    // client that is never cut, or cut only by uWS, still fails here.
+    assert.ok(r.ms >= 900 && r.ms < 6000, `answered after ${r.ms.toFixed(0)} ms`);
   }
   const times = [...s, ...tr].map((r) => r.ms);
   t.diagnostic(`408 after ${Math.min(...times).toFixed(0)}..${Math.max(...times).toFixed(0)} ms; legit ${stats.n} requests, p99 ${stats.p99.toFixed(1)} ms`);
@@ -78,9 +80,12 @@ test('slow body: no first byte → 408 (client_body_first_byte), one byte per se
   // the origin got the streamed heads; every one of those upstream requests was given up
   await waitFor(`origin still holds ${o.active} requests`, () => o.active === 0, 2000);
   assert.ok(!o.seen.some((r) => r.url === '/upload' && r.bodyBytes === 100000));
-  assert.ok(stats.n > 20, `legit client made ${stats.n} requests`);
+  // Legit client unaffected: it kept being served while the slow clients were held (≥ 1 s), every
+  // request ok, and none waited as long as the slow clients' 1 s deadline — a legit request queued
+  // behind them would. (A fixed p99 of a few ms measures the machine's load, not the edge.)
+  assert.ok(stats.n >= 10, `legit client made ${stats.n} requests`);
   assert.equal(stats.ok, stats.n, `legit: ${JSON.stringify(stats.statuses)}`);
-  assert.ok(stats.p99 < 200, `legit p99 ${stats.p99.toFixed(1)} ms`);
+  assert.ok(stats.p99 < 900, `legit p99 ${stats.p99.toFixed(1)} ms (slow clients held ≥ 900 ms)`);
   assert.equal(px.edge.pipeline.inFlight, 0, 'no transaction left behind');
 });
 
@@ -134,10 +139,10 @@ test('slow read: a client that stops reading a large response is closed after cl
   const stall = px.events.filter((e) => e.type === 'deadline' && (e as unknown as { reason: string }).reason === 'client_write_stall');
   assert.equal(stall.length, 1);
   assert.equal((stall[0] as unknown as { client: { ip: string } }).client.ip, '127.0.0.82');
-  await sleep(200);
+  await waitFor('legit client served after the close', () => loop.samples.length >= 10, 10_000);
   const stats = summarize((await loop.stop(), loop.samples));
-  assert.ok(stats.n > 20);
+  // served all along, and never held as long as the 1 s write stall the slow reader got
   assert.equal(stats.ok, stats.n, `legit: ${JSON.stringify(stats.statuses)}`);
-  assert.ok(stats.p99 < 200, `legit p99 ${stats.p99.toFixed(1)} ms`);
-  assert.equal(px.edge.pipeline.inFlight, 0);
+  assert.ok(stats.p99 < 900, `legit p99 ${stats.p99.toFixed(1)} ms`);
+  await waitFor('no transaction left behind', () => px.edge.pipeline.inFlight === 0, 2000);
 });

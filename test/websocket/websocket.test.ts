@@ -221,6 +221,26 @@ test('a server that is down gives 502 to the upgrade; a server that refuses the 
   await assert.rejects(openClient(px2, '/x'), (e: Error & { status?: number }) => e.status === 404);
 });
 
+test('a server that answers the upgrade with a broken handshake (101 with a wrong Sec-WebSocket-Accept) gives 502, not a 503 "no server", and is tried once', async (t) => {
+  const { createServer } = await import('node:net');
+  let upgrades = 0;
+  const broken = createServer((s) => {
+    s.once('data', () => {
+      upgrades++;
+      s.end('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: not-the-right-hash\r\n\r\n');
+    });
+    s.on('error', () => {});
+  });
+  await new Promise<void>((r) => broken.listen(0, '127.0.0.1', () => r()));
+  t.after(() => new Promise<void>((r) => broken.close(() => r())));
+  const px = await startTestEdge(wsEdge(`http://127.0.0.1:${(broken.address() as AddressInfo).port}`));
+  t.after(() => px.stop());
+  await assert.rejects(openClient(px, '/x'), (e: Error & { status?: number }) => e.status === 502);
+  assert.equal(upgrades, 1, 'a junk handshake is not retried on the only server');
+  const queued = px.events.filter((e) => e.type === 'queue' && e.action === 'no_server');
+  assert.equal(queued.length, 0, 'no "no server" event for a backend whose only server is up');
+});
+
 test('uWS idleTimeout is always 0 or 9..960 (else std::terminate); limits are normalised', () => {
   for (const ms of [0, 1, 1000, 8000, 9000, 120_000, 960_000, 10_000_000]) {
     const s = uwsIdleTimeoutSec(ms);
