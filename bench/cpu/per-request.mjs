@@ -1,5 +1,5 @@
 // Instructions per request under callgrind, split into code that runs the request and TurboFan compiling.
-//   node loadtest/cpu/per-request.mjs DIST [DIST …] [--n 500,2500]
+//   node bench/cpu/per-request.mjs DIST [DIST …] [--n 500,2500]
 // Runs loop.mjs for each DIST (a built dist/ folder, e.g. of a `git worktree add --detach` of the base
 // commit) at two request counts; per request = (Ir(N2) − Ir(N1)) / (N2 − N1).
 // Why the split: between request 500 and 2500 V8 is still optimising (≈ 60 % of the difference is
@@ -20,7 +20,7 @@ for (let i = 0; i < args.length; i++) {
   else dists.push(args[i]);
 }
 if (dists.length === 0 || ns.length !== 2 || !(ns[1] > ns[0])) {
-  console.error('usage: node loadtest/cpu/per-request.mjs DIST [DIST …] [--n N1,N2]');
+  console.error('usage: node bench/cpu/per-request.mjs DIST [DIST …] [--n N1,N2]');
   process.exit(2);
 }
 const loop = join(dirname(fileURLToPath(import.meta.url)), 'loop.mjs');

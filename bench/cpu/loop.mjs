@@ -1,4 +1,4 @@
-// Fixed request loop for CPU-per-request comparison (run by loadtest/cpu/per-request.mjs under callgrind):
+// Fixed request loop for CPU-per-request comparison (run by bench/cpu/per-request.mjs under callgrind):
 // node loop.mjs DIST_ROOT N. One origin (node:http), one edge (http1 engine, default guard, no rules, access
 // log off), N keep-alive GETs from one connection, one at a time; start-up cancels out between two N.
 import http from 'node:http';
