@@ -59,7 +59,18 @@ test('memory stays bounded under 2 × 20,000 malformed requests; a normal GET is
   t.diagnostic(`2 × 20,000 malformed requests in ${ms} ms; RSS ${Math.round(base / 1024)} → ${Math.round(mid / 1024)} → ${Math.round(after / 1024)} MB (first +${firstMb.toFixed(1)}, second +${secondMb.toFixed(1)} MB), peak ${Math.round(px.peakRssKb() / 1024)} MB`);
   assert.equal(r1.closed + r2.closed, 40_000, 'the edge closed every junk connection itself (no hang)');
   assert.ok(firstMb < 100, `RSS grew ${firstMb.toFixed(1)} MB over the first 20,000`);
-  assert.ok(secondMb < 25, `RSS grew another ${secondMb.toFixed(1)} MB over the second 20,000: not a plateau`);
+  if (secondMb >= 25) {
+    // RSS read between floods depends on when V8 last collected (a reading taken before a
+    // collection looks like growth; seen in full-suite runs, 94 → 131 → 183 MB, while the same test
+    // alone gave 94 → 160 → 129). A leak grows with every flood; garbage does not: a third flood
+    // must not grow the process again.
+    const r3 = await flood(px.port, 20_000, 64);
+    await sleep(500);
+    const third = px.rssKb();
+    const thirdMb = (third - after) / 1024;
+    t.diagnostic(`third flood: RSS ${Math.round(after / 1024)} → ${Math.round(third / 1024)} MB (+${thirdMb.toFixed(1)} MB), ${r3.closed} closed`);
+    assert.ok(thirdMb < 25, `RSS grew ${secondMb.toFixed(1)} MB over the second 20,000 and ${thirdMb.toFixed(1)} MB over a third: not a plateau`);
+  }
   const t1 = Date.now();
   const ok = await exchange(px.port, 'GET /ok HTTP/1.1\r\nHost: shop\r\n\r\n', { waitMs: 2000, expectResponses: 1 });
   assert.deepEqual(ok.statuses, [200]);
