@@ -1,7 +1,6 @@
 // Runs h2load (nghttp2-client) and parses its report into the shape wrk results have, so the
 // interleaved-rounds harness can drive HTTP/2 the way it drives HTTP/1.1.
-import { spawn } from 'node:child_process';
-import type { WrkResult } from './wrk.js';
+import { runLoadTool, type WrkResult } from './wrk.js';
 
 export interface H2loadOptions {
   url: string;
@@ -55,17 +54,5 @@ export function parseH2loadOutput(out: string): WrkResult & { protocol: string }
 }
 
 export function runH2load(o: H2loadOptions): Promise<WrkResult & { command: string[]; protocol: string }> {
-  const cmd = h2loadCommand(o);
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd[0], cmd.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
-    child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
-    child.on('error', reject);
-    child.on('close', (code) => {
-      if (code !== 0) { reject(new Error(`h2load exited with ${code}: ${err || out}`)); return; }
-      try { resolve({ ...parseH2loadOutput(out), command: cmd }); } catch (e) { reject(e); }
-    });
-  });
+  return runLoadTool(h2loadCommand(o), parseH2loadOutput);
 }

@@ -77,8 +77,11 @@ export function wrkCommand(o: WrkOptions): string[] {
   return o.cpu ? ['taskset', '-c', o.cpu, ...args] : args;
 }
 
-export function runWrk(o: WrkOptions): Promise<WrkResult & { command: string[] }> {
-  const cmd = wrkCommand(o);
+/**
+ * Runs a load tool's command line to completion and parses its stdout; a non-zero exit rejects with
+ * what the tool printed. Shared by wrk and h2load.
+ */
+export function runLoadTool<R>(cmd: string[], parse: (out: string) => R): Promise<R & { command: string[] }> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd[0], cmd.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
@@ -87,8 +90,13 @@ export function runWrk(o: WrkOptions): Promise<WrkResult & { command: string[] }
     child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
     child.on('error', reject);
     child.on('close', (code) => {
-      if (code !== 0) { reject(new Error(`wrk exited with ${code}: ${err || out}`)); return; }
-      try { resolve({ ...parseWrkOutput(out), command: cmd }); } catch (e) { reject(e); }
+      const tool = cmd[0] === 'taskset' ? cmd[3] : cmd[0];
+      if (code !== 0) { reject(new Error(`${tool} exited with ${code}: ${err || out}`)); return; }
+      try { resolve({ ...parse(out), command: cmd }); } catch (e) { reject(e); }
     });
   });
+}
+
+export function runWrk(o: WrkOptions): Promise<WrkResult & { command: string[] }> {
+  return runLoadTool(wrkCommand(o), parseWrkOutput);
 }
