@@ -16,6 +16,23 @@ import { ChunkedDecoder, HeadScanner, RequestHead, parseHead, type ChunkSink, ty
 import { dateHeader, headerLines, isAscii, statusLine } from './response.js';
 
 /** What the engine needs from the pipeline beyond the uWS listener's RequestHandler. */
+/**
+ * Runs the pipeline for one request of either front end (HTTP/1.1 exchange or HTTP/2 stream). A bug
+ * in one request must not take the process down: it is answered 500 (or closed if the response had
+ * started), reported, and the connection keeps serving.
+ */
+export function handleGuarded(handler: RequestHandler, tx: Transaction, io: ClientIO & { readonly finished: boolean }): void {
+  try {
+    handler.handle(tx);
+  } catch (err) {
+    tx.status = 500;
+    tx.term = 'II';
+    handler.rejected(tx, 500, `internal error: ${(err as Error).message}`);
+    if (!io.finished && !io.responseStarted) io.reply(500, null, 'Internal Server Error\n', true);
+    else if (!io.finished) io.close();
+  }
+}
+
 export interface Http1Handler extends RequestHandler {
   /** The client went away while its request was in flight. */
   clientAborted(tx: Transaction): void;
@@ -298,16 +315,7 @@ export class Http1Connection implements ChunkSink {
         : head.wsVersion !== '13' ? 'unsupported Sec-WebSocket-Version' : '';
       if (reason !== '') { this.rejectRequest(ex, 400, reason); return; }
     }
-    try {
-      ctx.handler.handle(tx);
-    } catch (err) {
-      // A bug in one request must not take the process down: answer 500 and keep serving.
-      tx.status = 500;
-      tx.term = 'II';
-      ctx.handler.rejected(tx, 500, `internal error: ${(err as Error).message}`);
-      if (!ex.finished && !ex.responseStarted) ex.reply(500, null, 'Internal Server Error\n', true);
-      else if (!ex.finished) ex.close();
-    }
+    handleGuarded(ctx.handler, tx, ex);
   }
 
   /** A new transaction on this connection: what the connection knows (listener, TLS, SNI, peer) filled in. */

@@ -8,7 +8,7 @@ import { Transaction } from '../pipeline/transaction.js';
 import type { ClientIO } from '../pipeline/exchange.js';
 import type { Clock } from '../../lib/clock.js';
 import type { RequestLimits } from '../config/normalize.js';
-import type { Http1Handler } from '../http1/connection.js';
+import { handleGuarded, type Http1Handler } from '../http1/connection.js';
 import type { Http2Settings } from './config.js';
 import { FrameBudgets, type Http2Defence } from './defences.js';
 import { FrameGate, type GateOwner } from './gate.js';
@@ -165,15 +165,7 @@ export class Http2Connection implements GateOwner, StreamHost {
       return;
     }
     ex.expectContinue = r.expectContinue;
-    try {
-      ctx.handler.handle(tx);
-    } catch (err) {
-      tx.status = 500;
-      tx.term = 'II';
-      ctx.handler.rejected(tx, 500, `internal error: ${(err as Error).message}`);
-      if (!ex.finished && !ex.responseStarted) ex.reply(500, null, 'Internal Server Error\n', true);
-      else if (!ex.finished) ex.close();
-    }
+    handleGuarded(ctx.handler, tx, ex);
   }
 
   private transactionFor(io: ClientIO): Transaction {
