@@ -49,10 +49,11 @@ export interface FanoutOptions {
  * listening net.Server made by `make` (same options and 'connection' listener as the primary) and is
  * passed to `onServer`; until then (and if the helper cannot run at all) the primary handle alone
  * accepts, as before. Connections the helper accepted meanwhile are passed to `adopt`. Returns a
- * function that ends the helper if it still runs (call it when the listener stops).
+ * function that ends the helper if it still runs (call it when the listener stops); its promise
+ * resolves when the helper has exited.
  */
-export function fanOutAccepts(primary: Server, count: number, make: () => Server, onServer: (s: Server) => void, adopt: (sock: Socket) => void, opts: FanoutOptions): () => void {
-  const none = (): void => {};
+export function fanOutAccepts(primary: Server, count: number, make: () => Server, onServer: (s: Server) => void, adopt: (sock: Socket) => void, opts: FanoutOptions): () => Promise<void> {
+  const none = (): Promise<void> => Promise.resolve();
   if (count <= 0) return none;
   let child;
   try {
@@ -101,6 +102,17 @@ export function fanOutAccepts(primary: Server, count: number, make: () => Server
   helper.unref();
   helper.channel?.unref();
   helper.send('dup', primary);
-  // Stop: the helper must not keep a copy of the socket (the port would stay bound).
-  return () => { if (!settled) { helper.kill('SIGKILL'); finish(); } };
+  // Stop: the helper must not keep a copy of the socket (the port would stay bound). The promise
+  // resolves once the helper is gone, i.e. once no copy of the socket is left: a restart on the same
+  // port right after a stop must not find it still bound (EADDRINUSE, seen in a test).
+  const gone = new Promise<void>((resolve) => {
+    if (helper.exitCode !== null || helper.signalCode !== null) resolve();
+    else helper.once('exit', () => resolve());
+  });
+  // Waiting for the exit must keep the process alive (the helper is unref'd while it works).
+  return () => {
+    if (helper.exitCode === null && helper.signalCode === null) helper.ref();
+    if (!settled) { helper.kill('SIGKILL'); finish(); }
+    return gone;
+  };
 }

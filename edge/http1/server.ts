@@ -342,12 +342,13 @@ export async function openHttp1Listener(opts: Http1ListenerOptions, handler: Htt
   scan.unref();
 
   let open = true;
+  let released: Promise<void> = Promise.resolve();
   const closeListening = (): void => {
     open = false;
     cur.ctx.draining = true;
     if (cur.h2 !== null) cur.h2.ctx.draining = true;
     server.close();
-    stopFanout();
+    released = stopFanout();
     for (const x of extraServers) x.close();
     cur.tls?.certs.close();
     if (waiting !== null) { for (const sock of waiting) sock.destroy(); waiting = null; }
@@ -366,6 +367,7 @@ export async function openHttp1Listener(opts: Http1ListenerOptions, handler: Htt
         else c.drain?.();
       }
     },
+    released: () => released,
     closeConnections: () => {
       clearInterval(scan);
       for (const c of conns) if (c !== null) c.destroy();

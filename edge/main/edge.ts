@@ -335,6 +335,7 @@ export async function startEdge(cfg: EdgeConfig, opts: EdgeOptions = {}): Promis
           await Promise.race([pipeline.whenIdle(), deadline]);
           for (const l of listeners) l.closeConnections();
           for (const l of retiringListeners) l.closeConnections();
+          await Promise.all(listeners.map((l) => l.released?.()));
           for (const c of cleanups.reverse()) await c();
           await log.flush();
           bus.emit(lifecycleEvent('stopped'));

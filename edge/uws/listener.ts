@@ -486,6 +486,8 @@ export interface RunningListener {
    * worker thread whose loop still holds uWS sockets aborts the process when it ends (measured).
    */
   closeConnections(): void;
+  /** Resolves when no copy of the listening socket is left after stopAccepting (the port can be bound again). */
+  released?(): Promise<void>;
 }
 
 
