@@ -46,6 +46,8 @@ export interface BackendConfig {
   retries: number;
   /** forward_path: raw — the origin receives the path as the client sent it, not the canonical path the rules judged. */
   forwardRawPath?: boolean;
+  /** abort_on_close (default true): a client that closes before the response starts aborts its request. */
+  abortOnClose?: boolean;
 }
 
 /** Read-only view for the admin API and dashboard. */

@@ -207,6 +207,7 @@ function normalizeBackend(name: string, b: Raw, edge: EdgeTimeouts, nodeSite: st
     },
     retries: num(b.retries, 1),
     forwardRawPath: b.forward_path === 'raw',
+    abortOnClose: b.abort_on_close !== false,
   };
 }
 

@@ -80,6 +80,10 @@ const backendSchema: JsonSchema = {
       enum: ['canonical', 'raw'], default: 'canonical',
       description: 'canonical: the origin receives the path the rules judged (request_path); raw: the path exactly as the client sent it (the rules still judge the canonical one)',
     },
+    abort_on_close: {
+      type: 'boolean', default: true,
+      description: 'A client that closes its side of the connection before the response starts aborts its request (dequeued, or the server request cancelled); false: answer half-closed clients (HAProxy\'s default)',
+    },
     timeouts: upstreamTimeouts,
     servers: { type: 'array', minItems: 1, items: serverSchema },
   },

@@ -36,6 +36,8 @@ export function handleGuarded(handler: RequestHandler, tx: Transaction, io: Clie
 export interface Http1Handler extends RequestHandler {
   /** The client went away while its request was in flight. */
   clientAborted(tx: Transaction): void;
+  /** The client closed its side before any response byte: abort the request (backend abort_on_close) or still answer it. */
+  abortsOnClientClose(tx: Transaction): boolean;
   /** A request body broke its framing after the pipeline took the request: answer 400 if possible, else close. */
   badBody(tx: Transaction, reason: string): void;
   /** A request head was not complete in time (status 408 answered, or 0: closed without an answer). */
@@ -168,8 +170,13 @@ export class Http1Connection implements ChunkSink {
     if (!ex.bodyEnded) {
       // The body can never complete: the client is gone as far as this request goes.
       this.destroy();
+      return;
     }
-    // Otherwise the client half-closed after a complete request: answer it, then close.
+    // The client closed its side after a complete request. A browser's stop or reload does that (and on
+    // loopback a reset can read as an end), so by default (abort_on_close) a request that has no
+    // response yet is aborted: it leaves the queue and frees its server slot instead of holding them
+    // until timeouts.server. Otherwise (abort_on_close: false, HAProxy's default) answer it, then close.
+    if (!ex.responseStarted && !ex.finished && this.ctx.handler.abortsOnClientClose(ex.tx)) this.destroy();
   }
 
   private onDrain(): void {

@@ -267,6 +267,12 @@ export class Pipeline implements RequestHandler, ForwardHost {
     this.finish(tx);
   }
 
+  /** The client closed its side before a response byte: abort unless the request's backend says abort_on_close: false. */
+  abortsOnClientClose(tx: Transaction): boolean {
+    const route = tx.backend === '' ? undefined : this.routes.get(tx.backend);
+    return route === undefined || route.cfg.abortOnClose !== false;
+  }
+
   /** The client went away (uWS onAborted, a closed http1 connection). */
   clientAborted(tx: Transaction): void {
     if (tx.done) return;

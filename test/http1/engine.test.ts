@@ -1,14 +1,17 @@
 // Why: the HTTP/1.1 engine owns every byte and every timer of a client connection. These tests pin
 // what a client sees and what reaches the origin for the behaviours that are the engine's own:
 // pipelining in order without desync, HTTP/1.0 framing, the head and keep-alive deadlines (with
-// their events and access lines), Expect: 100-continue, byte-exact obs-text, half-closed clients,
+// their events and access lines), Expect: 100-continue, byte-exact obs-text, half-closed clients (abort_on_close),
 // and a refused request whose body is never read as a next request.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 import { startBench, exchange, statusesOf, completeResponses } from '../hostile/helpers.js';
+import { startRawOrigin } from '../harness/raw-origin.js';
+import { CLIENT_LIMITS_OFF, edgeYaml, startTestEdge } from '../harness/edge.js';
+import { waitFor } from '../harness/wait.js';
 import type { EdgeEvent } from '../../edge/observe/events/bus.js';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -137,13 +140,50 @@ test('obs-text in a header value reaches the origin byte for byte', async (t) =>
   assert.ok(raw.includes(Buffer.concat([Buffer.from('x-name: caf'), Buffer.from([0xe9, 0xff, 0x80]), Buffer.from('\r\n')])), raw.toString('latin1'));
 });
 
-test('a client that half-closes after its request still gets the answer', async (t) => {
-  const b = await startBench();
+test('abort_on_close (default): a client that closes before the answer frees its server slot and leaves the queue; the origin never gets the queued request', async (t) => {
+  const origin = await startRawOrigin((r) => (r.target.startsWith('/hang') ? null : 'HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok'));
+  t.after(() => origin.close());
+  const dir = mkdtempSync(join(tmpdir(), 'pc-http1-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const log = join(dir, 'access.log');
+  const px = await startTestEdge(edgeYaml({ limits: CLIENT_LIMITS_OFF, accessLog: log, servers: [{ name: 'raw', url: origin.url, more: 'maxconn: 1' }] }));
+  t.after(() => px.stop());
+  const pipeline = px.edge.pipeline;
+  // A holds the only slot; B queues behind it and closes its side; A closes its side too.
+  const a = openClient(px.port);
+  a.s.write('GET /hang-a HTTP/1.1\r\nHost: shop\r\n\r\n');
+  await origin.waitFor(1);
+  const b = openClient(px.port);
+  b.s.end('GET /queued-b HTTP/1.1\r\nHost: shop\r\n\r\n');
+  await b.closed;
+  assert.equal(b.data(), '', 'no answer to a client that left');
+  await waitFor('the queued request to leave', () => pipeline.inFlight === 1, 3000);
+  a.s.end();
+  await a.closed;
+  await waitFor('the aborted request to finish', () => pipeline.inFlight === 0, 3000);
+  // The slot is free at once (not after timeouts.server): the next client is served.
+  const c = await exchange(px.port, 'GET /fine HTTP/1.1\r\nHost: shop\r\n\r\n', { expectResponses: 1 });
+  assert.deepEqual(c.statuses, [200]);
+  assert.deepEqual(origin.requests.map((r) => r.target), ['/hang-a', '/fine'], 'the queued request never reached the origin');
+  await waitFor('three access lines', () => existsSync(log) && readFileSync(log, 'utf8').trim().split('\n').length >= 3, 3000);
+  const terms = readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { path: string; term: string });
+  assert.deepEqual(terms.map((l) => [l.path, l.term]).sort(), [['/fine', '--'], ['/hang-a', 'CH'], ['/queued-b', 'CQ']]);
+});
+
+test('abort_on_close: false answers a client that half-closes after its request (HAProxy\'s default)', async (t) => {
+  const b = await startBench({ backendMore: 'abort_on_close: false', reply: (r) => (r.target === '/late' ? null : 'HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok') });
   t.after(() => b.stop());
   const c = openClient(b.edge.port);
   c.s.end('GET /half HTTP/1.1\r\nHost: shop\r\n\r\n');
   await c.closed;
   assert.deepEqual(statusesOf(Buffer.from(c.data(), 'latin1')), [200]);
+  // An answer that comes after the half-close still reaches the client.
+  const late = openClient(b.edge.port);
+  late.s.end('GET /late HTTP/1.1\r\nHost: shop\r\n\r\n');
+  await b.origin.waitFor(2);
+  b.origin.send(b.origin.requests[1].conn, 'HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nlate');
+  await late.closed;
+  assert.match(late.data(), /^HTTP\/1\.1 200 [^]*late$/);
 });
 
 test('a request refused before its body arrived: the connection closes, the unread body is never parsed as a request', async (t) => {
