@@ -273,9 +273,9 @@ export class ForwardAttempt implements AcquireRequest, AcquireWaiter, UpstreamRe
     // reset, and after an answer that is not HTTP (junk: HAProxy's retry-on junk-response) — nothing
     // reached the client yet. A POST whose body was sent never.
     if (!IDEMPOTENT.has(tx.method) || this.upstreamStatus !== 0) return false;
-    if (err.kind === 'reset') return true;
-    // Junk from the origin (not an exception of ours: requestSent), and only where another server can
-    // take the retry — with none, the answer stays the 502 the origin earned, not a 503 "no server".
+    // Only where another server can take the retry — with none, the answer stays the 502 the origin
+    // earned, not a 503 "no server". Junk must come from the origin (requestSent), not from us.
+    if (err.kind === 'reset') return this.otherServerUp();
     return err.kind === 'protocol' && err.requestSent && this.otherServerUp();
   }
 

@@ -7,6 +7,7 @@ import { startOrigin } from '../harness/origin.js';
 import { CLIENT_LIMITS_OFF, edgeYaml, startOriginAndEdge, startTestEdge } from '../harness/edge.js';
 import { httpClient } from '../harness/client.js';
 import { startRawOrigin } from '../harness/raw-origin.js';
+import { createServer, type AddressInfo } from 'node:net';
 
 test('a server killed mid-run is marked down (passive, then active) with no failed idempotent request', async (t) => {
   const web1 = await startOrigin('web1');
@@ -14,7 +15,7 @@ test('a server killed mid-run is marked down (passive, then active) with no fail
   t.after(() => web1.close());
   const px = await startTestEdge(edgeYaml({
     limits: CLIENT_LIMITS_OFF,
-    backendMore: 'health: { path: /health, interval: 200ms, timeout: 200ms, rise: 2, fall: 2, passive_failures: 2 }\nretries: 1',
+    backendMore: 'health: { path: /health, interval: 200ms, timeout: 1s, rise: 2, fall: 2, passive_failures: 2 }\nretries: 1',
     servers: [{ name: 'web1', url: web1.url }, { name: 'web2', url: web2.url }],
   }));
   t.after(() => px.stop());
@@ -109,6 +110,28 @@ test('an answer that is not HTTP: a GET is retried on another server, a POST who
   const p = await c.send(`${edge.url}/order`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'pay 10 EUR' });
   assert.equal(p.status, 502, 'a POST is never sent twice');
   assert.equal(good.seen.filter((r) => r.url === '/order').length, 0);
+});
+
+test('a single server that resets a GET: the client gets 502 (what the server did), not a 503 "no server" from a retry with nowhere to go', async (t) => {
+  let seen = 0;
+  const resetting = createServer((sock) => {
+    sock.once('data', (d: Buffer) => { if (d.toString('latin1').startsWith('GET /page ')) seen++; sock.resetAndDestroy(); });
+  });
+  await new Promise<void>((r) => resetting.listen(0, '127.0.0.1', r));
+  t.after(() => new Promise<void>((r) => resetting.close(() => r())));
+  const url = `http://127.0.0.1:${(resetting.address() as AddressInfo).port}`;
+  const edge = await startTestEdge(edgeYaml({
+    limits: CLIENT_LIMITS_OFF,
+    backendMore: 'retries: 1\nhealth: { path: /health, interval: 1m, passive_failures: 0 }',
+    servers: [{ name: 'only', url }],
+  }));
+  t.after(() => edge.stop());
+  const c = httpClient();
+  t.after(() => c.close());
+  const r = await c.get(`${edge.url}/page`);
+  assert.equal(r.status, 502);
+  assert.equal(seen, 1, 'sent once: there is no other server to retry on');
+  await edge.collector.expect({ type: 'error', term: 'SH', status: 502 });
 });
 
 test('upstream timeout gives 504 with a clear body', async (t) => {
