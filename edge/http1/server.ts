@@ -11,6 +11,8 @@ import { TlsCertificates, hstsValue, type CertificateHost, type RedirectHttpsCon
 import type { WebSocketRuntime } from '../upstream/websocket.js';
 import type { RunningListener } from '../uws/listener.js';
 import { parseIp } from '../../lib/ip.js';
+import { Transaction } from '../pipeline/transaction.js';
+import type { ClientIO } from '../pipeline/exchange.js';
 import { Http1Connection, type Http1Context, type Http1Handler, type WsAcceptor, type WsLike } from './connection.js';
 import { parseProxyHeader } from './proxy-protocol.js';
 import { CONN_ADMIT, type ConnectionGuard } from '../shield/connection-guard.js';
@@ -193,8 +195,10 @@ export async function openHttp1Listener(opts: Http1ListenerOptions, handler: Htt
       if (done) return;
       done = true;
       clearTimeout(timer);
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ERR_SSL_HTTP_REQUEST' || code === 'ERR_SSL_HTTPS_PROXY_REQUEST') { answerPlainHttp(s, raw, remote); return; }
       // A client that hangs up mid-handshake is no news; a handshake that fails is (scanners, old clients).
-      if ((err as NodeJS.ErrnoException).code !== 'ECONNRESET') s.opts.onRefused?.(remote, `tls_handshake_failed: ${err.message.slice(0, 120)}`);
+      if (code !== 'ECONNRESET') s.opts.onRefused?.(remote, `tls_handshake_failed: ${err.message.slice(0, 120)}`);
       raw.destroy();
     });
     t.once('secure', () => {
@@ -206,6 +210,32 @@ export async function openHttp1Listener(opts: Http1ListenerOptions, handler: Htt
       track(new Http1Connection(t, s.ctx, remote, sni, raw));
     });
     if (rest.length === 0) raw.resume();
+  };
+
+  /**
+   * Plain HTTP on a TLS listener (someone typed http://host:443/): answered 400 in clear text, as
+   * nginx does, instead of a silent close. OpenSSL itself recognises it: a first record that starts
+   * with "GET ", "POST ", "HEAD ", "PUT " (ERR_SSL_HTTP_REQUEST) or "CONNECT" (…HTTPS_PROXY_REQUEST)
+   * fails the handshake before any byte was written (no alert), so the socket is still clean for a
+   * plain answer. Recognising it there costs a real TLS client nothing; peeking at the first bytes
+   * in JS would cost every TLS connection an extra read. Other methods (and anything else that is
+   * not TLS) fail as "wrong version number" and are closed as before. Called from the TLS socket's
+   * 'error' event: node:tls destroys `raw` just after it (a microtask), so the answer is written now;
+   * 150 bytes into an empty send buffer leave at once. One access line (400, PR), a guard event and
+   * one error on the client's record, through the pipeline's rejected() like a refused head.
+   */
+  const answerPlainHttp = (s: Settings, raw: Socket, remote: Uint8Array): void => {
+    const now = s.opts.clock.now();
+    const tx = new Transaction(NO_IO, now);
+    tx.listener = s.ctx.name;
+    tx.tls = true;
+    tx.remote = remote;
+    tx.method = '<BADREQ>';
+    tx.bytesIn = raw.bytesRead;
+    tx.status = 400;
+    tx.term = 'PR';
+    if (!raw.destroyed && raw.writable) { raw.end(PLAIN_HTTP_ANSWER); tx.bytesOut = PLAIN_HTTP_ANSWER.length; }
+    s.ctx.handler.rejected(tx, 400, PLAIN_HTTP_REASON);
   };
 
   /** The client is known (socket peer, or the PROXY header's source): connection guard, then HTTP. */
@@ -427,6 +457,18 @@ export async function openHttp1Listener(opts: Http1ListenerOptions, handler: Htt
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/** Guard event reason (and access-log cause) of plain HTTP sent to a TLS listener. */
+export const PLAIN_HTTP_REASON = 'plain_http_on_tls_port';
+const PLAIN_HTTP_BODY = 'Bad Request: the plain HTTP request was sent to an HTTPS port\n';
+/** The whole answer, in clear text; no HSTS (a browser ignores it on plain HTTP, RFC 6797 §8.1). */
+const PLAIN_HTTP_ANSWER = Buffer.from(`HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${PLAIN_HTTP_BODY.length}\r\nconnection: close\r\n\r\n${PLAIN_HTTP_BODY}`, 'latin1');
+
+/** The ClientIO of a record made without an exchange (plain HTTP on a TLS port): nothing to write through it. */
+const NO_IO: ClientIO = {
+  aborted: true, responseStarted: true,
+  attachBody() {}, resumeBody() {}, reply() {}, startResponse() {}, writeResponseBody() { return true; }, endResponse() {}, close() {},
+};
 
 /** Certificates and their SecureContexts (one per name, chosen by SNI) for one settings generation. */
 function loadTls(cfg: TlsConfig, onReload: ((r: TlsReloadResult) => void) | undefined, ticketKeys: Buffer): TlsState {
