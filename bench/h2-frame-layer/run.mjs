@@ -4,6 +4,7 @@
 //
 //   node bench/h2-frame-layer/run.mjs [--rounds 3] [--n 200000] [--proxy-n N] [--variants frame,node,node-gate,proxy]
 //   A/B of two builds through the whole proxy: --variants proxy@path/to/base/dist,proxy
+//   A/B of two builds' FrameGate alone:        --variants node-gate@path/to/base/dist,node-gate@dist
 //                                     [--server-cpu 1] [--load-cpu 0]
 //
 // Needs a build (dist/), h2load, openssl, taskset, and hpack.js (a devDependency: npm ci).
@@ -63,8 +64,11 @@ function freePort() {
   return new Promise((res) => { import('node:net').then(({ createServer }) => { const s = createServer(); s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => res(p)); }); }); });
 }
 
-async function startServer(mode) {
-  const child = spawn('taskset', ['-c', serverCpu, process.execPath, join(here, 'server.mjs'), mode, '0', cert, key], { stdio: ['ignore', 'pipe', 'inherit'] });
+/** MODE, or MODE@DIST: the server with another build's dist/ (node-gate@DIST: A/B of two gates). */
+async function startServer(variant) {
+  const [mode, distDir] = variant.split('@');
+  const env = distDir ? { ...process.env, H2FL_DIST: distDir } : process.env;
+  const child = spawn('taskset', ['-c', serverCpu, process.execPath, join(here, 'server.mjs'), mode, '0', cert, key], { stdio: ['ignore', 'pipe', 'inherit'], env });
   children.push(child);
   const port = await new Promise((res, rej) => {
     let out = '';
@@ -139,7 +143,8 @@ try {
     const ratio = results.node ? med(results[v].map((x, i) => x.us / results.node[i].us)) : NaN;
     console.log(`  ${v.padEnd(9)} ${med(us).toFixed(2)} µs  [${us.join(', ')}]  ×node ${ratio.toFixed(3)}  RSS ${med(results[v].map((x) => x.rss))} MB`);
   }
-  const proxies = variants.filter((v) => v.startsWith('proxy'));
+  const gates = variants.filter((v) => v.startsWith('node-gate@'));
+  const proxies = gates.length === 2 ? gates : variants.filter((v) => v.startsWith('proxy'));
   if (proxies.length === 2) {
     const [a, b] = proxies;
     console.log(`\nA/B: ${b} ÷ ${a} per round: [${results[b].map((x, i) => (x.us / results[a][i].us).toFixed(3)).join(', ')}], median ${med(results[b].map((x, i) => x.us / results[a][i].us)).toFixed(3)}`);

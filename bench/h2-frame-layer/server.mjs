@@ -16,6 +16,8 @@
 import { readFileSync } from 'node:fs';
 import tls from 'node:tls';
 import http2 from 'node:http2';
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { HeaderDecoder, HeaderEncoder, ListTooLarge } from './hpack.mjs';
 
 const [mode, portArg, certFile, keyFile] = process.argv.slice(2);
@@ -31,7 +33,8 @@ const MAX_HEADER_LIST = 32 * 1024;
 let date = new Date().toUTCString();
 setInterval(() => { date = new Date().toUTCString(); }, 1000).unref();
 
-const dist = new URL('../../dist/', import.meta.url);
+// H2FL_DIST: another build's dist/ (run.mjs's node-gate@DIST: A/B of two gates).
+const dist = process.env.H2FL_DIST ? pathToFileURL(`${resolve(process.env.H2FL_DIST)}/`) : new URL('../../dist/', import.meta.url);
 let server;
 if (mode === 'node') {
   server = http2.createSecureServer({ key, cert, settings: { maxConcurrentStreams: MAX_STREAMS, initialWindowSize: INITIAL_WINDOW, enablePush: false } });
