@@ -16,6 +16,12 @@ export const HTTP2_DEFENCES: readonly Http2Defence[] = ['rapid_reset', 'continua
 
 /** Largest frame payload we accept (SETTINGS_MAX_FRAME_SIZE keeps its default). */
 const MAX_FRAME = 16384;
+/**
+ * CONTINUATION frames one header block may have: nghttp2's own limit (1.61, Node 20.20: 8). Beyond it
+ * nghttp2 tears the session down with GOAWAY(INTERNAL_ERROR) and tells nobody; cut here first, so the
+ * flood gets its GOAWAY(ENHANCE_YOUR_CALM), event and metric whichever limit a client reaches first.
+ */
+const MAX_CONTINUATIONS = 8;
 
 export class FrameBudgets {
   private windowStart: number;
@@ -31,6 +37,7 @@ export class FrameBudgets {
   /** A header block is open (HEADERS or PUSH_PROMISE without END_HEADERS): since when, and its size so far. */
   blockSince = 0;
   blockBytes = 0;
+  blockFrames = 0;
   /** What fired, with a detail for the event. */
   fired: Http2Defence | null = null;
   detail = '';
@@ -63,12 +70,13 @@ export class FrameBudgets {
       case Frame.Headers:
         if (this.blockSince !== 0) return this.fire('protocol_error', 'HEADERS inside an open header block');
         if (length > this.s.maxHeaderBlock) return this.fire('continuation_flood', `header block of ${length} bytes`);
-        if ((flags & FLAG_END_HEADERS) === 0) { this.blockSince = now; this.blockBytes = length; }
+        if ((flags & FLAG_END_HEADERS) === 0) { this.blockSince = now; this.blockBytes = length; this.blockFrames = 0; }
         break;
       case Frame.Continuation:
         this.blockBytes += length;
         if (this.blockBytes > this.s.maxHeaderBlock) return this.fire('continuation_flood', `header block of ${this.blockBytes} bytes across CONTINUATION frames`);
-        if ((flags & FLAG_END_HEADERS) !== 0) { this.blockSince = 0; this.blockBytes = 0; }
+        if (++this.blockFrames > MAX_CONTINUATIONS) return this.fire('continuation_flood', `${this.blockFrames} CONTINUATION frames in one header block (max ${MAX_CONTINUATIONS})`);
+        if ((flags & FLAG_END_HEADERS) !== 0) { this.blockSince = 0; this.blockBytes = 0; this.blockFrames = 0; }
         break;
       case Frame.Priority:
         if (++this.priorities > f.priority) return this.fire('priority_flood', `${this.priorities} PRIORITY frames`);
