@@ -139,6 +139,7 @@ export class Http1Connection implements ChunkSink {
     sock.on('drain', this.onDrainFn);
     sock.on('close', () => this.onClose());
     sock.on('error', () => { /* 'close' follows */ });
+    if (sock === raw) skipReadMore(sock);
     this.setDeadline(Deadline.Head, ctx.headTimeoutMs);
   }
 
@@ -471,8 +472,28 @@ export class Http1Connection implements ChunkSink {
     this.sock.removeListener('end', this.onEndFn);
     this.sock.removeListener('drain', this.onDrainFn);
     if (this.paused !== 0) { this.paused = 0; this.sock.resume(); }
+    if (this.sock === this.raw) readMoreState(this.sock).readingMore = false; // the WebSocket layer gets a stock socket
     return rest;
   }
+}
+
+/** The field of Node's Readable state that skipReadMore sets (Node 20's lib/internal/streams/readable.js). */
+interface ReadMoreState { readingMore: boolean }
+function readMoreState(sock: Socket): ReadMoreState {
+  return (sock as unknown as { _readableState: ReadMoreState })._readableState;
+}
+
+/**
+ * A plain TCP socket in flowing mode: Node's Readable schedules a process.nextTick after every chunk
+ * it emits (maybeReadMore) to top its buffer up to the high-water mark by calling read(0), which for
+ * a socket only finds its handle already reading — a tick, a read(0) and its bookkeeping per request
+ * for nothing. Marking "a read-more is under way" for good skips it. Reading never depends on it: the
+ * handle reads until push() reports the buffer full (we pause at READ_AHEAD), and resume() restarts
+ * a stopped handle itself (resume_ → read(0) → _read → tryReadStart).
+ */
+function skipReadMore(sock: Socket): void {
+  const st = readMoreState(sock);
+  if (st !== undefined && typeof st.readingMore === 'boolean') st.readingMore = true;
 }
 
 
