@@ -120,6 +120,8 @@ export class Http1Connection implements ChunkSink {
   deadlineKind: Deadline = Deadline.None;
   /** Index in the listener's connection list (deadline scan). */
   slot = -1;
+  /** Clock reading of the chunk being processed, when onData took one (else -1): a request it completes starts then. */
+  private readAt = -1;
   private readonly onDataFn = (chunk: Buffer): void => this.onData(chunk);
   private readonly onEndFn = (): void => this.onEnd();
   private readonly onDrainFn = (): void => this.onDrain();
@@ -155,7 +157,16 @@ export class Http1Connection implements ChunkSink {
   private onData(chunk: Buffer): void {
     if (this.closing && this.current === null) return; // lingering: discard
     this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
-    if (this.current === null && this.deadlineKind === Deadline.Idle) this.setDeadline(Deadline.Head, this.ctx.headTimeoutMs);
+    if (this.current === null && this.deadlineKind === Deadline.Idle) {
+      // The next request of a keep-alive connection: its head deadline starts now, and the clock
+      // reading is the accept time of a request that is complete in this chunk (one read, not two).
+      const now = this.ctx.clock.now();
+      this.deadlineKind = Deadline.Head;
+      this.deadline = now + this.ctx.headTimeoutMs;
+      this.readAt = now;
+      try { this.process(); } finally { this.readAt = -1; }
+      return;
+    }
     this.process();
   }
 
@@ -328,7 +339,7 @@ export class Http1Connection implements ChunkSink {
 
   /** A new transaction on this connection: what the connection knows (listener, TLS, SNI, peer) filled in. */
   private transactionFor(ex: Http1Exchange): Transaction {
-    const tx = new Transaction(ex, this.ctx.clock.now());
+    const tx = new Transaction(ex, this.readAt >= 0 ? this.readAt : this.ctx.clock.now());
     ex.tx = tx;
     tx.listener = this.ctx.name;
     tx.tls = this.ctx.tls;
