@@ -1,23 +1,70 @@
 // Fixed request loop for CPU-per-request comparison (run by bench/cpu/per-request.mjs under callgrind):
-// node loop.mjs DIST_ROOT N. One origin (node:http), one edge (http1 engine, default guard, no rules, access
-// log off), N keep-alive GETs from one connection, one at a time; start-up cancels out between two N.
-import http from 'node:http';
+// node loop.mjs DIST_ROOT N. N keep-alive GETs from one connection, one at a time, through the edge as
+// `npm run bench` (loadtest throughput) runs it, minus the admin listener (idle, but its once-a-second
+// sampler would add wall-time-dependent instructions):
+// * the process wiring of `portcullis run` (edge/main/process.ts runEdgeProcess: metrics observer,
+//   traffic history, event sinks, fault guard), default http1 engine, workers: 1;
+// * the throughput spec's config (loadtest/lib/config-gen.ts): access log to /dev/null, the pass-through
+//   rule set (loadtest/scenarios/pass-through.rules), client limits out of reach, connection guard
+//   counting only, roundrobin backend with a queue and one retry;
+// * a raw net origin answering a 100-byte body (loadtest/lib/origin.ts), wrk's request shape
+//   (GET / with Host and the harness's User-Agent and Accept).
+// Start-up cancels out between two N. A dist without runEdgeProcess falls back to startEdge.
 import net from 'node:net';
 import { existsSync } from 'node:fs';
-const [root, nText] = process.argv.slice(2);
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+const [rootArg, nText] = process.argv.slice(2);
+const root = resolve(rootArg); // a relative DIST works too
 const N = Number(nText);
-const edgeMod = existsSync(`${root}/edge/main/edge.js`) ? `${root}/edge/main/edge.js` : `${root}/edge/edge.js`;
-const { startEdge } = await import(edgeMod);
+const mainDir = existsSync(`${root}/edge/main/edge.js`) ? `${root}/edge/main` : `${root}/edge`;
+const { startEdge } = await import(`${mainDir}/edge.js`);
+const processMod = existsSync(`${mainDir}/process.js`) ? await import(`${mainDir}/process.js`) : {};
 const { loadConfigText } = await import(`${root}/edge/config/load.js`);
-const origin = http.createServer((req, res) => { res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '2' }); res.end('ok'); });
+const rulesFile = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'loadtest', 'scenarios', 'pass-through.rules');
+
+// The load test's origin: fixed answer, no node:http.
+const BODY = Buffer.alloc(100, 'x');
+const ANSWER = Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: ${BODY.length}\r\nX-Origin: s1\r\n\r\n`, 'latin1'), BODY]);
+const origin = net.createServer({ noDelay: true }, (sock) => {
+  let pending = null;
+  sock.on('data', (chunk) => {
+    let buf = pending === null ? chunk : Buffer.concat([pending, chunk]);
+    for (;;) {
+      const end = buf.indexOf('\r\n\r\n');
+      if (end < 0) break;
+      sock.write(ANSWER);
+      buf = buf.subarray(end + 4);
+    }
+    pending = buf.length > 0 ? buf : null;
+  });
+  sock.on('error', () => {});
+});
 await new Promise((r) => origin.listen(0, '127.0.0.1', r));
 const oport = origin.address().port;
 const probe = net.createServer(); await new Promise((r) => probe.listen(0, '127.0.0.1', r)); const port = probe.address().port; await new Promise((r) => probe.close(r));
-const cfg = loadConfigText(`listen: [{ address: "127.0.0.1:${port}" }]\naccess_log: { path: "off" }\nlimits: { client: { requests: { limit: 100000000, window: 10s } }, connection: { in_process: off } }\nbackends:\n  shop:\n    servers:\n      - { name: s1, url: "http://127.0.0.1:${oport}" }\n`, 'loop.yaml', {});
-const edge = await startEdge(cfg, {});
+const yaml = [
+  `listen: [{ address: "127.0.0.1:${port}" }]`,
+  'workers: 1',
+  'access_log: { path: /dev/null }',
+  `rules: { files: [${JSON.stringify(rulesFile)}] }`,
+  'limits: { client: { requests: { limit: 1000000000, window: 10s, status: 429 }, in_flight: 1000000 }, connection: { in_process: off } }',
+  'default_backend: shop',
+  'backends:',
+  '  shop:',
+  '    balance: roundrobin',
+  '    queue: { max: 10000, timeout: 5s }',
+  '    retries: 1',
+  '    servers:',
+  `      - { name: s1, url: "http://127.0.0.1:${oport}", weight: 1, maxconn: 0 }`,
+  '',
+].join('\n');
+const cfg = loadConfigText(yaml, 'loop.yaml', {});
+const run = processMod.runEdgeProcess;
+const edge = run !== undefined ? await run(cfg, { handleSignals: false }) : await startEdge(cfg, {});
 const s = net.connect(port, '127.0.0.1');
 await new Promise((r) => s.once('connect', r));
-const REQ = Buffer.from('GET /shop/item?id=7 HTTP/1.1\r\nHost: shop.test\r\nUser-Agent: loop\r\nAccept: */*\r\n\r\n');
+const REQ = Buffer.from(`GET / HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64) portcullis-loadtest\r\nAccept: text/html\r\n\r\n`);
 let buf = '';
 let done = 0;
 await new Promise((resolve) => {

@@ -120,6 +120,8 @@ export class Http1Connection implements ChunkSink {
   deadlineKind: Deadline = Deadline.None;
   /** Index in the listener's connection list (deadline scan). */
   slot = -1;
+  /** Clock reading of the chunk being processed, when onData took one (else -1): a request it completes starts then. */
+  private readAt = -1;
   private readonly onDataFn = (chunk: Buffer): void => this.onData(chunk);
   private readonly onEndFn = (): void => this.onEnd();
   private readonly onDrainFn = (): void => this.onDrain();
@@ -139,6 +141,7 @@ export class Http1Connection implements ChunkSink {
     sock.on('drain', this.onDrainFn);
     sock.on('close', () => this.onClose());
     sock.on('error', () => { /* 'close' follows */ });
+    if (sock === raw) skipReadMore(sock);
     this.setDeadline(Deadline.Head, ctx.headTimeoutMs);
   }
 
@@ -154,7 +157,16 @@ export class Http1Connection implements ChunkSink {
   private onData(chunk: Buffer): void {
     if (this.closing && this.current === null) return; // lingering: discard
     this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
-    if (this.current === null && this.deadlineKind === Deadline.Idle) this.setDeadline(Deadline.Head, this.ctx.headTimeoutMs);
+    if (this.current === null && this.deadlineKind === Deadline.Idle) {
+      // The next request of a keep-alive connection: its head deadline starts now, and the clock
+      // reading is the accept time of a request that is complete in this chunk (one read, not two).
+      const now = this.ctx.clock.now();
+      this.deadlineKind = Deadline.Head;
+      this.deadline = now + this.ctx.headTimeoutMs;
+      this.readAt = now;
+      try { this.process(); } finally { this.readAt = -1; }
+      return;
+    }
     this.process();
   }
 
@@ -327,7 +339,7 @@ export class Http1Connection implements ChunkSink {
 
   /** A new transaction on this connection: what the connection knows (listener, TLS, SNI, peer) filled in. */
   private transactionFor(ex: Http1Exchange): Transaction {
-    const tx = new Transaction(ex, this.ctx.clock.now());
+    const tx = new Transaction(ex, this.readAt >= 0 ? this.readAt : this.ctx.clock.now());
     ex.tx = tx;
     tx.listener = this.ctx.name;
     tx.tls = this.ctx.tls;
@@ -471,8 +483,28 @@ export class Http1Connection implements ChunkSink {
     this.sock.removeListener('end', this.onEndFn);
     this.sock.removeListener('drain', this.onDrainFn);
     if (this.paused !== 0) { this.paused = 0; this.sock.resume(); }
+    if (this.sock === this.raw) readMoreState(this.sock).readingMore = false; // the WebSocket layer gets a stock socket
     return rest;
   }
+}
+
+/** The field of Node's Readable state that skipReadMore sets (Node 20's lib/internal/streams/readable.js). */
+interface ReadMoreState { readingMore: boolean }
+function readMoreState(sock: Socket): ReadMoreState {
+  return (sock as unknown as { _readableState: ReadMoreState })._readableState;
+}
+
+/**
+ * A plain TCP socket in flowing mode: Node's Readable schedules a process.nextTick after every chunk
+ * it emits (maybeReadMore) to top its buffer up to the high-water mark by calling read(0), which for
+ * a socket only finds its handle already reading — a tick, a read(0) and its bookkeeping per request
+ * for nothing. Marking "a read-more is under way" for good skips it. Reading never depends on it: the
+ * handle reads until push() reports the buffer full (we pause at READ_AHEAD), and resume() restarts
+ * a stopped handle itself (resume_ → read(0) → _read → tryReadStart).
+ */
+function skipReadMore(sock: Socket): void {
+  const st = readMoreState(sock);
+  if (st !== undefined && typeof st.readingMore === 'boolean') st.readingMore = true;
 }
 
 

@@ -39,6 +39,9 @@ interface Route {
   readonly cfg: BackendConfig;
 }
 
+/** Base-36 digits, as Number#toString(36) writes them. */
+const ID_DIGITS = '0123456789abcdefghijklmnopqrstuvwxyz';
+
 /** What the pipeline holds for one request in flight: the live handles of its stages. */
 class Flight {
   tx: Transaction | null = null;
@@ -97,6 +100,9 @@ export class Pipeline implements RequestHandler, ForwardHost {
   private readonly listenerAddresses = new Map<string, ListenerAddress>();
   private readonly idPrefix = randomBytes(4).toString('hex');
   private idSeq = 0;
+  /** `${idPrefix}-` and the base-36 digits of idSeq but the last, for the current block of 36 ids. */
+  private idBlock = -1;
+  private idBlockText = '';
   private deadlineTimer: NodeJS.Timeout;
   private idleWaiters: (() => void)[] = [];
 
@@ -162,7 +168,7 @@ export class Pipeline implements RequestHandler, ForwardHost {
   handle(tx: Transaction): void {
     this.inFlight++;
     this.active.add(tx);
-    tx.id = `${this.idPrefix}-${(++this.idSeq).toString(36)}`;
+    tx.id = this.nextId();
     const now = tx.t0;
     const chain = this.chain;
     for (let i = 0; i < chain.length; i++) {
@@ -170,6 +176,20 @@ export class Pipeline implements RequestHandler, ForwardHost {
       if (decision !== null) { this.replies.act(tx, decision, this.deps.cfg.tarpitMaxConcurrent, this.deps.cfg.timeouts.tarpitMs); return; }
     }
     this.balance(tx);
+  }
+
+  /**
+   * `${idPrefix}-${seq.toString(36)}`: the digits but the last change once in 36 ids, so the number is
+   * formatted once per block and each id is that text plus one digit (toString(36) is a runtime call).
+   */
+  private nextId(): string {
+    const n = ++this.idSeq;
+    const block = Math.floor(n / 36);
+    if (block !== this.idBlock) {
+      this.idBlock = block;
+      this.idBlockText = block === 0 ? `${this.idPrefix}-` : `${this.idPrefix}-${block.toString(36)}`;
+    }
+    return this.idBlockText + ID_DIGITS[n % 36];
   }
 
   rejected(tx: Transaction, status: number, reason: string): void {

@@ -481,8 +481,12 @@ class Conn implements ResponseParserHandler {
     const ex = this.ex;
     if (ex === null) return false;
     ex.responseStarted = true;
-    const t = ex.timeouts.idleMs;
-    this.setDeadline(t > 0 ? T_IDLE : T_NONE, t);
+    if (ex.timeouts.idleMs > 0) {
+      // No clock read: bytes just flowed (activity), so the next tick sets the idle deadline to its
+      // own time + idleMs whatever this.deadline holds now — as it did when this read the clock.
+      this.deadlineKind = T_IDLE;
+      this.activity = true;
+    } else this.setDeadline(T_NONE, 0);
     ex.sink.onResponseStart(status, headers);
     return this.ex !== null && !this.paused;
   }

@@ -33,3 +33,14 @@ test('keep-alive client gets many responses on one connection', async (t) => {
   }
   assert.equal(o.seen.length, 20);
 });
+
+test('request ids are the node prefix and a base-36 sequence, consecutive across a block of 36', async (t) => {
+  const { o, px } = await startOriginAndEdge(t);
+  const c = httpClient({ connections: 1 });
+  t.after(() => c.close());
+  for (let i = 0; i < 80; i++) assert.equal((await c.get(`${px.url}/id${i}`)).status, 200);
+  const ids = o.seen.map((s) => String(s.headers['x-request-id']));
+  const prefix = ids[0].slice(0, ids[0].indexOf('-'));
+  const first = parseInt(ids[0].slice(prefix.length + 1), 36);
+  assert.deepEqual(ids, ids.map((_, i) => `${prefix}-${(first + i).toString(36)}`));
+});
