@@ -10,6 +10,7 @@ import type { Clock } from '../../lib/clock.js';
 import { isIP } from 'node:net';
 import { buildProxyV2Header } from './h1-proxy-v2.js';
 import { addressText } from '../pipeline/identity.js';
+import { upstreamBrokeInData } from '../pipeline/reply.js';
 import { isUpgradeIO, WsTunnel, type TunnelHost } from './websocket.js';
 
 /** Request headers that never cross the proxy (RFC 9110 §7.6.1) or that we set ourselves. */
@@ -259,7 +260,7 @@ export class ForwardAttempt implements AcquireRequest, AcquireWaiter, UpstreamRe
       return;
     }
     // The head is out: the only honest signal left to the client is closing the connection.
-    this.tx.term = err.kind.startsWith('timeout') ? 'sD' : 'SD';
+    upstreamBrokeInData(this.tx, err);
     this.tx.io.close();
     this.finish();
   }
