@@ -3,10 +3,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { sleep } from '../harness/wait.js';
-import { startOrigin } from '../harness/origin.js';
+import { startOrigin, startRawOrigin } from '../harness/origin.js';
 import { CLIENT_LIMITS_OFF, edgeYaml, startOriginAndEdge, startTestEdge } from '../harness/edge.js';
 import { httpClient } from '../harness/client.js';
-import { startRawOrigin } from '../harness/raw-origin.js';
 
 test('a server killed mid-run is marked down (passive, then active) with no failed idempotent request', async (t) => {
   const web1 = await startOrigin('web1');
@@ -56,11 +55,9 @@ test('connect failure is retried on another server; a POST whose body was sent i
   const good = await startOrigin('good');
   t.after(() => good.close());
   // An origin that reads the request and resets the connection without answering.
-  const { createServer } = await import('node:net');
-  const resetter = createServer((s) => { s.once('data', () => s.resetAndDestroy()); s.on('error', () => {}); });
-  await new Promise<void>((r) => resetter.listen(0, '127.0.0.1', () => r()));
-  t.after(() => new Promise<void>((r) => resetter.close(() => r())));
-  const resetPort = (resetter.address() as { port: number }).port;
+  const resetter = await startRawOrigin((_r, _n, s) => { s.resetAndDestroy(); }, { answerAt: 'head' });
+  t.after(() => resetter.close());
+  const resetPort = resetter.port;
   const refused = await startTestEdge(edgeYaml({
     limits: CLIENT_LIMITS_OFF,
     backend: 'refused',

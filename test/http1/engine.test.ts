@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 import { startBench, exchange, statusesOf, completeResponses } from '../hostile/helpers.js';
-import { startRawOrigin } from '../harness/raw-origin.js';
+import { startRawOrigin } from '../harness/origin.js';
 import { CLIENT_LIMITS_OFF, edgeYaml, startTestEdge } from '../harness/edge.js';
 import { waitFor } from '../harness/wait.js';
 import type { EdgeEvent } from '../../edge/observe/events/bus.js';
