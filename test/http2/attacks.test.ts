@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { HOST, h2client, h2get, startH2Edge, type H2Edge } from './setup.js';
 import { RawH2, T, END_HEADERS, END_STREAM, frame, hpack, hpackIndexed, hpackRef, requestHeaders, settings, u32 } from './raw.js';
 import { Metrics } from '../../edge/observe/metrics.js';
-import { MetricsObserver } from '../../edge/main/ops.js';
+import { MetricsObserver } from '../../edge/main/metrics-observer.js';
 import type { ClientHttp2Session } from 'node:http2';
 
 const ENHANCE_YOUR_CALM = 11;
