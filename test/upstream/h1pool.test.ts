@@ -6,7 +6,8 @@ import type net from 'node:net';
 import { H1Pool, H1RequestError } from '../../edge/upstream/h1pool.js';
 import { ResponseParser, type ResponseParserHandler } from '../../edge/upstream/h1-parser.js';
 import { buildProxyV2Header } from '../../edge/upstream/h1-proxy-v2.js';
-import { CollectSink, T, fetchOnce, get, pumpBody, sleep } from './helpers.js';
+import { CollectSink, T, fetchOnce, get, pumpBody } from './helpers.js';
+import { waitFor } from '../harness/wait.js';
 import { startOrigin, startRawOrigin } from '../harness/origin.js';
 
 const pool = new H1Pool({ tickMs: 50 });
@@ -76,7 +77,7 @@ describe('h1pool strict response parsing', () => {
     const raw = await startRawOrigin((_r, _n, sock) => { sock.on('close', () => closed++); sock.write('HTTP/1.1 200 OK\r\nx a: b\r\ncontent-length: 0\r\n\r\n'); }, { answerAt: 'head' });
     try {
       await fetchOnce(pool, raw.url, get());
-      await sleep(100);
+      await waitFor('the origin to see the socket close', () => closed === 1, 1000);
       assert.equal(closed, 1);
       assert.equal(pool.stats(raw.url).connections, 0);
     } finally { await raw.close(); }
@@ -275,7 +276,8 @@ describe('h1pool connection reuse', () => {
     try {
       await fetchOnce(p, origin.url, get());
       assert.equal(p.stats(origin.url).idle, 1);
-      await sleep(400);
+      // idleSocketTimeoutMs 150: closed well within a second (never while in use: the test above).
+      await waitFor('the idle socket closed at both ends', () => p.stats(origin.url).connections === 0 && origin.sockets.size === 0, 1000);
       assert.equal(p.stats(origin.url).connections, 0);
       assert.equal(origin.sockets.size, 0, 'origin saw the close');
     } finally {
