@@ -59,7 +59,7 @@ export interface ListenerAddress { host: string; port: number }
  * (AcquireRequest, AcquireWaiter), the upstream client's request (UpstreamRequest) and its sink: one
  * object per try instead of a closure, a request literal and a result per stage.
  */
-export class ForwardAttempt implements AcquireRequest, AcquireWaiter, UpstreamRequest, UpstreamSink, RequestBodySink, ResponseDrainSink, TunnelHost {
+export class ForwardAttempt implements AcquireRequest, AcquireWaiter, UpstreamRequest, UpstreamSink, RequestBodySink, ResponseDrainSink {
   // --- AcquireRequest (read by the backend pool during acquireFor) ---
   readonly clientKey: string;
   readonly stickyCookie: string | undefined;
@@ -135,7 +135,7 @@ export class ForwardAttempt implements AcquireRequest, AcquireWaiter, UpstreamRe
       const path = this.forwardRaw ? tx.path : tx.canonicalPath;
       this.path = tx.query === '' ? path : `${path}?${tx.query}`;
       if (isUpgradeIO(tx.io)) {
-        this.tunnel = new WsTunnel(tx, tx.io, this.server.url, this.path, headers, this.timeouts, proxyHeader, this);
+        this.tunnel = new WsTunnel(tx, tx.io, this.server.url, this.path, headers, this.timeouts, proxyHeader, new TunnelReport(this));
         this.tunnel.start();
         return;
       }
@@ -296,7 +296,7 @@ export class ForwardAttempt implements AcquireRequest, AcquireWaiter, UpstreamRe
     this.finish();
   }
 
-  // ---- WebSocket tunnel (TunnelHost) ----
+  // ---- WebSocket tunnel (through its TunnelReport) ----
   tunnelFailed(err: UpstreamFailure): void {
     if (this.finished) return;
     this.tunnel = null;
@@ -316,6 +316,17 @@ export class ForwardAttempt implements AcquireRequest, AcquireWaiter, UpstreamRe
     this.finished = true;
     this.host.attemptDone(this.tx, this);
   }
+}
+
+/**
+ * What a WebSocket tunnel reports to the attempt that opened it. Its only caller is WsTunnel, so it is
+ * an object the attempt hands its tunnel rather than an interface of every attempt; allocated for
+ * upgrade requests only, never on the plain request path.
+ */
+class TunnelReport implements TunnelHost {
+  constructor(private readonly attempt: ForwardAttempt) {}
+  tunnelFailed(err: UpstreamFailure): void { this.attempt.tunnelFailed(err); }
+  tunnelDone(): void { this.attempt.tunnelDone(); }
 }
 
 function dropNamed(headers: string[], connection: string): string[] {
