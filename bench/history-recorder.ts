@@ -7,7 +7,7 @@
 // Two patterns: every request to the same server (the cell cache hits), and round robin over 8
 // servers (every request looks its cell up by name).
 import { Metrics } from '../edge/observe/metrics.js';
-import { MetricsObserver } from '../edge/main/ops.js';
+import { MetricsObserver } from '../edge/main/metrics-observer.js';
 import type { Transaction } from '../edge/pipeline/transaction.js';
 import { HistoryRecorder } from '../edge/history/recorder.js';
 

@@ -7,12 +7,21 @@
 // Relative paths are resolved against the config file's directory.
 
 import { isAbsolute, resolve } from 'node:path';
-import type { GeoOptions } from './lookup.js';
 
 /** Geo results cached per address by default. Defined here, not in lookup.ts: reading the config must not load maxmind. */
 export const DEFAULT_GEO_CACHE_SIZE = 10_000;
 
 export const MAX_GEO_CACHE_SIZE = 10_000_000;
+
+/** What the `geo:` section says: the part of openGeo's options (lookup.ts GeoOptions) a config sets. */
+export interface GeoSettings {
+  /** Path to a country .mmdb; omitted or 'default' = bundled database; false or 'off' = no country. */
+  countryDb?: string | false;
+  /** Path to an ASN .mmdb; omitted or 'default' = the bundled @ip-location-db/asn data (when installed); false or 'off' = no ASN data. */
+  asnDb?: string | false;
+  /** Results cached (LRU, by address text). Default 10,000; 0 disables the cache. */
+  cacheSize?: number;
+}
 
 export const geoConfigSchema = {
   type: 'object',
@@ -57,10 +66,10 @@ function dbPath(key: string, v: unknown, baseDir: string): string | false | unde
 }
 
 /**
- * Validates a raw `geo:` section (already parsed from YAML/JSON) and turns it into openGeo options.
+ * Validates a raw `geo:` section (already parsed from YAML/JSON) and turns it into openGeo's settings.
  * Throws GeoConfigError naming the key on bad input. `baseDir` resolves relative paths.
  */
-export function normalizeGeoConfig(raw: unknown, baseDir: string = process.cwd()): GeoOptions {
+export function normalizeGeoConfig(raw: unknown, baseDir: string = process.cwd()): GeoSettings {
   if (raw === undefined || raw === null) return { cacheSize: DEFAULT_GEO_CACHE_SIZE };
   if (typeof raw !== 'object' || Array.isArray(raw)) throw new GeoConfigError('', 'the geo section must be a mapping');
   const r = raw as Record<string, unknown>;
@@ -73,7 +82,7 @@ export function normalizeGeoConfig(raw: unknown, baseDir: string = process.cwd()
   if (typeof cache !== 'number' || !Number.isInteger(cache) || cache < 0 || cache > MAX_GEO_CACHE_SIZE) {
     throw new GeoConfigError('cache_size', `expected an integer from 0 to ${MAX_GEO_CACHE_SIZE}, got ${JSON.stringify(cache)}`);
   }
-  const out: GeoOptions = { cacheSize: cache };
+  const out: GeoSettings = { cacheSize: cache };
   const country = dbPath('country_db', r['country_db'], baseDir);
   const asn = dbPath('asn_db', r['asn_db'], baseDir);
   if (country !== undefined) out.countryDb = country;

@@ -21,7 +21,7 @@ import { parseIp, formatIp } from '../lib/ip.js';
 import { watchFiles } from '../lib/watch-files.js';
 import { LruCache } from './lru.js';
 import { BUNDLED_ASN_PACKAGE, BUNDLED_ASN_SOURCE, bundledAsnFiles, loadBundledAsn } from './asn-bundled.js';
-import { DEFAULT_GEO_CACHE_SIZE } from './config.js';
+import { DEFAULT_GEO_CACHE_SIZE, type GeoSettings } from './config.js';
 
 export interface GeoResult {
   readonly country: string | null;
@@ -36,13 +36,8 @@ export interface GeoReloadEvent {
   error?: string;
 }
 
-export interface GeoOptions {
-  /** Path to a country .mmdb; omitted or 'default' = bundled database; false or 'off' = no country. */
-  countryDb?: string | false;
-  /** Path to an ASN .mmdb; omitted or 'default' = the bundled @ip-location-db/asn data (when installed); false or 'off' = no ASN data. */
-  asnDb?: string | false;
-  /** Results cached (LRU, by address text). Default 10,000; 0 disables the cache. */
-  cacheSize?: number;
+/** openGeo's options: what the config sets (config.ts GeoSettings) and what the running edge adds. */
+export interface GeoOptions extends GeoSettings {
   /** Watch configured files and reload on change. Default true. */
   watch?: boolean;
   /** Called after every reload attempt triggered by a file change or reload(). */

@@ -6,6 +6,7 @@
 import type { Socket } from 'node:net';
 import { STATUS_CODES } from 'node:http';
 import { Transaction } from '../pipeline/transaction.js';
+import { headTimedOut, internalError, proxyRefused } from '../pipeline/reply.js';
 import type { ClientIO, RequestBodySink, ResponseDrainSink } from '../pipeline/exchange.js';
 import type { RequestHandler } from '../uws/listener.js';
 import type { RequestLimits } from '../config/normalize.js';
@@ -25,8 +26,7 @@ export function handleGuarded(handler: RequestHandler, tx: Transaction, io: Clie
   try {
     handler.handle(tx);
   } catch (err) {
-    tx.status = 500;
-    tx.term = 'II';
+    internalError(tx);
     handler.rejected(tx, 500, `internal error: ${(err as Error).message}`);
     if (!io.finished && !io.responseStarted) io.reply(500, null, 'Internal Server Error\n', true);
     else if (!io.finished) io.close();
@@ -351,8 +351,7 @@ export class Http1Connection implements ChunkSink {
   /** A request whose head parsed but that we refuse before any stage runs. */
   private rejectRequest(ex: Http1Exchange, status: number, reason: string): void {
     const tx = ex.tx;
-    tx.status = status;
-    tx.term = 'PR';
+    proxyRefused(tx, status);
     this.ctx.handler.rejected(tx, status, reason);
     ex.reply(status, null, `${STATUS_CODES[status] ?? 'Error'}: ${reason}\n`, true);
   }
@@ -442,7 +441,7 @@ export class Http1Connection implements ChunkSink {
     const tx = this.transactionFor(ex);
     tx.method = '<BADREQ>';
     tx.bytesIn = this.buf.length;
-    tx.term = 'cR';
+    headTimedOut(tx);
     ex.bodyEnded = true;
     if (this.buf.length > 0) {
       tx.status = 408;

@@ -5,6 +5,7 @@ import { STATUS_CODES } from 'node:http';
 import { constants, createServer, type Http2Server, type ServerHttp2Session, type ServerHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
 import type { Socket } from 'node:net';
 import { Transaction } from '../pipeline/transaction.js';
+import { http2Refused, proxyRefused } from '../pipeline/reply.js';
 import type { ClientIO } from '../pipeline/exchange.js';
 import type { Clock } from '../../lib/clock.js';
 import type { RequestLimits } from '../config/normalize.js';
@@ -158,8 +159,7 @@ export class Http2Connection implements GateOwner, StreamHost {
       tx.method = tx.method || pseudo(raw, ':method') || '<BADREQ>';
       tx.path = tx.path || pseudo(raw, ':path').slice(0, 120);
       tx.httpVersion = '2';
-      tx.status = r.status;
-      tx.term = 'PR';
+      proxyRefused(tx, r.status);
       ctx.handler.rejected(tx, r.status, r.reason);
       ex.reply(r.status, null, `${STATUS_CODES[r.status] ?? 'Error'}: ${r.reason}\n`, false);
       return;
@@ -248,7 +248,7 @@ export class Http2Connection implements GateOwner, StreamHost {
   private report(defence: Http2Defence, detail: string, closed: boolean, request = false): void {
     const tx = this.transactionFor(NO_IO);
     tx.method = '<H2>';
-    tx.term = 'PR';
+    http2Refused(tx);
     this.ctx.handler.http2Defence(tx, defence, detail, closed, request);
   }
 

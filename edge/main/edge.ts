@@ -9,6 +9,7 @@ import { openListener, type RunningListener } from '../uws/listener.js';
 import { openHttp1Listener, type Http1Listener, type Http1ListenerOptions } from '../http1/server.js';
 import type { TlsReloadResult } from '../tls/certificates.js';
 import { Pipeline } from '../pipeline/pipeline.js';
+import { CONNECTION_REFUSED_TERM } from '../pipeline/reply.js';
 import type { GuardStage, IdentityStage, RulesStage, RequestObserver } from '../pipeline/chain.js';
 import { openAccessLog, type AccessLog } from '../observe/accesslog.js';
 import { createBackendPool, createSharedActiveCounts, type SharedActiveCounts } from '../backend/index.js';
@@ -214,7 +215,7 @@ export async function startEdge(cfg: EdgeConfig, opts: EdgeOptions = {}): Promis
       connGuard, identity: identityCfg, acceptProxy: l.acceptProxy,
       http2: l.http2, h2c: l.h2c, http2Settings: c.http2,
       onRefused: (remote, reason) => {
-        if (bus.hasListeners) bus.emit(guardEvent({ client: eventClient(addressText(remote)), reason, status: null, term: 'PR', listener: l.name }));
+        if (bus.hasListeners) bus.emit(guardEvent({ client: eventClient(addressText(remote)), reason, status: null, term: CONNECTION_REFUSED_TERM, listener: l.name }));
       },
     });
     const tlsReloadReporter = (name: string) => (r: TlsReloadResult): void => bus.emit(reloadEvent({ ok: r.ok, errors: r.errors, hash: null, what: `tls certificates of listener ${name}${r.changed.length > 0 ? `: ${r.changed.join(', ')}` : ''}` }));

@@ -13,7 +13,9 @@ import { EventBus } from '../observe/events/bus.js';
 import { Metrics } from '../observe/metrics.js';
 import { startEventSinks } from '../observe/events/index.js';
 import { startAdminServer, type AdminServer } from '../admin/server.js';
-import { adminTargetsFor, bindMetricSources, MetricsObserver, WorkerFanout } from './ops.js';
+import { adminTargetsFor } from './admin-targets.js';
+import { bindMetricSources, MetricsObserver } from './metrics-observer.js';
+import { WorkerFanout } from './worker-commands.js';
 import type { WorkerInit, WorkerReport } from './worker.js';
 import { lifecycleEvent, reloadEvent } from '../observe/events/build.js';
 import type { HaSection } from './ha.js';
@@ -83,7 +85,7 @@ export async function runEdgeProcess(cfg: EdgeConfig, opts: { handleSignals?: bo
   edgeRef = edge;
   bindMetricSources(metrics, edge, history?.recorder ?? null);
   if (history !== null) metrics.bind({ history: () => history });
-  // Admin changes reach every worker thread (ops.ts WorkerFanout); their events and counters come back.
+  // Admin changes reach every worker thread (worker-commands.ts WorkerFanout); their events and counters come back.
   const fanout = cfg.workers > 1 ? new WorkerFanout() : null;
   const forwarded = { name: 'workers', accepted: 0, dropped: 0, written: 0, pending: 0 };
   if (fanout !== null) metrics.addSinkSource(() => [forwarded]);

@@ -1,7 +1,7 @@
 // Worker-thread entry for `workers: N`: each worker runs its own uWS app on the same port
 // (SO_REUSEPORT; the kernel spreads connections) with its own pipeline and upstream pools.
 // The admin listener, the event sinks and /metrics live in the main thread (process.ts), so a worker
-//  - applies the admin changes the main thread sends it (WorkerCommand, see ops.ts),
+//  - applies the admin changes the main thread sends it (WorkerCommand, see worker-commands.ts),
 //  - forwards its security events to the main thread in batches (never blocking: beyond
 //    MAX_PENDING_EVENTS unsent events it drops and counts, like every sink),
 //  - reports its request counters to the main thread as increments every METRICS_MS.
@@ -11,7 +11,8 @@ import type { EdgeConfig } from '../config/normalize.js';
 import type { EdgeEvent } from '../observe/events/bus.js';
 import { EventBus } from '../observe/events/bus.js';
 import { Metrics } from '../observe/metrics.js';
-import { MetricsObserver, applyWorkerCommand, isWorkerCommand } from './ops.js';
+import { MetricsObserver } from './metrics-observer.js';
+import { applyWorkerCommand, isWorkerCommand } from './worker-commands.js';
 import { isRemoteBanEvent } from '../observe/events/build.js';
 import type { HistorySection } from '../history/config.js';
 import { HistoryRecorder, configuredKeys } from '../history/recorder.js';

@@ -283,7 +283,7 @@ export class Pipeline implements RequestHandler, ForwardHost {
     attempt.pool.release(attempt.server, attempt.outcome);
     const f = this.active.of(tx);
     if (f !== null) f.attempt = null;
-    if (tx.term === '--' && tx.io.aborted) tx.term = 'CD';
+    this.replies.exchangeDone(tx);
     this.finish(tx);
   }
 
@@ -347,7 +347,7 @@ export class Pipeline implements RequestHandler, ForwardHost {
    */
   headTimeout(tx: Transaction, status: number): void {
     if (tx.clientIp === '') this.deps.identity.resolve(tx);
-    this.deps.bus.emit(deadlineEvent({ client: clientOf(tx), reason: 'client_head', term: 'cR', status: status === 0 ? null : status, request: requestOf(tx) }));
+    this.deps.bus.emit(deadlineEvent({ client: clientOf(tx), reason: 'client_head', term: tx.term, status: status === 0 ? null : status, request: requestOf(tx) }));
     const now = this.clock.now();
     this.deps.guard?.countError(tx, now);
     if (status !== 0) {
@@ -366,7 +366,7 @@ export class Pipeline implements RequestHandler, ForwardHost {
   http2Defence(tx: Transaction, defence: string, detail: string, closed: boolean, request = false): void {
     if (tx.clientIp === '') this.deps.identity.resolve(tx);
     if (this.deps.bus.hasListeners) {
-      this.deps.bus.emit(guardEvent({ client: clientOf(tx), reason: `h2_${defence}: ${detail}${closed ? ' → GOAWAY, connection closed' : ''}`, status: null, term: 'PR', listener: tx.listener }));
+      this.deps.bus.emit(guardEvent({ client: clientOf(tx), reason: `h2_${defence}: ${detail}${closed ? ' → GOAWAY, connection closed' : ''}`, status: null, term: tx.term, listener: tx.listener }));
     }
     const now = this.clock.now();
     this.deps.guard?.countError(tx, now);

@@ -147,6 +147,11 @@ export class Replies {
     return 413;
   }
 
+  /** The try on a server is over; a client that left during the response ended it: CD. */
+  exchangeDone(tx: Transaction): void {
+    if (tx.term === '--' && tx.io.aborted) tx.term = 'CD';
+  }
+
   /** Ends a transaction the proxy gives up on: `status` if no response started, else close. */
   cutOff(tx: Transaction, status: number): void {
     if (!tx.io.responseStarted) {
@@ -162,6 +167,63 @@ export class Replies {
     if (!tx.io.aborted) tx.io.reply(status, headers, body, close);
     this.hooks.finish(tx);
   }
+}
+
+// ---- Termination states decided where only the front ends and the upstream stage see the situation ----
+// They call these instead of writing `tx.term` themselves, so every two-letter state the access line
+// and the events carry is decided here. First letter: who ended it (C client, S server, P proxy, I
+// internal; lower case: a timeout); second: when (R request, Q queue, C connect, H response head,
+// D data, T tarpit); `--` a normal end.
+
+/** A connection refused at accept (connection guard, PROXY header) before any request: its event's state. */
+export const CONNECTION_REFUSED_TERM = 'PR';
+
+/** The proxy refused the request before any stage ran (a head's framing or sizes, a bad upgrade, an HTTP/2 head, the WebSocket per-client limit): PR. */
+export function proxyRefused(tx: Transaction, status: number): void {
+  tx.status = status;
+  tx.term = 'PR';
+}
+
+/** A bug of ours while running the pipeline for this request: 500, II. */
+export function internalError(tx: Transaction): void {
+  tx.status = 500;
+  tx.term = 'II';
+}
+
+/** A connection's request head missed timeouts.client_head: cR (the status, 408 or 0, is the front end's). */
+export function headTimedOut(tx: Transaction): void {
+  tx.term = 'cR';
+}
+
+/** An HTTP/2 defence fired on the connection or refused a stream before it became a request: PR. */
+export function http2Refused(tx: Transaction): void {
+  tx.term = 'PR';
+}
+
+/** The server failed after the response head reached the client (only closing is left): sD on a timeout, else SD. */
+export function upstreamBrokeInData(tx: Transaction, err: UpstreamFailure): void {
+  tx.term = err.kind.startsWith('timeout') ? 'sD' : 'SD';
+}
+
+/** The server answered an upgrade with plain HTTP, relayed to the client as it is: a normal end. */
+export function upgradeAnswered(tx: Transaction, status: number): void {
+  tx.status = status;
+  tx.term = '--';
+}
+
+/** A tunnel closed by the server's close frame: a normal end. */
+export function tunnelClosed(tx: Transaction): void {
+  tx.term = '--';
+}
+
+/** The server side of a tunnel failed or could not keep up (an error, a message too large, back-pressure): SD. */
+export function tunnelServerFailed(tx: Transaction): void {
+  tx.term = 'SD';
+}
+
+/** A tunnel without a message for limits.websocket.idle_timeout: cD. */
+export function tunnelIdle(tx: Transaction): void {
+  tx.term = 'cD';
 }
 
 export function clientOf(tx: Transaction) {

@@ -10,6 +10,7 @@ import type { Clock } from '../../lib/clock.js';
 import { isIP } from 'node:net';
 import { buildProxyV2Header } from './h1-proxy-v2.js';
 import { addressText } from '../pipeline/identity.js';
+import { upstreamBrokeInData } from '../pipeline/reply.js';
 import { isUpgradeIO, WsTunnel, type TunnelHost } from './websocket.js';
 
 /** Request headers that never cross the proxy (RFC 9110 §7.6.1) or that we set ourselves. */
@@ -58,7 +59,7 @@ export interface ListenerAddress { host: string; port: number }
  * (AcquireRequest, AcquireWaiter), the upstream client's request (UpstreamRequest) and its sink: one
  * object per try instead of a closure, a request literal and a result per stage.
  */
-export class ForwardAttempt implements AcquireRequest, AcquireWaiter, UpstreamRequest, UpstreamSink, RequestBodySink, ResponseDrainSink, TunnelHost {
+export class ForwardAttempt implements AcquireRequest, AcquireWaiter, UpstreamRequest, UpstreamSink, RequestBodySink, ResponseDrainSink {
   // --- AcquireRequest (read by the backend pool during acquireFor) ---
   readonly clientKey: string;
   readonly stickyCookie: string | undefined;
@@ -134,7 +135,7 @@ export class ForwardAttempt implements AcquireRequest, AcquireWaiter, UpstreamRe
       const path = this.forwardRaw ? tx.path : tx.canonicalPath;
       this.path = tx.query === '' ? path : `${path}?${tx.query}`;
       if (isUpgradeIO(tx.io)) {
-        this.tunnel = new WsTunnel(tx, tx.io, this.server.url, this.path, headers, this.timeouts, proxyHeader, this);
+        this.tunnel = new WsTunnel(tx, tx.io, this.server.url, this.path, headers, this.timeouts, proxyHeader, new TunnelReport(this));
         this.tunnel.start();
         return;
       }
@@ -259,7 +260,7 @@ export class ForwardAttempt implements AcquireRequest, AcquireWaiter, UpstreamRe
       return;
     }
     // The head is out: the only honest signal left to the client is closing the connection.
-    this.tx.term = err.kind.startsWith('timeout') ? 'sD' : 'SD';
+    upstreamBrokeInData(this.tx, err);
     this.tx.io.close();
     this.finish();
   }
@@ -295,7 +296,7 @@ export class ForwardAttempt implements AcquireRequest, AcquireWaiter, UpstreamRe
     this.finish();
   }
 
-  // ---- WebSocket tunnel (TunnelHost) ----
+  // ---- WebSocket tunnel (through its TunnelReport) ----
   tunnelFailed(err: UpstreamFailure): void {
     if (this.finished) return;
     this.tunnel = null;
@@ -315,6 +316,17 @@ export class ForwardAttempt implements AcquireRequest, AcquireWaiter, UpstreamRe
     this.finished = true;
     this.host.attemptDone(this.tx, this);
   }
+}
+
+/**
+ * What a WebSocket tunnel reports to the attempt that opened it. Its only caller is WsTunnel, so it is
+ * an object the attempt hands its tunnel rather than an interface of every attempt; allocated for
+ * upgrade requests only, never on the plain request path.
+ */
+class TunnelReport implements TunnelHost {
+  constructor(private readonly attempt: ForwardAttempt) {}
+  tunnelFailed(err: UpstreamFailure): void { this.attempt.tunnelFailed(err); }
+  tunnelDone(): void { this.attempt.tunnelDone(); }
 }
 
 function dropNamed(headers: string[], connection: string): string[] {

@@ -14,6 +14,7 @@ import { connect as netConnect, type Socket } from 'node:net';
 import type WebSocket from 'ws';
 import type { ClientIO } from '../pipeline/exchange.js';
 import type { Transaction } from '../pipeline/transaction.js';
+import { proxyRefused, tunnelClosed, tunnelIdle, tunnelServerFailed, upgradeAnswered } from '../pipeline/reply.js';
 import type { UpstreamFailure, UpstreamTimeouts } from './types.js';
 
 /** Normalised `limits.websocket`. */
@@ -203,8 +204,7 @@ export class WsTunnel {
     const tx = this.tx;
     const limits = this.runtime.limits;
     if (!this.runtime.reserve(this, tx.clientKey)) {
-      tx.status = 429;
-      tx.term = 'PR';
+      proxyRefused(tx, 429);
       if (!this.io.aborted) {
         this.io.reply(429, ['content-type', 'text/plain; charset=utf-8', 'retry-after', '5'],
           `Too Many Requests: at most ${limits.perClient} WebSocket connections per client\n`, true);
@@ -284,7 +284,7 @@ export class WsTunnel {
   private readonly onUpClose = (code: number, reason: Buffer): void => {
     if (this.done) return;
     if (!this.upgraded) return; // handled by onUpError / onUpRefused
-    this.tx.term = '--';
+    tunnelClosed(this.tx);
     this.endClient(sendableCloseCode(code), reason.toString());
     this.finish();
   };
@@ -303,7 +303,7 @@ export class WsTunnel {
       return;
     }
     // After the upgrade: e.g. a message over max_message (1009) or a reset. Tell the client.
-    this.tx.term = 'SD';
+    tunnelServerFailed(this.tx);
     this.endClient(/Max payload/i.test(err.message) ? 1009 : 1011, 'upstream error');
     this.finish();
   };
@@ -323,8 +323,7 @@ export class WsTunnel {
   private relayRefusal(status: number, type: string, body: string): void {
     this.up?.terminate();
     if (this.done) return;
-    this.tx.status = status;
-    this.tx.term = '--';
+    upgradeAnswered(this.tx, status);
     if (!this.io.aborted) this.io.reply(status, ['content-type', type], body, true);
     this.finish();
   }
@@ -345,7 +344,7 @@ export class WsTunnel {
     this.tx.bytesIn += data.length;
     up.send(data, { binary });
     if (up.bufferedAmount > this.runtime.limits.maxBackpressure) {
-      this.tx.term = 'SD';
+      tunnelServerFailed(this.tx);
       this.close(1013, 'server too slow');
     }
   }
@@ -368,7 +367,7 @@ export class WsTunnel {
   /** Close both sides (idle timeout, back-pressure, edge stopping, client aborted before the upgrade). */
   close(code: number, reason: string): void {
     if (this.done) return;
-    if (reason === 'idle timeout') this.tx.term = 'cD';
+    if (reason === 'idle timeout') tunnelIdle(this.tx);
     this.endClient(code, reason);
     const up = this.up;
     if (up !== null) {

@@ -8,6 +8,7 @@ import { STATUS_CODES } from 'node:http';
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket, us_socket_context_t, WebSocket, WebSocketBehavior } from 'uWebSockets.js';
 import type { ClientIO, RequestBodySink, ResponseDrainSink } from '../pipeline/exchange.js';
 import { Transaction } from '../pipeline/transaction.js';
+import { internalError, proxyRefused } from '../pipeline/reply.js';
 import type { RequestLimits } from '../config/normalize.js';
 import type { Clock } from '../../lib/clock.js';
 import { TlsCertificates, hstsValue, type CertificateHost, type RedirectHttpsConfig, type TlsConfig, type TlsReloadResult, type UwsCertFiles } from '../tls/certificates.js';
@@ -561,8 +562,7 @@ export function openListener(opts: ListenerOptions, handler: RequestHandler): Pr
       if (tx.bodyLength > limits.maxBody) { reject = 413; reason = 'request body larger than limits.request.max_body'; }
     }
     if (reject !== 0) {
-      tx.status = reject;
-      tx.term = 'PR';
+      proxyRefused(tx, reject);
       handler.rejected(tx, reject, reason);
       // Deferred on purpose: a synchronous answer lets uWS go on parsing bytes pipelined behind this
       // request (a smuggled request after a doubled Content-Length was forwarded, measured). Left
@@ -576,8 +576,7 @@ export function openListener(opts: ListenerOptions, handler: RequestHandler): Pr
       handler.handle(tx);
     } catch (err) {
       // A bug in one request must not take the process down: answer 500 and keep serving.
-      tx.status = 500;
-      tx.term = 'II';
+      internalError(tx);
       handler.rejected(tx, 500, `internal error: ${(err as Error).message}`);
       if (!ex.aborted && !ex.responseStarted) ex.reply(500, null, 'Internal Server Error\n', true);
       else if (!ex.aborted) ex.close();

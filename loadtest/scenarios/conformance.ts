@@ -3,7 +3,7 @@
 // load test: it counts, per server, the cases that get the strict answer (status, Connection: close,
 // close; exactly the listed requests at the origin) and records the per-case table.
 import { spawnSync } from 'node:child_process';
-import { startRawOrigin, type RawOrigin } from '../../test/harness/raw-origin.js';
+import { startRawOrigin, type RawOrigin } from '../../test/harness/origin.js';
 import { CASES, conformanceReply } from '../../test/hostile/cases.js';
 import { runCorpus, type CaseResult } from '../../test/hostile/conformance-run.js';
 import { newSpec, startTarget } from '../lib/harness.js';

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { acquireNow, backend, countPicks, harness, health, Origin, pickName, req, server, sleep, waitFor } from './helpers.js';
+import { acquireNow, backend, countPicks, harness, health, pickName, req, server, sleep, waitFor } from './helpers.js';
+import { startOrigin } from '../harness/origin.js';
 import type { EdgeEvent } from '../../edge/observe/events/bus.js';
 import type { BackendPool } from '../../edge/backend/types.js';
 
@@ -8,8 +9,8 @@ const stateOf = (pool: BackendPool, name: string): string => pool.servers().find
 const healthEvents = (events: EdgeEvent[], server: string): EdgeEvent[] => events.filter((e) => e.type === 'health' && e.server === server);
 
 test('active check: a killed server is marked down after `fall` failed checks, back up after `rise`, then ramps (slow start)', async () => {
-  const a = await new Origin().start();
-  const b = await new Origin().start();
+  const a = await startOrigin('a');
+  const b = await startOrigin('b');
   const { pool, events, clock } = harness(backend([
     server('a', { url: a.url, weight: 10 }),
     server('b', { url: b.url, weight: 10, slowstartMs: 10_000 }),
@@ -20,9 +21,8 @@ test('active check: a killed server is marked down after `fall` failed checks, b
     assert.equal(stateOf(pool, 'b'), 'up');
     assert.equal(pool.servers()[1]!.effectiveWeight, 10, 'no slow start at first start');
     assert.match(pool.servers()[1]!.checkStatus!, /^L7OK 200 in /);
-    const port = b.port;
     const killedAt = Date.now();
-    await b.stop();
+    await b.close();
     await waitFor('b down', () => stateOf(pool, 'b') === 'down', 3000);
     const tookMs = Date.now() - killedAt;
     assert.ok(tookMs >= 2 * 40, `down after ≥ fall-1 intervals (${tookMs}ms)`);
@@ -37,7 +37,7 @@ test('active check: a killed server is marked down after `fall` failed checks, b
     // traffic moves to a
     assert.deepEqual([...countPicks(pool, 100).keys()], ['a']);
 
-    await b.start(port);
+    await b.reopen(); // the same port
     const t0 = clock.now();
     await waitFor('b back up', () => stateOf(pool, 'b') === 'up', 3000);
     const up = healthEvents(events, 'b')[1]!;
@@ -60,15 +60,15 @@ test('active check: a killed server is marked down after `fall` failed checks, b
     assert.ok(Math.abs(full - 0.5) < 0.02, `after slowstart share ${full} ≈ 1/2`);
   } finally {
     pool.stop();
-    await a.stop();
-    await b.stop();
+    await a.close();
+    await b.close();
   }
 });
 
 test('active check: wrong status (L7STS) and no answer (L7TOUT) mark a server down; expectStatus is honoured', async () => {
-  const wrong = await new Origin().start();
-  const hang = await new Origin().start();
-  const only204 = await new Origin().start();
+  const wrong = await startOrigin('wrong');
+  const hang = await startOrigin('hang');
+  const only204 = await startOrigin('only204');
   wrong.healthStatus = 503;
   hang.healthStatus = 0;
   only204.healthStatus = 204;
@@ -90,7 +90,7 @@ test('active check: wrong status (L7STS) and no answer (L7TOUT) mark a server do
     assert.equal(healthEvents(events, 'ok204').length, 0);
   } finally {
     pool.stop();
-    await Promise.all([wrong.stop(), hang.stop(), only204.stop()]);
+    await Promise.all([wrong.close(), hang.close(), only204.close()]);
   }
 });
 
@@ -135,8 +135,8 @@ test('passive without active checks: the server comes back after the cool-down',
 });
 
 test('passive with active checks: down until the checks bring it back', async () => {
-  const a = await new Origin().start();
-  const b = await new Origin().start();
+  const a = await startOrigin('a');
+  const b = await startOrigin('b');
   const { pool } = harness(backend([server('a', { url: a.url }), server('b', { url: b.url })], {
     health: health({ intervalMs: 40, rise: 2, fall: 2, passiveFailures: 1 }),
   }));
@@ -150,8 +150,8 @@ test('passive with active checks: down until the checks bring it back', async ()
     assert.ok(a.healthHits - hitsAtDown >= 2, 'took `rise` successful checks');
   } finally {
     pool.stop();
-    await a.stop();
-    await b.stop();
+    await a.close();
+    await b.close();
   }
 });
 
@@ -183,7 +183,7 @@ test('a full primary queues rather than spilling to the backup', () => {
 });
 
 test('admin states: drain and maint take no new traffic, maint ignores checks, every change is an event', async () => {
-  const o = await new Origin().start();
+  const o = await startOrigin('o');
   const { pool, events } = harness(backend([server('a', { url: o.url }), server('b', { url: o.url })], {
     health: health({ intervalMs: 30, fall: 1, rise: 1 }),
   }));
@@ -214,7 +214,7 @@ test('admin states: drain and maint take no new traffic, maint ignores checks, e
     assert.equal(stateOf(pool, 'a'), 'up');
   } finally {
     pool.stop();
-    await o.stop();
+    await o.close();
   }
 });
 

@@ -1,7 +1,5 @@
-// Shared fixtures for the backend pool tests: config builders, a synchronous acquire helper and
-// real loopback origin servers whose health endpoint can be switched or killed.
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+// Shared fixtures for the backend pool tests: config builders and a synchronous acquire helper (their
+// real origins are the harness's scripted origin: `healthStatus` switches its /health answer).
 import { EventBus, type EdgeEvent } from '../../edge/observe/events/bus.js';
 import { ManualClock } from '../../lib/clock.js';
 import { createBackendPool } from '../../edge/backend/pool.js';
@@ -76,46 +74,3 @@ export function countPicks(pool: BackendPool, n: number, mk: (i: number) => Acqu
 }
 
 export { sleep, waitFor } from '../harness/wait.js';
-
-/** A real origin on loopback. `healthStatus` is what GET /health answers; 0 = never answer. */
-export class Origin {
-  healthStatus = 200;
-  healthHits = 0;
-  inflight = 0;
-  maxInflight = 0;
-  port = 0;
-  private srv: http.Server | null = null;
-
-  get url(): string { return `http://127.0.0.1:${this.port}`; }
-
-  async start(port = 0): Promise<this> {
-    const srv = http.createServer((rq, rs) => {
-      if (rq.url === '/health') {
-        this.healthHits++;
-        if (this.healthStatus === 0) return; // hang: let the check time out
-        rs.writeHead(this.healthStatus).end('health');
-        return;
-      }
-      // /work?ms=N: hold the request N ms, tracking concurrency as the origin sees it
-      this.inflight++;
-      if (this.inflight > this.maxInflight) this.maxInflight = this.inflight;
-      const ms = Number(new URL(rq.url ?? '/', 'http://x').searchParams.get('ms') ?? '0');
-      setTimeout(() => { this.inflight--; rs.end('ok'); }, ms);
-    });
-    await new Promise<void>((resolve, reject) => {
-      srv.once('error', reject);
-      srv.listen(port, '127.0.0.1', () => resolve());
-    });
-    this.port = (srv.address() as AddressInfo).port;
-    this.srv = srv;
-    return this;
-  }
-
-  async stop(): Promise<void> {
-    const srv = this.srv;
-    if (srv === null) return;
-    this.srv = null;
-    srv.closeAllConnections();
-    await new Promise<void>((r) => srv.close(() => r()));
-  }
-}

@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { acquireNow, backend, harness, Origin, req, server, sleep, waitFor } from './helpers.js';
+import { acquireNow, backend, harness, req, server, sleep, waitFor } from './helpers.js';
+import { holdHandler, startOrigin } from '../harness/origin.js';
 import { createBackendPool } from '../../edge/backend/pool.js';
 import { EventBus } from '../../edge/observe/events/bus.js';
 import { systemClock } from '../../lib/clock.js';
@@ -123,7 +124,7 @@ test('waiters get no_server when every server goes down while they wait; stop() 
 });
 
 test('1,000 concurrent acquirers, maxconn 10 per server, random hold times on a real origin: never above maxconn', async () => {
-  const origins = await Promise.all([new Origin().start(), new Origin().start()]);
+  const origins = await Promise.all([startOrigin('o1', holdHandler), startOrigin('o2', holdHandler)]);
   const cfg = backend(origins.map((o, i) => server(`s${i}`, { url: o.url, maxconn: 10 })), {
     balance: 'leastconn',
     queue: { max: 2000, timeoutMs: 30_000 },
@@ -156,15 +157,15 @@ test('1,000 concurrent acquirers, maxconn 10 per server, random hold times on a 
     const names = await Promise.all(Array.from({ length: 1000 }, (_, i) => one(i)));
     assert.equal(names.length, 1000);
     assert.equal(overMax, 0);
-    for (const o of origins) assert.ok(o.maxInflight <= 10, `origin saw ${o.maxInflight} concurrent requests`);
-    assert.ok(origins.every((o) => o.maxInflight === 10), 'both servers were used to their maxconn');
+    for (const o of origins) assert.ok(o.maxActive <= 10, `origin saw ${o.maxActive} concurrent requests`);
+    assert.ok(origins.every((o) => o.maxActive === 10), 'both servers were used to their maxconn');
     assert.ok(maxQueue > 900, `requests really queued (max queue ${maxQueue})`);
     assert.equal(pool.queueLength(), 0);
     assert.deepEqual(pool.servers().map((s) => s.active), [0, 0]);
   } finally {
     pool.stop();
     agent.destroy();
-    await Promise.all(origins.map((o) => o.stop()));
+    await Promise.all(origins.map((o) => o.close()));
   }
 });
 

@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Worker } from 'node:worker_threads';
-import { backend, Origin, req, server, waitFor } from './helpers.js';
+import { backend, req, server, waitFor } from './helpers.js';
+import { holdHandler, startOrigin } from '../harness/origin.js';
 import { createBackendPool } from '../../edge/backend/pool.js';
 import { createSharedActiveCounts } from '../../edge/backend/shared.js';
 import { EventBus } from '../../edge/observe/events/bus.js';
@@ -65,7 +66,7 @@ const http = require('node:http');
 `;
 
 test('worker threads sharing one SharedArrayBuffer: the origin never sees more than maxconn in total', async () => {
-  const origins = await Promise.all([new Origin().start(), new Origin().start()]);
+  const origins = await Promise.all([startOrigin('o1', holdHandler), startOrigin('o2', holdHandler)]);
   const maxconn = 8;
   const cfg = backend(origins.map((o, i) => server(`s${i}`, { url: o.url, maxconn })), {
     balance: 'random',
@@ -88,11 +89,11 @@ test('worker threads sharing one SharedArrayBuffer: the origin never sees more t
       assert.equal(r.over, 0);
       assert.equal(r.failed, 0);
     }
-    for (const o of origins) assert.ok(o.maxInflight <= maxconn, `origin saw ${o.maxInflight} concurrent (maxconn ${maxconn}, 4 workers)`);
-    assert.ok(origins.some((o) => o.maxInflight === maxconn), 'the limit was actually reached');
+    for (const o of origins) assert.ok(o.maxActive <= maxconn, `origin saw ${o.maxActive} concurrent (maxconn ${maxconn}, 4 workers)`);
+    assert.ok(origins.some((o) => o.maxActive === maxconn), 'the limit was actually reached');
     assert.deepEqual([...new Int32Array(shared.buffer)], [0, 0], 'every slot was given back');
   } finally {
     await Promise.all(workers.map((w) => w.terminate()));
-    await Promise.all(origins.map((o) => o.stop()));
+    await Promise.all(origins.map((o) => o.close()));
   }
 });

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startOriginAndEdge } from '../harness/edge.js';
 import { httpClient } from '../harness/client.js';
-import { adminTargetsFor } from '../../edge/main/ops.js';
+import { adminTargetsFor } from '../../edge/main/admin-targets.js';
 
 test('table top by http_req_rate lists the busiest client first; lookup shows its counters', async (t) => {
   const { px } = await startOriginAndEdge(t);

@@ -3,11 +3,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { sleep } from '../harness/wait.js';
-import { startOrigin } from '../harness/origin.js';
+import { startOrigin, startRawOrigin } from '../harness/origin.js';
 import { CLIENT_LIMITS_OFF, edgeYaml, startOriginAndEdge, startTestEdge } from '../harness/edge.js';
 import { httpClient } from '../harness/client.js';
-import { startRawOrigin } from '../harness/raw-origin.js';
-import { createServer, type AddressInfo } from 'node:net';
 
 test('a server killed mid-run is marked down (passive, then active) with no failed idempotent request', async (t) => {
   const web1 = await startOrigin('web1');
@@ -57,11 +55,9 @@ test('connect failure is retried on another server; a POST whose body was sent i
   const good = await startOrigin('good');
   t.after(() => good.close());
   // An origin that reads the request and resets the connection without answering.
-  const { createServer } = await import('node:net');
-  const resetter = createServer((s) => { s.once('data', () => s.resetAndDestroy()); s.on('error', () => {}); });
-  await new Promise<void>((r) => resetter.listen(0, '127.0.0.1', () => r()));
-  t.after(() => new Promise<void>((r) => resetter.close(() => r())));
-  const resetPort = (resetter.address() as { port: number }).port;
+  const resetter = await startRawOrigin((_r, _n, s) => { s.resetAndDestroy(); }, { answerAt: 'head' });
+  t.after(() => resetter.close());
+  const resetPort = resetter.port;
   const refused = await startTestEdge(edgeYaml({
     limits: CLIENT_LIMITS_OFF,
     backend: 'refused',
@@ -113,13 +109,9 @@ test('an answer that is not HTTP: a GET is retried on another server, a POST who
 });
 
 test('a single server that resets a GET: the client gets 502 (what the server did), not a 503 "no server" from a retry with nowhere to go', async (t) => {
-  let seen = 0;
-  const resetting = createServer((sock) => {
-    sock.once('data', (d: Buffer) => { if (d.toString('latin1').startsWith('GET /page ')) seen++; sock.resetAndDestroy(); });
-  });
-  await new Promise<void>((r) => resetting.listen(0, '127.0.0.1', r));
-  t.after(() => new Promise<void>((r) => resetting.close(() => r())));
-  const url = `http://127.0.0.1:${(resetting.address() as AddressInfo).port}`;
+  const resetting = await startRawOrigin((_r, _i, sock) => { sock.resetAndDestroy(); });
+  t.after(() => resetting.close());
+  const url = resetting.url;
   const edge = await startTestEdge(edgeYaml({
     limits: CLIENT_LIMITS_OFF,
     backendMore: 'retries: 1\nhealth: { path: /health, interval: 1m, passive_failures: 0 }',
@@ -130,7 +122,7 @@ test('a single server that resets a GET: the client gets 502 (what the server di
   t.after(() => c.close());
   const r = await c.get(`${edge.url}/page`);
   assert.equal(r.status, 502);
-  assert.equal(seen, 1, 'sent once: there is no other server to retry on');
+  assert.equal(resetting.requests.filter((r) => r.target === '/page').length, 1, 'sent once: there is no other server to retry on');
   await edge.collector.expect({ type: 'error', term: 'SH', status: 502 });
 });
 

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { sleep } from '../harness/wait.js';
+import { waitFor } from '../harness/wait.js';
 import { startOriginAndEdge, freePort } from '../harness/edge.js';
 import { rawRequest } from '../harness/client.js';
 
@@ -44,7 +44,8 @@ test('one access-log line per request with the documented fields', async (t) => 
   const { px } = await startOriginAndEdge(t, { accessLog: file });
   for (let i = 0; i < 5; i++) await rawRequest(px.port, `POST /p${i}?q=1 HTTP/1.1\r\nHost: shop.test\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc`, 500);
   await px.stop();
-  await sleep(100);
+  // The access log is written asynchronously, in batches: wait for the five lines, then no more.
+  await waitFor('5 access lines', () => readFileSync(file, 'utf8').trim().split('\n').length >= 5, 2000);
   const lines = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
   assert.equal(lines.length, 5);
   const l = lines[0];

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { startOrigin } from '../harness/origin.js';
 import { CLIENT_LIMITS_OFF, edgeYaml, startOriginAndEdge, startTestEdge } from '../harness/edge.js';
 import { httpClient } from '../harness/client.js';
+import { waitFor } from '../harness/wait.js';
 
 test('concurrency far above maxconn: servers never exceed maxconn, everyone served', async (t) => {
   const slow = (name: string) => startOrigin(name, (_req, res) => { setTimeout(() => res.end(name), 40); });
@@ -40,14 +41,15 @@ test('queue timeout answers 503 with Retry-After; beyond queue.max, 503 at once'
   });
   const c = httpClient({ connections: 10 });
   t.after(() => c.close());
-  const t0 = Date.now();
+  const pool = px.edge.pools.get('shop')!;
   const first = c.get(`${px.url}/1`);
-  await new Promise((r) => setTimeout(r, 50));
+  await waitFor('the first request at the origin (maxconn 1 taken)', () => hold.active === 1, 5000);
   const queued = [c.get(`${px.url}/2`), c.get(`${px.url}/3`)];
-  await new Promise((r) => setTimeout(r, 50));
+  await waitFor('two requests in the queue (queue.max 2)', () => pool.queueLength() === 2, 5000);
+  const t0 = Date.now();
   const over = await c.get(`${px.url}/4`);
   assert.equal(over.status, 503, 'queue full: 503 at once');
-  assert.ok(Date.now() - t0 < 300, 'answered without waiting');
+  assert.ok(Date.now() - t0 < 300, 'answered without waiting (a queued request waits the 300 ms queue timeout)');
   assert.ok(over.headers['retry-after']);
   const [q1, q2] = await Promise.all(queued);
   for (const q of [q1, q2]) {

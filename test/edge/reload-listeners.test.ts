@@ -21,9 +21,9 @@ import { startOrigin, type OriginHandler } from '../harness/origin.js';
 import { freePort } from '../harness/ports.js';
 import { httpClient, parseResponse } from '../harness/client.js';
 import { createTestCa } from '../tls/certs.js';
+import { sleep, waitFor } from '../harness/wait.js';
 
 const TOKEN = 'test-admin-token-0123456789';
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 const handler: OriginHandler = (req, res) => {
   if (req.url === '/slow') { setTimeout(() => res.end('slow done\n'), 1200); return; }
@@ -134,7 +134,7 @@ test('listeners change live on reload: added serves, removed and moved drain, ch
   //    one refuses new connections, the request in flight finishes.
   const before = o.active;
   const slowOnExtra = slowClient.get(`http://127.0.0.1:${pExtra}/slow`);
-  while (o.active === before) await sleep(10);
+  await waitFor('the slow request on "extra" at the origin', () => o.active > before, 5000);
   writeFileSync(file, yamlOf(adminPort, o.url, [main, { name: 'extra', port: pMoved }, { name: 'added', port: pAdded }]));
   const r2 = await reload(adminPort);
   assert.equal(r2.status, 200, JSON.stringify(r2.body));
@@ -180,7 +180,7 @@ test('listeners change live on reload: added serves, removed and moved drain, ch
   // 5. A listener removed while a slow request is on it: refused from now on, the request finishes.
   const before5 = o.active;
   const slowOnAdded = slowClient.get(`http://127.0.0.1:${pAdded}/slow`);
-  while (o.active === before5) await sleep(10);
+  await waitFor('the slow request on "added" at the origin', () => o.active > before5, 5000);
   writeFileSync(file, yamlOf(adminPort, o.url, [main, { name: 'extra', port: pMoved }]).replace('limits: { client:', 'limits: { request: { max_url: 100 }, client:'));
   const r5 = await reload(adminPort);
   assert.equal(r5.status, 200, JSON.stringify(r5.body));

@@ -2,7 +2,7 @@
 // weights, timeouts and limits change for new requests, a request in flight finishes on the old
 // config, no request of a steady client fails meanwhile, and a config with errors is refused with
 // them (422, a `reload` event with ok false) while the running one keeps serving.
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -208,7 +208,12 @@ for (const workers of [1, 2]) {
   });
 }
 
-test('admin API: add, re-weight and remove a server at runtime — audited, persisted, re-applied after a reload and a restart, marked as runtime', async (t) => {
+/**
+ * An in-process edge with a state file, one server `a` in backend shop and a second origin `b` not in
+ * the config; admin calls, the servers as the admin API lists them, a restart, and a count of which
+ * origin answered `n` requests.
+ */
+async function runtimeServersEdge(t: TestContext) {
   const a = await startOrigin('a', named('a'));
   const b = await startOrigin('b', named('b'));
   t.after(() => Promise.all([a.close(), b.close()]));
@@ -225,14 +230,16 @@ test('admin API: add, re-weight and remove a server at runtime — audited, pers
     const p = await runEdgeProcess(loadConfigFile(file), { handleSignals: false, bus });
     return { stop: () => p.stop(), events };
   };
-  let proc = await start();
-  t.after(() => proc.stop());
+  const edge = { proc: await start() };
+  t.after(() => edge.proc.stop());
+  const restart = async (): Promise<void> => { await edge.proc.stop(); edge.proc = await start(); };
   const admin = async (method: string, path: string, body?: unknown): Promise<{ status: number; json: unknown }> => {
     const r = await request(`http://127.0.0.1:${adminPort}${path}`, { method: method as 'GET', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
     const text = await r.body.text();
     return { status: r.statusCode, json: text === '' ? null : JSON.parse(text) };
   };
   const servers = async (): Promise<{ name: string; weight: number; runtime?: string[] }[]> => (await admin('GET', '/api/servers')).json as { name: string; weight: number; runtime?: string[] }[];
+  const listed = async (): Promise<unknown[]> => (await servers()).map((s) => [s.name, s.weight, s.runtime ?? []]);
   const c = httpClient({ localAddress: '127.0.0.5', connections: 1 });
   t.after(() => c.close());
   const origins = async (n: number): Promise<Map<string, number>> => {
@@ -240,39 +247,61 @@ test('admin API: add, re-weight and remove a server at runtime — audited, pers
     for (let i = 0; i < n; i++) { const r = await c.get(`http://127.0.0.1:${port}/`); assert.equal(r.status, 200); const o = String(r.headers['x-origin']); m.set(o, (m.get(o) ?? 0) + 1); }
     return m;
   };
+  /** Adds b (weight 3) and re-weights a to 5 through the admin API. */
+  const addBAndWeighA = async (): Promise<void> => {
+    const added = await admin('POST', '/api/servers/shop', { name: 'b', url: b.url, weight: 3 });
+    assert.equal(added.status, 201, JSON.stringify(added.json));
+    assert.equal((await admin('PUT', '/api/servers/shop/a/weight', { weight: 5 })).status, 200);
+  };
+  return { a, b, stateFile, edge, restart, admin, servers, listed, origins, addBAndWeighA };
+}
 
-  // Bad requests are refused with a reason.
+test('admin API server add: a bad url, an unknown backend and a taken name are refused (400, 404, 409)', async (t) => {
+  const { b, admin, listed } = await runtimeServersEdge(t);
   assert.equal((await admin('POST', '/api/servers/shop', { name: 'b', url: 'not a url' })).status, 400);
   assert.equal((await admin('POST', '/api/servers/nope', { name: 'b', url: b.url })).status, 404);
   assert.equal((await admin('POST', '/api/servers/shop', { name: 'a', url: b.url })).status, 409);
+  assert.deepEqual(await listed(), [['a', 1, []]], 'nothing was added');
+});
 
-  // Add b (weight 3): live, audited, marked as runtime.
+test('admin API server add: the new server takes its share at once, audited and marked as runtime', async (t) => {
+  const { b, edge, admin, listed, origins } = await runtimeServersEdge(t);
   const added = await admin('POST', '/api/servers/shop', { name: 'b', url: b.url, weight: 3 });
   assert.equal(added.status, 201, JSON.stringify(added.json));
   assert.ok(((await origins(8)).get('b') ?? 0) >= 5, 'b takes its share at once');
-  assert.deepEqual((await servers()).map((s) => [s.name, s.weight, s.runtime ?? []]), [['a', 1, []], ['b', 3, ['added']]]);
-  assert.ok(proc.events.some((e) => e.type === 'admin' && e.what === 'server.add' && e.target === 'shop/b'), 'audited');
-  // Re-weight a: persisted too.
-  assert.equal((await admin('PUT', '/api/servers/shop/a/weight', { weight: 5 })).status, 200);
+  assert.deepEqual(await listed(), [['a', 1, []], ['b', 3, ['added']]]);
+  assert.ok(edge.proc.events.some((e) => e.type === 'admin' && e.what === 'server.add' && e.target === 'shop/b'), 'audited');
+});
+
+test('admin API server re-weight: persisted in the state file with the added server', async (t) => {
+  const { b, stateFile, addBAndWeighA } = await runtimeServersEdge(t);
+  await addBAndWeighA();
   const persisted = JSON.parse(readFileSync(stateFile, 'utf8')) as { servers: Record<string, unknown> };
   assert.deepEqual(persisted.servers, { 'shop/b': { added: { url: b.url, weight: 3, maxconn: 0, backup: false } }, 'shop/a': { weight: 5 } });
+});
 
-  // A reload of the (unchanged) file keeps the runtime changes.
+test('admin API runtime servers: a config reload of the unchanged file keeps the added server and the new weight', async (t) => {
+  const { admin, listed, addBAndWeighA } = await runtimeServersEdge(t);
+  await addBAndWeighA();
   assert.equal((await admin('POST', '/api/config/reload')).status, 200);
-  assert.deepEqual((await servers()).map((s) => [s.name, s.weight, s.runtime ?? []]), [['a', 5, ['weight']], ['b', 3, ['added']]]);
+  assert.deepEqual(await listed(), [['a', 5, ['weight']], ['b', 3, ['added']]]);
+});
 
-  // …and so does a restart.
-  await proc.stop();
-  proc = await start();
-  assert.deepEqual((await servers()).map((s) => [s.name, s.weight, s.runtime ?? []]), [['a', 5, ['weight']], ['b', 3, ['added']]]);
+test('admin API runtime servers: a restart re-applies the added server and the new weight, and the added server serves', async (t) => {
+  const { restart, listed, origins, addBAndWeighA } = await runtimeServersEdge(t);
+  await addBAndWeighA();
+  await restart();
+  assert.deepEqual(await listed(), [['a', 5, ['weight']], ['b', 3, ['added']]]);
   assert.ok(((await origins(8)).get('b') ?? 0) > 0);
+});
 
-  // Remove b: no new request reaches it; gone after a restart as well.
+test('admin API server remove: no new request reaches it, the last server cannot be removed, and it stays gone after a restart', async (t) => {
+  const { restart, admin, servers, origins, addBAndWeighA } = await runtimeServersEdge(t);
+  await addBAndWeighA();
   assert.equal((await admin('DELETE', '/api/servers/shop/b')).status, 200);
   assert.deepEqual([...(await origins(6)).keys()], ['a']);
   assert.equal((await admin('DELETE', '/api/servers/shop/a')).status, 422, 'the last server cannot be removed');
-  await proc.stop();
-  proc = await start();
+  await restart();
   assert.deepEqual((await servers()).map((s) => s.name), ['a']);
 });
 
@@ -290,7 +319,7 @@ test('a reload that rebuilds a backend keeps maxconn: requests in flight on the 
   const c2 = httpClient({ localAddress: '127.0.0.7', connections: 1 });
   t.after(() => Promise.all([c1.close(), c2.close()]));
   const first = c1.get(`${url}/slow`);
-  while (a.active === 0) await sleep(10);
+  await waitFor('the first slow request at the origin', () => a.active > 0, 5000);
   // maxconn stays, but the queue changes: a new pool.
   writeFileSync(file, yamlOf({ ...spec, extra: '    queue: { max: 50, timeout: 10s }' }).replace('servers:\n', 'queue: { max: 50, timeout: 10s }\n    servers:\n').replace('\n    queue: { max: 50, timeout: 10s }\n', '\n'));
   const r = await reload(spec.adminPort);
@@ -373,8 +402,10 @@ test('a file reload applies the runtime server changes in the same step: a serve
   assert.equal((await admin('POST', '/api/servers/shop', { name: 'b', url: b.url, weight: 2 })).status, 201);
   assert.equal((await admin('PUT', '/api/servers/shop/a/weight', { weight: 4 })).status, 200);
   // b's first check (checks start spread over the interval): wait for it.
-  for (let i = 0; i < 200 && !((await servers()).find((s) => s.name === 'b')?.checkStatus ?? '').startsWith('L7OK'); i++) await sleep(50);
-  const checked = (await servers()).find((s) => s.name === 'b');
+  const checked = await waitFor('b\'s first passing check', async () => {
+    const row = (await servers()).find((s) => s.name === 'b');
+    return row?.checkStatus?.startsWith('L7OK') === true ? row : null;
+  }, 10_000, 50);
   assert.ok(checked?.checkStatus?.startsWith('L7OK'), JSON.stringify(checked));
 
   // Every pool the edge puts in force from now on must hold b: watched on each reload event.

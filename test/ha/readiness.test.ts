@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readiness, type NodeSnapshot } from '../../edge/main/readiness.js';
 import { startAdminServer } from '../../edge/admin/server.js';
-import { adminTargetsFor } from '../../edge/main/ops.js';
+import { adminTargetsFor } from '../../edge/main/admin-targets.js';
 import { Metrics } from '../../edge/observe/metrics.js';
 import { startTestEdge, edgeYaml, CLIENT_LIMITS_OFF } from '../harness/edge.js';
 import { startOrigin } from '../harness/origin.js';

@@ -6,7 +6,7 @@
 //
 // Every case gets a tag `/<id>_` (its request paths start with it, or an `X-Tag` header carries it
 // where the target cannot), so many cases can share one proxy and one recording origin at once.
-import type { RawOriginRequest, RawReply } from '../harness/raw-origin.js';
+import type { RawOriginRequest, RawReply } from '../harness/origin.js';
 
 export type Bytes = string | Buffer | readonly (string | Buffer)[];
 

@@ -2,7 +2,7 @@
 // raw origin, and judges each case: did the client get the strict answer, and did the origin get
 // exactly what it should (nothing, or these requests byte for byte)? Shared by the test
 // (conformance.test.ts, per engine) and the load harness (`npm run loadtest -- conformance`).
-import type { RawOrigin, RawOriginRequest } from '../harness/raw-origin.js';
+import type { RawOrigin, RawOriginRequest } from '../harness/origin.js';
 import { exchange, type Answer } from '../harness/raw-client.js';
 import type { ConformanceCase, OriginWant } from './cases.js';
 

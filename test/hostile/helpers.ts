@@ -1,6 +1,6 @@
 // Shared helpers for the hostile-input tests: one edge in front of a raw-socket origin, and a raw
 // client that stops as soon as it has a complete answer (or the server closed, or time ran out).
-import { startRawOrigin, type RawOrigin, type RawReply } from '../harness/raw-origin.js';
+import { startRawOrigin, type RawOrigin, type RawReply } from '../harness/origin.js';
 import { CLIENT_LIMITS_OFF, edgeYaml, startTestEdge, type TestEdge } from '../harness/edge.js';
 import type { EdgeOptions } from '../../edge/main/edge.js';
 

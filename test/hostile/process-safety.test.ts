@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { spawnEdge } from '../harness/process.js';
 import { CLIENT_LIMITS_OFF, edgeYaml } from '../harness/edge.js';
-import { startRawOrigin } from '../harness/raw-origin.js';
+import { startRawOrigin } from '../harness/origin.js';
 import { exchange, sleep } from './helpers.js';
 
 const JUNK = [

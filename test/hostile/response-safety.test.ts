@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { exchange, startBench, sleep } from './helpers.js';
-import type { RawOriginRequest } from '../harness/raw-origin.js';
+import type { RawOriginRequest } from '../harness/origin.js';
 import { waitFor } from '../harness/wait.js';
 import { H1Pool } from '../../edge/upstream/h1pool.js';
 import type { UpstreamClient, UpstreamRequest, UpstreamSink, UpstreamStream, UpstreamTimeouts } from '../../edge/upstream/types.js';
@@ -117,7 +117,7 @@ test('an exception in one request answers it with 5xx, is reported, and the edge
 });
 
 test('a queued request that throws when its turn comes fails alone; the request that freed the slot completes', async () => {
-  const { startRawOrigin } = await import('../harness/raw-origin.js');
+  const { startRawOrigin } = await import('../harness/origin.js');
   const { CLIENT_LIMITS_OFF, edgeYaml, startTestEdge } = await import('../harness/edge.js');
   const origin = await startRawOrigin((r) => (r.target === '/slow' ? null : 'HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok'));
   const edge = await startTestEdge(edgeYaml({

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 import { startBench, exchange, statusesOf, completeResponses } from '../hostile/helpers.js';
-import { startRawOrigin } from '../harness/raw-origin.js';
+import { startRawOrigin } from '../harness/origin.js';
 import { CLIENT_LIMITS_OFF, edgeYaml, startTestEdge } from '../harness/edge.js';
 import { waitFor } from '../harness/wait.js';
 import type { EdgeEvent } from '../../edge/observe/events/bus.js';
@@ -117,10 +117,11 @@ test('Expect: 100-continue: the client gets 100 Continue, then the answer; the o
   t.after(() => b.stop());
   const c = openClient(b.edge.port);
   c.s.write('POST /up HTTP/1.1\r\nHost: shop\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n');
-  for (let i = 0; i < 100 && !c.data().includes('100 Continue'); i++) await new Promise((r) => setTimeout(r, 20));
+  await waitFor('100 Continue', () => c.data().includes('100 Continue'), 2000);
   assert.match(c.data(), /^HTTP\/1\.1 100 Continue\r\n\r\n$/);
   c.s.write('data');
-  for (let i = 0; i < 100 && completeResponses(Buffer.from(c.data(), 'latin1')) < 2; i++) await new Promise((r) => setTimeout(r, 20));
+  // completeResponses counts final answers only (the 100 is not one).
+  await waitFor('the final answer after 100 Continue', () => completeResponses(Buffer.from(c.data(), 'latin1')) >= 1, 2000);
   assert.match(c.data(), /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 /);
   c.s.destroy();
   assert.equal(b.origin.requests.length, 1);

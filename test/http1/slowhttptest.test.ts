@@ -7,11 +7,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { createServer, type Server } from 'node:http';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { AddressInfo } from 'node:net';
+import { startOrigin } from '../harness/origin.js';
 import { spawnEdge } from '../harness/process.js';
 import { CLIENT_LIMITS_OFF, edgeYaml } from '../harness/edge.js';
 import { SourceClient, legitLoop, sleep } from '../shield/helpers.js';
@@ -35,19 +34,16 @@ function run(args: string[]): Promise<void> {
 test('slowhttptest slow headers, slow body and slow read: each cut by its deadline, a legitimate client ≥ 99 % served', async (t) => {
   if (!have('slowhttptest', '-h') || !have('ss', '-V')) { t.skip('skipped: slowhttptest (Debian package slowhttptest) or ss (iproute2) missing'); return; }
   const big = Buffer.alloc(2 * 1024 * 1024, 97);
-  const origin: Server = createServer((req, res) => {
-    req.resume();
-    req.on('end', () => { if (req.url === '/big') { res.setHeader('content-length', big.length); res.end(big); } else res.end('ok\n'); });
-  });
-  await new Promise<void>((r) => origin.listen(0, '127.0.0.1', () => r()));
-  t.after(() => { origin.closeAllConnections(); origin.close(); });
+  // The handler runs once the request body was read.
+  const origin = await startOrigin('web', (req, res) => { if (req.url === '/big') { res.setHeader('content-length', big.length); res.end(big); } else res.end('ok\n'); });
+  t.after(() => origin.close());
   const dir = mkdtempSync(join(tmpdir(), 'pc-slow-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const events = join(dir, 'events.jsonl');
   const px = await spawnEdge(edgeYaml({
     eventLog: events,
     limits: CLIENT_LIMITS_OFF,
-    servers: [{ name: 'web', url: `http://127.0.0.1:${(origin.address() as AddressInfo).port}` }],
+    servers: [{ name: 'web', url: origin.url }],
     more: 'timeouts: { client_head: 2s, client_body_first_byte: 2s, client_body_grace: 1s, client_body_min_rate: 1kb, client_write_stall: 2s }',
   }));
   t.after(() => px.stop());

@@ -8,8 +8,9 @@ import assert from 'node:assert/strict';
 import { HOST, h2client, h2get, startH2Edge, type H2Edge } from './setup.js';
 import { RawH2, T, END_HEADERS, END_STREAM, frame, hpack, hpackIndexed, hpackRef, requestHeaders, settings, u32 } from './raw.js';
 import { Metrics } from '../../edge/observe/metrics.js';
-import { MetricsObserver } from '../../edge/main/ops.js';
+import { MetricsObserver } from '../../edge/main/metrics-observer.js';
 import type { ClientHttp2Session } from 'node:http2';
+import { waitFor } from '../harness/wait.js';
 
 const ENHANCE_YOUR_CALM = 11;
 
@@ -189,7 +190,9 @@ test('graceful stop: GOAWAY, the stream in flight finishes', async (t) => {
   let goaway = false;
   c.on('goaway', () => { goaway = true; });
   const slow = h2get(c, '/slow/500');
-  await new Promise((r) => setTimeout(r, 150));
+  // Stop while the stream is in flight: once the origin holds it (a fixed 150 ms pause was not enough
+  // under load: the stop came first and the stream got 502).
+  await waitFor('the slow stream at the origin', () => e.o.active > 0, 5000);
   const stopped = e.px.stop();
   const r = await slow;
   assert.equal(r.status, 200);

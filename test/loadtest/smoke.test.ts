@@ -4,12 +4,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Origin } from '../../loadtest/lib/origin.js';
 import { ClientConn, ClientError, rawRequest } from '../../loadtest/lib/client.js';
+import { startRawOrigin } from '../harness/origin.js';
 import { checkPortcullis, checkTools } from '../../loadtest/lib/prereq.js';
 import { portcullisBin, repoRoot } from '../../loadtest/lib/paths.js';
 
@@ -41,16 +41,13 @@ test('origin answers 100 bytes over keep-alive to a client bound to its own 127.
 
 test('client reads chunked and close-delimited bodies and reports resets and timeouts by kind', async () => {
   let mode = 'chunked';
-  const srv = createServer((s) => {
-    s.on('data', () => {
-      if (mode === 'chunked') s.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nSet-Cookie: PCSRV=abc; Path=/\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n');
-      else if (mode === 'close') s.end('HTTP/1.1 503 Service Unavailable\r\n\r\nbusy, come back');
-      else if (mode === 'reset') s.destroy();
-      // 'silent': never answer
-    });
-  });
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
-  const port = (srv.address() as { port: number }).port;
+  const srv = await startRawOrigin((_r, _n, s) => {
+    if (mode === 'chunked') s.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nSet-Cookie: PCSRV=abc; Path=/\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n');
+    else if (mode === 'close') s.end('HTTP/1.1 503 Service Unavailable\r\n\r\nbusy, come back');
+    else if (mode === 'reset') s.destroy();
+    // 'silent': never answer
+  }, { answerAt: 'head' });
+  const port = srv.port;
   try {
     const c = new ClientConn(port, '127.9.0.3');
     const r1 = await c.send(rawRequest('GET', '/', 'x'), 2000);
@@ -64,7 +61,7 @@ test('client reads chunked and close-delimited bodies and reports resets and tim
     await assert.rejects(new ClientConn(port, '127.9.0.4').send(rawRequest('GET', '/', 'x'), 2000), (e: unknown) => e instanceof ClientError && e.kind === 'reset');
     mode = 'silent';
     await assert.rejects(new ClientConn(port, '127.9.0.5').send(rawRequest('GET', '/', 'x'), 200), (e: unknown) => e instanceof ClientError && e.kind === 'timeout');
-  } finally { srv.close(); }
+  } finally { await srv.close(); }
 });
 
 test('a short throughput run through bin/portcullis writes its results', { timeout: 60_000 }, async (t) => {

@@ -4,68 +4,23 @@
 // whose parser lets any client spoof it (uws-notes §3).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, type AddressInfo, type Socket } from 'node:net';
 import WebSocket from 'ws';
 import { edgeYaml, startTestEdge } from '../harness/edge.js';
 import { httpClient } from '../harness/client.js';
+import { startRawOrigin, type RawOrigin, type SeenProxyHeader } from '../harness/origin.js';
 import { loadConfigText } from '../../edge/config/load.js';
 
-const SIGNATURE = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a]);
-
-interface ProxyConn {
-  /** null when the connection did not start with a PROXY v2 header. */
-  header: { command: number; family: number; src: string; dst: string; srcPort: number; dstPort: number } | null;
-  requests: string[];
+/** The scripted raw origin answering each request with 200 and the source address its connection's PROXY v2 header named. */
+function startProxyOrigin(): Promise<RawOrigin> {
+  return startRawOrigin((r) => {
+    const body = `src=${r.proxy?.src ?? 'none'}\n`;
+    return `HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: ${body.length}\r\n\r\n${body}`;
+  });
 }
 
-/** Raw-socket origin: parses an optional PROXY v2 header, then answers each HTTP request with 200 and the source address. */
-async function startProxyOrigin(): Promise<{ url: string; conns: ProxyConn[]; close(): Promise<void> }> {
-  const conns: ProxyConn[] = [];
-  const sockets = new Set<Socket>();
-  const server = createServer((s) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-    s.on('error', () => {});
-    const conn: ProxyConn = { header: null, requests: [] };
-    conns.push(conn);
-    let buf = Buffer.alloc(0);
-    let headerDone = false;
-    s.on('data', (d: Buffer) => {
-      buf = Buffer.concat([buf, d]);
-      if (!headerDone) {
-        if (buf.length < 16) return;
-        if (buf.subarray(0, 12).equals(SIGNATURE)) {
-          const len = buf.readUInt16BE(14);
-          if (buf.length < 16 + len) return;
-          const family = buf[13];
-          const body = buf.subarray(16, 16 + len);
-          const ip = (b: Buffer): string => (b.length === 4 ? [...b].join('.') : (b.toString('hex').match(/.{4}/g) as string[]).join(':'));
-          const alen = family === 0x11 ? 4 : 16;
-          conn.header = {
-            command: buf[12], family,
-            src: ip(body.subarray(0, alen)), dst: ip(body.subarray(alen, 2 * alen)),
-            srcPort: body.readUInt16BE(2 * alen), dstPort: body.readUInt16BE(2 * alen + 2),
-          };
-          buf = buf.subarray(16 + len);
-        }
-        headerDone = true;
-      }
-      for (;;) {
-        const end = buf.indexOf('\r\n\r\n');
-        if (end < 0) return;
-        const head = buf.subarray(0, end).toString('latin1');
-        buf = buf.subarray(end + 4);
-        conn.requests.push(head.split('\r\n')[0]);
-        const body = `src=${conn.header?.src ?? 'none'}\n`;
-        s.write(`HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: ${body.length}\r\n\r\n${body}`);
-      }
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, conns,
-    close: () => new Promise<void>((r) => { for (const s of sockets) s.destroy(); server.close(() => r()); }),
-  };
+/** Per connection: the PROXY v2 header it started with and its request lines. */
+function conns(o: RawOrigin): { header: SeenProxyHeader | null; requests: string[] }[] {
+  return o.connections.map((_, i) => ({ header: o.proxyHeaders[i], requests: o.requests.filter((r) => r.conn === i).map((r) => r.line) }));
 }
 
 for (const client of ['h1', 'undici'] as const) {
@@ -100,7 +55,7 @@ backends:
     assert.equal(r4.body, 'src=2001:0db8:0000:0000:0000:0000:0000:0007\n');
 
     const byClient = new Map<string, string[]>();
-    for (const conn of o.conns) {
+    for (const conn of conns(o)) {
       assert.ok(conn.header !== null, 'every connection starts with a PROXY v2 header');
       assert.equal(conn.header.command, 0x21, 'version 2, command PROXY');
       byClient.set(conn.header.src, [...(byClient.get(conn.header.src) ?? []), ...conn.requests]);
@@ -111,8 +66,8 @@ backends:
     }
     assert.deepEqual(byClient.get('127.0.0.1'), ['GET /a HTTP/1.1', 'GET /b HTTP/1.1'], 'same client reuses its connection');
     assert.deepEqual(byClient.get('203.0.113.9'), ['GET /c HTTP/1.1']);
-    assert.equal(o.conns.filter((x) => x.header?.src === '127.0.0.1').length, 1);
-    assert.equal(o.conns.length, 3, 'one upstream connection per client address');
+    assert.equal(conns(o).filter((x) => x.header?.src === '127.0.0.1').length, 1);
+    assert.equal(conns(o).length, 3, 'one upstream connection per client address');
   });
 }
 
@@ -125,7 +80,7 @@ test('a server without send_proxy gets no PROXY header', async (t) => {
   t.after(() => c.close());
   const r = await c.get(`${px.url}/x`);
   assert.equal(r.body, 'src=none\n');
-  assert.equal(o.conns[0].header, null);
+  assert.equal(conns(o)[0].header, null);
 });
 
 test('send_proxy: v2 also applies to WebSocket tunnels (the header precedes the upgrade request)', async (t) => {
@@ -140,8 +95,8 @@ test('send_proxy: v2 also applies to WebSocket tunnels (the header precedes the 
     ws.on('error', () => resolve(-1));
   });
   assert.equal(status, 200, 'the origin\'s non-101 answer is relayed');
-  assert.equal(o.conns[0].header?.src, '127.0.0.1');
-  assert.equal(o.conns[0].requests[0], 'GET /socket HTTP/1.1');
+  assert.equal(conns(o)[0].header?.src, '127.0.0.1');
+  assert.equal(conns(o)[0].requests[0], 'GET /socket HTTP/1.1');
 });
 
 test('accept_proxy needs engine: http1 and trusted_proxies: otherwise refused with file:line:key and the reason', () => {

@@ -19,7 +19,7 @@ import { securityEventSchema } from '../../edge/observe/events/schema.js';
 import { Metrics } from '../../edge/observe/metrics.js';
 import { compileIdentity, resolveClient, parseAddressInto as parseInto } from '../../edge/pipeline/identity.js';
 import { loadConfigText } from '../../edge/config/load.js';
-import { adminTargetsFor } from '../../edge/main/ops.js';
+import { adminTargetsFor } from '../../edge/main/admin-targets.js';
 import type { RunningEdge } from '../../edge/main/edge.js';
 
 interface Built { conn: ConnectionGuard; guard: ClientGuard; events: EdgeEvent[]; metrics: Metrics }

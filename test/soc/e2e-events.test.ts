@@ -25,9 +25,9 @@ rule "probe"       { mode = log_only  when http.path == "/probe"  then deny(404)
 /** Origin that answers /slow after 1.2 s (to hold requests in flight), everything else at once. */
 export function slowAwareOrigin(name: string): Promise<Origin> {
   const plain = defaultOriginHandler(name);
-  return startOrigin(name, (req, res, seen) => {
+  return startOrigin(name, (req, res, seen, origin) => {
     if (req.url === '/slow') { setTimeout(() => { res.setHeader('x-origin', name); res.end('slow\n'); }, 1200); return; }
-    plain(req, res, seen);
+    plain(req, res, seen, origin);
   });
 }
 

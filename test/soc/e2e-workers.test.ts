@@ -83,7 +83,7 @@ test('workers: 2 — admin drain/weight/ban/rule mode reach every worker; events
 
   // /metrics (main thread) counts what every worker served.
   const total = 40 + 40 + 44 + 20 + 10 + 20 + 20 + 10;
-  // Request counts come with the workers' metric deltas, log_only hits with their events (ops.ts
+  // Request counts come with the workers' metric deltas, log_only hits with their events (metrics-observer.ts
   // bindMetricSources): two channels, so wait until both have arrived before comparing.
   const m = await waitFor('metrics from the workers', async () => {
     const s = parsePrometheus((await admin(ap, 'GET', '/metrics')).body as string);

@@ -9,6 +9,7 @@ import { Metrics } from '../../edge/observe/metrics.js';
 import { startAdminServer } from '../../edge/admin/server.js';
 import { runTop } from '../../edge/admin/top.js';
 import { TOKEN, fakeTargets } from './fakes.js';
+import { waitFor } from '../harness/wait.js';
 
 function sink(): { stream: Writable; text(): string } {
   let buf = '';
@@ -77,7 +78,8 @@ test('portcullis top: the token comes from --token-file too, a missing token say
   const out = sink(); const err = sink();
   const t0 = Date.now();
   const running = runTop(['--url', admin.url, '--token-file', file, '--interval', '30'], out.stream, err.stream, keys);
-  for (let i = 0; i < 100 && !out.text().includes('node top-keys'); i++) await new Promise((r) => setTimeout(r, 50));
+  await waitFor('the first screen', () => out.text().includes('node top-keys'), 5000)
+    .catch((e: Error) => { throw new Error(`${e.message}: ${err.text()}`); });
   assert.match(out.text(), /node top-keys/, `first screen drawn: ${err.text()}`);
   keys.emit('data', Buffer.from('q'));
   assert.equal(await running, 0);

@@ -1,14 +1,14 @@
 // Behaviour every UpstreamClient must show (h1pool and undici), against real loopback origins.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { UpstreamClient } from '../../edge/upstream/types.js';
 import { buildProxyV2Header } from '../../edge/upstream/h1-proxy-v2.js';
 import { freePort } from '../harness/ports.js';
 import {
-  CLIENTS, CollectSink, blackholeListener, T, fetchOnce, get, httpOrigin, listen, pumpBody, rawOrigin, sleep, type Origin,
+  CLIENTS, CollectSink, blackholeListener, T, fetchOnce, get, pumpBody, sleep,
 } from './helpers.js';
+import { startOrigin, startRawOrigin, type Origin } from '../harness/origin.js';
 
 const MB = 1024 * 1024;
 
@@ -59,7 +59,7 @@ for (const cc of CLIENTS) {
     let origin: Origin;
     let client: UpstreamClient;
     before(async () => {
-      origin = await httpOrigin(handler);
+      origin = await startOrigin('origin', handler, { answerAt: 'head' });
       client = cc.make();
     });
     after(async () => {
@@ -117,13 +117,13 @@ for (const cc of CLIENTS) {
     });
 
     it('keep-alive: 20 sequential requests use one TCP connection', async () => {
-      const before = origin.connections;
+      const before = origin.accepted;
       for (let i = 0; i < 20; i++) {
         const s = await fetchOnce(client, origin.url, get('/k' + i));
         assert.equal(s.body, 'ok:/k' + i);
       }
       // the earlier tests may have left sockets in the pool; at most one new one for this loop
-      assert.ok(origin.connections - before <= 1, `opened ${origin.connections - before} connections`);
+      assert.ok(origin.accepted - before <= 1, `opened ${origin.accepted - before} connections`);
     });
 
     it('HEAD, 204 and 304 have no body and the connection stays usable', async () => {
@@ -178,10 +178,10 @@ for (const cc of CLIENTS) {
     });
 
     it('origin resets mid-response → reset, requestSent true', async () => {
-      const raw = await rawOrigin((sock) => {
+      const raw = await startRawOrigin((_r, _n, sock) => {
         sock.write('HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\npartial');
         setTimeout(() => sock.resetAndDestroy(), 50);
-      });
+      }, { answerAt: 'head' });
       try {
         const s = await fetchOnce(client, raw.url, get('/'));
         assert.equal(s.status, 200);
@@ -191,7 +191,7 @@ for (const cc of CLIENTS) {
     });
 
     it('origin closes before answering → reset (fresh connection, not retried)', async () => {
-      const raw = await rawOrigin((sock) => { sock.destroy(); });
+      const raw = await startRawOrigin((_r, _n, sock) => { sock.destroy(); }, { answerAt: 'head' });
       try {
         const s = await fetchOnce(client, raw.url, { method: 'POST', path: '/', headers: ['host', 'o'], bodyLength: 2 }, T, [Buffer.from('hi')]);
         assert.equal(s.error?.kind, 'reset');
@@ -200,7 +200,7 @@ for (const cc of CLIENTS) {
     });
 
     it('no response head within responseMs → timeout_response', async () => {
-      const raw = await rawOrigin(() => { /* never answer */ });
+      const raw = await startRawOrigin(() => { /* never answer */ }, { answerAt: 'head' });
       try {
         const t0 = Date.now();
         const s = await fetchOnce(client, raw.url, get('/'), { connectMs: 1000, responseMs: 300, idleMs: 5000 });
@@ -212,7 +212,7 @@ for (const cc of CLIENTS) {
     });
 
     it('body stalls longer than idleMs → timeout_idle', async () => {
-      const raw = await rawOrigin((sock) => { sock.write('HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nabc'); });
+      const raw = await startRawOrigin((_r, _n, sock) => { sock.write('HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nabc'); }, { answerAt: 'head' });
       try {
         const s = await fetchOnce(client, raw.url, get('/'), { connectMs: 1000, responseMs: 5000, idleMs: 300 });
         assert.equal(s.status, 200);
@@ -223,11 +223,11 @@ for (const cc of CLIENTS) {
 
     it('abort() closes the origin connection and stops sink calls', async () => {
       let closed = false;
-      const raw = await rawOrigin((sock) => {
+      const raw = await startRawOrigin((_r, _n, sock) => {
         sock.on('close', () => { closed = true; });
         sock.write('HTTP/1.1 200 OK\r\ncontent-length: 100000\r\n\r\nfirst');
         const iv = setInterval(() => { if (!sock.destroyed) sock.write('more'); else clearInterval(iv); }, 20);
-      });
+      }, { answerAt: 'head' });
       try {
         const sink = new CollectSink();
         const st = client.request(raw.url, get('/'), T, sink);
@@ -242,7 +242,7 @@ for (const cc of CLIENTS) {
     });
 
     it('a response of unknown length is read until close', async () => {
-      const raw = await rawOrigin((sock) => { sock.end('HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\r\nuntil the end'); });
+      const raw = await startRawOrigin((_r, _n, sock) => { sock.end('HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\r\nuntil the end'); }, { answerAt: 'head' });
       try {
         const s = await fetchOnce(client, raw.url, get('/'));
         assert.equal(s.error, null);
@@ -251,18 +251,13 @@ for (const cc of CLIENTS) {
     });
 
     it('proxyHeader (send_proxy v2) is written first on the connection', async () => {
-      let got = '';
-      // not rawOrigin: the PROXY v2 signature itself starts with CRLFCRLF
-      const raw = await listen(net.createServer((sock) => {
-        sock.on('data', (d: Buffer) => {
-          got += d.toString('latin1');
-          if (got.endsWith('\r\n\r\n') && got.includes('GET')) sock.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
-        });
-      }));
+      // The origin reads the PROXY v2 header apart and records every byte of the connection.
+      const raw = await startRawOrigin(() => 'HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
       try {
         const ph = buildProxyV2Header({ srcAddress: '203.0.113.7', srcPort: 4242, dstAddress: '127.0.0.1', dstPort: 8080 });
         const s = await fetchOnce(client, raw.url, { ...get('/p'), proxyHeader: ph });
         assert.equal(s.body, 'ok');
+        const got = raw.connections[0].toString('latin1');
         assert.ok(got.startsWith(ph.toString('latin1') + 'GET /p HTTP/1.1\r\n'), JSON.stringify(got.slice(0, 40)));
       } finally { await raw.close(); }
     });
@@ -276,7 +271,7 @@ for (const cc of CLIENTS) {
         'HTTX/1.1 200 OK\r\ncontent-length: 0\r\n\r\n',
       ];
       for (const resp of bad) {
-        const raw = await rawOrigin((sock) => { sock.write(resp); });
+        const raw = await startRawOrigin((_r, _n, sock) => { sock.write(resp); }, { answerAt: 'head' });
         try {
           const s = await fetchOnce(client, raw.url, get('/'));
           assert.equal(s.error?.kind, 'protocol', `expected protocol error for ${JSON.stringify(resp)}, got ${JSON.stringify(s.error)} status ${s.status}`);

@@ -4,7 +4,8 @@
 import { it, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { H1Pool } from '../../edge/upstream/h1pool.js';
-import { CollectSink, rawOrigin, type Origin } from './helpers.js';
+import { CollectSink } from './helpers.js';
+import { startRawOrigin, type RawOrigin } from '../harness/origin.js';
 
 const T = { connectMs: 1000, responseMs: 1500, idleMs: 1500 };
 
@@ -14,12 +15,13 @@ function rng(seed: number): () => number {
   return () => { s = (s * 1664525 + 1013904223) >>> 0; return s / 2 ** 32; };
 }
 
-let origin: Origin;
+let origin: RawOrigin;
 after(() => origin?.close());
 
 it('300 mixed requests through a cap of 8: one terminal call each, pool consistent', async () => {
   const rand = rng(42);
-  origin = await rawOrigin((sock, head) => {
+  origin = await startRawOrigin((r, _n, sock) => {
+    const head = r.head;
     const mode = /x-mode: (\w+)/.exec(head)?.[1] ?? 'ok';
     switch (mode) {
       case 'ok': sock.write('HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello'); break;
@@ -31,7 +33,7 @@ it('300 mixed requests through a cap of 8: one terminal call each, pool consiste
       case 'slow': setTimeout(() => { if (!sock.destroyed) sock.write('HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nslow'); }, 30); break;
       default: break;
     }
-  });
+  }, { answerAt: 'head' });
   const pool = new H1Pool({ maxConnectionsPerOrigin: 8, tickMs: 50 });
   const modes = ['ok', 'ok', 'ok', 'chunked', 'close', 'eof', 'reset', 'bad', 'slow'];
   const expect: Record<string, 'end' | 'error'> = { ok: 'end', chunked: 'end', close: 'end', eof: 'end', reset: 'error', bad: 'error', slow: 'end' };

@@ -6,13 +6,15 @@ import type net from 'node:net';
 import { H1Pool, H1RequestError } from '../../edge/upstream/h1pool.js';
 import { ResponseParser, type ResponseParserHandler } from '../../edge/upstream/h1-parser.js';
 import { buildProxyV2Header } from '../../edge/upstream/h1-proxy-v2.js';
-import { CollectSink, T, fetchOnce, get, httpOrigin, listen, pumpBody, rawOrigin, sleep } from './helpers.js';
+import { CollectSink, T, fetchOnce, get, pumpBody } from './helpers.js';
+import { waitFor } from '../harness/wait.js';
+import { startOrigin, startRawOrigin } from '../harness/origin.js';
 
 const pool = new H1Pool({ tickMs: 50 });
 after(() => pool.close());
 
 async function rawFetch(response: string | Buffer, method = 'GET'): Promise<CollectSink> {
-  const raw = await rawOrigin((sock) => { sock.write(response); });
+  const raw = await startRawOrigin((_r, _n, sock) => { sock.write(response); }, { answerAt: 'head' });
   try {
     return await fetchOnce(pool, raw.url, { method, path: '/', headers: ['host', 'o'], bodyLength: -1 }, { connectMs: 1000, responseMs: 1500, idleMs: 1500 });
   } finally { await raw.close(); }
@@ -72,10 +74,10 @@ describe('h1pool strict response parsing', () => {
 
   it('the socket of a protocol error is closed, never reused', async () => {
     let closed = 0;
-    const raw = await rawOrigin((sock) => { sock.on('close', () => closed++); sock.write('HTTP/1.1 200 OK\r\nx a: b\r\ncontent-length: 0\r\n\r\n'); });
+    const raw = await startRawOrigin((_r, _n, sock) => { sock.on('close', () => closed++); sock.write('HTTP/1.1 200 OK\r\nx a: b\r\ncontent-length: 0\r\n\r\n'); }, { answerAt: 'head' });
     try {
       await fetchOnce(pool, raw.url, get());
-      await sleep(100);
+      await waitFor('the origin to see the socket close', () => closed === 1, 1000);
       assert.equal(closed, 1);
       assert.equal(pool.stats(raw.url).connections, 0);
     } finally { await raw.close(); }
@@ -128,26 +130,26 @@ describe('h1pool connection reuse', () => {
       'HTTP/1.0 200 OK\r\ncontent-length: 2\r\n\r\nok',
     ];
     for (const resp of cases) {
-      const raw = await rawOrigin((sock) => { sock.write(resp); });
+      const raw = await startRawOrigin((_r, _n, sock) => { sock.write(resp); }, { answerAt: 'head' });
       try {
         for (let i = 0; i < 3; i++) assert.equal((await fetchOnce(pool, raw.url, get())).body, 'ok');
-        assert.equal(raw.connections, 3, resp);
+        assert.equal(raw.accepted, 3, resp);
       } finally { await raw.close(); }
     }
-    const eof = await rawOrigin((sock) => { sock.end('HTTP/1.1 200 OK\r\n\r\nok'); });
+    const eof = await startRawOrigin((_r, _n, sock) => { sock.end('HTTP/1.1 200 OK\r\n\r\nok'); }, { answerAt: 'head' });
     try {
       for (let i = 0; i < 3; i++) assert.equal((await fetchOnce(pool, eof.url, get())).body, 'ok');
-      assert.equal(eof.connections, 3, 'read-until-close');
+      assert.equal(eof.accepted, 3, 'read-until-close');
     } finally { await eof.close(); }
-    const keep = await rawOrigin((sock) => { sock.write('HTTP/1.0 200 OK\r\nconnection: keep-alive\r\ncontent-length: 2\r\n\r\nok'); });
+    const keep = await startRawOrigin((_r, _n, sock) => { sock.write('HTTP/1.0 200 OK\r\nconnection: keep-alive\r\ncontent-length: 2\r\n\r\nok'); }, { answerAt: 'head' });
     try {
       for (let i = 0; i < 3; i++) assert.equal((await fetchOnce(pool, keep.url, get())).body, 'ok');
-      assert.equal(keep.connections, 1, 'HTTP/1.0 with keep-alive is reused');
+      assert.equal(keep.accepted, 1, 'HTTP/1.0 with keep-alive is reused');
     } finally { await keep.close(); }
   });
 
   it('does not reuse a socket whose response ended before the request body was complete', async () => {
-    const raw = await rawOrigin((sock) => { sock.write('HTTP/1.1 413 Payload Too Large\r\ncontent-length: 3\r\n\r\nbig'); });
+    const raw = await startRawOrigin((_r, _n, sock) => { sock.write('HTTP/1.1 413 Payload Too Large\r\ncontent-length: 3\r\n\r\nbig'); }, { answerAt: 'head' });
     try {
       const sink = new CollectSink();
       const st = pool.request(raw.url, { method: 'POST', path: '/', headers: ['host', 'o'], bodyLength: 100 }, T, sink);
@@ -161,7 +163,7 @@ describe('h1pool connection reuse', () => {
   });
 
   it('bytes after a complete response (origin confusion) close the socket', async () => {
-    const raw = await rawOrigin((sock) => { sock.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nokEXTRA'); });
+    const raw = await startRawOrigin((_r, _n, sock) => { sock.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nokEXTRA'); }, { answerAt: 'head' });
     try {
       const s = await fetchOnce(pool, raw.url, get());
       assert.equal(s.body, 'ok');
@@ -171,31 +173,31 @@ describe('h1pool connection reuse', () => {
 
   it('replays an idempotent request once when a reused socket was closed by the origin', async () => {
     // first connection: answers once, then closes as soon as the next request arrives (stale keep-alive race)
-    const raw = await rawOrigin((sock, _head, n) => {
+    const raw = await startRawOrigin((_r, n, sock) => {
       if (n === 0) sock.write('HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nfirst');
       else if (n === 1) sock.destroy();
       else sock.write('HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nsecond');
-    });
+    }, { answerAt: 'head' });
     try {
       assert.equal((await fetchOnce(pool, raw.url, get())).body, 'first');
       const s = await fetchOnce(pool, raw.url, get());
       assert.equal(s.error, null);
       assert.equal(s.body, 'second');
-      assert.equal(raw.connections, 2);
+      assert.equal(raw.accepted, 2);
     } finally { await raw.close(); }
   });
 
   it('does not replay a request with a body: reset with requestSent true', async () => {
-    const raw = await rawOrigin((sock, _head, n) => {
+    const raw = await startRawOrigin((_r, n, sock) => {
       if (n === 0) sock.write('HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nfirst');
       else sock.destroy();
-    });
+    }, { answerAt: 'head' });
     try {
       await fetchOnce(pool, raw.url, get());
       const s = await fetchOnce(pool, raw.url, { method: 'POST', path: '/', headers: ['host', 'o'], bodyLength: 2 }, T, [Buffer.from('hi')]);
       assert.equal(s.error?.kind, 'reset');
       assert.equal(s.error?.requestSent, true);
-      assert.equal(raw.connections, 1);
+      assert.equal(raw.accepted, 1);
     } finally { await raw.close(); }
   });
 
@@ -203,10 +205,10 @@ describe('h1pool connection reuse', () => {
     let open = 0;
     let maxOpen = 0;
     const order: string[] = [];
-    const origin = await httpOrigin((req, res) => {
+    const origin = await startOrigin('origin', (req, res) => {
       order.push(req.url ?? '');
       setTimeout(() => res.end('done' + req.url), 60);
-    });
+    }, { answerAt: 'head' });
     origin.sockets.add = function (this: Set<net.Socket>, s: net.Socket) {
       open++; maxOpen = Math.max(maxOpen, open); s.on('close', () => open--);
       return Set.prototype.add.call(this, s) as Set<net.Socket>;
@@ -222,7 +224,7 @@ describe('h1pool connection reuse', () => {
       await Promise.all(sinks.map((s) => s.done));
       sinks.forEach((s, i) => assert.equal(s.body, 'done/' + i));
       assert.equal(maxOpen, 2);
-      assert.equal(origin.connections, 2);
+      assert.equal(origin.accepted, 2);
       assert.deepEqual(order, ['/0', '/1', '/2', '/3', '/4', '/5', '/6', '/7']);
     } finally {
       await capped.close();
@@ -231,11 +233,11 @@ describe('h1pool connection reuse', () => {
   });
 
   it('a request body written while waiting for a socket is held, then drained onto it', async () => {
-    const origin = await httpOrigin((req, res) => {
+    const origin = await startOrigin('origin', (req, res) => {
       let n = 0;
       req.on('data', (c: Buffer) => { n += c.length; });
       req.on('end', () => setTimeout(() => res.end(req.url + ':' + n), 50));
-    });
+    }, { answerAt: 'head' });
     const capped = new H1Pool({ maxConnectionsPerOrigin: 1, tickMs: 50 });
     try {
       const first = new CollectSink();
@@ -249,7 +251,7 @@ describe('h1pool connection reuse', () => {
       st.endBody();
       await second.done;
       assert.equal(second.body, '/second:6');
-      assert.equal(origin.connections, 1);
+      assert.equal(origin.accepted, 1);
     } finally {
       await capped.close();
       await origin.close();
@@ -257,7 +259,7 @@ describe('h1pool connection reuse', () => {
   });
 
   it('an origin that stops reading the request body → timeout_idle', async () => {
-    const raw = await rawOrigin((sock) => { sock.pause(); });
+    const raw = await startRawOrigin((_r, _n, sock) => { sock.pause(); }, { answerAt: 'head' });
     try {
       const sink = new CollectSink();
       const st = pool.request(raw.url, { method: 'PUT', path: '/', headers: ['host', 'o'], bodyLength: -2 }, { connectMs: 1000, responseMs: 5000, idleMs: 300 }, sink);
@@ -269,12 +271,13 @@ describe('h1pool connection reuse', () => {
   });
 
   it('closes idle sockets after idleSocketTimeoutMs', async () => {
-    const origin = await httpOrigin((_req, res) => res.end('x'));
+    const origin = await startOrigin('origin', (_req, res) => res.end('x'), { answerAt: 'head' });
     const p = new H1Pool({ idleSocketTimeoutMs: 150, tickMs: 25 });
     try {
       await fetchOnce(p, origin.url, get());
       assert.equal(p.stats(origin.url).idle, 1);
-      await sleep(400);
+      // idleSocketTimeoutMs 150: closed well within a second (never while in use: the test above).
+      await waitFor('the idle socket closed at both ends', () => p.stats(origin.url).connections === 0 && origin.sockets.size === 0, 1000);
       assert.equal(p.stats(origin.url).connections, 0);
       assert.equal(origin.sockets.size, 0, 'origin saw the close');
     } finally {
@@ -307,7 +310,7 @@ describe('h1pool request validation', () => {
   });
   it('strips caller framing headers and adds host when missing', async () => {
     let head = '';
-    const raw = await rawOrigin((sock, h) => { head = h; sock.write('HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n'); });
+    const raw = await startRawOrigin((r, _n, sock) => { head = r.head; sock.write('HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n'); }, { answerAt: 'head' });
     try {
       await fetchOnce(pool, raw.url, { method: 'GET', path: '/p', headers: ['connection', 'close', 'content-length', '9', 'transfer-encoding', 'chunked', 'x-a', 'b'], bodyLength: -1 });
       assert.equal(head, `GET /p HTTP/1.1\r\nx-a: b\r\nhost: 127.0.0.1:${raw.port}\r\n\r\n`);
@@ -316,7 +319,7 @@ describe('h1pool request validation', () => {
   it('writes the head as UTF-8, byte-exact, whatever the values hold', async () => {
     // uWS hands over the client's bytes decoded from UTF-8: re-encoding must give the same bytes back.
     let head = '';
-    const raw = await rawOrigin((sock, h) => { head = h; sock.write('HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n'); });
+    const raw = await startRawOrigin((r, _n, sock) => { head = r.head; sock.write('HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n'); }, { answerAt: 'head' });
     try {
       const values = ['caf\u00e9', '\u00ff\u0080', '\u20ac 5', 'smile \ud83d\ude00', 'lone \ud800 surrogate', 'tab\there'];
       const headers = values.flatMap((v, i) => [`x-v${i}`, v]);
@@ -340,16 +343,7 @@ describe('h1pool PROXY protocol v2', () => {
   });
 
   it('sends the header first on each connection, one connection per client address', async () => {
-    const firstBytes: string[] = [];
-    const { default: netMod } = await import('node:net');
-    const srv = netMod.createServer((s: net.Socket) => {
-      let first = true;
-      s.on('data', (d: Buffer) => {
-        if (first) { first = false; firstBytes.push(d.subarray(0, 28).toString('hex')); }
-        s.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
-      });
-    });
-    const origin = await listen(srv);
+    const origin = await startRawOrigin(() => 'HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
     const url = origin.url;
     try {
       const a = buildProxyV2Header({ srcAddress: '10.0.0.1', srcPort: 1111, dstAddress: '127.0.0.1', dstPort: 80 });
@@ -358,6 +352,7 @@ describe('h1pool PROXY protocol v2', () => {
         const s = await fetchOnce(pool, url, { ...get(), proxyHeader: ph });
         assert.equal(s.body, 'ok');
       }
+      const firstBytes = origin.connections.map((c) => c.subarray(0, 28).toString('hex'));
       assert.deepEqual(firstBytes, [a.toString('hex'), b.toString('hex')]);
       assert.equal(pool.stats(url).connections, 2);
     } finally {

@@ -1,7 +1,7 @@
-// Shared test helpers for the upstream clients: a collecting sink and loopback origins.
+// Shared test helpers for the upstream clients: a collecting sink, body pumps and a black-hole listener
+// (their origins are the harness's scripted origin, test/harness/origin.ts).
 import net from 'node:net';
 import { spawn, spawnSync } from 'node:child_process';
-import http from 'node:http';
 import type { UpstreamClient, UpstreamFailure, UpstreamRequest, UpstreamSink, UpstreamStream, UpstreamTimeouts } from '../../edge/upstream/types.js';
 import { H1Pool } from '../../edge/upstream/h1pool.js';
 import { UndiciClient } from '../../edge/upstream/undici-client.js';
@@ -102,60 +102,6 @@ export function pumpBody(st: UpstreamStream, sink: CollectSink, total: number, c
     sink.onDrain = pump;
     pump();
   });
-}
-
-export interface Origin {
-  url: string;
-  port: number;
-  connections: number;
-  sockets: Set<net.Socket>;
-  close(): Promise<void>;
-}
-
-export async function listen(server: net.Server): Promise<Origin> {
-  const o: Origin = { url: '', port: 0, connections: 0, sockets: new Set(), close: async () => {} };
-  server.on('connection', (s: net.Socket) => {
-    o.connections++;
-    o.sockets.add(s);
-    s.on('close', () => o.sockets.delete(s));
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  o.port = (server.address() as net.AddressInfo).port;
-  o.url = `http://127.0.0.1:${o.port}`;
-  o.close = () => new Promise<void>((r) => {
-    for (const s of o.sockets) s.destroy();
-    server.close(() => r());
-  });
-  return o;
-}
-
-export function httpOrigin(handler: http.RequestListener): Promise<Origin> {
-  const srv = http.createServer(handler);
-  srv.keepAliveTimeout = 10_000;
-  return listen(srv);
-}
-
-/**
- * Raw origin: `onRequest(socket, head)` is called for each request head (body bytes, if any, are
- * ignored unless the handler reads them) so tests can answer with exact bytes.
- */
-export function rawOrigin(onRequest: (s: net.Socket, head: string, n: number) => void): Promise<Origin> {
-  let count = 0;
-  const srv = net.createServer((s) => {
-    let acc = '';
-    s.on('error', () => {});
-    s.on('data', (d: Buffer) => {
-      acc += d.toString('latin1');
-      let i = acc.indexOf('\r\n\r\n');
-      while (i !== -1) {
-        const head = acc.slice(0, i + 4);
-        acc = acc.slice(i + 4);
-        onRequest(s, head, count++);
-        i = acc.indexOf('\r\n\r\n');
-      }
-    });
-  });
-  return listen(srv);
 }
 
 import { sleep } from '../harness/wait.js';

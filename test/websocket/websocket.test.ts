@@ -14,6 +14,7 @@ import WebSocket, { WebSocketServer } from 'ws';
 import { edgeYaml, startTestEdge, type TestEdge } from '../harness/edge.js';
 import { sendableCloseCode, uwsIdleTimeoutSec, normalizeWebSocketLimits } from '../../edge/upstream/websocket.js';
 import { sleep, waitFor } from '../harness/wait.js';
+import { startOrigin, startRawOrigin } from '../harness/origin.js';
 
 interface WsOrigin {
   url: string;
@@ -212,31 +213,22 @@ test('a server that is down gives 502 to the upgrade; a server that refuses the 
   const px = await startTestEdge(wsEdge(deadUrl, ''));
   t.after(() => px.stop());
   await assert.rejects(openClient(px, '/x'), (e: Error & { status?: number }) => e.status === 502 || e.status === 503);
-  const { createServer } = await import('node:http');
-  const plain = createServer((_req, res) => { res.statusCode = 404; res.end('no socket here'); });
-  await new Promise<void>((r) => plain.listen(0, '127.0.0.1', () => r()));
-  t.after(() => new Promise<void>((r) => plain.close(() => r())));
-  const px2 = await startTestEdge(wsEdge(`http://127.0.0.1:${(plain.address() as AddressInfo).port}`));
+  const plain = await startOrigin('plain', (_req, res) => { res.statusCode = 404; res.end('no socket here'); });
+  t.after(() => plain.close());
+  const px2 = await startTestEdge(wsEdge(plain.url));
   t.after(() => px2.stop());
   await assert.rejects(openClient(px2, '/x'), (e: Error & { status?: number }) => e.status === 404);
 });
 
 test('a server that answers the upgrade with a broken handshake (101 with a wrong Sec-WebSocket-Accept) gives 502, not a 503 "no server", and is tried once', async (t) => {
-  const { createServer } = await import('node:net');
-  let upgrades = 0;
-  const broken = createServer((s) => {
-    s.once('data', () => {
-      upgrades++;
-      s.end('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: not-the-right-hash\r\n\r\n');
-    });
-    s.on('error', () => {});
+  const broken = await startRawOrigin((_r, _n, s) => {
+    s.end('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: not-the-right-hash\r\n\r\n');
   });
-  await new Promise<void>((r) => broken.listen(0, '127.0.0.1', () => r()));
-  t.after(() => new Promise<void>((r) => broken.close(() => r())));
-  const px = await startTestEdge(wsEdge(`http://127.0.0.1:${(broken.address() as AddressInfo).port}`));
+  t.after(() => broken.close());
+  const px = await startTestEdge(wsEdge(broken.url));
   t.after(() => px.stop());
   await assert.rejects(openClient(px, '/x'), (e: Error & { status?: number }) => e.status === 502);
-  assert.equal(upgrades, 1, 'a junk handshake is not retried on the only server');
+  assert.equal(broken.requests.length, 1, 'a junk handshake is not retried on the only server');
   const queued = px.events.filter((e) => e.type === 'queue' && e.action === 'no_server');
   assert.equal(queued.length, 0, 'no "no server" event for a backend whose only server is up');
 });
