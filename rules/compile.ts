@@ -90,10 +90,6 @@ export function compileProgram(program: Program, data: ReadonlyMap<string, Loade
   const condCache = new Map<string, Pred>();
   const counterIdx = new Map<string, number>();
   for (const c of program.counters.values()) counterIdx.set(c.decl.name, c.index);
-  const counterWindows: number[] = [];
-  for (const c of program.counters.values()) counterWindows[c.index] = c.decl.windowMs;
-  const counterNames: string[] = [];
-  for (const c of program.counters.values()) counterNames[c.index] = c.decl.name;
 
   const cacheSlot = (v: Value): number => namedSlot(printValue(v));
   function namedSlot(key: string): number {
@@ -151,13 +147,12 @@ export function compileProgram(program: Program, data: ReadonlyMap<string, Loade
       case 'rate': {
         const a0 = v.args[0];
         const ci = counterIdx.get(a0.k === 'field' ? a0.name : '') ?? -1;
-        const name = counterNames[ci], win = counterWindows[ci];
         return {
           multi: false, get: (c) => {
             const cached = c.cache[slot];
             if (cached !== UNSET) return cached as Scalar;
             const key = c.counterKeys[ci];
-            const r = key === null ? null : c.counters.rate(name, key, win, c.now);
+            const r = key === null ? null : c.handles[ci].rate(key, c.now);
             c.cache[slot] = r;
             return r;
           },
