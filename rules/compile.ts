@@ -9,7 +9,7 @@ import { TERMINATING_ACTIONS } from './checker.js';
 import { EvalContext, LAZY_BITS, MultiIndex, UNSET, type Scalar } from './context.js';
 import type { ActionKind, HeaderOp, TerminalAction } from './decision.js';
 import { formatIp, IpTrie, maskBytes, parseCidr, parseIp } from '../lib/ip.js';
-import { compileFoldedLiterals, compileLiterals } from './multi-literal.js';
+import { compileFoldedLiterals, compileLiterals, FoldedLiteralGroup } from './multi-literal.js';
 import { STRING_TRANSFORMS } from './transforms.js';
 import { printAction, printValue } from './print.js';
 import { lookupField, PRIORITY_CLASSES, type RuleMode } from './scheme.js';
@@ -90,17 +90,29 @@ export function compileProgram(program: Program, data: ReadonlyMap<string, Loade
   const condCache = new Map<string, Pred>();
   const counterIdx = new Map<string, number>();
   for (const c of program.counters.values()) counterIdx.set(c.decl.name, c.index);
-  const counterWindows: number[] = [];
-  for (const c of program.counters.values()) counterWindows[c.index] = c.decl.windowMs;
-  const counterNames: string[] = [];
-  for (const c of program.counters.values()) counterNames[c.index] = c.decl.name;
 
-  const cacheSlot = (v: Value): number => {
-    const key = printValue(v);
+  const cacheSlot = (v: Value): number => namedSlot(printValue(v));
+  function namedSlot(key: string): number {
     let s = cacheSlots.get(key);
     if (s === undefined) { s = cacheSlots.size; cacheSlots.set(key, s); }
     return s;
-  };
+  }
+
+  /** `lower(x) contains_any` sets by x: groups answering them in one pass (a new group every GROUP_SETS sets). */
+  const foldedGroups = new Map<string, { group: FoldedLiteralGroup; slot: number }[]>();
+  function foldedGroup(x: Value, needles: readonly string[]): { group: FoldedLiteralGroup; bit: number; slot: number } | null {
+    const key = printValue(x);
+    let list = foldedGroups.get(key);
+    if (list === undefined) { list = []; foldedGroups.set(key, list); }
+    let last = list[list.length - 1];
+    if (last !== undefined) { const bit = last.group.add(needles); if (bit >= 0) return { group: last.group, bit, slot: last.slot }; }
+    const group = new FoldedLiteralGroup();
+    const bit = group.add(needles);
+    if (bit < 0) return null; // not foldable (upper-case or non-ASCII needles)
+    last = { group, slot: namedSlot(`\u0000folded ${list.length} ${key}`) };
+    list.push(last);
+    return { group, bit, slot: last.slot };
+  }
 
   function value(v: Value): G {
     switch (v.k) {
@@ -135,13 +147,12 @@ export function compileProgram(program: Program, data: ReadonlyMap<string, Loade
       case 'rate': {
         const a0 = v.args[0];
         const ci = counterIdx.get(a0.k === 'field' ? a0.name : '') ?? -1;
-        const name = counterNames[ci], win = counterWindows[ci];
         return {
           multi: false, get: (c) => {
             const cached = c.cache[slot];
             if (cached !== UNSET) return cached as Scalar;
             const key = c.counterKeys[ci];
-            const r = key === null ? null : c.counters.rate(name, key, win, c.now);
+            const r = key === null ? null : c.handles[ci].rate(key, c.now);
             c.cache[slot] = r;
             return r;
           },
@@ -372,8 +383,29 @@ export function compileProgram(program: Program, data: ReadonlyMap<string, Loade
         const left = e.left;
         if (left.k === 'call' && left.name === 'lower' && !g.multi) {
           // lower(x) contains_any {…}: scan x case-folded, lower-case a copy only for non-ASCII input
-          const folded = compileFoldedLiterals(needles);
           const inner = value(left.args[0]);
+          if (!inner.multi) {
+            // Every such condition on the same x shares one pass (FoldedLiteralGroup), its mask
+            // cached for the evaluation.
+            const fg = foldedGroup(left.args[0], needles);
+            if (fg !== null) {
+              const { group, bit, slot } = fg;
+              const ig = inner.get, lg = g.get;
+              return (c) => {
+                let mask = c.cache[slot] as number | typeof UNSET;
+                if (mask === UNSET) {
+                  const x = ig(c);
+                  mask = x === null ? -2 : group.run(String(x));
+                  c.cache[slot] = mask;
+                }
+                if (mask >= 0) return (mask & (1 << bit)) !== 0;
+                if (mask === -2) return false;
+                const y = lg(c);
+                return y !== null && m.test(y as string);
+              };
+            }
+          }
+          const folded = compileFoldedLiterals(needles);
           if (folded !== null && !inner.multi) {
             const ig = inner.get, lg = g.get;
             return (c) => {
@@ -508,6 +540,7 @@ export function compileProgram(program: Program, data: ReadonlyMap<string, Loade
     };
   }
 
+  for (const list of foldedGroups.values()) for (const g of list) g.group.build(); // at load, not on the first request
   return {
     rules, counters, usedFields,
     newContext: () => new EvalContext(index, cacheSlots.size, counters.length),

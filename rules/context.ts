@@ -2,7 +2,7 @@
 // (normalised path, header/arg/cookie lookups, lower()-ed strings, counter rates). One context
 // object is owned by each compiled ruleset and reset per evaluation (evaluation is synchronous),
 // so a request that matches nothing allocates nothing but what lazy derivations need.
-import type { CounterStore } from './counters.js';
+import type { CounterHandle, CounterStore } from './counters.js';
 import type { RuleInput } from './input.js';
 import { clientKeyOf, parseIp, parseIpv4At } from '../lib/ip.js';
 import { SCALAR_SLOTS, SLOT } from './scheme.js';
@@ -37,6 +37,8 @@ export class EvalContext {
   input!: RuleInput;
   now = 0;
   counters!: CounterStore;
+  /** The compiled counters (by index) as handles of `counters` (set by the ruleset with reset()). */
+  handles: readonly CounterHandle[] = [];
   readonly slots: Scalar[] = new Array<Scalar>(SCALAR_SLOTS).fill(null);
   private lazyDone = 0; // bitmask of computed lazy slots
   private ipParsed: Uint8Array | null | undefined = undefined;

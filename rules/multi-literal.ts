@@ -108,6 +108,76 @@ export function compileFoldedLiterals(needles: readonly string[]): ((h: string) 
   return (h) => { const r = dfa.run(h); return r < 0 ? null : r === 1; };
 }
 
+/** Most needle sets one FoldedLiteralGroup answers (bits of its result). */
+export const GROUP_SETS = 30;
+
+/**
+ * Several `lower(x) contains_any {…}` conditions on the same x answered by one case-folded pass:
+ * run() returns a bit mask (bit k: a needle of set k occurs in x) for ASCII input, or -1 when x has
+ * a non-ASCII character (the callers then lower-case x as compileFoldedLiterals' callers do). A rule
+ * set that checks the User-Agent for scanners and, further down, for crawlers scans it once.
+ * Per set the answer is exactly compileFoldedLiterals(set)(x).
+ */
+export class FoldedLiteralGroup {
+  private readonly sets: string[][] = [];
+  /** Dense ASCII table, next state pre-multiplied by 128 (A–Z step like a–z); mask[state] = sets ending there. */
+  private table: Int32Array | null = null;
+  private mask: Int32Array = new Int32Array(0);
+  private all = 0;
+  private failed = false;
+
+  /** Adds a set of needles; returns its bit index, or -1 when the group is full or the set cannot be folded. */
+  add(needles: readonly string[]): number {
+    const uniq = [...new Set(needles)];
+    if (this.sets.length >= GROUP_SETS) return -1;
+    if (uniq.length === 0 || uniq.some((n) => n === '' || n !== n.toLowerCase() || /[^\x00-\x7f]/.test(n))) return -1;
+    this.sets.push(uniq);
+    this.table = null;
+    this.failed = false;
+    return this.sets.length - 1;
+  }
+
+  /** Builds the automaton (at load; again lazily if a set was added since). False when it would be too big. */
+  build(): boolean {
+    const needles: string[] = [];
+    const setOf: number[] = [];
+    this.sets.forEach((set, k) => { for (const n of set) { needles.push(n); setOf.push(k); } });
+    const a = buildAutomaton(needles);
+    const n = a.next.length;
+    if (n * 128 > 4_000_000) { this.failed = true; return false; }
+    const table = new Int32Array(n * 128);
+    const order: number[] = [0];
+    for (let qi = 0; qi < order.length; qi++) for (const t of a.next[order[qi]].values()) order.push(t);
+    for (const s of order) {
+      for (let c = 0; c < 128; c++) {
+        const t = a.next[s].get(c);
+        table[s * 128 + c] = t !== undefined ? t * 128 : s === 0 ? 0 : table[a.fail[s] * 128 + c];
+      }
+    }
+    for (let s = 0; s < n; s++) for (let c = 65; c <= 90; c++) table[s * 128 + c] = table[s * 128 + c + 32];
+    const mask = new Int32Array(n);
+    for (let s = 0; s < n; s++) for (const id of a.outs[s]) mask[s] |= 1 << setOf[id];
+    this.mask = mask;
+    this.all = this.sets.length >= 31 ? -1 : (1 << this.sets.length) - 1;
+    this.table = table;
+    return true;
+  }
+
+  run(h: string): number {
+    if (this.table === null && (this.failed || !this.build())) return -1;
+    const table = this.table as Int32Array, mask = this.mask, all = this.all;
+    let s = 0, m = 0;
+    for (let i = 0; i < h.length; i++) {
+      const c = h.charCodeAt(i);
+      if (c >= 128) return -1;
+      s = table[s + c];
+      const o = mask[s >> 7];
+      if (o !== 0) { m |= o; if (m === all) return m; }
+    }
+    return m;
+  }
+}
+
 /**
  * Aho-Corasick that reports every needle found (by id), for the rule dispatcher: one pass over a
  * value finds all `contains` rules that can match it.

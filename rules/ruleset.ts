@@ -10,6 +10,7 @@ import { type CounterHit, type Decision, describeAction, type HeaderOp, type Log
 import { canonicalPath, isRefusal } from './canonical-path.js';
 import type { EvalEnv, RuleInput } from './input.js';
 import { MODES, type RuleMode } from './scheme.js';
+import { counterHandle, type CounterHandle, type CounterStore } from './counters.js';
 
 export interface CounterInfo { readonly name: string; readonly windowMs: number }
 export interface RuleInfo { readonly id: string; readonly file: string; readonly line: number; readonly mode: RuleMode; readonly declaredMode: RuleMode; readonly actions: string }
@@ -51,6 +52,9 @@ export class Ruleset {
   /** Decisions of match lists without rate() readers, by rule index path (see decide()). */
   private decisions: DecisionNode = { next: null, decision: null };
   private cachedDecisions = 0;
+  /** Handles of the compiled counters in the store they were made for (the store of the last evaluation). */
+  private handleStore: CounterStore | null = null;
+  private handles: readonly CounterHandle[] = [];
 
 
   constructor(readonly compiled: CompiledProgram, readonly program: Program, hash: string, opts: { index?: boolean } = {}) {
@@ -127,6 +131,7 @@ export class Ruleset {
       path = r;
     }
     c.reset(input, path, env.now, env.counters);
+    c.handles = this.handlesFor(env.counters);
     if (c.skipList.length > 0) { for (const i of c.skipList) c.skipped[i] = 0; c.skipList.length = 0; }
     this.updateCounters(c);
     const rules = this.rules;
@@ -228,6 +233,7 @@ export class Ruleset {
     let path = input.canonicalPath;
     if (path === undefined) { const r = canonicalPath(input.path); path = isRefusal(r) ? input.path : r; }
     c.reset(input, path, env.now, env.counters);
+    c.handles = this.handlesFor(env.counters);
     const counters = this.compiled.counters;
     for (let i = 0; i < counters.length; i++) {
       let key: string | null = '';
@@ -239,6 +245,14 @@ export class Ruleset {
       c.counterKeys[i] = key;
     }
     return c;
+  }
+
+  private handlesFor(store: CounterStore): readonly CounterHandle[] {
+    if (store !== this.handleStore) {
+      this.handles = this.compiled.counters.map((k) => counterHandle(store, k.name, k.windowMs));
+      this.handleStore = store;
+    }
+    return this.handles;
   }
 
   private updateCounters(c: EvalContext): void {
@@ -253,7 +267,7 @@ export class Ruleset {
         key = v === null ? null : key + '\u001f' + v;
       }
       c.counterKeys[i] = key;
-      if (key !== null && (k.countWhen === null || k.countWhen(c))) c.counters.add(k.name, key, k.windowMs, 1, c.now);
+      if (key !== null && (k.countWhen === null || k.countWhen(c))) c.handles[i].add(key, 1, c.now);
     }
   }
 
@@ -262,7 +276,7 @@ export class Ruleset {
       const k = this.compiled.counters[r.counters[i]];
       const key = c.counterKeys[k.index];
       if (key === null) continue;
-      acc.counters.push(Object.freeze({ counter: k.name, key, value: c.counters.rate(k.name, key, k.windowMs, c.now), windowMs: k.windowMs, ruleId: r.id }));
+      acc.counters.push(Object.freeze({ counter: k.name, key, value: c.handles[k.index].rate(key, c.now), windowMs: k.windowMs, ruleId: r.id }));
     }
   }
 

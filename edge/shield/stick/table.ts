@@ -151,10 +151,24 @@ export class StickTable {
   /** Slot of `key`, or -1. Does not refresh its use. */
   peek(key: string, now: number): number {
     const k = this.keyOf(key);
-    const s = this.find(k, fnv1a(k));
+    return this.peekHashed(k, fnv1a(k), now);
+  }
+
+  /** peek() for a caller that already has fnv1a(key) (a key longer than keyLength is bounded and hashed again). */
+  peekHashed(key: string, hash: number, now: number): number {
+    if (key.length > this.keyLength) { key = boundKey(key, this.keyLength); hash = fnv1a(key); }
+    const s = this.find(key, hash);
     if (s === NONE) return NONE;
     if (this.expired(s, now)) { this.release(s); return NONE; }
     return s;
+  }
+
+  /**
+   * Whether `slot` still holds the key text `stored` (as keyAt(slot) returned it) and has not expired
+   * at `now`: then it is what peek() of that key would return.
+   */
+  holds(slot: number, stored: string | undefined, now: number): boolean {
+    return stored !== undefined && this.keys[slot] === stored && !this.expired(slot, now);
   }
 
   /** Slot of `key`, created if needed (evicting the least recently used key when full); marks it used. */
