@@ -55,6 +55,28 @@ class AhoCorasick implements LiteralMatcher {
 }
 
 /**
+ * The dense ASCII transition table of an Aho–Corasick automaton (null beyond 4 M cells): entry
+ * [s * 128 + c] is the next state times `stride` (1: a state number; 128: a row offset, one multiply
+ * less per byte). With foldCase, A–Z step like a–z.
+ */
+function asciiTransitions(a: { next: Map<number, number>[]; fail: number[] }, stride: 1 | 128, foldCase: boolean): Int32Array | null {
+  const n = a.next.length;
+  if (n * 128 > 4_000_000) return null;
+  const table = new Int32Array(n * 128);
+  // BFS order guarantees fail[s] is filled before s.
+  const order: number[] = [0];
+  for (let qi = 0; qi < order.length; qi++) for (const t of a.next[order[qi]].values()) order.push(t);
+  for (const s of order) {
+    for (let c = 0; c < 128; c++) {
+      const t = a.next[s].get(c);
+      table[s * 128 + c] = t !== undefined ? t * stride : s === 0 ? 0 : table[a.fail[s] * 128 + c];
+    }
+  }
+  if (foldCase) for (let s = 0; s < n; s++) for (let c = 65; c <= 90; c++) table[s * 128 + c] = table[s * 128 + c + 32];
+  return table;
+}
+
+/**
  * The automaton's ASCII part as a dense table (state × 128, failure links folded in). run() answers
  * 1 (a needle occurs) or 0 (none) for ASCII input, or -1 at the first non-ASCII code unit, leaving
  * where it stopped in stoppedAt / stoppedState. With foldCase, A–Z step like a–z: `lower(x)
@@ -66,20 +88,8 @@ export class AsciiDfa {
   private constructor(private readonly table: Int32Array, private readonly hasOut: Uint8Array) {}
 
   static build(a: { next: Map<number, number>[]; fail: number[]; outs: number[][] }, foldCase: boolean): AsciiDfa | null {
-    const n = a.next.length;
-    if (n * 128 > 4_000_000) return null;
-    const table = new Int32Array(n * 128);
-    // BFS order guarantees fail[s] is filled before s.
-    const order: number[] = [0];
-    for (let qi = 0; qi < order.length; qi++) for (const t of a.next[order[qi]].values()) order.push(t);
-    for (const s of order) {
-      for (let c = 0; c < 128; c++) {
-        const t = a.next[s].get(c);
-        table[s * 128 + c] = t !== undefined ? t : s === 0 ? 0 : table[a.fail[s] * 128 + c];
-      }
-    }
-    if (foldCase) for (let s = 0; s < n; s++) for (let c = 65; c <= 90; c++) table[s * 128 + c] = table[s * 128 + c + 32];
-    return new AsciiDfa(table, Uint8Array.from(a.outs, (o) => (o.length > 0 ? 1 : 0)));
+    const table = asciiTransitions(a, 1, foldCase);
+    return table === null ? null : new AsciiDfa(table, Uint8Array.from(a.outs, (o) => (o.length > 0 ? 1 : 0)));
   }
 
   run(h: string): number {
@@ -144,17 +154,8 @@ export class FoldedLiteralGroup {
     this.sets.forEach((set, k) => { for (const n of set) { needles.push(n); setOf.push(k); } });
     const a = buildAutomaton(needles);
     const n = a.next.length;
-    if (n * 128 > 4_000_000) { this.failed = true; return false; }
-    const table = new Int32Array(n * 128);
-    const order: number[] = [0];
-    for (let qi = 0; qi < order.length; qi++) for (const t of a.next[order[qi]].values()) order.push(t);
-    for (const s of order) {
-      for (let c = 0; c < 128; c++) {
-        const t = a.next[s].get(c);
-        table[s * 128 + c] = t !== undefined ? t * 128 : s === 0 ? 0 : table[a.fail[s] * 128 + c];
-      }
-    }
-    for (let s = 0; s < n; s++) for (let c = 65; c <= 90; c++) table[s * 128 + c] = table[s * 128 + c + 32];
+    const table = asciiTransitions(a, 128, true);
+    if (table === null) { this.failed = true; return false; }
     const mask = new Int32Array(n);
     for (let s = 0; s < n; s++) for (const id of a.outs[s]) mask[s] |= 1 << setOf[id];
     this.mask = mask;
