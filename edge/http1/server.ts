@@ -12,6 +12,7 @@ import type { WebSocketRuntime } from '../upstream/websocket.js';
 import type { RunningListener } from '../uws/listener.js';
 import { parseIp } from '../../lib/ip.js';
 import { Transaction } from '../pipeline/transaction.js';
+import { proxyRefused } from '../pipeline/reply.js';
 import type { ClientIO } from '../pipeline/exchange.js';
 import { Http1Connection, type Http1Context, type Http1Handler, type WsAcceptor, type WsLike } from './connection.js';
 import { parseProxyHeader } from './proxy-protocol.js';
@@ -232,8 +233,7 @@ export async function openHttp1Listener(opts: Http1ListenerOptions, handler: Htt
     tx.remote = remote;
     tx.method = '<BADREQ>';
     tx.bytesIn = raw.bytesRead;
-    tx.status = 400;
-    tx.term = 'PR';
+    proxyRefused(tx, 400);
     if (!raw.destroyed && raw.writable) { raw.end(PLAIN_HTTP_ANSWER); tx.bytesOut = PLAIN_HTTP_ANSWER.length; }
     s.ctx.handler.rejected(tx, 400, PLAIN_HTTP_REASON);
   };
