@@ -3,16 +3,13 @@
 // against HAProxy 2.6 (and nginx) terminating h2 with the same certificate. The headline is
 // Portcullis's req/s per core ÷ HAProxy's (CPU-bound ratio: HAProxy's CPU µs per request ÷ ours;
 // target ≥ 0.3) and CPU µs per request. --profile: the top self-time entries of the measured rounds.
-import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
-import { join } from 'node:path';
-import { configTexts, interleavedWrk, newSpec, pairedRatio, serversFor, startOrigins, startTarget, variantCharts, variantTable, type RoundSample, type Variant } from '../lib/harness.js';
+import { configTexts, interleavedWrk, newSpec, pairedRatio, serversFor, startOrigins, startTarget, variantCharts, variantTable, type Variant } from '../lib/harness.js';
 import type { Scenario, ScenarioContext, ScenarioResult } from '../lib/scenario.js';
-import { stopProxy, type RunningProxy } from '../lib/proxies.js';
+import type { RunningProxy } from '../lib/proxies.js';
 import type { ProxyKind } from '../lib/proxy-spec.js';
 import { generateCertificate, TLS_KEY_DESCRIPTION } from '../lib/tls-setup.js';
-import { formatProfile, profilesIn, readProfile, summarizeProfile, type ProfileSummary } from '../lib/cpuprofile.js';
-import { round, sleep } from '../lib/util.js';
-import { timestampForFile } from '../lib/report.js';
+import { collectProfiles, profileFlags } from '../lib/profile-run.js';
+import { round } from '../lib/util.js';
 import { PASS_THROUGH_RULES } from './throughput.js';
 
 /** The issue's target: Portcullis's h2 req/s per core at least this fraction of HAProxy's. */
@@ -43,18 +40,12 @@ export const h2: Scenario = {
         s.tls = tlsFiles;
         s.http2 = true;
       });
-      let profileDir: string | null = null;
-      const flags: string[] = [];
-      if (opts.profile && kind === 'portcullis') {
-        profileDir = join(ctx.workDir, `${kind}-cpuprofile`);
-        mkdirSync(profileDir, { recursive: true });
-        flags.push('--cpu-prof', '--cpu-prof-dir', profileDir);
-      }
+      const { profileDir, flags } = profileFlags(ctx, kind, opts.profile === true && kind === 'portcullis');
       targets.push({ label: kind, kind, proxy: await startTarget(ctx, kind, spec, kind, flags), profileDir });
     }
     const variants: Variant[] = targets.map((t) => ({ label: t.label, proxy: t.proxy }));
     const { samples, summary } = await interleavedWrk(ctx, variants, { rounds: opts.rounds, durationMs: opts.durationMs, connections: clients, driver: { kind: 'h2load', clients, streams } });
-    const profiles = opts.profile ? await collectProfiles(ctx, targets, samples) : {};
+    const profiles = opts.profile ? await collectProfiles(ctx, 'h2', targets, (t) => [t.label], samples) : {};
 
     const get = (l: string) => summary.find((s) => s.label === l);
     const p = get('portcullis');
@@ -99,23 +90,3 @@ export const h2: Scenario = {
   },
 };
 
-/** Stops each profiled Portcullis (the profile is written at exit) and summarises its measured rounds. */
-async function collectProfiles(ctx: ScenarioContext, targets: readonly Target[], samples: readonly RoundSample[]): Promise<Record<string, { file: string | null; summary: ProfileSummary }>> {
-  const out: Record<string, { file: string | null; summary: ProfileSummary }> = {};
-  const stamp = timestampForFile(ctx.startedAt ?? new Date());
-  for (const t of targets) {
-    if (t.profileDir === null) continue;
-    await stopProxy(t.proxy);
-    let files = profilesIn(t.profileDir);
-    for (let i = 0; i < 50 && files.length === 0; i++) { await sleep(100); files = profilesIn(t.profileDir); }
-    if (files.length === 0) { ctx.note(`${t.label}: no .cpuprofile was written`); continue; }
-    const profile = readProfile(files[0]);
-    let kept: string | null = join(ctx.opts.outDir, `h2-${stamp}-${t.label}.cpuprofile`);
-    try { mkdirSync(ctx.opts.outDir, { recursive: true }); copyFileSync(files[0], kept); } catch { kept = null; }
-    const windows = samples.filter((s) => s.label === t.label && s.startedAtUs !== undefined && s.endedAtUs !== undefined).map((s) => [s.startedAtUs as number, s.endedAtUs as number] as const);
-    const summary = summarizeProfile(profile, { windows, top: 25 });
-    out[t.label] = { file: kept !== null && existsSync(kept) ? kept : null, summary };
-    ctx.log(`profile of ${t.label} (self time over its measured rounds):\n${formatProfile(summary).join('\n')}`);
-  }
-  return out;
-}

@@ -4,17 +4,15 @@
 // rounds as HAProxy and nginx. The headline is each engine ÷ HAProxy and the http1 − uws CPU gap.
 // --tls: every proxy terminates TLS, measured with keep-alive and with a new connection per request.
 // --profile: Portcullis runs under node --cpu-prof; the measured rounds' top self-time entries are reported.
-import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { configTexts, interleavedWrk, newSpec, pairedRatio, serversFor, startOrigins, startTarget, variantCharts, variantTable, type RoundSample, type Variant, type VariantSummary } from '../lib/harness.js';
 import type { Scenario, ScenarioContext, ScenarioResult } from '../lib/scenario.js';
 import { repoRoot } from '../lib/paths.js';
-import { stopProxy, type RunningProxy } from '../lib/proxies.js';
+import type { RunningProxy } from '../lib/proxies.js';
 import { PORTCULLIS_ENGINES, type PortcullisEngine, type ProxyKind } from '../lib/proxy-spec.js';
 import { checkResumption, generateCertificate, TLS_KEY_DESCRIPTION, type ResumptionCheck } from '../lib/tls-setup.js';
-import { formatProfile, profilesIn, readProfile, summarizeProfile, type ProfileSummary } from '../lib/cpuprofile.js';
-import { round, sleep } from '../lib/util.js';
-import { timestampForFile } from '../lib/report.js';
+import { collectProfiles, profileFlags } from '../lib/profile-run.js';
+import { round } from '../lib/util.js';
 
 /** A rule set that matches nothing on the benchmark's path: the rules stage runs, every request passes. */
 export const PASS_THROUGH_RULES = join(repoRoot, 'loadtest', 'scenarios', 'pass-through.rules');
@@ -100,13 +98,7 @@ export const throughput: Scenario = {
           if (kind === 'portcullis') { s.rulesFiles = [PASS_THROUGH_RULES]; s.engine = engine; s.connectionGuard = false; }
           s.tls = tlsFiles;
         });
-        let profileDir: string | null = null;
-        const flags: string[] = [];
-        if (opts.profile && kind === 'portcullis') {
-          profileDir = join(ctx.workDir, `${label}-cpuprofile`);
-          mkdirSync(profileDir, { recursive: true });
-          flags.push('--cpu-prof', '--cpu-prof-dir', profileDir);
-        }
+        const { profileDir, flags } = profileFlags(ctx, label, opts.profile === true && kind === 'portcullis');
         targets.push({ label, kind, engine, proxy: await startTarget(ctx, kind, spec, label, flags), profileDir });
       }
     }
@@ -121,7 +113,7 @@ export const throughput: Scenario = {
     if (tls) for (const t of targets) variants.push({ label: t.label + CONN_CLOSE, proxy: t.proxy, headers: { Connection: 'close' } });
     const { samples, summary } = await interleavedWrk(ctx, variants, { rounds: opts.rounds, durationMs: opts.durationMs, connections: opts.connections });
 
-    const profiles = opts.profile ? await collectProfiles(ctx, targets, variants, samples) : {};
+    const profiles = opts.profile ? await collectProfiles(ctx, 'throughput', targets, (t) => variants.filter((v) => v.proxy === t.proxy).map((v) => v.label), samples) : {};
 
     const portcullisLabels = targets.filter((t) => t.kind === 'portcullis').map((t) => t.label);
     const others = targets.filter((t) => t.kind !== 'portcullis').map((t) => t.label);
@@ -217,28 +209,3 @@ function tlsHeadline(summary: readonly VariantSummary[], ratios: Record<string, 
   return `TLS ${mode('', 'keep-alive')}; ${mode(CONN_CLOSE, 'new connection per request')}${res ? `; session resumption: ${res}` : ''}`;
 }
 
-/**
- * Stops each profiled Portcullis (its profile is written at exit), keeps the file next to the
- * results (git-ignored) and summarises the samples of each of its variants' measured rounds.
- */
-async function collectProfiles(ctx: ScenarioContext, targets: readonly Target[], variants: readonly Variant[], samples: readonly RoundSample[]): Promise<Record<string, { file: string | null; summary: ProfileSummary }>> {
-  const out: Record<string, { file: string | null; summary: ProfileSummary }> = {};
-  const stamp = timestampForFile(ctx.startedAt ?? new Date());
-  for (const t of targets) {
-    if (t.profileDir === null) continue;
-    await stopProxy(t.proxy);
-    let files = profilesIn(t.profileDir);
-    for (let i = 0; i < 50 && files.length === 0; i++) { await sleep(100); files = profilesIn(t.profileDir); }
-    if (files.length === 0) { ctx.note(`${t.label}: no .cpuprofile was written (did it exit cleanly on SIGTERM?)`); continue; }
-    const profile = readProfile(files[0]);
-    let kept: string | null = join(ctx.opts.outDir, `throughput-${stamp}-${t.label}.cpuprofile`);
-    try { mkdirSync(ctx.opts.outDir, { recursive: true }); copyFileSync(files[0], kept); } catch { kept = null; }
-    for (const v of variants.filter((x) => x.proxy === t.proxy)) {
-      const windows = samples.filter((s) => s.label === v.label && s.startedAtUs !== undefined && s.endedAtUs !== undefined).map((s) => [s.startedAtUs as number, s.endedAtUs as number] as const);
-      const summary = summarizeProfile(profile, { windows, top: 25 });
-      out[v.label] = { file: kept !== null && existsSync(kept) ? kept : null, summary };
-      ctx.log(`profile of ${v.label} (self time over its measured rounds):\n${formatProfile(summary).join('\n')}`);
-    }
-  }
-  return out;
-}
