@@ -3,26 +3,33 @@
 // every request of both nodes (merged sketches, never an average of two p99s). When Redis goes away
 // each node keeps recording and shows its own history; what it recorded meanwhile reaches the other
 // node once Redis is back.
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { Sim, SimPool, MINUTE, rng } from './sim.js';
 import { ALPHA } from '../../edge/history/sketch.js';
-import { startPrivateRedis } from '../harness/redis.js';
+import { startPrivateRedis, type PrivateRedis } from '../harness/redis.js';
 
 const pools = () => [new SimPool('shop', [{ name: 'web1', active: 0, maxconn: 100 }, { name: 'web2', active: 0, maxconn: 100 }])];
 
-test('two nodes, one Redis: merged p99 equals the p99 of all requests within α; either node shows the cluster', async (t) => {
+/** Two simulated nodes sharing a private redis-server (null, with the test skipped, when there is none). */
+async function startTwoNodes(t: TestContext): Promise<{ a: Sim; b: Sim; redis: PrivateRedis } | null> {
   const redis = await startPrivateRedis();
-  if (redis === null) { t.skip('skipped: no redis-server on PATH'); return; }
+  if (redis === null) { t.skip('skipped: no redis-server on PATH'); return null; }
   t.after(() => redis.stop());
-  const prefix = `histtest-${randomUUID()}`;
-  const conn = { url: redis.url, prefix, commandTimeoutMs: 1000 };
+  const conn = { url: redis.url, prefix: `histtest-${randomUUID()}`, commandTimeoutMs: 1000 };
   const a = new Sim(pools(), { node: 'node-a', redis: conn });
   const b = new Sim(pools(), { node: 'node-b', redis: conn });
   await a.service.start(false);
   await b.service.start(false);
   t.after(() => Promise.all([a.service.stop(), b.service.stop()]));
+  return { a, b, redis };
+}
+
+test('two nodes, one Redis: merged p99 equals the p99 of all requests within α; either node shows the cluster', async (t) => {
+  const nodes = await startTwoNodes(t);
+  if (nodes === null) return;
+  const { a, b } = nodes;
 
   // Node a: fast answers; node b: a slow tail — the cluster's p99 is neither node's.
   const ra = rng(1);
@@ -77,16 +84,9 @@ test('two nodes, one Redis: merged p99 equals the p99 of all requests within α;
 });
 
 test('Redis down: each node keeps its own history and says degraded; news reach the peer when Redis is back', async (t) => {
-  const redis = await startPrivateRedis();
-  if (redis === null) { t.skip('skipped: no redis-server on PATH'); return; }
-  t.after(() => redis.stop());
-  const prefix = `histtest-${randomUUID()}`;
-  const conn = { url: redis.url, prefix, commandTimeoutMs: 1000 };
-  const a = new Sim(pools(), { node: 'node-a', redis: conn });
-  const b = new Sim(pools(), { node: 'node-b', redis: conn });
-  await a.service.start(false);
-  await b.service.start(false);
-  t.after(() => Promise.all([a.service.stop(), b.service.stop()]));
+  const nodes = await startTwoNodes(t);
+  if (nodes === null) return;
+  const { a, b, redis } = nodes;
   const minute = (n: number): void => {
     for (let i = 0; i < n; i++) a.service.recorder.request('shop', 'web1', 200, 10, 0);
     a.now += MINUTE; b.now += MINUTE;

@@ -44,17 +44,8 @@ export class Sim {
   }
 }
 
-/** Deterministic pseudo-random numbers (mulberry32). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Deterministic pseudo-random numbers: the load harness's seeded generator (mulberry32). */
+export { rng } from '../../loadtest/lib/shop.js';
 
 /** Shape of a day: the busiest hour (14:00–15:00 UTC, peak at 14:30) is 1, nights are quiet. */
 export function dayShape(t: number): number {
