@@ -57,6 +57,7 @@ export function bindMetricSources(metrics: Metrics, edge: RunningEdge, history: 
     bans: () => edge.bans.size,
     redisState: () => (edge.share === null ? 'off' : edge.share.state),
     redisFault: () => ({ code: edge.share?.faultCode ?? null, counts: edge.share?.faultCounts ?? new Map<string, number>() }),
+    redisSyncRounds: () => (edge.share === null ? null : { ok: edge.share.syncs, failed: edge.share.syncFailures }),
     inFlight: () => edge.pipeline.inFlight,
     connections: () => ({ open: edge.connGuard?.openConnections ?? 0, tarpitted: edge.connGuard?.tarpitted ?? 0 }),
   });

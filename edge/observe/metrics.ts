@@ -22,6 +22,8 @@ export interface MetricsSources {
   redisState(): 'ok' | 'degraded' | 'off';
   /** Why Redis is degraded now (fault code, null while ok) and how often it became unusable, by code. */
   redisFault(): { code: string | null; counts: ReadonlyMap<string, number> };
+  /** Shared-counter sync rounds completed and failed since start (null: no shared Redis). */
+  redisSyncRounds?(): { ok: number; failed: number } | null;
   /** Client requests in flight now (the edge's own count; else connectionOpened/Closed are used). */
   inFlight(): number;
   /**
@@ -248,6 +250,15 @@ export class Metrics {
         this.reset();
         const f = self.sources.redisFault?.();
         if (f) for (const [code, n] of f.counts) this.inc({ reason: code }, n);
+      },
+    });
+    new client.Counter({
+      name: p + 'redis_sync_rounds_total', help: 'Shared-counter sync rounds (push our deltas, pull the summed totals) by result: ok, failed',
+      labelNames: ['result'], registers: [reg],
+      collect(this: Counter<string>) {
+        this.reset();
+        const r = self.sources.redisSyncRounds?.();
+        if (r) { this.inc({ result: 'ok' }, r.ok); this.inc({ result: 'failed' }, r.failed); }
       },
     });
     new client.Counter({

@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { spawnEdge } from '../harness/process.js';
 import { startOrigin } from '../harness/origin.js';
 import { startPrivateRedis } from '../harness/redis.js';
-import { admin, rulesDir, send, socEdgeYaml, waitFor } from '../soc/e2e-support.js';
+import { admin, metricSum, parsePrometheus, rulesDir, send, socEdgeYaml, waitFor } from '../soc/e2e-support.js';
 
 const RULES = 'version 1\nrule "probe" { mode = log_only  when http.path == "/probe"  then deny(404) }\n';
 
@@ -97,6 +97,12 @@ test('a pair sharing Redis: sticky server, ban, rule mode and summed counters ho
   t.diagnostic(`A alone 8, then B ${onB}, then A ${backOnA}; Redis holds ${counted()}`);
   assert.equal(counted(), 8 + onB + backOnA);
   assert.ok(8 + onB + backOnA <= 11, `${8 + onB + backOnA} admitted across both nodes, limit 10 (+1 slack as above; unsummed ≥ 13)`);
+  // B's last pull may predate A's last requests (Redis held them; B pulls once per sync_interval):
+  // two completed rounds of B from here include a pull that started after them.
+  const syncRounds = async (port: number): Promise<number> =>
+    metricSum(parsePrometheus(String((await admin(port, 'GET', '/metrics')).body)), 'portcullis_redis_sync_rounds_total', { result: 'ok' });
+  const roundsB = await syncRounds(b.adminPort);
+  await waitFor('two sync rounds of B', async () => (await syncRounds(b.adminPort)) >= roundsB + 2, 5000, 20);
   assert.equal((await send(`${b.url}/`, { from })).status, 429, 'B refuses: it counted what A served');
   assert.equal((await send(`${a.url}/`, { from })).status, 429, '…and so does A');
 });

@@ -163,7 +163,7 @@ export class RedisShare {
   /** Times Redis became unusable, by fault code (portcullis_redis_faults_total). */
   readonly faultCounts = new Map<string, number>();
 
-  // Metrics (the SOC issue exposes them).
+  // Sync statistics: syncs and syncFailures are portcullis_redis_sync_rounds_total{result}.
   syncs = 0;
   syncFailures = 0;
   lastSyncMs = 0;
