@@ -5,7 +5,8 @@ import type { RunOptions } from './scenario.js';
 import { PORTCULLIS_ENGINES, type PortcullisEngine, type ProxyKind } from './proxy-spec.js';
 
 export const USAGE = `usage: npm run loadtest -- <scenario> [options]
-scenarios: throughput h2 peak flood botnet slowloris failover redis-outage rules
+scenarios: throughput h2 peak flood botnet slowloris failover redis-outage rules conformance ha-pair
+           reload-storm soak redis-chaos origin-chaos   (\`list\` says what each measures)
 other:     list | report [--write]   (report: latest result per scenario as Markdown; --write updates BENCHMARKS.md)
 options:
   --vs haproxy[,nginx]   also run HAProxy and/or nginx with the equivalent generated config

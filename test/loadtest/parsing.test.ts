@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseWrkOutput, parseWrkTime, wrkCommand } from '../../loadtest/lib/wrk.js';
-import { parseArgs, UsageError } from '../../loadtest/lib/args.js';
+import { parseArgs, USAGE, UsageError } from '../../loadtest/lib/args.js';
 import { loopbackAddress, median, parseDuration, percentileSorted, formatDuration } from '../../loadtest/lib/util.js';
 import { parseStat } from '../../loadtest/lib/procstat.js';
 import { chartSvg, renderHtml, timestampForFile, writeRecord, type RunRecord } from '../../loadtest/lib/report.js';
@@ -100,6 +100,11 @@ test('every scenario the issue names is registered', () => {
   assert.deepEqual(Object.keys(SCENARIOS).sort(), ['botnet', 'conformance', 'failover', 'flood', 'h2', 'ha-pair', 'origin-chaos', 'peak', 'redis-chaos', 'redis-outage', 'reload-storm', 'rules', 'slowloris', 'soak', 'throughput']);
   // soak is long by design (30 min by default, issue 13); every other scenario fits in a minute.
   for (const s of Object.values(SCENARIOS)) assert.ok(s.defaultDurationMs >= 5000 && s.defaultDurationMs <= (s.name === 'soak' ? 30 * 60_000 : 60_000), `${s.name} is bounded in time`);
+});
+
+test('the usage text names every registered scenario (a new user reads it first)', () => {
+  const listed = new Set(USAGE.split('\n').filter((l, i, all) => i > 0 && i < all.findIndex((x) => x.startsWith('other:'))).join(' ').replace('scenarios:', '').split(/\s+/));
+  for (const name of Object.keys(SCENARIOS)) assert.ok(listed.has(name), `usage lists ${name}`);
 });
 
 test('durations, percentiles, medians and client addresses', () => {
