@@ -15,6 +15,7 @@ import { phaseCounts } from '../../loadtest/scenarios/redis-outage.js';
 import { closedByPeer, procNetEndpoint } from '../../loadtest/scenarios/slowloris.js';
 import { floodAllowance } from '../../loadtest/scenarios/flood.js';
 import { peakCapacity } from '../../loadtest/scenarios/peak.js';
+import { soakClients } from '../../loadtest/scenarios/soak.js';
 import { SCENARIOS } from '../../loadtest/scenarios/index.js';
 import { END, START, groupKey, latestRecords, recordsMarkdown, updateMarkdownFile } from '../../loadtest/lib/summary-md.js';
 import { formatProfile, summarizeProfile, type CpuProfile } from '../../loadtest/lib/cpuprofile.js';
@@ -135,6 +136,10 @@ test('scenario arithmetic: capacity, allowance, per-phase counts', () => {
   assert.equal(floodAllowance(20_000, { attackers: 3, connectionsPerAttacker: 1, shoppers: 1, legitRate: 1, limit: 100, windowMs: 10_000, inFlight: 1, origins: 1 }), 900);
   const tl: [number, number][] = Array.from({ length: 9 }, (_, i) => [i + 1, 0]);
   assert.deepEqual(phaseCounts(tl, 3, 6), [6, 15, 24]);
+  // soak: the address rotation wraps by the end of the warm-up (first fifth), capped at 60,000.
+  assert.equal(soakClients(200, 30 * 60_000), 14_400);
+  assert.equal(soakClients(200, 10 * 3_600_000), 60_000);
+  assert.equal(soakClients(200, 60_000), 480);
 });
 
 test('results: JSON and a self-contained HTML file named by scenario and time', () => {
