@@ -48,21 +48,25 @@ export class Http2Exchange implements ClientIO {
 
   constructor(readonly host: StreamHost, readonly stream: ServerHttp2Stream) {}
 
-  /** Starts listening to the stream (after the head was translated). */
+  /**
+   * Starts listening to the stream (after the head was translated). The listeners are shared functions
+   * that find the exchange on the stream (no closures per stream); 'drain' is listened to only while a
+   * write waits for the client's window (see writeResponseBody).
+   */
   listen(): void {
-    const s = this.stream;
+    const s = this.stream as ExchangeStream;
+    s[EXCHANGE] = this;
     if (!this.bodyEnded) {
-      s.on('data', (chunk: Buffer) => this.body(chunk, false));
-      s.on('end', () => this.body(EMPTY, true));
-      s.on('trailers', (h: Record<string, string | string[] | undefined>) => { this.requestTrailers = flatTrailers(h); });
+      s.on('data', onStreamData);
+      s.on('end', onStreamEnd);
+      s.on('trailers', onStreamTrailers);
     }
-    s.on('drain', () => this.drained());
-    s.on('close', () => this.closed());
-    s.on('error', () => { /* 'close' follows */ });
+    s.on('close', onStreamClose);
+    s.on('error', onStreamError);
   }
 
   // ---- request body ----
-  private body(chunk: Buffer, last: boolean): void {
+  body(chunk: Buffer, last: boolean): void {
     const tx = this.tx;
     if (last) { this.bodyEnded = true; tx.bodyComplete = true; }
     if (this.overLimit || this.finished) return;
@@ -120,7 +124,7 @@ export class Http2Exchange implements ClientIO {
     if (h['content-type'] === undefined) h['content-type'] = 'text/plain; charset=utf-8';
     const noBody = this.tx.method === 'HEAD' || body.length === 0;
     try {
-      s.respond(h, { endStream: noBody });
+      s.respond(h, noBody ? RESPOND_END : RESPOND_BODY);
       if (!noBody) s.end(body);
     } catch {
       s.close(constants.NGHTTP2_INTERNAL_ERROR);
@@ -139,7 +143,7 @@ export class Http2Exchange implements ClientIO {
     try {
       // A response of unknown length (chunked from the origin) may end with trailers: hold the stream
       // open after the last DATA frame; without trailers node:http2 ends it with an empty DATA frame.
-      s.respond(responseHeaders(status, headers, this.host.always, contentLength), { endStream: noBody, waitForTrailers: !noBody && contentLength < 0 });
+      s.respond(responseHeaders(status, headers, this.host.always, contentLength), noBody ? RESPOND_END : contentLength < 0 ? RESPOND_TRAILERS : RESPOND_BODY);
     } catch {
       this.finished = true;
       s.close(constants.NGHTTP2_INTERNAL_ERROR);
@@ -161,7 +165,7 @@ export class Http2Exchange implements ClientIO {
     }
     // The chunk is valid only during this call (the upstream's shared read buffer): copy.
     const ok = s.write(Buffer.from(chunk.subarray(0, n)));
-    if (!ok && !this.stalled) { this.stalled = true; this.host.streamStalled(this); }
+    if (!ok && !this.stalled) { this.stalled = true; s.on('drain', onStreamDrain); this.host.streamStalled(this); }
     return ok;
   }
 
@@ -203,14 +207,14 @@ export class Http2Exchange implements ClientIO {
     s.once('finish', () => { if (!s.closed && !s.destroyed) s.close(constants.NGHTTP2_NO_ERROR); });
   }
 
-  private drained(): void {
-    if (this.stalled) { this.stalled = false; this.host.streamUnstalled(this); }
+  drained(): void {
+    if (this.stalled) { this.stalled = false; this.stream.removeListener('drain', onStreamDrain); this.host.streamUnstalled(this); }
     if (this.finished) return;
     const d = this.drain;
     if (d !== null) d.onClientDrain();
   }
 
-  private closed(): void {
+  closed(): void {
     if (this.stalled) { this.stalled = false; this.host.streamUnstalled(this); }
     this.host.streamClosed(this);
     // After the response (or a local reply) the transaction is over: a late reset changes nothing.
@@ -227,6 +231,22 @@ export class Http2Exchange implements ClientIO {
 }
 
 const NO_HEADERS: readonly string[] = [];
+
+// respond() options, one object each instead of one per response.
+const RESPOND_END = { endStream: true };
+const RESPOND_BODY = { endStream: false };
+const RESPOND_TRAILERS = { endStream: false, waitForTrailers: true };
+
+/** The exchange a stream belongs to, set by listen() for the shared listeners below. */
+const EXCHANGE = Symbol('portcullis.h2exchange');
+type ExchangeStream = ServerHttp2Stream & { [EXCHANGE]: Http2Exchange };
+
+function onStreamData(this: ExchangeStream, chunk: Buffer): void { this[EXCHANGE].body(chunk, false); }
+function onStreamEnd(this: ExchangeStream): void { this[EXCHANGE].body(EMPTY, true); }
+function onStreamTrailers(this: ExchangeStream, h: Record<string, string | string[] | undefined>): void { this[EXCHANGE].requestTrailers = flatTrailers(h); }
+function onStreamDrain(this: ExchangeStream): void { this[EXCHANGE].drained(); }
+function onStreamClose(this: ExchangeStream): void { this[EXCHANGE].closed(); }
+function onStreamError(): void { /* 'close' follows */ }
 
 function flatTrailers(h: Record<string, string | string[] | undefined>): string[] {
   const out: string[] = [];

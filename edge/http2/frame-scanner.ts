@@ -51,7 +51,23 @@ export class FrameScanner {
         p += take;
         continue;
       }
-      // collecting the header (and the first payload word)
+      // Fast path: the whole frame header and first payload word are in this chunk (nearly always: a
+      // chunk is a TLS record's worth of frames) — read in place, no copy into hdr.
+      if (this.fill === 0 && n - p >= 9) {
+        const length = (buf[p] << 16) | (buf[p + 1] << 8) | buf[p + 2];
+        const wl = length < 4 ? length : 4;
+        if (n - p >= 9 + wl) {
+          const type = buf[p + 3];
+          const flags = buf[p + 4];
+          const stream = ((buf[p + 5] & 0x7f) << 24 | (buf[p + 6] << 16) | (buf[p + 7] << 8) | buf[p + 8]) >>> 0;
+          const word = wl === 4 ? ((buf[p + 9] << 24) | (buf[p + 10] << 16) | (buf[p + 11] << 8) | buf[p + 12]) >>> 0 : 0;
+          p += 9 + wl;
+          this.skip = length - wl;
+          if (!this.sink.onFrame(type, flags, stream, length, word)) { this.stopped = true; return false; }
+          continue;
+        }
+      }
+      // collecting the header (and the first payload word) across chunks
       while (this.fill < this.need && p < n) {
         h[this.fill++] = buf[p++];
         if (this.fill === 9) {
