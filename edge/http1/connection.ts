@@ -15,6 +15,7 @@ import type { RedirectHttpsConfig } from '../tls/certificates.js';
 import type { ClientSocket, UpgradeIO, WebSocketRuntime, WsTunnel } from '../upstream/websocket.js';
 import { ChunkedDecoder, HeadScanner, RequestHead, parseHead, type ChunkSink, type HeadError } from './parser.js';
 import { dateHeader, headerLines, isAscii, statusLine } from './response.js';
+import { ownBytes, readIntoShared } from './shared-read.js';
 
 /** What the engine needs from the pipeline beyond the uWS listener's RequestHandler. */
 /**
@@ -100,7 +101,11 @@ export const enum Deadline { None, Head, Idle }
 export const PAUSE_BODY = 1, PAUSE_AHEAD = 2;
 
 export class Http1Connection implements ChunkSink {
-  /** The pending bytes: a Node-owned read buffer (never reused by Node, so views of it may be kept). */
+  /**
+   * The pending bytes. While a read is processed it may be a view of the shared read buffer
+   * (shared-read.ts); what is still pending when the read returns is copied (onData), so between reads
+   * it is always memory of its own.
+   */
   private buf: Buffer = EMPTY;
   private readonly scanner = new HeadScanner();
   private readonly head = new RequestHead();
@@ -123,6 +128,10 @@ export class Http1Connection implements ChunkSink {
   /** Clock reading of the chunk being processed, when onData took one (else -1): a request it completes starts then. */
   private readAt = -1;
   private readonly onDataFn = (chunk: Buffer): void => this.onData(chunk);
+  /** The socket reads into the shared buffer (shared-read.ts) instead of emitting 'data'. */
+  private readonly shared: boolean;
+  /** Handed to the WebSocket layer: what the shared buffer still delivers goes to the socket's Readable. */
+  private detached = false;
   private readonly onEndFn = (): void => this.onEnd();
   private readonly onDrainFn = (): void => this.onDrain();
 
@@ -136,12 +145,13 @@ export class Http1Connection implements ChunkSink {
     /** The TCP socket (under the TLS layer on TLS listeners). */
     readonly raw: Socket = sock,
   ) {
-    sock.on('data', this.onDataFn);
+    this.shared = sock === raw && readIntoShared(sock, (chunk) => this.onSharedRead(chunk));
+    if (!this.shared) sock.on('data', this.onDataFn);
     sock.on('end', this.onEndFn);
     sock.on('drain', this.onDrainFn);
     sock.on('close', () => this.onClose());
     sock.on('error', () => { /* 'close' follows */ });
-    if (sock === raw) skipReadMore(sock);
+    if (sock === raw && !this.shared) skipReadMore(sock);
     this.setDeadline(Deadline.Head, ctx.headTimeoutMs);
   }
 
@@ -154,6 +164,13 @@ export class Http1Connection implements ChunkSink {
   }
 
   // ---- reading ----
+  /** Bytes in the shared read buffer: valid during this call only (what is kept is copied: ownBytes). */
+  private onSharedRead(chunk: Buffer): boolean {
+    if (this.detached) return this.sock.push(Buffer.from(chunk)); // the WebSocket layer reads the stock way
+    this.onData(chunk);
+    return true; // back-pressure goes through pause() (readStop)
+  }
+
   private onData(chunk: Buffer): void {
     if (this.closing && this.current === null) return; // lingering: discard
     this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
@@ -165,9 +182,11 @@ export class Http1Connection implements ChunkSink {
       this.deadline = now + this.ctx.headTimeoutMs;
       this.readAt = now;
       try { this.process(); } finally { this.readAt = -1; }
-      return;
+    } else {
+      this.process();
     }
-    this.process();
+    // Unprocessed bytes (a partial head, pipelined requests, body waiting for back-pressure) outlive the read.
+    if (this.buf.length > 0) this.buf = ownBytes(this.buf);
   }
 
   private onEnd(): void {
@@ -265,7 +284,7 @@ export class Http1Connection implements ChunkSink {
       const piece = take === this.buf.length ? this.buf : this.buf.subarray(0, take);
       this.buf = take === this.buf.length ? EMPTY : this.buf.subarray(take);
       this.bodyLeft -= take;
-      return ex.body(piece, this.bodyLeft === 0) && this.bodyLeft === 0;
+      return ex.body(ownBytes(piece), this.bodyLeft === 0) && this.bodyLeft === 0;
     }
     const dec = this.chunked;
     const buf = this.buf;
@@ -287,10 +306,10 @@ export class Http1Connection implements ChunkSink {
   }
 
   private sinkEx: Http1Exchange | null = null;
-  /** ChunkSink: decoded chunk data (a view of the read buffer, which Node never reuses). */
+  /** ChunkSink: decoded chunk data (copied if it is a view of the shared read buffer: the exchange may keep it). */
   chunkData(buf: Buffer, start: number, end: number): void {
     // A refused piece (back-pressure) has already paused the connection (Http1Exchange.body).
-    if (end > start && this.sinkEx !== null) this.sinkEx.body(buf.subarray(start, end), false);
+    if (end > start && this.sinkEx !== null) this.sinkEx.body(ownBytes(buf.subarray(start, end)), false);
   }
 
   private startRequest(head: RequestHead): void {
@@ -473,10 +492,11 @@ export class Http1Connection implements ChunkSink {
 
   /** Hands the socket to the WebSocket layer: this connection stops reading and deadlines. */
   detachForUpgrade(): Buffer {
-    const rest = this.buf;
+    const rest = ownBytes(this.buf);
     this.buf = EMPTY;
     this.current = null;
     this.closing = true;
+    this.detached = true;
     this.setDeadline(Deadline.None, 0);
     this.sock.removeListener('data', this.onDataFn);
     this.sock.removeListener('end', this.onEndFn);

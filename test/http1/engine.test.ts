@@ -214,3 +214,33 @@ test('refused heads count in the client\'s http_err_rate (rules and the admin vi
   const guards = b.edge.events.filter((e) => e.type === 'guard').map((e) => [e.status, e.term]);
   assert.deepEqual(guards, [[400, 'PR'], [505, 'PR'], [501, 'PR']], 'a 505 or 501 for a bad head is the client\'s fault: guard events, not internal errors');
 });
+
+test('bytes kept between reads stay intact while other connections read: a body sent in pieces and a head split across packets reach the origin byte for byte', async (t) => {
+  // Client sockets read into one shared buffer (edge/http1/shared-read.ts): whatever a connection keeps
+  // past a read (body bytes held for the upstream, a partial head) must be its own copy, not a view that
+  // the next read of another connection overwrites.
+  const b = await startBench({ reply: (r) => `HTTP/1.1 200 OK\r\ncontent-length: ${r.target.length}\r\n\r\n${r.target}` });
+  t.after(() => b.stop());
+  const body = Buffer.alloc(100_000);
+  for (let i = 0; i < body.length; i++) body[i] = 97 + (i % 23);
+  const a = openClient(b.edge.port);
+  t.after(() => a.s.destroy());
+  await new Promise<void>((r) => a.s.once('connect', () => r()));
+  const other = async (n: number): Promise<void> => {
+    const r = await exchange(b.edge.port, `GET /other${n} HTTP/1.1\r\nHost: shop\r\nX-Fill: ${'z'.repeat(4000)}\r\n\r\n`, { expectResponses: 1 });
+    assert.deepEqual(r.statuses, [200]);
+  };
+  a.s.write(`POST /body HTTP/1.1\r\nHost: shop\r\nContent-Length: ${body.length}\r\n\r\n`);
+  a.s.write(body.subarray(0, 30_000));
+  await other(1);
+  a.s.write(body.subarray(30_000));
+  a.s.write('GET /af');
+  await waitFor('the POST answered', () => a.data().includes('/body'), 5000);
+  await other(2);
+  a.s.write('ter HTTP/1.1\r\nHost: shop\r\n\r\n');
+  await waitFor('the split GET answered', () => a.data().includes('/after'), 5000);
+  const seen = b.origin.requests.filter((r) => r.target === '/body' || r.target === '/after');
+  assert.deepEqual(seen.map((r) => r.target), ['/body', '/after']);
+  assert.ok(seen[0].body.equals(body), 'the body reaches the origin unchanged');
+  assert.deepEqual(b.origin.framingErrors, []);
+});
