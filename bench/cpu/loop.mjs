@@ -95,6 +95,9 @@ while (done < N) {
   let buf = '';
   let onThis = 0;
   await new Promise((resolve) => {
+    // A connection the edge closes under the loop (e.g. a timeout on a starved machine) ends the run
+    // with a message instead of waiting for an answer that cannot come.
+    s.on('close', () => { if (onThis < PER_CONNECTION && done < N) { console.error(`connection closed by the edge after ${onThis} requests on it (${done} in all)`); process.exit(1); } });
     s.on('data', (d) => {
       buf += d.toString('latin1');
       for (;;) {
