@@ -7,6 +7,8 @@
 //   valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.0 node dist/bench/rules-stage.js 0
 //   (Collected of the first − Collected of the second) / 300000 = instructions per request; 20,000
 //   warm-up requests run in both. Use a large N: start-up varies by ~±100 M instructions.
+// STAGE_HOUR=H starts the clock in hour H (UTC) of a fixed day (shop.rules has rules active only
+// 17–23, so the cost depends on the hour); unset: the current time.
 import { join } from 'node:path';
 import { loadRulesetFromFiles, loadRulesetFromSources } from '../rules/load.js';
 import { RulesAdapter } from '../edge/pipeline/stages.js';
@@ -18,7 +20,9 @@ import type { RuleManager } from '../rules/manager.js';
 import { repoRoot } from '../loadtest/lib/paths.js';
 
 const N = Number(process.argv[2] ?? 200_000);
-const ADDRESSES = 4000;
+// STAGE_ADDRESSES=16000: as many addresses as the scenario's driver (RULES_DRIVER), more than the geo
+// cache holds (10,000 by default), so every address's first request looks its geo data up.
+const ADDRESSES = Number(process.env.STAGE_ADDRESSES ?? 4000);
 const noRules = process.env.STAGE_NO_RULES === '1';
 const loaded = noRules
   ? loadRulesetFromSources([{ name: 'pass.rules', text: 'version 1\nrule "pass" { when http.path starts_with "/" then allow }\n' }])
@@ -39,7 +43,8 @@ function tx(i: number, now: number): Transaction {
   return t;
 }
 // Requests are spread over time like the scenario's (≈ 25,000/s), so rate windows see realistic counts.
-let now = Date.now();
+const hour = process.env.STAGE_HOUR;
+let now = hour === undefined ? Date.now() : Date.UTC(2026, 11, 7, Number(hour), 10);
 for (let i = 0; i < 20_000; i++) { now += 0.04; adapter.evaluate(tx(i, now), now); }
 const t0 = process.hrtime.bigint();
 let denied = 0;

@@ -123,20 +123,24 @@ export class EvalContext {
   /**
    * ip.src as bytes, parsed once per evaluation. An IPv4 address is written into a buffer this
    * context owns (no allocation per request): the bytes are valid during this evaluation only, and
-   * nothing keeps them (derived values such as ipmask() copy).
+   * nothing keeps or changes them (derived values such as ipmask() copy). So when the address is
+   * the one the buffer was parsed from (the same client's next request), it is not parsed again.
    */
   ipBytes(): Uint8Array | null {
     if (this.ipParsed === undefined) {
       const ip = this.input.ip;
-      if (typeof ip === 'string' && ip.indexOf(':') < 0) {
+      if (ip === this.v4Of) this.ipParsed = this.v4;
+      else if (typeof ip === 'string' && ip.indexOf(':') < 0) {
         const v = parseIpv4At(ip, 0, ip.length);
         if (v < 0) this.ipParsed = null;
-        else { const b = this.v4; b[0] = v >>> 24; b[1] = (v >>> 16) & 255; b[2] = (v >>> 8) & 255; b[3] = v & 255; this.ipParsed = b; }
+        else { const b = this.v4; b[0] = v >>> 24; b[1] = (v >>> 16) & 255; b[2] = (v >>> 8) & 255; b[3] = v & 255; this.ipParsed = b; this.v4Of = ip; }
       } else this.ipParsed = parseIp(ip);
     }
     return this.ipParsed;
   }
   private readonly v4 = new Uint8Array(4);
+  /** The address whose bytes v4 holds (null: none yet). */
+  private v4Of: string | null = null;
 
   /** Every value / name of headers, args, cookies (http.headers without an index, http.header_names…), built once per evaluation. */
   private collections: Map<string, string[] | null> | null = null;

@@ -144,6 +144,7 @@ export class FoldedLiteralGroup {
     this.sets.push(uniq);
     this.table = null;
     this.failed = false;
+    this.lastInput = null;
     return this.sets.length - 1;
   }
 
@@ -164,7 +165,23 @@ export class FoldedLiteralGroup {
     return true;
   }
 
+  /**
+   * The last input and its mask: the same value comes back request after request (a client's
+   * User-Agent on its keep-alive connection, or the same browser's from many clients), and comparing
+   * it with the last one (pointer or byte compare) costs a fraction of the per-character scan.
+   */
+  private lastInput: string | null = null;
+  private lastMask = 0;
+
   run(h: string): number {
+    if (h === this.lastInput) return this.lastMask;
+    const m = this.scan(h);
+    this.lastInput = h;
+    this.lastMask = m;
+    return m;
+  }
+
+  private scan(h: string): number {
     if (this.table === null && (this.failed || !this.build())) return -1;
     const table = this.table as Int32Array, mask = this.mask, all = this.all;
     let s = 0, m = 0;

@@ -49,3 +49,10 @@ test('more sets than one group holds (30 per pass) still answer each rule', () =
     assert.deepEqual(logsOf(rs, ua), pick.map((i) => words[i]));
   }
 });
+
+test('the last value scanned is answered again only for the same text', () => {
+  // The group keeps the last input and its mask: equal text (another string object) reuses it,
+  // any other text is scanned.
+  const seq = ['Googlebot/2.1', ['Google', 'bot/2.1'].join(''), 'Mozilla/5.0', 'sqlmap', 'sqlmap', 'Mozilla/5.0', null, 'NIKTO spider', 'nikto SPIDER'];
+  for (const ua of seq) assert.deepEqual(logsOf(policy, ua), expected(ua), JSON.stringify(ua));
+});
