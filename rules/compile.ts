@@ -82,9 +82,6 @@ export interface CompiledProgram {
 }
 
 const SMALL_IP_SET = 8;
-/** Limits of a generated rule test (compileProgram ruleTest); larger conditions keep the closure tree. */
-const TEST_NODES = 400;
-const TEST_DEPTH = 64;
 
 export function compileProgram(program: Program, data: ReadonlyMap<string, LoadedData>): CompiledProgram {
   const index = new MultiIndex();
@@ -335,19 +332,7 @@ export function compileProgram(program: Program, data: ReadonlyMap<string, Loade
     };
   }
 
-  /**
-   * One predicate per comparison node: a named condition used by several rules (or inlined into
-   * several generated tests) is compiled once, so it registers its literal sets (a FoldedLiteralGroup
-   * bit, cache slots) once.
-   */
-  const cmpCache = new Map<Expr, Pred>();
   function cmp(e: Extract<Expr, { k: 'cmp' }>): Pred {
-    let p = cmpCache.get(e);
-    if (p === undefined) { p = compileCmp(e); cmpCache.set(e, p); }
-    return p;
-  }
-
-  function compileCmp(e: Extract<Expr, { k: 'cmp' }>): Pred {
     const g = value(e.left);
     const r = e.right;
     const ipBytes = ipBytesGetter(e.left);
@@ -528,73 +513,6 @@ export function compileProgram(program: Program, data: ReadonlyMap<string, Loade
     }
   }
 
-  /**
-   * A rule's condition as one generated function (ruleTest): and/or/not and named conditions become
-   * JS operators, comparisons of a plain field with a literal read the slot inline, and every other
-   * comparison calls its compiled predicate. Why: the closure tree's `(c) => a(c) && b(c)` closures
-   * share one function (and one type feedback) per shape across all rules, so V8 sees every call in
-   * them as megamorphic and inlines nothing; each generated function has its own feedback, and its
-   * calls to the leaf predicates are monomorphic. Same results as expr(e) (the leaves are the same
-   * predicates; the inline comparisons are those of compileCmp). Literals and leaves are passed as
-   * arguments (v0, v1 …), never written into the source. Falls back to the closure tree for a
-   * condition of more than TEST_NODES nodes once named conditions are inlined (they can nest:
-   * `cond b = a or a` doubles a) or nested deeper than TEST_DEPTH, and if the source does not compile.
-   */
-  function ruleTest(e: Expr): Pred {
-    const args: unknown[] = [];
-    let src: string;
-    try { src = testSource(e, args, 0, { nodes: 0 }); } catch { return expr(e); }
-    const params = args.map((_, i) => `v${i}`);
-    try {
-      const factory = new Function(...params, `'use strict'; return function ruleTest(c) { let x; return ${src}; };`) as (...a: unknown[]) => Pred;
-      return factory(...args);
-    } catch {
-      return expr(e);
-    }
-  }
-
-  function testSource(e: Expr, args: unknown[], depth: number, budget: { nodes: number }): string {
-    if (depth > TEST_DEPTH || ++budget.nodes > TEST_NODES) throw new Error('condition too large to generate');
-    const arg = (v: unknown): string => { args.push(v); return `v${args.length - 1}`; };
-    switch (e.k) {
-      case 'bool': return e.value ? 'true' : 'false';
-      case 'not': return `!(${testSource(e.e, args, depth + 1, budget)})`;
-      case 'and': return e.items.length === 0 ? 'true' : `(${e.items.map((i) => testSource(i, args, depth + 1, budget)).join(' && ')})`;
-      case 'or': return e.items.length === 0 ? 'false' : `(${e.items.map((i) => testSource(i, args, depth + 1, budget)).join(' || ')})`;
-      case 'ref': {
-        const sym = program.conds.get(e.name);
-        if (!sym) throw new Error(`unknown condition ${e.name}`);
-        return testSource(sym.decl.expr, args, depth + 1, budget);
-      }
-      case 'cmp': {
-        const inline = inlineCmp(e, arg);
-        return inline ?? `${arg(cmp(e))}(c)`;
-      }
-      case 'exists': return `${arg(expr(e))}(c)`;
-    }
-  }
-
-  /** Source of `plain field <op> literal` as compileCmp's closure computes it, or null. */
-  function inlineCmp(e: Extract<Expr, { k: 'cmp' }>, arg: (v: unknown) => string): string | null {
-    const l = e.left, r = e.right;
-    if (l.k !== 'field' || (r.k !== 'str' && r.k !== 'int')) return null;
-    const f = lookupField(l.name);
-    if (!f || f.names !== undefined || f.indexed || f.name === 'ip.src') return null;
-    // value() registers the field as used; read the slot as its getter does.
-    value(l);
-    const read = (LAZY_BITS & (1 << f.slot)) !== 0 ? `c.get(${f.slot})` : `c.slots[${f.slot}]`;
-    const lit = arg(r.value);
-    switch (e.op) {
-      case '==': return `(${read} === ${lit})`;
-      case '!=': return `((x = ${read}) !== null && x !== ${lit})`;
-      case '<': case '<=': case '>': case '>=': return `((x = ${read}) !== null && x ${e.op} ${lit})`;
-      case 'starts_with': return `((x = ${read}) !== null && x.startsWith(${lit}))`;
-      case 'ends_with': return `((x = ${read}) !== null && x.endsWith(${lit}))`;
-      case 'contains': return `((x = ${read}) !== null && x.includes(${lit}))`;
-      default: return null;
-    }
-  }
-
   const counters: CompiledCounter[] = [];
   for (const c of program.counters.values()) {
     counters[c.index] = { name: c.decl.name, index: c.index, windowMs: c.decl.windowMs, key: c.decl.keys.map(keyPart), countWhen: c.decl.countWhen ? expr(c.decl.countWhen) : null };
@@ -603,7 +521,7 @@ export function compileProgram(program: Program, data: ReadonlyMap<string, Loade
   const ruleIndex = new Map(program.rules.map((r) => [r.decl.id, r.index]));
   const rules: CompiledRule[] = program.rules.map((r) => compileRule(r));
   function compileRule(r: RuleSym): CompiledRule {
-    const test: Pred = r.decl.when ? ruleTest(r.decl.when) : () => true;
+    const test: Pred = r.decl.when ? expr(r.decl.when) : () => true;
     const read: number[] = [];
     if (r.decl.when) collectRates(r.decl.when, program, read, new Set());
     let terminal: TerminalAction | null = null;
