@@ -4,11 +4,12 @@
 // Runs h2-loop.mjs for each DIST at two request counts; per request = (Ir(N2) − Ir(N1)) / (N2 − N1).
 // Only the edge process is traced (h2load is a child callgrind does not follow), so TLS, nghttp2, the
 // pipeline and the origin count. Compare builds on the executed column.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { perRequest } from './callgrind.mjs';
 
 const args = process.argv.slice(2);
 let ns = [2000, 10000];
@@ -31,34 +32,8 @@ const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec
   '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1']);
 if (r.status !== 0) throw new Error(`openssl: ${r.stderr}`);
 
-function categories(file) {
-  const out = execFileSync('callgrind_annotate', ['--threshold=100', '--auto=no', file], { encoding: 'utf8', maxBuffer: 1 << 28 });
-  let executed = 0; let turbofan = 0;
-  for (const line of out.split('\n')) {
-    const m = /^\s*([\d,]+) \([\s\d.]+%\)\s+(.*)$/.exec(line);
-    if (m === null || m[2].includes('PROGRAM TOTALS')) continue;
-    const ir = Number(m[1].replaceAll(',', ''));
-    if (m[2].includes('compiler::') || m[2].includes('Zone')) turbofan += ir; else executed += ir;
-  }
-  return { executed, turbofan };
-}
-
-function run(dist, n, tag) {
-  const out = join(work, `${tag}-${n}.out`);
-  execFileSync('valgrind', ['--tool=callgrind', '--smc-check=all-non-file', `--callgrind-out-file=${out}`,
-    'node', '--predictable', '--single-threaded', loop, dist, String(n), cert, key, h2load], { stdio: ['ignore', 'ignore', 'inherit'] });
-  return categories(out);
-}
-
 try {
-  dists.forEach((dist, i) => {
-    const a = run(dist, ns[0], `d${i}`);
-    const b = run(dist, ns[1], `d${i}`);
-    const d = ns[1] - ns[0];
-    const executed = (b.executed - a.executed) / d;
-    const turbofan = (b.turbofan - a.turbofan) / d;
-    console.log(`${dist}: total ${Math.round(executed + turbofan)} Ir/request = executed ${Math.round(executed)} + TurboFan ${Math.round(turbofan)}`);
-  });
+  perRequest({ dists, ns, loop, work, stderr: 'inherit', loopArgs: (dist, n) => [dist, String(n), cert, key, h2load] });
 } finally {
   if (!process.env.KEEP) rmSync(work, { recursive: true, force: true }); else console.log(`kept ${work}`);
 }
