@@ -22,6 +22,7 @@ import net from 'node:net';
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { backendLines, freePort, startFixedOrigin } from './loop-parts.mjs';
 const [rootArg, nText] = process.argv.slice(2);
 const rulesVariant = process.env.LOOP_RULES ?? 'pass';
 if (!['pass', 'shop', 'none'].includes(rulesVariant)) { console.error(`LOOP_RULES=${rulesVariant}: pass, shop or none`); process.exit(2); }
@@ -42,26 +43,9 @@ const { loadConfigText } = await import(`${root}/edge/config/load.js`);
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const rulesFile = rulesVariant === 'shop' ? join(repo, 'examples', 'rules', 'shop.rules') : join(repo, 'loadtest', 'scenarios', 'pass-through.rules');
 
-// The load test's origin: fixed answer, no node:http.
-const BODY = Buffer.alloc(100, 'x');
-const ANSWER = Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: ${BODY.length}\r\nX-Origin: s1\r\n\r\n`, 'latin1'), BODY]);
-const origin = net.createServer({ noDelay: true }, (sock) => {
-  let pending = null;
-  sock.on('data', (chunk) => {
-    let buf = pending === null ? chunk : Buffer.concat([pending, chunk]);
-    for (;;) {
-      const end = buf.indexOf('\r\n\r\n');
-      if (end < 0) break;
-      sock.write(ANSWER);
-      buf = buf.subarray(end + 4);
-    }
-    pending = buf.length > 0 ? buf : null;
-  });
-  sock.on('error', () => {});
-});
-await new Promise((r) => origin.listen(0, '127.0.0.1', r));
+const origin = await startFixedOrigin();
 const oport = origin.address().port;
-const probe = net.createServer(); await new Promise((r) => probe.listen(0, '127.0.0.1', r)); const port = probe.address().port; await new Promise((r) => probe.close(r));
+const port = await freePort();
 const yaml = [
   `listen: [{ address: "127.0.0.1:${port}" }]`,
   'workers: 1',
@@ -70,13 +54,8 @@ const yaml = [
   'limits: { client: { requests: { limit: 1000000000, window: 10s, status: 429 }, in_flight: 1000000 }, connection: { in_process: off } }',
   'default_backend: shop',
   'backends:',
-  '  shop:',
-  '    balance: roundrobin',
-  '    queue: { max: 10000, timeout: 5s }',
-  '    retries: 1',
-  '    servers:',
-  `      - { name: s1, url: "http://127.0.0.1:${oport}", weight: 1, maxconn: 0 }`,
-  ...(rulesVariant === 'shop' ? ['  api:', '    balance: roundrobin', '    queue: { max: 10000, timeout: 5s }', '    retries: 1', '    servers:', `      - { name: s1, url: "http://127.0.0.1:${oport}", weight: 1, maxconn: 0 }`] : []),
+  ...backendLines('shop', oport),
+  ...(rulesVariant === 'shop' ? backendLines('api', oport) : []),
   '',
 ].join('\n');
 const cfg = loadConfigText(yaml, 'loop.yaml', {});
