@@ -57,13 +57,9 @@ export class FrameScanner {
         const length = (buf[p] << 16) | (buf[p + 1] << 8) | buf[p + 2];
         const wl = length < 4 ? length : 4;
         if (n - p >= 9 + wl) {
-          const type = buf[p + 3];
-          const flags = buf[p + 4];
-          const stream = ((buf[p + 5] & 0x7f) << 24 | (buf[p + 6] << 16) | (buf[p + 7] << 8) | buf[p + 8]) >>> 0;
-          const word = wl === 4 ? ((buf[p + 9] << 24) | (buf[p + 10] << 16) | (buf[p + 11] << 8) | buf[p + 12]) >>> 0 : 0;
+          const at = p;
           p += 9 + wl;
-          this.skip = length - wl;
-          if (!this.sink.onFrame(type, flags, stream, length, word)) { this.stopped = true; return false; }
+          if (!this.frame(buf, at, length, wl)) return false;
           continue;
         }
       }
@@ -76,16 +72,24 @@ export class FrameScanner {
         }
       }
       if (this.fill < this.need) return true;
-      const length = (h[0] << 16) | (h[1] << 8) | h[2];
-      const type = h[3];
-      const flags = h[4];
-      const stream = ((h[5] & 0x7f) << 24 | (h[6] << 16) | (h[7] << 8) | h[8]) >>> 0;
-      const word = this.need === 13 ? ((h[9] << 24) | (h[10] << 16) | (h[11] << 8) | h[12]) >>> 0 : 0;
-      this.skip = length - (this.need - 9);
+      const wl = this.need - 9;
       this.fill = 0;
       this.need = 9;
-      if (!this.sink.onFrame(type, flags, stream, length, word)) { this.stopped = true; return false; }
+      if (!this.frame(h, 0, (h[0] << 16) | (h[1] << 8) | h[2], wl)) return false;
     }
     return true;
+  }
+
+  /**
+   * Reports the frame whose 9-byte header (and first `wl` = min(length, 4) payload bytes) start at
+   * b[at] — in the chunk itself or in hdr when it arrived split — and sets the payload left to skip.
+   */
+  private frame(b: Uint8Array, at: number, length: number, wl: number): boolean {
+    const stream = ((b[at + 5] & 0x7f) << 24 | (b[at + 6] << 16) | (b[at + 7] << 8) | b[at + 8]) >>> 0;
+    const word = wl === 4 ? ((b[at + 9] << 24) | (b[at + 10] << 16) | (b[at + 11] << 8) | b[at + 12]) >>> 0 : 0;
+    this.skip = length - wl;
+    if (this.sink.onFrame(b[at + 3], b[at + 4], stream, length, word)) return true;
+    this.stopped = true;
+    return false;
   }
 }
