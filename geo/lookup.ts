@@ -131,23 +131,7 @@ class GeoReaders implements GeoLookup {
     this.cache = new LruCache(cacheSize);
   }
 
-  /**
-   * The last address looked up and its result: requests come in runs from one client (a keep-alive
-   * connection), and comparing with the last address costs less than the cache's Map lookup.
-   * Cleared with the cache (reload, close).
-   */
-  private lastIp: string | null = null;
-  private lastResult: GeoResult = NO_RESULT;
-
   lookup(ip: string): GeoResult {
-    if (ip === this.lastIp) return this.lastResult;
-    const r = this.lookupCached(ip);
-    this.lastIp = ip;
-    this.lastResult = r;
-    return r;
-  }
-
-  private lookupCached(ip: string): GeoResult {
     const hit = this.cache.get(ip);
     if (hit !== undefined) return hit;
     const b = typeof ip === 'string' ? parseIp(ip) : null;
@@ -175,7 +159,6 @@ class GeoReaders implements GeoLookup {
       const reader = await openReader(file, kind);
       if (kind === 'country') this.country = reader; else this.asn = reader;
       this.cache.clear();
-      this.lastIp = null;
       this.onReload?.({ source: kind, file, ok: true });
     } catch (e) {
       this.onReload?.({ source: kind, file, ok: false, error: (e as Error).message });
@@ -191,7 +174,6 @@ class GeoReaders implements GeoLookup {
     this.stopWatching?.();
     this.stopWatching = null;
     this.cache.clear();
-    this.lastIp = null;
   }
 }
 
