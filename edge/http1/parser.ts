@@ -216,9 +216,11 @@ export function parseHead(buf: Buffer, start: number, end: number, limits: Reque
   h.reset();
   // ---- request line ----
   let p = start;
-  while (p < end && buf[p] !== SP) p++;
+  // The method ends at its SP on the first line: the scan stops at any other byte (a CRLF here is a
+  // request line without a target, not the end of a method spanning lines).
+  while (p < end && METHOD_CHAR[buf[p]] === 1) p++;
   const mEnd = p;
-  if (mEnd === start || p >= end) return fail(err, 400, 'malformed request line');
+  if (mEnd === start || p >= end || buf[p] !== SP) return fail(err, 400, 'malformed request line');
   h.method = methodString(buf, start, mEnd);
   p++;
   const tStart = p;

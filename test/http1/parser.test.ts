@@ -103,6 +103,9 @@ test('the ambiguous forms are refused with the status a strict proxy gives', () 
     ['POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n', 'parse 400'],
     ['GET / HTTP/2.0\r\nHost: h\r\n\r\n', 'parse 505'],
     ['GET /\r\n\r\n', 'parse 400'],
+    // A request line without a target: its method must not run on into the next line (found by the
+    // fuzz test, seed -1960158752: '0\r\nXXGET' was forwarded as a method and answered 502).
+    ['0\r\nXXGET /s HTTP/1.1\r\nHost: shop\r\n\r\n', 'parse 400'],
     ['CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n\r\n', 'parse 405'],
     ['get / HTTP/1.1\r\nHost: h\r\n\r\n', 'scan 400'],
     ['\x16\x03\x01\x02\x00\x01', 'scan 400'],
