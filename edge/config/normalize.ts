@@ -5,7 +5,7 @@ import { hostname } from 'node:os';
 import type { BackendConfig, ServerConfig, HealthConfig, BalanceAlgorithm } from '../backend/types.js';
 import { normalizeTls, normalizeRedirect, type TlsConfig, type RedirectHttpsConfig } from '../tls/certificates.js';
 import { normalizeWebSocketLimits, type WebSocketLimits } from '../upstream/websocket.js';
-import { normalizeHttp2, type Http2Settings } from '../http2/config.js';
+import { normalizeHttp2, DEFAULT_HTTP2_ENGINE, type Http2Engine, type Http2Settings } from '../http2/config.js';
 import { DEFAULTS as STICK_DEFAULTS } from '../shield/stick/config.js';
 import { DEFAULT_PATH_POLICY, type PathPolicy } from '../../rules/canonical-path.js';
 
@@ -23,6 +23,8 @@ export interface ListenConfig {
   http2: boolean;
   /** Accept h2c with prior knowledge from trusted_proxies peers (plain listeners, http1 engine; default off). */
   h2c: boolean;
+  /** listen[].http2_engine: which HTTP/2 implementation serves h2 / h2c on this listener. */
+  http2Engine: Http2Engine;
 }
 
 export interface EdgeTimeouts {
@@ -124,6 +126,7 @@ export function normalizeConfig(raw: Raw, where: { file: string; baseDir: string
       // HTTP/2 is served by the http1 engine (node:http2 on its sockets); uWS speaks HTTP/1.1 only.
       http2: l.tls !== undefined && l.http2 !== false && (l.engine ?? (num(raw.workers, 1) > 1 ? 'uws' : 'http1')) === 'http1',
       h2c: l.tls === undefined && l.h2c === true,
+      http2Engine: l.http2_engine === 'node' || l.http2_engine === 'portcullis' ? l.http2_engine : DEFAULT_HTTP2_ENGINE,
     })),
     admin: admin && adminAddr ? {
       ...adminAddr, token: str(admin.token, ''), tokens: obj(admin.tokens) as Record<string, string>,

@@ -4,7 +4,7 @@
 // the loader converts to ms / bytes before validation.
 import { tlsListenSchema, hstsSchema, redirectHttpsSchema, acceptProxySchema } from '../tls/certificates.js';
 import { websocketLimitsSchema } from '../upstream/websocket.js';
-import { http2Schema, listenHttp2Schema, listenH2cSchema } from '../http2/config.js';
+import { http2Schema, listenHttp2Schema, listenH2cSchema, listenHttp2EngineSchema } from '../http2/config.js';
 
 export type JsonSchema = Record<string, unknown>;
 
@@ -117,6 +117,7 @@ export function buildSchema(fragments: SchemaFragments): JsonSchema {
             accept_proxy: acceptProxySchema,
             http2: listenHttp2Schema,
             h2c: listenH2cSchema,
+            http2_engine: listenHttp2EngineSchema,
             engine: { enum: ['http1', 'uws'], description: 'Front-end engine: http1 (Portcullis\'s own strict HTTP/1.1 layer on node:net/node:tls; the default) or uws (uWebSockets.js; the default with workers > 1, which node:net cannot share a port between threads on Node 20)' },
           },
         },

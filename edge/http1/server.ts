@@ -23,6 +23,8 @@ import type { Http2Server } from 'node:http2';
 import type { Http2Settings } from '../http2/config.js';
 import { Http2Connection, createSessionFactory, type Http2Context, type Http2Handler } from '../http2/connection.js';
 import { PREFACE } from '../http2/frame-scanner.js';
+import { FrameConnection } from '../http2/frames/connection.js';
+import type { Http2Engine } from '../http2/config.js';
 import { EXTRA_ACCEPT_HANDLES, fanOutAccepts } from './accept-fanout.js';
 
 export interface Http1ListenerOptions {
@@ -53,6 +55,8 @@ export interface Http1ListenerOptions {
   h2c?: boolean;
   /** `http2:` settings and defences (needed when http2 or h2c is on). */
   http2Settings?: Http2Settings;
+  /** listen[].http2_engine: our own frame layer (portcullis) or node:http2 behind the frame gate (node, the default). */
+  http2Engine?: Http2Engine;
 }
 
 /** A connection the listener tracks for its deadline scan and graceful stop (HTTP/1.1 or HTTP/2). */
@@ -101,7 +105,7 @@ interface Settings {
   readonly ctx: Http1Context;
   readonly tls: TlsState | null;
   /** HTTP/2 of this generation (ALPN h2 on TLS, h2c prior knowledge on plain listeners), null when off. */
-  readonly h2: { ctx: Http2Context; factory: Http2Server } | null;
+  readonly h2: { ctx: Http2Context; factory: Http2Server | null } | null;
 }
 
 interface TlsState {
@@ -158,7 +162,8 @@ export async function openHttp1Listener(opts: Http1ListenerOptions, handler: Htt
     };
     const h2On = (tlsCfg !== null ? o.http2 === true : o.h2c === true) && o.http2Settings !== undefined;
     const h2 = !h2On ? null : {
-      factory: createSessionFactory(o.http2Settings as Http2Settings, o.limits),
+      // The frame engine needs no node:http2 server object.
+      factory: o.http2Engine === 'portcullis' ? null : createSessionFactory(o.http2Settings as Http2Settings, o.limits),
       ctx: {
         name: o.name, tls: tlsCfg !== null, limits: o.limits, clock: o.clock, handler, always: ctx.always, settings: o.http2Settings as Http2Settings,
         headTimeoutMs: o.headTimeoutMs, idleTimeoutMs: o.idleTimeoutMs, draining: false, connectionClosed,
@@ -263,8 +268,9 @@ export async function openHttp1Listener(opts: Http1ListenerOptions, handler: Htt
   };
 
   const startHttp2 = (s: Settings, sock: Socket, remote: Uint8Array, sni: string | null, raw: Socket, first: Buffer): void => {
-    const h2 = s.h2 as { ctx: Http2Context; factory: Http2Server };
-    track(new Http2Connection(sock, h2.ctx, remote, sni, raw, h2.factory, first));
+    const h2 = s.h2 as { ctx: Http2Context; factory: Http2Server | null };
+    if (h2.factory === null) track(new FrameConnection(sock, h2.ctx, remote, sni, raw, first));
+    else track(new Http2Connection(sock, h2.ctx, remote, sni, raw, h2.factory, first));
   };
 
   /**

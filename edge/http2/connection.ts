@@ -16,6 +16,7 @@ import { FrameGate, type GateOwner } from './gate.js';
 import { Frame } from './frame-scanner.js';
 import { Http2Exchange, type StreamHost } from './exchange.js';
 import { translateRequest, type HeadRefusal, type TranslateContext } from './translate.js';
+import type { FrameConnection } from './frames/connection.js';
 
 /** The pipeline as an HTTP/2 connection uses it. */
 export interface Http2Handler extends Http1Handler {
@@ -39,7 +40,7 @@ export interface Http2Context {
   readonly headTimeoutMs: number;
   readonly idleTimeoutMs: number;
   draining: boolean;
-  connectionClosed(conn: Http2Connection): void;
+  connectionClosed(conn: Http2Connection | FrameConnection): void;
 }
 
 /** How often a connection's deadlines are looked at (by the listener's scan). */

@@ -213,7 +213,7 @@ export async function startEdge(cfg: EdgeConfig, opts: EdgeOptions = {}): Promis
       headTimeoutMs: c.timeouts.clientHeadMs, idleTimeoutMs: c.timeouts.clientIdleMs,
       tls: l.tls, redirectHttps: l.redirectHttps, websocket, onTlsReload: tlsReloadReporter(l.name),
       connGuard, identity: identityCfg, acceptProxy: l.acceptProxy,
-      http2: l.http2, h2c: l.h2c, http2Settings: c.http2,
+      http2: l.http2, h2c: l.h2c, http2Engine: l.http2Engine, http2Settings: c.http2,
       onRefused: (remote, reason) => {
         if (bus.hasListeners) bus.emit(guardEvent({ client: eventClient(addressText(remote)), reason, status: null, term: CONNECTION_REFUSED_TERM, listener: l.name }));
       },

@@ -43,7 +43,11 @@ export interface EdgeYamlSpec {
 
 /** Config text of a test edge: a listener on {{PORT}}, access log off, one backend of `servers`. */
 export function edgeYaml(s: EdgeYamlSpec): string {
-  const listen = [`{ address: "127.0.0.1:{{PORT}}"${s.listener ? `, ${s.listener}` : ''} }`, ...(s.listeners ?? [])];
+  // PORTCULLIS_TEST_H2_ENGINE (set by test/http2/engines/*): the HTTP/2 engine of the test listener,
+  // so one test file runs against either engine (listen[].http2_engine).
+  const engine = process.env.PORTCULLIS_TEST_H2_ENGINE;
+  const listener = [s.listener, engine ? `http2_engine: ${engine}` : ''].filter((x) => x).join(', ');
+  const listen = [`{ address: "127.0.0.1:{{PORT}}"${listener ? `, ${listener}` : ''} }`, ...(s.listeners ?? [])];
   const lines = [`listen: [${listen.join(', ')}]`, `access_log: { path: "${s.accessLog ?? 'off'}" }`];
   if (s.eventLog !== undefined) lines.push(`events: { log: "${s.eventLog}" }`);
   if (s.limits !== undefined) lines.push(`limits: { ${s.limits} }`);

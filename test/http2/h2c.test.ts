@@ -9,6 +9,7 @@ import { startOrigin } from '../harness/origin.js';
 import { edgeYaml, startTestEdge, CLIENT_LIMITS_OFF } from '../harness/edge.js';
 import { loadConfigText } from '../../edge/config/load.js';
 import { run } from './setup.js';
+import { DEFAULT_HTTP2_ENGINE } from '../../edge/http2/config.js';
 
 function preface(port: number, localAddress: string): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -62,4 +63,12 @@ test('config: h2c needs trusted_proxies and a plain listener; http2 defaults on 
   assert.throws(() => loadConfigText(`${base}http2: { rapid_reset: { limit: 0 } }\ntrusted_proxies: [10.0.0.0/8]\n`, 'edge.yaml', {}), /edge\.yaml:5: http2\.rapid_reset\.limit/);
   const d = loadConfigText(`${base}http2: { flood: { ping: 7, window: 2s }, write_stall: 3s, sni_mismatch: allow }\ntrusted_proxies: [10.0.0.0/8]\n`, 'edge.yaml', {});
   assert.deepEqual([d.http2.flood.ping, d.http2.flood.windowMs, d.http2.writeStallMs, d.http2.sniMismatchStatus], [7, 2000, 3000, 0]);
+});
+
+test('config: listen[].http2_engine is portcullis or node (default: DEFAULT_HTTP2_ENGINE); other values name file:line:key', () => {
+  const plain = (extra: string): string => `listen:\n  - address: "127.0.0.1:8080"${extra}\nbackends: { s: { servers: [{ name: a, url: "http://127.0.0.1:1" }] } }\n`;
+  assert.equal(loadConfigText(plain(''), 'edge.yaml', {}).listen[0].http2Engine, DEFAULT_HTTP2_ENGINE);
+  assert.equal(loadConfigText(plain('\n    http2_engine: portcullis'), 'edge.yaml', {}).listen[0].http2Engine, 'portcullis');
+  assert.equal(loadConfigText(plain('\n    http2_engine: node'), 'edge.yaml', {}).listen[0].http2Engine, 'node');
+  assert.throws(() => loadConfigText(plain('\n    http2_engine: nghttp2'), 'edge.yaml', {}), /edge\.yaml:3: listen\[0\]\.http2_engine: must be one of/);
 });

@@ -78,6 +78,9 @@ export class RawH2 {
     sock.on('error', () => {});
   }
 
+  /** A connected TLS socket the test writes to itself (an invalid preface). */
+  static wrap(s: TLSSocket): RawH2 { return new RawH2(s); }
+
   static open(port: number, servername: string, ca: Buffer, initial: Buffer[] = [settings()]): Promise<RawH2> {
     return new Promise((resolve, reject) => {
       const s = connect({ host: '127.0.0.1', port, servername, ca, ALPNProtocols: ['h2'] }, () => {
