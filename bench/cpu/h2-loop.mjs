@@ -4,11 +4,13 @@
 // client limits out of reach, connection guard counting only), on a TLS listener with HTTP/2 (ALPN h2),
 // in front of a raw 100-byte origin; `h2load -n N -c4 -m10` (default) runs as a child process (not
 // traced by callgrind: only the edge's and origin's instructions count) and the process exits after it.
+// node h2-loop.mjs DIST_ROOT N CERT KEY H2LOAD_ARGS ENGINE selects the HTTP/2 engine of the listener.
 import { spawn } from 'node:child_process';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { backendLines, freePort, startFixedOrigin } from './loop-parts.mjs';
-const [rootArg, nText, cert, key, extra] = process.argv.slice(2);
+// ENGINE: listen[].http2_engine (portcullis | node); left out: the default engine.
+const [rootArg, nText, cert, key, extra, engine] = process.argv.slice(2);
 const root = resolve(rootArg);
 const N = Number(nText);
 const h2loadArgs = (extra ?? '-c4 -m10').split(' ').filter((x) => x !== '');
@@ -21,7 +23,7 @@ const origin = await startFixedOrigin();
 const oport = origin.address().port;
 const port = await freePort();
 const yaml = [
-  `listen: [{ address: "127.0.0.1:${port}", tls: { cert: ${JSON.stringify(cert)}, key: ${JSON.stringify(key)} } }]`,
+  `listen: [{ address: "127.0.0.1:${port}", tls: { cert: ${JSON.stringify(cert)}, key: ${JSON.stringify(key)} }${engine ? `, http2_engine: ${engine}` : ''} }]`,
   'workers: 1',
   // Under callgrind a TLS handshake takes seconds: deadlines out of the way, so the same N requests
   // take the same path whatever the machine's load.

@@ -1,6 +1,8 @@
 // Instructions per HTTP/2 request under callgrind (h2load over TLS through the whole edge), split as
 // per-request.mjs splits them (code executed vs V8's optimising compiler).
-//   node bench/cpu/h2-per-request.mjs DIST [DIST …] [--n 2000,10000] [--h2load "-c4 -m10"]
+//   node bench/cpu/h2-per-request.mjs DIST[#ENGINE] [DIST[#ENGINE] …] [--n 2000,10000] [--h2load "-c4 -m10"]
+// DIST#ENGINE runs that build with listen[].http2_engine ENGINE (portcullis | node): dist#node dist#portcullis
+// compares the two engines of one build.
 // Runs h2-loop.mjs for each DIST at two request counts; per request = (Ir(N2) − Ir(N1)) / (N2 − N1).
 // Only the edge process is traced (h2load is a child callgrind does not follow), so TLS, nghttp2, the
 // pipeline and the origin count. Compare builds on the executed column.
@@ -33,7 +35,7 @@ const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec
 if (r.status !== 0) throw new Error(`openssl: ${r.stderr}`);
 
 try {
-  perRequest({ dists, ns, loop, work, stderr: 'inherit', loopArgs: (dist, n) => [dist, String(n), cert, key, h2load] });
+  perRequest({ dists, ns, loop, work, stderr: 'inherit', loopArgs: (spec, n) => { const [dist, engine] = spec.split('#'); return [dist, String(n), cert, key, h2load, ...(engine ? [engine] : [])]; } });
 } finally {
   if (!process.env.KEEP) rmSync(work, { recursive: true, force: true }); else console.log(`kept ${work}`);
 }

@@ -4,6 +4,7 @@
 //
 //   node bench/h2-frame-layer/run.mjs [--rounds 3] [--n 200000] [--proxy-n N] [--variants frame,node,node-gate,proxy]
 //   A/B of two builds through the whole proxy: --variants proxy@path/to/base/dist,proxy
+//   A/B of the two HTTP/2 engines of this build:  --variants proxy:node,proxy:portcullis   (listen[].http2_engine)
 //   A/B of two builds' FrameGate alone:        --variants node-gate@path/to/base/dist,node-gate@dist
 //                                     [--server-cpu 1] [--load-cpu 0]
 //
@@ -80,7 +81,7 @@ async function startServer(variant) {
 
 let originPort = 0;
 /** Portcullis from `distDir` (default: this tree's dist/), in front of one shared origin. */
-async function startProxy(distDir) {
+async function startProxy(distDir, engine) {
   if (originPort === 0) {
     const origin = fork(join(root, 'dist/loadtest/origin-main.js'), [JSON.stringify({ name: 'o1', port: 0, bodyBytes: 100 })], { stdio: 'inherit' });
     children.push(origin);
@@ -90,7 +91,7 @@ async function startProxy(distDir) {
   const admin = await freePort();
   const cfg = join(dir, `portcullis-${port}.yaml`);
   writeFileSync(cfg, [
-    'listen:', `  - address: "127.0.0.1:${port}"`, '    engine: http1', `    tls: { cert: ${cert}, key: ${key} }`,
+    'listen:', `  - address: "127.0.0.1:${port}"`, '    engine: http1', `    tls: { cert: ${cert}, key: ${key} }`, ...(engine ? [`    http2_engine: ${engine}`] : []),
     `admin: { address: "127.0.0.1:${admin}", token: "bench-token-bench-token" }`,
     'workers: 1',
     'backends:', '  shop:', '    balance: roundrobin', `    servers: [{ name: o1, url: "http://127.0.0.1:${originPort}" }]`,
@@ -122,7 +123,11 @@ function h2load(port, requests) {
 const servers = {};
 try {
   // proxy: this tree's build; proxy@DIST: another build (A/B of two dist/ folders).
-  for (const v of variants) servers[v] = v === 'proxy' ? await startProxy() : v.startsWith('proxy@') ? await startProxy(v.slice(6)) : await startServer(v);
+  // proxy:ENGINE (and proxy:ENGINE@DIST): listen[].http2_engine ENGINE.
+  for (const v of variants) {
+    const m = /^proxy(?::(\w+))?(?:@(.+))?$/.exec(v);
+    servers[v] = m ? await startProxy(m[2], m[1]) : await startServer(v);
+  }
   for (const v of variants) h2load(servers[v].port, 20_000); // warm-up (JIT, pools)
   const results = Object.fromEntries(variants.map((v) => [v, []]));
   for (let round = 0; round < rounds; round++) {

@@ -24,6 +24,8 @@ options:
   --streams N            h2 (and --h2 variants): concurrent streams per connection, h2load -m (default 10);
                          h2 uses --connections as h2load clients (default 16)
   --h2                   peak, flood: the HTTP/2 variant (TLS listener, load over h2)
+  --h2-engine E          h2 (and --h2 variants): Portcullis's HTTP/2 engine, portcullis or node
+                         (listen[].http2_engine; default: the build's default engine)
   --profile              throughput, h2: run Portcullis under node --cpu-prof and print the top self-time
                          entries of the measured rounds (its CPU numbers then include the profiler)`;
 
@@ -65,6 +67,12 @@ export function parseArgs(argv: readonly string[], defaultDurationMs: (scenario:
       case '--tls': opts.tls = true; break;
       case '--profile': opts.profile = true; break;
       case '--streams': opts.streams = positiveInt(value(), '--streams'); break;
+      case '--h2-engine': {
+        const e = value();
+        if (e !== 'portcullis' && e !== 'node') throw new UsageError('--h2-engine is portcullis or node');
+        opts.h2Engine = e;
+        break;
+      }
       case '--h2': opts.h2 = true; break;
       case '-h': case '--help': throw new UsageError('');
       default:

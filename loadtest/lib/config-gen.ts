@@ -57,6 +57,7 @@ export function portcullisConfig(spec: ProxySpec, keys: PortcullisKeys = null): 
   if (spec.tls) listener.tls = { cert: spec.tls.certFile, key: spec.tls.keyFile };
   // HTTP/2 is on by default on Portcullis TLS listeners; only an explicit off is written.
   if (spec.tls && spec.http2 === false) listener.http2 = false;
+  if (spec.http2Engine) listener.http2_engine = spec.http2Engine;
   const doc: Record<string, unknown> = {
     listen: [listener],
     admin: { address: `127.0.0.1:${spec.adminPort}`, token: `\${${ADMIN_TOKEN_ENV}}` },

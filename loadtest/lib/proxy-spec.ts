@@ -60,6 +60,8 @@ export interface ProxySpec {
   tls?: TlsFiles | null;
   /** Offer HTTP/2 (ALPN h2) on the TLS listener: HAProxy `alpn h2,http/1.1`, nginx `http2`, Portcullis listen[].http2 (its default). */
   http2?: boolean;
+  /** Portcullis listen[].http2_engine; unset = the build's default engine. */
+  http2Engine?: 'portcullis' | 'node';
   /** false = Portcullis's in-process connection guard counts but never refuses (`limits.connection.in_process: off`); unset = its defaults. */
   connectionGuard?: boolean;
   /** More backend names served by the same servers (rules that route to them, e.g. the example rules' `api`). */

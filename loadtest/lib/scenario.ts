@@ -23,6 +23,8 @@ export interface RunOptions {
   profile?: boolean;
   /** h2, peak/flood --h2: concurrent streams per HTTP/2 connection (h2load -m). */
   streams?: number;
+  /** h2 and --h2 variants: Portcullis's listen[].http2_engine (portcullis | node); unset = the build's default. */
+  h2Engine?: 'portcullis' | 'node';
   /** peak, flood: drive the load over HTTP/2 (TLS, h2load) instead of HTTP/1.1. */
   h2?: boolean;
 }

@@ -36,7 +36,7 @@ export const flood: Scenario = {
       const origins = await startOrigins(ctx, FLOOD.origins);
       const spec = await newSpec(ctx, kind, serversFor(origins), (s) => {
         s.clientLimits = { requests: { limit: FLOOD.limit, windowMs: FLOOD.windowMs, status: 429 }, inFlight: FLOOD.inFlight };
-        if (h2) { s.tls = tlsFiles; s.http2 = true; }
+        if (h2) { s.tls = tlsFiles; s.http2 = true; if (kind === 'portcullis' && ctx.opts.h2Engine) s.http2Engine = ctx.opts.h2Engine; }
       });
       const proxy = await startTarget(ctx, kind, spec);
       Object.assign(configs, configTexts([proxy]));

@@ -36,7 +36,7 @@ export const h2: Scenario = {
     const targets: Target[] = [];
     for (const kind of ctx.proxies) {
       const spec = await newSpec(ctx, kind, serversFor(origins), (s) => {
-        if (kind === 'portcullis') { s.rulesFiles = [PASS_THROUGH_RULES]; s.engine = 'http1'; s.connectionGuard = false; }
+        if (kind === 'portcullis') { s.rulesFiles = [PASS_THROUGH_RULES]; s.engine = 'http1'; s.connectionGuard = false; if (opts.h2Engine) s.http2Engine = opts.h2Engine; }
         s.tls = tlsFiles;
         s.http2 = true;
       });
@@ -67,6 +67,7 @@ export const h2: Scenario = {
       : list;
     const notes: string[] = [];
     for (const s of summary) if (s.errors > 0) notes.push(`${s.label}: ${s.errors} failed, errored or non-2xx requests during measured rounds — its numbers are not clean`);
+    notes.push(`Portcullis HTTP/2 engine: ${opts.h2Engine ?? 'the build\'s default'} (listen[].http2_engine; --h2-engine).`);
     notes.push(`Negotiated protocol per target (h2load "Application protocol"): ${protocols.join(', ')}.`);
     notes.push(`h2load -t1 -c${clients} -m${streams} on the load core; every proxy terminates TLS with one ${TLS_KEY_DESCRIPTION} and offers h2 by ALPN (HAProxy: bind … alpn h2,http/1.1; nginx: listen … ssl http2); servers are spoken to in HTTP/1.1 with keep-alive.`);
     notes.push('CPU µs/request = (utime+stime of the proxy process tree over the round) ÷ requests h2load completed; 10 ms tick resolution. CPU-bound ratio = HAProxy CPU/request ÷ Portcullis CPU/request: the req/s per core ratio a quiet machine would show.');

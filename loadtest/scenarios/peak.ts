@@ -35,7 +35,7 @@ export const peak: Scenario = {
         s.queue = { max: PEAK.queueMax, timeoutMs: PEAK.queueTimeoutMs };
         s.priorityPathPrefix = '/checkout';
         s.health = { path: '/health', intervalMs: 1000, timeoutMs: 500, rise: 2, fall: 3 };
-        if (h2) { s.tls = tlsFiles; s.http2 = true; }
+        if (h2) { s.tls = tlsFiles; s.http2 = true; if (kind === 'portcullis' && ctx.opts.h2Engine) s.http2Engine = ctx.opts.h2Engine; }
       });
       const proxy = await startTarget(ctx, kind, spec);
       Object.assign(configs, configTexts([proxy]));
