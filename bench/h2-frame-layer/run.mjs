@@ -38,7 +38,8 @@ if (r.status !== 0) throw new Error(`openssl: ${r.stderr}`);
 const children = [];
 const sleep = (ms) => new Promise((res) => setTimeout(res, ms));
 
-function cpuTicks(pid) {
+/** utime+stime ticks of `pid`'s process tree; `sysOnly`: stime alone (kernel: syscalls, TCP, page faults). */
+function cpuTicks(pid, sysOnly = false) {
   // The process and its descendants (Portcullis may run helper processes).
   const stat = new Map();
   for (const d of readdirSync('/proc')) {
@@ -46,7 +47,7 @@ function cpuTicks(pid) {
     try {
       const s = readFileSync(`/proc/${d}/stat`, 'latin1');
       const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-      stat.set(Number(d), { ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]) });
+      stat.set(Number(d), { ppid: Number(f[1]), ticks: (sysOnly ? 0 : Number(f[11])) + Number(f[12]) });
     } catch { /* gone */ }
   }
   let total = 0;
@@ -135,10 +136,12 @@ try {
     for (const v of order) {
       const s = servers[v];
       const before = cpuTicks(s.pid);
+      const sysBefore = cpuTicks(s.pid, true);
       const h = h2load(s.port, v.startsWith('proxy') ? proxyN : n);
       const us = (cpuTicks(s.pid) - before) * TICK_US / h.ok;
+      const sysUs = (cpuTicks(s.pid, true) - sysBefore) * TICK_US / h.ok;
       results[v].push({ us: Math.round(us * 100) / 100, rps: h.rps, rss: rssMb(s.pid) });
-      console.log(`round ${round + 1} ${v.padEnd(9)} ${us.toFixed(2)} µs CPU/req  ${h.rps} req/s  RSS ${rssMb(s.pid)} MB`);
+      console.log(`round ${round + 1} ${v.padEnd(9)} ${us.toFixed(2)} µs CPU/req (of which kernel ${sysUs.toFixed(2)})  ${h.rps} req/s  RSS ${rssMb(s.pid)} MB`);
     }
   }
   const med = (a) => { const s = [...a].sort((x, y) => x - y); return s[Math.floor(s.length / 2)]; };
