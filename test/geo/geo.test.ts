@@ -181,6 +181,53 @@ test('LruCache: a key in regular use stays, an unused one goes after one turnove
   assert.equal(c.get('k9899'), undefined, 'the oldest untouched keys are the ones evicted');
 });
 
+/** The eviction as LruCache did it before it kept its iterator: the first key of a fresh keys() iterator. */
+class ReferenceLru {
+  readonly map = new Map<string, { value: number; stamp: number }>();
+  private tick = 0;
+  constructor(private readonly capacity: number) {}
+  get(key: string): number | undefined {
+    const e = this.map.get(key);
+    if (e === undefined) return undefined;
+    if (this.tick - e.stamp >= Math.max(1, Math.floor(this.capacity / 2))) { this.map.delete(key); e.stamp = ++this.tick; this.map.set(key, e); }
+    return e.value;
+  }
+  set(key: string, value: number): void {
+    if (!this.map.delete(key) && this.map.size >= this.capacity) { const o = this.map.keys().next(); if (!o.done) this.map.delete(o.value); }
+    this.map.set(key, { value, stamp: ++this.tick });
+  }
+}
+
+test('LruCache: evicts exactly the keys a fresh oldest-first scan would, across refreshes, re-sets, clears and many turnovers', () => {
+  let seed = 7;
+  const rnd = (n: number): number => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed % n; };
+  for (const capacity of [1, 2, 5, 64]) {
+    const c = new LruCache<string, number>(capacity);
+    const ref = new ReferenceLru(capacity);
+    for (let i = 0; i < 20_000; i++) {
+      const key = `k${rnd(capacity * 3)}`;
+      const op = rnd(100);
+      if (op < 50) assert.equal(c.get(key), ref.get(key), `get ${key} at op ${i} (capacity ${capacity})`);
+      else if (op < 99) { c.set(key, i); ref.set(key, i); }
+      else { c.clear(); ref.map.clear(); }
+      assert.equal(c.size, ref.map.size);
+    }
+    for (const k of [...ref.map.keys()]) assert.equal(c.get(k), ref.get(k)); // a copy: get() may move a key to the end
+  }
+});
+
+test('LruCache: a full cache under rotating keys (more keys than entries) evicts in constant time', () => {
+  // Before the kept iterator, each eviction walked the Map's holes from its start: ~100× slower here.
+  const c = new LruCache<string, number>(10_000);
+  const keys = Array.from({ length: 16_000 }, (_, i) => `10.0.${i >> 8}.${i & 255}`);
+  for (const k of keys) c.set(k, 1);
+  const t0 = performance.now();
+  for (let r = 0; r < 4; r++) for (const k of keys) if (c.get(k) === undefined) c.set(k, 1);
+  const ms = performance.now() - t0;
+  assert.equal(c.size, 10_000);
+  assert.ok(ms < 2000, `64,000 misses took ${ms.toFixed(0)} ms`);
+});
+
 test('geo config: schema shape and normalisation with clear errors', () => {
   assert.deepEqual(Object.keys(geoConfigSchema.properties).sort(), ['asn_db', 'cache_size', 'country_db']);
   assert.deepEqual(normalizeGeoConfig(undefined), { cacheSize: 10000 });
