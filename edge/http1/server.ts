@@ -21,7 +21,8 @@ import { isTrustedPeer, resolveClient, type IdentityConfig } from '../pipeline/i
 import { Duplex } from 'node:stream';
 import type { Http2Server } from 'node:http2';
 import type { Http2Settings } from '../http2/config.js';
-import { Http2Connection, createSessionFactory, type Http2Context, type Http2Handler } from '../http2/connection.js';
+// Types only: node:http2 and the HTTP/2 layer are loaded when a listener enables HTTP/2 (buildSettings).
+import type { Http2Connection, Http2Context, Http2Handler } from '../http2/connection.js';
 import { PREFACE } from '../http2/frame-scanner.js';
 import { EXTRA_ACCEPT_HANDLES, fanOutAccepts } from './accept-fanout.js';
 
@@ -101,8 +102,24 @@ interface Settings {
   readonly ctx: Http1Context;
   readonly tls: TlsState | null;
   /** HTTP/2 of this generation (ALPN h2 on TLS, h2c prior knowledge on plain listeners), null when off. */
-  readonly h2: { ctx: Http2Context; factory: Http2Server } | null;
+  readonly h2: H2Settings | null;
 }
+
+/** HTTP/2 of a settings generation, with the lazily loaded module that serves it. */
+interface H2Settings {
+  readonly ctx: Http2Context;
+  readonly factory: Http2Server;
+  readonly Connection: typeof Http2Connection;
+}
+
+/**
+ * edge/http2/connection.js and node:http2 under it, imported the first time a listener enables HTTP/2
+ * (a TLS listener by default, h2c on request). A plain listener never loads them: node:http2 and our
+ * HTTP/2 layer cost ≈ 3 MB of RSS (its JavaScript, nghttp2's binding, the node binary's pages they
+ * touch), measured with bench/memory/rss.mjs.
+ */
+let http2Module: Promise<typeof import('../http2/connection.js')> | null = null;
+const loadHttp2 = (): Promise<typeof import('../http2/connection.js')> => (http2Module ??= import('../http2/connection.js'));
 
 interface TlsState {
   readonly certs: TlsCertificates;
@@ -157,8 +174,10 @@ export async function openHttp1Listener(opts: Http1ListenerOptions, handler: Htt
       connectionClosed,
     };
     const h2On = (tlsCfg !== null ? o.http2 === true : o.h2c === true) && o.http2Settings !== undefined;
-    const h2 = !h2On ? null : {
-      factory: createSessionFactory(o.http2Settings as Http2Settings, o.limits),
+    const h2mod = h2On ? await loadHttp2() : null;
+    const h2: H2Settings | null = h2mod === null ? null : {
+      Connection: h2mod.Http2Connection,
+      factory: h2mod.createSessionFactory(o.http2Settings as Http2Settings, o.limits),
       ctx: {
         name: o.name, tls: tlsCfg !== null, limits: o.limits, clock: o.clock, handler, always: ctx.always, settings: o.http2Settings as Http2Settings,
         headTimeoutMs: o.headTimeoutMs, idleTimeoutMs: o.idleTimeoutMs, draining: false, connectionClosed,
@@ -263,8 +282,8 @@ export async function openHttp1Listener(opts: Http1ListenerOptions, handler: Htt
   };
 
   const startHttp2 = (s: Settings, sock: Socket, remote: Uint8Array, sni: string | null, raw: Socket, first: Buffer): void => {
-    const h2 = s.h2 as { ctx: Http2Context; factory: Http2Server };
-    track(new Http2Connection(sock, h2.ctx, remote, sni, raw, h2.factory, first));
+    const h2 = s.h2 as H2Settings;
+    track(new h2.Connection(sock, h2.ctx, remote, sni, raw, h2.factory, first));
   };
 
   /**
