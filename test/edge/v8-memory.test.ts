@@ -9,19 +9,20 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { freePort } from '../harness/ports.js';
-import { applyRuntimeV8Flags, edgeNodeArgs, RUNTIME_V8_FLAGS, SEMI_SPACE_FLAG } from '../../edge/main/v8-memory.js';
+import { applyRuntimeV8Flags, edgeNodeArgs, LAUNCHER_FLAGS, POOL_FLAG, RUNTIME_V8_FLAGS, SEMI_SPACE_FLAG } from '../../edge/main/v8-memory.js';
 
-test('bin/portcullis execs node with the young-generation cap of edge/main/v8-memory.ts', () => {
+test('bin/portcullis execs node with the launcher flags of edge/main/v8-memory.ts', () => {
   const launcher = readFileSync('bin/portcullis', 'utf8');
   assert.match(launcher, /^#!\/bin\/sh\n/);
-  assert.ok(launcher.split('\n')[1].includes(`exec node ${SEMI_SPACE_FLAG} "$0" "$@"`), launcher.split('\n')[1]);
+  assert.deepEqual(LAUNCHER_FLAGS, [SEMI_SPACE_FLAG, POOL_FLAG]);
+  assert.ok(launcher.split('\n')[1].includes(`exec node ${LAUNCHER_FLAGS.join(' ')} "$0" "$@"`), launcher.split('\n')[1]);
 });
 
-test('a supervised child gets the cap unless the parent was started with one; the parent\'s node flags follow', () => {
-  assert.deepEqual(edgeNodeArgs([]), [SEMI_SPACE_FLAG]);
-  assert.deepEqual(edgeNodeArgs(['--cpu-prof']), [SEMI_SPACE_FLAG, '--cpu-prof']);
-  assert.deepEqual(edgeNodeArgs([SEMI_SPACE_FLAG, '--cpu-prof']), [SEMI_SPACE_FLAG, '--cpu-prof']);
-  assert.deepEqual(edgeNodeArgs(['--max-semi-space-size=16']), ['--max-semi-space-size=16'], 'an operator\'s own value wins');
+test('a supervised child gets the launcher flags unless the parent was started with one; the parent\'s node flags follow', () => {
+  assert.deepEqual(edgeNodeArgs([]), [SEMI_SPACE_FLAG, POOL_FLAG]);
+  assert.deepEqual(edgeNodeArgs(['--cpu-prof']), [SEMI_SPACE_FLAG, POOL_FLAG, '--cpu-prof']);
+  assert.deepEqual(edgeNodeArgs([SEMI_SPACE_FLAG, POOL_FLAG, '--cpu-prof']), [SEMI_SPACE_FLAG, POOL_FLAG, '--cpu-prof']);
+  assert.deepEqual(edgeNodeArgs(['--max-semi-space-size=16', '--v8-pool-size=4']), ['--max-semi-space-size=16', '--v8-pool-size=4'], 'an operator\'s own values win');
 });
 
 test('the runtime flags are page promotion off and a 50 % old-generation growth step, each handed to V8', () => {
@@ -31,7 +32,7 @@ test('the runtime flags are page promotion off and a 50 % old-generation growth 
   assert.deepEqual(set, [...RUNTIME_V8_FLAGS]);
 });
 
-test('./bin/portcullis run: the edge process itself runs node with the cap (its /proc cmdline)', { skip: process.platform !== 'linux' }, async (t) => {
+test('./bin/portcullis run: the edge process itself runs node with the launcher flags (its /proc cmdline)', { skip: process.platform !== 'linux' }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'pc-v8mem-'));
   const file = join(dir, 'edge.yaml');
   writeFileSync(file, [
@@ -50,6 +51,6 @@ test('./bin/portcullis run: the edge process itself runs node with the cap (its 
   });
   // exec: the pid sh had is node's now.
   const argv = readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').split('\0');
-  assert.ok(argv.includes(SEMI_SPACE_FLAG), argv.join(' '));
+  for (const f of LAUNCHER_FLAGS) assert.ok(argv.includes(f), argv.join(' '));
   assert.match(argv[0], /node$/);
 });
