@@ -156,7 +156,7 @@ export async function openHttp1Listener(opts: Http1ListenerOptions, handler: Htt
   const buildSettings = async (o: Http1ListenerOptions): Promise<Settings> => {
     const tlsCfg = o.tls ?? null;
     const wsRuntime = o.websocket !== undefined && o.websocket !== null && o.websocket.limits.enabled ? o.websocket : null;
-    const wsAcceptor = wsRuntime === null ? null : await loadWsAcceptor(wsRuntime);
+    const wsAcceptor = wsRuntime === null ? null : wsAcceptorFor(wsRuntime);
     const ctx: Http1Context = {
       name: o.name,
       tls: tlsCfg !== null,
@@ -554,21 +554,28 @@ function addressBytes(addr: string | undefined): Uint8Array | null {
   return parseIp(addr);
 }
 
-/** ws's server side, loaded only for listeners that tunnel WebSockets. */
-async function loadWsAcceptor(runtime: WebSocketRuntime): Promise<WsAcceptor> {
-  const { WebSocketServer } = await import('ws');
+/**
+ * ws's server side for listeners that tunnel WebSockets. `ws` (≈ 1 MB of heap) is imported on the first
+ * upgrade this process accepts, not at start: most edges never tunnel one. Until the import is done the
+ * socket waits detached from the HTTP/1.1 connection; what the client sends meanwhile stays in its
+ * Readable buffer and reaches ws with the rest.
+ */
+let wsModule: Promise<typeof import('ws')> | null = null;
+function wsAcceptorFor(runtime: WebSocketRuntime): WsAcceptor {
   return {
     accept(sock, head, key, version, protocols, chosen, onOpen) {
-      const wss = new WebSocketServer({
-        noServer: true,
-        perMessageDeflate: false, // negotiated per hop; off towards clients (no zip bombs)
-        maxPayload: runtime.limits.maxMessage,
-        handleProtocols: () => chosen === '' ? false : chosen,
-      });
-      const headers: Record<string, string> = { upgrade: 'websocket', connection: 'Upgrade', 'sec-websocket-key': key, 'sec-websocket-version': version };
-      if (protocols !== '') headers['sec-websocket-protocol'] = protocols;
-      const req = { method: 'GET', headers, url: '/' } as unknown as import('node:http').IncomingMessage;
-      wss.handleUpgrade(req, sock as unknown as import('node:stream').Duplex, head, (ws) => onOpen(ws as unknown as WsLike));
+      void (wsModule ??= import('ws')).then(({ WebSocketServer }) => {
+        const wss = new WebSocketServer({
+          noServer: true,
+          perMessageDeflate: false, // negotiated per hop; off towards clients (no zip bombs)
+          maxPayload: runtime.limits.maxMessage,
+          handleProtocols: () => chosen === '' ? false : chosen,
+        });
+        const headers: Record<string, string> = { upgrade: 'websocket', connection: 'Upgrade', 'sec-websocket-key': key, 'sec-websocket-version': version };
+        if (protocols !== '') headers['sec-websocket-protocol'] = protocols;
+        const req = { method: 'GET', headers, url: '/' } as unknown as import('node:http').IncomingMessage;
+        wss.handleUpgrade(req, sock as unknown as import('node:stream').Duplex, head, (ws) => onOpen(ws as unknown as WsLike));
+      }, () => sock.destroy());
     },
   };
 }
