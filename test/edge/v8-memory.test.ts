@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { freePort } from '../harness/ports.js';
+import { launcherFlags } from '../../loadtest/lib/proxies.js';
 import { applyRuntimeV8Flags, edgeNodeArgs, LAUNCHER_FLAGS, POOL_FLAG, RUNTIME_V8_FLAGS, SEMI_SPACE_FLAG } from '../../edge/main/v8-memory.js';
 
 test('bin/portcullis execs node with the launcher flags of edge/main/v8-memory.ts', () => {
@@ -16,6 +17,11 @@ test('bin/portcullis execs node with the launcher flags of edge/main/v8-memory.t
   assert.match(launcher, /^#!\/bin\/sh\n/);
   assert.deepEqual(LAUNCHER_FLAGS, [SEMI_SPACE_FLAG, POOL_FLAG]);
   assert.ok(launcher.split('\n')[1].includes(`exec node ${LAUNCHER_FLAGS.join(' ')} "$0" "$@"`), launcher.split('\n')[1]);
+});
+
+test('the load-test harness and bench/memory/rss.mjs read the same flags off the launcher (runs with extra node flags keep them)', () => {
+  assert.deepEqual(launcherFlags(readFileSync('bin/portcullis', 'utf8')), [...LAUNCHER_FLAGS]);
+  assert.deepEqual(launcherFlags('#!/usr/bin/env node\nconst entry = 1;\n'), [], 'a build without a launcher line: none');
 });
 
 test('a supervised child gets the launcher flags unless the parent was started with one; the parent\'s node flags follow', () => {
