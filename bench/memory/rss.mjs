@@ -2,6 +2,8 @@
 //   node bench/memory/rss.mjs [--connections 1000] [--duration 10s] [--rounds 3] VARIANT [VARIANT …]
 // VARIANT: a built dist/ folder, optionally followed by node flags after a comma:
 //   dist   dist,--max-semi-space-size=8   ../base/dist
+// The edge gets the node flags its build's bin/portcullis launcher gives it (the `exec node …` line),
+// then the variant's, and runs `portcullis run` (edge/main/cli.js main) as the launcher would.
 // Each round starts every variant afresh (in turn, order rotated per round) with the throughput
 // scenario's config (loadtest/: pass-through rules, access log to /dev/null, counting-only connection
 // guard), one origin (loadtest/origin-main.js of the first DIST), a 2 s wrk warm-up, then
@@ -26,9 +28,20 @@ for (let i = 0; i < args.length; i++) {
   if (args[i] === '--connections') connections = Number(args[++i]);
   else if (args[i] === '--duration') durationS = Number.parseInt(args[++i], 10);
   else if (args[i] === '--rounds') rounds = Number(args[++i]);
-  else { const [dist, ...flags] = args[i].split(','); variants.push({ label: args[i], dist: resolve(dist), flags }); }
+  else { const [dist, ...flags] = args[i].split(','); variants.push({ label: args[i], dist: resolve(dist), flags: [...launcherFlags(resolve(dist)), ...flags] }); }
 }
 if (variants.length === 0) { console.error('usage: node bench/memory/rss.mjs [--connections N] [--duration 10s] [--rounds R] DIST[,node-flag…] …'); process.exit(2); }
+
+/**
+ * The node flags bin/portcullis starts the edge with (its `exec node … "$0"` line; none for a build
+ * whose launcher has none): the edge runs here as `portcullis run` runs it, flags of the variant after.
+ */
+function launcherFlags(dist) {
+  try {
+    const m = /^[^\n]*exec node ((?:--\S+ )*)"\$0"/m.exec(readFileSync(join(dist, '..', 'bin', 'portcullis'), 'utf8'));
+    return m === null ? [] : m[1].trim().split(/\s+/).filter(Boolean);
+  } catch { return []; }
+}
 
 const work = mkdtempSync(join(tmpdir(), 'rss-'));
 const TOKEN = 'rss-bench-admin-token-0123456789';

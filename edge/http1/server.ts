@@ -21,9 +21,10 @@ import { isTrustedPeer, resolveClient, type IdentityConfig } from '../pipeline/i
 import { Duplex } from 'node:stream';
 import type { Http2Server } from 'node:http2';
 import type { Http2Settings } from '../http2/config.js';
-import { Http2Connection, createSessionFactory, type Http2Context, type Http2Handler } from '../http2/connection.js';
+// Types only: node:http2 and the HTTP/2 layer are loaded when a listener enables HTTP/2 (buildSettings).
+import type { Http2Connection, Http2Context, Http2Handler } from '../http2/connection.js';
 import { PREFACE } from '../http2/frame-scanner.js';
-import { FrameConnection } from '../http2/frames/connection.js';
+import type { FrameConnection } from '../http2/frames/connection.js';
 import type { Http2Engine } from '../http2/config.js';
 import { EXTRA_ACCEPT_HANDLES, fanOutAccepts } from './accept-fanout.js';
 
@@ -105,8 +106,28 @@ interface Settings {
   readonly ctx: Http1Context;
   readonly tls: TlsState | null;
   /** HTTP/2 of this generation (ALPN h2 on TLS, h2c prior knowledge on plain listeners), null when off. */
-  readonly h2: { ctx: Http2Context; factory: Http2Server | null } | null;
+  readonly h2: H2Settings | null;
 }
+
+/** HTTP/2 of a settings generation, with the lazily loaded engine that serves it. */
+interface H2Settings {
+  readonly ctx: Http2Context;
+  /** listen[].http2_engine: node — node:http2 sessions behind the frame gate. */
+  readonly node: { readonly factory: Http2Server; readonly Connection: typeof Http2Connection } | null;
+  /** listen[].http2_engine: portcullis (the default) — our own frame engine, no node:http2 at all. */
+  readonly Frames: typeof FrameConnection | null;
+}
+
+/**
+ * The HTTP/2 engines, each imported the first time a listener enables HTTP/2 with it (a TLS listener
+ * by default, h2c on request). A plain listener loads neither, and the default frame engine never
+ * loads node:http2: node:http2 and its layer cost ≈ 3 MB of RSS (its JavaScript, nghttp2's binding, the
+ * node binary's pages they touch), measured with bench/memory/rss.mjs.
+ */
+let nodeEngine: Promise<typeof import('../http2/connection.js')> | null = null;
+const loadNodeEngine = (): Promise<typeof import('../http2/connection.js')> => (nodeEngine ??= import('../http2/connection.js'));
+let frameEngine: Promise<typeof import('../http2/frames/connection.js')> | null = null;
+const loadFrameEngine = (): Promise<typeof import('../http2/frames/connection.js')> => (frameEngine ??= import('../http2/frames/connection.js'));
 
 interface TlsState {
   readonly certs: TlsCertificates;
@@ -143,7 +164,7 @@ export async function openHttp1Listener(opts: Http1ListenerOptions, handler: Htt
   const buildSettings = async (o: Http1ListenerOptions): Promise<Settings> => {
     const tlsCfg = o.tls ?? null;
     const wsRuntime = o.websocket !== undefined && o.websocket !== null && o.websocket.limits.enabled ? o.websocket : null;
-    const wsAcceptor = wsRuntime === null ? null : await loadWsAcceptor(wsRuntime);
+    const wsAcceptor = wsRuntime === null ? null : wsAcceptorFor(wsRuntime);
     const ctx: Http1Context = {
       name: o.name,
       tls: tlsCfg !== null,
@@ -161,9 +182,11 @@ export async function openHttp1Listener(opts: Http1ListenerOptions, handler: Htt
       connectionClosed,
     };
     const h2On = (tlsCfg !== null ? o.http2 === true : o.h2c === true) && o.http2Settings !== undefined;
-    const h2 = !h2On ? null : {
-      // The frame engine needs no node:http2 server object.
-      factory: o.http2Engine === 'portcullis' ? null : createSessionFactory(o.http2Settings as Http2Settings, o.limits),
+    const nodeMod = h2On && o.http2Engine === 'node' ? await loadNodeEngine() : null;
+    const frameMod = h2On && o.http2Engine !== 'node' ? await loadFrameEngine() : null;
+    const h2: H2Settings | null = !h2On ? null : {
+      node: nodeMod === null ? null : { Connection: nodeMod.Http2Connection, factory: nodeMod.createSessionFactory(o.http2Settings as Http2Settings, o.limits) },
+      Frames: frameMod === null ? null : frameMod.FrameConnection,
       ctx: {
         name: o.name, tls: tlsCfg !== null, limits: o.limits, clock: o.clock, handler, always: ctx.always, settings: o.http2Settings as Http2Settings,
         headTimeoutMs: o.headTimeoutMs, idleTimeoutMs: o.idleTimeoutMs, draining: false, connectionClosed,
@@ -268,9 +291,9 @@ export async function openHttp1Listener(opts: Http1ListenerOptions, handler: Htt
   };
 
   const startHttp2 = (s: Settings, sock: Socket, remote: Uint8Array, sni: string | null, raw: Socket, first: Buffer): void => {
-    const h2 = s.h2 as { ctx: Http2Context; factory: Http2Server | null };
-    if (h2.factory === null) track(new FrameConnection(sock, h2.ctx, remote, sni, raw, first));
-    else track(new Http2Connection(sock, h2.ctx, remote, sni, raw, h2.factory, first));
+    const h2 = s.h2 as H2Settings;
+    if (h2.node !== null) track(new h2.node.Connection(sock, h2.ctx, remote, sni, raw, h2.node.factory, first));
+    else track(new (h2.Frames as typeof FrameConnection)(sock, h2.ctx, remote, sni, raw, first));
   };
 
   /**
@@ -541,21 +564,28 @@ function addressBytes(addr: string | undefined): Uint8Array | null {
   return parseIp(addr);
 }
 
-/** ws's server side, loaded only for listeners that tunnel WebSockets. */
-async function loadWsAcceptor(runtime: WebSocketRuntime): Promise<WsAcceptor> {
-  const { WebSocketServer } = await import('ws');
+/**
+ * ws's server side for listeners that tunnel WebSockets. `ws` (≈ 1 MB of heap) is imported on the first
+ * upgrade this process accepts, not at start: most edges never tunnel one. Until the import is done the
+ * socket waits detached from the HTTP/1.1 connection; what the client sends meanwhile stays in its
+ * Readable buffer and reaches ws with the rest.
+ */
+let wsModule: Promise<typeof import('ws')> | null = null;
+function wsAcceptorFor(runtime: WebSocketRuntime): WsAcceptor {
   return {
     accept(sock, head, key, version, protocols, chosen, onOpen) {
-      const wss = new WebSocketServer({
-        noServer: true,
-        perMessageDeflate: false, // negotiated per hop; off towards clients (no zip bombs)
-        maxPayload: runtime.limits.maxMessage,
-        handleProtocols: () => chosen === '' ? false : chosen,
-      });
-      const headers: Record<string, string> = { upgrade: 'websocket', connection: 'Upgrade', 'sec-websocket-key': key, 'sec-websocket-version': version };
-      if (protocols !== '') headers['sec-websocket-protocol'] = protocols;
-      const req = { method: 'GET', headers, url: '/' } as unknown as import('node:http').IncomingMessage;
-      wss.handleUpgrade(req, sock as unknown as import('node:stream').Duplex, head, (ws) => onOpen(ws as unknown as WsLike));
+      void (wsModule ??= import('ws')).then(({ WebSocketServer }) => {
+        const wss = new WebSocketServer({
+          noServer: true,
+          perMessageDeflate: false, // negotiated per hop; off towards clients (no zip bombs)
+          maxPayload: runtime.limits.maxMessage,
+          handleProtocols: () => chosen === '' ? false : chosen,
+        });
+        const headers: Record<string, string> = { upgrade: 'websocket', connection: 'Upgrade', 'sec-websocket-key': key, 'sec-websocket-version': version };
+        if (protocols !== '') headers['sec-websocket-protocol'] = protocols;
+        const req = { method: 'GET', headers, url: '/' } as unknown as import('node:http').IncomingMessage;
+        wss.handleUpgrade(req, sock as unknown as import('node:stream').Duplex, head, (ws) => onOpen(ws as unknown as WsLike));
+      }, () => sock.destroy());
     },
   };
 }

@@ -4,6 +4,7 @@ import { formatDuration, parseDuration } from '../config/units.js';
 import type { EdgeConfig } from '../config/normalize.js';
 import { fileURLToPath } from 'node:url';
 import { runEdgeProcess } from './process.js';
+import { applyRuntimeV8Flags } from './v8-memory.js';
 import type { RulesSection } from '../config/sections.js';
 
 const USAGE = `usage: portcullis <command> [options]
@@ -105,6 +106,9 @@ export async function main(argv: string[]): Promise<void> {
         process.exitCode = await runSupervised(entry, ['run', ...rest.filter((a) => a !== '--supervise')]);
         return;
       }
+      // V8 heap sizing for many connections (edge/main/v8-memory.ts; the young-generation cap comes
+      // from bin/portcullis's command line).
+      applyRuntimeV8Flags();
       try {
         await runEdgeProcess(cfg);
       } catch (err) {

@@ -5,7 +5,7 @@ import { systemClock, type Clock } from '../../lib/clock.js';
 import { EventBus } from '../observe/events/bus.js';
 import type { EdgeConfig, ListenConfig } from '../config/normalize.js';
 import type { RulesSection } from '../config/sections.js';
-import { openListener, type RunningListener } from '../uws/listener.js';
+import type { RunningListener } from '../uws/listener.js';
 import { openHttp1Listener, type Http1Listener, type Http1ListenerOptions } from '../http1/server.js';
 import type { TlsReloadResult } from '../tls/certificates.js';
 import { Pipeline } from '../pipeline/pipeline.js';
@@ -221,8 +221,9 @@ export async function startEdge(cfg: EdgeConfig, opts: EdgeOptions = {}): Promis
     const tlsReloadReporter = (name: string) => (r: TlsReloadResult): void => bus.emit(reloadEvent({ ok: r.ok, errors: r.errors, hash: null, what: `tls certificates of listener ${name}${r.changed.length > 0 ? `: ${r.changed.join(', ')}` : ''}` }));
     for (const l of cfg.listen) {
       let h1: Http1Listener | null = null;
+      // The uWS listener module (62 KB of JavaScript) is loaded only for a listener with engine: uws.
       const running = l.engine === 'uws'
-        ? await openListener({
+        ? await (await import('../uws/listener.js')).openListener({
           host: l.host, port: l.port, name: l.name, limits: cfg.requestLimits, clock, exclusive: opts.exclusivePort ?? true,
           tls: l.tls, redirectHttps: l.redirectHttps, websocket, onTlsReload: tlsReloadReporter(l.name),
         }, pipeline)

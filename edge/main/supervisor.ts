@@ -3,6 +3,7 @@
 // down). Signals are passed on; SIGTERM/SIGINT stop the child gracefully and then the parent.
 // Restarts back off (0.5 s doubling to 30 s) and the back-off resets after 60 s of uptime.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { edgeNodeArgs } from './v8-memory.js';
 
 const FORWARDED: NodeJS.Signals[] = ['SIGHUP', 'SIGUSR1', 'SIGUSR2'];
 
@@ -18,7 +19,9 @@ export function runSupervised(entry: string, args: string[]): Promise<number> {
   return new Promise((resolve) => {
     const start = (): void => {
       startedAt = Date.now();
-      child = spawn(process.execPath, [entry, ...args], { stdio: 'inherit', env: { ...process.env, PORTCULLIS_SUPERVISED: '1' } });
+      // The child gets the launcher's V8 heap flags (edge/main/v8-memory.ts) even when this parent was
+      // started by `node bin/portcullis` without them.
+      child = spawn(process.execPath, [...edgeNodeArgs(process.execArgv), entry, ...args], { stdio: 'inherit', env: { ...process.env, PORTCULLIS_SUPERVISED: '1' } });
       log(30, 'supervisor: started the edge', { child: child.pid });
       child.once('exit', (code, signal) => {
         child = null;

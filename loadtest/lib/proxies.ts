@@ -1,6 +1,6 @@
 // Starts Portcullis, HAProxy or nginx with a generated config, waits until it serves, and reports
 // its CPU time and memory (summed over its process tree).
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'node:http';
 import { request as httpsRequest } from 'node:https';
@@ -75,9 +75,18 @@ export function writeProxyConfig(kind: ProxyKind, spec: ProxySpec, label: string
   return { file, spec };
 }
 
+/**
+ * The node flags bin/portcullis starts the edge with (its `exec node … "$0"` line: V8 heap sizing,
+ * edge/main/v8-memory.ts), so that a run with extra node flags measures the same edge.
+ */
+export function launcherFlags(launcherText: string): string[] {
+  const m = /^[^\n]*exec node ((?:--\S+ )*)"\$0"/m.exec(launcherText);
+  return m === null ? [] : m[1].trim().split(/\s+/).filter(Boolean);
+}
+
 function commandFor(kind: ProxyKind, file: string, dir: string, nodeFlags: readonly string[]): [string, string[]] {
-  // Node flags (e.g. --cpu-prof) need node itself in front of the bin script.
-  if (kind === 'portcullis') return nodeFlags.length ? [process.execPath, [...nodeFlags, portcullisBin, 'run', '--config', file]] : [portcullisBin, ['run', '--config', file]];
+  // Node flags (e.g. --cpu-prof) need node itself in front of the bin script, after the launcher's own.
+  if (kind === 'portcullis') return nodeFlags.length ? [process.execPath, [...launcherFlags(readFileSync(portcullisBin, 'utf8')), ...nodeFlags, portcullisBin, 'run', '--config', file]] : [portcullisBin, ['run', '--config', file]];
   if (kind === 'haproxy') return ['haproxy', ['-db', '-f', file]];
   return ['nginx', ['-p', dir, '-c', file]];
 }

@@ -5,6 +5,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { randomUUID } from 'node:crypto';
 import { EventBus, type EdgeEvent } from '../../edge/observe/events/bus.js';
 import { Metrics } from '../../edge/observe/metrics.js';
@@ -81,4 +83,20 @@ test('admin login throttle with shared Redis: wrong tokens on two nodes add up',
   assert.equal((await get(b.url, '/api/stats', 'wrong-token-d-0123456789')).status, 401);
   assert.equal((await get(a.url, '/api/stats', TOKEN)).status, 429, 'node A blocks after failures on A and B');
   assert.equal((await get(b.url, '/api/stats', TOKEN)).status, 429, 'node B too');
+});
+
+test('admin login throttle without Redis loads rate-limiter-flexible on the first wrong token only (≈ 1 MB of heap), then counts as before', () => {
+  const mod = fileURLToPath(new URL('../../edge/admin/login-throttle.js', import.meta.url));
+  const script = `
+    import { createRequire } from 'node:module';
+    const { LoginThrottle } = await import(${JSON.stringify(mod)});
+    const loaded = () => Object.keys(createRequire(import.meta.url).cache).some((f) => f.includes('rate-limiter-flexible'));
+    const t = new LoginThrottle({ failures: 2, windowMs: 60000, blockMs: 30000 });
+    const before = [await t.blockedFor('10.0.0.1'), loaded()];
+    const fails = [await t.failed('10.0.0.1'), await t.failed('10.0.0.1'), (await t.failed('10.0.0.1')) > 0];
+    process.stdout.write(JSON.stringify({ before, fails, after: loaded(), blocked: (await t.blockedFor('10.0.0.1')) > 0, other: await t.blockedFor('10.0.0.2') }));
+  `;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 30_000 });
+  assert.equal(r.status, 0, r.stderr);
+  assert.deepEqual(JSON.parse(r.stdout), { before: [0, false], fails: [0, 0, true], after: true, blocked: true, other: 0 });
 });
