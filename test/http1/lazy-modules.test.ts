@@ -20,6 +20,8 @@ function probe(listenerFields: string, h2c: boolean): { http2: boolean; ws: bool
     const port = await free();
     const cfg = loadConfigText(\`listen: [{ address: "127.0.0.1:\${port}", ${listenerFields} }]\\ntrusted_proxies: [127.0.0.1/32]\\naccess_log: { path: "off" }\\nevents: { log: "off" }\\nhistory: { enabled: false }\\nbackends: { shop: { servers: [{ name: a, url: "http://127.0.0.1:\${origin.address().port}" }] } }\\n\`, 'edge.yaml', {});
     const edge = await startEdge(cfg, {});
+    // Read before the h2c client below imports node:http2 itself: what the edge loaded to open its listener.
+    const http2 = process.moduleLoadList.some((m) => m === 'NativeModule http2' || m === 'NativeModule internal/http2/core');
     let status;
     if (${h2c}) {
       const http2 = await import('node:http2');
@@ -29,7 +31,6 @@ function probe(listenerFields: string, h2c: boolean): { http2: boolean; ws: bool
     } else {
       status = await new Promise((r) => { const s = connect(port, '127.0.0.1', () => s.write('GET / HTTP/1.1\\r\\nhost: x\\r\\n\\r\\n')); s.once('data', (d) => { r(Number(d.toString('latin1').slice(9, 12))); s.destroy(); }); });
     }
-    const http2 = process.moduleLoadList.some((m) => m === 'NativeModule http2' || m === 'NativeModule internal/http2/core');
     const ws = Object.keys((await import('node:module')).createRequire(import.meta.url).cache).some((f) => f.includes('/node_modules/ws/'));
     await edge.stop(); origin.close();
     process.stdout.write(JSON.stringify({ http2, ws, status }));
@@ -43,6 +44,10 @@ test('a plain HTTP/1.1 listener does not load node:http2 (nor the HTTP/2 layer),
   assert.deepEqual(probe('engine: http1', false), { http2: false, ws: false, status: 200 });
 });
 
-test('a listener with h2c loads node:http2 when it opens and serves HTTP/2 through it', () => {
-  assert.deepEqual(probe('h2c: true', true), { http2: true, ws: false, status: 200 });
+test('a listener with h2c on the node engine loads node:http2 when it opens and serves HTTP/2 through it', () => {
+  assert.deepEqual(probe('h2c: true, http2_engine: node', true), { http2: true, ws: false, status: 200 });
+});
+
+test('a listener with h2c on the default frame engine serves HTTP/2 without loading node:http2', () => {
+  assert.deepEqual(probe('h2c: true', true), { http2: false, ws: false, status: 200 });
 });
