@@ -94,11 +94,6 @@ export class Http2Connection implements GateOwner, StreamHost {
   readonly gate: FrameGate;
   private readonly budgets: FrameBudgets;
   private readonly open = new Map<number, Http2Exchange>();
-  private stalledCount = 0;
-  private stallSince = 0;
-  /** Outbound DATA frames with payload, ever (progress marker for the stall check). */
-  private dataFramesOut = 0;
-  private dataAtStall = 0;
   private idleSince: number;
   private defended = false;
   private lastStream = 0;
@@ -181,13 +176,9 @@ export class Http2Connection implements GateOwner, StreamHost {
     return tx;
   }
 
-  streamStalled(_ex: Http2Exchange): void {
-    if (this.stalledCount++ === 0) { this.stallSince = this.ctx.clock.now(); this.dataAtStall = this.dataFramesOut; }
-  }
+  streamStalled(_ex: Http2Exchange): void { this.budgets.streamStalled(this.ctx.clock.now()); }
 
-  streamUnstalled(_ex: Http2Exchange): void {
-    if (this.stalledCount > 0) this.stalledCount--;
-  }
+  streamUnstalled(_ex: Http2Exchange): void { this.budgets.streamUnstalled(); }
 
   streamClosed(ex: Http2Exchange): void {
     const id = ex.stream.id;
@@ -211,7 +202,7 @@ export class Http2Connection implements GateOwner, StreamHost {
 
   outboundFrame(type: number, _flags: number, stream: number, length: number, word: number): void {
     if (type === Frame.Data) {
-      if (length > 0) { this.dataFramesOut++; this.budgets.dataOut++; }
+      if (length > 0) this.budgets.sentData();
       return;
     }
     if (type === Frame.RstStream) {
@@ -260,25 +251,15 @@ export class Http2Connection implements GateOwner, StreamHost {
     this.deadline = now + CHECK_MS;
     const s = this.ctx.settings;
     const b = this.budgets;
-    if (b.blockSince !== 0 && now - b.blockSince > this.ctx.headTimeoutMs) {
-      this.defend('header_block_timeout', `header block unfinished after ${this.ctx.headTimeoutMs} ms (timeouts.client_head)`);
-      return;
-    }
-    const blocked = this.gate.writeBlockedSince;
-    if (blocked !== 0 && now - blocked > s.writeStallMs) {
+    const passed = b.deadline(now, this.ctx.headTimeoutMs, this.gate.writeBlockedSince, s.writeStallMs);
+    if (passed === 'socket_stall') {
       // The socket takes nothing: a GOAWAY would not leave either. Reset.
-      this.report('write_stall', `socket not drained for ${s.writeStallMs} ms (slow read)`, true);
+      this.report('write_stall', b.detail, true);
       this.defended = true;
       this.abort();
       return;
     }
-    if (this.stalledCount > 0) {
-      if (this.dataFramesOut !== this.dataAtStall) { this.dataAtStall = this.dataFramesOut; this.stallSince = now; }
-      else if (now - this.stallSince > s.writeStallMs) {
-        this.defend('write_stall', `no DATA frame could be sent for ${s.writeStallMs} ms (flow-control window kept closed)`);
-        return;
-      }
-    }
+    if (passed !== null) { this.defend(passed, b.detail); return; }
     if (this.open.size === 0 && now - this.idleSince > this.ctx.idleTimeoutMs) this.drain(true);
   }
 

@@ -97,6 +97,45 @@ export class FrameBudgets {
     return true;
   }
 
+  // Write stalls, for both engines: streams waiting on a closed flow-control window, and whether any
+  // DATA frame left since the first began to wait (dataOut restarts every flood window; this does not).
+  private stalledStreams = 0;
+  private stallSince = 0;
+  private dataSent = 0;
+  private dataAtStall = 0;
+
+  /** A DATA frame with a payload left for the client. */
+  sentData(): void { this.dataSent++; this.dataOut++; }
+
+  /** A stream waits on a closed flow-control window. */
+  streamStalled(now: number): void {
+    if (this.stalledStreams++ === 0) { this.stallSince = now; this.dataAtStall = this.dataSent; }
+  }
+
+  streamUnstalled(): void { if (this.stalledStreams > 0) this.stalledStreams--; }
+
+  /**
+   * The connection deadlines the listener's scan checks, in the order both engines act on them: a header
+   * block left unfinished (`timeouts.client_head`), a socket that has taken nothing (`socket_stall`: a
+   * GOAWAY would not leave either, so the engine resets), streams whose windows stay closed while no DATA
+   * frame leaves (`http2.write_stall`). Returns the one passed (its text in `detail`) or null.
+   */
+  deadline(now: number, headTimeoutMs: number, writeBlockedSince: number, writeStallMs: number): 'header_block_timeout' | 'socket_stall' | 'write_stall' | null {
+    if (this.blockSince !== 0 && now - this.blockSince > headTimeoutMs) {
+      this.detail = `header block unfinished after ${headTimeoutMs} ms (timeouts.client_head)`;
+      return 'header_block_timeout';
+    }
+    if (writeBlockedSince !== 0 && now - writeBlockedSince > writeStallMs) {
+      this.detail = `socket not drained for ${writeStallMs} ms (slow read)`;
+      return 'socket_stall';
+    }
+    if (this.stalledStreams === 0) return null;
+    if (this.dataSent !== this.dataAtStall) { this.dataAtStall = this.dataSent; this.stallSince = now; return null; }
+    if (now - this.stallSince <= writeStallMs) return null;
+    this.detail = `no DATA frame could be sent for ${writeStallMs} ms (flow-control window kept closed)`;
+    return 'write_stall';
+  }
+
   private fire(d: Http2Defence, detail: string): false {
     this.fired = d;
     const windowed = d.endsWith('_flood') && d !== 'continuation_flood';

@@ -93,10 +93,6 @@ export class FrameConnection implements StreamOwner {
   private shut = false;
   private defended = false;
   // Deadlines.
-  private stalledCount = 0;
-  private stallSince = 0;
-  private dataFramesOut = 0;
-  private dataAtStall = 0;
   private idleSince: number;
   private chunkNow = 0;
 
@@ -547,8 +543,7 @@ export class FrameConnection implements StreamOwner {
     src.copy(f, 9, off, off + n);
     st.sendWindow -= n;
     this.sendWindow -= n;
-    this.dataFramesOut++;
-    this.budgets.dataOut++;
+    this.budgets.sentData();
     this.queue(f);
     // Still in the unflushed batch: endResponse() may set END_STREAM on it instead of an empty frame.
     st.lastData = f;
@@ -643,13 +638,9 @@ export class FrameConnection implements StreamOwner {
     if (this.goingAway && this.streams.size === 0) this.end();
   }
 
-  streamStalled(_st: FrameStream): void {
-    if (this.stalledCount++ === 0) { this.stallSince = this.ctx.clock.now(); this.dataAtStall = this.dataFramesOut; }
-  }
+  streamStalled(_st: FrameStream): void { this.budgets.streamStalled(this.ctx.clock.now()); }
 
-  streamUnstalled(_st: FrameStream): void {
-    if (this.stalledCount > 0) this.stalledCount--;
-  }
+  streamUnstalled(_st: FrameStream): void { this.budgets.streamUnstalled(); }
 
   // ---- errors and defences ----
   /** RFC 9113 §5.4.1: GOAWAY with `code`, then close. `report`: also a protocol_error event (the client broke the protocol). */
@@ -706,24 +697,15 @@ export class FrameConnection implements StreamOwner {
     this.deadline = now + CHECK_MS;
     const s = this.ctx.settings;
     const b = this.budgets;
-    if (b.blockSince !== 0 && now - b.blockSince > this.ctx.headTimeoutMs) {
-      this.defend('header_block_timeout', `header block unfinished after ${this.ctx.headTimeoutMs} ms (timeouts.client_head)`);
-      return;
-    }
-    if (this.writeBlockedSince !== 0 && now - this.writeBlockedSince > s.writeStallMs) {
+    const passed = b.deadline(now, this.ctx.headTimeoutMs, this.writeBlockedSince, s.writeStallMs);
+    if (passed === 'socket_stall') {
       // The socket takes nothing: a GOAWAY would not leave either. Reset.
-      this.report('write_stall', `socket not drained for ${s.writeStallMs} ms (slow read)`, true);
+      this.report('write_stall', b.detail, true);
       this.defended = true;
       this.abort();
       return;
     }
-    if (this.stalledCount > 0) {
-      if (this.dataFramesOut !== this.dataAtStall) { this.dataAtStall = this.dataFramesOut; this.stallSince = now; }
-      else if (now - this.stallSince > s.writeStallMs) {
-        this.defend('write_stall', `no DATA frame could be sent for ${s.writeStallMs} ms (flow-control window kept closed)`);
-        return;
-      }
-    }
+    if (passed !== null) { this.defend(passed, b.detail); return; }
     if (this.prefaceLeft > 0 && now - this.idleSince > this.ctx.headTimeoutMs) { this.destroy(); return; }
     if (this.streams.size === 0 && now - this.idleSince > this.ctx.idleTimeoutMs) this.drain(true);
   }
