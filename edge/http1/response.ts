@@ -19,20 +19,28 @@ function hasBadHeaderByte(s: string): boolean {
   return false;
 }
 
+let dateText = '';
 let dateLine = '';
 /**
- * "date: <IMF-fixdate>\r\n" of the current second: formatted on first use, then dropped by a timer at
- * the next second boundary (node:http's utcDate does the same) — no clock read per response.
+ * The IMF-fixdate of the current second (the HTTP/2 frame engine's Date field): formatted on first use,
+ * then dropped by a timer at the next second boundary (node:http's utcDate does the same) — no clock
+ * read per response.
  */
-export function dateHeader(): string {
-  if (dateLine === '') {
+export function dateValue(): string {
+  if (dateText === '') {
     const d = new Date();
-    dateLine = `date: ${d.toUTCString()}\r\n`;
+    dateText = d.toUTCString();
+    dateLine = `date: ${dateText}\r\n`;
     setTimeout(resetDate, 1000 - d.getMilliseconds()).unref();
   }
+  return dateText;
+}
+/** "date: <IMF-fixdate>\r\n" of the current second, for HTTP/1.1 heads. */
+export function dateHeader(): string {
+  if (dateLine === '') dateValue();
   return dateLine;
 }
-function resetDate(): void { dateLine = ''; }
+function resetDate(): void { dateText = ''; dateLine = ''; }
 
 /**
  * The header lines of `h` (flat [name, value, …]) as we forward them: framing and hop-by-hop names

@@ -1,11 +1,10 @@
 // One HTTP/2 client connection: node:http2's session on a FrameGate over the (TLS) socket, a
 // Transaction per stream through the pipeline, the frame-level defences, and the connection deadlines
 // (unfinished header block, write stall, idle) checked by the listener's scan.
-import { STATUS_CODES } from 'node:http';
 import { constants, createServer, type Http2Server, type ServerHttp2Session, type ServerHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
 import type { Socket } from 'node:net';
 import { Transaction } from '../pipeline/transaction.js';
-import { http2Refused, proxyRefused } from '../pipeline/reply.js';
+import { http2Refused } from '../pipeline/reply.js';
 import type { ClientIO } from '../pipeline/exchange.js';
 import type { Clock } from '../../lib/clock.js';
 import type { RequestLimits } from '../config/normalize.js';
@@ -15,7 +14,7 @@ import { FrameBudgets, type Http2Defence } from './defences.js';
 import { FrameGate, type GateOwner } from './gate.js';
 import { Frame } from './frame-scanner.js';
 import { Http2Exchange, type StreamHost } from './exchange.js';
-import { translateRequest, type HeadRefusal, type TranslateContext } from './translate.js';
+import { refuseHead, translateRequest, type HeadRefusal, type TranslateContext } from './translate.js';
 import type { FrameConnection } from './frames/connection.js';
 
 /** The pipeline as an HTTP/2 connection uses it. */
@@ -151,15 +150,7 @@ export class Http2Connection implements GateOwner, StreamHost {
     if (endStream) { ex.bodyEnded = true; tx.bodyComplete = true; }
     ex.listen();
     const r = this.refusal;
-    if (!translateRequest(raw, endStream, this.tctx, tx, r)) {
-      tx.method = tx.method || pseudo(raw, ':method') || '<BADREQ>';
-      tx.path = tx.path || pseudo(raw, ':path').slice(0, 120);
-      tx.httpVersion = '2';
-      proxyRefused(tx, r.status);
-      ctx.handler.rejected(tx, r.status, r.reason);
-      ex.reply(r.status, null, `${STATUS_CODES[r.status] ?? 'Error'}: ${r.reason}\n`, false);
-      return;
-    }
+    if (!translateRequest(raw, endStream, this.tctx, tx, r)) { refuseHead(raw, r, tx, ctx.handler, ex); return; }
     ex.expectContinue = r.expectContinue;
     handleGuarded(ctx.handler, tx, ex);
   }
@@ -289,9 +280,4 @@ export class Http2Connection implements GateOwner, StreamHost {
     if (!this.gate.destroyed) this.gate.destroy();
     this.ctx.connectionClosed(this);
   }
-}
-
-function pseudo(raw: readonly string[], name: string): string {
-  for (let i = 0; i < raw.length; i += 2) if (raw[i] === name) return raw[i + 1];
-  return '';
 }

@@ -5,8 +5,11 @@
 // the same rules again on what reaches us, because a refusal here gets a status, an event, an access
 // line and an error on the client's record — and because the checks must hold whatever library sits
 // below.
+import { STATUS_CODES } from 'node:http';
 import type { OutgoingHttpHeaders } from 'node:http2';
 import type { Transaction } from '../pipeline/transaction.js';
+import type { ClientIO } from '../pipeline/exchange.js';
+import { proxyRefused } from '../pipeline/reply.js';
 import type { RequestLimits } from '../config/normalize.js';
 
 /** Connection-specific fields (RFC 9113 §8.2.2): a request carrying one is malformed. */
@@ -186,4 +189,24 @@ export function trailerHeaders(h: readonly string[]): OutgoingHttpHeaders {
     else out[name] = [String(prev), h[i + 1]];
   }
   return out;
+}
+
+/**
+ * A head `translateRequest` refused, on either engine: the transaction gets what its access line and
+ * event show (the method, a bounded path, version 2), the handler records the rejection, and the
+ * stream is answered with the status and its reason.
+ */
+export function refuseHead(raw: readonly string[], r: HeadRefusal, tx: Transaction, handler: { rejected(tx: Transaction, status: number, reason: string): void }, io: ClientIO): void {
+  tx.method = tx.method || pseudo(raw, ':method') || '<BADREQ>';
+  tx.path = tx.path || pseudo(raw, ':path').slice(0, 120);
+  tx.httpVersion = '2';
+  proxyRefused(tx, r.status);
+  handler.rejected(tx, r.status, r.reason);
+  io.reply(r.status, null, `${STATUS_CODES[r.status] ?? 'Error'}: ${r.reason}\n`, false);
+}
+
+/** The value of pseudo-header `name` in a flat [name, value, …] list, '' when absent. */
+export function pseudo(raw: readonly string[], name: string): string {
+  for (let i = 0; i < raw.length; i += 2) if (raw[i] === name) return raw[i + 1];
+  return '';
 }

@@ -4,15 +4,15 @@
 // for the node engine) before acting on it, keeps the stream states of RFC 9113 §5.1, both
 // directions of flow control, SETTINGS, PING, GOAWAY and RST_STREAM, and turns each request head
 // into a Transaction through the same pipeline as the node engine (translate.ts, handleGuarded).
-import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import { Transaction } from '../../pipeline/transaction.js';
-import { http2Refused, proxyRefused } from '../../pipeline/reply.js';
+import { http2Refused } from '../../pipeline/reply.js';
 import type { ClientIO } from '../../pipeline/exchange.js';
 import { handleGuarded } from '../../http1/connection.js';
+import { dateValue } from '../../http1/response.js';
 import type { Http2Context, Http2Handler } from '../connection.js';
 import { FrameBudgets, type Http2Defence } from '../defences.js';
-import { translateRequest, type HeadRefusal, type TranslateContext } from '../translate.js';
+import { refuseHead, translateRequest, type HeadRefusal, type TranslateContext } from '../translate.js';
 import { CompressionError, HeaderDecoder, HeaderEncoder } from './hpack.js';
 import { malformedRequest, malformedTrailers } from './check.js';
 import { FrameStream, type StreamOwner } from './stream.js';
@@ -36,14 +36,6 @@ const NO_IO: ClientIO = {
   attachBody() {}, resumeBody() {}, reply() {}, startResponse() {}, writeResponseBody() { return true; }, endResponse() {}, close() {},
 };
 
-// The Date header of responses, as node:http2 adds it (refreshed at most once a second).
-let dateText = new Date().toUTCString();
-let dateSecond = Math.floor(Date.now() / 1000);
-function httpDate(): string {
-  const s = Math.floor(Date.now() / 1000);
-  if (s !== dateSecond) { dateSecond = s; dateText = new Date(s * 1000).toUTCString(); }
-  return dateText;
-}
 
 export class FrameConnection implements StreamOwner {
   slot = -1;
@@ -336,15 +328,7 @@ export class FrameConnection implements StreamOwner {
     st.tx = tx;
     if (endStream) { st.bodyEnded = true; st.remoteEnded = true; tx.bodyComplete = true; }
     const r = this.refusal;
-    if (!translateRequest(list, endStream, this.tctx, tx, r)) {
-      tx.method = tx.method || pseudo(list, ':method') || '<BADREQ>';
-      tx.path = tx.path || pseudo(list, ':path').slice(0, 120);
-      tx.httpVersion = '2';
-      proxyRefused(tx, r.status);
-      this.handler.rejected(tx, r.status, r.reason);
-      st.reply(r.status, null, `${STATUS_CODES[r.status] ?? 'Error'}: ${r.reason}\n`, false);
-      return;
-    }
+    if (!translateRequest(list, endStream, this.tctx, tx, r)) { refuseHead(list, r, tx, this.handler, st); return; }
     if (tx.bodyLength >= 0) st.declaredLength = tx.bodyLength;
     st.expectContinue = r.expectContinue;
     handleGuarded(this.handler, tx, st);
@@ -503,7 +487,7 @@ export class FrameConnection implements StreamOwner {
   // ---- response side (StreamOwner) ----
   sendHeaders(st: FrameStream, list: string[], endStream: boolean): void {
     if (st.localEnded || this.closed) return;
-    if (list.length >= 2 && list[0] === ':status' && list[1] !== '100') list.push('date', httpDate());
+    if (list.length >= 2 && list[0] === ':status' && list[1] !== '100') list.push('date', dateValue());
     const block = this.enc.encode(list);
     const frames: Buffer[] = [];
     pushHeaderFrames(frames, st.id, block, endStream, this.peerMaxFrame);
@@ -762,8 +746,3 @@ export class FrameConnection implements StreamOwner {
 }
 
 function flushLater(c: FrameConnection): void { c.flush(); }
-
-function pseudo(raw: readonly string[], name: string): string {
-  for (let i = 0; i < raw.length; i += 2) if (raw[i] === name) return raw[i + 1];
-  return '';
-}
