@@ -13,7 +13,7 @@ import { proxyRefused } from '../pipeline/reply.js';
 import type { RequestLimits } from '../config/normalize.js';
 
 /** Connection-specific fields (RFC 9113 §8.2.2): a request carrying one is malformed. */
-const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
+export const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
 
 /** Response fields never sent to an HTTP/2 client: hop-by-hop ones, and framing we write ourselves. */
 export const H2_RESPONSE_SKIP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade',

@@ -3,16 +3,11 @@
 // does under node:http2 before node ever sees the head. translate.ts then applies the proxy's own
 // rules to what passed (authority vs Host and SNI, limits, :scheme of the listener …) with statuses.
 
-/** tchar (RFC 9110 §5.6.2) without upper-case letters: 1 where a field name byte is allowed. */
-const NAME_OK = ((): Uint8Array => {
-  const t = new Uint8Array(256);
-  for (const c of "!#$%&'*+-.^_`|~") t[c.charCodeAt(0)] = 1;
-  for (let c = 0x30; c <= 0x39; c++) t[c] = 1;
-  for (let c = 0x61; c <= 0x7a; c++) t[c] = 1;
-  return t;
-})();
+import { TCHAR } from '../../upstream/h1-parser.js';
+import { CONNECTION_SPECIFIC } from '../translate.js';
 
-const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
+/** tchar (RFC 9110 §5.6.2) without upper-case letters (RFC 9113 §8.2.1): 1 where a field name byte is allowed. */
+const NAME_OK = TCHAR.map((ok, c) => (c >= 0x41 && c <= 0x5a ? 0 : ok));
 
 /** Why a request list is malformed, or null. `raw`: [name, value, …] as decoded. */
 export function malformedRequest(raw: readonly string[]): string | null {

@@ -2,9 +2,14 @@
 // of the frames the engine sends. Frames are written into fresh buffers (no pooling): each one goes
 // into the connection's output batch and leaves with it.
 
-export const T_DATA = 0, T_HEADERS = 1, T_PRIORITY = 2, T_RST_STREAM = 3, T_SETTINGS = 4, T_PUSH_PROMISE = 5, T_PING = 6,
-  T_GOAWAY = 7, T_WINDOW_UPDATE = 8, T_CONTINUATION = 9;
-export const F_END_STREAM = 0x1, F_ACK = 0x1, F_END_HEADERS = 0x4, F_PADDED = 0x8, F_PRIORITY = 0x20;
+import { FLAG_ACK, FLAG_END_HEADERS, FLAG_END_STREAM, Frame } from '../frame-scanner.js';
+
+// Frame types, flags and the preface are the frame scanner's (the gate and the defences read the same).
+export const T_DATA = Frame.Data, T_HEADERS = Frame.Headers, T_PRIORITY = Frame.Priority, T_RST_STREAM = Frame.RstStream,
+  T_SETTINGS = Frame.Settings, T_PUSH_PROMISE = Frame.PushPromise, T_PING = Frame.Ping, T_GOAWAY = Frame.GoAway,
+  T_WINDOW_UPDATE = Frame.WindowUpdate, T_CONTINUATION = Frame.Continuation;
+export const F_END_STREAM = FLAG_END_STREAM, F_ACK = FLAG_ACK, F_END_HEADERS = FLAG_END_HEADERS, F_PADDED = 0x8, F_PRIORITY = 0x20;
+export { PREFACE } from '../frame-scanner.js';
 
 /** Error codes (RFC 9113 §7). */
 export const E_NO_ERROR = 0x0, E_PROTOCOL = 0x1, E_INTERNAL = 0x2, E_FLOW_CONTROL = 0x3, E_SETTINGS_TIMEOUT = 0x4, E_STREAM_CLOSED = 0x5,
@@ -19,8 +24,6 @@ export const S_HEADER_TABLE_SIZE = 0x1, S_ENABLE_PUSH = 0x2, S_MAX_CONCURRENT_ST
 export const MAX_FRAME = 16384;
 export const MAX_WINDOW = 0x7fffffff;
 export const DEFAULT_WINDOW = 65535;
-
-export const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 
 export function writeHeader(b: Buffer, at: number, len: number, type: number, flags: number, id: number): void {
   b[at] = len >>> 16; b[at + 1] = (len >>> 8) & 0xff; b[at + 2] = len & 0xff;
