@@ -19,12 +19,10 @@ import { parseProxyHeader } from './proxy-protocol.js';
 import { CONN_ADMIT, type ConnectionGuard } from '../shield/connection-guard.js';
 import { isTrustedPeer, resolveClient, type IdentityConfig } from '../pipeline/identity.js';
 import { Duplex } from 'node:stream';
-import type { Http2Server } from 'node:http2';
 import type { Http2Settings } from '../http2/config.js';
 // Types only: node:http2 and the HTTP/2 layer are loaded when a listener enables HTTP/2 (buildSettings).
-import type { Http2Connection, Http2Context, Http2Handler } from '../http2/connection.js';
+import type { Http2Context, Http2Handler } from '../http2/connection.js';
 import { PREFACE } from '../http2/frame-scanner.js';
-import type { FrameConnection } from '../http2/frames/connection.js';
 import type { Http2Engine } from '../http2/config.js';
 import { EXTRA_ACCEPT_HANDLES, fanOutAccepts } from './accept-fanout.js';
 
@@ -56,7 +54,7 @@ export interface Http1ListenerOptions {
   h2c?: boolean;
   /** `http2:` settings and defences (needed when http2 or h2c is on). */
   http2Settings?: Http2Settings;
-  /** listen[].http2_engine: our own frame layer (portcullis) or node:http2 behind the frame gate (node, the default). */
+  /** listen[].http2_engine: our own frame layer (portcullis, the default) or node:http2 behind the frame gate (node). */
   http2Engine?: Http2Engine;
 }
 
@@ -109,14 +107,12 @@ interface Settings {
   readonly h2: H2Settings | null;
 }
 
-/** HTTP/2 of a settings generation, with the lazily loaded engine that serves it. */
+/** HTTP/2 of a settings generation: its context and the engine (lazily loaded) that opens its connections. */
 interface H2Settings {
   readonly ctx: Http2Context;
-  /** listen[].http2_engine: node — node:http2 sessions behind the frame gate. */
-  readonly node: { readonly factory: Http2Server; readonly Connection: typeof Http2Connection } | null;
-  /** listen[].http2_engine: portcullis (the default) — our own frame engine, no node:http2 at all. */
-  readonly Frames: typeof FrameConnection | null;
+  readonly open: OpenHttp2;
 }
+type OpenHttp2 = (sock: Socket, ctx: Http2Context, remote: Uint8Array, sni: string | null, raw: Socket, first: Buffer) => TrackedConnection;
 
 /**
  * The HTTP/2 engines, each imported the first time a listener enables HTTP/2 with it (a TLS listener
@@ -128,6 +124,17 @@ let nodeEngine: Promise<typeof import('../http2/connection.js')> | null = null;
 const loadNodeEngine = (): Promise<typeof import('../http2/connection.js')> => (nodeEngine ??= import('../http2/connection.js'));
 let frameEngine: Promise<typeof import('../http2/frames/connection.js')> | null = null;
 const loadFrameEngine = (): Promise<typeof import('../http2/frames/connection.js')> => (frameEngine ??= import('../http2/frames/connection.js'));
+
+/** listen[].http2_engine: node — node:http2 sessions behind the frame gate, one session factory per settings generation. */
+function nodeOpener(m: typeof import('../http2/connection.js'), o: Http1ListenerOptions): OpenHttp2 {
+  const factory = m.createSessionFactory(o.http2Settings as Http2Settings, o.limits);
+  return (sock, ctx, remote, sni, raw, first) => new m.Http2Connection(sock, ctx, remote, sni, raw, factory, first);
+}
+
+/** listen[].http2_engine: portcullis (the default) — our own frame engine, no node:http2 at all. */
+function frameOpener(m: typeof import('../http2/frames/connection.js')): OpenHttp2 {
+  return (sock, ctx, remote, sni, raw, first) => new m.FrameConnection(sock, ctx, remote, sni, raw, first);
+}
 
 interface TlsState {
   readonly certs: TlsCertificates;
@@ -182,11 +189,8 @@ export async function openHttp1Listener(opts: Http1ListenerOptions, handler: Htt
       connectionClosed,
     };
     const h2On = (tlsCfg !== null ? o.http2 === true : o.h2c === true) && o.http2Settings !== undefined;
-    const nodeMod = h2On && o.http2Engine === 'node' ? await loadNodeEngine() : null;
-    const frameMod = h2On && o.http2Engine !== 'node' ? await loadFrameEngine() : null;
     const h2: H2Settings | null = !h2On ? null : {
-      node: nodeMod === null ? null : { Connection: nodeMod.Http2Connection, factory: nodeMod.createSessionFactory(o.http2Settings as Http2Settings, o.limits) },
-      Frames: frameMod === null ? null : frameMod.FrameConnection,
+      open: o.http2Engine === 'node' ? nodeOpener(await loadNodeEngine(), o) : frameOpener(await loadFrameEngine()),
       ctx: {
         name: o.name, tls: tlsCfg !== null, limits: o.limits, clock: o.clock, handler, always: ctx.always, settings: o.http2Settings as Http2Settings,
         headTimeoutMs: o.headTimeoutMs, idleTimeoutMs: o.idleTimeoutMs, draining: false, connectionClosed,
@@ -292,8 +296,7 @@ export async function openHttp1Listener(opts: Http1ListenerOptions, handler: Htt
 
   const startHttp2 = (s: Settings, sock: Socket, remote: Uint8Array, sni: string | null, raw: Socket, first: Buffer): void => {
     const h2 = s.h2 as H2Settings;
-    if (h2.node !== null) track(new h2.node.Connection(sock, h2.ctx, remote, sni, raw, h2.node.factory, first));
-    else track(new (h2.Frames as typeof FrameConnection)(sock, h2.ctx, remote, sni, raw, first));
+    track(h2.open(sock, h2.ctx, remote, sni, raw, first));
   };
 
   /**
