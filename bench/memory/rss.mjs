@@ -19,6 +19,9 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+// The launcher line's parser is the load harness's (this tree's build; run after `npm run build`).
+const { launcherFlags: parseLauncherFlags } = await import(new URL('../../dist/loadtest/lib/proxies.js', import.meta.url).href);
+
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = resolve(here, '..', '..');
 const args = process.argv.slice(2);
@@ -37,10 +40,9 @@ if (variants.length === 0) { console.error('usage: node bench/memory/rss.mjs [--
  * whose launcher has none): the edge runs here as `portcullis run` runs it, flags of the variant after.
  */
 function launcherFlags(dist) {
-  try {
-    const m = /^[^\n]*exec node ((?:--\S+ )*)"\$0"/m.exec(readFileSync(join(dist, '..', 'bin', 'portcullis'), 'utf8'));
-    return m === null ? [] : m[1].trim().split(/\s+/).filter(Boolean);
-  } catch { return []; }
+  let text;
+  try { text = readFileSync(join(dist, '..', 'bin', 'portcullis'), 'utf8'); } catch { return []; }
+  return parseLauncherFlags(text);
 }
 
 const work = mkdtempSync(join(tmpdir(), 'rss-'));
