@@ -3,7 +3,7 @@
 // (unfinished header block, write stall, idle) checked by the listener's scan.
 import { constants, createServer, type Http2Server, type ServerHttp2Session, type ServerHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
 import type { Socket } from 'node:net';
-import { Transaction } from '../pipeline/transaction.js';
+import type { Transaction } from '../pipeline/transaction.js';
 import { http2Refused } from '../pipeline/reply.js';
 import type { ClientIO } from '../pipeline/exchange.js';
 import type { Clock } from '../../lib/clock.js';
@@ -14,7 +14,7 @@ import { FrameBudgets, type Http2Defence } from './defences.js';
 import { FrameGate, type GateOwner } from './gate.js';
 import { Frame } from './frame-scanner.js';
 import { Http2Exchange, type StreamHost } from './exchange.js';
-import { refuseHead, translateRequest, type HeadRefusal, type TranslateContext } from './translate.js';
+import { http2Transaction, refuseHead, translateRequest, type HeadRefusal, type TranslateContext } from './translate.js';
 import type { FrameConnection } from './frames/connection.js';
 
 /** The pipeline as an HTTP/2 connection uses it. */
@@ -156,14 +156,8 @@ export class Http2Connection implements GateOwner, StreamHost {
   }
 
   private transactionFor(io: ClientIO): Transaction {
-    const tx = new Transaction(io, this.ctx.clock.now());
+    const tx = http2Transaction(io, this.ctx, this.sni, this.remote);
     if (io instanceof Http2Exchange) io.tx = tx;
-    tx.listener = this.ctx.name;
-    tx.tls = this.ctx.tls;
-    tx.sni = this.sni;
-    tx.remote = this.remote;
-    tx.httpVersion = '2';
-    tx.latin1Head = true;
     return tx;
   }
 

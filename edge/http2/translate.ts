@@ -7,7 +7,8 @@
 // below.
 import { STATUS_CODES } from 'node:http';
 import type { OutgoingHttpHeaders } from 'node:http2';
-import type { Transaction } from '../pipeline/transaction.js';
+import { Transaction } from '../pipeline/transaction.js';
+import type { Clock } from '../../lib/clock.js';
 import type { ClientIO } from '../pipeline/exchange.js';
 import { proxyRefused } from '../pipeline/reply.js';
 import type { RequestLimits } from '../config/normalize.js';
@@ -209,4 +210,16 @@ export function refuseHead(raw: readonly string[], r: HeadRefusal, tx: Transacti
 export function pseudo(raw: readonly string[], name: string): string {
   for (let i = 0; i < raw.length; i += 2) if (raw[i] === name) return raw[i + 1];
   return '';
+}
+
+/** A stream's Transaction (or a connection-level record's) on either engine: listener, TLS, SNI, peer, version 2. */
+export function http2Transaction(io: ClientIO, ctx: { readonly name: string; readonly tls: boolean; readonly clock: Clock }, sni: string | null, remote: Uint8Array): Transaction {
+  const tx = new Transaction(io, ctx.clock.now());
+  tx.listener = ctx.name;
+  tx.tls = ctx.tls;
+  tx.sni = sni;
+  tx.remote = remote;
+  tx.httpVersion = '2';
+  tx.latin1Head = true;
+  return tx;
 }

@@ -5,14 +5,14 @@
 // directions of flow control, SETTINGS, PING, GOAWAY and RST_STREAM, and turns each request head
 // into a Transaction through the same pipeline as the node engine (translate.ts, handleGuarded).
 import type { Socket } from 'node:net';
-import { Transaction } from '../../pipeline/transaction.js';
+import type { Transaction } from '../../pipeline/transaction.js';
 import { http2Refused } from '../../pipeline/reply.js';
 import type { ClientIO } from '../../pipeline/exchange.js';
 import { handleGuarded } from '../../http1/connection.js';
 import { dateValue } from '../../http1/response.js';
 import type { Http2Context, Http2Handler } from '../connection.js';
 import { FrameBudgets, type Http2Defence } from '../defences.js';
-import { refuseHead, translateRequest, type HeadRefusal, type TranslateContext } from '../translate.js';
+import { http2Transaction, refuseHead, translateRequest, type HeadRefusal, type TranslateContext } from '../translate.js';
 import { CompressionError, HeaderDecoder, HeaderEncoder } from './hpack.js';
 import { malformedRequest, malformedTrailers } from './check.js';
 import { FrameStream, type StreamOwner } from './stream.js';
@@ -334,16 +334,7 @@ export class FrameConnection implements StreamOwner {
     handleGuarded(this.handler, tx, st);
   }
 
-  private transactionFor(io: ClientIO): Transaction {
-    const tx = new Transaction(io, this.ctx.clock.now());
-    tx.listener = this.ctx.name;
-    tx.tls = this.ctx.tls;
-    tx.sni = this.sni;
-    tx.remote = this.remote;
-    tx.httpVersion = '2';
-    tx.latin1Head = true;
-    return tx;
-  }
+  private transactionFor(io: ClientIO): Transaction { return http2Transaction(io, this.ctx, this.sni, this.remote); }
 
   // ---- streams: bodies and flow control ----
   private onDataFrame(id: number, flags: number, buf: Buffer, start: number, len: number): void {
